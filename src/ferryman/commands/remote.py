@@ -1,0 +1,166 @@
+"""Commands run on target hosts, as values: argv tuples. Nothing here does I/O.
+
+Scripts are built with ``shlex.quote`` for every value; the executor adds the remote ``timeout``
+wrapper and joins argv with ``shlex.join``. Paths and release names reaching these builders were
+validated at the edge (``ferryman.domain.validate``).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ferryman.domain.manifest import MANIFEST_FILE
+
+Command = tuple[str, ...]
+
+# Exit codes of our own scripts, so the pipeline can name the cause.
+EXIT_WEBROOT_IS_DIR = 90
+EXIT_RELEASE_MISSING = 91
+EXIT_PARENT_MISSING = 92
+
+q = shlex.quote
+
+
+def bash(script: str) -> Command:
+    return ("bash", "-c", script)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a project environment lives on a host."""
+
+    webroot: str
+    releases: str
+    shared_dir: str
+
+    def release(self, name: str) -> str:
+        return posixpath.join(self.releases, name)
+
+    @property
+    def webroot_parent(self) -> str:
+        return posixpath.dirname(self.webroot)
+
+
+def probe(layout: Layout) -> Command:
+    """Report the webroot, its parent, the releases dir, tools and releases present.
+
+    Output lines are tab-separated: ``webroot link TARGET|real|missing``, ``parent ok|missing``,
+    ``releases ok|unwritable``, ``tool NAME ok|missing``, ``release NAME [MANIFEST_SHA]``.
+    """
+    w, r = q(layout.webroot), q(layout.releases)
+    return bash(
+        f"""set -u
+if [ -L {w} ]; then printf 'webroot\\tlink\\t%s\\n' "$(readlink -- {w})"
+elif [ -e {w} ]; then printf 'webroot\\treal\\n'
+else printf 'webroot\\tmissing\\n'; fi
+if [ -d {q(layout.webroot_parent)} ]; then printf 'parent\\tok\\n'; else printf 'parent\\tmissing\\n'; fi
+if mkdir -p -- {r} 2>/dev/null && [ -w {r} ]; then printf 'releases\\tok\\n'
+else printf 'releases\\tunwritable\\n'; fi
+for t in tar bash timeout cp; do
+  if command -v "$t" >/dev/null 2>&1; then printf 'tool\\t%s\\tok\\n' "$t"
+  else printf 'tool\\t%s\\tmissing\\n' "$t"; fi
+done
+if [ -d {r} ]; then
+  for d in {r}/*/; do
+    [ -d "$d" ] || continue
+    n=$(basename -- "$d")
+    if [ -f "$d{MANIFEST_FILE}" ]; then
+      printf 'release\\t%s\\t%s\\n' "$n" "$(sha1sum < "$d{MANIFEST_FILE}" | cut -c1-40)"
+    else printf 'release\\t%s\\n' "$n"; fi
+  done
+fi
+"""
+    )
+
+
+def read_manifest(layout: Layout, name: str) -> Command:
+    return ("cat", "--", posixpath.join(layout.release(name), MANIFEST_FILE))
+
+
+def start_release(layout: Layout, name: str, base: str | None) -> Command:
+    """Create the release dir: empty, or a hard-linked copy of ``base`` with the paths listed
+    NUL-separated on stdin removed (they are gone or changed in the new release)."""
+    new = q(layout.release(name))
+    if base is None:
+        return bash(f"set -eu\nrm -rf -- {new}\nmkdir -p -- {new}\ncat >/dev/null\n")
+    return bash(
+        f"set -eu\nrm -rf -- {new}\ncp -al -- {q(layout.release(base))} {new}\n"
+        f"cd -- {new}\nxargs -0 -r rm -rf --\n"
+    )
+
+
+def unpack(layout: Layout, name: str, compressed: bool) -> Command:
+    """Unpack the package from stdin into the release dir (files get fresh inodes)."""
+    flags = "-xzf" if compressed else "-xf"
+    return ("tar", flags, "-", "--no-same-owner", "-C", layout.release(name))
+
+
+def link_shared(layout: Layout, name: str, paths: Sequence[str]) -> Command | None:
+    """Link each shared path from the shared dir into the release.
+
+    On first use the shared copy is seeded from the release (file or directory); when neither
+    exists an empty directory is made.
+    """
+    if not paths:
+        return None
+    release = layout.release(name)
+    lines = ["set -eu"]
+    for rel in paths:
+        src = q(posixpath.join(layout.shared_dir, rel))
+        dst = q(posixpath.join(release, rel))
+        lines += [
+            f"mkdir -p -- {q(posixpath.dirname(posixpath.join(layout.shared_dir, rel)))}",
+            f"if [ ! -e {src} ] && [ ! -L {src} ]; then",
+            f"  if [ -e {dst} ] && [ ! -L {dst} ]; then cp -a -- {dst} {src}; else mkdir -p -- {src}; fi",
+            "fi",
+            f"rm -rf -- {dst}",
+            f"mkdir -p -- {q(posixpath.dirname(posixpath.join(release, rel)))}",
+            f"ln -sfn -- {src} {dst}",
+        ]
+    return bash("\n".join(lines) + "\n")
+
+
+def switch(layout: Layout, name: str, deploy_id: int) -> Command:
+    """Point the webroot at a release atomically: a new symlink renamed over the old one.
+
+    A webroot that is a real directory is refused and left untouched.
+    """
+    w = q(layout.webroot)
+    tmp = q(posixpath.join(layout.webroot_parent, f".{posixpath.basename(layout.webroot)}"
+                                                  f".tmp-{deploy_id}"))
+    target = q(layout.release(name))
+    return bash(
+        f"""set -eu
+if [ -d {w} ] && [ ! -L {w} ]; then
+  echo "webroot {layout.webroot} is a real directory; refusing to replace it" >&2; exit {EXIT_WEBROOT_IS_DIR}
+fi
+if [ ! -d {target} ]; then echo "release {name} is missing" >&2; exit {EXIT_RELEASE_MISSING}; fi
+if [ ! -d {q(layout.webroot_parent)} ]; then
+  echo "webroot parent {layout.webroot_parent} does not exist" >&2; exit {EXIT_PARENT_MISSING}
+fi
+ln -sfn -- {target} {tmp}
+mv -fT -- {tmp} {w}
+"""
+    )
+
+
+def remove_webroot_link(layout: Layout) -> Command:
+    """Undo a first switch (there was no previous release): remove the symlink only."""
+    w = q(layout.webroot)
+    return bash(f"set -eu\nif [ -L {w} ]; then rm -f -- {w}; fi\n")
+
+
+def remove_releases(layout: Layout, names: Sequence[str]) -> Command:
+    return ("rm", "-rf", "--", *(layout.release(n) for n in names))
+
+
+def release_exists(layout: Layout, name: str) -> Command:
+    return ("test", "-d", layout.release(name))
+
+
+def run_task(script: str) -> Command:
+    """A hook: the full script (strict mode, exports, cd) built by ``domain.variables``."""
+    return ("bash", "-c", script)

@@ -1,0 +1,204 @@
+"""The project configuration: one schema for the YAML file, the REST API and (later) the UI.
+
+Unknown keys are errors, and every error names its path, e.g.
+``environments/production/hosts/2: not a host: 'a b'``. ``docs/config.md`` is the reference; its
+commented example is loaded by the tests.
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
+
+from ferryman.domain import validate
+from ferryman.errors import ConfigError, ValidationError
+
+
+def _as(fn: Any, kind: str) -> Any:
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise PydanticCustomError(kind, "expected a string, got {value!r}", {"value": value})
+        try:
+            return fn(value)
+        except ValidationError as exc:
+            raise PydanticCustomError(kind, str(exc.message)) from None
+
+    return check
+
+
+Host = Annotated[
+    validate.HostSpec,
+    PlainValidator(_as(validate.host, "host")),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "description": "[user@]address[:port]"}),
+]
+AbsPath = Annotated[str, PlainValidator(_as(validate.absolute_path, "path"))]
+RelPath = Annotated[str, PlainValidator(_as(validate.relative_path, "path"))]
+Name = Annotated[str, PlainValidator(_as(validate.name, "name"))]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tasks(_Strict):
+    """Hook scripts. Each runs as one bash script with ``set -euo pipefail``."""
+
+    pre_deploy: str = ""  # deploy host, in the workspace, before checkout
+    post_deploy: str = ""  # deploy host, in the checked-out tree: the build
+    pre_release: str = ""  # every target, in the new release dir, before the switch
+    post_release: str = ""  # every target, after the switch
+
+
+class Environment(_Strict):
+    hosts: list[Host] = Field(min_length=1)
+    user: str = Field(default_factory=getpass.getuser)
+    ssh_key: AbsPath | None = None
+    known_hosts: AbsPath | None = None
+    repo_ssh_key: AbsPath | None = None
+    repo_known_hosts: AbsPath | None = None
+    webroot: AbsPath
+    releases: AbsPath
+    keep_releases: int = Field(default=5, ge=2, le=100)
+    excludes: list[str] = Field(default_factory=list)
+    shared: list[RelPath] = Field(default_factory=list)
+    shared_dir: AbsPath | None = None  # default: <releases>/../shared
+    tasks: Tasks = Field(default_factory=Tasks)
+    task_timeout: float = Field(default=600, gt=0, le=86400)
+    command_timeout: float = Field(default=120, gt=0, le=86400)
+    transfer_timeout: float = Field(default=1800, gt=0, le=86400)
+    connect_timeout: float = Field(default=15, gt=0, le=600)
+    post_release_delay: float = Field(default=0, ge=0, le=3600)
+    parallel: int = Field(default=50, ge=1, le=1000)
+    compress: bool = True
+    post_release_on_revert: bool = False
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        try:
+            return validate.username(value)
+        except ValidationError as exc:
+            raise PydanticCustomError("user", exc.message) from None
+
+    @field_validator("excludes")
+    @classmethod
+    def _excludes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not pattern or "\n" in pattern or "\x00" in pattern or ".." in pattern.split("/"):
+                raise PydanticCustomError("exclude", "not an exclude pattern: {p!r}", {"p": pattern})
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _unique_hosts(cls, value: list[validate.HostSpec]) -> list[validate.HostSpec]:
+        seen: set[str] = set()
+        for spec in value:
+            if spec.key in seen:
+                raise PydanticCustomError("host", "host listed twice: {h!r}", {"h": spec.key})
+            seen.add(spec.key)
+        return value
+
+    @model_validator(mode="after")
+    def _paths_apart(self) -> Environment:
+        web, rel = self.webroot, self.releases
+        if web == rel or web.startswith(rel + "/") or rel.startswith(web + "/"):
+            raise PydanticCustomError(
+                "paths", "webroot and releases must not contain one another"
+            )
+        return self
+
+    def user_for(self, spec: validate.HostSpec) -> str:
+        return spec.user or self.user
+
+
+class ProjectConfig(_Strict):
+    project: Name
+    repo: str
+    vcs: Literal["git", "svn"] | None = None
+    description: str = ""
+    environments: dict[Name, Environment] = Field(min_length=1)
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        ok_scheme = value.startswith(
+            ("ssh://", "https://", "http://", "file://", "git://", "svn://", "svn+ssh://")
+        )
+        scp_like = "://" not in value and ":" in value.split("/")[0] and "@" in value
+        if (
+            not (ok_scheme or scp_like)
+            or value.startswith("-")
+            or any(c in value for c in "\n\r\t\x00 ")
+        ):
+            raise PydanticCustomError(
+                "repo",
+                "not a repository URL: {v!r} (use ssh://, https://, file://, svn:// or user@host:path)",
+                {"v": value},
+            )
+        return value
+
+    @property
+    def vcs_kind(self) -> Literal["git", "svn"]:
+        if self.vcs:
+            return self.vcs
+        return "svn" if self.repo.startswith(("svn://", "svn+ssh://")) else "git"
+
+    def environment(self, env: str) -> Environment:
+        try:
+            return self.environments[env]
+        except KeyError:
+            from ferryman.errors import NotFound
+
+            known = ", ".join(sorted(self.environments))
+            raise NotFound(f"project {self.project} has no environment {env!r} (has: {known})")
+
+
+def error_lines(exc: PydanticValidationError) -> list[str]:
+    """``path/to/key: message`` for every error, in the order pydantic found them."""
+    lines = []
+    for err in exc.errors():
+        path = "/".join(str(p) for p in err["loc"]) or "(top level)"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif err["type"] == "missing":
+            message = "required key missing"
+        lines.append(f"{path}: {message}")
+    return lines
+
+
+def parse_project(data: Any) -> ProjectConfig:
+    """Validate a decoded mapping (from YAML or JSON) or raise ``ConfigError``."""
+    if not isinstance(data, dict):
+        raise ConfigError("project configuration must be a mapping", ["(top level): not a mapping"])
+    try:
+        return ProjectConfig.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ConfigError("invalid project configuration", error_lines(exc)) from None
+
+
+def load_project_yaml(text: str) -> ProjectConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("project file is not valid YAML", [str(exc)]) from None
+    return parse_project(data)
+
+
+def dump_project(config: ProjectConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json", exclude_none=True)

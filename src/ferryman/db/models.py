@@ -1,0 +1,213 @@
+"""The database schema: the source of truth for projects, deploys, releases per host and locks.
+
+Only ``ferryman.services`` writes these rows. Times are stored as UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite and MariaDB keep no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+# A long TEXT on MariaDB (TEXT there is 64 KiB).
+LongText = Text().with_variant(Text(length=2**32 - 1), "mysql", "mariadb")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Deploy(Base):
+    """One deploy or rollback of a project environment; also the job the worker runs."""
+
+    __tablename__ = "deploys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    env: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="deploy")  # deploy | rollback
+    ref: Mapped[str] = mapped_column(String(200), default="")
+    commit: Mapped[str] = mapped_column(String(64), default="")
+    release_name: Mapped[str] = mapped_column(String(255), default="")
+    target_release: Mapped[str] = mapped_column(String(255), default="")
+    hosts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # subset, or all
+    # queued → running → success | failed
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    requested_by_name: Mapped[str] = mapped_column(String(64), default="")
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)  # the project config as requested
+    stages: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    worker: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_deploys_project_env", "project_id", "env"),)
+
+
+class DeployHost(Base):
+    __tablename__ = "deploy_hosts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deploy_id: Mapped[int] = mapped_column(ForeignKey("deploys.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    previous_release: Mapped[str] = mapped_column(String(255), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (UniqueConstraint("deploy_id", "host"),)
+
+
+class DeployStep(Base):
+    """One command or task run on one host (or the deploy host when ``host`` is empty)."""
+
+    __tablename__ = "deploy_steps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deploy_id: Mapped[int] = mapped_column(ForeignKey("deploys.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(300), default="")
+    stage: Mapped[str] = mapped_column(String(32))
+    command: Mapped[str] = mapped_column(LongText)
+    exit_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    output: Mapped[str] = mapped_column(LongText, default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration: Mapped[float] = mapped_column(default=0.0)
+
+
+class LogLine(Base):
+    __tablename__ = "log_lines"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    deploy_id: Mapped[int] = mapped_column(ForeignKey("deploys.id", ondelete="CASCADE"))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    host: Mapped[str] = mapped_column(String(300), default="")
+    stage: Mapped[str] = mapped_column(String(32), default="")
+    text: Mapped[str] = mapped_column(Text)
+    __table_args__ = (Index("ix_log_lines_deploy_id", "deploy_id", "id"),)
+
+
+class Release(Base):
+    """A release directory on one host: what exists there, as Ferryman made it."""
+
+    __tablename__ = "releases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    env: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(300))
+    name: Mapped[str] = mapped_column(String(255))
+    deploy_id: Mapped[int] = mapped_column(ForeignKey("deploys.id"))
+    commit: Mapped[str] = mapped_column(String(64), default="")
+    # complete: fully transferred; failed: partial, to be removed; removed: pruned/cleaned
+    state: Mapped[str] = mapped_column(String(16), default="complete")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (
+        UniqueConstraint("project_id", "env", "host", "name"),
+        Index("ix_releases_lookup", "project_id", "env", "host"),
+    )
+
+
+class HostState(Base):
+    """Which release is live on each host of a project environment."""
+
+    __tablename__ = "host_state"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    env: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(300), primary_key=True)
+    current_release: Mapped[str] = mapped_column(String(255), default="")
+    deploy_id: Mapped[int | None] = mapped_column(ForeignKey("deploys.id"), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Lock(Base):
+    """A lease: held by one deploy until released or expired (heartbeats extend it)."""
+
+    __tablename__ = "locks"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    deploy_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    holder: Mapped[str] = mapped_column(String(64), default="")
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(300), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,146 @@
+"""Validation of everything a user types that later reaches git, svn or a remote shell.
+
+Each function returns the value (normalised) or raises ``ValidationError`` with a message that
+names what was wrong. The rules are deliberately stricter than git's own: a ref that passes here
+is safe as an argv element *and* inside a release name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from ferryman.errors import ValidationError
+
+_REF_CHARS = re.compile(r"^[A-Za-z0-9._/@+-]+$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def ref(value: str) -> str:
+    """A branch, tag, commit id or svn path (``trunk``, ``tags/v1``, ``trunk@123``)."""
+    if not value:
+        raise ValidationError("ref is empty")
+    shown = repr(value)
+    if _CONTROL.search(value):
+        raise ValidationError(f"invalid ref {shown}: control characters are not allowed")
+    if value.startswith("-"):
+        raise ValidationError(f"invalid ref {shown}: must not start with '-'")
+    if not _REF_CHARS.match(value):
+        raise ValidationError(
+            f"invalid ref {shown}: only letters, digits and . _ / @ + - are allowed"
+        )
+    if ".." in value or "//" in value or "@{" in value:
+        raise ValidationError(f"invalid ref {shown}: '..', '//' and '@{{' are not allowed")
+    if value.startswith(("/", ".")) or value.endswith(("/", ".", ".lock")):
+        raise ValidationError(f"invalid ref {shown}: bad start or end")
+    if any(part.startswith(".") for part in value.split("/")):
+        raise ValidationError(f"invalid ref {shown}: a component starts with '.'")
+    if len(value) > 200:
+        raise ValidationError(f"invalid ref {shown}: longer than 200 characters")
+    return value
+
+
+def name(value: str, what: str = "name") -> str:
+    """A project or environment name: letters, digits, ``._-``, starting with a letter or digit."""
+    if not _NAME.match(value or ""):
+        raise ValidationError(
+            f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def absolute_path(value: str, what: str = "path") -> str:
+    """An absolute remote path with no ``..`` component, no control characters, not ``/``."""
+    if _CONTROL.search(value) or not value.startswith("/"):
+        raise ValidationError(f"invalid {what} {value!r}: must be an absolute path")
+    parts = [p for p in value.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise ValidationError(f"invalid {what} {value!r}: no '.', '..' or bare '/'")
+    return "/" + "/".join(parts)
+
+
+def relative_path(value: str, what: str = "path") -> str:
+    """A path inside a release: relative, no ``..`` escape, no control characters."""
+    if _CONTROL.search(value) or not value or value.startswith("/"):
+        raise ValidationError(f"invalid {what} {value!r}: must be a relative path")
+    parts = [p for p in value.split("/") if p and p != "."]
+    if not parts or any(p == ".." for p in parts) or parts[0].startswith("-"):
+        raise ValidationError(f"invalid {what} {value!r}: no '..' and no leading '-'")
+    return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One target host as written in the config: ``[user@]address[:port]``."""
+
+    address: str
+    port: int = 22
+    user: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The stable identity of the host in the database and logs."""
+        text = f"[{self.address}]" if ":" in self.address else self.address
+        return text if self.port == 22 else f"{text}:{self.port}"
+
+    def __str__(self) -> str:
+        return (f"{self.user}@" if self.user else "") + self.key
+
+
+def host(value: str) -> HostSpec:
+    """Parse ``[user@]address[:port]`` (IPv6 in brackets) or raise a ``ValidationError``."""
+    text = value.strip() if isinstance(value, str) else ""
+    bad = ValidationError(f"not a host: {value!r}")
+    if not text or text != value or _CONTROL.search(text) or " " in text or text.startswith("-"):
+        raise bad
+    user: str | None = None
+    if "@" in text:
+        user, text = text.rsplit("@", 1)
+        if not _USER.match(user):
+            raise bad
+    port = 22
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise bad
+        address, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise bad
+            port = _port(rest[1:], bad)
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            raise bad from None
+        return HostSpec(address=address, port=port, user=user)
+    if text.count(":") == 1:
+        text, port_text = text.split(":")
+        port = _port(port_text, bad)
+    elif ":" in text:
+        raise bad
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        if not _HOSTNAME.match(text) or text.replace(".", "").isdigit():
+            raise bad from None
+    return HostSpec(address=text, port=port, user=user)
+
+
+def _port(text: str, bad: ValidationError) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise bad
+    return int(text)
+
+
+def username(value: str) -> str:
+    if not _USER.match(value or ""):
+        raise ValidationError(f"invalid user name {value!r}")
+    return value

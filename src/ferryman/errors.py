@@ -1,0 +1,142 @@
+"""The one exception tree of Ferryman.
+
+Every failure a user can see is one of these; low-level exceptions (asyncssh, OSError,
+SQLAlchemy, subprocess) are caught at the edge where they happen and turned into one of them,
+with the context a person needs to act (host, stage, command, exit code, tail of stderr).
+
+    FerrymanError                 code            HTTP  CLI exit
+    ├── ConfigError               config_invalid   422   2   bad YAML / settings / API body
+    ├── ValidationError           invalid_input    422   2   a bad ref, host, path, name
+    ├── AuthenticationFailed      unauthenticated  401   2
+    ├── PermissionDenied          forbidden        403   2
+    ├── NotFound                  not_found        404   2
+    ├── Conflict                  conflict         409   1   state forbids it (e.g. deploy running)
+    │   └── LockHeld              lock_held        409   1   project+env lock held by another deploy
+    ├── VcsError                  vcs_failed       502   1   git / svn failed
+    ├── RemoteError               remote_failed    502   1   a command on a host failed
+    ├── TaskFailed                task_failed      502   1   a hook on the deploy host failed
+    └── StageTimeout              timeout          504   1   a command or task ran past its limit
+
+The API maps each to its ``code`` (stable, documented) and HTTP status; the CLI prints one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FerrymanError(Exception):
+    code = "error"
+    http_status = 500
+    exit_code = 1
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class ConfigError(FerrymanError):
+    code = "config_invalid"
+    http_status = 422
+    exit_code = 2
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message, errors=errors or [])
+        self.errors = errors or []
+
+    def __str__(self) -> str:
+        if not self.errors:
+            return self.message
+        return self.message + "\n" + "\n".join(f"  {e}" for e in self.errors)
+
+
+class ValidationError(FerrymanError):
+    code = "invalid_input"
+    http_status = 422
+    exit_code = 2
+
+
+class AuthenticationFailed(FerrymanError):
+    code = "unauthenticated"
+    http_status = 401
+    exit_code = 2
+
+
+class PermissionDenied(FerrymanError):
+    code = "forbidden"
+    http_status = 403
+    exit_code = 2
+
+
+class NotFound(FerrymanError):
+    code = "not_found"
+    http_status = 404
+    exit_code = 2
+
+
+class Conflict(FerrymanError):
+    code = "conflict"
+    http_status = 409
+
+
+class LockHeld(Conflict):
+    code = "lock_held"
+
+
+class VcsError(FerrymanError):
+    code = "vcs_failed"
+    http_status = 502
+
+
+class TaskFailed(FerrymanError):
+    code = "task_failed"
+    http_status = 502
+
+
+class StageTimeout(FerrymanError):
+    code = "timeout"
+    http_status = 504
+
+
+class RemoteError(FerrymanError):
+    """A command on a host failed: names the host, stage, command, exit code and stderr tail."""
+
+    code = "remote_failed"
+    http_status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str,
+        stage: str = "",
+        command: str = "",
+        exit_status: int | None = None,
+        stderr_tail: str = "",
+    ) -> None:
+        super().__init__(
+            message,
+            host=host,
+            stage=stage,
+            command=command,
+            exit_status=exit_status,
+            stderr_tail=stderr_tail,
+        )
+        self.host = host
+        self.stage = stage
+        self.command = command
+        self.exit_status = exit_status
+        self.stderr_tail = stderr_tail
+
+    def __str__(self) -> str:
+        where = f"{self.host}" + (f" [{self.stage}]" if self.stage else "")
+        text = f"{where}: {self.message}"
+        if self.exit_status is not None:
+            text += f" (exit {self.exit_status})"
+        if self.stderr_tail:
+            text += f": {self.stderr_tail.strip().splitlines()[-1][:300]}"
+        return text

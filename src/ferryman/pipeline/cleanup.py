@@ -1,0 +1,61 @@
+"""cleanup: prune each host to ``keep_releases`` (never the live or previous good release,
+unfinished ones first), and on failure remove the partial release dirs of this deploy."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ferryman.commands import remote as cmd
+from ferryman.domain.release import choose_prunable, is_release_name
+from ferryman.pipeline.context import Context
+from ferryman.remote.executor import Target
+from ferryman.services import deploys
+
+STAGE = "cleanup"
+
+
+async def prune(ctx: Context) -> None:
+    complete = await asyncio.to_thread(deploys.complete_releases, ctx.db, ctx.project_id,
+                                       ctx.env_name)
+    removed: dict[str, list[str]] = {}
+
+    async def one(target: Target) -> None:
+        facts = ctx.facts[target.key]
+        on_host = [n for n in facts.releases if is_release_name(n)] + [ctx.release]
+        doomed = choose_prunable(on_host, ctx.env.keep_releases, live=ctx.release,
+                                 previous_good=facts.live_release(ctx.layout),
+                                 complete=complete.get(target.key, set()) | {ctx.release})
+        if doomed:
+            await ctx.remote(target, cmd.remove_releases(ctx.layout, doomed), stage=STAGE,
+                             shown="remove " + " ".join(doomed))
+            removed[target.key] = doomed
+            ctx.recorder.log(f"pruned {len(doomed)}: {' '.join(doomed)}", host=target.key,
+                             stage=STAGE)
+
+    try:
+        await ctx.each_host(STAGE, one)
+    finally:
+        for host, names in removed.items():
+            for name in names:
+                await asyncio.to_thread(deploys.record_releases, ctx.db, ctx.project_id,
+                                        ctx.env_name, ctx.deploy_id, "", name, [host], "removed")
+
+
+async def remove_partial(ctx: Context) -> None:
+    """After a failure before the switch: every host keeps its old release, minus our dir."""
+    hosts = [t for t in ctx.targets if t.key in ctx.created]
+    if not hosts or not ctx.release:
+        return
+    done: list[str] = []
+
+    async def one(target: Target) -> None:
+        await ctx.remote(target, cmd.remove_releases(ctx.layout, [ctx.release]),
+                         stage="remove_partial", shown=f"remove {ctx.release}")
+        done.append(target.key)
+
+    try:
+        with ctx.recorder.stage("remove_partial", len(hosts)):
+            await ctx.each_host("remove_partial", one, hosts)
+    finally:
+        await asyncio.to_thread(deploys.record_releases, ctx.db, ctx.project_id, ctx.env_name,
+                                ctx.deploy_id, "", ctx.release, done, "removed")

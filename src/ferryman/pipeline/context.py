@@ -1,0 +1,172 @@
+"""The state one deploy carries from stage to stage, and the helpers every stage uses."""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import shlex
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ferryman.commands.remote import Command, Layout
+from ferryman.config.project import Environment, ProjectConfig
+from ferryman.config.settings import Settings
+from ferryman.db.models import utcnow
+from ferryman.db.session import Database
+from ferryman.errors import FerrymanError, RemoteError
+from ferryman.pipeline.recorder import Recorder
+from ferryman.remote.executor import Executor, Result, Target, fan_out
+from ferryman.vcs.base import Resolved
+
+
+@dataclass
+class HostFacts:
+    """What the probe found on a host before anything changed."""
+
+    link: str | None = None  # where the webroot pointed (raw target), None if no link
+    releases: dict[str, str | None] = field(default_factory=dict)  # name -> manifest sha1
+
+    def live_release(self, layout: Layout) -> str | None:
+        """The release name the webroot points into, if it is one of ours."""
+        if self.link and posixpath.dirname(self.link.rstrip("/")) == layout.releases:
+            return posixpath.basename(self.link.rstrip("/"))
+        return None
+
+
+@dataclass
+class Context:
+    deploy_id: int
+    project_id: int
+    kind: str
+    project: ProjectConfig
+    env_name: str
+    env: Environment
+    ref: str
+    target_release: str
+    requested_by: str
+    settings: Settings
+    db: Database
+    recorder: Recorder
+    executor: Executor
+    targets: list[Target]
+    layout: Layout
+    started: datetime = field(default_factory=utcnow)
+    workspace: Path = Path()
+    resolved: Resolved | None = None
+    release: str = ""
+    facts: dict[str, HostFacts] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)  # hosts holding the new release dir
+    switched: list[str] = field(default_factory=list)  # hosts already switched
+    switching: bool = False  # a failure from here on is reverted, not cleaned
+
+    @property
+    def tree(self) -> Path:
+        return self.workspace / "src"
+
+    @property
+    def package_dir(self) -> Path:
+        return self.workspace / "packages"
+
+    def variables(self, host: str = "") -> dict[str, str]:
+        resolved = self.resolved
+        commit = resolved.commit if resolved else ""
+        release = self.release or self.target_release
+        values = {
+            "WEBROOT": self.layout.webroot,
+            "RELEASES": self.layout.releases,
+            "RELEASE": self.layout.release(release) if release else "",
+            "VERSION": release,
+            "WORKSPACE": str(self.tree),
+            "PROJECT": self.project.project,
+            "ENV": self.env_name,
+            "BRANCH": resolved.branch if resolved else "",
+            "TAG": resolved.tag if resolved else "",
+            "COMMIT": commit,
+            "COMMIT_SHORT": commit[:7],
+            "DEPLOY_ID": str(self.deploy_id),
+            "DEPLOY_USER": self.requested_by,
+            "DEPLOY_TIME": self.started.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        if host:
+            values["HOST"] = host
+        return values
+
+    # --- running things on hosts ------------------------------------------------------------
+
+    async def remote(self, target: Target, command: Command, *, stage: str,
+                     timeout: float | None = None, stdin: bytes | None = None,
+                     source: Path | None = None, check: bool = True, quiet: bool = False,
+                     full_output: bool = False, shown: str | None = None) -> Result:
+        """Run one command on one host, logging its output and recording it as a step."""
+        label = shown or shlex.join(command)
+
+        def on_line(stream: str, line: str) -> None:
+            if not quiet:
+                self.recorder.log(line, host=target.key, stage=stage)
+
+        started, wall = time.monotonic(), utcnow()
+        try:
+            result = await self.executor.run(
+                target, command, stage=stage, timeout=timeout or self.env.command_timeout,
+                stdin=stdin, source=source, on_line=on_line, check=check,
+                full_output=full_output)
+        except RemoteError as exc:
+            self.recorder.step(host=target.key, stage=stage, command=label,
+                               exit_status=exc.exit_status, output=exc.stderr_tail,
+                               started=started, wall_start=wall)
+            if not exc.command:
+                exc.command = label
+                exc.details["command"] = label
+            raise
+        except FerrymanError as exc:
+            self.recorder.step(host=target.key, stage=stage, command=label, exit_status=None,
+                               output=exc.message, started=started, wall_start=wall)
+            raise
+        self.recorder.step(host=target.key, stage=stage, command=label,
+                           exit_status=result.exit_status,
+                           output="" if full_output else (result.stdout + result.stderr)[-4000:],
+                           started=started, wall_start=wall)
+        return result
+
+    async def each_host(
+        self, stage: str, action: Callable[[Target], Awaitable[None]],
+        targets: list[Target] | None = None, limit: int | None = None,
+    ) -> None:
+        """Run ``action`` on every host (bounded by ``parallel``) and record per-host progress.
+
+        Every host runs to completion; then the first failure (in host order) is raised.
+        """
+        chosen = self.targets if targets is None else targets
+
+        async def timed(target: Target) -> None:
+            start = time.monotonic()
+            try:
+                await action(target)
+            except BaseException:
+                self.recorder.stage_host(stage, target.key, False, time.monotonic() - start)
+                raise
+            self.recorder.stage_host(stage, target.key, True, time.monotonic() - start)
+
+        failures = await fan_out(chosen, timed, limit or self.env.parallel)
+        for target in chosen:
+            if target.key in failures:
+                exc = failures[target.key]
+                self.recorder.host(target.key, status="failed", error=str(exc)[:2000])
+                for other, other_exc in failures.items():
+                    if other != target.key:
+                        self.recorder.host(other, status="failed", error=str(other_exc)[:2000])
+                raise exc
+
+    def target(self, key: str) -> Target:
+        for target in self.targets:
+            if target.key == key:
+                return target
+        raise KeyError(key)
+
+
+async def sleep(seconds: float) -> None:
+    if seconds > 0:
+        await asyncio.sleep(seconds)

@@ -1,0 +1,89 @@
+"""Packaging on the deploy host: the manifest of the built tree and tar packages of it.
+
+The package is written once per distinct delta (usually one or two per deploy), then streamed
+to every host from that single file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import tarfile
+import time
+from pathlib import Path
+
+from ferryman.domain.manifest import MANIFEST_FILE, VERSION_FILE, Manifest, encode, excluded
+
+ALWAYS_EXCLUDED = ["/.git", "/" + MANIFEST_FILE, "/" + VERSION_FILE]
+
+
+def build_manifest(tree: Path, excludes: list[str]) -> Manifest:
+    """Walk the built tree; skip excluded paths and anything that is not a file, dir or link."""
+    patterns = [*excludes, *ALWAYS_EXCLUDED]
+    manifest: Manifest = {}
+    for dirpath, dirnames, filenames in os.walk(tree):
+        rel_dir = os.path.relpath(dirpath, tree)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        kept = []
+        for name in sorted(dirnames):
+            rel = prefix + name
+            if excluded(rel, patterns):
+                continue
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                manifest[rel] = ("l", 0o777, os.readlink(full))
+            else:
+                manifest[rel] = ("d", stat.S_IMODE(st.st_mode), "")
+                kept.append(name)
+        dirnames[:] = kept
+        for name in filenames:
+            rel = prefix + name
+            if excluded(rel, patterns):
+                continue
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                manifest[rel] = ("l", 0o777, os.readlink(full))
+            elif stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as fh:
+                    digest = hashlib.file_digest(fh, "sha1").hexdigest()
+                manifest[rel] = ("f", stat.S_IMODE(st.st_mode), digest)
+    return manifest
+
+
+def write_package(
+    tree: Path,
+    paths: list[str],
+    manifest: Manifest,
+    version_text: str,
+    dest: Path,
+    compress: bool,
+) -> int:
+    """A tar of ``paths`` (from ``tree``), then the version file and the manifest, last.
+
+    The manifest is the last member, so a release dir that has it was unpacked completely.
+    Returns the package size in bytes.
+    """
+    mode = "w:gz" if compress else "w"
+    kwargs = {"compresslevel": 1} if compress else {}
+    now = time.time()
+    with tarfile.open(dest, mode, format=tarfile.PAX_FORMAT, **kwargs) as tar:  # type: ignore[call-overload]
+        for rel in paths:
+            info = tar.gettarinfo(str(tree / rel), arcname=rel)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if info.isreg():
+                with open(tree / rel, "rb") as fh:
+                    tar.addfile(info, fh)
+            else:
+                tar.addfile(info)
+        for name, data in ((VERSION_FILE, version_text.encode()), (MANIFEST_FILE, encode(manifest))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = int(now)
+            tar.addfile(info, io.BytesIO(data))
+    return dest.stat().st_size

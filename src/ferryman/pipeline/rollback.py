@@ -1,0 +1,58 @@
+"""rollback: verify the target release is complete on every host, then the same atomic switch,
+then ``post_release``. Recorded as its own deploy."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ferryman.domain.release import previous_release
+from ferryman.errors import Conflict
+from ferryman.pipeline import tasks
+from ferryman.pipeline.context import Context
+from ferryman.pipeline.release import SWITCH, switch_all
+from ferryman.services import deploys
+
+STAGE = "verify"
+
+
+async def choose_targets(ctx: Context) -> dict[str, str]:
+    """{host: release to switch to}, or ``Conflict`` naming every host that cannot go there."""
+    wanted: dict[str, str | None] = {}
+    if ctx.target_release:
+        wanted = dict.fromkeys((t.key for t in ctx.targets), ctx.target_release)
+    else:
+        complete = await asyncio.to_thread(deploys.complete_releases, ctx.db, ctx.project_id,
+                                           ctx.env_name)
+        live = await asyncio.to_thread(deploys.live_releases, ctx.db, ctx.project_id,
+                                       ctx.env_name)
+        for target in ctx.targets:
+            present = {n for n, sha in ctx.facts[target.key].releases.items() if sha}
+            history = complete.get(target.key, set()) & present
+            current = live.get(target.key) or ctx.facts[target.key].live_release(ctx.layout)
+            wanted[target.key] = previous_release(sorted(history), current)
+    missing = []
+    for target in ctx.targets:
+        name = wanted[target.key]
+        if name is None or not ctx.facts[target.key].releases.get(name):
+            missing.append(f"{target.key} ({name or 'no earlier release'})")
+    if missing:
+        what = ctx.target_release or "the previous release"
+        raise Conflict(f"cannot roll back to {what}: not complete on " + ", ".join(missing))
+    return {k: v for k, v in wanted.items() if v}
+
+
+async def run(ctx: Context) -> None:
+    with ctx.recorder.stage(STAGE, len(ctx.targets)):
+        chosen = await choose_targets(ctx)
+        names = sorted(set(chosen.values()))
+        ctx.release = names[0] if len(names) == 1 else ""
+        await asyncio.to_thread(deploys.set_resolved, ctx.db, ctx.deploy_id, commit="",
+                                release_name=", ".join(names))
+        ctx.recorder.log("rolling back to " + ", ".join(names), stage=STAGE)
+    with ctx.recorder.stage(SWITCH, len(chosen)):
+        await switch_all(ctx, chosen)
+    with ctx.recorder.stage("post_release", len(chosen)):
+        for name in names:
+            hosts = [ctx.target(k) for k, v in chosen.items() if v == name]
+            await tasks.remote_task(ctx, "post_release", hosts, cwd=ctx.layout.release(name),
+                                    delay=ctx.env.post_release_delay)

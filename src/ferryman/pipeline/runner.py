@@ -1,0 +1,165 @@
+"""Runs one deploy or rollback from its database record to its final status.
+
+Order: prepare (lock, workspace, connections, probe) → pre_deploy → checkout → post_deploy →
+transfer → pre_release → switch → post_release → cleanup. A failure before the switch removes
+this deploy's release dirs (every host stays on its old release); a failure from the switch on
+puts every switched host back. The lock is always released and the workspace always removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import posixpath
+import shutil
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ferryman.commands.remote import Layout
+from ferryman.config.project import parse_project
+from ferryman.config.settings import Settings
+from ferryman.db.session import Database
+from ferryman.errors import FerrymanError, RemoteError
+from ferryman.pipeline import checkout, cleanup, prepare, release, rollback, tasks, transfer
+from ferryman.pipeline.context import Context
+from ferryman.pipeline.recorder import Recorder
+from ferryman.remote.executor import Executor, Target
+from ferryman.services import deploys, locks
+
+log = logging.getLogger(__name__)
+
+
+def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
+    deploy, project = deploys.load(db, deploy_id)
+    config = parse_project(deploy.config)
+    env = config.environment(deploy.env)
+    chosen = set(deploy.hosts or [])
+    targets = [
+        Target(key=h.key, address=h.address, port=h.port, user=env.user_for(h))
+        for h in env.hosts
+        if not chosen or h.key in chosen
+    ]
+    layout = Layout(
+        webroot=env.webroot,
+        releases=env.releases,
+        shared_dir=env.shared_dir or posixpath.join(posixpath.dirname(env.releases), "shared"),
+    )
+    executor = Executor(
+        client_key=Path(env.ssh_key) if env.ssh_key else settings.ssh_key,
+        known_hosts=Path(env.known_hosts) if env.known_hosts else settings.known_hosts,
+        connect_timeout=env.connect_timeout,
+    )
+    return Context(
+        deploy_id=deploy.id, project_id=project.id, kind=deploy.kind, project=config,
+        env_name=deploy.env, env=env, ref=deploy.ref, target_release=deploy.target_release,
+        requested_by=deploy.requested_by_name, settings=settings, db=db,
+        recorder=Recorder(db, deploy.id), executor=executor, targets=targets, layout=layout,
+        workspace=settings.workspaces / f"deploy-{deploy.id}",
+    )
+
+
+async def _deploy(ctx: Context) -> None:
+    rec = ctx.recorder
+    with rec.stage(prepare.STAGE, len(ctx.targets)):
+        await prepare.run(ctx)
+    try:
+        with rec.stage("pre_deploy", 0):
+            await tasks.local_task(ctx, "pre_deploy", cwd=ctx.workspace)
+        with rec.stage(checkout.STAGE, 0):
+            await checkout.run(ctx)
+        with rec.stage("post_deploy", 0):
+            await tasks.local_task(ctx, "post_deploy", cwd=ctx.tree)
+        with rec.stage(transfer.STAGE, len(ctx.targets)):
+            await transfer.run(ctx)
+        await release.run(ctx)
+    except BaseException:
+        await _undo(ctx)
+        raise
+    with rec.stage(cleanup.STAGE, len(ctx.targets)):
+        await cleanup.prune(ctx)
+
+
+async def _rollback(ctx: Context) -> None:
+    with ctx.recorder.stage(prepare.STAGE, len(ctx.targets)):
+        await prepare.run(ctx)
+    try:
+        await rollback.run(ctx)
+    except BaseException:
+        await _undo(ctx)
+        raise
+
+
+async def _undo(ctx: Context) -> None:
+    """Leave every host on a complete release: revert switched hosts or drop partial dirs."""
+    try:
+        if ctx.switching:
+            await release.revert(ctx)
+        else:
+            await cleanup.remove_partial(ctx)
+    except Exception as exc:  # the original failure is what the user must see
+        ctx.recorder.log(f"could not undo everything: {exc}", stage="undo")
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, FerrymanError):
+        data = exc.to_dict()
+        data["message"] = str(exc) if isinstance(exc, RemoteError) else exc.message
+        return data
+    return {"code": "internal", "message": f"{type(exc).__name__}: {exc}", "details": {}}
+
+
+async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: str) -> str:
+    """Run a claimed deploy to its end; returns the final status."""
+    ctx = await asyncio.to_thread(build_context, db, settings, deploy_id)
+    rec = ctx.recorder
+    key = locks.deploy_key(ctx.project.project, ctx.env_name)
+    owner = f"{worker}:deploy-{deploy_id}"
+    flusher = asyncio.create_task(rec.run_flusher())
+    heartbeat: asyncio.Task[None] | None = None
+    status, error = "failed", None
+    locked = False
+    try:
+        await asyncio.to_thread(locks.acquire, db, key, owner=owner, deploy_id=deploy_id,
+                                holder=ctx.requested_by, lease=settings.lock_lease_seconds)
+        locked = True
+        heartbeat = asyncio.create_task(_heartbeat(db, key, owner, settings.lock_lease_seconds))
+        rec.log(f"{ctx.kind} #{deploy_id} of {ctx.project.project} {ctx.env_name} "
+                f"to {len(ctx.targets)} host(s) by {ctx.requested_by}")
+        if ctx.kind == "rollback":
+            await _rollback(ctx)
+        else:
+            await _deploy(ctx)
+        status = "success"
+        for target in ctx.targets:
+            rec.host(target.key, status="success")
+    except Exception as exc:
+        error = error_record(exc)
+        rec.log(f"FAILED: {error['message']}")
+        if not isinstance(exc, FerrymanError):
+            log.error("deploy %s crashed:\n%s", deploy_id, traceback.format_exc())
+            rec.log(traceback.format_exc())
+    finally:
+        if heartbeat is not None:
+            heartbeat.cancel()
+        await ctx.executor.close()
+        await asyncio.to_thread(shutil.rmtree, ctx.workspace, True)
+        if locked:
+            await asyncio.to_thread(locks.release, db, key, owner=owner)
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        rec.log(f"{ctx.kind} #{deploy_id} {status}")
+        await rec.flush()
+        await asyncio.to_thread(deploys.finish, db, deploy_id, status, error)
+    return status
+
+
+async def _heartbeat(db: Database, key: str, owner: str, lease: float) -> None:
+    while True:
+        await asyncio.sleep(max(1.0, lease / 3))
+        try:
+            await asyncio.to_thread(locks.heartbeat, db, key, owner=owner, lease=lease)
+        except Exception:  # a missed beat is retried; the lease outlives a few of them
+            log.warning("lock heartbeat for %s failed", key, exc_info=True)

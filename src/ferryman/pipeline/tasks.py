@@ -1,0 +1,68 @@
+"""Hooks: bash scripts with strict mode and the deploy's variables, always under a timeout.
+
+``pre_deploy`` and ``post_deploy`` run on the deploy host; ``pre_release`` and ``post_release``
+run on every target.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ferryman.commands import remote as cmd
+from ferryman.db.models import utcnow
+from ferryman.domain.variables import task_script
+from ferryman.errors import StageTimeout, TaskFailed
+from ferryman.pipeline.context import Context, sleep
+from ferryman.process import run_local
+from ferryman.remote.executor import Target
+
+
+async def local_task(ctx: Context, name: str, cwd: Path) -> None:
+    script = getattr(ctx.env.tasks, name)
+    if not script.strip():
+        return
+    full = task_script(script, ctx.variables())
+    started, wall = time.monotonic(), utcnow()
+
+    def on_line(stream: str, line: str) -> None:
+        ctx.recorder.log(line, stage=name)
+
+    try:
+        result = await run_local(["bash", "-c", full], cwd=cwd, timeout=ctx.env.task_timeout,
+                                 on_line=on_line, what=f"task {name}")
+    except StageTimeout as exc:
+        ctx.recorder.step(host="", stage=name, command=script, exit_status=None,
+                          output=exc.message, started=started, wall_start=wall)
+        raise StageTimeout(f"task {name} on the deploy host: {exc.message}", stage=name) from None
+    ctx.recorder.step(host="", stage=name, command=script, exit_status=result.exit_status,
+                      output=(result.stdout + "\n" + result.stderr)[-4000:], started=started,
+                      wall_start=wall)
+    if result.exit_status != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()
+        raise TaskFailed(
+            f"task {name} failed on the deploy host (exit {result.exit_status})"
+            + (f": {tail[-1][:300]}" if tail else ""),
+            stage=name, exit_status=result.exit_status, stderr_tail="\n".join(tail[-20:]),
+        )
+
+
+async def remote_task(ctx: Context, name: str, targets: list[Target], cwd: str,
+                      delay: float = 0) -> None:
+    """Run a target hook on ``targets``: in parallel, or one by one with ``delay`` between."""
+    script = getattr(ctx.env.tasks, name)
+    if not script.strip():
+        return
+
+    async def one(target: Target) -> None:
+        full = task_script(script, ctx.variables(target.key), cwd=cwd)
+        await ctx.remote(target, cmd.run_task(full), stage=name, timeout=ctx.env.task_timeout,
+                         shown=script)
+
+    if delay <= 0:
+        await ctx.each_host(name, one, targets)
+        return
+    for index, target in enumerate(targets):
+        if index:
+            await sleep(delay)
+        await ctx.each_host(name, one, [target])

@@ -1,0 +1,283 @@
+"""The one place that touches SSH: a connection per host, reused by every stage.
+
+``run`` executes an argv command with a timeout on both ends (the remote ``timeout`` utility kills
+the process tree, and the client gives up a little later in case the host itself is gone); it
+streams output lines to a callback. ``send_file`` streams a local file to a command's stdin in
+chunks, waiting for each to drain, so memory stays flat however many hosts are fed at once.
+asyncssh and OS errors become ``RemoteError`` naming the host and stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from ferryman.commands.remote import Command
+from ferryman.errors import RemoteError, StageTimeout
+
+LineCallback = Callable[[str, str], None]  # (stream, line)
+CHUNK = 256 * 1024
+TAIL = 4000
+KILL_GRACE = 5
+MAX_HANDSHAKES = 100  # concurrent SSH handshakes per process
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str  # the host's identity in records: "10.0.0.14:2222"
+    address: str
+    port: int
+    user: str
+
+
+@dataclass(frozen=True)
+class Result:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+def wrap(command: Command, timeout: float) -> str:
+    """The command line sent to the host: ``timeout -k 5 T argv…``, every element quoted."""
+    return shlex.join(["timeout", "-k", str(KILL_GRACE), f"{max(1, round(timeout))}", *command])
+
+
+class _Tail:
+    """The last ``limit`` characters of a stream (everything when ``limit`` is None)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+        while self.limit and self.size > self.limit * 4 and len(self.parts) > 1:
+            self.size -= len(self.parts.pop(0))
+
+    def text(self) -> str:
+        joined = "".join(self.parts)
+        return joined[-self.limit :] if self.limit else joined
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        client_key: Path,
+        known_hosts: Path,
+        connect_timeout: float = 15,
+    ) -> None:
+        self.client_key = client_key
+        self.known_hosts = known_hosts
+        self.connect_timeout = connect_timeout
+        self._connections: dict[str, asyncssh.SSHClientConnection] = {}
+        self._handshakes = asyncio.Semaphore(MAX_HANDSHAKES)
+        self._keys: list[asyncssh.SSHKey] | None = None
+
+    def _client_keys(self) -> list[asyncssh.SSHKey]:
+        if self._keys is None:
+            try:
+                self._keys = [asyncssh.read_private_key(str(self.client_key))]
+            except (OSError, asyncssh.KeyImportError) as exc:
+                raise RemoteError(f"cannot read SSH key {self.client_key}: {exc}", host="-",
+                                  stage="connect") from None
+        return self._keys
+
+    async def connect(self, target: Target, stage: str = "connect") -> None:
+        if target.key in self._connections:
+            return
+        keys = self._client_keys()
+        async with self._handshakes:
+            try:
+                conn = await asyncio.wait_for(
+                    asyncssh.connect(
+                        target.address,
+                        target.port,
+                        username=target.user,
+                        client_keys=keys,
+                        known_hosts=str(self.known_hosts),
+                        agent_path=None,
+                        config=[],
+                        preferred_auth="publickey",
+                        connect_timeout=self.connect_timeout,
+                        keepalive_interval=15,
+                        keepalive_count_max=4,
+                    ),
+                    timeout=self.connect_timeout + 5,
+                )
+            except asyncssh.HostKeyNotVerifiable as exc:
+                raise RemoteError(
+                    f"host key not verified ({exc.reason}); add it to {self.known_hosts}",
+                    host=target.key,
+                    stage=stage,
+                ) from None
+            except asyncssh.PermissionDenied:
+                raise RemoteError(
+                    f"permission denied for {target.user} with key {self.client_key}",
+                    host=target.key,
+                    stage=stage,
+                ) from None
+            except (TimeoutError, asyncssh.Error, OSError) as exc:
+                raise RemoteError(
+                    f"cannot connect: {_describe(exc)}", host=target.key, stage=stage
+                ) from None
+        self._connections[target.key] = conn
+
+    def _conn(self, target: Target, stage: str) -> asyncssh.SSHClientConnection:
+        try:
+            return self._connections[target.key]
+        except KeyError:
+            raise RemoteError("not connected", host=target.key, stage=stage) from None
+
+    async def run(
+        self,
+        target: Target,
+        command: Command,
+        *,
+        stage: str,
+        timeout: float,
+        stdin: bytes | None = None,
+        source: Path | None = None,
+        on_line: LineCallback | None = None,
+        check: bool = True,
+        full_output: bool = False,
+    ) -> Result:
+        """Run ``command`` on ``target``; feed ``stdin`` bytes or the file ``source``.
+
+        ``stdout``/``stderr`` of the result keep the last few KB, or all of stdout when
+        ``full_output`` is set (for reading a file such as a manifest).
+        """
+        await self.connect(target, stage)
+        conn = self._conn(target, stage)
+        line = wrap(command, timeout)
+        shown = shlex.join(command)
+        out, err = _Tail(None if full_output else TAIL), _Tail(TAIL)
+        try:
+            async with asyncio.timeout(timeout + KILL_GRACE + 10):
+                process = await conn.create_process(line, encoding=None)
+                readers = asyncio.gather(
+                    _pump(process.stdout, out, "stdout", on_line),
+                    _pump(process.stderr, err, "stderr", on_line),
+                )
+                try:
+                    await _feed(process.stdin, stdin, source)
+                except (asyncssh.Error, OSError, BrokenPipeError):
+                    pass  # the command ended early; its exit status tells why
+                await readers
+                completed = await process.wait(check=False)
+        except TimeoutError:
+            raise StageTimeout(
+                f"{target.key} [{stage}]: no answer within {timeout:g}s: {shown[:200]}",
+                host=target.key,
+                stage=stage,
+            ) from None
+        except (asyncssh.Error, OSError) as exc:
+            self._connections.pop(target.key, None)
+            raise RemoteError(
+                f"connection lost: {_describe(exc)}", host=target.key, stage=stage, command=shown
+            ) from None
+        status = completed.exit_status
+        if status is None:
+            status = 255  # killed by a signal or the channel closed without a status
+        result = Result(exit_status=status, stdout=out.text(), stderr=err.text())
+        if status == 124 and check:
+            raise StageTimeout(
+                f"{target.key} [{stage}]: timed out after {timeout:g}s: {shown[:200]}",
+                host=target.key,
+                stage=stage,
+            )
+        if check and status != 0:
+            raise RemoteError(
+                "command failed",
+                host=target.key,
+                stage=stage,
+                command=shown,
+                exit_status=status,
+                stderr_tail=result.stderr or result.stdout,
+            )
+        return result
+
+    async def close(self) -> None:
+        conns = list(self._connections.values())
+        self._connections.clear()
+        for conn in conns:
+            conn.close()
+        await asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True)
+
+    def drop(self, target: Target) -> None:
+        conn = self._connections.pop(target.key, None)
+        if conn is not None:
+            conn.close()
+
+
+async def _feed(
+    stdin: asyncssh.SSHWriter[bytes], data: bytes | None, source: Path | None
+) -> None:
+    if source is not None:
+        loop = asyncio.get_running_loop()
+        with source.open("rb") as fh:
+            while True:
+                chunk = await loop.run_in_executor(None, fh.read, CHUNK)
+                if not chunk:
+                    break
+                stdin.write(chunk)
+                await stdin.drain()
+    elif data:
+        stdin.write(data)
+        await stdin.drain()
+    stdin.write_eof()
+
+
+async def _pump(
+    reader: asyncssh.SSHReader[bytes], tail: _Tail, stream: str, on_line: LineCallback | None
+) -> None:
+    pending = b""
+    while True:
+        chunk = await reader.read(65536)
+        if not chunk:
+            break
+        text_chunk = chunk.decode("utf-8", "replace")
+        tail.add(text_chunk)
+        if on_line is not None:
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                on_line(stream, raw.decode("utf-8", "replace"))
+    if on_line is not None and pending:
+        on_line(stream, pending.decode("utf-8", "replace"))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+async def fan_out(
+    targets: Iterable[Target],
+    action: Callable[[Target], Awaitable[None]],
+    limit: int,
+) -> dict[str, BaseException]:
+    """Run ``action`` for every target, at most ``limit`` at once; return failures by host."""
+    gate = asyncio.Semaphore(limit)
+    failures: dict[str, BaseException] = {}
+
+    async def one(target: Target) -> None:
+        async with gate:
+            try:
+                await action(target)
+            except Exception as exc:
+                failures[target.key] = exc
+
+    await asyncio.gather(*(one(t) for t in targets))
+    return failures

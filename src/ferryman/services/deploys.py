@@ -1,0 +1,376 @@
+"""Deploys and rollbacks: requesting them, and every record the worker keeps while running one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from ferryman.config.project import ProjectConfig, parse_project
+from ferryman.db.models import (
+    Deploy,
+    DeployHost,
+    DeployStep,
+    HostState,
+    LogLine,
+    Project,
+    Release,
+    utcnow,
+)
+from ferryman.db.session import Database
+from ferryman.domain import validate
+from ferryman.errors import Conflict, NotFound, ValidationError
+from ferryman.services.audit import SYSTEM, Actor, record
+
+ACTIVE = ("queued", "running")
+FINISHED = ("success", "failed")
+
+
+def _project(s: Any, name: str) -> Project:
+    project = s.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        raise NotFound(f"no project named {name!r}")
+    assert isinstance(project, Project)
+    return project
+
+
+def _refuse_if_active(s: Any, project: Project, env: str) -> None:
+    active = s.scalar(
+        select(Deploy)
+        .where(Deploy.project_id == project.id, Deploy.env == env, Deploy.status.in_(ACTIVE))
+        .order_by(Deploy.id)
+    )
+    if active is not None:
+        raise Conflict(
+            f"{project.name} {env} is busy: {active.kind} #{active.id} by "
+            f"{active.requested_by_name} is {active.status}",
+            deploy_id=active.id,
+            holder=active.requested_by_name,
+        )
+
+
+def _select_hosts(config: ProjectConfig, env: str, hosts: Sequence[str] | None) -> list[str] | None:
+    if not hosts:
+        return None
+    known = {h.key: h for h in config.environment(env).hosts}
+    chosen = []
+    for raw in hosts:
+        key = validate.host(raw).key
+        if key not in known:
+            raise ValidationError(f"host {raw!r} is not in {config.project} {env}")
+        chosen.append(key)
+    return chosen
+
+
+def request_deploy(
+    db: Database, actor: Actor, project_name: str, env: str, ref: str,
+    hosts: Sequence[str] | None = None,
+) -> Deploy:
+    validate.ref(ref)
+    with db.transaction() as s:
+        project = _project(s, project_name)
+        config = parse_project(project.config)
+        config.environment(env)
+        chosen = _select_hosts(config, env, hosts)
+        _refuse_if_active(s, project, env)
+        deploy = Deploy(project_id=project.id, env=env, kind="deploy", ref=ref, hosts=chosen,
+                        requested_by=actor.id, requested_by_name=actor.username,
+                        config=project.config, stages=[])
+        s.add(deploy)
+        s.flush()
+        record(s, actor, "deploy.request", f"project:{project.name}/{env}", deploy_id=deploy.id,
+               ref=ref, hosts=chosen)
+        return deploy
+
+
+def request_rollback(
+    db: Database, actor: Actor, project_name: str, env: str, to: str | None = None
+) -> Deploy:
+    if to is not None and not _is_release(to):
+        raise ValidationError(f"not a release name: {to!r}")
+    with db.transaction() as s:
+        project = _project(s, project_name)
+        config = parse_project(project.config)
+        config.environment(env)
+        _refuse_if_active(s, project, env)
+        live = s.scalars(
+            select(HostState).where(HostState.project_id == project.id, HostState.env == env)
+        ).all()
+        if not live:
+            raise Conflict(f"{project.name} {env} has never been deployed; nothing to roll back")
+        deploy = Deploy(project_id=project.id, env=env, kind="rollback", target_release=to or "",
+                        requested_by=actor.id, requested_by_name=actor.username,
+                        config=project.config, stages=[])
+        s.add(deploy)
+        s.flush()
+        record(s, actor, "rollback.request", f"project:{project.name}/{env}",
+               deploy_id=deploy.id, to=to)
+        return deploy
+
+
+def _is_release(name: str) -> bool:
+    from ferryman.domain.release import is_release_name
+
+    return is_release_name(name)
+
+
+# --- the worker's side -------------------------------------------------------------------
+
+
+def claim_next(db: Database, worker: str) -> int | None:
+    """Atomically move the oldest queued deploy to running for this worker."""
+    with db.transaction() as s:
+        candidates = s.scalars(
+            select(Deploy.id).where(Deploy.status == "queued").order_by(Deploy.id).limit(5)
+        ).all()
+        for deploy_id in candidates:
+            taken = s.execute(
+                update(Deploy)
+                .where(Deploy.id == deploy_id, Deploy.status == "queued")
+                .values(status="running", worker=worker, started_at=utcnow())
+            ).rowcount
+            if taken == 1:
+                return deploy_id
+    return None
+
+
+def load(db: Database, deploy_id: int) -> tuple[Deploy, Project]:
+    with db.read() as s:
+        deploy = s.get(Deploy, deploy_id)
+        if deploy is None:
+            raise NotFound(f"no deploy #{deploy_id}")
+        project = s.get(Project, deploy.project_id)
+        assert project is not None
+        return deploy, project
+
+
+def set_resolved(db: Database, deploy_id: int, *, commit: str, release_name: str) -> None:
+    with db.transaction() as s:
+        s.execute(update(Deploy).where(Deploy.id == deploy_id)
+                  .values(commit=commit, release_name=release_name))
+
+
+def set_stages(db: Database, deploy_id: int, stages: list[dict[str, Any]]) -> None:
+    with db.transaction() as s:
+        s.execute(update(Deploy).where(Deploy.id == deploy_id).values(stages=stages))
+
+
+def set_hosts(db: Database, deploy_id: int, rows: dict[str, dict[str, str]]) -> None:
+    """Upsert per-host rows: {host: {status, previous_release, error}}."""
+    with db.transaction() as s:
+        existing = {h.host: h for h in s.scalars(
+            select(DeployHost).where(DeployHost.deploy_id == deploy_id))}
+        for host, values in rows.items():
+            row = existing.get(host)
+            if row is None:
+                row = DeployHost(deploy_id=deploy_id, host=host)
+                s.add(row)
+            for key, value in values.items():
+                setattr(row, key, value)
+
+
+def finish(db: Database, deploy_id: int, status: str, error: dict[str, Any] | None) -> None:
+    with db.transaction() as s:
+        deploy = s.get(Deploy, deploy_id)
+        assert deploy is not None
+        deploy.status = status
+        deploy.error = error
+        deploy.finished_at = utcnow()
+        record(s, SYSTEM, f"{deploy.kind}.{status}", f"deploy:{deploy_id}",
+               release=deploy.release_name or deploy.target_release, error=error)
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    host: str
+    stage: str
+    text: str
+    ts: datetime
+
+
+def append_logs(db: Database, deploy_id: int, lines: Sequence[LogRecord]) -> None:
+    if not lines:
+        return
+    with db.transaction() as s:
+        s.add_all(LogLine(deploy_id=deploy_id, host=r.host, stage=r.stage, text=r.text[:4000],
+                          ts=r.ts) for r in lines)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    host: str
+    stage: str
+    command: str
+    exit_status: int | None
+    output: str
+    started_at: datetime
+    duration: float
+
+
+def record_steps(db: Database, deploy_id: int, steps: Sequence[StepRecord]) -> None:
+    if not steps:
+        return
+    with db.transaction() as s:
+        s.add_all(DeployStep(deploy_id=deploy_id, host=r.host, stage=r.stage, command=r.command,
+                             exit_status=r.exit_status, output=r.output,
+                             started_at=r.started_at, duration=r.duration) for r in steps)
+
+
+def record_releases(db: Database, project_id: int, env: str, deploy_id: int, commit: str,
+                    name: str, hosts: Sequence[str], state: str) -> None:
+    """Mark release ``name`` on ``hosts`` as complete, failed or removed."""
+    with db.transaction() as s:
+        existing = {r.host: r for r in s.scalars(select(Release).where(
+            Release.project_id == project_id, Release.env == env, Release.name == name,
+            Release.host.in_(list(hosts))))}
+        for host in hosts:
+            row = existing.get(host)
+            if row is None:
+                s.add(Release(project_id=project_id, env=env, host=host, name=name,
+                              deploy_id=deploy_id, commit=commit, state=state))
+            else:
+                row.state = state
+
+
+def set_live(db: Database, project_id: int, env: str, deploy_id: int,
+             live: dict[str, str | None]) -> None:
+    """Record which release each host now serves (None: the webroot link was removed)."""
+    with db.transaction() as s:
+        for host, name in live.items():
+            row = s.get(HostState, (project_id, env, host))
+            if name is None:
+                if row is not None:
+                    s.delete(row)
+                continue
+            if row is None:
+                s.add(HostState(project_id=project_id, env=env, host=host, current_release=name,
+                                deploy_id=deploy_id))
+            else:
+                row.current_release = name
+                row.deploy_id = deploy_id
+                row.updated_at = utcnow()
+
+
+def complete_releases(db: Database, project_id: int, env: str) -> dict[str, set[str]]:
+    """Per host: the names of the releases Ferryman completed there and has not removed."""
+    with db.read() as s:
+        rows = s.execute(select(Release.host, Release.name).where(
+            Release.project_id == project_id, Release.env == env,
+            Release.state == "complete")).all()
+    complete: dict[str, set[str]] = {}
+    for host, name in rows:
+        complete.setdefault(host, set()).add(name)
+    return complete
+
+
+def live_releases(db: Database, project_id: int, env: str) -> dict[str, str]:
+    with db.read() as s:
+        return {h.host: h.current_release for h in s.scalars(select(HostState).where(
+            HostState.project_id == project_id, HostState.env == env))}
+
+
+def host_history(db: Database, project_id: int, env: str) -> dict[str, dict[str, Any]]:
+    """Per host: the live release and the complete releases Ferryman left there."""
+    with db.read() as s:
+        live = {h.host: h.current_release for h in s.scalars(select(HostState).where(
+            HostState.project_id == project_id, HostState.env == env))}
+        complete: dict[str, list[str]] = {}
+        for r in s.scalars(select(Release).where(
+                Release.project_id == project_id, Release.env == env,
+                Release.state == "complete").order_by(Release.name)):
+            complete.setdefault(r.host, []).append(r.name)
+    hosts = set(live) | set(complete)
+    return {h: {"live": live.get(h), "releases": complete.get(h, [])} for h in sorted(hosts)}
+
+
+def fail_orphans(db: Database, stale_workers_before: datetime) -> list[int]:
+    """Deploys left ``running`` by a worker that is gone (its lock lease ran out)."""
+    from ferryman.db.models import Lock
+
+    with db.transaction() as s:
+        running = s.scalars(select(Deploy).where(Deploy.status == "running")).all()
+        failed = []
+        for deploy in running:
+            lock = s.scalar(select(Lock).where(Lock.deploy_id == deploy.id))
+            started = deploy.started_at or deploy.created_at
+            if (lock is None or lock.expires_at < utcnow()) and started < stale_workers_before:
+                deploy.status = "failed"
+                deploy.finished_at = utcnow()
+                deploy.error = {"code": "worker_lost",
+                                "message": "the worker running this deploy stopped"}
+                if lock is not None:
+                    s.delete(lock)
+                record(s, SYSTEM, f"{deploy.kind}.failed", f"deploy:{deploy.id}",
+                       error=deploy.error)
+                failed.append(deploy.id)
+        return failed
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def get(db: Database, deploy_id: int) -> dict[str, Any]:
+    deploy, project = load(db, deploy_id)
+    with db.read() as s:
+        hosts = s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy_id)
+                          .order_by(DeployHost.host)).all()
+        steps = s.scalar(select(func.count()).select_from(DeployStep)
+                         .where(DeployStep.deploy_id == deploy_id))
+    data = describe(deploy, project.name)
+    data["hosts"] = [{"host": h.host, "status": h.status, "previous_release": h.previous_release,
+                      "error": h.error} for h in hosts]
+    data["steps"] = steps
+    return data
+
+
+def describe(deploy: Deploy, project_name: str) -> dict[str, Any]:
+    return {
+        "id": deploy.id,
+        "project": project_name,
+        "env": deploy.env,
+        "kind": deploy.kind,
+        "ref": deploy.ref,
+        "commit": deploy.commit,
+        "release": deploy.release_name or deploy.target_release,
+        "status": deploy.status,
+        "requested_by": deploy.requested_by_name,
+        "hosts_selected": deploy.hosts,
+        "stages": deploy.stages,
+        "error": deploy.error,
+        "created_at": deploy.created_at.isoformat(),
+        "started_at": deploy.started_at.isoformat() if deploy.started_at else None,
+        "finished_at": deploy.finished_at.isoformat() if deploy.finished_at else None,
+    }
+
+
+def list_deploys(db: Database, project_name: str | None = None, limit: int = 50
+                 ) -> list[dict[str, Any]]:
+    with db.read() as s:
+        query = select(Deploy, Project.name).join(Project, Project.id == Deploy.project_id)
+        if project_name:
+            query = query.where(Project.name == project_name)
+        rows = s.execute(query.order_by(Deploy.id.desc()).limit(min(limit, 500))).all()
+    return [describe(d, name) for d, name in rows]
+
+
+def logs_after(db: Database, deploy_id: int, after: int = 0, limit: int = 1000
+               ) -> list[dict[str, Any]]:
+    with db.read() as s:
+        if s.get(Deploy, deploy_id) is None:
+            raise NotFound(f"no deploy #{deploy_id}")
+        rows = s.scalars(select(LogLine).where(LogLine.deploy_id == deploy_id, LogLine.id > after)
+                         .order_by(LogLine.id).limit(min(limit, 5000))).all()
+    return [{"id": r.id, "ts": r.ts.isoformat(), "host": r.host, "stage": r.stage,
+             "text": r.text} for r in rows]
+
+
+def steps_of(db: Database, deploy_id: int) -> list[dict[str, Any]]:
+    with db.read() as s:
+        rows = s.scalars(select(DeployStep).where(DeployStep.deploy_id == deploy_id)
+                         .order_by(DeployStep.id)).all()
+    return [{"host": r.host, "stage": r.stage, "command": r.command,
+             "exit_status": r.exit_status, "output": r.output,
+             "started_at": r.started_at.isoformat(), "duration": r.duration} for r in rows]

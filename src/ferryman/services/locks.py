@@ -1,0 +1,68 @@
+"""Leases in the database: one holder per key until released or expired.
+
+A holder extends its lease with heartbeats; a crashed holder's lease simply runs out. Works the
+same on SQLite, PostgreSQL and MariaDB (insert, or take over an expired row conditionally).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ferryman.db.models import Lock, utcnow
+from ferryman.db.session import Database
+from ferryman.errors import LockHeld
+
+
+def deploy_key(project: str, env: str) -> str:
+    return f"deploy:{project}:{env}"
+
+
+def acquire(db: Database, key: str, *, owner: str, deploy_id: int | None, holder: str,
+            lease: float) -> None:
+    now = utcnow()
+    expires = now + timedelta(seconds=lease)
+    try:
+        with db.transaction() as s:
+            s.add(Lock(key=key, owner=owner, deploy_id=deploy_id, holder=holder,
+                       acquired_at=now, expires_at=expires))
+        return
+    except IntegrityError:
+        pass
+    with db.transaction() as s:
+        taken = s.execute(
+            update(Lock)
+            .where(Lock.key == key, Lock.expires_at < now)
+            .values(owner=owner, deploy_id=deploy_id, holder=holder, acquired_at=now,
+                    expires_at=expires)
+        ).rowcount
+        if taken == 1:
+            return
+        current = s.scalar(select(Lock).where(Lock.key == key))
+    if current is None:  # released in between: try once more from the top
+        return acquire(db, key, owner=owner, deploy_id=deploy_id, holder=holder, lease=lease)
+    what = f"deploy #{current.deploy_id}" if current.deploy_id else current.owner
+    raise LockHeld(
+        f"{key.removeprefix('deploy:').replace(':', ' ')} is locked by {what} "
+        f"(started by {current.holder or 'unknown'} at {current.acquired_at:%Y-%m-%d %H:%M:%S} UTC)",
+        deploy_id=current.deploy_id,
+        holder=current.holder,
+    )
+
+
+def heartbeat(db: Database, key: str, *, owner: str, lease: float) -> bool:
+    with db.transaction() as s:
+        return bool(
+            s.execute(
+                update(Lock)
+                .where(Lock.key == key, Lock.owner == owner)
+                .values(expires_at=utcnow() + timedelta(seconds=lease))
+            ).rowcount
+        )
+
+
+def release(db: Database, key: str, *, owner: str) -> None:
+    with db.transaction() as s:
+        s.execute(delete(Lock).where(Lock.key == key, Lock.owner == owner))

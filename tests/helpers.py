@@ -1,0 +1,126 @@
+"""Test helpers: repositories on the git host, project configs, running a deploy to its end."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ferryman.config.project import parse_project
+from ferryman.config.settings import Settings
+from ferryman.db.session import Database
+from ferryman.pipeline.runner import run_deploy
+from ferryman.services import deploys, projects, users
+from ferryman.services.audit import Actor
+from ferryman.testing.fleet import Fleet, FleetHost
+
+_names = itertools.count(1)
+
+
+def git(*args: str, cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout
+
+
+class Repo:
+    """A bare repo on the git host plus a local working clone to commit from."""
+
+    def __init__(self, git_host: FleetHost, work: Path, name: str) -> None:
+        self.name = name
+        self.bare = git_host.root / "git" / f"{name}.git"
+        self.bare.parent.mkdir(parents=True, exist_ok=True)
+        git("init", "--bare", "-q", "-b", "master", str(self.bare), cwd=work)
+        self.work = work / name
+        git("init", "-q", "-b", "master", str(self.work), cwd=work)
+        git("config", "user.email", "dev@example.com", cwd=self.work)
+        git("config", "user.name", "Dev", cwd=self.work)
+        git("remote", "add", "origin", str(self.bare), cwd=self.work)
+        self.url = f"ssh://root@{git_host.address}/srv/git/{name}.git"
+
+    def commit(self, files: dict[str, str | None], message: str = "change",
+               tag: str | None = None, branch: str = "master") -> str:
+        for rel, content in files.items():
+            path = self.work / rel
+            if content is None:
+                path.unlink()
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+        git("add", "-A", cwd=self.work)
+        git("commit", "-q", "-m", message, cwd=self.work)
+        if tag:
+            git("tag", tag, cwd=self.work)
+        git("push", "-q", "origin", f"HEAD:{branch}", "--tags", cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work).strip()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_names)}"
+
+
+def project_config(name: str, repo_url: str, hosts: list[FleetHost], **env: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "hosts": [h.address for h in hosts],
+        "user": "root",
+        "webroot": f"/srv/www/{name}",
+        "releases": f"/srv/releases/{name}",
+        "keep_releases": 5,
+        "task_timeout": 60,
+    }
+    base.update(env)
+    return {"project": name, "repo": repo_url, "environments": {"production": base}}
+
+
+ADMIN = Actor(id=None, username="alice", is_superuser=True)
+
+
+def apply(db: Database, config: dict[str, Any]) -> None:
+    projects.apply_project(db, ADMIN, parse_project(config))
+
+
+def deploy(db: Database, settings: Settings, project: str, ref: str, env: str = "production",
+           hosts: list[str] | None = None) -> dict[str, Any]:
+    d = deploys.request_deploy(db, ADMIN, project, env, ref, hosts)
+    return finish(db, settings, d.id)
+
+
+def rollback(db: Database, settings: Settings, project: str, to: str | None = None,
+             env: str = "production") -> dict[str, Any]:
+    d = deploys.request_rollback(db, ADMIN, project, env, to)
+    return finish(db, settings, d.id)
+
+
+def finish(db: Database, settings: Settings, deploy_id: int) -> dict[str, Any]:
+    assert deploys.claim_next(db, "test-worker") == deploy_id
+    asyncio.run(run_deploy(db, settings, deploy_id, "test-worker"))
+    return deploys.get(db, deploy_id)
+
+
+def live(host: FleetHost, project: str) -> str | None:
+    """The release name the host's webroot points to, read on this machine."""
+    link = host.path(f"/srv/www/{project}")
+    if not link.is_symlink():
+        return None
+    import os
+
+    return os.path.basename(os.readlink(link))
+
+
+def release_dirs(host: FleetHost, project: str) -> list[str]:
+    root = host.path(f"/srv/releases/{project}")
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def read_live(host: FleetHost, project: str, rel: str) -> str:
+    name = live(host, project)
+    assert name, f"{host.name} has no live release"
+    return host.path(f"/srv/releases/{project}/{name}/{rel}").read_text()
+
+
+def create_admin(db: Database) -> None:
+    users.create_user(db, "alice", "correct horse battery", superuser=True)
+
+
+__all__ = ["Fleet"]
