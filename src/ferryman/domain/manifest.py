@@ -49,9 +49,7 @@ def diff(base: Manifest, new: Manifest) -> Delta:
     for path in sorted(base):
         old = base[path]
         now = new.get(path)
-        if now is None:
-            delete.append(path)
-        elif now != old and not (old[0] == "d" and now[0] == "d"):
+        if now is None or (now != old and not (old[0] == "d" and now[0] == "d")):
             delete.append(path)
     for path in sorted(new):
         if new[path] != base.get(path):

@@ -170,3 +170,36 @@ class Context:
 async def sleep(seconds: float) -> None:
     if seconds > 0:
         await asyncio.sleep(seconds)
+
+
+def new_context(
+    db: Database, settings: Settings, config: ProjectConfig, env_name: str, *,
+    deploy_id: int = 0, project_id: int = 0, kind: str = "deploy", ref: str = "",
+    target_release: str = "", requested_by: str = "", hosts: list[str] | None = None,
+) -> Context:
+    """A context for one project environment: its hosts (all, or the chosen subset), its
+    layout, and an executor using the environment's key and known_hosts or the server's."""
+    env = config.environment(env_name)
+    chosen = set(hosts or [])
+    targets = [
+        Target(key=h.key, address=h.address, port=h.port, user=env.user_for(h))
+        for h in env.hosts
+        if not chosen or h.key in chosen
+    ]
+    layout = Layout(
+        webroot=env.webroot,
+        releases=env.releases,
+        shared_dir=env.shared_dir or posixpath.join(posixpath.dirname(env.releases), "shared"),
+    )
+    executor = Executor(
+        client_key=Path(env.ssh_key) if env.ssh_key else settings.ssh_key,
+        known_hosts=Path(env.known_hosts) if env.known_hosts else settings.known_hosts,
+        connect_timeout=env.connect_timeout,
+    )
+    return Context(
+        deploy_id=deploy_id, project_id=project_id, kind=kind, project=config,
+        env_name=env_name, env=env, ref=ref, target_release=target_release,
+        requested_by=requested_by, settings=settings, db=db,
+        recorder=Recorder(db, deploy_id), executor=executor, targets=targets, layout=layout,
+        workspace=settings.workspaces / f"deploy-{deploy_id}",
+    )

@@ -11,21 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import posixpath
 import shutil
 import traceback
-from pathlib import Path
 from typing import Any
 
-from ferryman.commands.remote import Layout
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
 from ferryman.errors import FerrymanError, RemoteError
 from ferryman.pipeline import checkout, cleanup, prepare, release, rollback, tasks, transfer
-from ferryman.pipeline.context import Context
-from ferryman.pipeline.recorder import Recorder
-from ferryman.remote.executor import Executor, Target
+from ferryman.pipeline.context import Context, new_context
 from ferryman.services import deploys, locks
 
 log = logging.getLogger(__name__)
@@ -33,30 +28,11 @@ log = logging.getLogger(__name__)
 
 def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
     deploy, project = deploys.load(db, deploy_id)
-    config = parse_project(deploy.config)
-    env = config.environment(deploy.env)
-    chosen = set(deploy.hosts or [])
-    targets = [
-        Target(key=h.key, address=h.address, port=h.port, user=env.user_for(h))
-        for h in env.hosts
-        if not chosen or h.key in chosen
-    ]
-    layout = Layout(
-        webroot=env.webroot,
-        releases=env.releases,
-        shared_dir=env.shared_dir or posixpath.join(posixpath.dirname(env.releases), "shared"),
-    )
-    executor = Executor(
-        client_key=Path(env.ssh_key) if env.ssh_key else settings.ssh_key,
-        known_hosts=Path(env.known_hosts) if env.known_hosts else settings.known_hosts,
-        connect_timeout=env.connect_timeout,
-    )
-    return Context(
-        deploy_id=deploy.id, project_id=project.id, kind=deploy.kind, project=config,
-        env_name=deploy.env, env=env, ref=deploy.ref, target_release=deploy.target_release,
-        requested_by=deploy.requested_by_name, settings=settings, db=db,
-        recorder=Recorder(db, deploy.id), executor=executor, targets=targets, layout=layout,
-        workspace=settings.workspaces / f"deploy-{deploy.id}",
+    return new_context(
+        db, settings, parse_project(deploy.config), deploy.env, deploy_id=deploy.id,
+        project_id=project.id, kind=deploy.kind, ref=deploy.ref,
+        target_release=deploy.target_release, requested_by=deploy.requested_by_name,
+        hosts=deploy.hosts,
     )
 
 

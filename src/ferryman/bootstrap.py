@@ -1,0 +1,38 @@
+"""First start: the home directory, the database schema, and the server's own SSH key pair."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import asyncssh
+
+from ferryman.config.settings import Settings
+from ferryman.db.session import Database
+
+
+def ensure_ssh_key(settings: Settings) -> tuple[Path, bool]:
+    """Create the server's ed25519 key pair once; returns (public key path, created)."""
+    key = settings.ssh_key
+    public = key.with_suffix(".pub")
+    key.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(key.parent, 0o700)
+    if not settings.known_hosts.exists():
+        settings.known_hosts.touch(mode=0o600)
+    if key.exists():
+        return public, False
+    private = asyncssh.generate_private_key("ssh-ed25519", comment="ferryman")
+    private.write_private_key(str(key))
+    os.chmod(key, 0o600)
+    private.write_public_key(str(public))
+    return public, True
+
+
+def prepare_home(settings: Settings) -> Database:
+    """Everything ``ferryman serve`` and the admin commands need before they start."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.workspaces.mkdir(exist_ok=True)
+    settings.repo_cache.mkdir(exist_ok=True)
+    db = Database(settings.database_url)
+    db.upgrade()
+    return db

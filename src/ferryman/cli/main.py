@@ -1,0 +1,262 @@
+"""The ``ferryman`` command.
+
+Server-side commands (``serve``, ``worker``, ``ssh-key``, ``admin …``) work on the local home and
+database directly. User commands are thin clients of the REST API. Exit status: 0 success,
+1 failure (a deploy failed, a check failed, the server refused), 2 usage or config errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ferryman import __version__
+from ferryman.cli.client import Client, save_credentials
+from ferryman.cli.follow import follow
+from ferryman.config.project import load_project_yaml
+from ferryman.config.settings import load_settings
+from ferryman.errors import ConfigError, FerrymanError
+
+app = typer.Typer(help="Ferryman (摆渡人): self-hosted web deployment over SSH.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+admin = typer.Typer(help="Administration on the server machine (direct database access).",
+                    no_args_is_help=True)
+app.add_typer(admin, name="admin")
+console = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    _state["debug"] = debug
+    if version:
+        console.print(__version__)
+        raise typer.Exit()
+
+
+# --- server side ------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    worker: Annotated[bool, typer.Option(help="Run the embedded worker.")] = True,
+) -> None:
+    """Start the server (REST API, OpenAPI at /docs) with an embedded worker."""
+    import uvicorn
+
+    from ferryman.api.app import create_app
+    from ferryman.bootstrap import ensure_ssh_key, prepare_home
+
+    settings = load_settings()
+    db = prepare_home(settings)
+    public, created = ensure_ssh_key(settings)
+    err.print(f"Ferryman {__version__}: home {settings.home}, database {_redact(db.url)}")
+    if created:
+        err.print(f"Created the server's SSH key; its public key ({public}) goes into "
+                  "authorized_keys on every target host. Show it with `ferryman ssh-key`.")
+    err.print("Create the first admin with: ferryman admin create-user NAME --password P "
+              "--superuser")
+    uvicorn.run(create_app(settings, db, embedded_worker=worker), host=host, port=port,
+                log_level="info")
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run a standalone worker against the configured database (no HTTP server)."""
+    import asyncio
+
+    from ferryman.bootstrap import prepare_home
+    from ferryman.jobs.worker import Worker
+
+    settings = load_settings()
+    db = prepare_home(settings)
+    err.print(f"worker on {_redact(db.url)}")
+    asyncio.run(Worker(db, settings).run())
+
+
+@app.command("ssh-key")
+def ssh_key() -> None:
+    """Print the server's public SSH key (created by the first `ferryman serve`)."""
+    from ferryman.bootstrap import ensure_ssh_key
+
+    public, _ = ensure_ssh_key(load_settings())
+    console.print(public.read_text().strip(), highlight=False, soft_wrap=True)
+
+
+@admin.command("create-user")
+def create_user(
+    name: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)],
+    superuser: Annotated[bool, typer.Option("--superuser")] = False,
+) -> None:
+    """Create a user directly in the database (no server needed)."""
+    from ferryman.bootstrap import prepare_home
+    from ferryman.services import users
+
+    db = prepare_home(load_settings())
+    users.create_user(db, name, password, superuser=superuser)
+    console.print(f"created user {escape(name)}" + (" (superuser)" if superuser else ""))
+
+
+# --- user side (REST clients) -------------------------------------------------------------
+
+
+@app.command()
+def login(
+    server: Annotated[str, typer.Option(help="Server URL, e.g. http://ferryman:8080")],
+    username: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+) -> None:
+    """Log in and store a token for the other commands."""
+    client = Client(url=server, token="")
+    data = client.post("/auth/login", {"username": username, "password": password})
+    path = save_credentials(server, data["token"], username)
+    console.print(f"logged in to {escape(server)} as {escape(username)} (token saved in {path})")
+
+
+@app.command()
+def apply(file: Annotated[Path, typer.Option("-f", "--file", help="Project YAML file.")]) -> None:
+    """Create or update a project from its YAML file."""
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
+    load_project_yaml(text)  # the same schema the server applies: fail early, same messages
+    data = yaml.safe_load(text)
+    result = Client().post("/projects", data)
+    verb = "created" if result["created"] else "updated"
+    console.print(f"{verb} project {escape(result['name'])} "
+                  f"(environments: {', '.join(result['environments'])})")
+
+
+@app.command()
+def projects() -> None:
+    """List projects."""
+    rows = Client().get("/projects")
+    table = Table("project", "repository", "environments")
+    for row in rows:
+        table.add_row(row["name"], row["repo"], ", ".join(row["environments"]))
+    console.print(table)
+
+
+@app.command()
+def deploy(
+    project: str,
+    env: Annotated[str, typer.Option("--env", help="Environment name.")],
+    ref: Annotated[str, typer.Option("--ref", help="Branch, tag or commit (svn: path[@rev]).")],
+    hosts: Annotated[str | None, typer.Option(help="Only these hosts, comma-separated.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow until it ends.")] = False,
+) -> None:
+    """Queue a deploy of REF to every host of PROJECT's ENV (or --hosts)."""
+    body: dict[str, Any] = {"env": env, "ref": ref}
+    if hosts:
+        body["hosts"] = [h.strip() for h in hosts.split(",") if h.strip()]
+    client = Client()
+    result = client.post(f"/projects/{project}/deploys", body)
+    console.print(f"deploy #{result['id']} queued")
+    if wait:
+        raise typer.Exit(follow(client, result["id"], console))
+
+
+@app.command()
+def rollback(
+    project: str,
+    env: Annotated[str, typer.Option("--env")],
+    to: Annotated[str | None, typer.Option("--to", help="Release name (default: previous).")]
+    = None,
+    wait: Annotated[bool, typer.Option("--wait")] = False,
+) -> None:
+    """Switch every host back to the previous release (or --to RELEASE)."""
+    client = Client()
+    result = client.post(f"/projects/{project}/rollbacks", {"env": env, "to": to})
+    console.print(f"rollback #{result['id']} queued")
+    if wait:
+        raise typer.Exit(follow(client, result["id"], console))
+
+
+@app.command()
+def releases(
+    project: str,
+    env: Annotated[str, typer.Option("--env")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Which release is live on each host, and which are kept there."""
+    data = Client().get(f"/projects/{project}/envs/{env}/releases")
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    table = Table("host", "live release", "kept")
+    for row in data["hosts"]:
+        table.add_row(row["host"], row["live"] or "-", str(len(row["releases"])))
+    console.print(table)
+
+
+@app.command()
+def logs(
+    deploy_id: int,
+    follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep following.")] = False,
+) -> None:
+    """Print a deploy's log (and follow it until it ends with --follow)."""
+    client = Client()
+    if follow_:
+        raise typer.Exit(follow(client, deploy_id, console, live_table=False))
+    after = 0
+    while True:
+        page = client.get(f"/deploys/{deploy_id}/logs", params={"after": after})
+        for entry in page["lines"]:
+            console.print(f"[cyan][{escape(entry['host'] or 'deploy')}][/] {escape(entry['text'])}",
+                          highlight=False)
+        if len(page["lines"]) < 1000:
+            break
+        after = page["next"]
+
+
+@app.command()
+def check(
+    project: str,
+    env: Annotated[str, typer.Option("--env")],
+) -> None:
+    """Check SSH, host keys, directories, tools and the repository; one line per check."""
+    data = Client().post(f"/projects/{project}/envs/{env}/check")
+    for row in data["checks"]:
+        mark = "[green]ok  [/]" if row["ok"] else "[red]FAIL[/]"
+        detail = f" — {escape(row['detail'])}" if row["detail"] else ""
+        console.print(f"{mark} {escape(row['host'])}: {escape(row['check'])}{detail}",
+                      highlight=False)
+    if not data["ok"]:
+        raise typer.Exit(1)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def main() -> None:
+    try:
+        app()
+    except FerrymanError as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,138 @@
+"""The CLI against a real `ferryman serve` (embedded worker) and the real fleet."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import Repo, project_config, read_live, unique
+
+pytestmark = pytest.mark.fleet
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(settings, tmp_path: Path):
+    port = _free_port()
+    env = {**os.environ, "FERRYMAN_HOME": str(settings.home), "FERRYMAN_WORKER_POLL": "0.2",
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env.pop("FERRYMAN_URL", None)
+    env.pop("FERRYMAN_TOKEN", None)
+    exe = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
+    proc = subprocess.Popen([exe, "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url + "/healthz", timeout=1)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("server did not start: " + proc.stderr.read().decode())
+            time.sleep(0.1)
+
+    def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([exe, *args], env=env, capture_output=True, text=True,
+                                timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n"
+                                 f"{result.stderr}")
+        return result
+
+    try:
+        yield url, cli
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_a_team_deploys_checks_rolls_back_and_reads_logs_from_the_cli(
+    server, git_host, targets, tmp_path
+):
+    url, cli = server
+    cli("admin", "create-user", "alice", "--password", "correct horse battery", "--superuser")
+    cli("login", "--server", url, "--username", "alice", "--password", "correct horse battery")
+    repo = Repo(git_host, tmp_path, unique("cli"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    config = tmp_path / "project.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(project_config(repo.name, repo.url, targets)))
+    assert "created project" in cli("apply", "-f", str(config)).stdout
+    assert "updated project" in cli("apply", "-f", str(config)).stdout
+    assert repo.name in cli("projects").stdout
+
+    checked = cli("check", repo.name, "--env", "production").stdout
+    assert checked.count("ok  ") >= 5 * len(targets) and "FAIL" not in checked
+
+    first = cli("deploy", repo.name, "--env", "production", "--ref", "v1", "--wait")
+    assert "succeeded" in first.stdout
+    repo.commit({"index.html": "v2\n"}, tag="v2")
+    cli("deploy", repo.name, "--env", "production", "--ref", "v2", "--wait")
+    assert {read_live(h, repo.name, "index.html") for h in targets} == {"v2\n"}
+
+    data = json.loads(cli("releases", repo.name, "--env", "production", "--json").stdout)
+    assert len(data["hosts"]) == len(targets)
+    assert all(len(h["releases"]) == 2 for h in data["hosts"])
+
+    back = cli("rollback", repo.name, "--env", "production", "--wait")
+    assert "rollback" in back.stdout and "succeeded" in back.stdout
+    assert {read_live(h, repo.name, "index.html") for h in targets} == {"v1\n"}
+
+    deploy_id = back.stdout.split("#")[1].split()[0]
+    assert "switch" in cli("logs", deploy_id).stdout
+    assert "succeeded" in cli("logs", deploy_id, "--follow").stdout
+
+
+def test_the_cli_exits_1_on_a_failed_deploy_and_2_on_bad_input(server, git_host, targets,
+                                                              tmp_path):
+    url, cli = server
+    cli("admin", "create-user", "bob", "--password", "correct horse battery")
+    cli("login", "--server", url, "--username", "bob", "--password", "correct horse battery")
+    repo = Repo(git_host, tmp_path, unique("clifail"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    import yaml
+
+    config = tmp_path / "project.yaml"
+    config.write_text(yaml.safe_dump(project_config(
+        repo.name, repo.url, targets, tasks={"pre_release": "exit 3\n"})))
+    cli("apply", "-f", str(config))
+    failed = cli("deploy", repo.name, "--env", "production", "--ref", "v1", "--wait",
+                 check=False)
+    assert failed.returncode == 1
+    assert "failed" in failed.stdout
+
+    marker = tmp_path / "marker"
+    bad = cli("deploy", repo.name, "--env", "production", "--ref", f"$(touch {marker})",
+              check=False)
+    assert bad.returncode == 2
+    assert "invalid ref" in bad.stderr
+    assert not marker.exists()
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("project: x\nrepo: ssh://h/r.git\nenvironments:\n  prod:\n"
+                      "    hosts: ['-oProxyCommand=touch /tmp/x']\n    webroot: /a/b\n"
+                      "    releases: /a/c\n")
+    result = cli("apply", "-f", str(broken), check=False)
+    assert result.returncode == 2
+    assert "environments/prod/hosts/0: not a host" in result.stderr
+    assert cli("deploy", "nope", "--env", "x", "--ref", "v1", check=False).returncode == 2
