@@ -25,7 +25,7 @@ class SvnRepo:
         return {"SVN_SSH": self.ssh.command(), "LC_ALL": "C"}
 
     async def _svn(self, *args: str) -> str:
-        return await run_vcs(["svn", *args, "--non-interactive"], env=self.env,
+        return await run_vcs(["svn", args[0], "--non-interactive", *args[1:]], env=self.env,
                              timeout=self.timeout, on_line=self.on_line)
 
     async def update(self) -> None:
