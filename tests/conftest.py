@@ -22,8 +22,12 @@ FLEET_SIZE = 5
 def _fleet_available() -> str | None:
     if os.geteuid() != 0:
         return "the test fleet needs root (mount namespaces)"
-    for tool in ("/usr/sbin/sshd", shutil.which("unshare"), shutil.which("svnserve"),
-                 shutil.which("rsync")):
+    for tool in (
+        "/usr/sbin/sshd",
+        shutil.which("unshare"),
+        shutil.which("svnserve"),
+        shutil.which("rsync"),
+    ):
         if not tool or not Path(tool).exists():
             return f"missing {tool}: run scripts/test (it installs openssh-server, subversion)"
     return None
@@ -40,8 +44,6 @@ def fleet() -> Iterator[Fleet]:
     fleet = start_fleet(base, FLEET_SIZE, network=NET, first=1)
     try:
         add_host(fleet, "git", f"{NET}.50")
-        for host in fleet.hosts:
-            (host.root / "www").mkdir(exist_ok=True)  # webroot parents must exist
         yield fleet
     finally:
         fleet.stop()

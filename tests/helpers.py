@@ -20,8 +20,9 @@ _names = itertools.count(1)
 
 
 def git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 class Repo:
@@ -39,8 +40,13 @@ class Repo:
         git("remote", "add", "origin", str(self.bare), cwd=self.work)
         self.url = f"ssh://root@{git_host.address}/srv/git/{name}.git"
 
-    def commit(self, files: dict[str, str | None], message: str = "change",
-               tag: str | None = None, branch: str = "master") -> str:
+    def commit(
+        self,
+        files: dict[str, str | None],
+        message: str = "change",
+        tag: str | None = None,
+        branch: str = "master",
+    ) -> str:
         for rel, content in files.items():
             path = self.work / rel
             if content is None:
@@ -80,14 +86,21 @@ def apply(db: Database, config: dict[str, Any]) -> None:
     projects.apply_project(db, ADMIN, parse_project(config))
 
 
-def deploy(db: Database, settings: Settings, project: str, ref: str, env: str = "production",
-           hosts: list[str] | None = None) -> dict[str, Any]:
+def deploy(
+    db: Database,
+    settings: Settings,
+    project: str,
+    ref: str,
+    env: str = "production",
+    hosts: list[str] | None = None,
+) -> dict[str, Any]:
     d = deploys.request_deploy(db, ADMIN, project, env, ref, hosts)
     return finish(db, settings, d.id)
 
 
-def rollback(db: Database, settings: Settings, project: str, to: str | None = None,
-             env: str = "production") -> dict[str, Any]:
+def rollback(
+    db: Database, settings: Settings, project: str, to: str | None = None, env: str = "production"
+) -> dict[str, Any]:
     d = deploys.request_rollback(db, ADMIN, project, env, to)
     return finish(db, settings, d.id)
 

@@ -71,8 +71,9 @@ async def run_local(
 
     try:
         async with asyncio.timeout(timeout):
-            await asyncio.gather(feed(), pump(process.stdout, out, "stdout"),
-                                 pump(process.stderr, err, "stderr"))
+            await asyncio.gather(
+                feed(), pump(process.stdout, out, "stdout"), pump(process.stderr, err, "stderr")
+            )
             status = await process.wait()
     except TimeoutError:
         _kill_group(process.pid)

@@ -17,8 +17,9 @@ def client(db, settings) -> TestClient:
     create_admin(db)
     app = create_app(settings, db, embedded_worker=False)
     with TestClient(app) as c:
-        token = c.post("/api/v1/auth/login",
-                       json={"username": "alice", "password": "correct horse battery"}).json()
+        token = c.post(
+            "/api/v1/auth/login", json={"username": "alice", "password": "correct horse battery"}
+        ).json()
         c.headers["Authorization"] = f"Bearer {token['token']}"
         yield c
 
@@ -49,8 +50,16 @@ def test_an_invalid_project_names_the_path_of_every_error(client):
     assert "environments/production/colour: unknown key" in error["details"]["errors"]
 
 
-@pytest.mark.parametrize("host", ["-oProxyCommand=touch /tmp/ferryman-pwned", "a b",
-                                  "host;touch /tmp/x", "h\nx", "$(touch /tmp/x)"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "-oProxyCommand=touch /tmp/ferryman-pwned",
+        "a b",
+        "host;touch /tmp/x",
+        "h\nx",
+        "$(touch /tmp/x)",
+    ],
+)
 def test_hostnames_that_could_become_options_or_shell_are_refused(client, host):
     config = project_config("web", "ssh://git@10.0.0.12/group/website.git", [])
     config["environments"]["production"]["hosts"] = [host]
@@ -60,9 +69,18 @@ def test_hostnames_that_could_become_options_or_shell_are_refused(client, host):
 
 
 @pytest.mark.fleet
-@pytest.mark.parametrize("ref", ["--upload-pack=touch {marker}", "$(touch {marker})",
-                                 "a;touch {marker}", "v1\ntouch {marker}", "`touch {marker}`",
-                                 "-c", "../../etc"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "--upload-pack=touch {marker}",
+        "$(touch {marker})",
+        "a;touch {marker}",
+        "v1\ntouch {marker}",
+        "`touch {marker}`",
+        "-c",
+        "../../etc",
+    ],
+)
 def test_refs_that_could_become_options_or_shell_are_refused_and_nothing_runs(
     client, db, git_host: FleetHost, targets, tmp_path: Path, ref
 ):
@@ -70,11 +88,16 @@ def test_refs_that_could_become_options_or_shell_are_refused_and_nothing_runs(
     repo = Repo(git_host, tmp_path, unique("inj"))
     repo.commit({"index.html": "v1\n"})
     tasks = {"pre_deploy": f"touch {marker}\n"}
-    assert client.post("/api/v1/projects",
-                       json=project_config(repo.name, repo.url, targets, tasks=tasks)
-                       ).status_code == 200
-    r = client.post(f"/api/v1/projects/{repo.name}/deploys",
-                    json={"env": "production", "ref": ref.format(marker=marker)})
+    assert (
+        client.post(
+            "/api/v1/projects", json=project_config(repo.name, repo.url, targets, tasks=tasks)
+        ).status_code
+        == 200
+    )
+    r = client.post(
+        f"/api/v1/projects/{repo.name}/deploys",
+        json={"env": "production", "ref": ref.format(marker=marker)},
+    )
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "invalid_input"
     assert client.get("/api/v1/deploys").json() == []
@@ -82,25 +105,37 @@ def test_refs_that_could_become_options_or_shell_are_refused_and_nothing_runs(
 
 
 @pytest.mark.fleet
-def test_deploy_logs_steps_and_releases_are_served(client, db, settings, git_host, targets,
-                                                   tmp_path):
+def test_deploy_logs_steps_and_releases_are_served(
+    client, db, settings, git_host, targets, tmp_path
+):
     repo = Repo(git_host, tmp_path, unique("api"))
     repo.commit({"index.html": "v1\n"})
     client.post("/api/v1/projects", json=project_config(repo.name, repo.url, targets[:2]))
-    created = client.post(f"/api/v1/projects/{repo.name}/deploys",
-                          json={"env": "production", "ref": "master"})
+    created = client.post(
+        f"/api/v1/projects/{repo.name}/deploys", json={"env": "production", "ref": "master"}
+    )
     assert created.status_code == 201
     deploy_id = created.json()["id"]
     assert created.json()["status"] == "queued"
-    busy = client.post(f"/api/v1/projects/{repo.name}/deploys",
-                       json={"env": "production", "ref": "master"})
+    busy = client.post(
+        f"/api/v1/projects/{repo.name}/deploys", json={"env": "production", "ref": "master"}
+    )
     assert busy.status_code == 409 and busy.json()["error"]["code"] == "conflict"
     finish(db, settings, deploy_id)
     deploy = client.get(f"/api/v1/deploys/{deploy_id}").json()
     assert deploy["status"] == "success"
     names = [s["name"] for s in deploy["stages"]]
-    assert names == ["prepare", "pre_deploy", "checkout", "post_deploy", "transfer",
-                     "pre_release", "switch", "post_release", "cleanup"]
+    assert names == [
+        "prepare",
+        "pre_deploy",
+        "checkout",
+        "post_deploy",
+        "transfer",
+        "pre_release",
+        "switch",
+        "post_release",
+        "cleanup",
+    ]
     assert all(s["duration"] is not None for s in deploy["stages"])
     assert deploy["stages"][4]["done"] == 2
     logs = client.get(f"/api/v1/deploys/{deploy_id}/logs").json()

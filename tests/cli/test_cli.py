@@ -28,13 +28,21 @@ def _free_port() -> int:
 @pytest.fixture
 def server(settings, tmp_path: Path):
     port = _free_port()
-    env = {**os.environ, "FERRYMAN_HOME": str(settings.home), "FERRYMAN_WORKER_POLL": "0.2",
-           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env = {
+        **os.environ,
+        "FERRYMAN_HOME": str(settings.home),
+        "FERRYMAN_WORKER_POLL": "0.2",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
     env.pop("FERRYMAN_URL", None)
     env.pop("FERRYMAN_TOKEN", None)
     exe = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
-    proc = subprocess.Popen([exe, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [exe, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -48,11 +56,11 @@ def server(settings, tmp_path: Path):
             time.sleep(0.1)
 
     def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([exe, *args], env=env, capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=120)
         if check and result.returncode != 0:
-            raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n"
-                                 f"{result.stderr}")
+            raise AssertionError(
+                f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     try:
@@ -103,8 +111,7 @@ def test_a_team_deploys_checks_rolls_back_and_reads_logs_from_the_cli(
     assert "succeeded" in cli("logs", deploy_id, "--follow").stdout
 
 
-def test_the_cli_exits_1_on_a_failed_deploy_and_2_on_bad_input(server, git_host, targets,
-                                                              tmp_path):
+def test_the_cli_exits_1_on_a_failed_deploy_and_2_on_bad_input(server, git_host, targets, tmp_path):
     url, cli = server
     cli("admin", "create-user", "bob", "--password", "correct horse battery")
     cli("login", "--server", url, "--username", "bob", "--password", "correct horse battery")
@@ -113,25 +120,30 @@ def test_the_cli_exits_1_on_a_failed_deploy_and_2_on_bad_input(server, git_host,
     import yaml
 
     config = tmp_path / "project.yaml"
-    config.write_text(yaml.safe_dump(project_config(
-        repo.name, repo.url, targets, tasks={"pre_release": "exit 3\n"})))
+    config.write_text(
+        yaml.safe_dump(
+            project_config(repo.name, repo.url, targets, tasks={"pre_release": "exit 3\n"})
+        )
+    )
     cli("apply", "-f", str(config))
-    failed = cli("deploy", repo.name, "--env", "production", "--ref", "v1", "--wait",
-                 check=False)
+    failed = cli("deploy", repo.name, "--env", "production", "--ref", "v1", "--wait", check=False)
     assert failed.returncode == 1
     assert "failed" in failed.stdout
 
     marker = tmp_path / "marker"
-    bad = cli("deploy", repo.name, "--env", "production", "--ref", f"$(touch {marker})",
-              check=False)
+    bad = cli(
+        "deploy", repo.name, "--env", "production", "--ref", f"$(touch {marker})", check=False
+    )
     assert bad.returncode == 2
     assert "invalid ref" in bad.stderr
     assert not marker.exists()
 
     broken = tmp_path / "broken.yaml"
-    broken.write_text("project: x\nrepo: ssh://h/r.git\nenvironments:\n  prod:\n"
-                      "    hosts: ['-oProxyCommand=touch /tmp/x']\n    webroot: /a/b\n"
-                      "    releases: /a/c\n")
+    broken.write_text(
+        "project: x\nrepo: ssh://h/r.git\nenvironments:\n  prod:\n"
+        "    hosts: ['-oProxyCommand=touch /tmp/x']\n    webroot: /a/b\n"
+        "    releases: /a/c\n"
+    )
     result = cli("apply", "-f", str(broken), check=False)
     assert result.returncode == 2
     assert "environments/prod/hosts/0: not a host" in result.stderr

@@ -29,9 +29,7 @@ def repo(git_host: FleetHost, tmp_path: Path) -> Repo:
     return Repo(git_host, tmp_path, unique("site"))
 
 
-def test_deploy_v1_then_v2_points_every_webroot_at_the_right_content(
-    db, settings, repo, targets
-):
+def test_deploy_v1_then_v2_points_every_webroot_at_the_right_content(db, settings, repo, targets):
     repo.commit({"index.html": "v1\n", "lib/app.py": "print(1)\n"}, tag="v1")
     apply(db, project_config(repo.name, repo.url, targets))
     first = deploy(db, settings, repo.name, "v1")
@@ -93,9 +91,7 @@ def test_rollback_to_a_release_missing_on_a_host_is_refused_naming_the_host(
     assert {live(h, repo.name) for h in targets} == {second["release"]}
 
 
-def test_keep_releases_two_after_four_deploys_leaves_live_and_previous(
-    db, settings, repo, targets
-):
+def test_keep_releases_two_after_four_deploys_leaves_live_and_previous(db, settings, repo, targets):
     apply(db, project_config(repo.name, repo.url, targets, keep_releases=2))
     names = []
     for n in range(1, 5):
@@ -109,10 +105,23 @@ def test_keep_releases_two_after_four_deploys_leaves_live_and_previous(
 
 
 def test_excludes_are_not_shipped_and_shared_paths_are_linked(db, settings, repo, targets):
-    repo.commit({"index.html": "v1\n", "README.md": "docs\n", "docs/x.md": "x\n",
-                 "storage/logs/.keep": "", ".env": "APP=dev\n", "keep.txt": "k\n"}, tag="v1")
-    apply(db, project_config(repo.name, repo.url, targets, excludes=[".git", "*.md"],
-                             shared=["storage/logs", ".env"]))
+    repo.commit(
+        {
+            "index.html": "v1\n",
+            "README.md": "docs\n",
+            "docs/x.md": "x\n",
+            "storage/logs/.keep": "",
+            ".env": "APP=dev\n",
+            "keep.txt": "k\n",
+        },
+        tag="v1",
+    )
+    apply(
+        db,
+        project_config(
+            repo.name, repo.url, targets, excludes=[".git", "*.md"], shared=["storage/logs", ".env"]
+        ),
+    )
     result = deploy(db, settings, repo.name, "v1")
     assert result["status"] == "success", result["error"]
     for host in targets:
@@ -157,10 +166,12 @@ def test_every_task_sees_the_deploy_variables(db, settings, repo, targets, tmp_p
     out = tmp_path / "local"
     out.mkdir()
     tasks = {
-        "pre_deploy": f"echo \"$PROJECT $ENV $DEPLOY_ID $DEPLOY_USER\" > {out}/pre_deploy\n",
-        "post_deploy": f"cd {{WORKSPACE}}\necho \"$TAG $COMMIT $COMMIT_SHORT $VERSION\" > {out}/post_deploy\n",
-        "pre_release": "echo \"$HOST $RELEASE $PWD $WEBROOT $RELEASES\" > /srv/pre_release.out\n",
-        "post_release": "echo \"{HOST} $VERSION $BRANCH.\" > /srv/post_release.out\n",
+        "pre_deploy": f'echo "$PROJECT $ENV $DEPLOY_ID $DEPLOY_USER" > {out}/pre_deploy\n',
+        "post_deploy": (
+            f'cd {{WORKSPACE}}\necho "$TAG $COMMIT $COMMIT_SHORT $VERSION" > {out}/post_deploy\n'
+        ),
+        "pre_release": 'echo "$HOST $RELEASE $PWD $WEBROOT $RELEASES" > /srv/pre_release.out\n',
+        "post_release": 'echo "{HOST} $VERSION $BRANCH." > /srv/post_release.out\n',
     }
     apply(db, project_config(repo.name, repo.url, targets, tasks=tasks))
     result = deploy(db, settings, repo.name, "v1")
@@ -172,7 +183,8 @@ def test_every_task_sees_the_deploy_variables(db, settings, repo, targets, tmp_p
     releases = f"/srv/releases/{repo.name}"
     for host in targets:
         assert host.path("/srv/pre_release.out").read_text() == (
-            f"{host.address} {releases}/{rel} {releases}/{rel} /srv/www/{repo.name} {releases}\n")
+            f"{host.address} {releases}/{rel} {releases}/{rel} /srv/www/{repo.name} {releases}\n"
+        )
         assert host.path("/srv/post_release.out").read_text() == f"{host.address} {rel} .\n"
 
 

@@ -49,8 +49,10 @@ def test_failed_pre_release_on_one_host_switches_no_host_and_leaves_no_partial_d
 ):
     apply(db, project_config(repo.name, repo.url, targets))
     first = deploy(db, settings, repo.name, "v1")
-    apply(db, project_config(repo.name, repo.url, targets,
-                             tasks={"pre_release": _fail_on(targets[2])}))
+    apply(
+        db,
+        project_config(repo.name, repo.url, targets, tasks={"pre_release": _fail_on(targets[2])}),
+    )
     repo.commit({"index.html": "v2\n"}, tag="v2")
     result = deploy(db, settings, repo.name, "v2")
     assert result["status"] == "failed"
@@ -70,8 +72,10 @@ def test_failed_post_release_on_one_host_puts_every_host_back_on_the_previous_re
 ):
     apply(db, project_config(repo.name, repo.url, targets))
     first = deploy(db, settings, repo.name, "v1")
-    apply(db, project_config(repo.name, repo.url, targets,
-                             tasks={"post_release": _fail_on(targets[4])}))
+    apply(
+        db,
+        project_config(repo.name, repo.url, targets, tasks={"post_release": _fail_on(targets[4])}),
+    )
     repo.commit({"index.html": "v2\n"}, tag="v2")
     result = deploy(db, settings, repo.name, "v2")
     assert result["status"] == "failed"
@@ -84,11 +88,11 @@ def test_failed_post_release_on_one_host_puts_every_host_back_on_the_previous_re
     assert _no_locks(db)
 
 
-def test_failed_first_deploy_after_switch_removes_the_new_webroot_link(
-    db, settings, repo, targets
-):
-    apply(db, project_config(repo.name, repo.url, targets,
-                             tasks={"post_release": _fail_on(targets[0])}))
+def test_failed_first_deploy_after_switch_removes_the_new_webroot_link(db, settings, repo, targets):
+    apply(
+        db,
+        project_config(repo.name, repo.url, targets, tasks={"post_release": _fail_on(targets[0])}),
+    )
     result = deploy(db, settings, repo.name, "v1")
     assert result["status"] == "failed"
     assert all(live(h, repo.name) is None for h in targets)
@@ -135,8 +139,12 @@ def test_sshd_killed_during_transfer_fails_cleanly_and_releases_the_lock(
 
 
 def test_a_hanging_target_task_times_out_instead_of_hanging(db, settings, repo, targets):
-    apply(db, project_config(repo.name, repo.url, targets, task_timeout=2,
-                             tasks={"pre_release": "sleep 600\n"}))
+    apply(
+        db,
+        project_config(
+            repo.name, repo.url, targets, task_timeout=2, tasks={"pre_release": "sleep 600\n"}
+        ),
+    )
     result = deploy(db, settings, repo.name, "v1")
     assert result["status"] == "failed"
     assert result["error"]["code"] == "timeout"
@@ -146,8 +154,16 @@ def test_a_hanging_target_task_times_out_instead_of_hanging(db, settings, repo, 
 
 
 def test_a_hanging_build_on_the_deploy_host_times_out(db, settings, repo, targets):
-    apply(db, project_config(repo.name, repo.url, targets, task_timeout=1,
-                             tasks={"post_deploy": "sleep 600 &\nsleep 600\n"}))
+    apply(
+        db,
+        project_config(
+            repo.name,
+            repo.url,
+            targets,
+            task_timeout=1,
+            tasks={"post_deploy": "sleep 600 &\nsleep 600\n"},
+        ),
+    )
     result = deploy(db, settings, repo.name, "v1")
     assert result["status"] == "failed"
     assert result["error"]["code"] == "timeout"

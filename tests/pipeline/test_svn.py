@@ -13,12 +13,16 @@ pytestmark = pytest.mark.fleet
 
 
 def _svn(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(["svn", *args, "--non-interactive", "-q"], cwd=cwd, check=True,
-                          capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["svn", *args, "--non-interactive", "-q"],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
-def test_svn_deploy_exports_the_path_and_revision_asked_for(db, settings, svn, targets,
-                                                            tmp_path):
+def test_svn_deploy_exports_the_path_and_revision_asked_for(db, settings, svn, targets, tmp_path):
     root, base_url = svn
     name = unique("svn")
     subprocess.run(["svnadmin", "create", str(root / name)], check=True)
@@ -47,5 +51,7 @@ def test_svn_deploy_exports_the_path_and_revision_asked_for(db, settings, svn, t
     assert tagged["status"] == "success", tagged["error"]
     assert {live(h, name) for h in targets} == {tagged["release"]}
     assert "_tags-v1_" in tagged["release"]
-    assert not any(p.name == ".svn" for p in targets[0].path(
-        f"/srv/releases/{name}/{tagged['release']}").iterdir())
+    assert not any(
+        p.name == ".svn"
+        for p in targets[0].path(f"/srv/releases/{name}/{tagged['release']}").iterdir()
+    )

@@ -5,25 +5,39 @@ from __future__ import annotations
 from ferryman.commands import remote as cmd
 from ferryman.remote.executor import wrap
 
-LAYOUT = cmd.Layout(webroot="/data/nginx/web site", releases="/data/release/web",
-                    shared_dir="/data/release/shared")
+LAYOUT = cmd.Layout(
+    webroot="/data/nginx/web site", releases="/data/release/web", shared_dir="/data/release/shared"
+)
 
 
 def test_switch_renames_a_fresh_symlink_over_the_webroot():
     argv = cmd.switch(LAYOUT, "/data/release/web/20260101-000000_v1_abc", 42)
     assert argv[:2] == ("bash", "-c")
     script = argv[2]
-    assert "ln -sfn -- /data/release/web/20260101-000000_v1_abc " \
-           "'/data/nginx/.web site.tmp-42'" in script
+    assert (
+        "ln -sfn -- /data/release/web/20260101-000000_v1_abc "
+        "'/data/nginx/.web site.tmp-42'" in script
+    )
     assert "mv -fT -- '/data/nginx/.web site.tmp-42' '/data/nginx/web site'" in script
     assert "rm " not in script
 
 
 def test_unpack_and_prune_are_plain_argv():
     assert cmd.unpack(LAYOUT, "r1", compressed=True) == (
-        "tar", "-xzf", "-", "--no-same-owner", "-C", "/data/release/web/r1")
+        "tar",
+        "-xzf",
+        "-",
+        "--no-same-owner",
+        "-C",
+        "/data/release/web/r1",
+    )
     assert cmd.remove_releases(LAYOUT, ["r1", "r2"]) == (
-        "rm", "-rf", "--", "/data/release/web/r1", "/data/release/web/r2")
+        "rm",
+        "-rf",
+        "--",
+        "/data/release/web/r1",
+        "/data/release/web/r2",
+    )
 
 
 def test_delta_start_copies_the_base_with_hard_links_then_deletes_stdin_paths():

@@ -71,11 +71,15 @@ def test_every_error_names_its_path():
 
 
 def test_missing_keys_relative_paths_and_nested_webroots_are_refused():
-    errors = _errors("project: x\nrepo: ssh://h/r.git\nenvironments:\n  prod:\n"
-                     "    hosts: [h1]\n    webroot: relative\n    releases: /srv/r\n")
+    errors = _errors(
+        "project: x\nrepo: ssh://h/r.git\nenvironments:\n  prod:\n"
+        "    hosts: [h1]\n    webroot: relative\n    releases: /srv/r\n"
+    )
     assert any(e.startswith("environments/prod/webroot: invalid path") for e in errors)
-    errors = _errors("project: x\nrepo: ssh://h/r.git\nenvironments:\n  prod:\n"
-                     "    hosts: [h1]\n    webroot: /srv/r/www\n    releases: /srv/r\n")
+    errors = _errors(
+        "project: x\nrepo: ssh://h/r.git\nenvironments:\n  prod:\n"
+        "    hosts: [h1]\n    webroot: /srv/r/www\n    releases: /srv/r\n"
+    )
     assert any("must not contain one another" in e for e in errors)
     assert _errors("project: x\nrepo: ssh://h/r.git\n") == ["environments: required key missing"]
 

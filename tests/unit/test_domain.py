@@ -11,16 +11,28 @@ from ferryman.domain.variables import substitute, task_script
 
 def test_release_names_carry_time_sanitised_ref_and_short_commit():
     when = datetime(2026, 11, 22, 3, 4, 5, tzinfo=UTC)
-    assert release_name(when, "feature/login page", "0123456789ab") == \
-        "20261122-030405_feature-login-page_0123456"
+    assert (
+        release_name(when, "feature/login page", "0123456789ab")
+        == "20261122-030405_feature-login-page_0123456"
+    )
 
 
 def test_pruning_keeps_live_and_previous_and_removes_unfinished_first():
-    on_host = ["20260101-000000_a_1", "20260102-000000_a_2", "20260103-000000_a_3",
-               "20260104-000000_a_4", "20260105-000000_a_5"]
+    on_host = [
+        "20260101-000000_a_1",
+        "20260102-000000_a_2",
+        "20260103-000000_a_3",
+        "20260104-000000_a_4",
+        "20260105-000000_a_5",
+    ]
     complete = set(on_host) - {"20260104-000000_a_4"}
-    doomed = choose_prunable(on_host, keep=2, live="20260105-000000_a_5",
-                             previous_good="20260101-000000_a_1", complete=complete)
+    doomed = choose_prunable(
+        on_host,
+        keep=2,
+        live="20260105-000000_a_5",
+        previous_good="20260101-000000_a_1",
+        complete=complete,
+    )
     assert doomed == ["20260104-000000_a_4", "20260102-000000_a_2", "20260103-000000_a_3"]
 
 
@@ -36,10 +48,21 @@ def test_previous_release_is_the_newest_older_than_current():
 
 
 def test_delta_sends_changed_and_new_and_deletes_changed_and_gone():
-    base = {"a": ("f", 0o644, "1"), "b": ("f", 0o644, "2"), "d": ("d", 0o755, ""),
-            "d/x": ("f", 0o644, "3"), "gone": ("d", 0o755, ""), "gone/y": ("f", 0o644, "4")}
-    new = {"a": ("f", 0o644, "1"), "b": ("f", 0o644, "9"), "d": ("d", 0o775, ""),
-           "d/x": ("f", 0o644, "3"), "c": ("l", 0o777, "a")}
+    base = {
+        "a": ("f", 0o644, "1"),
+        "b": ("f", 0o644, "2"),
+        "d": ("d", 0o755, ""),
+        "d/x": ("f", 0o644, "3"),
+        "gone": ("d", 0o755, ""),
+        "gone/y": ("f", 0o644, "4"),
+    }
+    new = {
+        "a": ("f", 0o644, "1"),
+        "b": ("f", 0o644, "9"),
+        "d": ("d", 0o775, ""),
+        "d/x": ("f", 0o644, "3"),
+        "c": ("l", 0o777, "a"),
+    }
     delta = diff(base, new)
     assert delta.delete == ["b", "gone"]
     assert delta.send == ["b", "c", "d"]
@@ -55,11 +78,17 @@ def test_excludes_match_names_anywhere_or_anchored_paths():
 
 
 def test_walle_style_braces_become_shell_variables_only_for_known_names():
-    assert substitute("cd {WORKSPACE} && echo {a,b} ${HOME} {VERSION}") == \
-        "cd ${WORKSPACE} && echo {a,b} ${HOME} ${VERSION}"
+    assert (
+        substitute("cd {WORKSPACE} && echo {a,b} ${HOME} {VERSION}")
+        == "cd ${WORKSPACE} && echo {a,b} ${HOME} ${VERSION}"
+    )
 
 
 def test_task_scripts_are_strict_and_export_quoted_values():
     script = task_script("echo $X", {"X": "it's $(not run)"}, cwd="/srv/a b")
-    assert script.splitlines() == ["set -euo pipefail", "export X='it'\"'\"'s $(not run)'",
-                                   "cd -- '/srv/a b'", "echo $X"]
+    assert script.splitlines() == [
+        "set -euo pipefail",
+        "export X='it'\"'\"'s $(not run)'",
+        "cd -- '/srv/a b'",
+        "echo $X",
+    ]

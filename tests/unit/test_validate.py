@@ -8,34 +8,80 @@ from ferryman.domain import validate
 from ferryman.errors import ValidationError
 
 
-@pytest.mark.parametrize("ref", ["master", "v1.2.3", "feature/login", "release-2026_11",
-                                 "0123abcd" * 5, "trunk@123", "tags/v1"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "master",
+        "v1.2.3",
+        "feature/login",
+        "release-2026_11",
+        "0123abcd" * 5,
+        "trunk@123",
+        "tags/v1",
+    ],
+)
 def test_ordinary_refs_pass(ref):
     assert validate.ref(ref) == ref
 
 
-@pytest.mark.parametrize("ref", ["--upload-pack=touch /tmp/x", "$(touch /tmp/x)", "a;b",
-                                 "a\nb", "a b", "`id`", "-c", "a..b", "../x", "x/", ".hidden",
-                                 "a@{1}", "", "x.lock", "a|b", "a&b", "a'b"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "--upload-pack=touch /tmp/x",
+        "$(touch /tmp/x)",
+        "a;b",
+        "a\nb",
+        "a b",
+        "`id`",
+        "-c",
+        "a..b",
+        "../x",
+        "x/",
+        ".hidden",
+        "a@{1}",
+        "",
+        "x.lock",
+        "a|b",
+        "a&b",
+        "a'b",
+    ],
+)
 def test_dangerous_or_malformed_refs_are_refused(ref):
     with pytest.raises(ValidationError):
         validate.ref(ref)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("10.0.0.13", ("10.0.0.13", 22, None)),
-    ("10.0.0.14:2222", ("10.0.0.14", 2222, None)),
-    ("www@10.0.0.15", ("10.0.0.15", 22, "www")),
-    ("deploy@web-1.example.com:22", ("web-1.example.com", 22, "deploy")),
-    ("[::1]:2200", ("::1", 2200, None)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("10.0.0.13", ("10.0.0.13", 22, None)),
+        ("10.0.0.14:2222", ("10.0.0.14", 2222, None)),
+        ("www@10.0.0.15", ("10.0.0.15", 22, "www")),
+        ("deploy@web-1.example.com:22", ("web-1.example.com", 22, "deploy")),
+        ("[::1]:2200", ("::1", 2200, None)),
+    ],
+)
 def test_hosts_parse_into_address_port_and_user(text, expected):
     spec = validate.host(text)
     assert (spec.address, spec.port, spec.user) == expected
 
 
-@pytest.mark.parametrize("text", ["a b", "-oProxyCommand=touch /tmp/x", "h:0", "h:99999",
-                                  "h;x", "$(x)", "u@", "@h", "h\n", "::1", "1.2.3.4.5"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a b",
+        "-oProxyCommand=touch /tmp/x",
+        "h:0",
+        "h:99999",
+        "h;x",
+        "$(x)",
+        "u@",
+        "@h",
+        "h\n",
+        "::1",
+        "1.2.3.4.5",
+    ],
+)
 def test_bad_hosts_are_refused(text):
     with pytest.raises(ValidationError, match="not a host"):
         validate.host(text)

@@ -20,13 +20,15 @@ from ferryman.jobs.worker import Worker
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    return JSONResponse(status_code=status,
-                        content={"error": {"code": code, "message": message,
-                                           "details": details or {}}})
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"code": code, "message": message, "details": details or {}}},
+    )
 
 
-def create_app(settings: Settings, db: Database | None = None,
-               embedded_worker: bool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, db: Database | None = None, embedded_worker: bool | None = None
+) -> FastAPI:
     database = db or Database(settings.database_url)
     run_worker = settings.embedded_worker if embedded_worker is None else embedded_worker
 
@@ -45,8 +47,12 @@ def create_app(settings: Settings, db: Database | None = None,
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(title="Ferryman", version=__version__, lifespan=lifespan,
-                  description="Self-hosted web deployment over SSH (摆渡人).")
+    app = FastAPI(
+        title="Ferryman",
+        version=__version__,
+        lifespan=lifespan,
+        description="Self-hosted web deployment over SSH (摆渡人).",
+    )
     app.state.db = database
     app.state.settings = settings
     app.state.worker = None
@@ -63,8 +69,9 @@ def create_app(settings: Settings, db: Database | None = None,
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = ["/".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()]
-        return _error(422, "invalid_input", "invalid request: " + "; ".join(errors),
-                      {"errors": errors})
+        return _error(
+            422, "invalid_input", "invalid request: " + "; ".join(errors), {"errors": errors}
+        )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

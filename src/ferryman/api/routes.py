@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 
@@ -26,8 +26,10 @@ def _wake(request: Request) -> None:
 @router.post("/auth/login", tags=["auth"])
 def login(body: LoginBody, db: DB) -> dict[str, str]:
     """Exchange a user name and password for an API token (shown once)."""
-    return {"token": users.login(db, body.username, body.password, body.token_name),
-            "username": body.username}
+    return {
+        "token": users.login(db, body.username, body.password, body.token_name),
+        "username": body.username,
+    }
 
 
 @router.get("/me", tags=["auth"])
@@ -47,9 +49,11 @@ def list_projects(db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
 
 
 @router.post("/projects", tags=["projects"])
-def apply_project(db: DB, actor: CurrentActor,
-                  config: dict[str, Any] = Body(..., description="the project YAML as JSON")
-                  ) -> dict[str, Any]:
+def apply_project(
+    db: DB,
+    actor: CurrentActor,
+    config: Annotated[dict[str, Any], Body(description="the project YAML as JSON")],
+) -> dict[str, Any]:
     """Create the project, or replace its configuration (``ferryman apply``)."""
     project, created = projects.apply_project(db, actor, parse_project(config))
     return {"created": created, **projects.summary(project)}
@@ -62,16 +66,18 @@ def get_project(name: str, db: DB, actor: CurrentActor) -> dict[str, Any]:
 
 
 @router.post("/projects/{name}/deploys", status_code=201, tags=["deploys"])
-def request_deploy(name: str, body: DeployBody, db: DB, actor: CurrentActor,
-                   request: Request) -> dict[str, Any]:
+def request_deploy(
+    name: str, body: DeployBody, db: DB, actor: CurrentActor, request: Request
+) -> dict[str, Any]:
     deploy = deploys.request_deploy(db, actor, name, body.env, body.ref, body.hosts)
     _wake(request)
     return deploys.get(db, deploy.id)
 
 
 @router.post("/projects/{name}/rollbacks", status_code=201, tags=["deploys"])
-def request_rollback(name: str, body: RollbackBody, db: DB, actor: CurrentActor,
-                     request: Request) -> dict[str, Any]:
+def request_rollback(
+    name: str, body: RollbackBody, db: DB, actor: CurrentActor, request: Request
+) -> dict[str, Any]:
     deploy = deploys.request_rollback(db, actor, name, body.env, body.to)
     _wake(request)
     return deploys.get(db, deploy.id)
@@ -84,25 +90,28 @@ def releases(name: str, env: str, db: DB, actor: CurrentActor) -> dict[str, Any]
     config = projects.project_config(project)
     hosts = [h.key for h in config.environment(env).hosts]
     history = deploys.host_history(db, project.id, env)
-    return {"project": name, "env": env,
-            "hosts": [{"host": h, **history.get(h, {"live": None, "releases": []})}
-                      for h in hosts]}
+    return {
+        "project": name,
+        "env": env,
+        "hosts": [{"host": h, **history.get(h, {"live": None, "releases": []})} for h in hosts],
+    }
 
 
 @router.post("/projects/{name}/envs/{env}/check", tags=["projects"])
-async def check(name: str, env: str, db: DB, settings: SettingsDep,
-                actor: CurrentActor) -> dict[str, Any]:
+async def check(
+    name: str, env: str, db: DB, settings: SettingsDep, actor: CurrentActor
+) -> dict[str, Any]:
     """Check live that a deploy could work: SSH, host keys, dirs, tools, repository."""
     project = await asyncio.to_thread(projects.get_project, db, name)
     ctx = new_context(db, settings, projects.project_config(project), env)
     results = as_dicts(await run_checks(ctx))
-    return {"project": name, "env": env, "ok": all(r["ok"] for r in results),
-            "checks": results}
+    return {"project": name, "env": env, "ok": all(r["ok"] for r in results), "checks": results}
 
 
 @router.get("/deploys", tags=["deploys"])
-def list_deploys(db: DB, actor: CurrentActor, project: str | None = None,
-                 limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:
+def list_deploys(
+    db: DB, actor: CurrentActor, project: str | None = None, limit: int = Query(50, ge=1, le=500)
+) -> list[dict[str, Any]]:
     return deploys.list_deploys(db, project, limit)
 
 
@@ -112,12 +121,21 @@ def get_deploy(deploy_id: int, db: DB, actor: CurrentActor) -> dict[str, Any]:
 
 
 @router.get("/deploys/{deploy_id}/logs", tags=["deploys"])
-def get_logs(deploy_id: int, db: DB, actor: CurrentActor, after: int = Query(0, ge=0),
-             limit: int = Query(1000, ge=1, le=5000)) -> dict[str, Any]:
+def get_logs(
+    deploy_id: int,
+    db: DB,
+    actor: CurrentActor,
+    after: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=5000),
+) -> dict[str, Any]:
     lines = deploys.logs_after(db, deploy_id, after, limit)
     status = deploys.load(db, deploy_id)[0].status
-    return {"deploy_id": deploy_id, "status": status, "lines": lines,
-            "next": lines[-1]["id"] if lines else after}
+    return {
+        "deploy_id": deploy_id,
+        "status": status,
+        "lines": lines,
+        "next": lines[-1]["id"] if lines else after,
+    }
 
 
 @router.get("/deploys/{deploy_id}/steps", tags=["deploys"])

@@ -16,9 +16,18 @@ from ferryman import errors
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _BY_CODE: dict[str, type[errors.FerrymanError]] = {
     cls.code: cls
-    for cls in (errors.ConfigError, errors.ValidationError, errors.AuthenticationFailed,
-                errors.PermissionDenied, errors.NotFound, errors.Conflict, errors.LockHeld,
-                errors.VcsError, errors.TaskFailed, errors.StageTimeout)
+    for cls in (
+        errors.ConfigError,
+        errors.ValidationError,
+        errors.AuthenticationFailed,
+        errors.PermissionDenied,
+        errors.NotFound,
+        errors.Conflict,
+        errors.LockHeld,
+        errors.VcsError,
+        errors.TaskFailed,
+        errors.StageTimeout,
+    )
 }
 
 
@@ -47,8 +56,9 @@ class Client:
         self.url = (url or os.environ.get("FERRYMAN_URL") or stored.get("url") or "").rstrip("/")
         self.token = token or os.environ.get("FERRYMAN_TOKEN") or stored.get("token") or ""
         if not self.url:
-            raise errors.ConfigError("no server: run `ferryman login --server URL` "
-                                     "or set FERRYMAN_URL")
+            raise errors.ConfigError(
+                "no server: run `ferryman login --server URL` or set FERRYMAN_URL"
+            )
         self.http = httpx.Client(base_url=self.url, timeout=TIMEOUT)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -73,12 +83,16 @@ def _error_from(response: httpx.Response) -> errors.FerrymanError:
         data = response.json()["error"]
         code, message, details = data["code"], data["message"], data.get("details") or {}
     except (ValueError, KeyError, TypeError):
-        return errors.FerrymanError(f"server answered {response.status_code}: "
-                                    f"{response.text[:300]}")
+        return errors.FerrymanError(
+            f"server answered {response.status_code}: {response.text[:300]}"
+        )
     cls = _BY_CODE.get(code)
     if code == "invalid_input" or cls is None:
-        exc: errors.FerrymanError = (errors.ValidationError(message) if response.status_code
-                                     in (400, 422) else errors.FerrymanError(message))
+        exc: errors.FerrymanError = (
+            errors.ValidationError(message)
+            if response.status_code in (400, 422)
+            else errors.FerrymanError(message)
+        )
     elif cls is errors.ConfigError:
         exc = errors.ConfigError(message.splitlines()[0], details.get("errors"))
     else:

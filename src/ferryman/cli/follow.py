@@ -19,19 +19,31 @@ STYLE = {"success": "green", "failed": "red", "running": "yellow", "queued": "di
 
 
 def stage_table(deploy: dict[str, Any]) -> Table:
-    table = Table(title=f"{deploy['kind']} #{deploy['id']} {deploy['project']} {deploy['env']}"
-                        f" — {deploy['status']}", title_justify="left", expand=False)
+    table = Table(
+        title=f"{deploy['kind']} #{deploy['id']} {deploy['project']} {deploy['env']}"
+        f" — {deploy['status']}",
+        title_justify="left",
+        expand=False,
+    )
     table.add_column("stage")
     table.add_column("hosts", justify="right")
     table.add_column("status")
     table.add_column("time", justify="right")
     for stage in deploy.get("stages") or []:
         total = stage.get("total") or 0
-        hosts = f"{stage['done']}/{total}" + (f" ({stage['failed']} failed)"
-                                              if stage.get("failed") else "") if total else "-"
+        hosts = (
+            f"{stage['done']}/{total}"
+            + (f" ({stage['failed']} failed)" if stage.get("failed") else "")
+            if total
+            else "-"
+        )
         seconds = f"{stage['duration']:.2f}s" if stage.get("duration") is not None else ""
-        table.add_row(stage["name"], hosts,
-                      Text(stage["status"], style=STYLE.get(stage["status"], "")), seconds)
+        table.add_row(
+            stage["name"],
+            hosts,
+            Text(stage["status"], style=STYLE.get(stage["status"], "")),
+            seconds,
+        )
     return table
 
 
@@ -78,10 +90,12 @@ def follow(client: Client, deploy_id: int, console: Console, live_table: bool = 
             time.sleep(POLL)
         console.print(stage_table(deploy))
     if deploy["status"] == "success":
-        console.print(f"[green]{deploy['kind']} #{deploy_id} succeeded[/]: "
-                      f"{escape(deploy['release'])}")
+        console.print(
+            f"[green]{deploy['kind']} #{deploy_id} succeeded[/]: {escape(deploy['release'])}"
+        )
         return 0
     message = (deploy.get("error") or {}).get("message", "failed")
-    console.print(f"[red]{deploy['kind']} #{deploy_id} failed[/]: {escape(message)}",
-                  highlight=False)
+    console.print(
+        f"[red]{deploy['kind']} #{deploy_id} failed[/]: {escape(message)}", highlight=False
+    )
     return 1

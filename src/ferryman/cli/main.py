@@ -26,10 +26,14 @@ from ferryman.config.project import load_project_yaml
 from ferryman.config.settings import load_settings
 from ferryman.errors import ConfigError, FerrymanError
 
-app = typer.Typer(help="Ferryman (摆渡人): self-hosted web deployment over SSH.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-admin = typer.Typer(help="Administration on the server machine (direct database access).",
-                    no_args_is_help=True)
+app = typer.Typer(
+    help="Ferryman (摆渡人): self-hosted web deployment over SSH.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+admin = typer.Typer(
+    help="Administration on the server machine (direct database access).", no_args_is_help=True
+)
 app.add_typer(admin, name="admin")
 console = Console()
 err = Console(stderr=True)
@@ -67,12 +71,16 @@ def serve(
     public, created = ensure_ssh_key(settings)
     err.print(f"Ferryman {__version__}: home {settings.home}, database {_redact(db.url)}")
     if created:
-        err.print(f"Created the server's SSH key; its public key ({public}) goes into "
-                  "authorized_keys on every target host. Show it with `ferryman ssh-key`.")
-    err.print("Create the first admin with: ferryman admin create-user NAME --password P "
-              "--superuser")
-    uvicorn.run(create_app(settings, db, embedded_worker=worker), host=host, port=port,
-                log_level="info")
+        err.print(
+            f"Created the server's SSH key; its public key ({public}) goes into "
+            "authorized_keys on every target host. Show it with `ferryman ssh-key`."
+        )
+    err.print(
+        "Create the first admin with: ferryman admin create-user NAME --password P --superuser"
+    )
+    uvicorn.run(
+        create_app(settings, db, embedded_worker=worker), host=host, port=port, log_level="info"
+    )
 
 
 @app.command("worker")
@@ -101,8 +109,7 @@ def ssh_key() -> None:
 @admin.command("create-user")
 def create_user(
     name: str,
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                          confirmation_prompt=True)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
     superuser: Annotated[bool, typer.Option("--superuser")] = False,
 ) -> None:
     """Create a user directly in the database (no server needed)."""
@@ -141,8 +148,10 @@ def apply(file: Annotated[Path, typer.Option("-f", "--file", help="Project YAML 
     data = yaml.safe_load(text)
     result = Client().post("/projects", data)
     verb = "created" if result["created"] else "updated"
-    console.print(f"{verb} project {escape(result['name'])} "
-                  f"(environments: {', '.join(result['environments'])})")
+    console.print(
+        f"{verb} project {escape(result['name'])} "
+        f"(environments: {', '.join(result['environments'])})"
+    )
 
 
 @app.command()
@@ -178,8 +187,9 @@ def deploy(
 def rollback(
     project: str,
     env: Annotated[str, typer.Option("--env")],
-    to: Annotated[str | None, typer.Option("--to", help="Release name (default: previous).")]
-    = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Release name (default: previous).")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait")] = False,
 ) -> None:
     """Switch every host back to the previous release (or --to RELEASE)."""
@@ -220,8 +230,10 @@ def logs(
     while True:
         page = client.get(f"/deploys/{deploy_id}/logs", params={"after": after})
         for entry in page["lines"]:
-            console.print(f"[cyan][{escape(entry['host'] or 'deploy')}][/] {escape(entry['text'])}",
-                          highlight=False)
+            console.print(
+                f"[cyan][{escape(entry['host'] or 'deploy')}][/] {escape(entry['text'])}",
+                highlight=False,
+            )
         if len(page["lines"]) < 1000:
             break
         after = page["next"]
@@ -237,8 +249,9 @@ def check(
     for row in data["checks"]:
         mark = "[green]ok  [/]" if row["ok"] else "[red]FAIL[/]"
         detail = f" — {escape(row['detail'])}" if row["detail"] else ""
-        console.print(f"{mark} {escape(row['host'])}: {escape(row['check'])}{detail}",
-                      highlight=False)
+        console.print(
+            f"{mark} {escape(row['host'])}: {escape(row['check'])}{detail}", highlight=False
+        )
     if not data["ok"]:
         raise typer.Exit(1)
 

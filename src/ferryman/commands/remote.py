@@ -56,7 +56,8 @@ def probe(layout: Layout) -> Command:
 if [ -L {w} ]; then printf 'webroot\\tlink\\t%s\\n' "$(readlink -- {w})"
 elif [ -e {w} ]; then printf 'webroot\\treal\\n'
 else printf 'webroot\\tmissing\\n'; fi
-if [ -d {q(layout.webroot_parent)} ]; then printf 'parent\\tok\\n'; else printf 'parent\\tmissing\\n'; fi
+if [ -d {q(layout.webroot_parent)} ]; then printf 'parent\\tok\\n'
+else printf 'parent\\tmissing\\n'; fi
 if mkdir -p -- {r} 2>/dev/null && [ -w {r} ]; then printf 'releases\\tok\\n'
 else printf 'releases\\tunwritable\\n'; fi
 for t in tar bash timeout cp; do
@@ -114,7 +115,8 @@ def link_shared(layout: Layout, name: str, paths: Sequence[str]) -> Command | No
         lines += [
             f"mkdir -p -- {q(posixpath.dirname(posixpath.join(layout.shared_dir, rel)))}",
             f"if [ ! -e {src} ] && [ ! -L {src} ]; then",
-            f"  if [ -e {dst} ] && [ ! -L {dst} ]; then cp -a -- {dst} {src}; else mkdir -p -- {src}; fi",
+            f"  if [ -e {dst} ] && [ ! -L {dst} ]; then cp -a -- {dst} {src}",
+            f"  else mkdir -p -- {src}; fi",
             "fi",
             f"rm -rf -- {dst}",
             f"mkdir -p -- {q(posixpath.dirname(posixpath.join(release, rel)))}",
@@ -129,13 +131,17 @@ def switch(layout: Layout, name: str, deploy_id: int) -> Command:
     A webroot that is a real directory is refused and left untouched.
     """
     w = q(layout.webroot)
-    tmp = q(posixpath.join(layout.webroot_parent, f".{posixpath.basename(layout.webroot)}"
-                                                  f".tmp-{deploy_id}"))
+    tmp = q(
+        posixpath.join(
+            layout.webroot_parent, f".{posixpath.basename(layout.webroot)}.tmp-{deploy_id}"
+        )
+    )
     target = q(layout.release(name))
     return bash(
         f"""set -eu
 if [ -d {w} ] && [ ! -L {w} ]; then
-  echo "webroot {layout.webroot} is a real directory; refusing to replace it" >&2; exit {EXIT_WEBROOT_IS_DIR}
+  echo "webroot {layout.webroot} is a real directory; refusing to replace it" >&2
+  exit {EXIT_WEBROOT_IS_DIR}
 fi
 if [ ! -d {target} ]; then echo "release {name} is missing" >&2; exit {EXIT_RELEASE_MISSING}; fi
 if [ ! -d {q(layout.webroot_parent)} ]; then

@@ -100,7 +100,9 @@ class Environment(_Strict):
     def _excludes(cls, value: list[str]) -> list[str]:
         for pattern in value:
             if not pattern or "\n" in pattern or "\x00" in pattern or ".." in pattern.split("/"):
-                raise PydanticCustomError("exclude", "not an exclude pattern: {p!r}", {"p": pattern})
+                raise PydanticCustomError(
+                    "exclude", "not an exclude pattern: {p!r}", {"p": pattern}
+                )
         return value
 
     @field_validator("hosts")
@@ -117,9 +119,7 @@ class Environment(_Strict):
     def _paths_apart(self) -> Environment:
         web, rel = self.webroot, self.releases
         if web == rel or web.startswith(rel + "/") or rel.startswith(web + "/"):
-            raise PydanticCustomError(
-                "paths", "webroot and releases must not contain one another"
-            )
+            raise PydanticCustomError("paths", "webroot and releases must not contain one another")
         return self
 
     def user_for(self, spec: validate.HostSpec) -> str:
@@ -147,7 +147,8 @@ class ProjectConfig(_Strict):
         ):
             raise PydanticCustomError(
                 "repo",
-                "not a repository URL: {v!r} (use ssh://, https://, file://, svn:// or user@host:path)",
+                "not a repository URL: {v!r} "
+                "(use ssh://, https://, file://, svn:// or user@host:path)",
                 {"v": value},
             )
         return value
@@ -165,7 +166,9 @@ class ProjectConfig(_Strict):
             from ferryman.errors import NotFound
 
             known = ", ".join(sorted(self.environments))
-            raise NotFound(f"project {self.project} has no environment {env!r} (has: {known})")
+            raise NotFound(
+                f"project {self.project} has no environment {env!r} (has: {known})"
+            ) from None
 
 
 def error_lines(exc: PydanticValidationError) -> list[str]:

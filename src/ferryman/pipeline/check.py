@@ -33,9 +33,11 @@ def checks_from_probe(host: str, output: str) -> list[Check]:
         if parts[0] == "webroot":
             state = parts[1]
             ok = state != "real"
-            detail = {"link": f"symlink to {parts[2] if len(parts) > 2 else ''}",
-                      "missing": "not there yet (created on first deploy)",
-                      "real": "a real directory or file: Ferryman will refuse to replace it"}[state]
+            detail = {
+                "link": f"symlink to {parts[2] if len(parts) > 2 else ''}",
+                "missing": "not there yet (created on first deploy)",
+                "real": "a real directory or file: Ferryman will refuse to replace it",
+            }[state]
             found.append(Check(host, "webroot is not a real directory", ok, detail))
         elif parts[0] == "parent":
             found.append(Check(host, "webroot parent exists", parts[1] == "ok"))
@@ -55,11 +57,13 @@ async def run_checks(ctx: Context) -> list[Check]:
         except FerrymanError as exc:
             results.append(Check(target.key, "ssh reachable, host key known", False, str(exc)))
             return
-        results.append(Check(target.key, "ssh reachable, host key known", True,
-                             f"as {target.user}"))
+        results.append(
+            Check(target.key, "ssh reachable, host key known", True, f"as {target.user}")
+        )
         try:
-            result = await ctx.executor.run(target, cmd.probe(ctx.layout), stage="check",
-                                            timeout=ctx.env.command_timeout)
+            result = await ctx.executor.run(
+                target, cmd.probe(ctx.layout), stage="check", timeout=ctx.env.command_timeout
+            )
         except FerrymanError as exc:
             results.append(Check(target.key, "probe", False, str(exc)))
             return

@@ -39,6 +39,11 @@ async def run(ctx: Context) -> None:
     if any(ctx.release in facts.releases for facts in ctx.facts.values()):
         ctx.release = f"{ctx.release}-{ctx.deploy_id}"
     ctx.recorder.log(f"{ctx.ref} is {resolved.commit}; release {ctx.release}", stage=STAGE)
-    await asyncio.to_thread(deploys.set_resolved, ctx.db, ctx.deploy_id,
-                            commit=resolved.commit, release_name=ctx.release)
+    await asyncio.to_thread(
+        deploys.set_resolved,
+        ctx.db,
+        ctx.deploy_id,
+        commit=resolved.commit,
+        release_name=ctx.release,
+    )
     await repo.export(resolved, ctx.tree)

@@ -15,30 +15,49 @@ STAGE = "cleanup"
 
 
 async def prune(ctx: Context) -> None:
-    complete = await asyncio.to_thread(deploys.complete_releases, ctx.db, ctx.project_id,
-                                       ctx.env_name)
+    complete = await asyncio.to_thread(
+        deploys.complete_releases, ctx.db, ctx.project_id, ctx.env_name
+    )
     removed: dict[str, list[str]] = {}
 
     async def one(target: Target) -> None:
         facts = ctx.facts[target.key]
         on_host = [n for n in facts.releases if is_release_name(n)] + [ctx.release]
-        doomed = choose_prunable(on_host, ctx.env.keep_releases, live=ctx.release,
-                                 previous_good=facts.live_release(ctx.layout),
-                                 complete=complete.get(target.key, set()) | {ctx.release})
+        doomed = choose_prunable(
+            on_host,
+            ctx.env.keep_releases,
+            live=ctx.release,
+            previous_good=facts.live_release(ctx.layout),
+            complete=complete.get(target.key, set()) | {ctx.release},
+        )
         if doomed:
-            await ctx.remote(target, cmd.remove_releases(ctx.layout, doomed), stage=STAGE,
-                             shown="remove " + " ".join(doomed))
+            await ctx.remote(
+                target,
+                cmd.remove_releases(ctx.layout, doomed),
+                stage=STAGE,
+                shown="remove " + " ".join(doomed),
+            )
             removed[target.key] = doomed
-            ctx.recorder.log(f"pruned {len(doomed)}: {' '.join(doomed)}", host=target.key,
-                             stage=STAGE)
+            ctx.recorder.log(
+                f"pruned {len(doomed)}: {' '.join(doomed)}", host=target.key, stage=STAGE
+            )
 
     try:
         await ctx.each_host(STAGE, one)
     finally:
         for host, names in removed.items():
             for name in names:
-                await asyncio.to_thread(deploys.record_releases, ctx.db, ctx.project_id,
-                                        ctx.env_name, ctx.deploy_id, "", name, [host], "removed")
+                await asyncio.to_thread(
+                    deploys.record_releases,
+                    ctx.db,
+                    ctx.project_id,
+                    ctx.env_name,
+                    ctx.deploy_id,
+                    "",
+                    name,
+                    [host],
+                    "removed",
+                )
 
 
 async def remove_partial(ctx: Context) -> None:
@@ -49,13 +68,26 @@ async def remove_partial(ctx: Context) -> None:
     done: list[str] = []
 
     async def one(target: Target) -> None:
-        await ctx.remote(target, cmd.remove_releases(ctx.layout, [ctx.release]),
-                         stage="remove_partial", shown=f"remove {ctx.release}")
+        await ctx.remote(
+            target,
+            cmd.remove_releases(ctx.layout, [ctx.release]),
+            stage="remove_partial",
+            shown=f"remove {ctx.release}",
+        )
         done.append(target.key)
 
     try:
         with ctx.recorder.stage("remove_partial", len(hosts)):
             await ctx.each_host("remove_partial", one, hosts)
     finally:
-        await asyncio.to_thread(deploys.record_releases, ctx.db, ctx.project_id, ctx.env_name,
-                                ctx.deploy_id, "", ctx.release, done, "removed")
+        await asyncio.to_thread(
+            deploys.record_releases,
+            ctx.db,
+            ctx.project_id,
+            ctx.env_name,
+            ctx.deploy_id,
+            "",
+            ctx.release,
+            done,
+            "removed",
+        )

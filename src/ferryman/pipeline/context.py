@@ -96,10 +96,20 @@ class Context:
 
     # --- running things on hosts ------------------------------------------------------------
 
-    async def remote(self, target: Target, command: Command, *, stage: str,
-                     timeout: float | None = None, stdin: bytes | None = None,
-                     source: Path | None = None, check: bool = True, quiet: bool = False,
-                     full_output: bool = False, shown: str | None = None) -> Result:
+    async def remote(
+        self,
+        target: Target,
+        command: Command,
+        *,
+        stage: str,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+        source: Path | None = None,
+        check: bool = True,
+        quiet: bool = False,
+        full_output: bool = False,
+        shown: str | None = None,
+    ) -> Result:
         """Run one command on one host, logging its output and recording it as a step."""
         label = shown or shlex.join(command)
 
@@ -110,30 +120,58 @@ class Context:
         started, wall = time.monotonic(), utcnow()
         try:
             result = await self.executor.run(
-                target, command, stage=stage, timeout=timeout or self.env.command_timeout,
-                stdin=stdin, source=source, on_line=on_line, check=check,
-                full_output=full_output)
+                target,
+                command,
+                stage=stage,
+                timeout=timeout or self.env.command_timeout,
+                stdin=stdin,
+                source=source,
+                on_line=on_line,
+                check=check,
+                full_output=full_output,
+            )
         except RemoteError as exc:
-            self.recorder.step(host=target.key, stage=stage, command=label,
-                               exit_status=exc.exit_status, output=exc.stderr_tail,
-                               started=started, wall_start=wall)
+            self.recorder.step(
+                host=target.key,
+                stage=stage,
+                command=label,
+                exit_status=exc.exit_status,
+                output=exc.stderr_tail,
+                started=started,
+                wall_start=wall,
+            )
             if not exc.command:
                 exc.command = label
                 exc.details["command"] = label
             raise
         except FerrymanError as exc:
-            self.recorder.step(host=target.key, stage=stage, command=label, exit_status=None,
-                               output=exc.message, started=started, wall_start=wall)
+            self.recorder.step(
+                host=target.key,
+                stage=stage,
+                command=label,
+                exit_status=None,
+                output=exc.message,
+                started=started,
+                wall_start=wall,
+            )
             raise
-        self.recorder.step(host=target.key, stage=stage, command=label,
-                           exit_status=result.exit_status,
-                           output="" if full_output else (result.stdout + result.stderr)[-4000:],
-                           started=started, wall_start=wall)
+        self.recorder.step(
+            host=target.key,
+            stage=stage,
+            command=label,
+            exit_status=result.exit_status,
+            output="" if full_output else (result.stdout + result.stderr)[-4000:],
+            started=started,
+            wall_start=wall,
+        )
         return result
 
     async def each_host(
-        self, stage: str, action: Callable[[Target], Awaitable[None]],
-        targets: list[Target] | None = None, limit: int | None = None,
+        self,
+        stage: str,
+        action: Callable[[Target], Awaitable[None]],
+        targets: list[Target] | None = None,
+        limit: int | None = None,
     ) -> None:
         """Run ``action`` on every host (bounded by ``parallel``) and record per-host progress.
 
@@ -173,9 +211,18 @@ async def sleep(seconds: float) -> None:
 
 
 def new_context(
-    db: Database, settings: Settings, config: ProjectConfig, env_name: str, *,
-    deploy_id: int = 0, project_id: int = 0, kind: str = "deploy", ref: str = "",
-    target_release: str = "", requested_by: str = "", hosts: list[str] | None = None,
+    db: Database,
+    settings: Settings,
+    config: ProjectConfig,
+    env_name: str,
+    *,
+    deploy_id: int = 0,
+    project_id: int = 0,
+    kind: str = "deploy",
+    ref: str = "",
+    target_release: str = "",
+    requested_by: str = "",
+    hosts: list[str] | None = None,
 ) -> Context:
     """A context for one project environment: its hosts (all, or the chosen subset), its
     layout, and an executor using the environment's key and known_hosts or the server's."""
@@ -197,9 +244,20 @@ def new_context(
         connect_timeout=env.connect_timeout,
     )
     return Context(
-        deploy_id=deploy_id, project_id=project_id, kind=kind, project=config,
-        env_name=env_name, env=env, ref=ref, target_release=target_release,
-        requested_by=requested_by, settings=settings, db=db,
-        recorder=Recorder(db, deploy_id), executor=executor, targets=targets, layout=layout,
+        deploy_id=deploy_id,
+        project_id=project_id,
+        kind=kind,
+        project=config,
+        env_name=env_name,
+        env=env,
+        ref=ref,
+        target_release=target_release,
+        requested_by=requested_by,
+        settings=settings,
+        db=db,
+        recorder=Recorder(db, deploy_id),
+        executor=executor,
+        targets=targets,
+        layout=layout,
         workspace=settings.workspaces / f"deploy-{deploy_id}",
     )

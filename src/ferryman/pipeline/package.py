@@ -80,7 +80,10 @@ def write_package(
                     tar.addfile(info, fh)
             else:
                 tar.addfile(info)
-        for name, data in ((VERSION_FILE, version_text.encode()), (MANIFEST_FILE, encode(manifest))):
+        for name, data in (
+            (VERSION_FILE, version_text.encode()),
+            (MANIFEST_FILE, encode(manifest)),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o644

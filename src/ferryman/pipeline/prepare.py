@@ -26,8 +26,9 @@ def parse_probe(output: str) -> tuple[HostFacts, list[str]]:
             if parts[1] == "link":
                 facts.link = parts[2] if len(parts) > 2 else ""
             elif parts[1] == "real":
-                problems.append("webroot is a real directory (or file), not a symlink: "
-                                "refusing to replace it")
+                problems.append(
+                    "webroot is a real directory (or file), not a symlink: refusing to replace it"
+                )
         elif parts[0] == "parent" and parts[1] != "ok":
             problems.append("the webroot's parent directory does not exist")
         elif parts[0] == "releases" and parts[1] != "ok":
@@ -41,12 +42,16 @@ def parse_probe(output: str) -> tuple[HostFacts, list[str]]:
 
 async def probe_hosts(ctx: Context, stage: str = STAGE) -> None:
     async def one(target: Target) -> None:
-        result = await ctx.remote(target, cmd.probe(ctx.layout), stage=stage, quiet=True,
-                                  shown="probe")
+        result = await ctx.remote(
+            target, cmd.probe(ctx.layout), stage=stage, quiet=True, shown="probe"
+        )
         facts, problems = parse_probe(result.stdout)
         ctx.facts[target.key] = facts
-        ctx.recorder.host(target.key, status="running",
-                          previous_release=facts.live_release(ctx.layout) or facts.link or "")
+        ctx.recorder.host(
+            target.key,
+            status="running",
+            previous_release=facts.live_release(ctx.layout) or facts.link or "",
+        )
         if problems:
             raise RemoteError("; ".join(problems), host=target.key, stage=stage)
 

@@ -37,12 +37,28 @@ class Recorder:
     def log(self, text: str, *, host: str = "", stage: str = "") -> None:
         self._lines.append(LogRecord(host=host, stage=stage, text=text, ts=utcnow()))
 
-    def step(self, *, host: str, stage: str, command: str, exit_status: int | None,
-             output: str, started: float, wall_start: Any) -> None:
-        self._steps.append(StepRecord(host=host, stage=stage, command=command[:20000],
-                                      exit_status=exit_status, output=output,
-                                      started_at=wall_start,
-                                      duration=round(time.monotonic() - started, 3)))
+    def step(
+        self,
+        *,
+        host: str,
+        stage: str,
+        command: str,
+        exit_status: int | None,
+        output: str,
+        started: float,
+        wall_start: Any,
+    ) -> None:
+        self._steps.append(
+            StepRecord(
+                host=host,
+                stage=stage,
+                command=command[:20000],
+                exit_status=exit_status,
+                output=output,
+                started_at=wall_start,
+                duration=round(time.monotonic() - started, 3),
+            )
+        )
 
     def host(self, host: str, **values: str) -> None:
         self._hosts.setdefault(host, {}).update(values)
@@ -51,9 +67,18 @@ class Recorder:
 
     def stage_start(self, name: str, total: int) -> None:
         self._starts[name] = time.monotonic()
-        self.stages.append({"name": name, "status": "running", "total": total, "done": 0,
-                            "failed": 0, "started_at": utcnow().isoformat(),
-                            "duration": None, "hosts": {}})
+        self.stages.append(
+            {
+                "name": name,
+                "status": "running",
+                "total": total,
+                "done": 0,
+                "failed": 0,
+                "started_at": utcnow().isoformat(),
+                "duration": None,
+                "hosts": {},
+            }
+        )
         self._stages_dirty = True
         self.log(f"── {name} ──", stage=name)
 
@@ -71,7 +96,8 @@ class Recorder:
     def _stage(self, name: str) -> dict[str, Any]:
         for stage in reversed(self.stages):
             if stage["name"] == name:
-                return stage
+                found: dict[str, Any] = stage
+                return found
         raise KeyError(name)
 
     def stage_host(self, name: str, host: str, ok: bool, seconds: float) -> None:
@@ -94,15 +120,23 @@ class Recorder:
             lines, self._lines = self._lines, []
             steps, self._steps = self._steps, []
             hosts, self._hosts = self._hosts, {}
-            stages = [dict(s, hosts=dict(s["hosts"])) for s in self.stages] \
-                if self._stages_dirty else None
+            stages = (
+                [dict(s, hosts=dict(s["hosts"])) for s in self.stages]
+                if self._stages_dirty
+                else None
+            )
             self._stages_dirty = False
             if not (lines or steps or hosts or stages is not None):
                 return
             await asyncio.to_thread(self._write, lines, steps, hosts, stages)
 
-    def _write(self, lines: list[LogRecord], steps: list[StepRecord],
-               hosts: dict[str, dict[str, str]], stages: list[dict[str, Any]] | None) -> None:
+    def _write(
+        self,
+        lines: list[LogRecord],
+        steps: list[StepRecord],
+        hosts: dict[str, dict[str, str]],
+        stages: list[dict[str, Any]] | None,
+    ) -> None:
         deploys.append_logs(self.db, self.deploy_id, lines)
         deploys.record_steps(self.db, self.deploy_id, steps)
         if hosts:

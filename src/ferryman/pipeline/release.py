@@ -21,16 +21,25 @@ async def switch_all(ctx: Context, releases: dict[str, str]) -> None:
 
     async def one(target: Target) -> None:
         release = releases[target.key]
-        await ctx.remote(target, cmd.switch(ctx.layout, ctx.layout.release(release),
-                                            ctx.deploy_id), stage=SWITCH,
-                         shown=f"switch {ctx.layout.webroot} -> {release}")
+        await ctx.remote(
+            target,
+            cmd.switch(ctx.layout, ctx.layout.release(release), ctx.deploy_id),
+            stage=SWITCH,
+            shown=f"switch {ctx.layout.webroot} -> {release}",
+        )
         ctx.switched.append(target.key)
 
     try:
         await ctx.each_host(SWITCH, one, [ctx.target(k) for k in releases])
     finally:
-        await asyncio.to_thread(deploys.set_live, ctx.db, ctx.project_id, ctx.env_name,
-                                ctx.deploy_id, {k: releases[k] for k in ctx.switched})
+        await asyncio.to_thread(
+            deploys.set_live,
+            ctx.db,
+            ctx.project_id,
+            ctx.env_name,
+            ctx.deploy_id,
+            {k: releases[k] for k in ctx.switched},
+        )
 
 
 async def run(ctx: Context) -> None:
@@ -40,8 +49,9 @@ async def run(ctx: Context) -> None:
     with ctx.recorder.stage(SWITCH, len(ctx.targets)):
         await switch_all(ctx, {t.key: ctx.release for t in ctx.targets})
     with ctx.recorder.stage("post_release", len(ctx.targets)):
-        await tasks.remote_task(ctx, "post_release", ctx.targets, cwd=new_dir,
-                                delay=ctx.env.post_release_delay)
+        await tasks.remote_task(
+            ctx, "post_release", ctx.targets, cwd=new_dir, delay=ctx.env.post_release_delay
+        )
 
 
 async def revert(ctx: Context) -> None:
@@ -54,11 +64,19 @@ async def revert(ctx: Context) -> None:
     async def one(target: Target) -> None:
         before = ctx.facts[target.key].link
         if before:
-            await ctx.remote(target, cmd.switch(ctx.layout, before, ctx.deploy_id), stage=REVERT,
-                             shown=f"switch {ctx.layout.webroot} back -> {before}")
+            await ctx.remote(
+                target,
+                cmd.switch(ctx.layout, before, ctx.deploy_id),
+                stage=REVERT,
+                shown=f"switch {ctx.layout.webroot} back -> {before}",
+            )
         else:
-            await ctx.remote(target, cmd.remove_webroot_link(ctx.layout), stage=REVERT,
-                             shown=f"remove {ctx.layout.webroot} (no previous release)")
+            await ctx.remote(
+                target,
+                cmd.remove_webroot_link(ctx.layout),
+                stage=REVERT,
+                shown=f"remove {ctx.layout.webroot} (no previous release)",
+            )
         live[target.key] = ctx.facts[target.key].live_release(ctx.layout)
         ctx.recorder.host(target.key, status="reverted")
 
@@ -69,8 +87,10 @@ async def revert(ctx: Context) -> None:
                 for target in hosts:
                     old = live.get(target.key)
                     if old:
-                        await tasks.remote_task(ctx, "post_release", [target],
-                                                cwd=ctx.layout.release(old))
+                        await tasks.remote_task(
+                            ctx, "post_release", [target], cwd=ctx.layout.release(old)
+                        )
     finally:
-        await asyncio.to_thread(deploys.set_live, ctx.db, ctx.project_id, ctx.env_name,
-                                ctx.deploy_id, live)
+        await asyncio.to_thread(
+            deploys.set_live, ctx.db, ctx.project_id, ctx.env_name, ctx.deploy_id, live
+        )

@@ -21,10 +21,10 @@ async def choose_targets(ctx: Context) -> dict[str, str]:
     if ctx.target_release:
         wanted = dict.fromkeys((t.key for t in ctx.targets), ctx.target_release)
     else:
-        complete = await asyncio.to_thread(deploys.complete_releases, ctx.db, ctx.project_id,
-                                           ctx.env_name)
-        live = await asyncio.to_thread(deploys.live_releases, ctx.db, ctx.project_id,
-                                       ctx.env_name)
+        complete = await asyncio.to_thread(
+            deploys.complete_releases, ctx.db, ctx.project_id, ctx.env_name
+        )
+        live = await asyncio.to_thread(deploys.live_releases, ctx.db, ctx.project_id, ctx.env_name)
         for target in ctx.targets:
             present = {n for n, sha in ctx.facts[target.key].releases.items() if sha}
             history = complete.get(target.key, set()) & present
@@ -46,13 +46,19 @@ async def run(ctx: Context) -> None:
         chosen = await choose_targets(ctx)
         names = sorted(set(chosen.values()))
         ctx.release = names[0] if len(names) == 1 else ""
-        await asyncio.to_thread(deploys.set_resolved, ctx.db, ctx.deploy_id, commit="",
-                                release_name=", ".join(names))
+        await asyncio.to_thread(
+            deploys.set_resolved, ctx.db, ctx.deploy_id, commit="", release_name=", ".join(names)
+        )
         ctx.recorder.log("rolling back to " + ", ".join(names), stage=STAGE)
     with ctx.recorder.stage(SWITCH, len(chosen)):
         await switch_all(ctx, chosen)
     with ctx.recorder.stage("post_release", len(chosen)):
         for name in names:
             hosts = [ctx.target(k) for k, v in chosen.items() if v == name]
-            await tasks.remote_task(ctx, "post_release", hosts, cwd=ctx.layout.release(name),
-                                    delay=ctx.env.post_release_delay)
+            await tasks.remote_task(
+                ctx,
+                "post_release",
+                hosts,
+                cwd=ctx.layout.release(name),
+                delay=ctx.env.post_release_delay,
+            )

@@ -29,9 +29,16 @@ log = logging.getLogger(__name__)
 def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
     deploy, project = deploys.load(db, deploy_id)
     return new_context(
-        db, settings, parse_project(deploy.config), deploy.env, deploy_id=deploy.id,
-        project_id=project.id, kind=deploy.kind, ref=deploy.ref,
-        target_release=deploy.target_release, requested_by=deploy.requested_by_name,
+        db,
+        settings,
+        parse_project(deploy.config),
+        deploy.env,
+        deploy_id=deploy.id,
+        project_id=project.id,
+        kind=deploy.kind,
+        ref=deploy.ref,
+        target_release=deploy.target_release,
+        requested_by=deploy.requested_by_name,
         hosts=deploy.hosts,
     )
 
@@ -97,12 +104,21 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
     status, error = "failed", None
     locked = False
     try:
-        await asyncio.to_thread(locks.acquire, db, key, owner=owner, deploy_id=deploy_id,
-                                holder=ctx.requested_by, lease=settings.lock_lease_seconds)
+        await asyncio.to_thread(
+            locks.acquire,
+            db,
+            key,
+            owner=owner,
+            deploy_id=deploy_id,
+            holder=ctx.requested_by,
+            lease=settings.lock_lease_seconds,
+        )
         locked = True
         heartbeat = asyncio.create_task(_heartbeat(db, key, owner, settings.lock_lease_seconds))
-        rec.log(f"{ctx.kind} #{deploy_id} of {ctx.project.project} {ctx.env_name} "
-                f"to {len(ctx.targets)} host(s) by {ctx.requested_by}")
+        rec.log(
+            f"{ctx.kind} #{deploy_id} of {ctx.project.project} {ctx.env_name} "
+            f"to {len(ctx.targets)} host(s) by {ctx.requested_by}"
+        )
         if ctx.kind == "rollback":
             await _rollback(ctx)
         else:

@@ -29,26 +29,47 @@ async def local_task(ctx: Context, name: str, cwd: Path) -> None:
         ctx.recorder.log(line, stage=name)
 
     try:
-        result = await run_local(["bash", "-c", full], cwd=cwd, timeout=ctx.env.task_timeout,
-                                 on_line=on_line, what=f"task {name}")
+        result = await run_local(
+            ["bash", "-c", full],
+            cwd=cwd,
+            timeout=ctx.env.task_timeout,
+            on_line=on_line,
+            what=f"task {name}",
+        )
     except StageTimeout as exc:
-        ctx.recorder.step(host="", stage=name, command=script, exit_status=None,
-                          output=exc.message, started=started, wall_start=wall)
+        ctx.recorder.step(
+            host="",
+            stage=name,
+            command=script,
+            exit_status=None,
+            output=exc.message,
+            started=started,
+            wall_start=wall,
+        )
         raise StageTimeout(f"task {name} on the deploy host: {exc.message}", stage=name) from None
-    ctx.recorder.step(host="", stage=name, command=script, exit_status=result.exit_status,
-                      output=(result.stdout + "\n" + result.stderr)[-4000:], started=started,
-                      wall_start=wall)
+    ctx.recorder.step(
+        host="",
+        stage=name,
+        command=script,
+        exit_status=result.exit_status,
+        output=(result.stdout + "\n" + result.stderr)[-4000:],
+        started=started,
+        wall_start=wall,
+    )
     if result.exit_status != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()
         raise TaskFailed(
             f"task {name} failed on the deploy host (exit {result.exit_status})"
             + (f": {tail[-1][:300]}" if tail else ""),
-            stage=name, exit_status=result.exit_status, stderr_tail="\n".join(tail[-20:]),
+            stage=name,
+            exit_status=result.exit_status,
+            stderr_tail="\n".join(tail[-20:]),
         )
 
 
-async def remote_task(ctx: Context, name: str, targets: list[Target], cwd: str,
-                      delay: float = 0) -> None:
+async def remote_task(
+    ctx: Context, name: str, targets: list[Target], cwd: str, delay: float = 0
+) -> None:
     """Run a target hook on ``targets``: in parallel, or one by one with ``delay`` between."""
     script = getattr(ctx.env.tasks, name)
     if not script.strip():
@@ -56,8 +77,9 @@ async def remote_task(ctx: Context, name: str, targets: list[Target], cwd: str,
 
     async def one(target: Target) -> None:
         full = task_script(script, ctx.variables(target.key), cwd=cwd)
-        await ctx.remote(target, cmd.run_task(full), stage=name, timeout=ctx.env.task_timeout,
-                         shown=script)
+        await ctx.remote(
+            target, cmd.run_task(full), stage=name, timeout=ctx.env.task_timeout, shown=script
+        )
 
     if delay <= 0:
         await ctx.each_host(name, one, targets)

@@ -53,8 +53,14 @@ def group_by_base(ctx: Context) -> dict[Base, list[Target]]:
 
 async def _base_manifest(ctx: Context, base: str, hosts: list[Target]) -> Manifest | None:
     try:
-        result = await ctx.remote(hosts[0], cmd.read_manifest(ctx.layout, base), stage=STAGE,
-                                  quiet=True, full_output=True, shown=f"read manifest of {base}")
+        result = await ctx.remote(
+            hosts[0],
+            cmd.read_manifest(ctx.layout, base),
+            stage=STAGE,
+            quiet=True,
+            full_output=True,
+            shown=f"read manifest of {base}",
+        )
         return decode(result.stdout.encode())
     except (RemoteError, ValueError, KeyError, TypeError, IndexError):
         ctx.recorder.log(f"no usable manifest for {base}; sending the full release", stage=STAGE)
@@ -67,26 +73,35 @@ async def run(ctx: Context) -> None:
     groups = group_by_base(ctx)
     plans: list[tuple[str | None, list[str], Path, list[Target]]] = []
     full_hosts = groups.pop(None, [])
-    for index, ((base, _sha), hosts) in enumerate(groups.items()):
+    for index, (key, hosts) in enumerate(groups.items()):
+        assert key is not None
+        base = key[0]
         base_manifest = await _base_manifest(ctx, base, hosts)
         if base_manifest is None:
             full_hosts += hosts
             continue
         delta = diff(base_manifest, manifest)
         package = ctx.package_dir / f"delta-{index}.tar"
-        size = await asyncio.to_thread(write_package, ctx.tree, delta.send, manifest, version,
-                                       package, ctx.env.compress)
+        size = await asyncio.to_thread(
+            write_package, ctx.tree, delta.send, manifest, version, package, ctx.env.compress
+        )
         ctx.recorder.log(
             f"delta against {base}: {len(delta.send)} changed, {len(delta.delete)} removed, "
             f"{len(manifest) - len(delta.send)} linked; package {size / 1e6:.1f} MB "
-            f"for {len(hosts)} host(s)", stage=STAGE)
+            f"for {len(hosts)} host(s)",
+            stage=STAGE,
+        )
         plans.append((base, delta.delete, package, hosts))
     if full_hosts:
         package = ctx.package_dir / "full.tar"
-        size = await asyncio.to_thread(write_package, ctx.tree, sorted(manifest), manifest,
-                                       version, package, ctx.env.compress)
-        ctx.recorder.log(f"full package: {len(manifest)} entries, {size / 1e6:.1f} MB "
-                         f"for {len(full_hosts)} host(s)", stage=STAGE)
+        size = await asyncio.to_thread(
+            write_package, ctx.tree, sorted(manifest), manifest, version, package, ctx.env.compress
+        )
+        ctx.recorder.log(
+            f"full package: {len(manifest)} entries, {size / 1e6:.1f} MB "
+            f"for {len(full_hosts)} host(s)",
+            stage=STAGE,
+        )
         plans.append((None, [], package, full_hosts))
 
     plan_for = {t.key: plan for plan in plans for t in plan[3]}
@@ -94,16 +109,33 @@ async def run(ctx: Context) -> None:
     async def one(target: Target) -> None:
         base, delete, package, _hosts = plan_for[target.key]
         ctx.created.add(target.key)
-        await ctx.remote(target, cmd.start_release(ctx.layout, ctx.release, base), stage=STAGE,
-                         stdin=b"\0".join(p.encode() for p in delete))
-        await ctx.remote(target, cmd.unpack(ctx.layout, ctx.release, ctx.env.compress),
-                         stage=STAGE, source=package, timeout=ctx.env.transfer_timeout)
+        await ctx.remote(
+            target,
+            cmd.start_release(ctx.layout, ctx.release, base),
+            stage=STAGE,
+            stdin=b"\0".join(p.encode() for p in delete),
+        )
+        await ctx.remote(
+            target,
+            cmd.unpack(ctx.layout, ctx.release, ctx.env.compress),
+            stage=STAGE,
+            source=package,
+            timeout=ctx.env.transfer_timeout,
+        )
         shared = cmd.link_shared(ctx.layout, ctx.release, ctx.env.shared)
         if shared is not None:
             await ctx.remote(target, shared, stage=STAGE, shown="link shared paths")
 
     await ctx.each_host(STAGE, one)
     assert ctx.resolved is not None
-    await asyncio.to_thread(deploys.record_releases, ctx.db, ctx.project_id, ctx.env_name,
-                            ctx.deploy_id, ctx.resolved.commit, ctx.release,
-                            [t.key for t in ctx.targets], "complete")
+    await asyncio.to_thread(
+        deploys.record_releases,
+        ctx.db,
+        ctx.project_id,
+        ctx.env_name,
+        ctx.deploy_id,
+        ctx.resolved.commit,
+        ctx.release,
+        [t.key for t in ctx.targets],
+        "complete",
+    )

@@ -90,8 +90,9 @@ class Executor:
             try:
                 self._keys = [asyncssh.read_private_key(str(self.client_key))]
             except (OSError, asyncssh.KeyImportError) as exc:
-                raise RemoteError(f"cannot read SSH key {self.client_key}: {exc}", host="-",
-                                  stage="connect") from None
+                raise RemoteError(
+                    f"cannot read SSH key {self.client_key}: {exc}", host="-", stage="connect"
+                ) from None
         return self._keys
 
     async def connect(self, target: Target, stage: str = "connect") -> None:
@@ -221,9 +222,7 @@ class Executor:
             conn.close()
 
 
-async def _feed(
-    stdin: asyncssh.SSHWriter[bytes], data: bytes | None, source: Path | None
-) -> None:
+async def _feed(stdin: asyncssh.SSHWriter[bytes], data: bytes | None, source: Path | None) -> None:
     if source is not None:
         loop = asyncio.get_running_loop()
         with source.open("rb") as fh:

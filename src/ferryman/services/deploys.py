@@ -20,7 +20,7 @@ from ferryman.db.models import (
     Release,
     utcnow,
 )
-from ferryman.db.session import Database
+from ferryman.db.session import Database, rowcount
 from ferryman.domain import validate
 from ferryman.errors import Conflict, NotFound, ValidationError
 from ferryman.services.audit import SYSTEM, Actor, record
@@ -66,7 +66,11 @@ def _select_hosts(config: ProjectConfig, env: str, hosts: Sequence[str] | None) 
 
 
 def request_deploy(
-    db: Database, actor: Actor, project_name: str, env: str, ref: str,
+    db: Database,
+    actor: Actor,
+    project_name: str,
+    env: str,
+    ref: str,
     hosts: Sequence[str] | None = None,
 ) -> Deploy:
     validate.ref(ref)
@@ -76,13 +80,28 @@ def request_deploy(
         config.environment(env)
         chosen = _select_hosts(config, env, hosts)
         _refuse_if_active(s, project, env)
-        deploy = Deploy(project_id=project.id, env=env, kind="deploy", ref=ref, hosts=chosen,
-                        requested_by=actor.id, requested_by_name=actor.username,
-                        config=project.config, stages=[])
+        deploy = Deploy(
+            project_id=project.id,
+            env=env,
+            kind="deploy",
+            ref=ref,
+            hosts=chosen,
+            requested_by=actor.id,
+            requested_by_name=actor.username,
+            config=project.config,
+            stages=[],
+        )
         s.add(deploy)
         s.flush()
-        record(s, actor, "deploy.request", f"project:{project.name}/{env}", deploy_id=deploy.id,
-               ref=ref, hosts=chosen)
+        record(
+            s,
+            actor,
+            "deploy.request",
+            f"project:{project.name}/{env}",
+            deploy_id=deploy.id,
+            ref=ref,
+            hosts=chosen,
+        )
         return deploy
 
 
@@ -101,13 +120,26 @@ def request_rollback(
         ).all()
         if not live:
             raise Conflict(f"{project.name} {env} has never been deployed; nothing to roll back")
-        deploy = Deploy(project_id=project.id, env=env, kind="rollback", target_release=to or "",
-                        requested_by=actor.id, requested_by_name=actor.username,
-                        config=project.config, stages=[])
+        deploy = Deploy(
+            project_id=project.id,
+            env=env,
+            kind="rollback",
+            target_release=to or "",
+            requested_by=actor.id,
+            requested_by_name=actor.username,
+            config=project.config,
+            stages=[],
+        )
         s.add(deploy)
         s.flush()
-        record(s, actor, "rollback.request", f"project:{project.name}/{env}",
-               deploy_id=deploy.id, to=to)
+        record(
+            s,
+            actor,
+            "rollback.request",
+            f"project:{project.name}/{env}",
+            deploy_id=deploy.id,
+            to=to,
+        )
         return deploy
 
 
@@ -127,11 +159,13 @@ def claim_next(db: Database, worker: str) -> int | None:
             select(Deploy.id).where(Deploy.status == "queued").order_by(Deploy.id).limit(5)
         ).all()
         for deploy_id in candidates:
-            taken = s.execute(
-                update(Deploy)
-                .where(Deploy.id == deploy_id, Deploy.status == "queued")
-                .values(status="running", worker=worker, started_at=utcnow())
-            ).rowcount
+            taken = rowcount(
+                s.execute(
+                    update(Deploy)
+                    .where(Deploy.id == deploy_id, Deploy.status == "queued")
+                    .values(status="running", worker=worker, started_at=utcnow())
+                )
+            )
             if taken == 1:
                 return deploy_id
     return None
@@ -149,8 +183,11 @@ def load(db: Database, deploy_id: int) -> tuple[Deploy, Project]:
 
 def set_resolved(db: Database, deploy_id: int, *, commit: str, release_name: str) -> None:
     with db.transaction() as s:
-        s.execute(update(Deploy).where(Deploy.id == deploy_id)
-                  .values(commit=commit, release_name=release_name))
+        s.execute(
+            update(Deploy)
+            .where(Deploy.id == deploy_id)
+            .values(commit=commit, release_name=release_name)
+        )
 
 
 def set_stages(db: Database, deploy_id: int, stages: list[dict[str, Any]]) -> None:
@@ -161,8 +198,10 @@ def set_stages(db: Database, deploy_id: int, stages: list[dict[str, Any]]) -> No
 def set_hosts(db: Database, deploy_id: int, rows: dict[str, dict[str, str]]) -> None:
     """Upsert per-host rows: {host: {status, previous_release, error}}."""
     with db.transaction() as s:
-        existing = {h.host: h for h in s.scalars(
-            select(DeployHost).where(DeployHost.deploy_id == deploy_id))}
+        existing = {
+            h.host: h
+            for h in s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy_id))
+        }
         for host, values in rows.items():
             row = existing.get(host)
             if row is None:
@@ -179,8 +218,14 @@ def finish(db: Database, deploy_id: int, status: str, error: dict[str, Any] | No
         deploy.status = status
         deploy.error = error
         deploy.finished_at = utcnow()
-        record(s, SYSTEM, f"{deploy.kind}.{status}", f"deploy:{deploy_id}",
-               release=deploy.release_name or deploy.target_release, error=error)
+        record(
+            s,
+            SYSTEM,
+            f"{deploy.kind}.{status}",
+            f"deploy:{deploy_id}",
+            release=deploy.release_name or deploy.target_release,
+            error=error,
+        )
 
 
 @dataclass(frozen=True)
@@ -195,8 +240,10 @@ def append_logs(db: Database, deploy_id: int, lines: Sequence[LogRecord]) -> Non
     if not lines:
         return
     with db.transaction() as s:
-        s.add_all(LogLine(deploy_id=deploy_id, host=r.host, stage=r.stage, text=r.text[:4000],
-                          ts=r.ts) for r in lines)
+        s.add_all(
+            LogLine(deploy_id=deploy_id, host=r.host, stage=r.stage, text=r.text[:4000], ts=r.ts)
+            for r in lines
+        )
 
 
 @dataclass(frozen=True)
@@ -214,29 +261,65 @@ def record_steps(db: Database, deploy_id: int, steps: Sequence[StepRecord]) -> N
     if not steps:
         return
     with db.transaction() as s:
-        s.add_all(DeployStep(deploy_id=deploy_id, host=r.host, stage=r.stage, command=r.command,
-                             exit_status=r.exit_status, output=r.output,
-                             started_at=r.started_at, duration=r.duration) for r in steps)
+        s.add_all(
+            DeployStep(
+                deploy_id=deploy_id,
+                host=r.host,
+                stage=r.stage,
+                command=r.command,
+                exit_status=r.exit_status,
+                output=r.output,
+                started_at=r.started_at,
+                duration=r.duration,
+            )
+            for r in steps
+        )
 
 
-def record_releases(db: Database, project_id: int, env: str, deploy_id: int, commit: str,
-                    name: str, hosts: Sequence[str], state: str) -> None:
+def record_releases(
+    db: Database,
+    project_id: int,
+    env: str,
+    deploy_id: int,
+    commit: str,
+    name: str,
+    hosts: Sequence[str],
+    state: str,
+) -> None:
     """Mark release ``name`` on ``hosts`` as complete, failed or removed."""
     with db.transaction() as s:
-        existing = {r.host: r for r in s.scalars(select(Release).where(
-            Release.project_id == project_id, Release.env == env, Release.name == name,
-            Release.host.in_(list(hosts))))}
+        existing = {
+            r.host: r
+            for r in s.scalars(
+                select(Release).where(
+                    Release.project_id == project_id,
+                    Release.env == env,
+                    Release.name == name,
+                    Release.host.in_(list(hosts)),
+                )
+            )
+        }
         for host in hosts:
             row = existing.get(host)
             if row is None:
-                s.add(Release(project_id=project_id, env=env, host=host, name=name,
-                              deploy_id=deploy_id, commit=commit, state=state))
+                s.add(
+                    Release(
+                        project_id=project_id,
+                        env=env,
+                        host=host,
+                        name=name,
+                        deploy_id=deploy_id,
+                        commit=commit,
+                        state=state,
+                    )
+                )
             else:
                 row.state = state
 
 
-def set_live(db: Database, project_id: int, env: str, deploy_id: int,
-             live: dict[str, str | None]) -> None:
+def set_live(
+    db: Database, project_id: int, env: str, deploy_id: int, live: dict[str, str | None]
+) -> None:
     """Record which release each host now serves (None: the webroot link was removed)."""
     with db.transaction() as s:
         for host, name in live.items():
@@ -246,8 +329,15 @@ def set_live(db: Database, project_id: int, env: str, deploy_id: int,
                     s.delete(row)
                 continue
             if row is None:
-                s.add(HostState(project_id=project_id, env=env, host=host, current_release=name,
-                                deploy_id=deploy_id))
+                s.add(
+                    HostState(
+                        project_id=project_id,
+                        env=env,
+                        host=host,
+                        current_release=name,
+                        deploy_id=deploy_id,
+                    )
+                )
             else:
                 row.current_release = name
                 row.deploy_id = deploy_id
@@ -257,9 +347,11 @@ def set_live(db: Database, project_id: int, env: str, deploy_id: int,
 def complete_releases(db: Database, project_id: int, env: str) -> dict[str, set[str]]:
     """Per host: the names of the releases Ferryman completed there and has not removed."""
     with db.read() as s:
-        rows = s.execute(select(Release.host, Release.name).where(
-            Release.project_id == project_id, Release.env == env,
-            Release.state == "complete")).all()
+        rows = s.execute(
+            select(Release.host, Release.name).where(
+                Release.project_id == project_id, Release.env == env, Release.state == "complete"
+            )
+        ).all()
     complete: dict[str, set[str]] = {}
     for host, name in rows:
         complete.setdefault(host, set()).add(name)
@@ -268,19 +360,31 @@ def complete_releases(db: Database, project_id: int, env: str) -> dict[str, set[
 
 def live_releases(db: Database, project_id: int, env: str) -> dict[str, str]:
     with db.read() as s:
-        return {h.host: h.current_release for h in s.scalars(select(HostState).where(
-            HostState.project_id == project_id, HostState.env == env))}
+        return {
+            h.host: h.current_release
+            for h in s.scalars(
+                select(HostState).where(HostState.project_id == project_id, HostState.env == env)
+            )
+        }
 
 
 def host_history(db: Database, project_id: int, env: str) -> dict[str, dict[str, Any]]:
     """Per host: the live release and the complete releases Ferryman left there."""
     with db.read() as s:
-        live = {h.host: h.current_release for h in s.scalars(select(HostState).where(
-            HostState.project_id == project_id, HostState.env == env))}
+        live = {
+            h.host: h.current_release
+            for h in s.scalars(
+                select(HostState).where(HostState.project_id == project_id, HostState.env == env)
+            )
+        }
         complete: dict[str, list[str]] = {}
-        for r in s.scalars(select(Release).where(
-                Release.project_id == project_id, Release.env == env,
-                Release.state == "complete").order_by(Release.name)):
+        for r in s.scalars(
+            select(Release)
+            .where(
+                Release.project_id == project_id, Release.env == env, Release.state == "complete"
+            )
+            .order_by(Release.name)
+        ):
             complete.setdefault(r.host, []).append(r.name)
     hosts = set(live) | set(complete)
     return {h: {"live": live.get(h), "releases": complete.get(h, [])} for h in sorted(hosts)}
@@ -299,12 +403,15 @@ def fail_orphans(db: Database, stale_workers_before: datetime) -> list[int]:
             if (lock is None or lock.expires_at < utcnow()) and started < stale_workers_before:
                 deploy.status = "failed"
                 deploy.finished_at = utcnow()
-                deploy.error = {"code": "worker_lost",
-                                "message": "the worker running this deploy stopped"}
+                deploy.error = {
+                    "code": "worker_lost",
+                    "message": "the worker running this deploy stopped",
+                }
                 if lock is not None:
                     s.delete(lock)
-                record(s, SYSTEM, f"{deploy.kind}.failed", f"deploy:{deploy.id}",
-                       error=deploy.error)
+                record(
+                    s, SYSTEM, f"{deploy.kind}.failed", f"deploy:{deploy.id}", error=deploy.error
+                )
                 failed.append(deploy.id)
         return failed
 
@@ -315,13 +422,22 @@ def fail_orphans(db: Database, stale_workers_before: datetime) -> list[int]:
 def get(db: Database, deploy_id: int) -> dict[str, Any]:
     deploy, project = load(db, deploy_id)
     with db.read() as s:
-        hosts = s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy_id)
-                          .order_by(DeployHost.host)).all()
-        steps = s.scalar(select(func.count()).select_from(DeployStep)
-                         .where(DeployStep.deploy_id == deploy_id))
+        hosts = s.scalars(
+            select(DeployHost).where(DeployHost.deploy_id == deploy_id).order_by(DeployHost.host)
+        ).all()
+        steps = s.scalar(
+            select(func.count()).select_from(DeployStep).where(DeployStep.deploy_id == deploy_id)
+        )
     data = describe(deploy, project.name)
-    data["hosts"] = [{"host": h.host, "status": h.status, "previous_release": h.previous_release,
-                      "error": h.error} for h in hosts]
+    data["hosts"] = [
+        {
+            "host": h.host,
+            "status": h.status,
+            "previous_release": h.previous_release,
+            "error": h.error,
+        }
+        for h in hosts
+    ]
     data["steps"] = steps
     return data
 
@@ -346,8 +462,9 @@ def describe(deploy: Deploy, project_name: str) -> dict[str, Any]:
     }
 
 
-def list_deploys(db: Database, project_name: str | None = None, limit: int = 50
-                 ) -> list[dict[str, Any]]:
+def list_deploys(
+    db: Database, project_name: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     with db.read() as s:
         query = select(Deploy, Project.name).join(Project, Project.id == Deploy.project_id)
         if project_name:
@@ -356,21 +473,38 @@ def list_deploys(db: Database, project_name: str | None = None, limit: int = 50
     return [describe(d, name) for d, name in rows]
 
 
-def logs_after(db: Database, deploy_id: int, after: int = 0, limit: int = 1000
-               ) -> list[dict[str, Any]]:
+def logs_after(
+    db: Database, deploy_id: int, after: int = 0, limit: int = 1000
+) -> list[dict[str, Any]]:
     with db.read() as s:
         if s.get(Deploy, deploy_id) is None:
             raise NotFound(f"no deploy #{deploy_id}")
-        rows = s.scalars(select(LogLine).where(LogLine.deploy_id == deploy_id, LogLine.id > after)
-                         .order_by(LogLine.id).limit(min(limit, 5000))).all()
-    return [{"id": r.id, "ts": r.ts.isoformat(), "host": r.host, "stage": r.stage,
-             "text": r.text} for r in rows]
+        rows = s.scalars(
+            select(LogLine)
+            .where(LogLine.deploy_id == deploy_id, LogLine.id > after)
+            .order_by(LogLine.id)
+            .limit(min(limit, 5000))
+        ).all()
+    return [
+        {"id": r.id, "ts": r.ts.isoformat(), "host": r.host, "stage": r.stage, "text": r.text}
+        for r in rows
+    ]
 
 
 def steps_of(db: Database, deploy_id: int) -> list[dict[str, Any]]:
     with db.read() as s:
-        rows = s.scalars(select(DeployStep).where(DeployStep.deploy_id == deploy_id)
-                         .order_by(DeployStep.id)).all()
-    return [{"host": r.host, "stage": r.stage, "command": r.command,
-             "exit_status": r.exit_status, "output": r.output,
-             "started_at": r.started_at.isoformat(), "duration": r.duration} for r in rows]
+        rows = s.scalars(
+            select(DeployStep).where(DeployStep.deploy_id == deploy_id).order_by(DeployStep.id)
+        ).all()
+    return [
+        {
+            "host": r.host,
+            "stage": r.stage,
+            "command": r.command,
+            "exit_status": r.exit_status,
+            "output": r.output,
+            "started_at": r.started_at.isoformat(),
+            "duration": r.duration,
+        }
+        for r in rows
+    ]

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ferryman.db.models import Lock, utcnow
-from ferryman.db.session import Database
+from ferryman.db.session import Database, rowcount
 from ferryman.errors import LockHeld
 
 
@@ -20,24 +20,40 @@ def deploy_key(project: str, env: str) -> str:
     return f"deploy:{project}:{env}"
 
 
-def acquire(db: Database, key: str, *, owner: str, deploy_id: int | None, holder: str,
-            lease: float) -> None:
+def acquire(
+    db: Database, key: str, *, owner: str, deploy_id: int | None, holder: str, lease: float
+) -> None:
     now = utcnow()
     expires = now + timedelta(seconds=lease)
     try:
         with db.transaction() as s:
-            s.add(Lock(key=key, owner=owner, deploy_id=deploy_id, holder=holder,
-                       acquired_at=now, expires_at=expires))
+            s.add(
+                Lock(
+                    key=key,
+                    owner=owner,
+                    deploy_id=deploy_id,
+                    holder=holder,
+                    acquired_at=now,
+                    expires_at=expires,
+                )
+            )
         return
     except IntegrityError:
         pass
     with db.transaction() as s:
-        taken = s.execute(
-            update(Lock)
-            .where(Lock.key == key, Lock.expires_at < now)
-            .values(owner=owner, deploy_id=deploy_id, holder=holder, acquired_at=now,
-                    expires_at=expires)
-        ).rowcount
+        taken = rowcount(
+            s.execute(
+                update(Lock)
+                .where(Lock.key == key, Lock.expires_at < now)
+                .values(
+                    owner=owner,
+                    deploy_id=deploy_id,
+                    holder=holder,
+                    acquired_at=now,
+                    expires_at=expires,
+                )
+            )
+        )
         if taken == 1:
             return
         current = s.scalar(select(Lock).where(Lock.key == key))
@@ -46,7 +62,8 @@ def acquire(db: Database, key: str, *, owner: str, deploy_id: int | None, holder
     what = f"deploy #{current.deploy_id}" if current.deploy_id else current.owner
     raise LockHeld(
         f"{key.removeprefix('deploy:').replace(':', ' ')} is locked by {what} "
-        f"(started by {current.holder or 'unknown'} at {current.acquired_at:%Y-%m-%d %H:%M:%S} UTC)",
+        f"(started by {current.holder or 'unknown'} "
+        f"at {current.acquired_at:%Y-%m-%d %H:%M:%S} UTC)",
         deploy_id=current.deploy_id,
         holder=current.holder,
     )
@@ -55,11 +72,13 @@ def acquire(db: Database, key: str, *, owner: str, deploy_id: int | None, holder
 def heartbeat(db: Database, key: str, *, owner: str, lease: float) -> bool:
     with db.transaction() as s:
         return bool(
-            s.execute(
-                update(Lock)
-                .where(Lock.key == key, Lock.owner == owner)
-                .values(expires_at=utcnow() + timedelta(seconds=lease))
-            ).rowcount
+            rowcount(
+                s.execute(
+                    update(Lock)
+                    .where(Lock.key == key, Lock.owner == owner)
+                    .values(expires_at=utcnow() + timedelta(seconds=lease))
+                )
+            )
         )
 
 

@@ -26,8 +26,13 @@ def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Pr
             project.config = data
             project.updated_at = utcnow()
         s.flush()
-        record(s, actor, "project.create" if created else "project.update",
-               f"project:{config.project}", environments=sorted(config.environments))
+        record(
+            s,
+            actor,
+            "project.create" if created else "project.update",
+            f"project:{config.project}",
+            environments=sorted(config.environments),
+        )
         return project, created
 
 

@@ -28,7 +28,11 @@ def _actor(user: User) -> Actor:
 
 
 def create_user(
-    db: Database, username: str, password: str, *, superuser: bool = False,
+    db: Database,
+    username: str,
+    password: str,
+    *,
+    superuser: bool = False,
     actor: Actor = SYSTEM,
 ) -> Actor:
     validate.username(username)
@@ -37,8 +41,7 @@ def create_user(
     with db.transaction() as s:
         if s.scalar(select(User).where(User.username == username)) is not None:
             raise Conflict(f"user {username!r} already exists")
-        user = User(username=username, password_hash=_hasher.hash(password),
-                    is_superuser=superuser)
+        user = User(username=username, password_hash=_hasher.hash(password), is_superuser=superuser)
         s.add(user)
         s.flush()
         record(s, actor, "user.create", f"user:{username}", superuser=superuser)

@@ -166,8 +166,9 @@ def start_fleet(
     return fleet
 
 
-def add_host(fleet: Fleet, name: str, address: str, tmpfs: bool = False,
-             wait: bool = True) -> FleetHost:
+def add_host(
+    fleet: Fleet, name: str, address: str, tmpfs: bool = False, wait: bool = True
+) -> FleetHost:
     """Start one more host in ``fleet``: same client key, host key added to known_hosts."""
     hdir = fleet.base / name
     root = hdir / "srv"
@@ -178,8 +179,9 @@ def add_host(fleet: Fleet, name: str, address: str, tmpfs: bool = False,
     pid_file = hdir / "sshd.pid"
     pid_file.unlink(missing_ok=True)
     config = hdir / "sshd_config"
-    config.write_text(_sshd_config(fleet.base, address, host_key, pid_file,
-                                   fleet.base / "authorized_keys"))
+    config.write_text(
+        _sshd_config(fleet.base, address, host_key, pid_file, fleet.base / "authorized_keys")
+    )
     kind, key = (hdir / "ssh_host_ed25519_key.pub").read_text().split()[:2]
     with fleet.known_hosts.open("a") as fh:
         fh.write(f"{address} {kind} {key}\n")
@@ -187,13 +189,13 @@ def add_host(fleet: Fleet, name: str, address: str, tmpfs: bool = False,
     if tmpfs:
         steps.append(f"mount -t tmpfs -o size=2g tmpfs {root}")
     steps.append(f"mount --bind {root} /srv")
+    steps.append("mkdir -p /srv/www")  # the parent of test webroots
     if Path("/root/.bashrc").exists():
         steps.append(f"mount --bind {fleet.base / 'empty-bashrc'} /root/.bashrc")
     steps.append(f"hostname {name}")
     steps.append(f"exec {SSHD} -f {config}")
     subprocess.run(
-        ["unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c",
-         " && ".join(steps)],
+        ["unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", " && ".join(steps)],
         check=True,
     )
     host = FleetHost(name=name, address=address, root=root, pid_file=pid_file)
@@ -214,8 +216,18 @@ def start_svnserve(fleet: Fleet, root: Path, address: str) -> str:
     pid_file = fleet.base / "svnserve.pid"
     pid_file.unlink(missing_ok=True)
     subprocess.run(
-        ["svnserve", "-d", "-r", str(root), "--listen-host", address, "--listen-port", "3690",
-         "--pid-file", str(pid_file)],
+        [
+            "svnserve",
+            "-d",
+            "-r",
+            str(root),
+            "--listen-host",
+            address,
+            "--listen-port",
+            "3690",
+            "--pid-file",
+            str(pid_file),
+        ],
         check=True,
     )
     fleet.services.append(pid_file)

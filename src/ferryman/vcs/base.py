@@ -48,8 +48,15 @@ class SshOptions:
 
     def command(self) -> str:
         """An ``ssh`` command line for git/svn: our key and known_hosts, never blind-accept."""
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                "-o", "ConnectTimeout=15"]
+        argv = [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=15",
+        ]
         if self.key:
             argv += ["-i", self.key, "-o", "IdentitiesOnly=yes"]
         if self.known_hosts:
@@ -67,8 +74,9 @@ async def run_vcs(
 ) -> str:
     """Run one git/svn command; raise ``VcsError`` with its stderr when it fails."""
     try:
-        result = await run_local(argv, env=env, timeout=timeout, cwd=cwd, on_line=on_line,
-                                 what=" ".join(argv[:2]))
+        result = await run_local(
+            argv, env=env, timeout=timeout, cwd=cwd, on_line=on_line, what=" ".join(argv[:2])
+        )
     except StageTimeout as exc:
         raise VcsError(f"{argv[0]} {argv[1]}: {exc.message}") from None
     except OSError as exc:

@@ -15,8 +15,14 @@ TIMEOUT = 600.0
 
 
 class GitRepo:
-    def __init__(self, url: str, mirror: Path, ssh: SshOptions,
-                 on_line: LineCallback | None = None, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str,
+        mirror: Path,
+        ssh: SshOptions,
+        on_line: LineCallback | None = None,
+        timeout: float = TIMEOUT,
+    ) -> None:
         self.url = url
         self.mirror = mirror
         self.ssh = ssh
@@ -34,8 +40,9 @@ class GitRepo:
         }
 
     async def _git(self, *args: str, cwd: Path | None = None) -> str:
-        return await run_vcs(["git", *args], env=self.env, timeout=self.timeout, cwd=cwd,
-                             on_line=self.on_line)
+        return await run_vcs(
+            ["git", *args], env=self.env, timeout=self.timeout, cwd=cwd, on_line=self.on_line
+        )
 
     async def update(self) -> None:
         self.mirror.parent.mkdir(parents=True, exist_ok=True)
@@ -52,8 +59,15 @@ class GitRepo:
     async def resolve(self, ref: str) -> Resolved:
         validate.ref(ref)
         try:
-            out = await self._git("-C", str(self.mirror), "rev-parse", "--verify", "--quiet",
-                                  "--end-of-options", f"{ref}^{{commit}}")
+            out = await self._git(
+                "-C",
+                str(self.mirror),
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                f"{ref}^{{commit}}",
+            )
         except VcsError:
             raise VcsError(f"ref {ref!r} not found in {self.url}") from None
         commit = out.strip()
@@ -72,13 +86,15 @@ class GitRepo:
         return True
 
     async def export(self, resolved: Resolved, dest: Path) -> None:
-        await self._git("clone", "--quiet", "--shared", "--no-checkout", "--",
-                        str(self.mirror), str(dest))
+        await self._git(
+            "clone", "--quiet", "--shared", "--no-checkout", "--", str(self.mirror), str(dest)
+        )
         await self._git("-C", str(dest), "checkout", "--quiet", "--detach", resolved.commit)
         if (dest / ".gitmodules").exists():
             await self._git("-C", str(dest), "remote", "set-url", "origin", self.url)
-            await self._git("-C", str(dest), "submodule", "update", "--init", "--recursive",
-                            "--quiet")
+            await self._git(
+                "-C", str(dest), "submodule", "update", "--init", "--recursive", "--quiet"
+            )
 
     async def reachable(self) -> None:
         await self._git("ls-remote", "--heads", "--", self.url)

@@ -13,8 +13,13 @@ TIMEOUT = 600.0
 
 
 class SvnRepo:
-    def __init__(self, url: str, ssh: SshOptions, on_line: LineCallback | None = None,
-                 timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str,
+        ssh: SshOptions,
+        on_line: LineCallback | None = None,
+        timeout: float = TIMEOUT,
+    ) -> None:
         self.url = url.rstrip("/")
         self.ssh = ssh
         self.on_line = on_line
@@ -25,8 +30,12 @@ class SvnRepo:
         return {"SVN_SSH": self.ssh.command(), "LC_ALL": "C"}
 
     async def _svn(self, *args: str) -> str:
-        return await run_vcs(["svn", args[0], "--non-interactive", *args[1:]], env=self.env,
-                             timeout=self.timeout, on_line=self.on_line)
+        return await run_vcs(
+            ["svn", args[0], "--non-interactive", *args[1:]],
+            env=self.env,
+            timeout=self.timeout,
+            on_line=self.on_line,
+        )
 
     async def update(self) -> None:
         return None
@@ -41,8 +50,9 @@ class SvnRepo:
     async def resolve(self, ref: str) -> Resolved:
         path, rev = self._split(ref)
         try:
-            out = await self._svn("info", "--show-item", "last-changed-revision", "--",
-                                  f"{self.url}/{path}@{rev}")
+            out = await self._svn(
+                "info", "--show-item", "last-changed-revision", "--", f"{self.url}/{path}@{rev}"
+            )
         except VcsError as exc:
             raise VcsError(f"svn path {ref!r} not found in {self.url}: {exc.message}") from None
         revision = out.strip()
@@ -61,8 +71,7 @@ class SvnRepo:
     async def export(self, resolved: Resolved, dest: Path) -> None:
         path, _ = self._split(resolved.ref)
         rev = resolved.commit.removeprefix("r")
-        await self._svn("export", "--quiet", "-r", rev, "--", f"{self.url}/{path}@{rev}",
-                        str(dest))
+        await self._svn("export", "--quiet", "-r", rev, "--", f"{self.url}/{path}@{rev}", str(dest))
 
     async def reachable(self) -> None:
         await self._svn("info", "--", self.url)

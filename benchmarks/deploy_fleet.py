@@ -1,0 +1,309 @@
+"""Deploy benchmark on a real fleet: first deploy, one-file redeploy and rollback, against floors
+measured in the same run.
+
+    .venv/bin/python benchmarks/deploy_fleet.py --hosts 50 [--files 5000 --mb 50] [--disk]
+
+Floors: (1) connect to every host and run ``true``, in parallel (asyncssh, as a deploy does; and
+OpenSSH ``ssh true`` for reference); (2) the deploy's full package piped to every host into
+``cat >/dev/null``. Each host has a tmpfs ``/srv`` unless ``--disk`` is given (all hosts here share
+one virtual disk; real hosts have their own). Needs root, like the test fleet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ferryman.config.project import parse_project
+from ferryman.config.settings import load_settings
+from ferryman.db.session import Database
+from ferryman.pipeline.runner import run_deploy
+from ferryman.remote.executor import Executor, Target, fan_out
+from ferryman.services import deploys, projects
+from ferryman.services.audit import Actor
+from ferryman.testing.fleet import add_host, start_fleet
+
+ACTOR = Actor(id=None, username="bench")
+# fmt: off
+WORDS = ["def", "class", "return", "import", "self", "value", "data", "list", "dict",
+         "item", "key", "name", "path", "file", "user", "host", "deploy", "release", "build",
+         "test", "config", "if", "else", "for", "while", "try", "except", "with", "lambda"]
+# fmt: on
+
+
+def cpu() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def measure(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    c0, t0 = cpu(), time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, cpu() - c0, result
+
+
+def generate_repo(work: Path, bare: Path, files: int, megabytes: int) -> None:
+    rng = random.Random(42)
+    size = megabytes * 1_000_000 // files
+    work.mkdir(parents=True)
+    for i in range(files):
+        path = work / f"pkg{i % 50:02d}" / f"mod{i // 50:03d}" / f"file{i}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        words = []
+        total = 0
+        while total < size:
+            word = rng.choice(WORDS) if rng.random() < 0.7 else f"{rng.getrandbits(40):x}"
+            words.append(word)
+            total += len(word) + 1
+        path.write_text(" ".join(words))
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=work, check=True, capture_output=True)
+
+    subprocess.run(["git", "init", "--bare", "-q", "-b", "master", str(bare)], check=True)
+    git("init", "-q", "-b", "master")
+    git("-c", "user.name=b", "-c", "user.email=b@x", "add", "-A")
+    git("-c", "user.name=b", "-c", "user.email=b@x", "commit", "-q", "-m", "v1")
+    git("push", "-q", str(bare), "HEAD:master")
+
+
+def change_one_file(work: Path, bare: Path) -> None:
+    target = next(work.glob("pkg00/mod000/*.py"))
+    target.write_text(target.read_text() + "\n# changed\n")
+    for args in (
+        ["add", "-A"],
+        ["commit", "-q", "-m", "one file"],
+        ["push", "-q", str(bare), "HEAD:master"],
+    ):
+        subprocess.run(
+            ["git", "-c", "user.name=b", "-c", "user.email=b@x", *args],
+            cwd=work,
+            check=True,
+            capture_output=True,
+        )
+
+
+async def floor_ssh_true(key: Path, known: Path, targets: list[Target]) -> None:
+    ex = Executor(client_key=key, known_hosts=known)
+    try:
+        failures = await fan_out(targets, lambda t: _true(ex, t), 200)
+        assert not failures, failures
+    finally:
+        await ex.close()
+
+
+async def _true(ex: Executor, target: Target) -> None:
+    await ex.run(target, ("true",), stage="floor", timeout=60)
+
+
+async def floor_pipe(key: Path, known: Path, targets: list[Target], package: Path) -> None:
+    ex = Executor(client_key=key, known_hosts=known)
+
+    async def one(target: Target) -> None:
+        await ex.run(
+            target, ("sh", "-c", "cat >/dev/null"), stage="floor", timeout=600, source=package
+        )
+
+    try:
+        failures = await fan_out(targets, one, 50)
+        assert not failures, failures
+    finally:
+        await ex.close()
+
+
+def openssh_true(key: Path, known: Path, addresses: list[str]) -> None:
+    procs = [
+        subprocess.Popen(
+            [
+                "ssh",
+                "-i",
+                str(key),
+                "-o",
+                f"UserKnownHostsFile={known}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                f"root@{a}",
+                "true",
+            ]
+        )
+        for a in addresses
+    ]
+    assert all(p.wait() == 0 for p in procs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--files", type=int, default=5000)
+    parser.add_argument("--mb", type=int, default=50)
+    parser.add_argument("--disk", action="store_true", help="disk-backed /srv instead of tmpfs")
+    parser.add_argument("--compress", choices=["yes", "no"], default="yes")
+    parser.add_argument("--net", default=os.environ.get("FERRYMAN_BENCH_NET", "127.0.101"))
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="ferryman-bench-"))
+    fleet = start_fleet(base / "fleet", args.hosts, network=args.net, tmpfs=not args.disk)
+    git_host = add_host(fleet, "git", f"{args.net}.250")
+    figures: dict[str, Any] = {
+        "hosts": args.hosts,
+        "files": args.files,
+        "mb": args.mb,
+        "srv": "disk" if args.disk else "tmpfs",
+        "compress": args.compress,
+    }
+    try:
+        hosts = [h for h in fleet.hosts if h.name != "git"]
+        print(f"generating {args.files} files / {args.mb} MB …", file=sys.stderr)
+        bare = git_host.root / "git" / "bench.git"
+        bare.parent.mkdir(parents=True)
+        generate_repo(base / "work", bare, args.files, args.mb)
+        home = base / "home"
+        (home / "ssh").mkdir(parents=True)
+        shutil.copy(fleet.client_key, home / "ssh" / "id_ed25519")
+        shutil.copy(fleet.known_hosts, home / "ssh" / "known_hosts")
+        settings = load_settings({"FERRYMAN_HOME": str(home)})
+        db = Database(settings.database_url)
+        db.upgrade()
+        config = {
+            "project": "bench",
+            "repo": f"ssh://root@{git_host.address}/srv/git/bench.git",
+            "environments": {
+                "production": {
+                    "hosts": [h.address for h in hosts],
+                    "user": "root",
+                    "webroot": "/srv/www/bench",
+                    "releases": "/srv/releases/bench",
+                    "parallel": args.hosts,
+                    "compress": args.compress == "yes",
+                }
+            },
+        }
+        projects.apply_project(db, ACTOR, parse_project(config))
+
+        def run(kind: str, **kw: Any) -> dict[str, Any]:
+            if kind == "rollback":
+                d = deploys.request_rollback(db, ACTOR, "bench", "production", None)
+            else:
+                d = deploys.request_deploy(db, ACTOR, "bench", "production", "master")
+            assert deploys.claim_next(db, "bench") == d.id
+            asyncio.run(run_deploy(db, settings, d.id, "bench"))
+            result = deploys.get(db, d.id)
+            assert result["status"] == "success", result["error"]
+            return result
+
+        targets = [Target(h.address, h.address, 22, "root") for h in hosts]
+        key, known = fleet.client_key, fleet.known_hosts
+        wall, cpu_s, _ = measure(lambda: asyncio.run(floor_ssh_true(key, known, targets)))
+        figures["floor_ssh_true_asyncssh"] = {"wall": wall, "cpu": cpu_s}
+        wall, cpu_s, _ = measure(lambda: openssh_true(key, known, [t.address for t in targets]))
+        figures["floor_ssh_true_openssh"] = {"wall": wall, "cpu": cpu_s}
+
+        wall, cpu_s, first = measure(lambda: run("deploy"))
+        figures["first_deploy"] = {"wall": wall, "cpu": cpu_s, "stages": _stages(first)}
+        # the package of the first deploy, rebuilt the same way, for the piping floor
+        package = _package(settings, first, config)
+        figures["package_mb"] = package.stat().st_size / 1e6
+        wall, cpu_s, _ = measure(lambda: asyncio.run(floor_pipe(key, known, targets, package)))
+        figures["floor_pipe"] = {"wall": wall, "cpu": cpu_s}
+
+        change_one_file(base / "work", bare)
+        wall, cpu_s, second = measure(lambda: run("deploy"))
+        figures["redeploy_one_file"] = {"wall": wall, "cpu": cpu_s, "stages": _stages(second)}
+        wall, cpu_s, back = measure(lambda: run("rollback"))
+        figures["rollback"] = {"wall": wall, "cpu": cpu_s, "stages": _stages(back)}
+    finally:
+        fleet.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    report(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+def _stages(result: dict[str, Any]) -> dict[str, float]:
+    return {s["name"]: s["duration"] for s in result["stages"]}
+
+
+def _package(settings: Any, first: dict[str, Any], config: dict[str, Any]) -> Path:
+    """Rebuild the full package of the first deploy from its live release on host 1."""
+    from ferryman.pipeline.package import build_manifest, write_package
+
+    tree = settings.home / "pkgtree"
+    subprocess.run(
+        ["git", "clone", "-q", str(settings.repo_cache / "bench.git"), str(tree)], check=True
+    )
+    subprocess.run(["git", "-C", str(tree), "checkout", "-q", first["commit"]], check=True)
+    manifest = build_manifest(tree, [])
+    out = settings.home / "package.tar"
+    write_package(
+        tree,
+        sorted(manifest),
+        manifest,
+        "bench\n",
+        out,
+        config["environments"]["production"]["compress"],
+    )
+    return out
+
+
+def report(f: dict[str, Any]) -> None:
+    floor_true = f["floor_ssh_true_asyncssh"]["wall"]
+    floor_pipe_s = f["floor_pipe"]["wall"]
+    build = f["redeploy_one_file"]["stages"].get("checkout", 0) + f["redeploy_one_file"][
+        "stages"
+    ].get("post_deploy", 0)
+    rows = [
+        ("floor: ssh true, asyncssh (connect + run)", f["floor_ssh_true_asyncssh"], ""),
+        ("floor: ssh true, OpenSSH processes", f["floor_ssh_true_openssh"], ""),
+        (f"floor: package ({f['package_mb']:.1f} MB) piped to cat", f["floor_pipe"], ""),
+        (
+            "first deploy",
+            f["first_deploy"],
+            f"{f['first_deploy']['wall'] / floor_pipe_s:.2f}× pipe floor (target ≤ 2×)",
+        ),
+        (
+            "redeploy, one file changed",
+            f["redeploy_one_file"],
+            f"{(f['redeploy_one_file']['wall'] - build) / floor_true:.2f}× ssh-true floor "
+            f"+ checkout {build:.2f}s (target ≤ 3×)",
+        ),
+        (
+            "rollback",
+            f["rollback"],
+            f"{f['rollback']['wall'] / floor_true:.2f}× ssh-true floor (target ≤ 3×)",
+        ),
+    ]
+    print(
+        f"\n{f['hosts']} hosts, {f['files']} files / {f['mb']} MB, /srv on {f['srv']}, "
+        f"compress={f['compress']}\n"
+    )
+    print(f"| {'what':<44} | {'wall s':>7} | {'CPU s':>6} | ratio |")
+    print(f"|{'-' * 46}|{'-' * 9}|{'-' * 8}|-------|")
+    for name, fig, ratio in rows:
+        print(f"| {name:<44} | {fig['wall']:7.2f} | {fig['cpu']:6.2f} | {ratio} |")
+    for name in ("first_deploy", "redeploy_one_file", "rollback"):
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in f[name]["stages"].items())
+        print(f"\n{name} stages (s): {stages}")
+
+
+if __name__ == "__main__":
+    main()
