@@ -164,6 +164,7 @@ class Executor:
         line = wrap(command, timeout)
         shown = shlex.join(command)
         out, err = _Tail(None if full_output else TAIL), _Tail(TAIL)
+        process: asyncssh.SSHClientProcess[bytes] | None = None
         try:
             async with asyncio.timeout(timeout + KILL_GRACE + 10):
                 process = await conn.create_process(line, encoding=None)
@@ -178,6 +179,8 @@ class Executor:
                 await readers
                 completed = await process.wait(check=False)
         except TimeoutError:
+            if process is not None:
+                process.close()  # the host stopped answering; do not leave the channel open
             raise StageTimeout(
                 f"{target.key} [{stage}]: no answer within {timeout:g}s: {shown[:200]}",
                 host=target.key,
