@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ferryman.services import deploys
+from ferryman.services import deploy_views
 from ferryman.testing.fleet import FleetHost
 from tests.helpers import (
     Repo,
@@ -58,7 +58,7 @@ def test_rollback_returns_every_host_to_the_previous_release(db, settings, repo,
     assert back["kind"] == "rollback"
     assert {live(h, repo.name) for h in targets} == {first["release"]}
     assert {read_live(h, repo.name, "index.html") for h in targets} == {"v1\n"}
-    history = deploys.host_history(db, 1, "production")
+    history = deploy_views.host_history(db, 1, "production")
     assert all(v["live"] == first["release"] for v in history.values())
 
 
@@ -148,7 +148,7 @@ def test_redeploy_ships_only_changed_files_and_never_modifies_old_releases(
     repo.commit({"f1.txt": "changed\n", "f2.txt": None, "new.txt": "new\n"}, tag="v2")
     second = deploy(db, settings, repo.name, "v2")
     assert second["status"] == "success", second["error"]
-    logs = " ".join(line["text"] for line in deploys.logs_after(db, second["id"]))
+    logs = " ".join(line["text"] for line in deploy_views.logs_after(db, second["id"]))
     assert "2 changed, 2 removed" in logs  # f1 + new.txt sent; f1 + f2 removed first
     for host in targets:
         old = host.path(f"/srv/releases/{repo.name}/{first['release']}")

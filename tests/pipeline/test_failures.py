@@ -10,7 +10,7 @@ import pytest
 
 from ferryman.db.models import Lock
 from ferryman.errors import Conflict
-from ferryman.services import deploys, locks
+from ferryman.services import deploy_views, deploys, locks
 from ferryman.testing.fleet import Fleet, FleetHost, restart_host
 from tests.helpers import (
     ADMIN,
@@ -82,7 +82,7 @@ def test_failed_post_release_on_one_host_puts_every_host_back_on_the_previous_re
     assert result["error"]["details"]["stage"] == "post_release"
     assert {live(h, repo.name) for h in targets} == {first["release"]}
     assert {read_live(h, repo.name, "index.html") for h in targets} == {"v1\n"}
-    history = deploys.host_history(db, deploys.load(db, result["id"])[1].id, "production")
+    history = deploy_views.host_history(db, deploys.load(db, result["id"])[1].id, "production")
     assert {v["live"] for v in history.values()} == {first["release"]}
     assert [s["name"] for s in result["stages"]][-1] == "revert"
     assert _no_locks(db)

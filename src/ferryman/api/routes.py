@@ -12,7 +12,7 @@ from ferryman.api.schemas import DeployBody, LoginBody, RollbackBody
 from ferryman.config.project import parse_project
 from ferryman.pipeline.check import as_dicts, run_checks
 from ferryman.pipeline.context import new_context
-from ferryman.services import deploys, projects, users
+from ferryman.services import deploy_views, deploys, projects, users
 
 router = APIRouter(prefix="/api/v1")
 
@@ -71,7 +71,7 @@ def request_deploy(
 ) -> dict[str, Any]:
     deploy = deploys.request_deploy(db, actor, name, body.env, body.ref, body.hosts)
     _wake(request)
-    return deploys.get(db, deploy.id)
+    return deploy_views.get(db, deploy.id)
 
 
 @router.post("/projects/{name}/rollbacks", status_code=201, tags=["deploys"])
@@ -80,7 +80,7 @@ def request_rollback(
 ) -> dict[str, Any]:
     deploy = deploys.request_rollback(db, actor, name, body.env, body.to)
     _wake(request)
-    return deploys.get(db, deploy.id)
+    return deploy_views.get(db, deploy.id)
 
 
 @router.get("/projects/{name}/envs/{env}/releases", tags=["deploys"])
@@ -89,7 +89,7 @@ def releases(name: str, env: str, db: DB, actor: CurrentActor) -> dict[str, Any]
     project = projects.get_project(db, name)
     config = projects.project_config(project)
     hosts = [h.key for h in config.environment(env).hosts]
-    history = deploys.host_history(db, project.id, env)
+    history = deploy_views.host_history(db, project.id, env)
     return {
         "project": name,
         "env": env,
@@ -112,12 +112,12 @@ async def check(
 def list_deploys(
     db: DB, actor: CurrentActor, project: str | None = None, limit: int = Query(50, ge=1, le=500)
 ) -> list[dict[str, Any]]:
-    return deploys.list_deploys(db, project, limit)
+    return deploy_views.list_deploys(db, project, limit)
 
 
 @router.get("/deploys/{deploy_id}", tags=["deploys"])
 def get_deploy(deploy_id: int, db: DB, actor: CurrentActor) -> dict[str, Any]:
-    return deploys.get(db, deploy_id)
+    return deploy_views.get(db, deploy_id)
 
 
 @router.get("/deploys/{deploy_id}/logs", tags=["deploys"])
@@ -128,7 +128,7 @@ def get_logs(
     after: int = Query(0, ge=0),
     limit: int = Query(1000, ge=1, le=5000),
 ) -> dict[str, Any]:
-    lines = deploys.logs_after(db, deploy_id, after, limit)
+    lines = deploy_views.logs_after(db, deploy_id, after, limit)
     status = deploys.load(db, deploy_id)[0].status
     return {
         "deploy_id": deploy_id,
@@ -142,4 +142,4 @@ def get_logs(
 def get_steps(deploy_id: int, db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
     """Every command run for this deploy, per host, with exit status and output."""
     deploys.load(db, deploy_id)
-    return deploys.steps_of(db, deploy_id)
+    return deploy_views.steps_of(db, deploy_id)

@@ -9,14 +9,14 @@ from ferryman.commands import remote as cmd
 from ferryman.domain.release import choose_prunable, is_release_name
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target
-from ferryman.services import deploys
+from ferryman.services import deploy_views, deploys
 
 STAGE = "cleanup"
 
 
 async def prune(ctx: Context) -> None:
     complete = await asyncio.to_thread(
-        deploys.complete_releases, ctx.db, ctx.project_id, ctx.env_name
+        deploy_views.complete_releases, ctx.db, ctx.project_id, ctx.env_name
     )
     removed: dict[str, list[str]] = {}
 

@@ -10,7 +10,7 @@ from ferryman.errors import Conflict
 from ferryman.pipeline import tasks
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.release import SWITCH, switch_all
-from ferryman.services import deploys
+from ferryman.services import deploy_views, deploys
 
 STAGE = "verify"
 
@@ -22,9 +22,11 @@ async def choose_targets(ctx: Context) -> dict[str, str]:
         wanted = dict.fromkeys((t.key for t in ctx.targets), ctx.target_release)
     else:
         complete = await asyncio.to_thread(
-            deploys.complete_releases, ctx.db, ctx.project_id, ctx.env_name
+            deploy_views.complete_releases, ctx.db, ctx.project_id, ctx.env_name
         )
-        live = await asyncio.to_thread(deploys.live_releases, ctx.db, ctx.project_id, ctx.env_name)
+        live = await asyncio.to_thread(
+            deploy_views.live_releases, ctx.db, ctx.project_id, ctx.env_name
+        )
         for target in ctx.targets:
             present = {n for n, sha in ctx.facts[target.key].releases.items() if sha}
             history = complete.get(target.key, set()) & present

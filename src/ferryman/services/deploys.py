@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from ferryman.config.project import ProjectConfig, parse_project
 from ferryman.db.models import (
@@ -344,52 +344,6 @@ def set_live(
                 row.updated_at = utcnow()
 
 
-def complete_releases(db: Database, project_id: int, env: str) -> dict[str, set[str]]:
-    """Per host: the names of the releases Ferryman completed there and has not removed."""
-    with db.read() as s:
-        rows = s.execute(
-            select(Release.host, Release.name).where(
-                Release.project_id == project_id, Release.env == env, Release.state == "complete"
-            )
-        ).all()
-    complete: dict[str, set[str]] = {}
-    for host, name in rows:
-        complete.setdefault(host, set()).add(name)
-    return complete
-
-
-def live_releases(db: Database, project_id: int, env: str) -> dict[str, str]:
-    with db.read() as s:
-        return {
-            h.host: h.current_release
-            for h in s.scalars(
-                select(HostState).where(HostState.project_id == project_id, HostState.env == env)
-            )
-        }
-
-
-def host_history(db: Database, project_id: int, env: str) -> dict[str, dict[str, Any]]:
-    """Per host: the live release and the complete releases Ferryman left there."""
-    with db.read() as s:
-        live = {
-            h.host: h.current_release
-            for h in s.scalars(
-                select(HostState).where(HostState.project_id == project_id, HostState.env == env)
-            )
-        }
-        complete: dict[str, list[str]] = {}
-        for r in s.scalars(
-            select(Release)
-            .where(
-                Release.project_id == project_id, Release.env == env, Release.state == "complete"
-            )
-            .order_by(Release.name)
-        ):
-            complete.setdefault(r.host, []).append(r.name)
-    hosts = set(live) | set(complete)
-    return {h: {"live": live.get(h), "releases": complete.get(h, [])} for h in sorted(hosts)}
-
-
 def fail_orphans(db: Database, stale_workers_before: datetime) -> list[int]:
     """Deploys left ``running`` by a worker that is gone (its lock lease ran out)."""
     from ferryman.db.models import Lock
@@ -414,97 +368,3 @@ def fail_orphans(db: Database, stale_workers_before: datetime) -> list[int]:
                 )
                 failed.append(deploy.id)
         return failed
-
-
-# --- reading ----------------------------------------------------------------------------
-
-
-def get(db: Database, deploy_id: int) -> dict[str, Any]:
-    deploy, project = load(db, deploy_id)
-    with db.read() as s:
-        hosts = s.scalars(
-            select(DeployHost).where(DeployHost.deploy_id == deploy_id).order_by(DeployHost.host)
-        ).all()
-        steps = s.scalar(
-            select(func.count()).select_from(DeployStep).where(DeployStep.deploy_id == deploy_id)
-        )
-    data = describe(deploy, project.name)
-    data["hosts"] = [
-        {
-            "host": h.host,
-            "status": h.status,
-            "previous_release": h.previous_release,
-            "error": h.error,
-        }
-        for h in hosts
-    ]
-    data["steps"] = steps
-    return data
-
-
-def describe(deploy: Deploy, project_name: str) -> dict[str, Any]:
-    return {
-        "id": deploy.id,
-        "project": project_name,
-        "env": deploy.env,
-        "kind": deploy.kind,
-        "ref": deploy.ref,
-        "commit": deploy.commit,
-        "release": deploy.release_name or deploy.target_release,
-        "status": deploy.status,
-        "requested_by": deploy.requested_by_name,
-        "hosts_selected": deploy.hosts,
-        "stages": deploy.stages,
-        "error": deploy.error,
-        "created_at": deploy.created_at.isoformat(),
-        "started_at": deploy.started_at.isoformat() if deploy.started_at else None,
-        "finished_at": deploy.finished_at.isoformat() if deploy.finished_at else None,
-    }
-
-
-def list_deploys(
-    db: Database, project_name: str | None = None, limit: int = 50
-) -> list[dict[str, Any]]:
-    with db.read() as s:
-        query = select(Deploy, Project.name).join(Project, Project.id == Deploy.project_id)
-        if project_name:
-            query = query.where(Project.name == project_name)
-        rows = s.execute(query.order_by(Deploy.id.desc()).limit(min(limit, 500))).all()
-    return [describe(d, name) for d, name in rows]
-
-
-def logs_after(
-    db: Database, deploy_id: int, after: int = 0, limit: int = 1000
-) -> list[dict[str, Any]]:
-    with db.read() as s:
-        if s.get(Deploy, deploy_id) is None:
-            raise NotFound(f"no deploy #{deploy_id}")
-        rows = s.scalars(
-            select(LogLine)
-            .where(LogLine.deploy_id == deploy_id, LogLine.id > after)
-            .order_by(LogLine.id)
-            .limit(min(limit, 5000))
-        ).all()
-    return [
-        {"id": r.id, "ts": r.ts.isoformat(), "host": r.host, "stage": r.stage, "text": r.text}
-        for r in rows
-    ]
-
-
-def steps_of(db: Database, deploy_id: int) -> list[dict[str, Any]]:
-    with db.read() as s:
-        rows = s.scalars(
-            select(DeployStep).where(DeployStep.deploy_id == deploy_id).order_by(DeployStep.id)
-        ).all()
-    return [
-        {
-            "host": r.host,
-            "stage": r.stage,
-            "command": r.command,
-            "exit_status": r.exit_status,
-            "output": r.output,
-            "started_at": r.started_at.isoformat(),
-            "duration": r.duration,
-        }
-        for r in rows
-    ]
