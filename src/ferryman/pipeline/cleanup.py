@@ -45,19 +45,7 @@ async def prune(ctx: Context) -> None:
     try:
         await ctx.each_host(STAGE, one)
     finally:
-        for host, names in removed.items():
-            for name in names:
-                await asyncio.to_thread(
-                    deploys.record_releases,
-                    ctx.db,
-                    ctx.project_id,
-                    ctx.env_name,
-                    ctx.deploy_id,
-                    "",
-                    name,
-                    [host],
-                    "removed",
-                )
+        await asyncio.to_thread(deploys.mark_removed, ctx.db, ctx.project_id, ctx.env_name, removed)
 
 
 async def remove_partial(ctx: Context) -> None:
@@ -81,13 +69,9 @@ async def remove_partial(ctx: Context) -> None:
             await ctx.each_host("remove_partial", one, hosts)
     finally:
         await asyncio.to_thread(
-            deploys.record_releases,
+            deploys.mark_removed,
             ctx.db,
             ctx.project_id,
             ctx.env_name,
-            ctx.deploy_id,
-            "",
-            ctx.release,
-            done,
-            "removed",
+            {host: [ctx.release] for host in done},
         )

@@ -317,6 +317,25 @@ def record_releases(
                 row.state = state
 
 
+def mark_removed(db: Database, project_id: int, env: str, removed: dict[str, list[str]]) -> None:
+    """Record, in one transaction, the release dirs deleted from each host ({host: names})."""
+    pairs = [(host, name) for host, names in removed.items() for name in names]
+    if not pairs:
+        return
+    with db.transaction() as s:
+        rows = s.scalars(
+            select(Release).where(
+                Release.project_id == project_id,
+                Release.env == env,
+                Release.host.in_(list(removed)),
+            )
+        ).all()
+        wanted = set(pairs)
+        for row in rows:
+            if (row.host, row.name) in wanted:
+                row.state = "removed"
+
+
 def set_live(
     db: Database, project_id: int, env: str, deploy_id: int, live: dict[str, str | None]
 ) -> None:
