@@ -79,7 +79,19 @@ def settings(tmp_path: Path, fleet: Fleet) -> Settings:
 
 @pytest.fixture
 def db(settings: Settings) -> Iterator[Database]:
+    """A migrated database. The engine tests deploy straight to ``production``, so its
+    approval flag is off here; ticket tests turn it back on."""
     database = Database(settings.database_url)
     database.upgrade()
+    set_approval(database, "production", False)
     yield database
     database.dispose()
+
+
+def set_approval(database: Database, env: str, required: bool, space: str = "default") -> None:
+    from ferryman.services import inventory
+    from ferryman.services.audit import SYSTEM
+
+    for row in inventory.list_environments(database, SYSTEM, space):
+        if row["name"] == env:
+            inventory.update_environment(database, SYSTEM, row["id"], requires_approval=required)

@@ -4,18 +4,24 @@ Every failure a user can see is one of these; low-level exceptions (asyncssh, OS
 SQLAlchemy, subprocess) are caught at the edge where they happen and turned into one of them,
 with the context a person needs to act (host, stage, command, exit code, tail of stderr).
 
-    FerrymanError                 code            HTTP  CLI exit
-    ├── ConfigError               config_invalid   422   2   bad YAML / settings / API body
-    ├── ValidationError           invalid_input    422   2   a bad ref, host, path, name
-    ├── AuthenticationFailed      unauthenticated  401   2
-    ├── PermissionDenied          forbidden        403   2
-    ├── NotFound                  not_found        404   2
-    ├── Conflict                  conflict         409   1   state forbids it (e.g. deploy running)
-    │   └── LockHeld              lock_held        409   1   project+env lock held by another deploy
-    ├── VcsError                  vcs_failed       502   1   git / svn failed
-    ├── RemoteError               remote_failed    502   1   a command on a host failed
-    ├── TaskFailed                task_failed      502   1   a hook on the deploy host failed
-    └── StageTimeout              timeout          504   1   a command or task ran past its limit
+    FerrymanError                 code                 HTTP  exit
+    ├── ConfigError               config_invalid       422   2  bad YAML / settings / API body
+    ├── ValidationError           invalid_input        422   2  a bad ref, host, path, name
+    ├── AuthenticationFailed      unauthenticated      401   2
+    ├── PermissionDenied          forbidden            403   2  the role does not allow it
+    │   ├── InsufficientScope     insufficient_scope   403   2  a read-only token tried to write
+    │   ├── ApprovalRequired      approval_required    403   2  the env needs an approved ticket
+    │   └── OwnTicket             own_ticket           403   2  nobody approves their own ticket
+    ├── NotFound                  not_found            404   2  also: not in any of your spaces
+    ├── Conflict                  conflict             409   1  state forbids it (deploy running)
+    │   ├── LockHeld              lock_held            409   1  project+env lock held elsewhere
+    │   ├── InvalidTransition     invalid_transition   409   1  ticket cannot go from here to there
+    │   └── TooEarly              too_early            409   1  a scheduled ticket before its time
+    ├── RateLimited               rate_limited         429   1  too many failed sign-ins
+    ├── VcsError                  vcs_failed           502   1  git / svn failed
+    ├── RemoteError               remote_failed        502   1  a command on a host failed
+    ├── TaskFailed                task_failed          502   1  a hook on the deploy host failed
+    └── StageTimeout              timeout              504   1  a command or task ran too long
 
 The API maps each to its ``code`` (stable, documented) and HTTP status; the CLI prints one line.
 """
@@ -78,6 +84,18 @@ class NotFound(FerrymanError):
     exit_code = 2
 
 
+class InsufficientScope(PermissionDenied):
+    code = "insufficient_scope"
+
+
+class ApprovalRequired(PermissionDenied):
+    code = "approval_required"
+
+
+class OwnTicket(PermissionDenied):
+    code = "own_ticket"
+
+
 class Conflict(FerrymanError):
     code = "conflict"
     http_status = 409
@@ -85,6 +103,19 @@ class Conflict(FerrymanError):
 
 class LockHeld(Conflict):
     code = "lock_held"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class TooEarly(Conflict):
+    code = "too_early"
+
+
+class RateLimited(FerrymanError):
+    code = "rate_limited"
+    http_status = 429
 
 
 class VcsError(FerrymanError):

@@ -79,6 +79,7 @@ def test_a_team_deploys_checks_rolls_back_and_reads_logs_from_the_cli(
     url, cli = server
     cli("admin", "create-user", "alice", "--password", "correct horse battery", "--superuser")
     cli("login", "--server", url, "--username", "alice", "--password", "correct horse battery")
+    assert "needs no approval" in cli("env", "set", "production", "--no-approval").stdout
     repo = Repo(git_host, tmp_path, unique("cli"))
     repo.commit({"index.html": "v1\n"}, tag="v1")
     config = tmp_path / "project.yaml"
@@ -114,7 +115,9 @@ def test_a_team_deploys_checks_rolls_back_and_reads_logs_from_the_cli(
 def test_the_cli_exits_1_on_a_failed_deploy_and_2_on_bad_input(server, git_host, targets, tmp_path):
     url, cli = server
     cli("admin", "create-user", "bob", "--password", "correct horse battery")
+    cli("admin", "add-member", "default", "bob", "--role", "master")
     cli("login", "--server", url, "--username", "bob", "--password", "correct horse battery")
+    cli("env", "set", "production", "--no-approval")
     repo = Repo(git_host, tmp_path, unique("clifail"))
     repo.commit({"index.html": "v1\n"}, tag="v1")
     import yaml

@@ -1,14 +1,17 @@
-"""Request dependencies: the database, settings, and the authenticated actor (bearer token)."""
+"""Request dependencies: the database, settings, the authenticated actor (bearer token), and
+``perm(action)``, which names each route's action of the permissions table in its OpenAPI entry
+(``x-permission``). The services enforce that action; the matrix test reads the marker."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
+from ferryman.domain.permissions import ACTIONS
 from ferryman.errors import AuthenticationFailed
 from ferryman.services import users
 from ferryman.services.audit import Actor
@@ -26,15 +29,27 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
 def current_actor(
+    request: Request,
     db: Annotated[Database, Depends(get_db)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     if credentials is None:
         raise AuthenticationFailed("missing bearer token: run `ferryman login` first")
-    return users.actor_for_token(db, credentials.credentials)
+    return users.actor_for_token(db, credentials.credentials, client_ip(request))
+
+
+def perm(action: str) -> dict[str, Any]:
+    """``openapi_extra`` for a route: the action it performs (must be in the table)."""
+    assert action in ACTIONS, action
+    return {"x-permission": action}
 
 
 DB = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+ClientIp = Annotated[str, Depends(client_ip)]

@@ -1,8 +1,16 @@
-"""Request bodies of the REST API (responses are plain dicts built by the services)."""
+"""Request bodies of the REST API (responses are plain dicts built by the services).
+
+Every body rejects unknown fields and bounds every string, so bad input is a 422 with the path
+of the offending field before anything runs.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
+
+Text200 = Field(max_length=200)
 
 
 class _Body(BaseModel):
@@ -13,14 +21,125 @@ class LoginBody(_Body):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
     token_name: str = Field(default="cli", max_length=100)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 
 class DeployBody(_Body):
     env: str = Field(min_length=1, max_length=64)
     ref: str = Field(min_length=1, max_length=200)
-    hosts: list[str] | None = None
+    hosts: list[str] | None = Field(default=None, max_length=5000)
 
 
 class RollbackBody(_Body):
     env: str = Field(min_length=1, max_length=64)
+    to: str | None = Field(default=None, max_length=255)
+
+
+class PasswordBody(_Body):
+    old_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class UserCreateBody(_Body):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    email: str = Field(default="", max_length=255)
+    is_superuser: bool = False
+
+
+class UserUpdateBody(_Body):
+    is_active: bool | None = None
+    is_superuser: bool | None = None
+    password: str | None = Field(default=None, max_length=1024)
+    email: str | None = Field(default=None, max_length=255)
+
+
+class TokenBody(_Body):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[str] = Field(default_factory=lambda: ["read", "write"], max_length=5)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class SpaceBody(_Body):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field(default="", max_length=500)
+    owner: str | None = Field(default=None, max_length=64)
+
+
+class SpaceUpdateBody(_Body):
+    description: str | None = Field(default=None, max_length=500)
+    is_active: bool | None = None
+
+
+class MemberBody(_Body):
+    user: str = Field(min_length=1, max_length=64, description="user name or id")
+    role: str = Field(min_length=1, max_length=16)
+
+
+class RoleBody(_Body):
+    role: str = Field(min_length=1, max_length=16)
+
+
+class EnvironmentBody(_Body):
+    space: str = Field(min_length=1, max_length=64, description="space name or id")
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field(default="", max_length=500)
+    variables: dict[str, str] = Field(default_factory=dict, max_length=200)
+    requires_approval: bool = False
+
+
+class EnvironmentUpdateBody(_Body):
+    description: str | None = Field(default=None, max_length=500)
+    variables: dict[str, str] | None = Field(default=None, max_length=200)
+    requires_approval: bool | None = None
+
+
+class ServerBody(_Body):
+    space: str = Field(min_length=1, max_length=64, description="space name or id")
+    name: str = Field(min_length=1, max_length=64)
+    address: str = Field(min_length=1, max_length=255)
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(default="", max_length=32)
+    labels: list[str] = Field(default_factory=list, max_length=50)
+    description: str = Field(default="", max_length=500)
+
+
+class ServerUpdateBody(_Body):
+    address: str | None = Field(default=None, min_length=1, max_length=255)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: str | None = Field(default=None, max_length=32)
+    labels: list[str] | None = Field(default=None, max_length=50)
+    description: str | None = Field(default=None, max_length=500)
+
+
+class CopyBody(_Body):
+    name: str = Field(min_length=1, max_length=64)
+    space: str | None = Field(default=None, max_length=64, description="target space (name or id)")
+
+
+class DetectBody(_Body):
+    env: str = Field(min_length=1, max_length=64)
+
+
+class TicketBody(_Body):
+    project: str = Field(min_length=1, max_length=130, description="id, name or SPACE:NAME")
+    env: str = Field(min_length=1, max_length=64)
+    ref: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=20000)
+    hosts: list[str] | None = Field(default=None, max_length=5000)
+    not_before: datetime | None = None
+    draft: bool = False
+
+
+class CommentBody(_Body):
+    comment: str = Field(default="", max_length=2000)
+
+
+class ReasonBody(_Body):
+    reason: str = Field(default="", max_length=2000)
+
+
+class TicketRollbackBody(_Body):
+    title: str = Field(default="", max_length=200)
     to: str | None = Field(default=None, max_length=255)

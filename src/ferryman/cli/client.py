@@ -14,21 +14,21 @@ import platformdirs
 from ferryman import errors
 
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-_BY_CODE: dict[str, type[errors.FerrymanError]] = {
-    cls.code: cls
-    for cls in (
-        errors.ConfigError,
-        errors.ValidationError,
-        errors.AuthenticationFailed,
-        errors.PermissionDenied,
-        errors.NotFound,
-        errors.Conflict,
-        errors.LockHeld,
-        errors.VcsError,
-        errors.TaskFailed,
-        errors.StageTimeout,
-    )
-}
+
+
+def _error_classes() -> dict[str, type[errors.FerrymanError]]:
+    """Every error class by its stable code (RemoteError needs fields the API returns apart)."""
+    found: dict[str, type[errors.FerrymanError]] = {}
+    pending = [errors.FerrymanError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls not in (errors.FerrymanError, errors.RemoteError):
+            found[cls.code] = cls
+    return found
+
+
+_BY_CODE = _error_classes()
 
 
 def credentials_file() -> Path:
@@ -69,6 +69,8 @@ class Client:
             raise errors.FerrymanError(f"cannot reach {self.url}: {exc}") from None
         if response.status_code >= 400:
             raise _error_from(response)
+        if response.status_code == 204 or not response.content:
+            return None
         return response.json()
 
     def get(self, path: str, **kwargs: Any) -> Any:
@@ -76,6 +78,15 @@ class Client:
 
     def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
         return self.request("POST", path, json=body, **kwargs)
+
+    def patch(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return self.request("PATCH", path, json=body, **kwargs)
+
+    def put(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return self.request("PUT", path, json=body, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)
 
 
 def _error_from(response: httpx.Response) -> errors.FerrymanError:

@@ -20,8 +20,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from ferryman import __version__
+from ferryman.cli import teams, tickets
 from ferryman.cli.client import Client, save_credentials
 from ferryman.cli.follow import follow
+from ferryman.cli.output import show
 from ferryman.config.project import load_project_yaml
 from ferryman.config.settings import load_settings
 from ferryman.errors import ConfigError, FerrymanError
@@ -35,6 +37,14 @@ admin = typer.Typer(
     help="Administration on the server machine (direct database access).", no_args_is_help=True
 )
 app.add_typer(admin, name="admin")
+app.add_typer(teams.space_app, name="space")
+app.add_typer(teams.env_app, name="env")
+app.add_typer(teams.server_app, name="server")
+app.add_typer(teams.user_app, name="user")
+app.add_typer(teams.token_app, name="token")
+app.add_typer(tickets.ticket_app, name="ticket")
+app.command("audit")(tickets.audit)
+app.command("stats")(tickets.stats)
 console = Console()
 err = Console(stderr=True)
 _state = {"debug": False}
@@ -121,6 +131,22 @@ def create_user(
     console.print(f"created user {escape(name)}" + (" (superuser)" if superuser else ""))
 
 
+@admin.command("add-member")
+def add_member(
+    space: str,
+    user: str,
+    role: Annotated[str, typer.Option(help="owner, master, developer or reporter.")],
+) -> None:
+    """Make USER a member of SPACE with ROLE directly in the database (bootstrapping)."""
+    from ferryman.bootstrap import prepare_home
+    from ferryman.services import spaces
+    from ferryman.services.audit import SYSTEM
+
+    db = prepare_home(load_settings())
+    spaces.set_member(db, SYSTEM, space, user, role)
+    console.print(f"{escape(user)} is {role} in {escape(space)}")
+
+
 # --- user side (REST clients) -------------------------------------------------------------
 
 
@@ -155,13 +181,40 @@ def apply(file: Annotated[Path, typer.Option("-f", "--file", help="Project YAML 
 
 
 @app.command()
-def projects() -> None:
+def projects(
+    space: Annotated[str | None, typer.Option(help="Only this space.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
     """List projects."""
-    rows = Client().get("/projects")
-    table = Table("project", "repository", "environments")
-    for row in rows:
-        table.add_row(row["name"], row["repo"], ", ".join(row["environments"]))
-    console.print(table)
+    rows = Client().get("/projects", params={"space": space} if space else {})
+    show(rows, ["id", "space", "name", "repo", "environments"], as_json)
+
+
+@app.command()
+def copy(
+    project: str,
+    name: str,
+    space: Annotated[str | None, typer.Option(help="Target space (default: the same).")] = None,
+) -> None:
+    """Copy PROJECT's configuration as NAME, in its space or another one you master."""
+    data = Client().post(f"/projects/{project}/copy", {"name": name, "space": space})
+    console.print(f"copied to {escape(data['space'])}:{escape(data['name'])} (#{data['id']})")
+
+
+@app.command()
+def refs(
+    project: str,
+    branch: Annotated[str | None, typer.Option(help="Whose commits to list.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Branches, tags (newest first) and recent commits, read from the repository."""
+    data = Client().get(f"/projects/{project}/refs", params={"branch": branch} if branch else {})
+    if as_json:
+        show(data, as_json=True)
+        return
+    show(data["branches"], ["name", "commit", "date"])
+    show(data["tags"], ["name", "commit", "date"])
+    show(data["commits"], ["id", "author", "date", "message"])
 
 
 @app.command()

@@ -64,8 +64,13 @@ class Tasks(_Strict):
     post_release: str = ""  # every target, after the switch
 
 
+Label = Annotated[str, PlainValidator(_as(validate.label, "label"))]
+
+
 class Environment(_Strict):
-    hosts: list[Host] = Field(min_length=1)
+    hosts: list[Host] = Field(default_factory=list)
+    servers: list[Name] = Field(default_factory=list)  # servers of the space, by name
+    labels: list[Label] = Field(default_factory=list)  # servers of the space with all these labels
     user: str = Field(default_factory=getpass.getuser)
     ssh_key: AbsPath | None = None
     known_hosts: AbsPath | None = None
@@ -116,6 +121,12 @@ class Environment(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _some_hosts(self) -> Environment:
+        if not (self.hosts or self.servers or self.labels):
+            raise PydanticCustomError("hosts", "give hosts, servers or labels (at least one host)")
+        return self
+
+    @model_validator(mode="after")
     def _paths_apart(self) -> Environment:
         web, rel = self.webroot, self.releases
         if web == rel or web.startswith(rel + "/") or rel.startswith(web + "/"):
@@ -128,6 +139,7 @@ class Environment(_Strict):
 
 class ProjectConfig(_Strict):
     project: Name
+    space: Name = "default"
     repo: str
     vcs: Literal["git", "svn"] | None = None
     description: str = ""

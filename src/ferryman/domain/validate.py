@@ -144,3 +144,26 @@ def username(value: str) -> str:
     if not _USER.match(value or ""):
         raise ValidationError(f"invalid user name {value!r}")
     return value
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}(=[A-Za-z0-9._-]{1,63})?$")
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def label(value: str) -> str:
+    """A server label: ``canary`` or ``key=value`` (``region=bj``)."""
+    if not isinstance(value, str) or not _LABEL.match(value):
+        raise ValidationError(f"not a label: {value!r} (use name or key=value, letters/digits/._-)")
+    return value
+
+
+def variables(values: dict[str, str], reserved: tuple[str, ...] = ()) -> dict[str, str]:
+    """Environment variables for tasks: shell-safe names, values without NUL, none reserved."""
+    for key, value in values.items():
+        if not isinstance(key, str) or not _VARIABLE.match(key):
+            raise ValidationError(f"variables/{key}: not a variable name")
+        if key in reserved:
+            raise ValidationError(f"variables/{key}: reserved, Ferryman sets it for every task")
+        if not isinstance(value, str) or "\x00" in value or len(value) > 4096:
+            raise ValidationError(f"variables/{key}: a string without NUL, at most 4096 chars")
+    return values

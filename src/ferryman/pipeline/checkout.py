@@ -5,35 +5,37 @@ from __future__ import annotations
 import asyncio
 
 from ferryman.domain.release import release_name
+from ferryman.errors import VcsError
 from ferryman.pipeline.context import Context
 from ferryman.services import deploys
-from ferryman.vcs.base import SshOptions, Vcs
-from ferryman.vcs.git import GitRepo
-from ferryman.vcs.svn import SvnRepo
+from ferryman.vcs.base import Resolved, Vcs
+from ferryman.vcs.factory import open_repo
 
 STAGE = "checkout"
 
 
 def repo_for(ctx: Context) -> Vcs:
-    env = ctx.env
-    ssh = SshOptions(
-        key=env.repo_ssh_key or env.ssh_key or str(ctx.settings.ssh_key),
-        known_hosts=env.repo_known_hosts or env.known_hosts or str(ctx.settings.known_hosts),
-    )
-
     def on_line(stream: str, line: str) -> None:
         ctx.recorder.log(line, stage=STAGE)
 
-    if ctx.project.vcs_kind == "svn":
-        return SvnRepo(ctx.project.repo, ssh, on_line=on_line, timeout=env.task_timeout)
-    mirror = ctx.settings.repo_cache / f"{ctx.project.project}.git"
-    return GitRepo(ctx.project.repo, mirror, ssh, on_line=on_line, timeout=env.task_timeout)
+    return open_repo(ctx.settings, ctx.project, ctx.env, on_line=on_line)
 
 
 async def run(ctx: Context) -> None:
     repo = repo_for(ctx)
     await repo.update()
-    resolved = await repo.resolve(ctx.ref)
+    try:
+        resolved = await repo.resolve(ctx.ref)
+    except VcsError:
+        if not ctx.pinned_commit:
+            raise
+        resolved = Resolved(ref=ctx.ref, commit="")  # the ref is gone; the commit may not be
+    if ctx.pinned_commit and resolved.commit != ctx.pinned_commit:
+        ctx.recorder.log(
+            f"{ctx.ref} has moved to {resolved.commit}; deploying the approved {ctx.pinned_commit}",
+            stage=STAGE,
+        )
+        resolved = await repo.pin(resolved, ctx.pinned_commit)
     ctx.resolved = resolved
     ctx.release = release_name(ctx.started, ctx.ref, resolved.commit)
     if any(ctx.release in facts.releases for facts in ctx.facts.values()):

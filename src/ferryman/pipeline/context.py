@@ -55,6 +55,8 @@ class Context:
     layout: Layout
     started: datetime = field(default_factory=utcnow)
     workspace: Path = Path()
+    pinned_commit: str = ""  # an approved ticket's commit: deploy exactly this one
+    env_variables: dict[str, str] = field(default_factory=dict)  # the space environment's
     resolved: Resolved | None = None
     release: str = ""
     facts: dict[str, HostFacts] = field(default_factory=dict)
@@ -74,7 +76,8 @@ class Context:
         resolved = self.resolved
         commit = resolved.commit if resolved else ""
         release = self.release or self.target_release
-        values = {
+        values = dict(self.env_variables)  # Ferryman's own names below always win
+        values |= {
             "WEBROOT": self.layout.webroot,
             "RELEASES": self.layout.releases,
             "RELEASE": self.layout.release(release) if release else "",
@@ -223,6 +226,8 @@ def new_context(
     target_release: str = "",
     requested_by: str = "",
     hosts: list[str] | None = None,
+    pinned_commit: str = "",
+    env_variables: dict[str, str] | None = None,
 ) -> Context:
     """A context for one project environment: its hosts (all, or the chosen subset), its
     layout, and an executor using the environment's key and known_hosts or the server's."""
@@ -260,4 +265,6 @@ def new_context(
         targets=targets,
         layout=layout,
         workspace=settings.workspaces / f"deploy-{deploy_id}",
+        pinned_commit=pinned_commit,
+        env_variables=dict(env_variables or {}),
     )

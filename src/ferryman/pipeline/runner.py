@@ -40,6 +40,8 @@ def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
         target_release=deploy.target_release,
         requested_by=deploy.requested_by_name,
         hosts=deploy.hosts,
+        pinned_commit=deploy.commit,
+        env_variables=deploy.variables,
     )
 
 

@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 from ferryman.db.models import Deploy, DeployHost, DeployStep, HostState, LogLine, Project, Release
 from ferryman.db.session import Database
 from ferryman.errors import NotFound
+from ferryman.services.audit import Actor
+from ferryman.services.authz import require, visible_space_ids
 from ferryman.services.deploys import load
 
 
@@ -95,6 +97,7 @@ def describe(deploy: Deploy, project_name: str) -> dict[str, Any]:
         "release": deploy.release_name or deploy.target_release,
         "status": deploy.status,
         "requested_by": deploy.requested_by_name,
+        "ticket_id": deploy.ticket_id,
         "hosts_selected": deploy.hosts,
         "stages": deploy.stages,
         "error": deploy.error,
@@ -104,13 +107,39 @@ def describe(deploy: Deploy, project_name: str) -> dict[str, Any]:
     }
 
 
+def visible_deploy(db: Database, actor: Actor, deploy_id: int) -> Deploy:
+    """The deploy, if the actor may read its project (else ``NotFound``/``PermissionDenied``)."""
+    with db.read() as s:
+        deploy = s.get(Deploy, deploy_id)
+        project = s.get(Project, deploy.project_id) if deploy else None
+        if deploy is None or project is None:
+            raise NotFound(f"no deploy #{deploy_id}")
+        require(s, actor, "deploy.read", project=project, what=f"deploy #{deploy_id}")
+        return deploy
+
+
 def list_deploys(
-    db: Database, project_name: str | None = None, limit: int = 50
+    db: Database,
+    actor: Actor,
+    project: int | str | None = None,
+    limit: int = 50,
+    space: int | str | None = None,
 ) -> list[dict[str, Any]]:
+    from ferryman.services.projects import find_project
+    from ferryman.services.spaces import visible_space
+
     with db.read() as s:
         query = select(Deploy, Project.name).join(Project, Project.id == Deploy.project_id)
-        if project_name:
-            query = query.where(Project.name == project_name)
+        if project is not None:
+            query = query.where(Project.id == find_project(s, actor, project, "deploy.read").id)
+        elif space is not None:
+            query = query.where(
+                Project.space_id == visible_space(s, actor, space, "deploy.read").id
+            )
+        else:
+            ids = visible_space_ids(s, actor)
+            if ids is not None:
+                query = query.where(Project.space_id.in_(ids))
         rows = s.execute(query.order_by(Deploy.id.desc()).limit(min(limit, 500))).all()
     return [describe(d, name) for d, name in rows]
 

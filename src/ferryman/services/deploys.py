@@ -8,36 +8,43 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from ferryman.config.project import ProjectConfig, parse_project
+from ferryman.config.project import ProjectConfig, dump_project
 from ferryman.db.models import (
     Deploy,
     DeployHost,
     DeployStep,
+    Environment,
     HostState,
     LogLine,
     Project,
     Release,
+    Ticket,
     utcnow,
 )
 from ferryman.db.session import Database, rowcount
 from ferryman.domain import validate
-from ferryman.errors import Conflict, NotFound, ValidationError
+from ferryman.domain.tickets import FROM_DEPLOY
+from ferryman.errors import ApprovalRequired, Conflict, NotFound, ValidationError
 from ferryman.services.audit import SYSTEM, Actor, record
 
 ACTIVE = ("queued", "running")
-FINISHED = ("success", "failed")
+FINISHED = ("success", "failed", "cancelled")
 
 
-def _project(s: Any, name: str) -> Project:
-    project = s.scalar(select(Project).where(Project.name == name))
-    if project is None:
-        raise NotFound(f"no project named {name!r}")
-    assert isinstance(project, Project)
-    return project
+def sync_ticket(s: Session, deploy: Deploy) -> None:
+    """Carry a deploy's status to the ticket it runs (same transaction)."""
+    if deploy.ticket_id is None:
+        return
+    ticket = s.get(Ticket, deploy.ticket_id)
+    state = FROM_DEPLOY.get(deploy.status)
+    if ticket is not None and state and ticket.status != state:
+        ticket.status = state
+        ticket.updated_at = utcnow()
 
 
-def _refuse_if_active(s: Any, project: Project, env: str) -> None:
+def _refuse_if_active(s: Session, project: Project, env: str) -> None:
     active = s.scalar(
         select(Deploy)
         .where(Deploy.project_id == project.id, Deploy.env == env, Deploy.status.in_(ACTIVE))
@@ -52,7 +59,8 @@ def _refuse_if_active(s: Any, project: Project, env: str) -> None:
         )
 
 
-def _select_hosts(config: ProjectConfig, env: str, hosts: Sequence[str] | None) -> list[str] | None:
+def select_hosts(config: ProjectConfig, env: str, hosts: Sequence[str] | None) -> list[str] | None:
+    """The chosen subset as host keys (``None``: every host), each checked against the env."""
     if not hosts:
         return None
     known = {h.key: h for h in config.environment(env).hosts}
@@ -61,86 +69,115 @@ def _select_hosts(config: ProjectConfig, env: str, hosts: Sequence[str] | None) 
         key = validate.host(raw).key
         if key not in known:
             raise ValidationError(f"host {raw!r} is not in {config.project} {env}")
-        chosen.append(key)
+        if key not in chosen:
+            chosen.append(key)
     return chosen
+
+
+def space_environment(s: Session, project: Project, env: str) -> Environment:
+    row = s.scalar(
+        select(Environment).where(Environment.space_id == project.space_id, Environment.name == env)
+    )
+    if row is None:
+        raise NotFound(f"the space of {project.name} has no environment {env!r}")
+    return row
+
+
+def create_deploy(
+    s: Session,
+    actor: Actor,
+    project: Project,
+    env: str,
+    *,
+    kind: str,
+    ref: str = "",
+    commit: str = "",
+    target_release: str = "",
+    hosts: Sequence[str] | None = None,
+    ticket_id: int | None = None,
+) -> Deploy:
+    """Queue a deploy or rollback (the caller has authorised it). The config is snapshotted
+    with servers and labels expanded, so the worker runs exactly what was asked."""
+    from ferryman.services.projects import effective_config
+
+    config = effective_config(s, project)
+    config.environment(env)
+    chosen = select_hosts(config, env, hosts)
+    variables = space_environment(s, project, env).variables
+    _refuse_if_active(s, project, env)
+    if (
+        kind == "rollback"
+        and not s.scalars(
+            select(HostState).where(HostState.project_id == project.id, HostState.env == env)
+        ).first()
+    ):
+        raise Conflict(f"{project.name} {env} has never been deployed; nothing to roll back")
+    deploy = Deploy(
+        project_id=project.id,
+        env=env,
+        kind=kind,
+        ref=ref,
+        commit=commit,
+        target_release=target_release,
+        hosts=chosen,
+        ticket_id=ticket_id,
+        variables=dict(variables),
+        requested_by=actor.id,
+        requested_by_name=actor.username,
+        config=dump_project(config),
+        stages=[],
+    )
+    s.add(deploy)
+    s.flush()
+    record(
+        s,
+        actor,
+        f"{kind}.request",
+        f"project:{project.name}/{env}",
+        space_id=project.space_id,
+        project_id=project.id,
+        deploy_id=deploy.id,
+        ref=ref,
+        to=target_release or None,
+        hosts=chosen,
+        ticket_id=ticket_id,
+    )
+    return deploy
 
 
 def request_deploy(
     db: Database,
     actor: Actor,
-    project_name: str,
+    project_ref: int | str,
     env: str,
     ref: str,
     hosts: Sequence[str] | None = None,
 ) -> Deploy:
+    """A deploy without a ticket: only where the environment needs no approval."""
+    from ferryman.services.projects import find_project
+
     validate.ref(ref)
     with db.transaction() as s:
-        project = _project(s, project_name)
-        config = parse_project(project.config)
-        config.environment(env)
-        chosen = _select_hosts(config, env, hosts)
-        _refuse_if_active(s, project, env)
-        deploy = Deploy(
-            project_id=project.id,
-            env=env,
-            kind="deploy",
-            ref=ref,
-            hosts=chosen,
-            requested_by=actor.id,
-            requested_by_name=actor.username,
-            config=project.config,
-            stages=[],
-        )
-        s.add(deploy)
-        s.flush()
-        record(
-            s,
-            actor,
-            "deploy.request",
-            f"project:{project.name}/{env}",
-            deploy_id=deploy.id,
-            ref=ref,
-            hosts=chosen,
-        )
-        return deploy
+        project = find_project(s, actor, project_ref, "deploy.direct")
+        if space_environment(s, project, env).requires_approval:
+            raise ApprovalRequired(
+                f"{env} requires approval: create a ticket "
+                f"(`ferryman ticket create {project.name} --env {env} --ref {ref}`)",
+                env=env,
+            )
+        return create_deploy(s, actor, project, env, kind="deploy", ref=ref, hosts=hosts)
 
 
 def request_rollback(
-    db: Database, actor: Actor, project_name: str, env: str, to: str | None = None
+    db: Database, actor: Actor, project_ref: int | str, env: str, to: str | None = None
 ) -> Deploy:
+    from ferryman.services.projects import find_project
+
     if to is not None and not _is_release(to):
         raise ValidationError(f"not a release name: {to!r}")
     with db.transaction() as s:
-        project = _project(s, project_name)
-        config = parse_project(project.config)
-        config.environment(env)
-        _refuse_if_active(s, project, env)
-        live = s.scalars(
-            select(HostState).where(HostState.project_id == project.id, HostState.env == env)
-        ).all()
-        if not live:
-            raise Conflict(f"{project.name} {env} has never been deployed; nothing to roll back")
-        deploy = Deploy(
-            project_id=project.id,
-            env=env,
-            kind="rollback",
-            target_release=to or "",
-            requested_by=actor.id,
-            requested_by_name=actor.username,
-            config=project.config,
-            stages=[],
-        )
-        s.add(deploy)
-        s.flush()
-        record(
-            s,
-            actor,
-            "rollback.request",
-            f"project:{project.name}/{env}",
-            deploy_id=deploy.id,
-            to=to,
-        )
-        return deploy
+        project = find_project(s, actor, project_ref, "deploy.rollback")
+        return create_deploy(s, actor, project, env, kind="rollback", target_release=to or "")
 
 
 def _is_release(name: str) -> bool:
@@ -167,8 +204,25 @@ def claim_next(db: Database, worker: str) -> int | None:
                 )
             )
             if taken == 1:
+                claimed = s.get(Deploy, deploy_id)
+                assert claimed is not None
+                sync_ticket(s, claimed)
                 return deploy_id
     return None
+
+
+def cancel_queued(s: Session, deploy: Deploy) -> None:
+    """Cancel a deploy that no worker has claimed yet (a running one cannot be cancelled)."""
+    taken = rowcount(
+        s.execute(
+            update(Deploy)
+            .where(Deploy.id == deploy.id, Deploy.status == "queued")
+            .values(status="cancelled", finished_at=utcnow())
+        )
+    )
+    if taken != 1:
+        raise Conflict(f"deploy #{deploy.id} has already started; it cannot be cancelled")
+    s.refresh(deploy)
 
 
 def load(db: Database, deploy_id: int) -> tuple[Deploy, Project]:
@@ -218,11 +272,15 @@ def finish(db: Database, deploy_id: int, status: str, error: dict[str, Any] | No
         deploy.status = status
         deploy.error = error
         deploy.finished_at = utcnow()
+        sync_ticket(s, deploy)
+        project = s.get(Project, deploy.project_id)
         record(
             s,
             SYSTEM,
             f"{deploy.kind}.{status}",
             f"deploy:{deploy_id}",
+            space_id=project.space_id if project else None,
+            project_id=deploy.project_id,
             release=deploy.release_name or deploy.target_release,
             error=error,
         )
@@ -382,8 +440,14 @@ def fail_orphans(db: Database, stale_workers_before: datetime) -> list[int]:
                 }
                 if lock is not None:
                     s.delete(lock)
+                sync_ticket(s, deploy)
                 record(
-                    s, SYSTEM, f"{deploy.kind}.failed", f"deploy:{deploy.id}", error=deploy.error
+                    s,
+                    SYSTEM,
+                    f"{deploy.kind}.failed",
+                    f"deploy:{deploy.id}",
+                    project_id=deploy.project_id,
+                    error=deploy.error,
                 )
                 failed.append(deploy.id)
         return failed

@@ -1,28 +1,148 @@
-"""Projects: created or updated from one validated configuration (``ferryman apply``)."""
+"""Projects: created or updated from one validated configuration (``ferryman apply``), copied,
+and their per-project role overrides. A project lives in one space; its environments must be
+environments of that space, and its hosts may name the space's servers or labels."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ferryman.config.project import ProjectConfig, dump_project, parse_project
-from ferryman.db.models import Project, utcnow
+from ferryman.db.models import Project, ProjectMember, Server, Space, User, utcnow
 from ferryman.db.session import Database
-from ferryman.errors import NotFound
+from ferryman.domain import validate
+from ferryman.domain.permissions import Role
+from ferryman.errors import ConfigError, Conflict, NotFound
+from ferryman.services import inventory
 from ferryman.services.audit import Actor, record
+from ferryman.services.authz import require, visible_space_ids
+from ferryman.services.spaces import load_space, visible_space
+
+
+def project_dict(project: Project, space: Space | None = None) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "name": project.name,
+        "space_id": project.space_id,
+        "space": space.name if space else None,
+        "repo": project.config.get("repo"),
+        "environments": sorted(project.config.get("environments", {})),
+        "updated_at": project.updated_at.isoformat(),
+    }
+
+
+def find_project(s: Session, actor: Actor, ref: int | str, action: str) -> Project:
+    """A project by id, ``space:name`` or a name unique among the spaces the actor sees;
+    then ``require(action)`` on it. Invisible projects are ``NotFound``."""
+    text = str(ref)
+    project: Project | None
+    if isinstance(ref, int) or text.isdigit():
+        project = s.get(Project, int(text))
+    elif ":" in text:
+        space_name, _, name = text.partition(":")
+        project = s.scalar(
+            select(Project)
+            .join(Space, Space.id == Project.space_id)
+            .where(Space.name == space_name, Project.name == name)
+        )
+    else:
+        stmt = select(Project).where(Project.name == text)
+        ids = visible_space_ids(s, actor)
+        if ids is not None:
+            stmt = stmt.where(Project.space_id.in_(ids))
+        found = list(s.scalars(stmt))
+        if len(found) > 1:
+            raise Conflict(
+                f"{len(found)} projects are named {text!r}; use SPACE:{text} or the project id",
+                ids=[p.id for p in found],
+            )
+        project = found[0] if found else None
+    if project is None:
+        raise NotFound(f"no project {text!r}")
+    require(s, actor, action, project=project, what=f"project {text!r}")
+    return project
+
+
+def _check_against_space(s: Session, space: Space, config: ProjectConfig) -> None:
+    """Environments must exist in the space; named servers and labels must match servers."""
+    errors = []
+    names = {e.name for e in _space_envs(s, space.id)}
+    servers = inventory.servers_of_space(s, space.id)
+    by_name = {x.name for x in servers}
+    for env_name, env in config.environments.items():
+        if env_name not in names:
+            known = ", ".join(sorted(names)) or "none"
+            errors.append(
+                f"environments/{env_name}: space {space.name!r} has no such environment "
+                f"(has: {known}); a master creates it first"
+            )
+        for i, server in enumerate(env.servers):
+            if server not in by_name:
+                errors.append(f"environments/{env_name}/servers/{i}: no server {server!r}")
+        if env.labels and not _labelled(servers, env.labels):
+            errors.append(
+                f"environments/{env_name}/labels: no server has all of {', '.join(env.labels)}"
+            )
+    if errors:
+        raise ConfigError(f"project {config.project} does not fit space {space.name}", errors)
+
+
+def _space_envs(s: Session, space_id: int) -> list[Any]:
+    from ferryman.db.models import Environment
+
+    return list(s.scalars(select(Environment).where(Environment.space_id == space_id)))
+
+
+def _labelled(servers: list[Server], labels: list[str]) -> list[Server]:
+    wanted = set(labels)
+    return [x for x in servers if wanted <= set(x.labels)]
+
+
+def effective_config(s: Session, project: Project) -> ProjectConfig:
+    """The project's configuration with servers and labels expanded into ``hosts``."""
+    data = dict(project.config)
+    servers = inventory.servers_of_space(s, project.space_id)
+    by_name = {x.name: x for x in servers}
+    envs = {}
+    for env_name, env in data.get("environments", {}).items():
+        env = dict(env)
+        hosts: list[str] = [str(validate.host(h)) for h in env.get("hosts", [])]
+        chosen = [by_name[n] for n in env.get("servers", []) if n in by_name]
+        if env.get("labels"):
+            chosen += _labelled(servers, env["labels"])
+        seen = {validate.host(h).key for h in hosts}
+        for server in chosen:
+            spec = inventory.server_host(server)
+            key = validate.host(spec).key
+            if key not in seen:
+                seen.add(key)
+                hosts.append(spec)
+        env["hosts"] = hosts
+        env["servers"] = []
+        env["labels"] = []
+        envs[env_name] = env
+    data["environments"] = envs
+    return parse_project(data)
 
 
 def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Project, bool]:
     """Create the project or replace its configuration; returns (project, created)."""
     data = dump_project(config)
     with db.transaction() as s:
-        project = s.scalar(select(Project).where(Project.name == config.project))
+        space = visible_space(s, actor, config.space, "project.manage")
+        _check_against_space(s, space, config)
+        project = s.scalar(
+            select(Project).where(Project.space_id == space.id, Project.name == config.project)
+        )
         created = project is None
+        before = None
         if project is None:
-            project = Project(name=config.project, config=data)
+            project = Project(space_id=space.id, name=config.project, config=data)
             s.add(project)
         else:
+            before = project.config
             project.config = data
             project.updated_at = utcnow()
         s.flush()
@@ -30,33 +150,157 @@ def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Pr
             s,
             actor,
             "project.create" if created else "project.update",
-            f"project:{config.project}",
+            f"space:{space.name}/project:{config.project}",
+            space_id=space.id,
+            project_id=project.id,
             environments=sorted(config.environments),
+            changed=_changed_keys(before, data),
         )
         return project, created
 
 
-def get_project(db: Database, name: str) -> Project:
+def _changed_keys(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
+    if before is None:
+        return []
+    out = [
+        k
+        for k in sorted(set(before) | set(after))
+        if k != "environments" and before.get(k) != after.get(k)
+    ]
+    envs_before, envs_after = before.get("environments", {}), after.get("environments", {})
+    for env in sorted(set(envs_before) | set(envs_after)):
+        a, b = envs_before.get(env, {}), envs_after.get(env, {})
+        out += [f"environments/{env}/{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return out
+
+
+def get_project(db: Database, actor: Actor, ref: int | str) -> tuple[Project, Space]:
     with db.read() as s:
-        project = s.scalar(select(Project).where(Project.name == name))
-        if project is None:
-            raise NotFound(f"no project named {name!r}")
+        project = find_project(s, actor, ref, "project.read")
+        return project, load_space(s, project.space_id)
+
+
+def project_config(
+    db: Database, actor: Actor, ref: int | str, action: str
+) -> tuple[Project, ProjectConfig]:
+    """The project and its effective configuration, after ``require(action)``."""
+    with db.read() as s:
+        project = find_project(s, actor, ref, action)
+        return project, effective_config(s, project)
+
+
+def list_projects(
+    db: Database, actor: Actor, space: int | str | None = None
+) -> list[dict[str, Any]]:
+    with db.read() as s:
+        stmt = select(Project, Space).join(Space, Space.id == Project.space_id)
+        if space is not None:
+            stmt = stmt.where(Project.space_id == visible_space(s, actor, space, "project.read").id)
+        else:
+            ids = visible_space_ids(s, actor)
+            if ids is not None:
+                stmt = stmt.where(Project.space_id.in_(ids))
+        rows = s.execute(stmt.order_by(Space.name, Project.name)).all()
+        return [project_dict(p, sp) for p, sp in rows]
+
+
+def copy_project(
+    db: Database, actor: Actor, ref: int | str, name: str, space: int | str | None = None
+) -> Project:
+    """Copy a project's configuration under a new name, in its space or another one the
+    actor masters (same environments must exist there)."""
+    validate.name(name, "project name")
+    with db.transaction() as s:
+        source = find_project(s, actor, ref, "project.read")
+        target = (
+            visible_space(s, actor, space, "project.manage")
+            if space is not None
+            else load_space(s, source.space_id)
+        )
+        require(s, actor, "project.manage", space_id=target.id, what=f"space {target.name!r}")
+        data = {**source.config, "project": name, "space": target.name}
+        config = parse_project(data)
+        _check_against_space(s, target, config)
+        if s.scalar(select(Project).where(Project.space_id == target.id, Project.name == name)):
+            raise Conflict(f"space {target.name} already has a project {name!r}")
+        project = Project(space_id=target.id, name=name, config=dump_project(config))
+        s.add(project)
+        s.flush()
+        record(
+            s,
+            actor,
+            "project.copy",
+            f"space:{target.name}/project:{name}",
+            space_id=target.id,
+            project_id=project.id,
+            source_project_id=source.id,
+        )
         return project
 
 
-def project_config(project: Project) -> ProjectConfig:
-    return parse_project(project.config)
-
-
-def list_projects(db: Database) -> list[Project]:
+def list_project_members(db: Database, actor: Actor, ref: int | str) -> list[dict[str, Any]]:
     with db.read() as s:
-        return list(s.scalars(select(Project).order_by(Project.name)))
+        project = find_project(s, actor, ref, "member.read")
+        rows = s.execute(
+            select(ProjectMember, User)
+            .join(User, User.id == ProjectMember.user_id)
+            .where(ProjectMember.project_id == project.id)
+            .order_by(User.username)
+        ).all()
+        return [{"user_id": u.id, "username": u.username, "role": m.role} for m, u in rows]
 
 
-def summary(project: Project) -> dict[str, Any]:
-    return {
-        "name": project.name,
-        "repo": project.config.get("repo"),
-        "environments": sorted(project.config.get("environments", {})),
-        "updated_at": project.updated_at.isoformat(),
-    }
+def set_project_member(
+    db: Database, actor: Actor, ref: int | str, user_ref: int | str, role: str
+) -> dict[str, Any]:
+    """Override a space member's role for this project (higher or lower)."""
+    parsed = Role.parse(role)
+    with db.transaction() as s:
+        project = find_project(s, actor, ref, "member.manage")
+        user = _member_user(s, project, user_ref)
+        row = s.get(ProjectMember, (project.id, user.id))
+        before = row.role if row else None
+        if row is None:
+            s.add(ProjectMember(project_id=project.id, user_id=user.id, role=parsed.name))
+        else:
+            row.role = parsed.name
+        record(
+            s,
+            actor,
+            "project_member.set",
+            f"project:{project.name}/user:{user.username}",
+            space_id=project.space_id,
+            project_id=project.id,
+            before=before,
+            after=parsed.name,
+        )
+        return {"user_id": user.id, "username": user.username, "role": parsed.name}
+
+
+def remove_project_member(db: Database, actor: Actor, ref: int | str, user_ref: int | str) -> None:
+    with db.transaction() as s:
+        project = find_project(s, actor, ref, "member.manage")
+        user = _member_user(s, project, user_ref)
+        row = s.get(ProjectMember, (project.id, user.id))
+        if row is None:
+            raise NotFound(f"{user.username} has no override on {project.name}")
+        s.delete(row)
+        record(
+            s,
+            actor,
+            "project_member.remove",
+            f"project:{project.name}/user:{user.username}",
+            space_id=project.space_id,
+            project_id=project.id,
+            before=row.role,
+        )
+
+
+def _member_user(s: Session, project: Project, user_ref: int | str) -> User:
+    from ferryman.db.models import SpaceMember
+    from ferryman.services.spaces import find_user
+
+    user = find_user(s, user_ref)
+    if s.get(SpaceMember, (project.space_id, user.id)) is None:
+        raise NotFound(f"{user.username} is not a member of the project's space")
+    return user

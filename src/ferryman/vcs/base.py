@@ -28,11 +28,50 @@ class Resolved:
         return self.commit[:7]
 
 
+@dataclass(frozen=True)
+class Commit:
+    id: str
+    author: str
+    date: str  # ISO 8601
+    message: str  # first line
+
+
+@dataclass(frozen=True)
+class RefInfo:
+    name: str
+    commit: str
+    date: str
+
+
+@dataclass(frozen=True)
+class RefList:
+    branches: list[RefInfo]
+    tags: list[RefInfo]
+    commits: list[Commit]
+    branch: str  # whose commits these are
+
+
+@dataclass(frozen=True)
+class Changes:
+    commits: list[Commit]
+    files: list[tuple[str, str]]  # (status letter, path): A added, M modified, D deleted, R...
+    truncated: bool = False
+
+
 class Vcs(Protocol):
     async def update(self) -> None:
         """Bring the local cache up to date (git: fetch the mirror; svn: nothing)."""
 
     async def resolve(self, ref: str) -> Resolved: ...
+
+    async def pin(self, resolved: Resolved, commit: str) -> Resolved:
+        """``resolved`` moved to exactly ``commit`` (checked to exist), labels kept."""
+
+    async def refs(self, branch: str | None, limit: int) -> RefList:
+        """Branches, tags (newest first) and recent commits of ``branch`` (or the default)."""
+
+    async def changes(self, ref: str, old: str, new: str, limit: int) -> Changes:
+        """Commits in ``new`` that ``old`` lacks, and the files changed between them."""
 
     async def export(self, resolved: Resolved, dest: Path) -> None:
         """Write the tree of exactly ``resolved`` into ``dest`` (which must not exist)."""

@@ -5,13 +5,45 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import re
 from pathlib import Path
 
 from ferryman.domain import validate
-from ferryman.errors import VcsError
-from ferryman.vcs.base import LineCallback, Resolved, SshOptions, run_vcs
+from ferryman.errors import NotFound, VcsError
+from ferryman.vcs.base import (
+    Changes,
+    Commit,
+    LineCallback,
+    RefInfo,
+    RefList,
+    Resolved,
+    SshOptions,
+    run_vcs,
+)
 
 TIMEOUT = 600.0
+FILES_LIMIT = 2000
+_HEX = re.compile(r"[0-9a-f]{7,64}")
+_LOG_FORMAT = "%H%x1f%an%x1f%aI%x1f%s"
+
+
+def _commits(text: str) -> list[Commit]:
+    out = []
+    for line in text.splitlines():
+        parts = line.split("\x1f")
+        if len(parts) == 4:
+            out.append(Commit(id=parts[0], author=parts[1], date=parts[2], message=parts[3]))
+    return out
+
+
+def _ref_infos(text: str) -> list[RefInfo]:
+    out = []
+    for line in text.splitlines():
+        parts = line.split("\x1f")
+        if len(parts) == 4:
+            name, obj, peeled, date = parts
+            out.append(RefInfo(name=name, commit=peeled or obj, date=date))
+    return out
 
 
 class GitRepo:
@@ -77,6 +109,89 @@ class GitRepo:
         elif await self._has(f"refs/tags/{ref}"):
             tag = ref
         return Resolved(ref=ref, commit=commit, branch=branch, tag=tag)
+
+    async def pin(self, resolved: Resolved, commit: str) -> Resolved:
+        if not _HEX.fullmatch(commit):
+            raise VcsError(f"not a commit id: {commit!r}")
+        try:
+            out = await self._git(
+                "-C",
+                str(self.mirror),
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                f"{commit}^{{commit}}",
+            )
+        except VcsError:
+            raise VcsError(f"commit {commit} is no longer in {self.url}") from None
+        return Resolved(
+            ref=resolved.ref, commit=out.strip(), branch=resolved.branch, tag=resolved.tag
+        )
+
+    async def refs(self, branch: str | None, limit: int) -> RefList:
+        """Read from the mirror (call ``update`` first)."""
+        fields = "%(refname:short)%1f%(objectname)%1f%(*objectname)%1f%(creatordate:iso-strict)"
+        heads = await self._git(
+            "-C",
+            str(self.mirror),
+            "for-each-ref",
+            "--sort=-committerdate",
+            f"--format={fields}",
+            "refs/heads",
+        )
+        tags = await self._git(
+            "-C",
+            str(self.mirror),
+            "for-each-ref",
+            "--sort=-creatordate",
+            f"--format={fields}",
+            "refs/tags",
+        )
+        if branch is None:
+            head = await self._git("-C", str(self.mirror), "symbolic-ref", "--short", "HEAD")
+            branch = head.strip()
+        validate.ref(branch)
+        if not await self._has(f"refs/heads/{branch}"):
+            raise NotFound(f"no branch {branch!r} in {self.url}")
+        log = await self._git(
+            "-C",
+            str(self.mirror),
+            "log",
+            f"--format={_LOG_FORMAT}",
+            "-n",
+            str(limit),
+            f"refs/heads/{branch}",
+            "--",
+        )
+        return RefList(
+            branches=_ref_infos(heads), tags=_ref_infos(tags), commits=_commits(log), branch=branch
+        )
+
+    async def changes(self, ref: str, old: str, new: str, limit: int) -> Changes:
+        for commit in (old, new):
+            if commit and not _HEX.fullmatch(commit):
+                raise VcsError(f"not a commit id: {commit!r}")
+        git_dir = ["-C", str(self.mirror)]
+        span = f"{old}..{new}" if old else new
+        log = await self._git(
+            *git_dir, "log", f"--format={_LOG_FORMAT}", "-n", str(limit + 1), span, "--"
+        )
+        commits = _commits(log)
+        if old:
+            diff = await self._git(
+                *git_dir, "diff", "--name-status", "--no-renames", old, new, "--"
+            )
+            files = [
+                (line.split("\t", 1)[0][:1], line.split("\t", 1)[1])
+                for line in diff.splitlines()
+                if "\t" in line
+            ]
+        else:
+            tree = await self._git(*git_dir, "ls-tree", "-r", "--name-only", new, "--")
+            files = [("A", line) for line in tree.splitlines() if line]
+        truncated = len(commits) > limit or len(files) > FILES_LIMIT
+        return Changes(commits=commits[:limit], files=files[:FILES_LIMIT], truncated=truncated)
 
     async def _has(self, full_ref: str) -> bool:
         try:

@@ -1,0 +1,14 @@
+"""REST API v1: thin routes — parse, authenticate, call a service, serialise.
+
+Each route names its action of the permissions table with ``perm(...)``; the service it calls
+enforces it (``ferryman.services.authz``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ferryman.api.routes import access, deploys, projects, records, spaces, tickets
+
+router = APIRouter(prefix="/api/v1")
+for module in (access, spaces, projects, tickets, deploys, records):
+    router.include_router(module.router)

@@ -1,0 +1,54 @@
+"""Deploys: list, one deploy, its log lines and per-host steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from ferryman.api.deps import DB, CurrentActor, perm
+from ferryman.services import deploy_views
+
+router = APIRouter(prefix="/deploys", tags=["deploys"])
+
+
+@router.get("", openapi_extra=perm("deploy.read"))
+def list_deploys(
+    db: DB,
+    actor: CurrentActor,
+    project: str | None = Query(None, max_length=130),
+    space: str | None = Query(None, max_length=64),
+    limit: int = Query(50, ge=1, le=500),
+) -> list[dict[str, Any]]:
+    return deploy_views.list_deploys(db, actor, project, limit, space)
+
+
+@router.get("/{deploy_id}", openapi_extra=perm("deploy.read"))
+def get_deploy(deploy_id: int, db: DB, actor: CurrentActor) -> dict[str, Any]:
+    deploy_views.visible_deploy(db, actor, deploy_id)
+    return deploy_views.get(db, deploy_id)
+
+
+@router.get("/{deploy_id}/logs", openapi_extra=perm("deploy.read"))
+def get_logs(
+    deploy_id: int,
+    db: DB,
+    actor: CurrentActor,
+    after: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=5000),
+) -> dict[str, Any]:
+    deploy = deploy_views.visible_deploy(db, actor, deploy_id)
+    lines = deploy_views.logs_after(db, deploy_id, after, limit)
+    return {
+        "deploy_id": deploy_id,
+        "status": deploy.status,
+        "lines": lines,
+        "next": lines[-1]["id"] if lines else after,
+    }
+
+
+@router.get("/{deploy_id}/steps", openapi_extra=perm("deploy.read"))
+def get_steps(deploy_id: int, db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
+    """Every command run for this deploy, per host, with exit status and output."""
+    deploy_views.visible_deploy(db, actor, deploy_id)
+    return deploy_views.steps_of(db, deploy_id)

@@ -1,0 +1,184 @@
+"""Projects: apply, read, copy, detect, refs, role overrides, releases; direct deploys and
+rollbacks (where no ticket is required)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response
+
+from ferryman.api.deps import DB, CurrentActor, SettingsDep, perm
+from ferryman.api.schemas import CopyBody, DeployBody, DetectBody, MemberBody, RollbackBody
+from ferryman.config.project import parse_project
+from ferryman.pipeline.check import as_dicts, run_checks
+from ferryman.pipeline.context import new_context
+from ferryman.services import deploy_views, deploys, projects, repos
+
+router = APIRouter()
+
+
+def wake_worker(request: Request) -> None:
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None:
+        worker.wake()
+
+
+@router.get("/projects", tags=["projects"], openapi_extra=perm("project.read"))
+def list_projects(db: DB, actor: CurrentActor, space: str | None = None) -> list[dict[str, Any]]:
+    return projects.list_projects(db, actor, space)
+
+
+@router.post("/projects", tags=["projects"], openapi_extra=perm("project.manage"))
+def apply_project(
+    db: DB,
+    actor: CurrentActor,
+    config: Annotated[dict[str, Any], Body(description="the project YAML as JSON")],
+) -> dict[str, Any]:
+    """Create the project, or replace its configuration (``ferryman apply``). Its ``space``
+    (default ``default``) must have every environment it names."""
+    project, created = projects.apply_project(db, actor, parse_project(config))
+    _, space = projects.get_project(db, actor, project.id)
+    return {"created": created, **projects.project_dict(project, space)}
+
+
+@router.get("/projects/{project}", tags=["projects"], openapi_extra=perm("project.read"))
+def get_project(project: str, db: DB, actor: CurrentActor) -> dict[str, Any]:
+    """A project by id, by name (when unique among your spaces) or as ``SPACE:NAME``."""
+    found, space = projects.get_project(db, actor, project)
+    return {**projects.project_dict(found, space), "config": found.config}
+
+
+@router.post(
+    "/projects/{project}/copy",
+    status_code=201,
+    tags=["projects"],
+    openapi_extra=perm("project.manage"),
+)
+def copy_project(project: str, body: CopyBody, db: DB, actor: CurrentActor) -> dict[str, Any]:
+    """Copy the configuration under a new name, here or into another space you master."""
+    copied = projects.copy_project(db, actor, project, body.name, body.space)
+    found, space = projects.get_project(db, actor, copied.id)
+    return projects.project_dict(found, space)
+
+
+@router.post("/projects/{project}/detect", tags=["projects"], openapi_extra=perm("project.detect"))
+async def detect(
+    project: str, body: DetectBody, db: DB, settings: SettingsDep, actor: CurrentActor
+) -> dict[str, Any]:
+    """Configuration detection: SSH with the key, host keys known, dirs, tools, repository."""
+    return await _check(db, settings, actor, project, body.env)
+
+
+@router.post(
+    "/projects/{project}/envs/{env}/check",
+    tags=["projects"],
+    openapi_extra=perm("project.detect"),
+)
+async def check(
+    project: str, env: str, db: DB, settings: SettingsDep, actor: CurrentActor
+) -> dict[str, Any]:
+    """The same as ``detect`` (the path ``ferryman check`` uses)."""
+    return await _check(db, settings, actor, project, env)
+
+
+async def _check(db: Any, settings: Any, actor: Any, ref: str, env: str) -> dict[str, Any]:
+    found, config = await asyncio.to_thread(
+        projects.project_config, db, actor, ref, "project.detect"
+    )
+    ctx = new_context(db, settings, config, env)
+    results = as_dicts(await run_checks(ctx))
+    return {
+        "project": found.name,
+        "env": env,
+        "ok": all(r["ok"] for r in results),
+        "checks": results,
+    }
+
+
+@router.get("/projects/{project}/refs", tags=["projects"], openapi_extra=perm("project.read"))
+async def refs(
+    project: str,
+    db: DB,
+    settings: SettingsDep,
+    actor: CurrentActor,
+    branch: str | None = Query(None, max_length=200),
+    env: str | None = Query(None, max_length=64),
+    limit: int = Query(30, ge=1, le=200),
+) -> dict[str, Any]:
+    """Branches, tags (newest first) and recent commits of ``branch`` (default branch when
+    omitted) with author and message, read from the repository."""
+    _, config = await asyncio.to_thread(projects.project_config, db, actor, project, "project.read")
+    return await repos.refs(settings, config, env=env, branch=branch, limit=limit)
+
+
+@router.get("/projects/{project}/members", tags=["projects"], openapi_extra=perm("member.read"))
+def list_project_members(project: str, db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
+    """Per-project role overrides."""
+    return projects.list_project_members(db, actor, project)
+
+
+@router.post("/projects/{project}/members", tags=["projects"], openapi_extra=perm("member.manage"))
+def set_project_member(
+    project: str, body: MemberBody, db: DB, actor: CurrentActor
+) -> dict[str, Any]:
+    """Override a space member's role for this project (up or down)."""
+    return projects.set_project_member(db, actor, project, body.user, body.role)
+
+
+@router.delete(
+    "/projects/{project}/members/{user}",
+    status_code=204,
+    tags=["projects"],
+    openapi_extra=perm("member.manage"),
+)
+def remove_project_member(project: str, user: str, db: DB, actor: CurrentActor) -> Response:
+    projects.remove_project_member(db, actor, project, user)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/projects/{project}/deploys",
+    status_code=201,
+    tags=["deploys"],
+    openapi_extra=perm("deploy.direct"),
+)
+def request_deploy(
+    project: str, body: DeployBody, db: DB, actor: CurrentActor, request: Request
+) -> dict[str, Any]:
+    """Deploy without a ticket; refused (``approval_required``) where the environment needs
+    approval."""
+    deploy = deploys.request_deploy(db, actor, project, body.env, body.ref, body.hosts)
+    wake_worker(request)
+    return deploy_views.get(db, deploy.id)
+
+
+@router.post(
+    "/projects/{project}/rollbacks",
+    status_code=201,
+    tags=["deploys"],
+    openapi_extra=perm("deploy.rollback"),
+)
+def request_rollback(
+    project: str, body: RollbackBody, db: DB, actor: CurrentActor, request: Request
+) -> dict[str, Any]:
+    deploy = deploys.request_rollback(db, actor, project, body.env, body.to)
+    wake_worker(request)
+    return deploy_views.get(db, deploy.id)
+
+
+@router.get(
+    "/projects/{project}/envs/{env}/releases",
+    tags=["deploys"],
+    openapi_extra=perm("project.read"),
+)
+def releases(project: str, env: str, db: DB, actor: CurrentActor) -> dict[str, Any]:
+    """Per host: the live release and the releases kept there."""
+    found, config = projects.project_config(db, actor, project, "project.read")
+    hosts = [h.key for h in config.environment(env).hosts]
+    history = deploy_views.host_history(db, found.id, env)
+    return {
+        "project": found.name,
+        "env": env,
+        "hosts": [{"host": h, **history.get(h, {"live": None, "releases": []})} for h in hosts],
+    }

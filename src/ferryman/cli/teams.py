@@ -1,0 +1,239 @@
+"""``ferryman space|env|server|user|token …``: REST clients for spaces, members, environments,
+servers, users and personal tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from ferryman.cli.client import Client
+from ferryman.cli.output import console, pairs, show
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+SpaceOpt = Annotated[str, typer.Option("--space", help="Space name or id.")]
+
+space_app = typer.Typer(help="Spaces (tenants) and their members.", no_args_is_help=True)
+env_app = typer.Typer(help="Environments of a space.", no_args_is_help=True)
+server_app = typer.Typer(help="Servers of a space.", no_args_is_help=True)
+user_app = typer.Typer(
+    help="Users (superusers manage them) and your password.", no_args_is_help=True
+)
+token_app = typer.Typer(help="Your personal API tokens.", no_args_is_help=True)
+
+
+# --- spaces -----------------------------------------------------------------------------
+
+
+@space_app.command("list")
+def space_list(as_json: JsonOpt = False) -> None:
+    """The spaces you belong to (all, for superusers)."""
+    show(Client().get("/spaces"), ["id", "name", "role", "is_active", "description"], as_json)
+
+
+@space_app.command("create")
+def space_create(
+    name: str,
+    owner: Annotated[str | None, typer.Option(help="User to make the owner.")] = None,
+    description: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Create a space (superusers) with the seeded environments."""
+    data = Client().post("/spaces", {"name": name, "owner": owner, "description": description})
+    console.print(f"created space {escape(data['name'])} (#{data['id']})")
+
+
+@space_app.command("members")
+def space_members(space: str, as_json: JsonOpt = False) -> None:
+    show(Client().get(f"/spaces/{space}/members"), ["username", "role", "is_active"], as_json)
+
+
+@space_app.command("add-member")
+def space_add_member(
+    space: str,
+    user: str,
+    role: Annotated[str, typer.Option(help="owner, master, developer or reporter.")],
+) -> None:
+    """Add a member, or change the role of one."""
+    data = Client().post(f"/spaces/{space}/members", {"user": user, "role": role})
+    console.print(f"{escape(data['username'])} is {data['role']} in {escape(space)}")
+
+
+@space_app.command("remove-member")
+def space_remove_member(space: str, user: str) -> None:
+    Client().delete(f"/spaces/{space}/members/{user}")
+    console.print(f"removed {escape(user)} from {escape(space)}")
+
+
+# --- environments -------------------------------------------------------------------------
+
+
+def _find_env(client: Client, space: str, name: str) -> dict[str, Any]:
+    from ferryman.errors import NotFound
+
+    for row in client.get("/environments", params={"space": space}):
+        if row["name"] == name:
+            return dict(row)
+    raise NotFound(f"space {space} has no environment {name!r}")
+
+
+@env_app.command("list")
+def env_list(space: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
+    params = {"space": space} if space else {}
+    rows = Client().get("/environments", params=params)
+    show(rows, ["id", "space_id", "name", "requires_approval", "variables"], as_json)
+
+
+@env_app.command("create")
+def env_create(
+    name: str,
+    space: SpaceOpt = "default",
+    approval: Annotated[bool, typer.Option("--approval", help="Deploys need approval.")] = False,
+    var: Annotated[list[str] | None, typer.Option("--var", help="KEY=VALUE, repeatable.")] = None,
+    description: Annotated[str, typer.Option()] = "",
+) -> None:
+    body = {
+        "space": space,
+        "name": name,
+        "requires_approval": approval,
+        "variables": pairs(var, "--var"),
+        "description": description,
+    }
+    data = Client().post("/environments", body)
+    console.print(f"created environment {escape(data['name'])} (#{data['id']})")
+
+
+@env_app.command("set")
+def env_set(
+    name: str,
+    space: SpaceOpt = "default",
+    approval: Annotated[
+        bool | None, typer.Option("--approval/--no-approval", help="Deploys need approval.")
+    ] = None,
+    var: Annotated[
+        list[str] | None, typer.Option("--var", help="KEY=VALUE (replaces all), repeatable.")
+    ] = None,
+) -> None:
+    """Change an environment's approval flag or variables."""
+    client = Client()
+    env = _find_env(client, space, name)
+    body: dict[str, Any] = {}
+    if approval is not None:
+        body["requires_approval"] = approval
+    if var is not None:
+        body["variables"] = pairs(var, "--var")
+    data = client.patch(f"/environments/{env['id']}", body)
+    flag = "needs approval" if data["requires_approval"] else "needs no approval"
+    console.print(f"environment {escape(data['name'])} {flag}")
+
+
+# --- servers ------------------------------------------------------------------------------
+
+
+@server_app.command("list")
+def server_list(
+    space: Annotated[str | None, typer.Option()] = None,
+    label: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    params = {k: v for k, v in {"space": space, "label": label}.items() if v}
+    rows = Client().get("/servers", params=params)
+    show(rows, ["id", "name", "host", "labels", "description"], as_json)
+
+
+@server_app.command("add")
+def server_add(
+    name: str,
+    address: str,
+    space: SpaceOpt = "default",
+    port: Annotated[int, typer.Option()] = 22,
+    user: Annotated[str, typer.Option()] = "",
+    label: Annotated[list[str] | None, typer.Option("--label", help="Repeatable.")] = None,
+) -> None:
+    body = {
+        "space": space,
+        "name": name,
+        "address": address,
+        "port": port,
+        "user": user,
+        "labels": label or [],
+    }
+    data = Client().post("/servers", body)
+    console.print(f"added server {escape(data['name'])} (#{data['id']}, {escape(data['host'])})")
+
+
+@server_app.command("remove")
+def server_remove(server_id: int) -> None:
+    Client().delete(f"/servers/{server_id}")
+    console.print(f"removed server #{server_id}")
+
+
+# --- users and tokens ---------------------------------------------------------------------
+
+
+@user_app.command("list")
+def user_list(as_json: JsonOpt = False) -> None:
+    show(Client().get("/users"), ["id", "username", "is_active", "is_superuser", "email"], as_json)
+
+
+@user_app.command("create")
+def user_create(
+    name: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    superuser: Annotated[bool, typer.Option("--superuser")] = False,
+    email: Annotated[str, typer.Option()] = "",
+) -> None:
+    body = {"username": name, "password": password, "is_superuser": superuser, "email": email}
+    data = Client().post("/users", body)
+    console.print(f"created user {escape(data['username'])} (#{data['id']})")
+
+
+@user_app.command("disable")
+def user_disable(name: str) -> None:
+    """Disable a user; their tokens stop working at once."""
+    Client().patch(f"/users/{name}", {"is_active": False})
+    console.print(f"disabled {escape(name)}")
+
+
+@user_app.command("enable")
+def user_enable(name: str) -> None:
+    Client().patch(f"/users/{name}", {"is_active": True})
+    console.print(f"enabled {escape(name)}")
+
+
+@user_app.command("passwd")
+def user_passwd(
+    old: Annotated[str, typer.Option("--old", prompt="Current password", hide_input=True)],
+    new: Annotated[
+        str, typer.Option("--new", prompt="New password", hide_input=True, confirmation_prompt=True)
+    ],
+) -> None:
+    """Change your own password."""
+    Client().post("/me/password", {"old_password": old, "new_password": new})
+    console.print("password changed")
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOpt = False) -> None:
+    rows = Client().get("/tokens")
+    show(rows, ["id", "name", "scopes", "expires_at", "last_used_at"], as_json)
+
+
+@token_app.command("create")
+def token_create(
+    name: str,
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="read or write; repeatable.")
+    ] = None,
+    expires_days: Annotated[int | None, typer.Option("--expires-days")] = None,
+) -> None:
+    """Create a personal token; it is printed once."""
+    body = {"name": name, "scopes": scope or ["read", "write"], "expires_in_days": expires_days}
+    data = Client().post("/tokens", body)
+    console.print(data["token"], highlight=False, soft_wrap=True)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    Client().delete(f"/tokens/{token_id}")
+    console.print(f"revoked token #{token_id}")

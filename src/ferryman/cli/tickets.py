@@ -1,0 +1,186 @@
+"""``ferryman ticket …``, ``ferryman audit`` and ``ferryman stats``: REST clients."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from ferryman.cli.client import Client
+from ferryman.cli.follow import follow
+from ferryman.cli.output import console, show
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+WaitOpt = Annotated[bool, typer.Option("--wait", help="Follow the deploy until it ends.")]
+
+ticket_app = typer.Typer(help="Release tickets (上线单) and approvals.", no_args_is_help=True)
+COLUMNS = ["id", "project", "env", "kind", "ref", "status", "title", "created_by", "reviewed_by"]
+
+
+def _said(data: dict[str, Any], verb: str) -> None:
+    console.print(f"ticket #{data['id']} {verb}: {data['status']}")
+
+
+@ticket_app.command("list")
+def ticket_list(
+    project: Annotated[str | None, typer.Option()] = None,
+    space: Annotated[str | None, typer.Option()] = None,
+    status: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    params = {"project": project, "space": space, "status": status, "limit": limit}
+    rows = Client().get("/tickets", params={k: v for k, v in params.items() if v is not None})
+    show(rows, COLUMNS, as_json)
+
+
+@ticket_app.command("create")
+def ticket_create(
+    project: str,
+    env: Annotated[str, typer.Option("--env")],
+    ref: Annotated[str, typer.Option("--ref", help="Branch, tag or commit.")],
+    title: Annotated[str, typer.Option("--title")],
+    description: Annotated[str, typer.Option("--description")] = "",
+    hosts: Annotated[str | None, typer.Option(help="Only these hosts, comma-separated.")] = None,
+    not_before: Annotated[
+        datetime | None, typer.Option("--not-before", help="Earliest start (ISO time, UTC).")
+    ] = None,
+    draft: Annotated[bool, typer.Option("--draft", help="Keep it a draft.")] = False,
+) -> None:
+    """Create a ticket; REF is resolved to its commit now, and that commit is what ships."""
+    body: dict[str, Any] = {
+        "project": project,
+        "env": env,
+        "ref": ref,
+        "title": title,
+        "description": description,
+        "draft": draft,
+    }
+    if hosts:
+        body["hosts"] = [h.strip() for h in hosts.split(",") if h.strip()]
+    if not_before:
+        body["not_before"] = not_before.isoformat()
+    data = Client().post("/tickets", body)
+    console.print(
+        f"ticket #{data['id']} {data['status']}: {escape(data['ref'])} = {data['commit'][:12]}"
+    )
+
+
+@ticket_app.command("show")
+def ticket_show(
+    ticket_id: int,
+    preview: Annotated[bool, typer.Option("--preview", help="Commits and files to ship.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    client = Client()
+    data = client.get(f"/tickets/{ticket_id}")
+    if preview:
+        data = {"ticket": data, "preview": client.get(f"/tickets/{ticket_id}/preview")}
+        if not as_json:
+            show(data["ticket"])
+            _print_preview(data["preview"])
+            return
+    show(data, as_json=as_json)
+
+
+def _print_preview(preview: dict[str, Any]) -> None:
+    show(preview["hosts"], ["host", "release", "commit"])
+    for change in preview["changes"]:
+        start = (change["from"] or "nothing")[:12]
+        console.print(
+            f"from {start} on {len(change['hosts'])} host(s): "
+            f"{len(change['commits'])} commit(s), {len(change['files'])} file(s)"
+            + (" (truncated)" if change["truncated"] else "")
+        )
+        for commit in change["commits"]:
+            console.print(
+                f"  {commit['id'][:12]} {escape(commit['author'])}: {escape(commit['message'])}",
+                highlight=False,
+            )
+        for item in change["files"]:
+            console.print(f"  {item['status']} {escape(item['path'])}", highlight=False)
+
+
+@ticket_app.command("submit")
+def ticket_submit(ticket_id: int) -> None:
+    _said(Client().post(f"/tickets/{ticket_id}/submit"), "submitted")
+
+
+@ticket_app.command("approve")
+def ticket_approve(ticket_id: int, comment: Annotated[str, typer.Option("--comment")] = "") -> None:
+    _said(Client().post(f"/tickets/{ticket_id}/approve", {"comment": comment}), "approved")
+
+
+@ticket_app.command("reject")
+def ticket_reject(ticket_id: int, reason: Annotated[str, typer.Option("--reason")]) -> None:
+    _said(Client().post(f"/tickets/{ticket_id}/reject", {"reason": reason}), "rejected")
+
+
+@ticket_app.command("deploy")
+def ticket_deploy(ticket_id: int, wait: WaitOpt = False) -> None:
+    """Start an approved ticket."""
+    client = Client()
+    data = client.post(f"/tickets/{ticket_id}/deploy")
+    console.print(f"ticket #{ticket_id} queued as deploy #{data['deploy_id']}")
+    if wait:
+        raise typer.Exit(follow(client, data["deploy_id"], console))
+
+
+@ticket_app.command("cancel")
+def ticket_cancel(ticket_id: int, reason: Annotated[str, typer.Option("--reason")] = "") -> None:
+    _said(Client().post(f"/tickets/{ticket_id}/cancel", {"reason": reason}), "cancelled")
+
+
+@ticket_app.command("rollback")
+def ticket_rollback(
+    ticket_id: int,
+    to: Annotated[str | None, typer.Option("--to", help="Release name.")] = None,
+    wait: WaitOpt = False,
+) -> None:
+    """Roll back what a ticket deployed (a new rollback ticket, queued at once)."""
+    client = Client()
+    data = client.post(f"/tickets/{ticket_id}/rollback", {"to": to})
+    console.print(f"rollback ticket #{data['id']} queued as deploy #{data['deploy_id']}")
+    if wait:
+        raise typer.Exit(follow(client, data["deploy_id"], console))
+
+
+def audit(
+    space: Annotated[str | None, typer.Option()] = None,
+    actor: Annotated[str | None, typer.Option()] = None,
+    project: Annotated[str | None, typer.Option()] = None,
+    action: Annotated[str | None, typer.Option(help="Prefix, e.g. ticket.")] = None,
+    since: Annotated[datetime | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read the audit log (newest first)."""
+    params: dict[str, Any] = {
+        "space": space,
+        "actor": actor,
+        "project": project,
+        "action": action,
+        "since": since.isoformat() if since else None,
+        "limit": limit,
+    }
+    rows = Client().get("/audit", params={k: v for k, v in params.items() if v is not None})
+    show(rows, ["ts", "actor", "action", "target", "ip"], as_json)
+
+
+def stats(
+    space: Annotated[str | None, typer.Option()] = None,
+    project: Annotated[str | None, typer.Option()] = None,
+    env: Annotated[str | None, typer.Option()] = None,
+    period: Annotated[str, typer.Option(help="day or week")] = "day",
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploys, successes, failures, rollbacks, median and p95 duration per period."""
+    params = {"space": space, "project": project, "env": env, "period": period}
+    data = Client().get("/stats", params={k: v for k, v in params.items() if v is not None})
+    if as_json:
+        show(data, as_json=True)
+        return
+    columns = ["period", "space", "project", "env", "deploys", "rollbacks", "successes"]
+    show(data["series"], [*columns, "failures", "median_seconds", "p95_seconds"])

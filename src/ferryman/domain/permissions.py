@@ -1,0 +1,123 @@
+"""The permissions table: which role may do what. The one source for the server's checks, the
+table in ``docs/permissions.md`` (``python -m ferryman.domain.permissions`` prints it) and the
+authorization matrix test.
+
+Roles, GitLab-like: ``super`` is global; inside a space a member is ``owner``, ``master``,
+``developer`` or ``reporter`` (each includes the rights of those after it), optionally overridden
+for one project. Some actions need no space: ``public`` (no login), ``user`` (any signed-in user,
+acting on their own things) and ``super``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Role(enum.IntEnum):
+    reporter = 10
+    developer = 20
+    master = 30
+    owner = 40
+
+    @classmethod
+    def parse(cls, value: str) -> Role:
+        try:
+            return cls[value]
+        except KeyError:
+            names = ", ".join(r.name for r in cls)
+            from ferryman.errors import ValidationError
+
+            raise ValidationError(f"not a role: {value!r} (one of {names})") from None
+
+
+# Who an action needs when it is not a space role.
+PUBLIC = "public"
+USER = "user"
+SUPER = "super"
+
+
+@dataclass(frozen=True)
+class Rule:
+    needs: Role | str  # a Role inside the space, or PUBLIC / USER / SUPER
+    writes: bool
+    description: str
+
+    @property
+    def needs_name(self) -> str:
+        return self.needs.name if isinstance(self.needs, Role) else self.needs
+
+
+R, D, M, OWN = Role.reporter, Role.developer, Role.master, Role.owner
+
+ACTIONS: dict[str, Rule] = {
+    "auth.login": Rule(PUBLIC, False, "sign in, receive a token"),
+    "me.read": Rule(USER, False, "see who you are, the server's SSH key"),
+    "me.password": Rule(USER, True, "change your own password"),
+    "token.read": Rule(USER, False, "list your own API tokens"),
+    "token.manage": Rule(USER, True, "create or revoke your own API tokens"),
+    "user.list": Rule(USER, False, "list user names (to add members)"),
+    "user.manage": Rule(SUPER, True, "create users, disable/enable, reset passwords"),
+    "space.list": Rule(USER, False, "list the spaces you belong to"),
+    "space.create": Rule(SUPER, True, "create a space"),
+    "space.read": Rule(R, False, "see a space"),
+    "space.manage": Rule(OWN, True, "rename or disable a space"),
+    "member.read": Rule(R, False, "list members and project role overrides"),
+    "member.manage": Rule(OWN, True, "add, change or remove members and project overrides"),
+    "environment.read": Rule(R, False, "list environments and their variables"),
+    "environment.manage": Rule(M, True, "create, change or delete environments"),
+    "server.read": Rule(R, False, "list servers"),
+    "server.manage": Rule(M, True, "create, change or delete servers"),
+    "project.read": Rule(R, False, "see projects, their config, releases and repository refs"),
+    "project.manage": Rule(M, True, "create, change, copy or delete projects"),
+    "project.detect": Rule(D, True, "run config detection against the hosts and repository"),
+    "deploy.read": Rule(R, False, "see deploys, their logs and per-host steps"),
+    "deploy.direct": Rule(D, True, "deploy without a ticket where no approval is required"),
+    "deploy.rollback": Rule(M, True, "roll an environment back"),
+    "ticket.read": Rule(R, False, "see tickets and their preview"),
+    "ticket.create": Rule(D, True, "create and submit tickets; cancel your own"),
+    "ticket.approve": Rule(M, True, "approve or reject others' tickets; cancel any"),
+    "ticket.deploy": Rule(D, True, "start an approved ticket"),
+    "ticket.rollback": Rule(M, True, "roll back what a ticket deployed"),
+    "audit.read": Rule(M, False, "read the audit log of a space"),
+    "stats.read": Rule(R, False, "read deploy statistics"),
+}
+
+
+def rule(action: str) -> Rule:
+    return ACTIONS[action]
+
+
+def role_allows(role: Role | None, action: str) -> bool:
+    """Whether a member with ``role`` in the space may do ``action`` (super is checked apart)."""
+    needs = ACTIONS[action].needs
+    if needs in (PUBLIC, USER):
+        return True
+    if needs == SUPER or role is None:
+        return False
+    assert isinstance(needs, Role)
+    return role >= needs
+
+
+def markdown_table() -> str:
+    """The table of ``docs/permissions.md``: one row per action, one column per role."""
+    columns = ["super", *[r.name for r in sorted(Role, reverse=True)]]
+    lines = [
+        "| action | " + " | ".join(columns) + " | what it allows |",
+        "|---|" + "---|" * len(columns) + "---|",
+    ]
+    for action, spec in ACTIONS.items():
+        cells = []
+        for column in columns:
+            if column == "super":
+                cells.append("✓")
+            else:
+                cells.append("✓" if role_allows(Role[column], action) else "")
+        needs = spec.needs_name
+        note = spec.description + (f" ({needs})" if needs in (PUBLIC, USER, SUPER) else "")
+        lines.append(f"| `{action}` | " + " | ".join(cells) + f" | {note} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

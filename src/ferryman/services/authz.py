@@ -1,0 +1,101 @@
+"""Authorization in one place: every service calls ``require`` with an action of the permissions
+table (``ferryman.domain.permissions``) and the space or project it acts on.
+
+A space the actor does not belong to is invisible: asking for anything in it is ``NotFound``,
+exactly as if it did not exist, so ids from other spaces reveal nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ferryman.db.models import Project, ProjectMember, Space, SpaceMember
+from ferryman.domain.permissions import PUBLIC, SUPER, USER, Role, rule
+from ferryman.errors import InsufficientScope, NotFound, PermissionDenied
+from ferryman.services.audit import Actor
+
+
+def space_role(s: Session, actor: Actor, space_id: int) -> Role | None:
+    if actor.id is None:
+        return None
+    row = s.execute(
+        select(SpaceMember.role)
+        .join(Space, Space.id == SpaceMember.space_id)
+        .where(
+            SpaceMember.space_id == space_id,
+            SpaceMember.user_id == actor.id,
+            Space.is_active.is_(True),
+        )
+    ).first()
+    return Role[row[0]] if row else None
+
+
+def project_role(s: Session, actor: Actor, project: Project) -> Role | None:
+    """The member's role for one project: its override when set, else the space role."""
+    base = space_role(s, actor, project.space_id)
+    if base is None or actor.id is None:
+        return None
+    override = s.scalar(
+        select(ProjectMember.role).where(
+            ProjectMember.project_id == project.id, ProjectMember.user_id == actor.id
+        )
+    )
+    return Role[override] if override else base
+
+
+def visible_space_ids(s: Session, actor: Actor) -> list[int] | None:
+    """The spaces the actor can see; ``None`` means all of them (superusers)."""
+    if actor.is_superuser:
+        return None
+    if actor.id is None:
+        return []
+    return list(
+        s.scalars(
+            select(SpaceMember.space_id)
+            .join(Space, Space.id == SpaceMember.space_id)
+            .where(SpaceMember.user_id == actor.id, Space.is_active.is_(True))
+        )
+    )
+
+
+def require(
+    s: Session,
+    actor: Actor,
+    action: str,
+    *,
+    space_id: int | None = None,
+    project: Project | None = None,
+    what: str = "",
+) -> None:
+    """Allow ``action`` or raise ``NotFound`` (invisible), ``PermissionDenied`` or
+    ``InsufficientScope``. ``what`` names the object for the not-found message."""
+    spec = rule(action)
+    if spec.writes and "write" not in actor.scopes:
+        raise InsufficientScope(f"this token is read-only; {action} needs the 'write' scope")
+    if spec.needs in (PUBLIC, USER):
+        return
+    if spec.needs == SUPER:
+        if not actor.is_superuser:
+            raise PermissionDenied(f"only superusers may {spec.description} ({action})")
+        return
+    if actor.is_superuser:
+        return
+    assert isinstance(spec.needs, Role)
+    if project is not None:
+        role = project_role(s, actor, project)
+        space_id = project.space_id
+    else:
+        assert space_id is not None, f"{action} needs a space"
+        role = space_role(s, actor, space_id)
+    if role is None:
+        raise NotFound(f"no {what}" if what else "not found")
+    if role < spec.needs:
+        space = s.get(Space, space_id)
+        where = f"space {space.name!r}" if space else "this space"
+        raise PermissionDenied(
+            f"{action} needs the {spec.needs.name} role or above in {where}; you are {role.name}",
+            action=action,
+            needs=spec.needs.name,
+            role=role.name,
+        )

@@ -1,0 +1,321 @@
+"""A space's environments (with variables and the approval flag) and servers (with labels)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ferryman.db.models import Environment, Project, Server, Space
+from ferryman.db.session import Database
+from ferryman.domain import validate
+from ferryman.domain.variables import NAMES as RESERVED_VARIABLES
+from ferryman.errors import Conflict, NotFound, ValidationError
+from ferryman.services.audit import Actor, record
+from ferryman.services.authz import require, visible_space_ids
+from ferryman.services.spaces import visible_space
+
+# --- environments ---------------------------------------------------------------------------
+
+
+def environment_dict(env: Environment) -> dict[str, Any]:
+    return {
+        "id": env.id,
+        "space_id": env.space_id,
+        "name": env.name,
+        "description": env.description,
+        "variables": env.variables,
+        "requires_approval": env.requires_approval,
+    }
+
+
+def _environment(s: Session, actor: Actor, env_id: int, action: str) -> Environment:
+    env = s.get(Environment, env_id)
+    if env is None:
+        raise NotFound(f"no environment #{env_id}")
+    require(s, actor, action, space_id=env.space_id, what=f"environment #{env_id}")
+    return env
+
+
+def list_environments(
+    db: Database, actor: Actor, space: int | str | None = None
+) -> list[dict[str, Any]]:
+    with db.read() as s:
+        stmt = select(Environment).order_by(Environment.space_id, Environment.id)
+        if space is not None:
+            stmt = stmt.where(
+                Environment.space_id == visible_space(s, actor, space, "environment.read").id
+            )
+        else:
+            ids = visible_space_ids(s, actor)
+            if ids is not None:
+                stmt = stmt.where(Environment.space_id.in_(ids))
+        return [environment_dict(e) for e in s.scalars(stmt)]
+
+
+def get_environment(db: Database, actor: Actor, env_id: int) -> dict[str, Any]:
+    with db.read() as s:
+        return environment_dict(_environment(s, actor, env_id, "environment.read"))
+
+
+def space_environment(s: Session, space_id: int, name: str) -> Environment | None:
+    return s.scalar(
+        select(Environment).where(Environment.space_id == space_id, Environment.name == name)
+    )
+
+
+def create_environment(
+    db: Database,
+    actor: Actor,
+    space: int | str,
+    name: str,
+    *,
+    description: str = "",
+    variables: dict[str, str] | None = None,
+    requires_approval: bool = False,
+) -> dict[str, Any]:
+    validate.name(name, "environment name")
+    validate.variables(variables or {}, RESERVED_VARIABLES)
+    with db.transaction() as s:
+        sp = visible_space(s, actor, space, "environment.manage")
+        if space_environment(s, sp.id, name) is not None:
+            raise Conflict(f"space {sp.name} already has an environment {name!r}")
+        env = Environment(
+            space_id=sp.id,
+            name=name,
+            description=description,
+            variables=variables or {},
+            requires_approval=requires_approval,
+        )
+        s.add(env)
+        s.flush()
+        record(
+            s,
+            actor,
+            "environment.create",
+            f"space:{sp.name}/env:{name}",
+            space_id=sp.id,
+            after=environment_dict(env),
+        )
+        return environment_dict(env)
+
+
+def update_environment(
+    db: Database,
+    actor: Actor,
+    env_id: int,
+    *,
+    description: str | None = None,
+    variables: dict[str, str] | None = None,
+    requires_approval: bool | None = None,
+) -> dict[str, Any]:
+    if variables is not None:
+        validate.variables(variables, RESERVED_VARIABLES)
+    with db.transaction() as s:
+        env = _environment(s, actor, env_id, "environment.manage")
+        before = environment_dict(env)
+        if description is not None:
+            env.description = description
+        if variables is not None:
+            env.variables = variables
+        if requires_approval is not None:
+            env.requires_approval = requires_approval
+        after = environment_dict(env)
+        record(
+            s,
+            actor,
+            "environment.update",
+            f"env:{env.name}",
+            space_id=env.space_id,
+            before=before,
+            after=after,
+        )
+        return after
+
+
+def delete_environment(db: Database, actor: Actor, env_id: int) -> None:
+    with db.transaction() as s:
+        env = _environment(s, actor, env_id, "environment.manage")
+        users = [
+            p.name
+            for p in s.scalars(select(Project).where(Project.space_id == env.space_id))
+            if env.name in p.config.get("environments", {})
+        ]
+        if users:
+            raise Conflict(
+                f"environment {env.name} is used by project(s) {', '.join(sorted(users))}"
+            )
+        s.delete(env)
+        record(
+            s,
+            actor,
+            "environment.delete",
+            f"env:{env.name}",
+            space_id=env.space_id,
+            before=environment_dict(env),
+        )
+
+
+# --- servers --------------------------------------------------------------------------------
+
+
+def server_dict(server: Server) -> dict[str, Any]:
+    return {
+        "id": server.id,
+        "space_id": server.space_id,
+        "name": server.name,
+        "address": server.address,
+        "port": server.port,
+        "user": server.user,
+        "labels": server.labels,
+        "description": server.description,
+        "host": server_host(server),
+    }
+
+
+def server_host(server: Server) -> str:
+    """The server as a ``[user@]address[:port]`` host spec (the key used in deploy records)."""
+    spec = validate.HostSpec(server.address, server.port, server.user or None)
+    return str(spec)
+
+
+def _check_server(address: str, port: int, user: str, labels: list[str]) -> str:
+    """Validate a server's fields; returns the bare address (IPv6 without brackets)."""
+    spec = validate.host(address)
+    if spec.user is not None or validate.HostSpec(spec.address).key != address:
+        raise ValidationError(f"address: give only the address (port and user apart): {address!r}")
+    if not 0 < port < 65536:
+        raise ValidationError(f"port: not a port: {port}")
+    if user:
+        validate.username(user)
+    if len(labels) > 50:
+        raise ValidationError("labels: at most 50")
+    for item in labels:
+        validate.label(item)
+    return spec.address
+
+
+def _server(s: Session, actor: Actor, server_id: int, action: str) -> Server:
+    server = s.get(Server, server_id)
+    if server is None:
+        raise NotFound(f"no server #{server_id}")
+    require(s, actor, action, space_id=server.space_id, what=f"server #{server_id}")
+    return server
+
+
+def list_servers(
+    db: Database, actor: Actor, space: int | str | None = None, label: str | None = None
+) -> list[dict[str, Any]]:
+    with db.read() as s:
+        stmt = select(Server).order_by(Server.space_id, Server.name)
+        if space is not None:
+            stmt = stmt.where(Server.space_id == visible_space(s, actor, space, "server.read").id)
+        else:
+            ids = visible_space_ids(s, actor)
+            if ids is not None:
+                stmt = stmt.where(Server.space_id.in_(ids))
+        rows = [server_dict(x) for x in s.scalars(stmt)]
+        return [r for r in rows if label is None or label in r["labels"]]
+
+
+def get_server(db: Database, actor: Actor, server_id: int) -> dict[str, Any]:
+    with db.read() as s:
+        return server_dict(_server(s, actor, server_id, "server.read"))
+
+
+def create_server(
+    db: Database,
+    actor: Actor,
+    space: int | str,
+    name: str,
+    address: str,
+    *,
+    port: int = 22,
+    user: str = "",
+    labels: list[str] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    validate.name(name, "server name")
+    address = _check_server(address, port, user, labels or [])
+    with db.transaction() as s:
+        sp = visible_space(s, actor, space, "server.manage")
+        if s.scalar(select(Server).where(Server.space_id == sp.id, Server.name == name)):
+            raise Conflict(f"space {sp.name} already has a server {name!r}")
+        server = Server(
+            space_id=sp.id,
+            name=name,
+            address=address,
+            port=port,
+            user=user,
+            labels=sorted(set(labels or [])),
+            description=description,
+        )
+        s.add(server)
+        s.flush()
+        record(
+            s,
+            actor,
+            "server.create",
+            f"space:{sp.name}/server:{name}",
+            space_id=sp.id,
+            after=server_dict(server),
+        )
+        return server_dict(server)
+
+
+def update_server(db: Database, actor: Actor, server_id: int, **changes: Any) -> dict[str, Any]:
+    """Change any of address, port, user, labels, description."""
+    with db.transaction() as s:
+        server = _server(s, actor, server_id, "server.manage")
+        before = server_dict(server)
+        merged = {**before, **{k: v for k, v in changes.items() if v is not None}}
+        if "address" in changes and changes["address"] is not None:
+            merged["address"] = _check_server(
+                merged["address"], merged["port"], merged["user"], merged["labels"]
+            )
+        else:
+            _check_server(
+                validate.HostSpec(server.address).key,
+                merged["port"],
+                merged["user"],
+                merged["labels"],
+            )
+        for key in ("address", "port", "user", "description"):
+            setattr(server, key, merged[key])
+        server.labels = sorted(set(merged["labels"]))
+        after = server_dict(server)
+        record(
+            s,
+            actor,
+            "server.update",
+            f"server:{server.name}",
+            space_id=server.space_id,
+            before=before,
+            after=after,
+        )
+        return after
+
+
+def delete_server(db: Database, actor: Actor, server_id: int) -> None:
+    with db.transaction() as s:
+        server = _server(s, actor, server_id, "server.manage")
+        s.delete(server)
+        record(
+            s,
+            actor,
+            "server.delete",
+            f"server:{server.name}",
+            space_id=server.space_id,
+            before=server_dict(server),
+        )
+
+
+def servers_of_space(s: Session, space_id: int) -> list[Server]:
+    return list(s.scalars(select(Server).where(Server.space_id == space_id)))
+
+
+def space_of(s: Session, space_id: int) -> Space:
+    space = s.get(Space, space_id)
+    assert space is not None
+    return space

@@ -1,0 +1,56 @@
+"""Reading a project's repository for people: refs to choose from, a ref resolved to its
+commit, and what changes between two commits (the ticket preview). Nothing here writes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from ferryman.config.project import ProjectConfig
+from ferryman.config.settings import Settings
+from ferryman.domain import validate
+from ferryman.vcs.base import Changes, Resolved
+from ferryman.vcs.factory import open_repo
+
+TIMEOUT = 120.0
+
+
+def _env_name(config: ProjectConfig, env: str | None) -> str:
+    return env if env else sorted(config.environments)[0]
+
+
+async def resolve(settings: Settings, config: ProjectConfig, env: str, ref: str) -> Resolved:
+    validate.ref(ref)
+    repo = open_repo(settings, config, config.environment(env), timeout=TIMEOUT)
+    await repo.update()
+    return await repo.resolve(ref)
+
+
+async def refs(
+    settings: Settings,
+    config: ProjectConfig,
+    *,
+    env: str | None = None,
+    branch: str | None = None,
+    limit: int = 30,
+) -> dict[str, Any]:
+    """All branches, all tags newest first, and recent commits of one branch."""
+    if branch is not None:
+        validate.ref(branch)
+    repo = open_repo(settings, config, config.environment(_env_name(config, env)), timeout=TIMEOUT)
+    await repo.update()
+    found = await repo.refs(branch, limit)
+    return {
+        "branch": found.branch,
+        "branches": [asdict(r) for r in found.branches],
+        "tags": [asdict(r) for r in found.tags],
+        "commits": [asdict(c) for c in found.commits],
+    }
+
+
+async def changes(
+    settings: Settings, config: ProjectConfig, env: str, ref: str, old: str, new: str
+) -> Changes:
+    repo = open_repo(settings, config, config.environment(env), timeout=TIMEOUT)
+    await repo.update()
+    return await repo.changes(ref, old, new, 200)

@@ -1,0 +1,218 @@
+"""Spaces (tenants) and their members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ferryman.db.models import Environment, Space, SpaceMember, User
+from ferryman.db.session import Database
+from ferryman.domain import validate
+from ferryman.domain.permissions import Role
+from ferryman.errors import Conflict, NotFound
+from ferryman.services.audit import Actor, record
+from ferryman.services.authz import require, visible_space_ids
+
+# Every new space starts with these environments; production needs approval.
+SEEDED_ENVIRONMENTS = (
+    ("dev", "development"),
+    ("test", "testing"),
+    ("staging", "pre-release (预发布)"),
+    ("production", "production (生产)"),
+)
+
+
+def space_dict(space: Space) -> dict[str, Any]:
+    return {
+        "id": space.id,
+        "name": space.name,
+        "description": space.description,
+        "is_active": space.is_active,
+        "created_at": space.created_at.isoformat(),
+    }
+
+
+def load_space(s: Session, ref: int | str) -> Space:
+    """A space by id or by name (visibility is checked by the caller's ``require``)."""
+    if isinstance(ref, int) or str(ref).isdigit():
+        space = s.get(Space, int(ref))
+    else:
+        space = s.scalar(select(Space).where(Space.name == ref))
+    if space is None:
+        raise NotFound(f"no space {ref!r}")
+    return space
+
+
+def visible_space(s: Session, actor: Actor, ref: int | str, action: str) -> Space:
+    try:
+        space = load_space(s, ref)
+    except NotFound:
+        raise NotFound(f"no space {ref!r}") from None
+    require(s, actor, action, space_id=space.id, what=f"space {ref!r}")
+    return space
+
+
+def create_space(
+    db: Database, actor: Actor, name: str, description: str = "", owner: str | None = None
+) -> dict[str, Any]:
+    validate.name(name, "space name")
+    with db.transaction() as s:
+        require(s, actor, "space.create")
+        if s.scalar(select(Space).where(Space.name == name)) is not None:
+            raise Conflict(f"space {name!r} already exists")
+        space = Space(name=name, description=description)
+        s.add(space)
+        s.flush()
+        for env_name, env_description in SEEDED_ENVIRONMENTS:
+            s.add(
+                Environment(
+                    space_id=space.id,
+                    name=env_name,
+                    description=env_description,
+                    variables={},
+                    requires_approval=env_name == "production",
+                )
+            )
+        if owner:
+            user = find_user(s, owner)
+            s.add(SpaceMember(space_id=space.id, user_id=user.id, role=Role.owner.name))
+        record(s, actor, "space.create", f"space:{name}", space_id=space.id, owner=owner)
+        return space_dict(space)
+
+
+def list_spaces(db: Database, actor: Actor) -> list[dict[str, Any]]:
+    with db.read() as s:
+        ids = visible_space_ids(s, actor)
+        stmt = select(Space).order_by(Space.name)
+        if ids is not None:
+            stmt = stmt.where(Space.id.in_(ids))
+        out = []
+        for space in s.scalars(stmt):
+            row = space_dict(space)
+            if actor.id is not None:
+                role = s.scalar(
+                    select(SpaceMember.role).where(
+                        SpaceMember.space_id == space.id, SpaceMember.user_id == actor.id
+                    )
+                )
+                row["role"] = role
+            out.append(row)
+        return out
+
+
+def get_space(db: Database, actor: Actor, ref: int | str) -> dict[str, Any]:
+    with db.read() as s:
+        return space_dict(visible_space(s, actor, ref, "space.read"))
+
+
+def update_space(
+    db: Database,
+    actor: Actor,
+    ref: int | str,
+    *,
+    description: str | None = None,
+    is_active: bool | None = None,
+) -> dict[str, Any]:
+    with db.transaction() as s:
+        space = visible_space(s, actor, ref, "space.manage")
+        before = space_dict(space)
+        if description is not None:
+            space.description = description
+        if is_active is not None:
+            space.is_active = is_active
+        after = space_dict(space)
+        record(
+            s,
+            actor,
+            "space.update",
+            f"space:{space.name}",
+            space_id=space.id,
+            before={k: before[k] for k in ("description", "is_active")},
+            after={k: after[k] for k in ("description", "is_active")},
+        )
+        return after
+
+
+def find_user(s: Session, ref: int | str) -> User:
+    if isinstance(ref, int) or str(ref).isdigit():
+        user = s.get(User, int(ref))
+    else:
+        user = s.scalar(select(User).where(User.username == ref))
+    if user is None:
+        raise NotFound(f"no user {ref!r}")
+    return user
+
+
+def list_members(db: Database, actor: Actor, ref: int | str) -> list[dict[str, Any]]:
+    with db.read() as s:
+        space = visible_space(s, actor, ref, "member.read")
+        rows = s.execute(
+            select(SpaceMember, User)
+            .join(User, User.id == SpaceMember.user_id)
+            .where(SpaceMember.space_id == space.id)
+            .order_by(User.username)
+        ).all()
+        return [
+            {"user_id": u.id, "username": u.username, "role": m.role, "is_active": u.is_active}
+            for m, u in rows
+        ]
+
+
+def set_member(
+    db: Database, actor: Actor, ref: int | str, user_ref: int | str, role: str
+) -> dict[str, Any]:
+    """Add a member or change their role."""
+    parsed = Role.parse(role)
+    with db.transaction() as s:
+        space = visible_space(s, actor, ref, "member.manage")
+        user = find_user(s, user_ref)
+        member = s.get(SpaceMember, (space.id, user.id))
+        before = member.role if member else None
+        if before == Role.owner.name and parsed is not Role.owner:
+            _keep_an_owner(s, space, user)
+        if member is None:
+            s.add(SpaceMember(space_id=space.id, user_id=user.id, role=parsed.name))
+        else:
+            member.role = parsed.name
+        record(
+            s,
+            actor,
+            "member.set",
+            f"space:{space.name}/user:{user.username}",
+            space_id=space.id,
+            before=before,
+            after=parsed.name,
+        )
+        return {"user_id": user.id, "username": user.username, "role": parsed.name}
+
+
+def remove_member(db: Database, actor: Actor, ref: int | str, user_ref: int | str) -> None:
+    with db.transaction() as s:
+        space = visible_space(s, actor, ref, "member.manage")
+        user = find_user(s, user_ref)
+        member = s.get(SpaceMember, (space.id, user.id))
+        if member is None:
+            raise NotFound(f"{user.username} is not a member of {space.name}")
+        if member.role == Role.owner.name:
+            _keep_an_owner(s, space, user)
+        s.delete(member)
+        record(
+            s,
+            actor,
+            "member.remove",
+            f"space:{space.name}/user:{user.username}",
+            space_id=space.id,
+            before=member.role,
+        )
+
+
+def _keep_an_owner(s: Session, space: Space, user: User) -> None:
+    owners = s.scalars(
+        select(SpaceMember.user_id).where(
+            SpaceMember.space_id == space.id, SpaceMember.role == Role.owner.name
+        )
+    ).all()
+    if list(owners) == [user.id]:
+        raise Conflict(f"{user.username} is the last owner of {space.name}; add another first")

@@ -1,0 +1,115 @@
+"""Deploy statistics per space, project and environment, per day or week: counts, successes,
+failures, rollbacks, and the median and 95th percentile of run time."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from ferryman.db.models import Deploy, Project, Space, utcnow
+from ferryman.db.session import Database
+from ferryman.errors import ValidationError
+from ferryman.services.audit import Actor
+from ferryman.services.authz import visible_space_ids
+
+PERIODS = ("day", "week")
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (``fraction`` in 0..1) of ``values``; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def period_start(ts: datetime, period: str) -> str:
+    day = ts.date()
+    if period == "week":
+        day = day - timedelta(days=day.weekday())  # ISO weeks start on Monday
+    return day.isoformat()
+
+
+def deploy_stats(
+    db: Database,
+    actor: Actor,
+    *,
+    space: int | str | None = None,
+    project: int | str | None = None,
+    env: str | None = None,
+    period: str = "day",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    from ferryman.services.projects import find_project
+    from ferryman.services.spaces import visible_space
+
+    if period not in PERIODS:
+        raise ValidationError(f"period: one of {', '.join(PERIODS)}")
+    until = until or utcnow()
+    since = since or until - timedelta(days=30)
+    with db.read() as s:
+        stmt = (
+            select(Deploy, Project.name, Space.name)
+            .join(Project, Project.id == Deploy.project_id)
+            .join(Space, Space.id == Project.space_id)
+            .where(Deploy.created_at >= since, Deploy.created_at < until)
+        )
+        if project is not None:
+            stmt = stmt.where(Project.id == find_project(s, actor, project, "stats.read").id)
+        elif space is not None:
+            stmt = stmt.where(Project.space_id == visible_space(s, actor, space, "stats.read").id)
+        else:
+            ids = visible_space_ids(s, actor)
+            if ids is not None:
+                stmt = stmt.where(Project.space_id.in_(ids))
+        if env is not None:
+            stmt = stmt.where(Deploy.env == env)
+        rows = s.execute(stmt.order_by(Deploy.created_at)).all()
+    groups: dict[tuple[str, str, str, str], list[Deploy]] = {}
+    for deploy, project_name, space_name in rows:
+        key = (period_start(deploy.created_at, period), space_name, project_name, deploy.env)
+        groups.setdefault(key, []).append(deploy)
+    series = [
+        {"period": k[0], "space": k[1], "project": k[2], "env": k[3], **_summary(v)}
+        for k, v in sorted(groups.items())
+    ]
+    return {
+        "period": period,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "series": series,
+        "total": _summary([d for d, _, _ in rows]),
+    }
+
+
+def _summary(deploys: Sequence[Deploy]) -> dict[str, Any]:
+    durations = [
+        (d.finished_at - d.started_at).total_seconds()
+        for d in deploys
+        if d.started_at and d.finished_at and d.status in ("success", "failed")
+    ]
+    p50, p95 = median(durations), percentile(durations, 0.95)
+    return {
+        "deploys": sum(1 for d in deploys if d.kind == "deploy"),
+        "rollbacks": sum(1 for d in deploys if d.kind == "rollback"),
+        "successes": sum(1 for d in deploys if d.status == "success"),
+        "failures": sum(1 for d in deploys if d.status == "failed"),
+        "median_seconds": round(p50, 3) if p50 is not None else None,
+        "p95_seconds": round(p95, 3) if p95 is not None else None,
+    }

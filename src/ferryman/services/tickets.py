@@ -1,0 +1,393 @@
+"""Release tickets (上线单): create, submit, approve or reject, deploy, cancel, roll back.
+
+A ticket pins the commit its ref pointed to when it was created: what the approver reviewed is
+exactly what ships, even if the branch moves on. Transitions are checked by
+``ferryman.domain.tickets``; each call is one transaction with one audit row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ferryman.config.settings import Settings
+from ferryman.db.models import Deploy, DeployHost, HostState, Project, Release, Ticket, utcnow
+from ferryman.db.session import Database
+from ferryman.domain import tickets as states
+from ferryman.domain import validate
+from ferryman.errors import Conflict, NotFound, OwnTicket, TooEarly, ValidationError
+from ferryman.services import deploys, projects, repos
+from ferryman.services.audit import Actor, record
+from ferryman.services.authz import project_role, require, visible_space_ids
+
+
+def ticket_dict(ticket: Ticket, project: Project | None = None) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "space_id": ticket.space_id,
+        "project_id": ticket.project_id,
+        "project": project.name if project else None,
+        "env": ticket.env,
+        "kind": ticket.kind,
+        "ref": ticket.ref,
+        "commit": ticket.commit,
+        "target_release": ticket.target_release,
+        "hosts": ticket.hosts,
+        "title": ticket.title,
+        "description": ticket.description,
+        "not_before": ticket.not_before.isoformat() if ticket.not_before else None,
+        "status": ticket.status,
+        "rollback_of": ticket.rollback_of,
+        "deploy_id": ticket.deploy_id,
+        "created_by": ticket.created_by_name,
+        "reviewed_by": ticket.reviewed_by_name or None,
+        "review_comment": ticket.review_comment,
+        "reviewed_at": ticket.reviewed_at.isoformat() if ticket.reviewed_at else None,
+        "created_at": ticket.created_at.isoformat(),
+        "updated_at": ticket.updated_at.isoformat(),
+    }
+
+
+def _load(s: Session, actor: Actor, ticket_id: int, action: str) -> tuple[Ticket, Project]:
+    ticket = s.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"no ticket #{ticket_id}")
+    project = s.get(Project, ticket.project_id)
+    assert project is not None
+    require(s, actor, action, project=project, what=f"ticket #{ticket_id}")
+    return ticket, project
+
+
+def _move(s: Session, ticket: Ticket, target: str) -> None:
+    states.check_transition(ticket.id, ticket.status, target)
+    ticket.status = target
+    ticket.updated_at = utcnow()
+
+
+def _audit(s: Session, actor: Actor, action: str, ticket: Ticket, **detail: Any) -> None:
+    record(
+        s,
+        actor,
+        action,
+        f"ticket:{ticket.id}",
+        space_id=ticket.space_id,
+        project_id=ticket.project_id,
+        status=ticket.status,
+        **detail,
+    )
+
+
+def _first_state(s: Session, project: Project, env: str, draft: bool) -> str:
+    if draft:
+        return states.DRAFT
+    needs = deploys.space_environment(s, project, env).requires_approval
+    return states.PENDING if needs else states.APPROVED
+
+
+async def create_ticket(
+    db: Database,
+    settings: Settings,
+    actor: Actor,
+    project_ref: int | str,
+    env: str,
+    ref: str,
+    *,
+    title: str,
+    description: str = "",
+    hosts: Sequence[str] | None = None,
+    not_before: datetime | None = None,
+    draft: bool = False,
+) -> dict[str, Any]:
+    """Resolve ``ref`` to its commit now (it is what the approver reviews), then store the
+    ticket as draft, pending_approval or — where no approval is needed — approved."""
+    validate.ref(ref)
+    if not title.strip():
+        raise ValidationError("title: required")
+    project, config = await asyncio.to_thread(
+        projects.project_config, db, actor, project_ref, "ticket.create"
+    )
+    config.environment(env)
+    chosen = deploys.select_hosts(config, env, hosts)
+    resolved = await repos.resolve(settings, config, env, ref)
+
+    def insert() -> dict[str, Any]:
+        with db.transaction() as s:
+            fresh = projects.find_project(s, actor, project.id, "ticket.create")
+            ticket = Ticket(
+                space_id=fresh.space_id,
+                project_id=fresh.id,
+                env=env,
+                kind="deploy",
+                ref=ref,
+                commit=resolved.commit,
+                hosts=chosen,
+                title=title.strip(),
+                description=description,
+                not_before=not_before,
+                status=_first_state(s, fresh, env, draft),
+                created_by=actor.id,
+                created_by_name=actor.username,
+            )
+            s.add(ticket)
+            s.flush()
+            _audit(s, actor, "ticket.create", ticket, ref=ref, commit=resolved.commit, env=env)
+            return ticket_dict(ticket, fresh)
+
+    return await asyncio.to_thread(insert)
+
+
+def _own_or_master(s: Session, actor: Actor, ticket: Ticket, project: Project) -> None:
+    """Creators act on their own tickets; masters (approvers) on anyone's."""
+    if actor.id is not None and actor.id == ticket.created_by:
+        return
+    require(s, actor, "ticket.approve", project=project, what=f"ticket #{ticket.id}")
+
+
+def submit_ticket(db: Database, actor: Actor, ticket_id: int) -> dict[str, Any]:
+    with db.transaction() as s:
+        ticket, project = _load(s, actor, ticket_id, "ticket.create")
+        _own_or_master(s, actor, ticket, project)
+        states.check_transition(ticket.id, ticket.status, states.PENDING)
+        _move(s, ticket, _first_state(s, project, ticket.env, draft=False))
+        _audit(s, actor, "ticket.submit", ticket)
+        return ticket_dict(ticket, project)
+
+
+def approve_ticket(db: Database, actor: Actor, ticket_id: int, comment: str = "") -> dict[str, Any]:
+    with db.transaction() as s:
+        ticket, project = _load(s, actor, ticket_id, "ticket.approve")
+        if actor.id is not None and actor.id == ticket.created_by:
+            raise OwnTicket(f"you created ticket #{ticket.id}; another master must approve it")
+        _move(s, ticket, states.APPROVED)
+        ticket.reviewed_by_name = actor.username
+        ticket.review_comment = comment
+        ticket.reviewed_at = utcnow()
+        _audit(s, actor, "ticket.approve", ticket, comment=comment)
+        return ticket_dict(ticket, project)
+
+
+def reject_ticket(db: Database, actor: Actor, ticket_id: int, reason: str) -> dict[str, Any]:
+    if not reason.strip():
+        raise ValidationError("reason: a rejection needs a reason")
+    with db.transaction() as s:
+        ticket, project = _load(s, actor, ticket_id, "ticket.approve")
+        if actor.id is not None and actor.id == ticket.created_by:
+            raise OwnTicket(f"you created ticket #{ticket.id}; cancel it instead")
+        _move(s, ticket, states.REJECTED)
+        ticket.reviewed_by_name = actor.username
+        ticket.review_comment = reason
+        ticket.reviewed_at = utcnow()
+        _audit(s, actor, "ticket.reject", ticket, reason=reason)
+        return ticket_dict(ticket, project)
+
+
+def _queue(s: Session, actor: Actor, ticket: Ticket, project: Project) -> Deploy:
+    if ticket.not_before is not None and utcnow() < ticket.not_before:
+        raise TooEarly(
+            f"ticket #{ticket.id} is scheduled for {ticket.not_before.isoformat()}; "
+            "it cannot start earlier",
+            not_before=ticket.not_before.isoformat(),
+        )
+    _move(s, ticket, states.QUEUED)
+    if ticket.kind == "rollback":
+        deploy = deploys.create_deploy(
+            s,
+            actor,
+            project,
+            ticket.env,
+            kind="rollback",
+            target_release=ticket.target_release,
+            ticket_id=ticket.id,
+        )
+    else:
+        deploy = deploys.create_deploy(
+            s,
+            actor,
+            project,
+            ticket.env,
+            kind="deploy",
+            ref=ticket.ref,
+            commit=ticket.commit,
+            hosts=ticket.hosts,
+            ticket_id=ticket.id,
+        )
+    ticket.deploy_id = deploy.id
+    return deploy
+
+
+def deploy_ticket(db: Database, actor: Actor, ticket_id: int) -> dict[str, Any]:
+    """Queue the deploy of an approved ticket (its pinned commit, its hosts)."""
+    with db.transaction() as s:
+        ticket, project = _load(s, actor, ticket_id, "ticket.deploy")
+        deploy = _queue(s, actor, ticket, project)
+        _audit(s, actor, "ticket.deploy", ticket, deploy_id=deploy.id)
+        return ticket_dict(ticket, project)
+
+
+def cancel_ticket(db: Database, actor: Actor, ticket_id: int, reason: str = "") -> dict[str, Any]:
+    with db.transaction() as s:
+        ticket, project = _load(s, actor, ticket_id, "ticket.create")
+        _own_or_master(s, actor, ticket, project)
+        states.check_transition(ticket.id, ticket.status, states.CANCELLED)
+        if ticket.status == states.QUEUED and ticket.deploy_id is not None:
+            deploy = s.get(Deploy, ticket.deploy_id)
+            assert deploy is not None
+            deploys.cancel_queued(s, deploy)
+        _move(s, ticket, states.CANCELLED)
+        _audit(s, actor, "ticket.cancel", ticket, reason=reason)
+        return ticket_dict(ticket, project)
+
+
+def rollback_ticket(
+    db: Database, actor: Actor, ticket_id: int, title: str = "", to: str | None = None
+) -> dict[str, Any]:
+    """A rollback ticket linked to ``ticket_id``: back to the release its deploy replaced (or
+    ``to``). Masters may roll back without approval; it is queued at once."""
+    with db.transaction() as s:
+        original, project = _load(s, actor, ticket_id, "ticket.rollback")
+        if original.kind != "deploy" or original.deploy_id is None:
+            raise Conflict(f"ticket #{original.id} has not deployed anything to roll back")
+        target = to or _release_before(s, original)
+        ticket = Ticket(
+            space_id=original.space_id,
+            project_id=original.project_id,
+            env=original.env,
+            kind="rollback",
+            target_release=target,
+            hosts=None,
+            title=title.strip() or f"Roll back #{original.id}: {original.title}"[:200],
+            status=states.APPROVED,
+            rollback_of=original.id,
+            created_by=actor.id,
+            created_by_name=actor.username,
+            reviewed_by_name=actor.username,
+            review_comment="rollback: no approval needed",
+            reviewed_at=utcnow(),
+        )
+        s.add(ticket)
+        s.flush()
+        deploy = _queue(s, actor, ticket, project)
+        _audit(s, actor, "ticket.rollback", ticket, rollback_of=original.id, deploy_id=deploy.id)
+        return ticket_dict(ticket, project)
+
+
+def _release_before(s: Session, ticket: Ticket) -> str:
+    previous = {
+        h.previous_release
+        for h in s.scalars(select(DeployHost).where(DeployHost.deploy_id == ticket.deploy_id))
+    }
+    previous.discard("")
+    if len(previous) != 1:
+        raise Conflict(
+            f"ticket #{ticket.id}'s hosts were on "
+            + (f"different releases ({', '.join(sorted(previous))})" if previous else "no release")
+            + " before it; give the release to roll back to",
+        )
+    return previous.pop()
+
+
+def get_ticket(db: Database, actor: Actor, ticket_id: int) -> dict[str, Any]:
+    with db.read() as s:
+        ticket, project = _load(s, actor, ticket_id, "ticket.read")
+        out = ticket_dict(ticket, project)
+        role = project_role(s, actor, project)
+        out["your_role"] = "super" if actor.is_superuser else (role.name if role else None)
+        return out
+
+
+def list_tickets(
+    db: Database,
+    actor: Actor,
+    *,
+    space: int | str | None = None,
+    project: int | str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    from ferryman.services.spaces import visible_space
+
+    with db.read() as s:
+        stmt = (
+            select(Ticket, Project)
+            .join(Project, Project.id == Ticket.project_id)
+            .order_by(Ticket.id.desc())
+            .limit(limit)
+        )
+        if project is not None:
+            stmt = stmt.where(
+                Ticket.project_id == projects.find_project(s, actor, project, "ticket.read").id
+            )
+        elif space is not None:
+            stmt = stmt.where(Ticket.space_id == visible_space(s, actor, space, "ticket.read").id)
+        else:
+            ids = visible_space_ids(s, actor)
+            if ids is not None:
+                stmt = stmt.where(Ticket.space_id.in_(ids))
+        if status is not None:
+            if status not in states.STATES:
+                raise ValidationError(f"status: one of {', '.join(states.STATES)}")
+            stmt = stmt.where(Ticket.status == status)
+        return [ticket_dict(t, p) for t, p in s.execute(stmt).all()]
+
+
+async def preview(db: Database, settings: Settings, actor: Actor, ticket_id: int) -> dict[str, Any]:
+    """What approving would ship: the exact hosts, what each runs now, and the commits and
+    changed files between that and the ticket's commit."""
+
+    def facts() -> tuple[Ticket, Any, list[str], dict[str, tuple[str, str]]]:
+        with db.read() as s:
+            ticket, project = _load(s, actor, ticket_id, "ticket.read")
+            config = projects.effective_config(s, project)
+            hosts = ticket.hosts or [h.key for h in config.environment(ticket.env).hosts]
+            live = {}
+            for row in s.scalars(
+                select(HostState).where(
+                    HostState.project_id == project.id, HostState.env == ticket.env
+                )
+            ):
+                commit = s.scalar(
+                    select(Release.commit).where(
+                        Release.project_id == project.id,
+                        Release.env == ticket.env,
+                        Release.host == row.host,
+                        Release.name == row.current_release,
+                    )
+                )
+                live[row.host] = (row.current_release, commit or "")
+            return ticket, config, hosts, live
+
+    ticket, config, hosts, live = await asyncio.to_thread(facts)
+    host_rows = [
+        {"host": h, "release": live.get(h, ("", ""))[0] or None, "commit": live.get(h, ("", ""))[1]}
+        for h in hosts
+    ]
+    out: dict[str, Any] = {
+        "ticket_id": ticket.id,
+        "kind": ticket.kind,
+        "env": ticket.env,
+        "hosts": host_rows,
+        "target": ticket.commit or ticket.target_release,
+        "changes": [],
+    }
+    if ticket.kind != "deploy":
+        return out
+    by_commit: dict[str, list[str]] = {}
+    for host in hosts:
+        by_commit.setdefault(live.get(host, ("", ""))[1], []).append(host)
+    for old, on_hosts in sorted(by_commit.items()):
+        change = await repos.changes(settings, config, ticket.env, ticket.ref, old, ticket.commit)
+        out["changes"].append(
+            {
+                "from": old or None,
+                "hosts": on_hosts,
+                "commits": [c.__dict__ for c in change.commits],
+                "files": [{"status": st, "path": p} for st, p in change.files],
+                "truncated": change.truncated,
+            }
+        )
+    return out
