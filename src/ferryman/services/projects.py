@@ -304,3 +304,17 @@ def _member_user(s: Session, project: Project, user_ref: int | str) -> User:
     if s.get(SpaceMember, (project.space_id, user.id)) is None:
         raise NotFound(f"{user.username} is not a member of the project's space")
     return user
+
+
+def record_detect(db: Database, actor: Actor, project: Project, env: str, ok: bool) -> None:
+    """Config detection touches hosts (it creates the releases dir): it is audited too."""
+    with db.transaction() as s:
+        record(
+            s,
+            actor,
+            "project.detect",
+            f"project:{project.name}/{env}",
+            space_id=project.space_id,
+            project_id=project.id,
+            ok=ok,
+        )

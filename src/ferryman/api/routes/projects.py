@@ -88,12 +88,9 @@ async def _check(db: Any, settings: Any, actor: Any, ref: str, env: str) -> dict
     )
     ctx = new_context(db, settings, config, env)
     results = as_dicts(await run_checks(ctx))
-    return {
-        "project": found.name,
-        "env": env,
-        "ok": all(r["ok"] for r in results),
-        "checks": results,
-    }
+    ok = all(r["ok"] for r in results)
+    await asyncio.to_thread(projects.record_detect, db, actor, found, env, ok)
+    return {"project": found.name, "env": env, "ok": ok, "checks": results}
 
 
 @router.get("/projects/{project}/refs", tags=["projects"], openapi_extra=perm("project.read"))

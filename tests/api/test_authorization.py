@@ -1,0 +1,137 @@
+"""The authorization matrix: every API route × every role, the expectation generated from the
+permissions table (``ferryman.domain.permissions``), so the table and the server cannot drift."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ferryman.api.app import create_app
+from ferryman.config.settings import load_settings
+from ferryman.db.session import Database
+from ferryman.domain.permissions import ACTIONS, PUBLIC, SUPER, USER, Role, role_allows
+from tests.api.world import RECIPES, ROLES, World, build_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = build_world(Path(tmp_path_factory.mktemp("matrix")))
+    yield w
+    w.db.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(world: World) -> Iterator[TestClient]:
+    with TestClient(create_app(world.settings, world.db, embedded_worker=False)) as c:
+        yield c
+
+
+def api_operations() -> list[tuple[str, str, str]]:
+    """(method, path, action) of every /api/v1 operation, read from the OpenAPI document of an
+    app built only to be listed (no server runs)."""
+    settings = load_settings({"FERRYMAN_HOME": "/nonexistent"})
+    app = create_app(settings, db=Database("sqlite://"), embedded_worker=False)
+    return [
+        (method.upper(), path, operation.get("x-permission", "?"))
+        for path, item in app.openapi()["paths"].items()
+        if path.startswith("/api/v1")
+        for method, operation in item.items()
+    ]
+
+
+ROUTES = api_operations()
+
+
+def expected(action: str, role: str) -> int | None:
+    """The status a denied call must get (401, 403 or 404), or None when it is allowed."""
+    needs = ACTIONS[action].needs
+    if needs == PUBLIC:
+        return None
+    if role == "anonymous":
+        return 401
+    if role == "super" or needs == USER:
+        return None
+    if needs == SUPER:
+        return 403
+    if role == "other":  # a member of another space: the resource is invisible
+        return 404
+    return None if role_allows(Role[role], action) else 403
+
+
+def test_every_api_route_names_an_action_of_the_permissions_table():
+    assert len(ROUTES) > 50
+    for method, path, action in ROUTES:
+        assert action in ACTIONS, f"{method} {path} names no known action"
+
+
+def test_every_api_route_has_a_request_recipe_in_the_matrix():
+    assert {(m, p) for m, p, _ in ROUTES} == set(RECIPES)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "action"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES]
+)
+def test_each_role_is_allowed_or_denied_exactly_as_the_table_says(
+    client: TestClient, world: World, method: str, path: str, action: str
+):
+    for role in ROLES:
+        verb, url, body = RECIPES[(method, path)](world, role)
+        headers = {} if role == "anonymous" else {"Authorization": f"Bearer {world.tokens[role]}"}
+        response = client.request(verb, url, json=body, headers=headers)
+        deny = expected(action, role)
+        if deny is None:  # every recipe is a valid request: allowed means it succeeds
+            assert 200 <= response.status_code < 300, (
+                f"{role} should be allowed {action} ({verb} {url}): "
+                f"{response.status_code} {response.text[:300]}"
+            )
+        else:
+            assert response.status_code == deny, (
+                f"{role} should get {deny} for {action} ({verb} {url}): "
+                f"{response.status_code} {response.text[:300]}"
+            )
+
+
+def test_the_permissions_document_holds_the_table_the_server_enforces():
+    from ferryman.domain.permissions import markdown_table
+
+    doc = (Path(__file__).parents[2] / "docs" / "permissions.md").read_text()
+    assert markdown_table() in doc
+
+
+MUTATING = [(m, p, a) for m, p, a in ROUTES if m != "GET"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "action"), MUTATING, ids=[f"{m} {p}" for m, p, _ in MUTATING]
+)
+def test_every_mutating_endpoint_writes_an_audit_row_with_actor_and_address(
+    client: TestClient, world: World, method: str, path: str, action: str
+):
+    from sqlalchemy import select
+
+    from ferryman.db.models import AuditEntry
+
+    def entries() -> list[AuditEntry]:
+        with world.db.read() as s:
+            return list(s.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+
+    verb, url, body = RECIPES[(method, path)](world, "super")  # setup may audit too
+    before = len(entries())
+    headers = {"Authorization": f"Bearer {world.tokens['super']}"}
+    if action == "auth.login":
+        headers = {}
+    response = client.request(verb, url, json=body, headers=headers)
+    assert 200 <= response.status_code < 300, response.text[:300]
+    new = entries()[before:]
+    assert new, f"{verb} {url} changed something without an audit row"
+    who = "reporter-user" if action == "auth.login" else "super-user"
+    assert any(e.actor == who and e.ip == "testclient" for e in new), [
+        (e.actor, e.action, e.ip) for e in new
+    ]
+
+
+def test_nothing_in_the_api_edits_or_deletes_the_audit_log():
+    assert not [p for m, p, _ in ROUTES if p.startswith("/api/v1/audit") and m != "GET"]

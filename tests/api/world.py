@@ -1,0 +1,413 @@
+"""A small world for authorization and audit tests: two spaces, one user per role, a project on
+a local git repository, and one request recipe per API route.
+
+Every recipe builds what it needs afresh (a new server, a new ticket, a new project...) so the
+order in which roles call a route never changes what the next one sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ferryman.bootstrap import ensure_ssh_key, prepare_home
+from ferryman.config.project import parse_project
+from ferryman.config.settings import Settings, load_settings
+from ferryman.db.session import Database
+from ferryman.services import deploys, inventory, projects, spaces, tickets, users
+from ferryman.services.audit import SYSTEM, Actor
+
+PASSWORD = "correct horse battery"
+ROLES = ("anonymous", "other", "reporter", "developer", "master", "owner", "super")
+SPACE = "acme"
+
+_ids = itertools.count(1)
+
+
+def fresh(prefix: str) -> str:
+    return f"{prefix}{next(_ids)}"
+
+
+@dataclass
+class World:
+    settings: Settings
+    db: Database
+    repo_url: str
+    actors: dict[str, Actor] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    project: str = "site"
+    project_id: int = 0
+
+    # --- building blocks ----------------------------------------------------------------
+
+    def config(self, name: str, space: str = SPACE) -> dict[str, Any]:
+        env = {
+            "hosts": ["127.0.0.1:1"],
+            "user": "root",
+            "webroot": f"/srv/www/{name}",
+            "releases": f"/srv/releases/{name}",
+            "connect_timeout": 2,
+        }
+        return {
+            "project": name,
+            "space": space,
+            "repo": self.repo_url,
+            "environments": {"production": env, "staging": env},
+        }
+
+    def new_project(self) -> str:
+        name = fresh("proj")
+        project, _ = projects.apply_project(self.db, SYSTEM, parse_project(self.config(name)))
+        return str(project.id)
+
+    def new_ticket(self, by: str = "author", env: str = "production", draft: bool = False) -> int:
+        creator = self.actors[by] if by in self.actors else self.actors["author"]
+        data = asyncio.run(
+            tickets.create_ticket(
+                self.db,
+                self.settings,
+                creator,
+                self.new_project(),
+                env,
+                "v1",
+                title="ship it",
+                draft=draft,
+            )
+        )
+        return int(data["id"])
+
+    def creator_for(self, role: str) -> str:
+        """Tickets a role acts on as its own: developers and up create them, others can't."""
+        return role if role in ("developer", "master", "owner", "super") else "author"
+
+    def deployed_ticket(self) -> int:
+        """A staging ticket whose deploy finished, hosts recorded on a release."""
+        ticket_id = self.new_ticket(env="staging")
+        data = tickets.deploy_ticket(self.db, SYSTEM, ticket_id)
+        deploy, project = deploys.load(self.db, data["deploy_id"])
+        deploys.set_hosts(
+            self.db,
+            deploy.id,
+            {
+                "127.0.0.1:1": {
+                    "status": "success",
+                    "previous_release": "20260101-000000_v0_aaaaaaa",
+                }
+            },
+        )
+        deploys.set_live(self.db, project.id, "staging", deploy.id, {"127.0.0.1:1": "rel"})
+        assert deploys.claim_next(self.db, "matrix") is not None
+        deploys.finish(self.db, deploy.id, "success", None)
+        return ticket_id
+
+    def live_project(self) -> str:
+        """A project whose staging hosts have a live release (so rollbacks can be asked)."""
+        ref = self.new_project()
+        deploys.set_live(self.db, int(ref), "staging", None, {"127.0.0.1:1": "rel"})
+        return ref
+
+    def queued_deploy(self) -> int:
+        return deploys.request_deploy(self.db, SYSTEM, self.new_project(), "staging", "v1").id
+
+    def new_member(self) -> str:
+        name = fresh("member")
+        users.create_user(self.db, name, PASSWORD)
+        spaces.set_member(self.db, SYSTEM, SPACE, name, "reporter")
+        return name
+
+    def new_server(self) -> int:
+        return int(inventory.create_server(self.db, SYSTEM, SPACE, fresh("srv"), "10.1.2.3")["id"])
+
+    def new_environment(self) -> int:
+        return int(inventory.create_environment(self.db, SYSTEM, SPACE, fresh("env"))["id"])
+
+    def new_user(self) -> str:
+        name = fresh("user")
+        users.create_user(self.db, name, PASSWORD)
+        return name
+
+    def own_token(self, role: str) -> int:
+        actor = self.actors.get(role)
+        if actor is None:
+            return 999999
+        return int(users.create_token(self.db, actor, "spare", ["read"])["id"])
+
+    def override_member(self) -> tuple[str, str]:
+        project = self.new_project()
+        name = self.new_member()
+        projects.set_project_member(self.db, SYSTEM, project, name, "developer")
+        return project, name
+
+
+def git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def build_world(base: Path) -> World:
+    settings = load_settings({"FERRYMAN_HOME": str(base / "home")})
+    db = prepare_home(settings)
+    ensure_ssh_key(settings)
+    repo = base / "repo"
+    repo.mkdir()
+    git("init", "-q", "-b", "master", cwd=repo)
+    git("config", "user.email", "dev@example.com", cwd=repo)
+    git("config", "user.name", "Dev", cwd=repo)
+    (repo / "index.html").write_text("v1\n")
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "first", cwd=repo)
+    git("tag", "v1", cwd=repo)
+    world = World(settings=settings, db=db, repo_url=f"file://{repo}")
+    spaces.create_space(db, SYSTEM, SPACE)
+    spaces.create_space(db, SYSTEM, "other")
+    for role in ("reporter", "developer", "master", "owner", "other", "super", "author"):
+        actor = users.create_user(db, f"{role}-user", PASSWORD, superuser=role == "super")
+        world.actors[role] = actor
+        if role in ("reporter", "developer", "master", "owner"):
+            spaces.set_member(db, SYSTEM, SPACE, actor.username, role)
+        elif role == "author":
+            spaces.set_member(db, SYSTEM, SPACE, actor.username, "developer")
+        elif role == "other":
+            spaces.set_member(db, SYSTEM, "other", actor.username, "owner")
+        world.tokens[role] = users.create_token(db, actor, "test", ["read", "write"])["token"]
+    project, _ = projects.apply_project(db, SYSTEM, parse_project(world.config("site")))
+    world.project_id = project.id
+    return world
+
+
+Recipe = Callable[[World, str], tuple[str, str, Any]]
+P = "/api/v1"
+
+
+def _space_query(path: str) -> Recipe:
+    return lambda w, role: ("GET", f"{P}{path}?space={SPACE}", None)
+
+
+# (method, route path) → recipe(world, role) → (method, url, json body)
+RECIPES: dict[tuple[str, str], Recipe] = {
+    ("POST", "/api/v1/auth/login"): lambda w, r: (
+        "POST",
+        f"{P}/auth/login",
+        {"username": "reporter-user", "password": PASSWORD},
+    ),
+    ("GET", "/api/v1/me"): lambda w, r: ("GET", f"{P}/me", None),
+    ("POST", "/api/v1/me/password"): lambda w, r: (
+        "POST",
+        f"{P}/me/password",
+        {"old_password": PASSWORD, "new_password": PASSWORD},
+    ),
+    ("GET", "/api/v1/ssh-key"): lambda w, r: ("GET", f"{P}/ssh-key", None),
+    ("GET", "/api/v1/users"): lambda w, r: ("GET", f"{P}/users", None),
+    ("POST", "/api/v1/users"): lambda w, r: (
+        "POST",
+        f"{P}/users",
+        {"username": fresh("new"), "password": PASSWORD},
+    ),
+    ("PATCH", "/api/v1/users/{user}"): lambda w, r: (
+        "PATCH",
+        f"{P}/users/{w.new_user()}",
+        {"email": "x@example.com"},
+    ),
+    ("GET", "/api/v1/tokens"): lambda w, r: ("GET", f"{P}/tokens", None),
+    ("POST", "/api/v1/tokens"): lambda w, r: ("POST", f"{P}/tokens", {"name": "ci"}),
+    ("DELETE", "/api/v1/tokens/{token_id}"): lambda w, r: (
+        "DELETE",
+        f"{P}/tokens/{w.own_token(r)}",
+        None,
+    ),
+    ("GET", "/api/v1/spaces"): lambda w, r: ("GET", f"{P}/spaces", None),
+    ("POST", "/api/v1/spaces"): lambda w, r: ("POST", f"{P}/spaces", {"name": fresh("space")}),
+    ("GET", "/api/v1/spaces/{space}"): lambda w, r: ("GET", f"{P}/spaces/{SPACE}", None),
+    ("PATCH", "/api/v1/spaces/{space}"): lambda w, r: (
+        "PATCH",
+        f"{P}/spaces/{SPACE}",
+        {"description": "ours"},
+    ),
+    ("GET", "/api/v1/spaces/{space}/members"): lambda w, r: (
+        "GET",
+        f"{P}/spaces/{SPACE}/members",
+        None,
+    ),
+    ("POST", "/api/v1/spaces/{space}/members"): lambda w, r: (
+        "POST",
+        f"{P}/spaces/{SPACE}/members",
+        {"user": w.new_user(), "role": "reporter"},
+    ),
+    ("PUT", "/api/v1/spaces/{space}/members/{user}"): lambda w, r: (
+        "PUT",
+        f"{P}/spaces/{SPACE}/members/{w.new_member()}",
+        {"role": "developer"},
+    ),
+    ("DELETE", "/api/v1/spaces/{space}/members/{user}"): lambda w, r: (
+        "DELETE",
+        f"{P}/spaces/{SPACE}/members/{w.new_member()}",
+        None,
+    ),
+    ("GET", "/api/v1/environments"): _space_query("/environments"),
+    ("POST", "/api/v1/environments"): lambda w, r: (
+        "POST",
+        f"{P}/environments",
+        {"space": SPACE, "name": fresh("env"), "variables": {"REGION": "bj"}},
+    ),
+    ("GET", "/api/v1/environments/{env_id}"): lambda w, r: (
+        "GET",
+        f"{P}/environments/{w.new_environment()}",
+        None,
+    ),
+    ("PATCH", "/api/v1/environments/{env_id}"): lambda w, r: (
+        "PATCH",
+        f"{P}/environments/{w.new_environment()}",
+        {"requires_approval": True},
+    ),
+    ("DELETE", "/api/v1/environments/{env_id}"): lambda w, r: (
+        "DELETE",
+        f"{P}/environments/{w.new_environment()}",
+        None,
+    ),
+    ("GET", "/api/v1/servers"): _space_query("/servers"),
+    ("POST", "/api/v1/servers"): lambda w, r: (
+        "POST",
+        f"{P}/servers",
+        {"space": SPACE, "name": fresh("srv"), "address": "10.0.0.9", "labels": ["canary"]},
+    ),
+    ("GET", "/api/v1/servers/{server_id}"): lambda w, r: (
+        "GET",
+        f"{P}/servers/{w.new_server()}",
+        None,
+    ),
+    ("PATCH", "/api/v1/servers/{server_id}"): lambda w, r: (
+        "PATCH",
+        f"{P}/servers/{w.new_server()}",
+        {"labels": ["region=bj"]},
+    ),
+    ("DELETE", "/api/v1/servers/{server_id}"): lambda w, r: (
+        "DELETE",
+        f"{P}/servers/{w.new_server()}",
+        None,
+    ),
+    ("GET", "/api/v1/projects"): _space_query("/projects"),
+    ("POST", "/api/v1/projects"): lambda w, r: ("POST", f"{P}/projects", w.config(fresh("app"))),
+    ("GET", "/api/v1/projects/{project}"): lambda w, r: (
+        "GET",
+        f"{P}/projects/{w.project_id}",
+        None,
+    ),
+    ("POST", "/api/v1/projects/{project}/copy"): lambda w, r: (
+        "POST",
+        f"{P}/projects/{w.project_id}/copy",
+        {"name": fresh("copy")},
+    ),
+    ("POST", "/api/v1/projects/{project}/detect"): lambda w, r: (
+        "POST",
+        f"{P}/projects/{w.project_id}/detect",
+        {"env": "staging"},
+    ),
+    ("POST", "/api/v1/projects/{project}/envs/{env}/check"): lambda w, r: (
+        "POST",
+        f"{P}/projects/{w.project_id}/envs/staging/check",
+        None,
+    ),
+    ("GET", "/api/v1/projects/{project}/refs"): lambda w, r: (
+        "GET",
+        f"{P}/projects/{w.project_id}/refs",
+        None,
+    ),
+    ("GET", "/api/v1/projects/{project}/members"): lambda w, r: (
+        "GET",
+        f"{P}/projects/{w.project_id}/members",
+        None,
+    ),
+    ("POST", "/api/v1/projects/{project}/members"): lambda w, r: (
+        "POST",
+        f"{P}/projects/{w.project_id}/members",
+        {"user": w.new_member(), "role": "master"},
+    ),
+    ("DELETE", "/api/v1/projects/{project}/members/{user}"): lambda w, r: (
+        "DELETE",
+        "{}/projects/{}/members/{}".format(P, *w.override_member()),
+        None,
+    ),
+    ("POST", "/api/v1/projects/{project}/deploys"): lambda w, r: (
+        "POST",
+        f"{P}/projects/{w.new_project()}/deploys",
+        {"env": "staging", "ref": "v1"},
+    ),
+    ("POST", "/api/v1/projects/{project}/rollbacks"): lambda w, r: (
+        "POST",
+        f"{P}/projects/{w.live_project()}/rollbacks",
+        {"env": "staging"},
+    ),
+    ("GET", "/api/v1/projects/{project}/envs/{env}/releases"): lambda w, r: (
+        "GET",
+        f"{P}/projects/{w.project_id}/envs/staging/releases",
+        None,
+    ),
+    ("GET", "/api/v1/tickets"): _space_query("/tickets"),
+    ("POST", "/api/v1/tickets"): lambda w, r: (
+        "POST",
+        f"{P}/tickets",
+        {"project": w.new_project(), "env": "production", "ref": "v1", "title": "release"},
+    ),
+    ("GET", "/api/v1/tickets/{ticket_id}"): lambda w, r: (
+        "GET",
+        f"{P}/tickets/{w.new_ticket()}",
+        None,
+    ),
+    ("GET", "/api/v1/tickets/{ticket_id}/preview"): lambda w, r: (
+        "GET",
+        f"{P}/tickets/{w.new_ticket()}/preview",
+        None,
+    ),
+    ("POST", "/api/v1/tickets/{ticket_id}/submit"): lambda w, r: (
+        "POST",
+        f"{P}/tickets/{w.new_ticket(by=w.creator_for(r), draft=True)}/submit",
+        None,
+    ),
+    ("POST", "/api/v1/tickets/{ticket_id}/approve"): lambda w, r: (
+        "POST",
+        f"{P}/tickets/{w.new_ticket()}/approve",
+        {"comment": "ok"},
+    ),
+    ("POST", "/api/v1/tickets/{ticket_id}/reject"): lambda w, r: (
+        "POST",
+        f"{P}/tickets/{w.new_ticket()}/reject",
+        {"reason": "not now"},
+    ),
+    ("POST", "/api/v1/tickets/{ticket_id}/deploy"): lambda w, r: (
+        "POST",
+        f"{P}/tickets/{w.new_ticket(env='staging')}/deploy",
+        None,
+    ),
+    ("POST", "/api/v1/tickets/{ticket_id}/cancel"): lambda w, r: (
+        "POST",
+        f"{P}/tickets/{w.new_ticket(by=w.creator_for(r))}/cancel",
+        {"reason": "changed my mind"},
+    ),
+    ("POST", "/api/v1/tickets/{ticket_id}/rollback"): lambda w, r: (
+        "POST",
+        f"{P}/tickets/{w.deployed_ticket()}/rollback",
+        None,
+    ),
+    ("GET", "/api/v1/deploys"): _space_query("/deploys"),
+    ("GET", "/api/v1/deploys/{deploy_id}"): lambda w, r: (
+        "GET",
+        f"{P}/deploys/{w.queued_deploy()}",
+        None,
+    ),
+    ("GET", "/api/v1/deploys/{deploy_id}/logs"): lambda w, r: (
+        "GET",
+        f"{P}/deploys/{w.queued_deploy()}/logs",
+        None,
+    ),
+    ("GET", "/api/v1/deploys/{deploy_id}/steps"): lambda w, r: (
+        "GET",
+        f"{P}/deploys/{w.queued_deploy()}/steps",
+        None,
+    ),
+    ("GET", "/api/v1/audit"): _space_query("/audit"),
+    ("GET", "/api/v1/stats"): _space_query("/stats"),
+}
