@@ -131,11 +131,16 @@ def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Pr
     """Create the project or replace its configuration; returns (project, created)."""
     data = dump_project(config)
     with db.transaction() as s:
-        space = visible_space(s, actor, config.space, "project.manage")
-        _check_against_space(s, space, config)
+        space = visible_space(s, actor, config.space, "space.read")
         project = s.scalar(
             select(Project).where(Project.space_id == space.id, Project.name == config.project)
         )
+        # A new project needs the space role; an existing one honours its role overrides.
+        if project is None:
+            require(s, actor, "project.manage", space_id=space.id)
+        else:
+            require(s, actor, "project.manage", project=project)
+        _check_against_space(s, space, config)
         created = project is None
         before = None
         if project is None:
