@@ -55,8 +55,12 @@ def server(settings, tmp_path: Path):
                 raise RuntimeError("server did not start: " + proc.stderr.read().decode())
             time.sleep(0.1)
 
-    def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=120)
+    def cli(*args: str, check: bool = True, user: str = "") -> subprocess.CompletedProcess[str]:
+        """Run ``ferryman ARGS``; ``user`` picks a separate credentials file (one per user)."""
+        run_env = {**env, "XDG_CONFIG_HOME": str(tmp_path / "config" / user)} if user else env
+        result = subprocess.run(
+            [exe, *args], env=run_env, capture_output=True, text=True, timeout=120
+        )
         if check and result.returncode != 0:
             raise AssertionError(
                 f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
@@ -151,3 +155,57 @@ def test_the_cli_exits_1_on_a_failed_deploy_and_2_on_bad_input(server, git_host,
     assert result.returncode == 2
     assert "environments/prod/hosts/0: not a host" in result.stderr
     assert cli("deploy", "nope", "--env", "x", "--ref", "v1", check=False).returncode == 2
+
+
+def test_a_ticket_goes_from_developer_through_a_master_to_the_fleet_from_the_cli(
+    server, git_host, targets, tmp_path
+):
+    url, cli = server
+    password = "correct horse battery"
+    cli("admin", "create-user", "alice", "--password", password, "--superuser")
+    cli("login", "--server", url, "--username", "alice", "--password", password)
+    for name, role in (("dev", "developer"), ("lead", "master")):
+        cli("user", "create", name, "--password", password)
+        cli("space", "add-member", "default", name, "--role", role)
+        cli("login", "--server", url, "--username", name, "--password", password, user=name)
+    repo = Repo(git_host, tmp_path, unique("clitk"))
+    repo.commit({"index.html": "v1\n"}, message="first", tag="v1")
+    import yaml
+
+    config = tmp_path / "project.yaml"
+    config.write_text(yaml.safe_dump(project_config(repo.name, repo.url, targets)))
+    cli("apply", "-f", str(config))
+    assert (
+        "approval"
+        in cli(
+            "deploy", repo.name, "--env", "production", "--ref", "v1", check=False, user="dev"
+        ).stderr
+    )
+
+    created = cli(
+        "ticket",
+        "create",
+        repo.name,
+        "--env",
+        "production",
+        "--ref",
+        "v1",
+        "--title",
+        "first",
+        user="dev",
+    )
+    assert "pending_approval" in created.stdout
+    ticket_id = created.stdout.split("#")[1].split()[0]
+    preview = cli("ticket", "show", ticket_id, "--preview", user="lead").stdout
+    assert "index.html" in preview and "first" in preview
+    own = cli("ticket", "approve", ticket_id, check=False, user="dev")
+    assert own.returncode == 2
+    assert "approved" in cli("ticket", "approve", ticket_id, "--comment", "ok", user="lead").stdout
+    shipped = cli("ticket", "deploy", ticket_id, "--wait", user="dev")
+    assert "succeeded" in shipped.stdout
+    assert {read_live(h, repo.name, "index.html") for h in targets} == {"v1\n"}
+    listed = json.loads(cli("ticket", "list", "--json", user="dev").stdout)
+    assert listed[0]["status"] == "succeeded"
+    audit = cli("audit", "--space", "default", "--action", "ticket.", user="lead").stdout
+    assert "ticket.approve" in audit and "ticket.deploy" in audit
+    assert json.loads(cli("stats", "--json", user="lead").stdout)["total"]["successes"] == 1
