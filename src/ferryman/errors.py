@@ -10,6 +10,7 @@ with the context a person needs to act (host, stage, command, exit code, tail of
     ├── AuthenticationFailed      unauthenticated      401   2
     ├── PermissionDenied          forbidden            403   2  the role does not allow it
     │   ├── InsufficientScope     insufficient_scope   403   2  a read-only token tried to write
+    │   ├── CsrfFailed            csrf_failed          403   2  cookie request without CSRF token
     │   ├── ApprovalRequired      approval_required    403   2  the env needs an approved ticket
     │   └── OwnTicket             own_ticket           403   2  nobody approves their own ticket
     ├── NotFound                  not_found            404   2  also: not in any of your spaces
@@ -86,6 +87,10 @@ class NotFound(FerrymanError):
 
 class InsufficientScope(PermissionDenied):
     code = "insufficient_scope"
+
+
+class CsrfFailed(PermissionDenied):
+    code = "csrf_failed"
 
 
 class ApprovalRequired(PermissionDenied):

@@ -80,6 +80,7 @@ def test_each_role_is_allowed_or_denied_exactly_as_the_table_says(
     for role in ROLES:
         verb, url, body = RECIPES[(method, path)](world, role)
         headers = {} if role == "anonymous" else {"Authorization": f"Bearer {world.tokens[role]}"}
+        client.cookies.clear()  # a session cookie from /auth/session must not carry over
         response = client.request(verb, url, json=body, headers=headers)
         deny = expected(action, role)
         if deny is None:  # every recipe is a valid request: allowed means it succeeds
@@ -123,6 +124,7 @@ def test_every_mutating_endpoint_writes_an_audit_row_with_actor_and_address(
     headers = {"Authorization": f"Bearer {world.tokens['super']}"}
     if action == "auth.login":
         headers = {}
+    client.cookies.clear()
     response = client.request(verb, url, json=body, headers=headers)
     assert 200 <= response.status_code < 300, response.text[:300]
     new = entries()[before:]

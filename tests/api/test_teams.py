@@ -303,3 +303,25 @@ def test_stats_count_deploys_rollbacks_and_durations_per_day(api, world):
     assert len(data["series"]) == 3  # one project each, same week
     assert all(row["env"] == "staging" and row["deploys"] == 1 for row in data["series"])
     assert api("other", "GET", "/stats?space=acme").status_code == 404
+
+
+def test_a_browser_session_is_a_cookie_whose_writes_need_the_csrf_token(world):
+    with TestClient(create_app(world.settings, world.db, embedded_worker=False)) as browser:
+        r = browser.post(
+            "/api/v1/auth/session", json={"username": "master-user", "password": PASSWORD}
+        )
+        assert r.status_code == 200
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie
+        csrf = r.json()["csrf_token"]
+        assert browser.get("/api/v1/me").json()["username"] == "master-user"
+        body = {"space": "acme", "name": "web9", "address": "10.0.0.9"}
+        forged = browser.post("/api/v1/servers", json=body)
+        assert forged.status_code == 403 and forged.json()["error"]["code"] == "csrf_failed"
+        made = browser.post("/api/v1/servers", json=body, headers={"X-CSRF-Token": csrf})
+        assert made.status_code == 201
+        assert (
+            browser.delete("/api/v1/auth/session", headers={"X-CSRF-Token": csrf}).status_code
+            == 204
+        )
+        assert browser.get("/api/v1/me").status_code == 401

@@ -194,6 +194,12 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         f"{P}/auth/login",
         {"username": "reporter-user", "password": PASSWORD},
     ),
+    ("POST", "/api/v1/auth/session"): lambda w, r: (
+        "POST",
+        f"{P}/auth/session",
+        {"username": "reporter-user", "password": PASSWORD},
+    ),
+    ("DELETE", "/api/v1/auth/session"): lambda w, r: ("DELETE", f"{P}/auth/session", None),
     ("GET", "/api/v1/me"): lambda w, r: ("GET", f"{P}/me", None),
     ("POST", "/api/v1/me/password"): lambda w, r: (
         "POST",

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -12,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
 from ferryman.domain.permissions import ACTIONS
-from ferryman.errors import AuthenticationFailed
+from ferryman.errors import AuthenticationFailed, CsrfFailed
 from ferryman.services import users
 from ferryman.services.audit import Actor
 
@@ -33,14 +34,30 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+SESSION_COOKIE = "ferryman_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def current_actor(
     request: Request,
     db: Annotated[Database, Depends(get_db)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
-    if credentials is None:
+    """A bearer token (CLI, scripts) or a session cookie (browsers). A cookie-authenticated
+    request that changes anything must echo the session's CSRF token in ``X-CSRF-Token``."""
+    ip = client_ip(request)
+    if credentials is not None:
+        return users.actor_for_token(db, credentials.credentials, ip)
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret:
         raise AuthenticationFailed("missing bearer token: run `ferryman login` first")
-    return users.actor_for_token(db, credentials.credentials, client_ip(request))
+    actor, csrf = users.actor_for_session(db, secret, ip)
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not secrets.compare_digest(sent, csrf):
+            raise CsrfFailed(f"missing or wrong {CSRF_HEADER} header for a session request")
+    return actor
 
 
 def perm(action: str) -> dict[str, Any]:

@@ -24,6 +24,11 @@ class LoginBody(_Body):
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 
+class SessionBody(_Body):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
 class DeployBody(_Body):
     env: str = Field(min_length=1, max_length=64)
     ref: str = Field(min_length=1, max_length=200)

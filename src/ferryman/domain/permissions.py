@@ -51,7 +51,8 @@ class Rule:
 R, D, M, OWN = Role.reporter, Role.developer, Role.master, Role.owner
 
 ACTIONS: dict[str, Rule] = {
-    "auth.login": Rule(PUBLIC, False, "sign in, receive a token"),
+    "auth.login": Rule(PUBLIC, False, "sign in: a token, or a browser session"),
+    "auth.logout": Rule(USER, True, "end your browser session"),
     "me.read": Rule(USER, False, "see who you are, the server's SSH key"),
     "me.password": Rule(USER, True, "change your own password"),
     "token.read": Rule(USER, False, "list your own API tokens"),

@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ferryman.db.models import ApiToken, LoginFailure, User, utcnow
+from ferryman.db.models import ApiToken, LoginFailure, User, WebSession, utcnow
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.errors import AuthenticationFailed, Conflict, NotFound, RateLimited, ValidationError
@@ -27,6 +27,7 @@ LOGIN_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_USER = 10
 MAX_FAILURES_PER_IP = 30
 MIN_PASSWORD = 8
+SESSION_LIFETIME = timedelta(hours=12)
 
 
 def _token_hash(token: str) -> str:
@@ -119,6 +120,7 @@ def update_user(
             user.is_active = is_active
             if not is_active:
                 s.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+                s.execute(delete(WebSession).where(WebSession.user_id == user.id))
         if is_superuser is not None:
             user.is_superuser = is_superuser
         if email is not None:
@@ -186,6 +188,22 @@ def _note_failure(db: Database, username: str, ip: str) -> None:
         s.execute(delete(LoginFailure).where(LoginFailure.ts < utcnow() - 4 * LOGIN_WINDOW))
 
 
+def _sign_in(s: Session, username: str, password: str) -> User | None:
+    """The active user with this password, or None (same cost whether the user exists)."""
+    user = s.scalar(select(User).where(User.username == username))
+    if user is None or not user.is_active:
+        _hasher.hash(password)
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    s.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    return user
+
+
 def login(
     db: Database,
     username: str,
@@ -196,28 +214,62 @@ def login(
     expires_in_days: int | None = None,
 ) -> str:
     """Check the password and issue a new API token (shown once, stored hashed)."""
-    failed = AuthenticationFailed("wrong user name or password")
     with db.read() as s:
         _refuse_when_guessing(s, username, ip)
     with db.transaction() as s:
-        user = s.scalar(select(User).where(User.username == username))
-        ok = False
-        if user is None or not user.is_active:
-            _hasher.hash(password)  # same cost either way
-        else:
-            try:
-                ok = _hasher.verify(user.password_hash, password)
-            except (VerificationError, InvalidHashError):
-                ok = False
-        if ok and user is not None:
-            if _hasher.check_needs_rehash(user.password_hash):
-                user.password_hash = _hasher.hash(password)
-            s.execute(delete(LoginFailure).where(LoginFailure.username == username))
+        user = _sign_in(s, username, password)
+        if user is not None:
             token = _issue(s, user, token_name, sorted(ALL_SCOPES), expires_in_days)
             record(s, _actor(user, ip), "user.login", f"user:{username}", token_name=token_name)
             return token
     _note_failure(db, username, ip)
-    raise failed
+    raise AuthenticationFailed("wrong user name or password")
+
+
+def start_session(db: Database, username: str, password: str, *, ip: str = "") -> tuple[str, str]:
+    """Sign in for the web: returns (cookie secret, CSRF token). Rate-limited like ``login``."""
+    with db.read() as s:
+        _refuse_when_guessing(s, username, ip)
+    with db.transaction() as s:
+        user = _sign_in(s, username, password)
+        if user is not None:
+            secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+            s.add(
+                WebSession(
+                    user_id=user.id,
+                    secret_hash=_token_hash(secret),
+                    csrf_token=csrf,
+                    ip=ip[:64],
+                    expires_at=utcnow() + SESSION_LIFETIME,
+                )
+            )
+            s.execute(delete(WebSession).where(WebSession.expires_at < utcnow()))
+            record(s, _actor(user, ip), "user.login", f"user:{username}", via="session")
+            return secret, csrf
+    _note_failure(db, username, ip)
+    raise AuthenticationFailed("wrong user name or password")
+
+
+def actor_for_session(db: Database, secret: str, ip: str = "") -> tuple[Actor, str]:
+    """The actor of a session cookie and the session's CSRF token."""
+    with db.read() as s:
+        row = s.execute(
+            select(WebSession, User)
+            .join(User, User.id == WebSession.user_id)
+            .where(WebSession.secret_hash == _token_hash(secret))
+        ).first()
+        if row is None or not row[1].is_active or row[0].expires_at <= utcnow():
+            raise AuthenticationFailed("your session has ended; sign in again")
+        return _actor(row[1], ip), row[0].csrf_token
+
+
+def end_session(db: Database, actor: Actor, secret: str | None) -> None:
+    """Sign out: the session (if this request came with one) stops working at once."""
+    with db.transaction() as s:
+        require(s, actor, "auth.logout")
+        if secret:
+            s.execute(delete(WebSession).where(WebSession.secret_hash == _token_hash(secret)))
+        record(s, actor, "user.logout", f"user:{actor.username}")
 
 
 def _issue(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from ferryman.api.deps import DB, ClientIp, CurrentActor, SettingsDep, perm
+from ferryman.api.deps import DB, SESSION_COOKIE, ClientIp, CurrentActor, SettingsDep, perm
 from ferryman.api.schemas import (
     LoginBody,
     PasswordBody,
+    SessionBody,
     TokenBody,
     UserCreateBody,
     UserUpdateBody,
@@ -32,6 +33,33 @@ def login(body: LoginBody, db: DB, ip: ClientIp) -> dict[str, str]:
         expires_in_days=body.expires_in_days,
     )
     return {"token": token, "username": body.username}
+
+
+@router.post("/auth/session", tags=["auth"], openapi_extra=perm("auth.login"))
+def start_session(
+    body: SessionBody, db: DB, ip: ClientIp, request: Request, response: Response
+) -> dict[str, str]:
+    """Sign in for a browser: sets an HttpOnly, SameSite=Lax session cookie and returns the
+    CSRF token that requests changing anything must send in ``X-CSRF-Token``."""
+    secret, csrf = users.start_session(db, body.username, body.password, ip=ip)
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int(users.SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return {"username": body.username, "csrf_token": csrf}
+
+
+@router.delete("/auth/session", status_code=204, tags=["auth"], openapi_extra=perm("auth.logout"))
+def end_session(db: DB, actor: CurrentActor, request: Request) -> Response:
+    users.end_session(db, actor, request.cookies.get(SESSION_COOKIE))
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
 
 
 @router.get("/me", tags=["auth"], openapi_extra=perm("me.read"))
