@@ -11,9 +11,12 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from ferryman.api.deps import DB, CurrentActor, SettingsDep, perm
 from ferryman.api.schemas import CopyBody, DeployBody, DetectBody, MemberBody, RollbackBody
 from ferryman.config.project import parse_project
+from ferryman.config.settings import Settings
+from ferryman.db.session import Database
 from ferryman.pipeline.check import as_dicts, run_checks
 from ferryman.pipeline.context import new_context
 from ferryman.services import deploy_views, deploys, projects, repos
+from ferryman.services.audit import Actor
 
 router = APIRouter()
 
@@ -82,7 +85,9 @@ async def check(
     return await _check(db, settings, actor, project, env)
 
 
-async def _check(db: Any, settings: Any, actor: Any, ref: str, env: str) -> dict[str, Any]:
+async def _check(
+    db: Database, settings: Settings, actor: Actor, ref: str, env: str
+) -> dict[str, Any]:
     found, config = await asyncio.to_thread(
         projects.project_config, db, actor, ref, "project.detect"
     )
