@@ -37,7 +37,8 @@ from ferryman.services import deploy_views, deploys, projects
 from ferryman.services.audit import Actor
 from ferryman.testing.fleet import add_host, start_fleet
 
-ACTOR = Actor(id=None, username="bench")
+ACTOR = Actor(id=None, username="bench", is_superuser=True)
+ENV = "staging"  # a seeded environment that needs no approval
 # fmt: off
 WORDS = ["def", "class", "return", "import", "self", "value", "data", "list", "dict",
          "item", "key", "name", "path", "file", "user", "host", "deploy", "release", "build",
@@ -188,7 +189,7 @@ def main() -> None:
             "project": "bench",
             "repo": f"ssh://root@{git_host.address}/srv/git/bench.git",
             "environments": {
-                "production": {
+                ENV: {
                     "hosts": [h.address for h in hosts],
                     "user": "root",
                     "webroot": "/srv/www/bench",
@@ -202,9 +203,9 @@ def main() -> None:
 
         def run(kind: str, **kw: Any) -> dict[str, Any]:
             if kind == "rollback":
-                d = deploys.request_rollback(db, ACTOR, "bench", "production", None)
+                d = deploys.request_rollback(db, ACTOR, "bench", ENV, None)
             else:
-                d = deploys.request_deploy(db, ACTOR, "bench", "production", "master")
+                d = deploys.request_deploy(db, ACTOR, "bench", ENV, "master")
             assert deploys.claim_next(db, "bench") == d.id
             asyncio.run(run_deploy(db, settings, d.id, "bench"))
             result = deploy_views.get(db, d.id)
@@ -229,6 +230,7 @@ def main() -> None:
         change_one_file(base / "work", bare)
         wall, cpu_s, second = measure(lambda: run("deploy"))
         figures["redeploy_one_file"] = {"wall": wall, "cpu": cpu_s, "stages": _stages(second)}
+        figures["redeploy_steps"] = _steps(db, second["id"])
         wall, cpu_s, back = measure(lambda: run("rollback"))
         figures["rollback"] = {"wall": wall, "cpu": cpu_s, "stages": _stages(back)}
     finally:
@@ -239,6 +241,18 @@ def main() -> None:
         args.json.write_text(json.dumps(figures, indent=2))
 
 
+def _steps(db: Database, deploy_id: int) -> dict[str, dict[str, float]]:
+    """Per stage and command: how many ran, mean and max seconds (where the time goes)."""
+    out: dict[str, list[float]] = {}
+    for step in deploy_views.steps_of(db, deploy_id):
+        words = step["command"].split()
+        label = f"{step['stage']}: {' '.join(words[:1])[:40]}"
+        out.setdefault(label, []).append(step["duration"])
+    return {
+        k: {"n": len(v), "mean": sum(v) / len(v), "max": max(v)} for k, v in sorted(out.items())
+    }
+
+
 def _stages(result: dict[str, Any]) -> dict[str, float]:
     return {s["name"]: s["duration"] for s in result["stages"]}
 
@@ -246,11 +260,11 @@ def _stages(result: dict[str, Any]) -> dict[str, float]:
 def _package(settings: Any, first: dict[str, Any], config: dict[str, Any]) -> Path:
     """Rebuild the full package of the first deploy from its live release on host 1."""
     from ferryman.pipeline.package import build_manifest, write_package
+    from ferryman.vcs.factory import mirror_path
 
     tree = settings.home / "pkgtree"
-    subprocess.run(
-        ["git", "clone", "-q", str(settings.repo_cache / "bench.git"), str(tree)], check=True
-    )
+    mirror = mirror_path(settings.repo_cache, config["repo"])
+    subprocess.run(["git", "clone", "-q", str(mirror), str(tree)], check=True)
     subprocess.run(["git", "-C", str(tree), "checkout", "-q", first["commit"]], check=True)
     manifest = build_manifest(tree, [])
     out = settings.home / "package.tar"
@@ -260,7 +274,7 @@ def _package(settings: Any, first: dict[str, Any], config: dict[str, Any]) -> Pa
         manifest,
         "bench\n",
         out,
-        config["environments"]["production"]["compress"],
+        config["environments"][ENV]["compress"],
     )
     return out
 
@@ -303,6 +317,9 @@ def report(f: dict[str, Any]) -> None:
     for name in ("first_deploy", "redeploy_one_file", "rollback"):
         stages = ", ".join(f"{k} {v:.2f}" for k, v in f[name]["stages"].items())
         print(f"\n{name} stages (s): {stages}")
+    print("\nredeploy commands (count, mean s, max s):")
+    for label, step in f["redeploy_steps"].items():
+        print(f"  {label:<48} {step['n']:4d} {step['mean']:7.3f} {step['max']:7.3f}")
 
 
 if __name__ == "__main__":
