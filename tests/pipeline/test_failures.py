@@ -67,6 +67,20 @@ def test_failed_pre_release_on_one_host_switches_no_host_and_leaves_no_partial_d
     assert _no_locks(db)
 
 
+def test_a_failed_build_removes_the_copies_hosts_linked_while_it_ran(db, settings, repo, targets):
+    apply(db, project_config(repo.name, repo.url, targets))
+    first = deploy(db, settings, repo.name, "v1")
+    tasks = {"post_deploy": "sleep 0.5\necho 'build broke' >&2\nexit 4\n"}
+    apply(db, project_config(repo.name, repo.url, targets, tasks=tasks))
+    repo.commit({"index.html": "v2\n"}, tag="v2")
+    result = deploy(db, settings, repo.name, "v2")
+    assert result["status"] == "failed" and result["error"]["code"] == "task_failed"
+    for host in targets:
+        assert live(host, repo.name) == first["release"]
+        assert release_dirs(host, repo.name) == [first["release"]]  # no .ferryman-next-*
+    assert _no_locks(db)
+
+
 def test_failed_post_release_on_one_host_puts_every_host_back_on_the_previous_release(
     db, settings, repo, targets
 ):

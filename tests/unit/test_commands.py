@@ -46,6 +46,21 @@ def test_delta_start_copies_the_base_with_hard_links_then_deletes_stdin_paths():
     assert "xargs -0 -r rm -rf --" in script
 
 
+def test_the_early_link_goes_to_a_dot_dir_that_the_release_later_adopts():
+    early = cmd.prelink(LAYOUT, "r1", 7)[2]
+    assert "rm -rf -- /data/release/web/.ferryman-next-*" in early
+    assert "cp -al -- /data/release/web/r1 /data/release/web/.ferryman-next-7" in early
+    adopt = cmd.adopt_prelinked(LAYOUT, "r2", 7)[2]
+    assert "mv -T -- /data/release/web/.ferryman-next-7 /data/release/web/r2" in adopt
+    assert adopt.index("mv -T") < adopt.index("xargs -0 -r rm -rf --")
+    assert cmd.remove_staging(LAYOUT, 7) == (
+        "rm",
+        "-rf",
+        "--",
+        "/data/release/web/.ferryman-next-7",
+    )
+
+
 def test_the_executor_wraps_every_command_in_a_remote_timeout():
     assert wrap(("test", "-d", "/a b"), 30) == "timeout -k 5 30 test -d '/a b'"
     assert wrap(("bash", "-c", "echo $(x)"), 0.2) == "timeout -k 5 1 bash -c 'echo $(x)'"

@@ -17,6 +17,7 @@ from ferryman.domain.manifest import MANIFEST_FILE
 Command = tuple[str, ...]
 
 # Exit codes of our own scripts, so the pipeline can name the cause.
+STAGING_PREFIX = ".ferryman-next-"
 EXIT_WEBROOT_IS_DIR = 90
 EXIT_RELEASE_MISSING = 91
 EXIT_PARENT_MISSING = 92
@@ -38,6 +39,11 @@ class Layout:
 
     def release(self, name: str) -> str:
         return posixpath.join(self.releases, name)
+
+    def staging(self, deploy_id: int) -> str:
+        """Where a deploy links the live release while the build runs (a dot-dir: never
+        taken for a release)."""
+        return posixpath.join(self.releases, f"{STAGING_PREFIX}{deploy_id}")
 
     @property
     def webroot_parent(self) -> str:
@@ -91,6 +97,29 @@ def start_release(layout: Layout, name: str, base: str | None) -> Command:
         f"set -eu\nrm -rf -- {new}\ncp -al -- {q(layout.release(base))} {new}\n"
         f"cd -- {new}\nxargs -0 -r rm -rf --\n"
     )
+
+
+def prelink(layout: Layout, base: str, deploy_id: int) -> Command:
+    """Hard-link a copy of the live release into this deploy's staging dir, ahead of time
+    (it runs while the deploy host checks out and builds). Staging dirs of earlier deploys are
+    stale by then (this runs under the project+environment lock) and are removed first."""
+    staging = q(layout.staging(deploy_id))
+    stale = f"{q(layout.releases)}/{STAGING_PREFIX}*"
+    return bash(f"set -eu\nrm -rf -- {stale}\ncp -al -- {q(layout.release(base))} {staging}\n")
+
+
+def adopt_prelinked(layout: Layout, name: str, deploy_id: int) -> Command:
+    """Turn the staging copy into the release dir, then remove the paths listed NUL-separated
+    on stdin (changed or gone) — the same result as ``start_release`` with a base."""
+    new = q(layout.release(name))
+    return bash(
+        f"set -eu\nrm -rf -- {new}\nmv -T -- {q(layout.staging(deploy_id))} {new}\n"
+        f"cd -- {new}\nxargs -0 -r rm -rf --\n"
+    )
+
+
+def remove_staging(layout: Layout, deploy_id: int) -> Command:
+    return ("rm", "-rf", "--", layout.staging(deploy_id))
 
 
 def unpack(layout: Layout, name: str, compressed: bool) -> Command:

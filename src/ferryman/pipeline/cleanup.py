@@ -49,20 +49,29 @@ async def prune(ctx: Context) -> None:
 
 
 async def remove_partial(ctx: Context) -> None:
-    """After a failure before the switch: every host keeps its old release, minus our dir."""
-    hosts = [t for t in ctx.targets if t.key in ctx.created]
-    if not hosts or not ctx.release:
+    """After a failure before the switch: every host keeps its old release, minus our dir
+    (and minus the early hard-linked copy, where one was made and not used)."""
+    hosts = [t for t in ctx.targets if t.key in ctx.created or t.key in ctx.prelinked]
+    if not hosts:
         return
     done: list[str] = []
 
     async def one(target: Target) -> None:
-        await ctx.remote(
-            target,
-            cmd.remove_releases(ctx.layout, [ctx.release]),
-            stage="remove_partial",
-            shown=f"remove {ctx.release}",
-        )
-        done.append(target.key)
+        if target.key in ctx.prelinked:
+            await ctx.remote(
+                target,
+                cmd.remove_staging(ctx.layout, ctx.deploy_id),
+                stage="remove_partial",
+                shown="remove the early linked copy",
+            )
+        if target.key in ctx.created and ctx.release:
+            await ctx.remote(
+                target,
+                cmd.remove_releases(ctx.layout, [ctx.release]),
+                stage="remove_partial",
+                shown=f"remove {ctx.release}",
+            )
+            done.append(target.key)
 
     try:
         with ctx.recorder.stage("remove_partial", len(hosts)):

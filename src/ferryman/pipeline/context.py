@@ -56,6 +56,8 @@ class Context:
     started: datetime = field(default_factory=utcnow)
     workspace: Path = Path()
     pinned_commit: str = ""  # an approved ticket's commit: deploy exactly this one
+    prelinked: dict[str, str] = field(default_factory=dict)  # host -> base linked into staging
+    prelink_task: asyncio.Task[None] | None = None
     env_variables: dict[str, str] = field(default_factory=dict)  # the space environment's
     resolved: Resolved | None = None
     release: str = ""

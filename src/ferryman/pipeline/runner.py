@@ -49,6 +49,8 @@ async def _deploy(ctx: Context) -> None:
     rec = ctx.recorder
     with rec.stage(prepare.STAGE, len(ctx.targets)):
         await prepare.run(ctx)
+    # Hosts link their live release while this host checks out and builds.
+    ctx.prelink_task = asyncio.create_task(transfer.prelink(ctx))
     try:
         with rec.stage("pre_deploy", 0):
             await tasks.local_task(ctx, "pre_deploy", cwd=ctx.workspace)
@@ -79,6 +81,8 @@ async def _rollback(ctx: Context) -> None:
 async def _undo(ctx: Context) -> None:
     """Leave every host on a complete release: revert switched hosts or drop partial dirs."""
     try:
+        if ctx.prelink_task is not None:
+            await ctx.prelink_task  # let early links finish before removing them
         if ctx.switching:
             await release.revert(ctx)
         else:
