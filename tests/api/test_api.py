@@ -139,7 +139,7 @@ def test_deploy_logs_steps_and_releases_are_served(
     assert all(s["duration"] is not None for s in deploy["stages"])
     assert deploy["stages"][4]["done"] == 2
     logs = client.get(f"/api/v1/deploys/{deploy_id}/logs").json()
-    assert any("full package" in line["text"] for line in logs["lines"])
+    assert any("full zstd package" in line["text"] for line in logs["lines"])
     steps = client.get(f"/api/v1/deploys/{deploy_id}/steps").json()
     switch = [s for s in steps if s["stage"] == "switch"]
     assert {s["host"] for s in switch} == {t.address for t in targets[:2]}

@@ -197,3 +197,32 @@ def test_deploy_to_a_subset_of_hosts_leaves_the_others_alone(db, settings, repo,
     assert result["status"] == "success", result["error"]
     assert read_live(targets[0], repo.name, "index.html") == "v2\n"
     assert {read_live(h, repo.name, "index.html") for h in targets[1:]} == {"v1\n"}
+
+
+def test_packages_use_zstd_when_every_host_has_it_and_gzip_when_one_lacks_it(
+    db, settings, fleet, repo, targets
+):
+    from ferryman.testing.fleet import add_host
+
+    plain = add_host(
+        fleet, unique("nozstd"), f"{targets[0].address.rsplit('.', 1)[0]}.60", without=("zstd",)
+    )
+    import shutil
+
+    shutil.copy(fleet.known_hosts, settings.known_hosts)  # the new host's key
+    try:
+        repo.commit({"index.html": "v1\n"}, tag="v1")
+        apply(db, project_config(repo.name, repo.url, targets[:2]))
+        first = deploy(db, settings, repo.name, "v1")
+        logs = " ".join(line["text"] for line in deploy_views.logs_after(db, first["id"]))
+        assert "full zstd package" in logs
+        apply(db, project_config(repo.name, repo.url, [*targets[:2], plain]))
+        repo.commit({"index.html": "v2\n"}, tag="v2")
+        second = deploy(db, settings, repo.name, "v2")
+        assert second["status"] == "success", second["error"]
+        logs = " ".join(line["text"] for line in deploy_views.logs_after(db, second["id"]))
+        assert "gzip package" in logs and "zstd package" not in logs
+        assert {read_live(h, repo.name, "index.html") for h in [*targets[:2], plain]} == {"v2\n"}
+    finally:
+        fleet.kill_host(plain)
+        fleet.hosts.remove(plain)  # later tests take every fleet host as a target

@@ -23,14 +23,17 @@ def test_switch_renames_a_fresh_symlink_over_the_webroot():
 
 
 def test_unpack_and_prune_are_plain_argv():
-    assert cmd.unpack(LAYOUT, "r1", compressed=True) == (
+    assert cmd.unpack(LAYOUT, "r1", "gzip") == (
         "tar",
-        "-xzf",
+        "-z",
+        "-xf",
         "-",
         "--no-same-owner",
         "-C",
         "/data/release/web/r1",
     )
+    assert cmd.unpack(LAYOUT, "r1", "zstd")[:4] == ("tar", "-I", "zstd", "-xf")
+    assert cmd.unpack(LAYOUT, "r1", "none")[:3] == ("tar", "-xf", "-")
     assert cmd.remove_releases(LAYOUT, ["r1", "r2"]) == (
         "rm",
         "-rf",
@@ -59,6 +62,26 @@ def test_the_early_link_goes_to_a_dot_dir_that_the_release_later_adopts():
         "--",
         "/data/release/web/.ferryman-next-7",
     )
+
+
+def test_one_command_receives_a_release_deleting_changed_paths_before_unpacking():
+    script = cmd.receive_release(
+        LAYOUT, "r2", "zstd", base="r1", staged_by=7, delete=["a b.txt", "-rf", "$(x)"]
+    )[2]
+    lines = script.splitlines()
+    assert lines[0] == "set -euo pipefail"
+    assert "mv -T -- /data/release/web/.ferryman-next-7 /data/release/web/r2" in lines
+    assert "printf '%s\\0' 'a b.txt' -rf '$(x)' | xargs -0 -r rm -rf --" in lines
+    assert lines[-1] == "exec tar -I zstd -xf - --no-same-owner -C /data/release/web/r2"
+    copy = cmd.receive_release(LAYOUT, "r2", "gzip", base="r1")[2]
+    assert "cp -al -- /data/release/web/r1 /data/release/web/r2" in copy and "xargs" not in copy
+    fresh = cmd.receive_release(LAYOUT, "r2", "none")[2]
+    assert "mkdir -p -- /data/release/web/r2" in fresh
+
+
+def test_long_delete_lists_do_not_go_inline():
+    assert cmd.inline_delete_fits(["a"] * 1000)
+    assert not cmd.inline_delete_fits(["x" * 100] * 1000)
 
 
 def test_the_executor_wraps_every_command_in_a_remote_timeout():

@@ -11,13 +11,20 @@ import posixpath
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ferryman.domain.manifest import MANIFEST_FILE
 
 Command = tuple[str, ...]
 
-# Exit codes of our own scripts, so the pipeline can name the cause.
 STAGING_PREFIX = ".ferryman-next-"
+# Paths to delete are written into the script up to this many bytes (one SSH command per host);
+# beyond it they go on stdin of a separate command (one argv string is limited to 128 KiB).
+INLINE_DELETE_LIMIT = 32_000
+# How a package is compressed: "zstd" when every host has it, else "gzip", or "none".
+Compression = Literal["zstd", "gzip", "none"]
+
+# Exit codes of our own scripts, so the pipeline can name the cause.
 EXIT_WEBROOT_IS_DIR = 90
 EXIT_RELEASE_MISSING = 91
 EXIT_PARENT_MISSING = 92
@@ -70,6 +77,9 @@ for t in tar bash timeout cp; do
   if command -v "$t" >/dev/null 2>&1; then printf 'tool\\t%s\\tok\\n' "$t"
   else printf 'tool\\t%s\\tmissing\\n' "$t"; fi
 done
+z=$(command -v zstd 2>/dev/null || true)
+if [ -n "$z" ] && [ -x "$z" ]; then printf 'optional\\tzstd\\tok\\n'
+else printf 'optional\\tzstd\\tmissing\\n'; fi
 if [ -d {r} ]; then
   for d in {r}/*/; do
     [ -d "$d" ] || continue
@@ -122,10 +132,43 @@ def remove_staging(layout: Layout, deploy_id: int) -> Command:
     return ("rm", "-rf", "--", layout.staging(deploy_id))
 
 
-def unpack(layout: Layout, name: str, compressed: bool) -> Command:
+def unpack(layout: Layout, name: str, compression: Compression) -> Command:
     """Unpack the package from stdin into the release dir (files get fresh inodes)."""
-    flags = "-xzf" if compressed else "-xf"
-    return ("tar", flags, "-", "--no-same-owner", "-C", layout.release(name))
+    filters: dict[str, tuple[str, ...]] = {"zstd": ("-I", "zstd"), "gzip": ("-z",), "none": ()}
+    return ("tar", *filters[compression], "-xf", "-", "--no-same-owner", "-C", layout.release(name))
+
+
+def inline_delete_fits(paths: Sequence[str]) -> bool:
+    return sum(len(q(p)) + 1 for p in paths) <= INLINE_DELETE_LIMIT
+
+
+def receive_release(
+    layout: Layout,
+    name: str,
+    compression: Compression,
+    *,
+    base: str | None = None,
+    staged_by: int | None = None,
+    delete: Sequence[str] = (),
+) -> Command:
+    """One command for the whole transfer on a host: make the release dir — empty, a
+    hard-linked copy of ``base``, or the copy deploy ``staged_by`` linked early — remove the
+    changed and deleted ``paths`` from it (so changed files get fresh inodes and older releases
+    are never modified), then unpack the package from stdin."""
+    new = q(layout.release(name))
+    lines = ["set -euo pipefail", f"rm -rf -- {new}"]
+    if staged_by is not None:
+        lines.append(f"mv -T -- {q(layout.staging(staged_by))} {new}")
+    elif base is not None:
+        lines.append(f"cp -al -- {q(layout.release(base))} {new}")
+    else:
+        lines.append(f"mkdir -p -- {new}")
+    if delete:
+        listed = " ".join(q(p) for p in delete)
+        lines.append(f"cd -- {new}")
+        lines.append(f"printf '%s\\0' {listed} | xargs -0 -r rm -rf --")
+    lines.append("exec " + shlex.join(unpack(layout, name, compression)))
+    return bash("\n".join(lines) + "\n")
 
 
 def link_shared(layout: Layout, name: str, paths: Sequence[str]) -> Command | None:

@@ -45,6 +45,9 @@ def checks_from_probe(host: str, output: str) -> list[Check]:
             found.append(Check(host, "releases dir writable", parts[1] == "ok"))
         elif parts[0] == "tool":
             found.append(Check(host, f"{parts[1]} present", parts[2] == "ok"))
+        elif parts[0] == "optional":
+            missing = "" if parts[2] == "ok" else "missing: packages fall back to gzip"
+            found.append(Check(host, f"{parts[1]} present (optional)", True, missing))
     return found
 
 

@@ -28,6 +28,7 @@ class HostFacts:
 
     link: str | None = None  # where the webroot pointed (raw target), None if no link
     releases: dict[str, str | None] = field(default_factory=dict)  # name -> manifest sha1
+    tools: set[str] = field(default_factory=set)  # optional tools present (zstd)
 
     def live_release(self, layout: Layout) -> str | None:
         """The release name the webroot points into, if it is one of ours."""

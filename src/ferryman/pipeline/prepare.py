@@ -35,6 +35,8 @@ def parse_probe(output: str) -> tuple[HostFacts, list[str]]:
             problems.append("the releases directory cannot be created or written")
         elif parts[0] == "tool" and parts[2] != "ok":
             problems.append(f"{parts[1]} is not installed")
+        elif parts[0] == "optional" and len(parts) > 2 and parts[2] == "ok":
+            facts.tools.add(parts[1])
         elif parts[0] == "release":
             facts.releases[parts[1]] = parts[2] if len(parts) > 2 else None
     return facts, problems

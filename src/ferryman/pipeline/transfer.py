@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 
 from ferryman.commands import remote as cmd
+from ferryman.commands.remote import inline_delete_fits, receive_release
 from ferryman.domain.manifest import Manifest, decode, diff
 from ferryman.errors import RemoteError
 from ferryman.pipeline.context import Context
-from ferryman.pipeline.package import build_manifest, write_package
+from ferryman.pipeline.package import build_manifest, choose_compression, write_package
 from ferryman.remote.executor import Target, fan_out
 from ferryman.services import deploys
 
@@ -96,6 +97,11 @@ async def _base_manifest(ctx: Context, base: str, hosts: list[Target]) -> Manife
 
 async def run(ctx: Context) -> None:
     manifest = await asyncio.to_thread(build_manifest, ctx.tree, ctx.env.excludes)
+    compression = choose_compression(
+        ctx.env.compress,
+        sum(1 for t in ctx.targets if "zstd" in ctx.facts[t.key].tools),
+        len(ctx.targets),
+    )
     if ctx.prelink_task is not None:
         await ctx.prelink_task  # never raises: failed hosts just were not prelinked
     version = version_text(ctx)
@@ -112,11 +118,11 @@ async def run(ctx: Context) -> None:
         delta = diff(base_manifest, manifest)
         package = ctx.package_dir / f"delta-{index}.tar"
         size = await asyncio.to_thread(
-            write_package, ctx.tree, delta.send, manifest, version, package, ctx.env.compress
+            write_package, ctx.tree, delta.send, manifest, version, package, compression
         )
         ctx.recorder.log(
             f"delta against {base}: {len(delta.send)} changed, {len(delta.delete)} removed, "
-            f"{len(manifest) - len(delta.send)} linked; package {size / 1e6:.1f} MB "
+            f"{len(manifest) - len(delta.send)} linked; {compression} package {size / 1e6:.1f} MB "
             f"for {len(hosts)} host(s)",
             stage=STAGE,
         )
@@ -124,10 +130,10 @@ async def run(ctx: Context) -> None:
     if full_hosts:
         package = ctx.package_dir / "full.tar"
         size = await asyncio.to_thread(
-            write_package, ctx.tree, sorted(manifest), manifest, version, package, ctx.env.compress
+            write_package, ctx.tree, sorted(manifest), manifest, version, package, compression
         )
         ctx.recorder.log(
-            f"full package: {len(manifest)} entries, {size / 1e6:.1f} MB "
+            f"full {compression} package: {len(manifest)} entries, {size / 1e6:.1f} MB "
             f"for {len(full_hosts)} host(s)",
             stage=STAGE,
         )
@@ -138,22 +144,29 @@ async def run(ctx: Context) -> None:
     async def one(target: Target) -> None:
         base, delete, package, _hosts = plan_for[target.key]
         ctx.created.add(target.key)
-        removed = b"\0".join(p.encode() for p in delete)
+        staged_by = None
         if base is not None and ctx.prelinked.get(target.key) == base:
-            command = cmd.adopt_prelinked(ctx.layout, ctx.release, ctx.deploy_id)
+            staged_by = ctx.deploy_id
             ctx.prelinked.pop(target.key)
+        if inline_delete_fits(delete):  # the usual case: one command per host
+            command = receive_release(
+                ctx.layout, ctx.release, compression, base=base, staged_by=staged_by, delete=delete
+            )
         else:
-            command = cmd.start_release(ctx.layout, ctx.release, base)
-        await ctx.remote(target, command, stage=STAGE, stdin=removed)
+            start = (
+                cmd.adopt_prelinked(ctx.layout, ctx.release, ctx.deploy_id)
+                if staged_by is not None
+                else cmd.start_release(ctx.layout, ctx.release, base)
+            )
+            await ctx.remote(
+                target, start, stage=STAGE, stdin=b"\0".join(p.encode() for p in delete)
+            )
+            command = cmd.unpack(ctx.layout, ctx.release, compression)
+        await ctx.remote(
+            target, command, stage=STAGE, source=package, timeout=ctx.env.transfer_timeout
+        )
         if ctx.prelinked.pop(target.key, None) is not None:  # linked early, then not used
             await ctx.remote(target, cmd.remove_staging(ctx.layout, ctx.deploy_id), stage=STAGE)
-        await ctx.remote(
-            target,
-            cmd.unpack(ctx.layout, ctx.release, ctx.env.compress),
-            stage=STAGE,
-            source=package,
-            timeout=ctx.env.transfer_timeout,
-        )
         shared = cmd.link_shared(ctx.layout, ctx.release, ctx.env.shared)
         if shared is not None:
             await ctx.remote(target, shared, stage=STAGE, shown="link shared paths")

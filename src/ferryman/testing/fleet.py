@@ -167,9 +167,15 @@ def start_fleet(
 
 
 def add_host(
-    fleet: Fleet, name: str, address: str, tmpfs: bool = False, wait: bool = True
+    fleet: Fleet,
+    name: str,
+    address: str,
+    tmpfs: bool = False,
+    wait: bool = True,
+    without: tuple[str, ...] = (),
 ) -> FleetHost:
-    """Start one more host in ``fleet``: same client key, host key added to known_hosts."""
+    """Start one more host in ``fleet``: same client key, host key added to known_hosts.
+    ``without`` names programs this host must lack (hidden in its own mount namespace)."""
     hdir = fleet.base / name
     root = hdir / "srv"
     root.mkdir(parents=True, exist_ok=True)
@@ -192,6 +198,10 @@ def add_host(
     steps.append("mkdir -p /srv/www")  # the parent of test webroots
     if Path("/root/.bashrc").exists():
         steps.append(f"mount --bind {fleet.base / 'empty-bashrc'} /root/.bashrc")
+    for program in without:
+        found = shutil.which(program)
+        if found:  # a non-executable file over the binary: `command -v` no longer finds it
+            steps.append(f"mount --bind {fleet.base / 'empty-bashrc'} {Path(found).resolve()}")
     steps.append(f"hostname {name}")
     steps.append(f"exec {SSHD} -f {config}")
     subprocess.run(
