@@ -25,6 +25,17 @@ CHUNK = 256 * 1024
 TAIL = 4000
 KILL_GRACE = 5
 MAX_HANDSHAKES = 100  # concurrent SSH handshakes per process
+# AES-GCM first: with AES-NI it costs half the CPU of chacha20-poly1305 (asyncssh's default
+# first choice) on both ends — measured 0.34 vs 0.68 CPU-s to send 200 MB. The rest of the
+# usual list stays as a fallback for servers without it.
+CIPHERS = (
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,7 @@ class Executor:
                         connect_timeout=self.connect_timeout,
                         keepalive_interval=15,
                         keepalive_count_max=4,
+                        encryption_algs=CIPHERS,
                     ),
                     timeout=self.connect_timeout + 5,
                 )
