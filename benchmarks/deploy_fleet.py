@@ -129,6 +129,24 @@ async def floor_pipe(key: Path, known: Path, targets: list[Target], package: Pat
         await ex.close()
 
 
+async def floor_unpack(key: Path, known: Path, targets: list[Target], package: Path) -> None:
+    """The hosts' own share of a first deploy: the package piped into ``tar -x`` on every host
+    (decompress, create every file) — what the pipe floor leaves out."""
+    ex = Executor(client_key=key, known_hosts=known)
+    script = (
+        "set -e; d=/srv/unpack-floor; rm -rf $d; mkdir -p $d; tar -I zstd -xf - -C $d; rm -rf $d"
+    )
+
+    async def one(target: Target) -> None:
+        await ex.run(target, ("bash", "-c", script), stage="floor", timeout=600, source=package)
+
+    try:
+        failures = await fan_out(targets, one, 50)
+        assert not failures, failures
+    finally:
+        await ex.close()
+
+
 async def floor_link(key: Path, known: Path, targets: list[Target], release: str) -> None:
     """Connect and hard-link-copy the live release on every host: the work any link-dest
     style delta must do per host (one mkdir or link per entry)."""
@@ -146,16 +164,15 @@ async def floor_link(key: Path, known: Path, targets: list[Target], release: str
         await ex.close()
 
 
-def remove_link_floor(key: Path, known: Path, targets: list[Target]) -> None:
+def remove_floor_dir(key: Path, known: Path, targets: list[Target], name: str) -> None:
+    """Remove what a floor measurement left on every host (not timed)."""
+
     async def run() -> None:
         ex = Executor(client_key=key, known_hosts=known)
+        path = f"/srv/releases/bench/{name}"
         try:
             await fan_out(
-                targets,
-                lambda t: ex.run(
-                    t, ("rm", "-rf", "/srv/releases/bench/.link-floor"), stage="x", timeout=600
-                ),
-                200,
+                targets, lambda t: ex.run(t, ("rm", "-rf", path), stage="x", timeout=600), 200
             )
         finally:
             await ex.close()
@@ -266,11 +283,16 @@ def main() -> None:
         figures["package_mb"] = package.stat().st_size / 1e6
         wall, cpu_s, _ = measure(lambda: asyncio.run(floor_pipe(key, known, targets, package)))
         figures["floor_pipe"] = {"wall": wall, "cpu": cpu_s}
+        if config["environments"][ENV]["compress"]:
+            unpack = lambda: asyncio.run(floor_unpack(key, known, targets, package))  # noqa: E731
+            wall, cpu_s, _ = measure(unpack)
+            figures["floor_unpack"] = {"wall": wall, "cpu": cpu_s}
+            remove_floor_dir(key, known, targets, ".unpack-floor")
 
         link = lambda: asyncio.run(floor_link(key, known, targets, first["release"]))  # noqa: E731
         wall, cpu_s, _ = measure(link)
         figures["floor_link"] = {"wall": wall, "cpu": cpu_s}
-        remove_link_floor(key, known, targets)
+        remove_floor_dir(key, known, targets, ".link-floor")
 
         change_one_file(base / "work", bare)
         wall, cpu_s, second = measure(lambda: run("deploy"))
@@ -336,10 +358,20 @@ def report(f: dict[str, Any]) -> None:
         ("floor: ssh true, OpenSSH processes", f["floor_ssh_true_openssh"], ""),
         (f"floor: package ({f['package_mb']:.1f} MB) piped to cat", f["floor_pipe"], ""),
         ("floor: connect + cp -al of the release", f["floor_link"], ""),
+        *(
+            [("floor: package piped into tar -x", f["floor_unpack"], "")]
+            if "floor_unpack" in f
+            else []
+        ),
         (
             "first deploy",
             f["first_deploy"],
-            f"{f['first_deploy']['wall'] / floor_pipe_s:.2f}× pipe floor (target ≤ 2×)",
+            f"{f['first_deploy']['wall'] / floor_pipe_s:.2f}× pipe floor (target ≤ 2×)"
+            + (
+                f"; {f['first_deploy']['wall'] / f['floor_unpack']['wall']:.2f}× unpack floor"
+                if "floor_unpack" in f
+                else ""
+            ),
         ),
         (
             "redeploy, one file changed",
