@@ -13,6 +13,7 @@ import pytest
 
 from ferryman.config.settings import Settings, load_settings
 from ferryman.db.session import Database
+from ferryman.testing import databases
 from ferryman.testing.fleet import Fleet, FleetHost, add_host, start_fleet, start_svnserve
 
 NET = os.environ.get("FERRYMAN_TEST_NET", "127.0.100")
@@ -75,6 +76,31 @@ def settings(tmp_path: Path, fleet: Fleet) -> Settings:
     shutil.copy(fleet.client_key, home / "ssh" / "id_ed25519")
     shutil.copy(fleet.known_hosts, home / "ssh" / "known_hosts")
     return load_settings({"FERRYMAN_HOME": str(home), "FERRYMAN_LOCK_LEASE": "30"})
+
+
+def _require_databases() -> bool:
+    return os.environ.get("FERRYMAN_REQUIRE_DATABASES", "") not in ("", "0", "no")
+
+
+@pytest.fixture(params=databases.BACKENDS, scope="module")
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each DB-facing test runs on SQLite, PostgreSQL and MariaDB. A server that cannot be
+    reached is a loud skip — or a failure where FERRYMAN_REQUIRE_DATABASES is set (CI)."""
+    name = str(request.param)
+    reason = databases.unavailable(name)
+    if reason:
+        if _require_databases():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return name
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on ``backend``, dropped afterwards."""
+    url = databases.create(backend, tmp_path)
+    yield url
+    databases.drop(url)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ with the context a person needs to act (host, stage, command, exit code, tail of
     │   ├── LockHeld              lock_held            409   1  project+env lock held elsewhere
     │   ├── InvalidTransition     invalid_transition   409   1  ticket cannot go from here to there
     │   └── TooEarly              too_early            409   1  a scheduled ticket before its time
+    ├── Cancelled                 cancelled            409   1  a deploy stopped on request
     ├── RateLimited               rate_limited         429   1  too many failed sign-ins
     ├── VcsError                  vcs_failed           502   1  git / svn failed
     ├── RemoteError               remote_failed        502   1  a command on a host failed
@@ -116,6 +117,13 @@ class InvalidTransition(Conflict):
 
 class TooEarly(Conflict):
     code = "too_early"
+
+
+class Cancelled(FerrymanError):
+    """A running deploy was asked to stop; raised at the next safe point."""
+
+    code = "cancelled"
+    http_status = 409
 
 
 class RateLimited(FerrymanError):

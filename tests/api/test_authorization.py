@@ -13,14 +13,19 @@ from ferryman.api.app import create_app
 from ferryman.config.settings import load_settings
 from ferryman.db.session import Database
 from ferryman.domain.permissions import ACTIONS, PUBLIC, SUPER, USER, Role, role_allows
+from ferryman.testing import databases
 from tests.api.world import RECIPES, ROLES, World, build_world
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = build_world(Path(tmp_path_factory.mktemp("matrix")))
+def world(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One world per database backend (the matrix runs on SQLite, PostgreSQL and MariaDB)."""
+    base = Path(tmp_path_factory.mktemp("matrix"))
+    url = databases.create(backend, base)
+    w = build_world(base, url)
     yield w
     w.db.dispose()
+    databases.drop(url)
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +142,26 @@ def test_every_mutating_endpoint_writes_an_audit_row_with_actor_and_address(
 
 def test_nothing_in_the_api_edits_or_deletes_the_audit_log():
     assert not [p for m, p, _ in ROUTES if p.startswith("/api/v1/audit") and m != "GET"]
+
+
+def test_the_websocket_stream_is_authorised_like_the_rest(client: TestClient, world: World):
+    from starlette.websockets import WebSocketDisconnect
+
+    from ferryman.api.deps import WEBSOCKET_ACTIONS
+
+    assert WEBSOCKET_ACTIONS == {"/api/v1/deploys/{deploy_id}/stream": "deploy.read"}
+    for path, action in WEBSOCKET_ACTIONS.items():
+        for role in ROLES:
+            url = path.format(deploy_id=world.queued_deploy())
+            headers = (
+                {} if role == "anonymous" else {"Authorization": f"Bearer {world.tokens[role]}"}
+            )
+            client.cookies.clear()
+            deny = expected(action, role)
+            with client.websocket_connect(url, headers=headers) as ws:
+                if deny is None:
+                    assert ws.receive_json()["type"] == "deploy", role
+                else:
+                    with pytest.raises(WebSocketDisconnect) as closed:
+                        ws.receive_json()
+                    assert closed.value.code == 4000 + deny, role

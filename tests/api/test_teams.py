@@ -21,8 +21,8 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = build_world(tmp_path)
+def world(db_url: str, tmp_path: Path) -> Iterator[World]:
+    w = build_world(tmp_path, db_url)
     yield w
     w.db.dispose()
 

@@ -111,8 +111,9 @@ class World:
         deploys.set_live(self.db, int(ref), "staging", None, {"127.0.0.1:1": "rel"})
         return ref
 
-    def queued_deploy(self) -> int:
-        return deploys.request_deploy(self.db, SYSTEM, self.new_project(), "staging", "v1").id
+    def queued_deploy(self, by: str = "") -> int:
+        actor = self.actors.get(by, SYSTEM)
+        return deploys.request_deploy(self.db, actor, self.new_project(), "staging", "v1").id
 
     def new_member(self) -> str:
         name = fresh("member")
@@ -148,8 +149,11 @@ def git(*args: str, cwd: Path) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def build_world(base: Path) -> World:
-    settings = load_settings({"FERRYMAN_HOME": str(base / "home")})
+def build_world(base: Path, database_url: str | None = None) -> World:
+    env = {"FERRYMAN_HOME": str(base / "home")}
+    if database_url:
+        env["FERRYMAN_DATABASE_URL"] = database_url
+    settings = load_settings(env)
     db = prepare_home(settings)
     ensure_ssh_key(settings)
     repo = base / "repo"
@@ -407,6 +411,16 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", "/api/v1/deploys/{deploy_id}/logs"): lambda w, r: (
         "GET",
         f"{P}/deploys/{w.queued_deploy()}/logs",
+        None,
+    ),
+    ("POST", "/api/v1/deploys/{deploy_id}/cancel"): lambda w, r: (
+        "POST",
+        f"{P}/deploys/{w.queued_deploy(by=w.creator_for(r))}/cancel",
+        {"reason": "wrong ref"},
+    ),
+    ("GET", "/api/v1/deploys/{deploy_id}/log"): lambda w, r: (
+        "GET",
+        f"{P}/deploys/{w.queued_deploy()}/log?after=0",
         None,
     ),
     ("GET", "/api/v1/deploys/{deploy_id}/steps"): lambda w, r: (

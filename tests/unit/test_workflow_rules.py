@@ -34,7 +34,7 @@ def test_the_documented_ticket_transitions_are_allowed(current, target):
         (t.REJECTED, t.QUEUED),
         (t.REJECTED, t.APPROVED),
         (t.SUCCEEDED, t.QUEUED),
-        (t.RUNNING, t.CANCELLED),
+        (t.RUNNING, t.QUEUED),
         (t.DRAFT, t.QUEUED),
         (t.CANCELLED, t.PENDING),
     ],

@@ -35,6 +35,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = None
+        worker = None
         if run_worker:
             worker = Worker(database, settings)
             app.state.worker = worker
@@ -42,7 +43,8 @@ def create_app(
         try:
             yield
         finally:
-            if task is not None:
+            if worker is not None and task is not None:
+                await worker.stop()  # drain: running deploys finish or stop safely
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

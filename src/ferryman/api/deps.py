@@ -5,9 +5,10 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ferryman.config.settings import Settings
@@ -58,6 +59,38 @@ def current_actor(
         if not sent or not secrets.compare_digest(sent, csrf):
             raise CsrfFailed(f"missing or wrong {CSRF_HEADER} header for a session request")
     return actor
+
+
+def websocket_actor(websocket: WebSocket, db: Database) -> Actor:
+    """The same credentials as REST: a bearer token (header), or a session cookie — which,
+    since browsers send cookies cross-site, is only accepted from a page of this server (the
+    Origin header must match the Host)."""
+    ip = websocket.client.host if websocket.client else ""
+    header = websocket.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return users.actor_for_token(db, header[7:].strip(), ip)
+    secret = websocket.cookies.get(SESSION_COOKIE)
+    if not secret:
+        raise AuthenticationFailed("missing bearer token: run `ferryman login` first")
+    origin = websocket.headers.get("origin", "")
+    host = websocket.headers.get("host", "")
+    if not origin or origin.split("://", 1)[-1] != host:
+        raise CsrfFailed("a session WebSocket must come from a page of this server")
+    actor, _csrf = users.actor_for_session(db, secret, ip)
+    return actor
+
+
+# WebSocket routes and their actions (they are not in the OpenAPI document).
+WEBSOCKET_ACTIONS: dict[str, str] = {}
+
+
+def websocket_route(
+    router: APIRouter, path: str, action: str
+) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]:
+    """``router.websocket(path)``, recording the action it is authorised as."""
+    assert action in ACTIONS, action
+    WEBSOCKET_ACTIONS["/api/v1" + (router.prefix or "") + path] = action
+    return router.websocket(path)
 
 
 def perm(action: str) -> dict[str, Any]:

@@ -110,3 +110,11 @@ def _error_from(response: httpx.Response) -> errors.FerrymanError:
         exc = cls(message)
     exc.details = details
     return exc
+
+
+def error_for_status(status: int, message: str) -> errors.FerrymanError:
+    """The error class for an HTTP status (WebSocket refusals carry only the status)."""
+    for cls in (errors.AuthenticationFailed, errors.PermissionDenied, errors.NotFound):
+        if cls.http_status == status:
+            return cls(message)
+    return errors.FerrymanError(message)

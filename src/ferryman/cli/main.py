@@ -94,17 +94,54 @@ def serve(
 
 
 @app.command("worker")
-def worker_command() -> None:
-    """Run a standalone worker against the configured database (no HTTP server)."""
+def worker_command(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Deploys run at once (default FERRYMAN_WORKER_CONCURRENCY).")
+    ] = None,
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", help="Only these queues; repeatable.")
+    ] = None,
+) -> None:
+    """Run a standalone worker against the configured database (no HTTP server).
+    SIGTERM drains it: nothing new is claimed and running deploys finish (or stop safely after
+    FERRYMAN_DRAIN_GRACE seconds)."""
     import asyncio
+    import signal
 
     from ferryman.bootstrap import prepare_home
     from ferryman.jobs.worker import Worker
 
     settings = load_settings()
     db = prepare_home(settings)
-    err.print(f"worker on {_redact(db.url)}")
-    asyncio.run(Worker(db, settings).run())
+    worker = Worker(db, settings, concurrency=concurrency, queues=queue)
+    err.print(f"worker {worker.name} on {_redact(db.url)}, queues: {', '.join(queue or ['all'])}")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stopping: list[asyncio.Task[None]] = []
+
+        def drain() -> None:
+            if not stopping:
+                err.print("draining: no new deploys; waiting for running ones")
+                stopping.append(asyncio.create_task(worker.stop()))
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, drain)
+        await worker.run()
+        if stopping:
+            await stopping[0]
+
+    asyncio.run(main())
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to this version (run after upgrading Ferryman)."""
+    from ferryman.bootstrap import prepare_home
+
+    settings = load_settings()
+    db = prepare_home(settings)
+    err.print(f"database {_redact(db.url)} is up to date")
 
 
 @app.command("ssh-key")

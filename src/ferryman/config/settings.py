@@ -17,6 +17,7 @@ class Settings:
     worker_poll_seconds: float = 0.5
     lock_lease_seconds: float = 60.0
     embedded_worker: bool = True
+    drain_grace_seconds: float = 600.0
 
     @property
     def ssh_key(self) -> Path:
@@ -48,4 +49,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         worker_poll_seconds=float(env.get("FERRYMAN_WORKER_POLL", "0.5")),
         lock_lease_seconds=float(env.get("FERRYMAN_LOCK_LEASE", "60")),
         embedded_worker=env.get("FERRYMAN_EMBEDDED_WORKER", "1") not in ("0", "false", "no"),
+        drain_grace_seconds=float(env.get("FERRYMAN_DRAIN_GRACE", "600")),
     )

@@ -22,8 +22,10 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 
 def utcnow() -> datetime:
@@ -35,6 +37,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     impl = DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):  # DATETIME keeps whole seconds by default
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -228,6 +235,10 @@ class Deploy(Base):
     hosts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # subset, or all
     ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # the environment's
+    queue: Mapped[str] = mapped_column(String(64), default="default")  # workers pick queues
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancel_reason: Mapped[str] = mapped_column(String(500), default="")  # set: stop it
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # queued → running → success | failed; queued → cancelled
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
@@ -240,7 +251,10 @@ class Deploy(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    __table_args__ = (Index("ix_deploys_project_env", "project_id", "env"),)
+    __table_args__ = (
+        Index("ix_deploys_project_env", "project_id", "env"),
+        Index("ix_deploys_claim", "status", "queue", "id"),
+    )
 
 
 class DeployHost(Base):
@@ -278,6 +292,7 @@ class LogLine(Base):
     ts: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     host: Mapped[str] = mapped_column(String(300), default="")
     stage: Mapped[str] = mapped_column(String(32), default="")
+    stream: Mapped[str] = mapped_column(String(8), default="")  # stdout | stderr | "" (ours)
     text: Mapped[str] = mapped_column(Text)
     __table_args__ = (Index("ix_log_lines_deploy_id", "deploy_id", "id"),)
 

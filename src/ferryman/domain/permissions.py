@@ -75,6 +75,8 @@ ACTIONS: dict[str, Rule] = {
     "deploy.read": Rule(R, False, "see deploys, their logs and per-host steps"),
     "deploy.direct": Rule(D, True, "deploy without a ticket where no approval is required"),
     "deploy.rollback": Rule(M, True, "roll an environment back"),
+    "deploy.cancel": Rule(D, True, "stop a queued or running deploy you asked for"),
+    "deploy.cancel_any": Rule(M, True, "stop anyone's queued or running deploy"),
     "ticket.read": Rule(R, False, "see tickets and their preview"),
     "ticket.create": Rule(D, True, "create and submit tickets; cancel your own"),
     "ticket.approve": Rule(M, True, "approve or reject others' tickets; cancel any"),

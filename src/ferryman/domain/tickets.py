@@ -2,7 +2,7 @@
 
     draft → pending_approval → approved | rejected
     approved → queued → running → succeeded | failed
-    draft, pending_approval, approved, queued → cancelled
+    draft, pending_approval, approved, queued, running → cancelled
 
 A ticket whose environment needs no approval goes from draft straight to approved. A rollback
 ticket is created approved (only masters may create one) and queued at once.
@@ -31,7 +31,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     APPROVED: frozenset({QUEUED, CANCELLED}),
     REJECTED: frozenset(),
     QUEUED: frozenset({RUNNING, CANCELLED, FAILED}),
-    RUNNING: frozenset({SUCCEEDED, FAILED}),
+    RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED}),
     SUCCEEDED: frozenset(),
     FAILED: frozenset(),
     CANCELLED: frozenset(),
@@ -47,7 +47,13 @@ VERBS = {
 }
 
 # A deploy's status → the state of the ticket it runs.
-FROM_DEPLOY = {"queued": QUEUED, "running": RUNNING, "success": SUCCEEDED, "failed": FAILED}
+FROM_DEPLOY = {
+    "queued": QUEUED,
+    "running": RUNNING,
+    "success": SUCCEEDED,
+    "failed": FAILED,
+    "cancelled": CANCELLED,
+}
 
 
 def can_move(current: str, target: str) -> bool:

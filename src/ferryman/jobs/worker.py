@@ -1,77 +1,144 @@
 """The worker: claims queued deploys from the database and runs them, a few at a time.
 
-Embedded in ``ferryman serve`` by default; any number of workers may share one database (a
-claim is a conditional update, so each deploy runs once). Deploys left ``running`` by a worker
-that died are failed once their lock lease has run out.
+Embedded in ``ferryman serve`` by default, or standalone (``ferryman worker``) on any machine
+that reaches the database; any number may share one database. A claim is atomic (``FOR UPDATE
+SKIP LOCKED`` on PostgreSQL and MariaDB, a conditional update on SQLite) and gives the worker a
+lease it keeps extending; a deploy whose worker stops extending it is taken over by another
+worker, which puts its hosts in order and fails it (``pipeline.recover``).
+
+``stop()`` drains: no new claims; running deploys get ``grace`` seconds to finish, then they
+are asked to stop at their next safe point, which leaves every host on a complete release.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import uuid
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Sequence
 
 from ferryman.config.settings import Settings
-from ferryman.db.models import utcnow
 from ferryman.db.session import Database
+from ferryman.pipeline.recover import recover
 from ferryman.pipeline.runner import run_deploy
 from ferryman.services import deploys
 
 log = logging.getLogger(__name__)
+Runner = Callable[[Database, Settings, int, str], Awaitable[str]]
 
 
 class Worker:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        concurrency: int | None = None,
+        queues: Sequence[str] | None = None,
+        runner: Runner = run_deploy,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._slots = asyncio.Semaphore(settings.worker_concurrency)
-        self._running: set[asyncio.Task[str]] = set()
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.queues = list(queues or [])
+        self.runner = runner
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._running: dict[int, asyncio.Task[str]] = {}
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._last_reap = 0.0
 
     def wake(self) -> None:
         """Called after a deploy is queued in this process, so it starts without polling lag."""
         self._wake.set()
 
     async def run(self) -> None:
-        await asyncio.to_thread(self._reap_orphans)
-        while True:
+        """Claim and run deploys until ``stop()``."""
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            if loop.time() - self._last_reap >= self.settings.lock_lease_seconds / 3:
+                self._last_reap = loop.time()
+                await self._reap()
             await self._slots.acquire()
+            if self._stopping.is_set():
+                self._slots.release()
+                break
             deploy_id = None
             try:
-                deploy_id = await asyncio.to_thread(deploys.claim_next, self.db, self.name)
+                deploy_id = await asyncio.to_thread(
+                    deploys.claim_next,
+                    self.db,
+                    self.name,
+                    self.queues,
+                    self.settings.lock_lease_seconds,
+                )
             except Exception:
                 log.exception("claiming a deploy failed")
             if deploy_id is None:
                 self._slots.release()
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wait_for_work(), self.settings.worker_poll_seconds)
                 continue
             task = asyncio.create_task(self._run_one(deploy_id))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._running[deploy_id] = task
+
+    async def _wait_for_work(self) -> None:
+        stop = asyncio.create_task(self._stopping.wait())
+        wake = asyncio.create_task(self._wake.wait())
+        try:
+            await asyncio.wait({stop, wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            wake.cancel()
 
     async def _run_one(self, deploy_id: int) -> str:
         try:
-            return await run_deploy(self.db, self.settings, deploy_id, self.name)
+            return await self.runner(self.db, self.settings, deploy_id, self.name)
         except Exception:
             log.exception("deploy %s could not be run", deploy_id)
             return "failed"
         finally:
+            self._running.pop(deploy_id, None)
             self._slots.release()
 
-    def _reap_orphans(self) -> None:
-        cutoff = utcnow() - timedelta(seconds=self.settings.lock_lease_seconds)
-        for deploy_id in deploys.fail_orphans(self.db, cutoff):
-            log.warning("deploy %s was left running by a lost worker; marked failed", deploy_id)
+    async def _reap(self) -> None:
+        """Take over deploys whose worker is gone and put their hosts in order."""
+        try:
+            lost = await asyncio.to_thread(
+                deploys.take_over_lost, self.db, self.name, self.settings.lock_lease_seconds
+            )
+        except Exception:
+            log.exception("looking for lost deploys failed")
+            return
+        for deploy_id in lost:
+            log.warning("deploy %s lost its worker; %s recovers it", deploy_id, self.name)
+            try:
+                await recover(self.db, self.settings, deploy_id, self.name)
+            except Exception:
+                log.exception("recovering deploy %s failed", deploy_id)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain: claim nothing more, let running deploys finish within ``grace`` seconds,
+        then ask the rest to stop at their next safe point and wait for them."""
+        self._stopping.set()
+        limit = self.settings.drain_grace_seconds if grace is None else grace
+        running = list(self._running.values())
+        if not running:
+            return
+        _done, pending = await asyncio.wait(running, timeout=limit)
+        if pending:
+            for deploy_id in list(self._running):
+                await asyncio.to_thread(
+                    deploys.interrupt, self.db, deploy_id, f"worker {self.name} is shutting down"
+                )
+            await asyncio.wait(pending)
 
     async def drain(self) -> None:
-        """Wait for running deploys to finish (used on shutdown and in tests)."""
+        """Wait for running deploys to finish (tests)."""
         while self._running:
-            await asyncio.gather(*list(self._running), return_exceptions=True)
+            await asyncio.gather(*list(self._running.values()), return_exceptions=True)

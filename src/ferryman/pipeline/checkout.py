@@ -16,7 +16,7 @@ STAGE = "checkout"
 
 def repo_for(ctx: Context) -> Vcs:
     def on_line(stream: str, line: str) -> None:
-        ctx.recorder.log(line, stage=STAGE)
+        ctx.recorder.log(line, stage=STAGE, stream=stream)
 
     return open_repo(ctx.settings, ctx.project, ctx.env, on_line=on_line)
 

@@ -16,7 +16,7 @@ from ferryman.config.project import Environment, ProjectConfig
 from ferryman.config.settings import Settings
 from ferryman.db.models import utcnow
 from ferryman.db.session import Database
-from ferryman.errors import FerrymanError, RemoteError
+from ferryman.errors import Cancelled, FerrymanError, RemoteError
 from ferryman.pipeline.recorder import Recorder
 from ferryman.remote.executor import Executor, Result, Target, fan_out
 from ferryman.vcs.base import Resolved
@@ -59,6 +59,8 @@ class Context:
     pinned_commit: str = ""  # an approved ticket's commit: deploy exactly this one
     prelinked: dict[str, str] = field(default_factory=dict)  # host -> base linked into staging
     prelink_task: asyncio.Task[None] | None = None
+    cancel_reason: str = ""  # set (by the runner's watcher) when someone asks to stop
+    undoing: bool = False  # undo runs to its end, cancel or not
     env_variables: dict[str, str] = field(default_factory=dict)  # the space environment's
     resolved: Resolved | None = None
     release: str = ""
@@ -121,7 +123,7 @@ class Context:
 
         def on_line(stream: str, line: str) -> None:
             if not quiet:
-                self.recorder.log(line, host=target.key, stage=stage)
+                self.recorder.log(line, host=target.key, stage=stage, stream=stream)
 
         started, wall = time.monotonic(), utcnow()
         try:
@@ -172,6 +174,12 @@ class Context:
         )
         return result
 
+    def checkpoint(self) -> None:
+        """A safe point: stop here if the deploy was asked to (the runner then undoes what
+        was done, by the same rules as a failure)."""
+        if self.cancel_reason and not self.undoing:
+            raise Cancelled(self.cancel_reason)
+
     async def each_host(
         self,
         stage: str,
@@ -186,6 +194,7 @@ class Context:
         chosen = self.targets if targets is None else targets
 
         async def timed(target: Target) -> None:
+            self.checkpoint()
             start = time.monotonic()
             try:
                 await action(target)

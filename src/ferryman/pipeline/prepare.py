@@ -42,7 +42,10 @@ def parse_probe(output: str) -> tuple[HostFacts, list[str]]:
     return facts, problems
 
 
-async def probe_hosts(ctx: Context, stage: str = STAGE) -> None:
+async def probe_hosts(ctx: Context, stage: str = STAGE, refuse: bool = True) -> None:
+    """Probe every host into ``ctx.facts``; with ``refuse``, a host that cannot take a deploy
+    fails the stage."""
+
     async def one(target: Target) -> None:
         result = await ctx.remote(
             target, cmd.probe(ctx.layout), stage=stage, quiet=True, shown="probe"
@@ -54,7 +57,7 @@ async def probe_hosts(ctx: Context, stage: str = STAGE) -> None:
             status="running",
             previous_release=facts.live_release(ctx.layout) or facts.link or "",
         )
-        if problems:
+        if problems and refuse:
             raise RemoteError("; ".join(problems), host=target.key, stage=stage)
 
     await ctx.each_host(stage, one)

@@ -34,8 +34,8 @@ class Recorder:
 
     # --- facts -----------------------------------------------------------------------------
 
-    def log(self, text: str, *, host: str = "", stage: str = "") -> None:
-        self._lines.append(LogRecord(host=host, stage=stage, text=text, ts=utcnow()))
+    def log(self, text: str, *, host: str = "", stage: str = "", stream: str = "") -> None:
+        self._lines.append(LogRecord(host=host, stage=stage, text=text, ts=utcnow(), stream=stream))
 
     def step(
         self,

@@ -18,12 +18,13 @@ from typing import Any
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
-from ferryman.errors import FerrymanError, RemoteError
+from ferryman.errors import Cancelled, FerrymanError, RemoteError
 from ferryman.pipeline import checkout, cleanup, prepare, release, rollback, tasks, transfer
 from ferryman.pipeline.context import Context, new_context
 from ferryman.services import deploys, locks
 
 log = logging.getLogger(__name__)
+CANCEL_POLL = 1.0  # seconds between looks at the cancel flag
 
 
 def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
@@ -52,14 +53,19 @@ async def _deploy(ctx: Context) -> None:
     # Hosts link their live release while this host checks out and builds.
     ctx.prelink_task = asyncio.create_task(transfer.prelink(ctx))
     try:
+        ctx.checkpoint()
         with rec.stage("pre_deploy", 0):
             await tasks.local_task(ctx, "pre_deploy", cwd=ctx.workspace)
+        ctx.checkpoint()
         with rec.stage(checkout.STAGE, 0):
             await checkout.run(ctx)
+        ctx.checkpoint()
         with rec.stage("post_deploy", 0):
             await tasks.local_task(ctx, "post_deploy", cwd=ctx.tree)
+        ctx.checkpoint()
         with rec.stage(transfer.STAGE, len(ctx.targets)):
             await transfer.run(ctx)
+        ctx.checkpoint()
         await release.run(ctx)
     except BaseException:
         await _undo(ctx)
@@ -80,6 +86,7 @@ async def _rollback(ctx: Context) -> None:
 
 async def _undo(ctx: Context) -> None:
     """Leave every host on a complete release: revert switched hosts or drop partial dirs."""
+    ctx.undoing = True
     try:
         if ctx.prelink_task is not None:
             await ctx.prelink_task  # let early links finish before removing them
@@ -107,6 +114,7 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
     owner = f"{worker}:deploy-{deploy_id}"
     flusher = asyncio.create_task(rec.run_flusher())
     heartbeat: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
     status, error = "failed", None
     locked = False
     try:
@@ -120,7 +128,10 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
             lease=settings.lock_lease_seconds,
         )
         locked = True
-        heartbeat = asyncio.create_task(_heartbeat(db, key, owner, settings.lock_lease_seconds))
+        heartbeat = asyncio.create_task(
+            _heartbeat(db, key, owner, worker, deploy_id, settings.lock_lease_seconds)
+        )
+        watcher = asyncio.create_task(_watch_cancel(ctx))
         rec.log(
             f"{ctx.kind} #{deploy_id} of {ctx.project.project} {ctx.env_name} "
             f"to {len(ctx.targets)} host(s) by {ctx.requested_by}"
@@ -132,6 +143,9 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
         status = "success"
         for target in ctx.targets:
             rec.host(target.key, status="success")
+    except Cancelled as exc:
+        status, error = "cancelled", error_record(exc)
+        rec.log(f"CANCELLED: {exc.message}")
     except Exception as exc:
         error = error_record(exc)
         rec.log(f"FAILED: {error['message']}")
@@ -139,8 +153,9 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
             log.error("deploy %s crashed:\n%s", deploy_id, traceback.format_exc())
             rec.log(traceback.format_exc())
     finally:
-        if heartbeat is not None:
-            heartbeat.cancel()
+        for task in (heartbeat, watcher):
+            if task is not None:
+                task.cancel()
         await ctx.executor.close()
         await asyncio.to_thread(shutil.rmtree, ctx.workspace, True)
         if locked:
@@ -154,10 +169,28 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
     return status
 
 
-async def _heartbeat(db: Database, key: str, owner: str, lease: float) -> None:
+async def _heartbeat(
+    db: Database, key: str, owner: str, worker: str, deploy_id: int, lease: float
+) -> None:
+    """Extend the project lock and the job's lease while the deploy runs."""
     while True:
         await asyncio.sleep(max(1.0, lease / 3))
         try:
             await asyncio.to_thread(locks.heartbeat, db, key, owner=owner, lease=lease)
+            await asyncio.to_thread(deploys.extend_lease, db, deploy_id, worker, lease)
         except Exception:  # a missed beat is retried; the lease outlives a few of them
-            log.warning("lock heartbeat for %s failed", key, exc_info=True)
+            log.warning("heartbeat for deploy %s failed", deploy_id, exc_info=True)
+
+
+async def _watch_cancel(ctx: Context) -> None:
+    """Poll for a cancel request; the pipeline stops at its next safe point."""
+    while not ctx.cancel_reason:
+        await asyncio.sleep(CANCEL_POLL)
+        try:
+            reason = await asyncio.to_thread(deploys.cancel_requested, ctx.db, ctx.deploy_id)
+        except Exception:
+            log.warning("reading the cancel flag of %s failed", ctx.deploy_id, exc_info=True)
+            continue
+        if reason:
+            ctx.cancel_reason = reason
+            ctx.recorder.log(f"stopping: {reason}")

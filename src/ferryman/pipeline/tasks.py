@@ -26,7 +26,7 @@ async def local_task(ctx: Context, name: str, cwd: Path) -> None:
     started, wall = time.monotonic(), utcnow()
 
     def on_line(stream: str, line: str) -> None:
-        ctx.recorder.log(line, stage=name)
+        ctx.recorder.log(line, stage=name, stream=stream)
 
     try:
         result = await run_local(

@@ -157,7 +157,14 @@ def logs_after(
             .limit(min(limit, 5000))
         ).all()
     return [
-        {"id": r.id, "ts": r.ts.isoformat(), "host": r.host, "stage": r.stage, "text": r.text}
+        {
+            "id": r.id,
+            "ts": r.ts.isoformat(),
+            "host": r.host,
+            "stage": r.stage,
+            "stream": r.stream,
+            "text": r.text,
+        }
         for r in rows
     ]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from ferryman.config.project import ProjectConfig, dump_project
@@ -189,26 +189,118 @@ def _is_release(name: str) -> bool:
 # --- the worker's side -------------------------------------------------------------------
 
 
-def claim_next(db: Database, worker: str) -> int | None:
-    """Atomically move the oldest queued deploy to running for this worker."""
+def claim_next(
+    db: Database, worker: str, queues: Sequence[str] | None = None, lease: float = 60.0
+) -> int | None:
+    """Atomically move the oldest due queued deploy (of ``queues``, or any) to running for
+    this worker, with a lease the worker must keep extending. PostgreSQL and MariaDB lock the
+    row with ``FOR UPDATE SKIP LOCKED`` (claimers never wait on each other); SQLite, which
+    serialises writers anyway, uses a conditional update."""
+    now = utcnow()
+    running = {
+        "status": "running",
+        "worker": worker,
+        "started_at": now,
+        "lease_expires_at": now + timedelta(seconds=lease),
+    }
+    due = (
+        select(Deploy.id)
+        .where(
+            Deploy.status == "queued",
+            or_(Deploy.not_before.is_(None), Deploy.not_before <= now),
+        )
+        .order_by(Deploy.id)
+    )
+    if queues:
+        due = due.where(Deploy.queue.in_(list(queues)))
     with db.transaction() as s:
-        candidates = s.scalars(
-            select(Deploy.id).where(Deploy.status == "queued").order_by(Deploy.id).limit(5)
-        ).all()
-        for deploy_id in candidates:
+        if s.get_bind().dialect.name in ("postgresql", "mysql", "mariadb"):
+            deploy_id = s.scalar(due.limit(1).with_for_update(skip_locked=True))
+            candidates = [deploy_id] if deploy_id is not None else []
+        else:
+            candidates = list(s.scalars(due.limit(5)))
+        for candidate in candidates:
             taken = rowcount(
                 s.execute(
                     update(Deploy)
-                    .where(Deploy.id == deploy_id, Deploy.status == "queued")
-                    .values(status="running", worker=worker, started_at=utcnow())
+                    .where(Deploy.id == candidate, Deploy.status == "queued")
+                    .values(**running)
                 )
             )
             if taken == 1:
-                claimed = s.get(Deploy, deploy_id)
+                claimed = s.get(Deploy, candidate)
                 assert claimed is not None
                 sync_ticket(s, claimed)
-                return deploy_id
+                return int(candidate)
     return None
+
+
+def extend_lease(db: Database, deploy_id: int, worker: str, lease: float) -> bool:
+    """The running worker's heartbeat; False when the deploy is no longer its own."""
+    with db.transaction() as s:
+        return (
+            rowcount(
+                s.execute(
+                    update(Deploy)
+                    .where(
+                        Deploy.id == deploy_id,
+                        Deploy.worker == worker,
+                        Deploy.status == "running",
+                    )
+                    .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
+                )
+            )
+            == 1
+        )
+
+
+def request_cancel(db: Database, actor: Actor, deploy_id: int, reason: str = "") -> Deploy:
+    """Stop a deploy: a queued one never starts; a running one stops at its next safe point
+    (before the switch nothing is switched; after it, switched hosts go back)."""
+    from ferryman.services.authz import require
+
+    with db.transaction() as s:
+        deploy = s.get(Deploy, deploy_id)
+        project = s.get(Project, deploy.project_id) if deploy else None
+        if deploy is None or project is None:
+            raise NotFound(f"no deploy #{deploy_id}")
+        own = actor.id is not None and actor.id == deploy.requested_by
+        action = "deploy.cancel" if own else "deploy.cancel_any"
+        require(s, actor, action, project=project, what=f"deploy #{deploy_id}")
+        why = f"cancelled by {actor.username}" + (f": {reason}" if reason else "")
+        if deploy.status == "queued":
+            cancel_queued(s, deploy)
+            sync_ticket(s, deploy)
+        elif deploy.status == "running":
+            deploy.cancel_reason = why[:500]
+        else:
+            raise Conflict(f"deploy #{deploy_id} is {deploy.status}; nothing to cancel")
+        record(
+            s,
+            actor,
+            f"{deploy.kind}.cancel",
+            f"deploy:{deploy_id}",
+            space_id=project.space_id,
+            project_id=project.id,
+            was=deploy.status,
+            reason=reason,
+        )
+        return deploy
+
+
+def interrupt(db: Database, deploy_id: int, reason: str) -> None:
+    """Ask a running deploy to stop (its worker is shutting down)."""
+    with db.transaction() as s:
+        s.execute(
+            update(Deploy)
+            .where(Deploy.id == deploy_id, Deploy.status == "running")
+            .values(cancel_reason=reason[:500])
+        )
+
+
+def cancel_requested(db: Database, deploy_id: int) -> str:
+    with db.read() as s:
+        return s.scalar(select(Deploy.cancel_reason).where(Deploy.id == deploy_id)) or ""
 
 
 def cancel_queued(s: Session, deploy: Deploy) -> None:
@@ -292,6 +384,7 @@ class LogRecord:
     stage: str
     text: str
     ts: datetime
+    stream: str = ""  # stdout | stderr of a command; "" for Ferryman's own lines
 
 
 def append_logs(db: Database, deploy_id: int, lines: Sequence[LogRecord]) -> None:
@@ -299,7 +392,14 @@ def append_logs(db: Database, deploy_id: int, lines: Sequence[LogRecord]) -> Non
         return
     with db.transaction() as s:
         s.add_all(
-            LogLine(deploy_id=deploy_id, host=r.host, stage=r.stage, text=r.text[:4000], ts=r.ts)
+            LogLine(
+                deploy_id=deploy_id,
+                host=r.host,
+                stage=r.stage,
+                stream=r.stream,
+                text=r.text[:4000],
+                ts=r.ts,
+            )
             for r in lines
         )
 
@@ -421,33 +521,34 @@ def set_live(
                 row.updated_at = utcnow()
 
 
-def fail_orphans(db: Database, stale_workers_before: datetime) -> list[int]:
-    """Deploys left ``running`` by a worker that is gone (its lock lease ran out)."""
-    from ferryman.db.models import Lock
-
+def take_over_lost(db: Database, worker: str, lease: float) -> list[int]:
+    """Running deploys whose worker stopped extending their lease, now leased to ``worker``
+    (which must put their hosts in order and fail them: ``pipeline.recover``)."""
+    now = utcnow()
+    taken = []
     with db.transaction() as s:
-        running = s.scalars(select(Deploy).where(Deploy.status == "running")).all()
-        failed = []
-        for deploy in running:
-            lock = s.scalar(select(Lock).where(Lock.deploy_id == deploy.id))
-            started = deploy.started_at or deploy.created_at
-            if (lock is None or lock.expires_at < utcnow()) and started < stale_workers_before:
-                deploy.status = "failed"
-                deploy.finished_at = utcnow()
-                deploy.error = {
-                    "code": "worker_lost",
-                    "message": "the worker running this deploy stopped",
-                }
-                if lock is not None:
-                    s.delete(lock)
-                sync_ticket(s, deploy)
-                record(
-                    s,
-                    SYSTEM,
-                    f"{deploy.kind}.failed",
-                    f"deploy:{deploy.id}",
-                    project_id=deploy.project_id,
-                    error=deploy.error,
+        lost = s.scalars(
+            select(Deploy.id).where(
+                Deploy.status == "running",
+                or_(
+                    Deploy.lease_expires_at < now,
+                    Deploy.lease_expires_at.is_(None)
+                    & (Deploy.started_at < now - timedelta(seconds=lease)),
+                ),
+            )
+        ).all()
+        for deploy_id in lost:
+            got = rowcount(
+                s.execute(
+                    update(Deploy)
+                    .where(
+                        Deploy.id == deploy_id,
+                        Deploy.status == "running",
+                        or_(Deploy.lease_expires_at < now, Deploy.lease_expires_at.is_(None)),
+                    )
+                    .values(worker=worker, lease_expires_at=now + timedelta(seconds=lease))
                 )
-                failed.append(deploy.id)
-        return failed
+            )
+            if got == 1:
+                taken.append(int(deploy_id))
+    return taken

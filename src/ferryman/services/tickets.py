@@ -234,9 +234,13 @@ def cancel_ticket(db: Database, actor: Actor, ticket_id: int, reason: str = "") 
         ticket, project = _load(s, actor, ticket_id, "ticket.create")
         _own_or_master(s, actor, ticket, project)
         states.check_transition(ticket.id, ticket.status, states.CANCELLED)
-        if ticket.status == states.QUEUED and ticket.deploy_id is not None:
-            deploy = s.get(Deploy, ticket.deploy_id)
-            assert deploy is not None
+        deploy = s.get(Deploy, ticket.deploy_id) if ticket.deploy_id is not None else None
+        if ticket.status == states.RUNNING and deploy is not None:
+            # the worker stops at its next safe point; the ticket follows the deploy
+            deploy.cancel_reason = f"ticket #{ticket.id} cancelled by {actor.username}"[:500]
+            _audit(s, actor, "ticket.cancel", ticket, reason=reason, running=True)
+            return ticket_dict(ticket, project)
+        if ticket.status == states.QUEUED and deploy is not None:
             deploys.cancel_queued(s, deploy)
         _move(s, ticket, states.CANCELLED)
         _audit(s, actor, "ticket.cancel", ticket, reason=reason)

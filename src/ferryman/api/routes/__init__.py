@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ferryman.api.routes import access, deploys, projects, records, spaces, tickets
+from ferryman.api.routes import access, console, deploys, projects, records, spaces, tickets
 
 router = APIRouter(prefix="/api/v1")
-for module in (access, spaces, projects, tickets, deploys, records):
+for module in (access, spaces, projects, tickets, deploys, console, records):
     router.include_router(module.router)

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from ferryman.api.deps import DB, CurrentActor, perm
-from ferryman.services import deploy_views
+from ferryman.api.schemas import ReasonBody
+from ferryman.services import deploy_views, deploys
 
 router = APIRouter(prefix="/deploys", tags=["deploys"])
 
@@ -45,6 +46,16 @@ def get_logs(
         "lines": lines,
         "next": lines[-1]["id"] if lines else after,
     }
+
+
+@router.post("/{deploy_id}/cancel", openapi_extra=perm("deploy.cancel"))
+def cancel_deploy(
+    deploy_id: int, db: DB, actor: CurrentActor, body: ReasonBody | None = None
+) -> dict[str, Any]:
+    """Stop a queued deploy before it starts, or a running one at its next safe point.
+    Your own deploys as a developer; anyone's as a master."""
+    deploys.request_cancel(db, actor, deploy_id, body.reason if body else "")
+    return deploy_views.get(db, deploy_id)
 
 
 @router.get("/{deploy_id}/steps", openapi_extra=perm("deploy.read"))
