@@ -7,6 +7,7 @@ one commit per line. The console, the API and the tests all read these same reco
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from ferryman.services import deploys
 from ferryman.services.deploys import LogRecord, StepRecord
 
 FLUSH_SECONDS = 0.3
+log = logging.getLogger(__name__)
 
 
 class Recorder:
@@ -128,7 +130,15 @@ class Recorder:
             self._stages_dirty = False
             if not (lines or steps or hosts or stages is not None):
                 return
-            await asyncio.to_thread(self._write, lines, steps, hosts, stages)
+            try:
+                await asyncio.to_thread(self._write, lines, steps, hosts, stages)
+            except BaseException:
+                # keep the batch for the next flush (the database may be back by then)
+                self._lines[:0], self._steps[:0] = lines, steps
+                for host, values in hosts.items():
+                    self._hosts[host] = {**values, **self._hosts.get(host, {})}
+                self._stages_dirty = self._stages_dirty or stages is not None
+                raise
 
     def _write(
         self,
@@ -147,4 +157,7 @@ class Recorder:
     async def run_flusher(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing the records of deploy %s failed; retrying", self.deploy_id)

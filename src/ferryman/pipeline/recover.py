@@ -55,11 +55,17 @@ async def recover(db: Database, settings: Settings, deploy_id: int, worker: str)
         return False
     ctx.undoing = True
     ctx.release = deploy.release_name
+    # keep the dead worker's stage record; what it was in the middle of is marked lost
+    ctx.recorder.stages = [
+        {**stage, "status": "lost"} if stage.get("status") == "running" else dict(stage)
+        for stage in deploy.stages
+    ]
     flusher = asyncio.create_task(ctx.recorder.run_flusher())
     problem = ""
     try:
         ctx.recorder.log(f"the worker running #{deploy_id} was lost; {worker} puts hosts in order")
-        await _put_hosts_in_order(ctx, _previous(db, deploy_id))
+        with ctx.recorder.stage(STAGE, len(ctx.targets)):
+            await _put_hosts_in_order(ctx, _previous(db, deploy_id))
     except Exception as exc:  # record it; the deploy still ends and the lock is released
         problem = f"; recovery incomplete: {exc}"
         log.exception("recovering deploy %s", deploy_id)
@@ -87,36 +93,31 @@ async def recover(db: Database, settings: Settings, deploy_id: int, worker: str)
 async def _put_hosts_in_order(ctx: Context, previous: dict[str, str]) -> None:
     await prepare.probe_hosts(ctx, stage=STAGE, refuse=False)
     new = ctx.release
-    back: dict[str, str] = {}
-    for target in ctx.targets:
-        live = ctx.facts[target.key].live_release(ctx.layout)
-        before = previous.get(target.key)
-        if (
-            ctx.kind == "deploy"
-            and new
-            and live == new
-            and before in ctx.facts[target.key].releases
-        ):
-            back[target.key] = before
-    if back:
-        from ferryman.pipeline.release import switch_all
-
-        await switch_all(ctx, back)
+    live_now: dict[str, str | None] = {}
     removed: dict[str, list[str]] = {}
 
-    async def tidy(target: Target) -> None:
-        live = back.get(target.key) or ctx.facts[target.key].live_release(ctx.layout)
+    async def one(target: Target) -> None:
+        facts = ctx.facts[target.key]
+        live = facts.live_release(ctx.layout)
+        before = previous.get(target.key)
+        if ctx.kind == "deploy" and new and live == new and before and before in facts.releases:
+            await ctx.remote(
+                target,
+                cmd.switch(ctx.layout, ctx.layout.release(before), ctx.deploy_id),
+                stage=STAGE,
+                shown=f"switch {ctx.layout.webroot} back -> {before}",
+            )
+            live = before
+            ctx.recorder.host(target.key, status="reverted")
+        live_now[target.key] = live
         await ctx.remote(target, cmd.remove_staging(ctx.layout, ctx.deploy_id), stage=STAGE)
-        if ctx.kind == "deploy" and new and live != new and new in ctx.facts[target.key].releases:
+        if ctx.kind == "deploy" and new and live != new and new in facts.releases:
             await ctx.remote(target, cmd.remove_releases(ctx.layout, [new]), stage=STAGE)
             removed[target.key] = [new]
 
     try:
-        await ctx.each_host(STAGE, tidy)
+        await ctx.each_host(STAGE, one)
     finally:
-        live_now = {
-            t.key: back.get(t.key) or ctx.facts[t.key].live_release(ctx.layout) for t in ctx.targets
-        }
         await asyncio.to_thread(
             deploys.set_live, ctx.db, ctx.project_id, ctx.env_name, ctx.deploy_id, live_now
         )

@@ -1,0 +1,94 @@
+"""A worker killed with SIGKILL mid-deploy on a real fleet: another worker takes the deploy
+over within the lease, puts every host back on a complete release, releases the lock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ferryman.services import deploy_views, deploys
+from tests.helpers import ADMIN, Repo, apply, deploy, live, project_config, release_dirs, unique
+
+pytestmark = pytest.mark.fleet
+LEASE = "4"
+
+
+def _worker(settings) -> subprocess.Popen[bytes]:
+    exe = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
+    env = {
+        **os.environ,
+        "FERRYMAN_HOME": str(settings.home),
+        "FERRYMAN_LOCK_LEASE": LEASE,
+        "FERRYMAN_WORKER_POLL": "0.1",
+    }
+    return subprocess.Popen([exe, "worker"], env=env, stderr=subprocess.DEVNULL)
+
+
+def _wait(predicate, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_a_killed_worker_s_deploy_is_recovered_by_another_and_hosts_go_back(
+    db, settings, git_host, targets, tmp_path
+):
+    repo = Repo(git_host, tmp_path, unique("kill"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    apply(db, project_config(repo.name, repo.url, targets))
+    first = deploy(db, settings, repo.name, "v1")
+    slow = {"post_release": "sleep 60\n"}
+    apply(db, project_config(repo.name, repo.url, targets, tasks=slow))
+    repo.commit({"index.html": "v2\n"}, tag="v2")
+    doomed = deploys.request_deploy(db, ADMIN, repo.name, "production", "v2")
+
+    victim = _worker(settings)
+    try:
+
+        def switched() -> bool:
+            release = deploy_views.get(db, doomed.id)["release"]
+            return bool(release) and all(live(h, repo.name) == release for h in targets)
+
+        _wait(switched, 60, "every host to switch to v2")
+        new_release = deploy_views.get(db, doomed.id)["release"]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        killed_at = time.monotonic()
+
+        rescuer = _worker(settings)
+        try:
+            _wait(
+                lambda: deploy_views.get(db, doomed.id)["status"] != "running",
+                float(LEASE) * 4 + 20,
+                "the deploy to be taken over",
+            )
+            took = time.monotonic() - killed_at
+        finally:
+            rescuer.send_signal(signal.SIGTERM)
+            rescuer.wait(30)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+
+    result = deploy_views.get(db, doomed.id)
+    assert result["status"] == "failed" and result["error"]["code"] == "worker_lost", result
+    assert took < float(LEASE) * 3 + 10
+    for host in targets:
+        assert live(host, repo.name) == first["release"]
+        assert release_dirs(host, repo.name) == [first["release"]]  # v2 removed, nothing partial
+    assert new_release not in {r for h in targets for r in release_dirs(h, repo.name)}
+    from ferryman.db.models import Lock
+
+    with db.read() as s:
+        assert s.query(Lock).count() == 0
+    apply(db, project_config(repo.name, repo.url, targets))
+    again = deploy(db, settings, repo.name, "v2")
+    assert again["status"] == "success", again["error"]
