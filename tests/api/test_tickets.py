@@ -210,3 +210,17 @@ def test_a_rollback_ticket_returns_every_host_to_the_release_before_the_ticket(
     assert finish(db, settings, data["deploy_id"])["status"] == "success"
     assert {read_live(h, repo.name, "index.html") for h in targets} == {"v1\n"}
     assert team.ok("lead", "GET", f"/tickets/{data['id']}")["status"] == "succeeded"
+
+
+def test_a_scheduled_ticket_can_be_queued_to_start_at_its_time(team, db, repo, targets):
+    from ferryman.services import deploys
+
+    _project(team, repo, targets)
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    ticket = _ticket(team, repo, "v1", not_before=later)
+    team.ok("lead", "POST", f"/tickets/{ticket['id']}/approve")
+    queued = team.ok("dev", "POST", f"/tickets/{ticket['id']}/deploy", {"schedule": True})
+    assert queued["status"] == "queued"
+    waiting = team.ok("dev", "GET", f"/deploys/{queued['deploy_id']}")
+    assert waiting["status"] == "queued" and waiting["not_before"].startswith(later[:16])
+    assert deploys.claim_next(db, "w") is None  # not before its time

@@ -33,6 +33,14 @@ class DeployBody(_Body):
     env: str = Field(min_length=1, max_length=64)
     ref: str = Field(min_length=1, max_length=200)
     hosts: list[str] | None = Field(default=None, max_length=5000)
+    not_before: datetime | None = Field(default=None, description="start no earlier (UTC)")
+
+
+class TicketDeployBody(_Body):
+    schedule: bool = Field(
+        default=False,
+        description="queue now to start at the ticket's not_before (instead of refusing)",
+    )
 
 
 class RollbackBody(_Body):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -260,10 +261,15 @@ def deploy(
     env: Annotated[str, typer.Option("--env", help="Environment name.")],
     ref: Annotated[str, typer.Option("--ref", help="Branch, tag or commit (svn: path[@rev]).")],
     hosts: Annotated[str | None, typer.Option(help="Only these hosts, comma-separated.")] = None,
+    at: Annotated[
+        datetime | None, typer.Option("--at", help="Start no earlier than this (UTC).")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow until it ends.")] = False,
 ) -> None:
     """Queue a deploy of REF to every host of PROJECT's ENV (or --hosts)."""
     body: dict[str, Any] = {"env": env, "ref": ref}
+    if at:
+        body["not_before"] = at.isoformat()
     if hosts:
         body["hosts"] = [h.strip() for h in hosts.split(",") if h.strip()]
     client = Client()
@@ -305,6 +311,14 @@ def releases(
     for row in data["hosts"]:
         table.add_row(row["host"], row["live"] or "-", str(len(row["releases"])))
     console.print(table)
+
+
+@app.command()
+def cancel(deploy_id: int, reason: Annotated[str, typer.Option("--reason")] = "") -> None:
+    """Stop a deploy: a queued one never starts, a running one stops at its next safe point."""
+    data = Client().post(f"/deploys/{deploy_id}/cancel", {"reason": reason})
+    state = "cancelled" if data["status"] == "cancelled" else "stopping at the next safe point"
+    console.print(f"{data['kind']} #{deploy_id}: {state}")
 
 
 @app.command()

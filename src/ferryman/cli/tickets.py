@@ -119,10 +119,16 @@ def ticket_reject(ticket_id: int, reason: Annotated[str, typer.Option("--reason"
 
 
 @ticket_app.command("deploy")
-def ticket_deploy(ticket_id: int, wait: WaitOpt = False) -> None:
-    """Start an approved ticket."""
+def ticket_deploy(
+    ticket_id: int,
+    scheduled: Annotated[
+        bool, typer.Option("--scheduled", help="Queue it now to start at its time.")
+    ] = False,
+    wait: WaitOpt = False,
+) -> None:
+    """Start an approved ticket (or, with --scheduled, queue it for its start time)."""
     client = Client()
-    data = client.post(f"/tickets/{ticket_id}/deploy")
+    data = client.post(f"/tickets/{ticket_id}/deploy", {"schedule": scheduled})
     console.print(f"ticket #{ticket_id} queued as deploy #{data['deploy_id']}")
     if wait:
         raise typer.Exit(follow(client, data["deploy_id"], console))

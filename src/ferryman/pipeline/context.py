@@ -61,6 +61,7 @@ class Context:
     prelink_task: asyncio.Task[None] | None = None
     cancel_reason: str = ""  # set (by the runner's watcher) when someone asks to stop
     undoing: bool = False  # undo runs to its end, cancel or not
+    committed: bool = False  # every host switched and post_release done: too late to cancel
     env_variables: dict[str, str] = field(default_factory=dict)  # the space environment's
     resolved: Resolved | None = None
     release: str = ""
@@ -177,7 +178,7 @@ class Context:
     def checkpoint(self) -> None:
         """A safe point: stop here if the deploy was asked to (the runner then undoes what
         was done, by the same rules as a failure)."""
-        if self.cancel_reason and not self.undoing:
+        if self.cancel_reason and not (self.undoing or self.committed):
             raise Cancelled(self.cancel_reason)
 
     async def each_host(

@@ -67,6 +67,7 @@ async def _deploy(ctx: Context) -> None:
             await transfer.run(ctx)
         ctx.checkpoint()
         await release.run(ctx)
+        ctx.committed = True
     except BaseException:
         await _undo(ctx)
         raise

@@ -98,6 +98,8 @@ def describe(deploy: Deploy, project_name: str) -> dict[str, Any]:
         "status": deploy.status,
         "requested_by": deploy.requested_by_name,
         "ticket_id": deploy.ticket_id,
+        "queue": deploy.queue,
+        "not_before": deploy.not_before.isoformat() if deploy.not_before else None,
         "hosts_selected": deploy.hosts,
         "stages": deploy.stages,
         "error": deploy.error,

@@ -95,9 +95,11 @@ def create_deploy(
     target_release: str = "",
     hosts: Sequence[str] | None = None,
     ticket_id: int | None = None,
+    not_before: datetime | None = None,
 ) -> Deploy:
     """Queue a deploy or rollback (the caller has authorised it). The config is snapshotted
-    with servers and labels expanded, so the worker runs exactly what was asked."""
+    with servers and labels expanded, so the worker runs exactly what was asked; with
+    ``not_before`` no worker claims it before that time."""
     from ferryman.services.projects import effective_config
 
     config = effective_config(s, project)
@@ -121,6 +123,7 @@ def create_deploy(
         target_release=target_release,
         hosts=chosen,
         ticket_id=ticket_id,
+        not_before=not_before,
         variables=dict(variables),
         requested_by=actor.id,
         requested_by_name=actor.username,
@@ -141,6 +144,7 @@ def create_deploy(
         to=target_release or None,
         hosts=chosen,
         ticket_id=ticket_id,
+        not_before=not_before.isoformat() if not_before else None,
     )
     return deploy
 
@@ -152,8 +156,10 @@ def request_deploy(
     env: str,
     ref: str,
     hosts: Sequence[str] | None = None,
+    not_before: datetime | None = None,
 ) -> Deploy:
-    """A deploy without a ticket: only where the environment needs no approval."""
+    """A deploy without a ticket: only where the environment needs no approval. With
+    ``not_before`` it waits in the queue until then (a scheduled deploy)."""
     from ferryman.services.projects import find_project
 
     validate.ref(ref)
@@ -165,7 +171,9 @@ def request_deploy(
                 f"(`ferryman ticket create {project.name} --env {env} --ref {ref}`)",
                 env=env,
             )
-        return create_deploy(s, actor, project, env, kind="deploy", ref=ref, hosts=hosts)
+        return create_deploy(
+            s, actor, project, env, kind="deploy", ref=ref, hosts=hosts, not_before=not_before
+        )
 
 
 def request_rollback(

@@ -186,12 +186,16 @@ def reject_ticket(db: Database, actor: Actor, ticket_id: int, reason: str) -> di
         return ticket_dict(ticket, project)
 
 
-def _queue(s: Session, actor: Actor, ticket: Ticket, project: Project) -> Deploy:
-    if ticket.not_before is not None and utcnow() < ticket.not_before:
+def _queue(
+    s: Session, actor: Actor, ticket: Ticket, project: Project, schedule: bool = False
+) -> Deploy:
+    start = ticket.not_before
+    early = start is not None and utcnow() < start
+    if start is not None and early and not schedule:
         raise TooEarly(
-            f"ticket #{ticket.id} is scheduled for {ticket.not_before.isoformat()}; "
-            "it cannot start earlier",
-            not_before=ticket.not_before.isoformat(),
+            f"ticket #{ticket.id} is scheduled for {start.isoformat()}; "
+            "it cannot start earlier (deploy with schedule to queue it for then)",
+            not_before=start.isoformat(),
         )
     _move(s, ticket, states.QUEUED)
     if ticket.kind == "rollback":
@@ -215,16 +219,20 @@ def _queue(s: Session, actor: Actor, ticket: Ticket, project: Project) -> Deploy
             commit=ticket.commit,
             hosts=ticket.hosts,
             ticket_id=ticket.id,
+            not_before=start if early else None,
         )
     ticket.deploy_id = deploy.id
     return deploy
 
 
-def deploy_ticket(db: Database, actor: Actor, ticket_id: int) -> dict[str, Any]:
-    """Queue the deploy of an approved ticket (its pinned commit, its hosts)."""
+def deploy_ticket(
+    db: Database, actor: Actor, ticket_id: int, schedule: bool = False
+) -> dict[str, Any]:
+    """Queue the deploy of an approved ticket (its pinned commit, its hosts). Before its
+    ``not_before`` this is refused, unless ``schedule``: then it is queued to start then."""
     with db.transaction() as s:
         ticket, project = _load(s, actor, ticket_id, "ticket.deploy")
-        deploy = _queue(s, actor, ticket, project)
+        deploy = _queue(s, actor, ticket, project, schedule)
         _audit(s, actor, "ticket.deploy", ticket, deploy_id=deploy.id)
         return ticket_dict(ticket, project)
 

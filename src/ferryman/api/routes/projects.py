@@ -150,7 +150,9 @@ def request_deploy(
 ) -> dict[str, Any]:
     """Deploy without a ticket; refused (``approval_required``) where the environment needs
     approval."""
-    deploy = deploys.request_deploy(db, actor, project, body.env, body.ref, body.hosts)
+    deploy = deploys.request_deploy(
+        db, actor, project, body.env, body.ref, body.hosts, body.not_before
+    )
     wake_worker(request)
     return deploy_views.get(db, deploy.id)
 

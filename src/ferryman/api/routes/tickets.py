@@ -8,7 +8,13 @@ from fastapi import APIRouter, Query, Request
 
 from ferryman.api.deps import DB, CurrentActor, SettingsDep, perm
 from ferryman.api.routes.projects import wake_worker
-from ferryman.api.schemas import CommentBody, ReasonBody, TicketBody, TicketRollbackBody
+from ferryman.api.schemas import (
+    CommentBody,
+    ReasonBody,
+    TicketBody,
+    TicketDeployBody,
+    TicketRollbackBody,
+)
 from ferryman.services import tickets
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -81,9 +87,16 @@ def reject(ticket_id: int, body: ReasonBody, db: DB, actor: CurrentActor) -> dic
 
 
 @router.post("/{ticket_id}/deploy", openapi_extra=perm("ticket.deploy"))
-def deploy(ticket_id: int, db: DB, actor: CurrentActor, request: Request) -> dict[str, Any]:
-    """Queue an approved ticket (refused before its ``not_before``)."""
-    result = tickets.deploy_ticket(db, actor, ticket_id)
+def deploy(
+    ticket_id: int,
+    db: DB,
+    actor: CurrentActor,
+    request: Request,
+    body: TicketDeployBody | None = None,
+) -> dict[str, Any]:
+    """Queue an approved ticket. Before its ``not_before`` this is refused (``too_early``)
+    unless ``{"schedule": true}``: then a worker starts it at that time."""
+    result = tickets.deploy_ticket(db, actor, ticket_id, bool(body and body.schedule))
     wake_worker(request)
     return result
 
