@@ -60,3 +60,46 @@ def test_environment_variables_reach_every_task_and_cannot_shadow_ferrymans_own(
 
     with pytest.raises(ValidationError, match="reserved"):
         inventory.update_environment(db, SYSTEM, env["id"], variables={"COMMIT": "x"})
+
+
+def test_secret_variables_reach_tasks_but_never_logs_records_errors_or_the_api(
+    db, settings, git_host, targets, tmp_path
+):
+    from ferryman.services import deploy_views
+
+    secret = "s3cr3t-Pa55w0rd!"
+    env = next(
+        e for e in inventory.list_environments(db, SYSTEM, "default") if e["name"] == "production"
+    )
+    inventory.update_environment(
+        db,
+        SYSTEM,
+        env["id"],
+        variables={"DB_PASSWORD": secret, "MODE": "fast"},
+        secrets=["DB_PASSWORD"],
+    )
+    shown = inventory.get_environment(db, SYSTEM, env["id"])
+    assert shown["variables"] == {"DB_PASSWORD": "***", "MODE": "fast"}
+    # a form sending the masked value back keeps the real one
+    inventory.update_environment(
+        db, SYSTEM, env["id"], variables={"DB_PASSWORD": "***", "MODE": "slow"}
+    )
+    repo = Repo(git_host, tmp_path, unique("secret"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    tasks = {
+        "post_deploy": 'echo "building with $DB_PASSWORD"\n',
+        "pre_release": 'echo "$DB_PASSWORD" > /srv/secret.out\necho "pw={DB_PASSWORD}" >&2\n',
+        "post_release": 'echo "failing with $DB_PASSWORD" >&2\nexit 3\n',
+    }
+    apply(db, project_config(repo.name, repo.url, targets[:2], tasks=tasks))
+    result = deploy(db, settings, repo.name, "v1")
+    assert result["status"] == "failed"
+    for host in targets[:2]:
+        assert host.path("/srv/secret.out").read_text() == secret + "\n"  # tasks get it
+    stored = " ".join(
+        [line["text"] for line in deploy_views.logs_after(db, result["id"], 0, 5000)]
+        + [s["command"] + s["output"] for s in deploy_views.steps_of(db, result["id"])]
+        + [repr(result["error"])]
+    )
+    assert secret not in stored
+    assert "building with ***" in stored and "failing with ***" in stored

@@ -98,12 +98,14 @@ class EnvironmentBody(_Body):
     name: str = Field(min_length=1, max_length=64)
     description: str = Field(default="", max_length=500)
     variables: dict[str, str] = Field(default_factory=dict, max_length=200)
+    secrets: list[str] = Field(default_factory=list, max_length=200, description="masked names")
     requires_approval: bool = False
 
 
 class EnvironmentUpdateBody(_Body):
     description: str | None = Field(default=None, max_length=500)
     variables: dict[str, str] | None = Field(default=None, max_length=200)
+    secrets: list[str] | None = Field(default=None, max_length=200)
     requires_approval: bool | None = None
 
 

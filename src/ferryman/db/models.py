@@ -149,6 +149,7 @@ class Environment(Base):
     name: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(String(500), default="")
     variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    secrets: Mapped[list[str]] = mapped_column(JSON, default=list)  # names masked everywhere
     requires_approval: Mapped[bool] = mapped_column(Boolean, default=False)
     __table_args__ = (UniqueConstraint("space_id", "name"),)
 
@@ -235,6 +236,7 @@ class Deploy(Base):
     hosts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # subset, or all
     ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # the environment's
+    secret_names: Mapped[list[str]] = mapped_column(JSON, default=list)  # of those, masked
     queue: Mapped[str] = mapped_column(String(64), default="default")  # workers pick queues
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     cancel_reason: Mapped[str] = mapped_column(String(500), default="")  # set: stop it

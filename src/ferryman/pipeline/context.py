@@ -241,6 +241,7 @@ def new_context(
     hosts: list[str] | None = None,
     pinned_commit: str = "",
     env_variables: dict[str, str] | None = None,
+    secret_names: list[str] | None = None,
 ) -> Context:
     """A context for one project environment: its hosts (all, or the chosen subset), its
     layout, and an executor using the environment's key and known_hosts or the server's."""
@@ -251,6 +252,8 @@ def new_context(
         for h in env.hosts
         if not chosen or h.key in chosen
     ]
+    variables = dict(env_variables or {})
+    secrets = [variables[name] for name in secret_names or [] if name in variables]
     layout = Layout(
         webroot=env.webroot,
         releases=env.releases,
@@ -273,11 +276,11 @@ def new_context(
         requested_by=requested_by,
         settings=settings,
         db=db,
-        recorder=Recorder(db, deploy_id),
+        recorder=Recorder(db, deploy_id, secrets),
         executor=executor,
         targets=targets,
         layout=layout,
         workspace=settings.workspaces / f"deploy-{deploy_id}",
         pinned_commit=pinned_commit,
-        env_variables=dict(env_variables or {}),
+        env_variables=variables,
     )

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from ferryman.db.models import utcnow
 from ferryman.db.session import Database
+from ferryman.domain.masking import Masker
 from ferryman.services import deploys
 from ferryman.services.deploys import LogRecord, StepRecord
 
@@ -23,9 +24,10 @@ log = logging.getLogger(__name__)
 
 
 class Recorder:
-    def __init__(self, db: Database, deploy_id: int) -> None:
+    def __init__(self, db: Database, deploy_id: int, secrets: Iterable[str] = ()) -> None:
         self.db = db
         self.deploy_id = deploy_id
+        self.mask = Masker(secrets)  # secret values never reach the database
         self._lines: list[LogRecord] = []
         self._steps: list[StepRecord] = []
         self._hosts: dict[str, dict[str, str]] = {}
@@ -37,7 +39,9 @@ class Recorder:
     # --- facts -----------------------------------------------------------------------------
 
     def log(self, text: str, *, host: str = "", stage: str = "", stream: str = "") -> None:
-        self._lines.append(LogRecord(host=host, stage=stage, text=text, ts=utcnow(), stream=stream))
+        self._lines.append(
+            LogRecord(host=host, stage=stage, text=self.mask(text), ts=utcnow(), stream=stream)
+        )
 
     def step(
         self,
@@ -54,9 +58,9 @@ class Recorder:
             StepRecord(
                 host=host,
                 stage=stage,
-                command=command[:20000],
+                command=self.mask(command)[:20000],
                 exit_status=exit_status,
-                output=output,
+                output=self.mask(output),
                 started_at=wall_start,
                 duration=round(time.monotonic() - started, 3),
             )

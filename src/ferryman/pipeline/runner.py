@@ -18,6 +18,7 @@ from typing import Any
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
+from ferryman.domain.masking import Masker
 from ferryman.errors import Cancelled, FerrymanError, RemoteError
 from ferryman.pipeline import checkout, cleanup, prepare, release, rollback, tasks, transfer
 from ferryman.pipeline.context import Context, new_context
@@ -43,6 +44,7 @@ def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
         hosts=deploy.hosts,
         pinned_commit=deploy.commit,
         env_variables=deploy.variables,
+        secret_names=deploy.secret_names,
     )
 
 
@@ -107,6 +109,21 @@ def error_record(exc: BaseException) -> dict[str, Any]:
     return {"code": "internal", "message": f"{type(exc).__name__}: {exc}", "details": {}}
 
 
+def masked(record: dict[str, Any], mask: Masker) -> dict[str, Any]:
+    """The error record with secret values masked in every string it holds."""
+    if not mask:
+        return record
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, str):
+            out[key] = mask(value)
+        elif isinstance(value, dict):
+            out[key] = masked(value, mask)
+        else:
+            out[key] = value
+    return out
+
+
 async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: str) -> str:
     """Run a claimed deploy to its end; returns the final status."""
     ctx = await asyncio.to_thread(build_context, db, settings, deploy_id)
@@ -145,10 +162,10 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
         for target in ctx.targets:
             rec.host(target.key, status="success")
     except Cancelled as exc:
-        status, error = "cancelled", error_record(exc)
+        status, error = "cancelled", masked(error_record(exc), rec.mask)
         rec.log(f"CANCELLED: {exc.message}")
     except Exception as exc:
-        error = error_record(exc)
+        error = masked(error_record(exc), rec.mask)
         rec.log(f"FAILED: {error['message']}")
         if not isinstance(exc, FerrymanError):
             log.error("deploy %s crashed:\n%s", deploy_id, traceback.format_exc())

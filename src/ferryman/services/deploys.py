@@ -105,7 +105,8 @@ def create_deploy(
     config = effective_config(s, project)
     config.environment(env)
     chosen = select_hosts(config, env, hosts)
-    variables = space_environment(s, project, env).variables
+    environment = space_environment(s, project, env)
+    variables, secrets = environment.variables, environment.secrets or []
     _refuse_if_active(s, project, env)
     if (
         kind == "rollback"
@@ -125,6 +126,7 @@ def create_deploy(
         ticket_id=ticket_id,
         not_before=not_before,
         variables=dict(variables),
+        secret_names=[n for n in secrets if n in variables],
         requested_by=actor.id,
         requested_by_name=actor.username,
         config=dump_project(config),

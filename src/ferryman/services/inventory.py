@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ferryman.db.models import Environment, Project, Server, Space
 from ferryman.db.session import Database
 from ferryman.domain import validate
+from ferryman.domain.masking import MASK
 from ferryman.domain.variables import NAMES as RESERVED_VARIABLES
 from ferryman.errors import Conflict, NotFound, ValidationError
 from ferryman.services.audit import Actor, record
@@ -20,14 +21,24 @@ from ferryman.services.spaces import visible_space
 
 
 def environment_dict(env: Environment) -> dict[str, Any]:
+    """Secret variables are shown as ``***``; their values never leave the server."""
+    secret = set(env.secrets or [])
     return {
         "id": env.id,
         "space_id": env.space_id,
         "name": env.name,
         "description": env.description,
-        "variables": env.variables,
+        "variables": {k: MASK if k in secret else v for k, v in env.variables.items()},
+        "secrets": sorted(secret),
         "requires_approval": env.requires_approval,
     }
+
+
+def _check_secrets(variables: dict[str, str], secrets: list[str]) -> list[str]:
+    missing = [name for name in secrets if name not in variables]
+    if missing:
+        raise ValidationError(f"secrets: not variables of this environment: {', '.join(missing)}")
+    return sorted(set(secrets))
 
 
 def _environment(s: Session, actor: Actor, env_id: int, action: str) -> Environment:
@@ -73,10 +84,12 @@ def create_environment(
     *,
     description: str = "",
     variables: dict[str, str] | None = None,
+    secrets: list[str] | None = None,
     requires_approval: bool = False,
 ) -> dict[str, Any]:
     validate.name(name, "environment name")
     validate.variables(variables or {}, RESERVED_VARIABLES)
+    secret_names = _check_secrets(variables or {}, secrets or [])
     with db.transaction() as s:
         sp = visible_space(s, actor, space, "environment.manage")
         if space_environment(s, sp.id, name) is not None:
@@ -86,6 +99,7 @@ def create_environment(
             name=name,
             description=description,
             variables=variables or {},
+            secrets=secret_names,
             requires_approval=requires_approval,
         )
         s.add(env)
@@ -108,8 +122,10 @@ def update_environment(
     *,
     description: str | None = None,
     variables: dict[str, str] | None = None,
+    secrets: list[str] | None = None,
     requires_approval: bool | None = None,
 ) -> dict[str, Any]:
+    """Change fields given. A secret variable sent back as ``***`` keeps its stored value."""
     if variables is not None:
         validate.variables(variables, RESERVED_VARIABLES)
     with db.transaction() as s:
@@ -118,7 +134,15 @@ def update_environment(
         if description is not None:
             env.description = description
         if variables is not None:
-            env.variables = variables
+            old = env.variables
+            env.variables = {
+                k: old[k] if v == MASK and k in (env.secrets or []) and k in old else v
+                for k, v in variables.items()
+            }
+        if secrets is not None:
+            env.secrets = _check_secrets(env.variables, secrets)
+        elif variables is not None:  # a removed variable is no longer a secret
+            env.secrets = [n for n in env.secrets or [] if n in env.variables]
         if requires_approval is not None:
             env.requires_approval = requires_approval
         after = environment_dict(env)

@@ -93,6 +93,7 @@ def create_environment(body: EnvironmentBody, db: DB, actor: CurrentActor) -> di
         body.name,
         description=body.description,
         variables=body.variables,
+        secrets=body.secrets,
         requires_approval=body.requires_approval,
     )
 
