@@ -224,3 +224,20 @@ def test_a_scheduled_ticket_can_be_queued_to_start_at_its_time(team, db, repo, t
     waiting = team.ok("dev", "GET", f"/deploys/{queued['deploy_id']}")
     assert waiting["status"] == "queued" and waiting["not_before"].startswith(later[:16])
     assert deploys.claim_next(db, "w") is None  # not before its time
+
+
+def test_a_failed_ticket_is_retried_under_the_same_ticket(team, db, settings, repo, targets):
+    _project(team, repo, targets, tasks={"pre_release": "test -f /srv/go\n"})
+    ticket = _ticket(team, repo, "v1")
+    team.ok("lead", "POST", f"/tickets/{ticket['id']}/approve")
+    first = team.ok("dev", "POST", f"/tickets/{ticket['id']}/deploy")["deploy_id"]
+    assert finish(db, settings, first)["status"] == "failed"
+    assert team.ok("dev", "GET", f"/tickets/{ticket['id']}")["status"] == "failed"
+    for host in targets:
+        host.path("/srv/go").write_text("")
+    retried = team.call("dev", "POST", f"/deploys/{first}/retry")
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["ticket_id"] == ticket["id"]
+    assert finish(db, settings, retried.json()["id"])["status"] == "success"
+    assert team.ok("dev", "GET", f"/tickets/{ticket['id']}")["status"] == "succeeded"
+    assert {read_live(h, repo.name, "index.html") for h in targets} == {"v1\n"}

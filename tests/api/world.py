@@ -115,6 +115,12 @@ class World:
         actor = self.actors.get(by, SYSTEM)
         return deploys.request_deploy(self.db, actor, self.new_project(), "staging", "v1").id
 
+    def failed_deploy(self) -> int:
+        deploy_id = self.queued_deploy()
+        assert deploys.claim_next(self.db, "matrix") == deploy_id
+        deploys.finish(self.db, deploy_id, "failed", {"code": "x", "message": "broken"})
+        return deploy_id
+
     def new_member(self) -> str:
         name = fresh("member")
         users.create_user(self.db, name, PASSWORD)
@@ -421,6 +427,11 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", "/api/v1/deploys/{deploy_id}/log"): lambda w, r: (
         "GET",
         f"{P}/deploys/{w.queued_deploy()}/log?after=0",
+        None,
+    ),
+    ("POST", "/api/v1/deploys/{deploy_id}/retry"): lambda w, r: (
+        "POST",
+        f"{P}/deploys/{w.failed_deploy()}/retry",
         None,
     ),
     ("GET", "/api/v1/deploys/{deploy_id}/steps"): lambda w, r: (

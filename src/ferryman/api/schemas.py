@@ -158,3 +158,7 @@ class ReasonBody(_Body):
 class TicketRollbackBody(_Body):
     title: str = Field(default="", max_length=200)
     to: str | None = Field(default=None, max_length=255)
+
+
+class RetryBody(_Body):
+    failed_only: bool = False

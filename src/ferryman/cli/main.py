@@ -314,6 +314,22 @@ def releases(
 
 
 @app.command()
+def retry(
+    deploy_id: int,
+    failed_only: Annotated[
+        bool, typer.Option("--failed-only", help="Only the hosts that failed.")
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait")] = False,
+) -> None:
+    """Deploy a failed deploy's commit again, reusing its build (no checkout, no build)."""
+    client = Client()
+    data = client.post(f"/deploys/{deploy_id}/retry", {"failed_only": failed_only})
+    console.print(f"retry of #{deploy_id} queued as deploy #{data['id']}")
+    if wait:
+        raise typer.Exit(follow(client, data["id"], console))
+
+
+@app.command()
 def cancel(deploy_id: int, reason: Annotated[str, typer.Option("--reason")] = "") -> None:
     """Stop a deploy: a queued one never starts, a running one stops at its next safe point."""
     data = Client().post(f"/deploys/{deploy_id}/cancel", {"reason": reason})

@@ -37,6 +37,11 @@ class Settings:
     def repo_cache(self) -> Path:
         return self.home / "repos"
 
+    @property
+    def kept_builds(self) -> Path:
+        """Built trees of failed deploys, kept so a retry ships them without rebuilding."""
+        return self.home / "builds"
+
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)

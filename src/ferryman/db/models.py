@@ -241,6 +241,7 @@ class Deploy(Base):
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     cancel_reason: Mapped[str] = mapped_column(String(500), default="")  # set: stop it
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retry_of: Mapped[int | None] = mapped_column(Integer, nullable=True)  # reuses its build
     # queued → running → success | failed; queued → cancelled
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)

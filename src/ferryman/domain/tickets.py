@@ -3,6 +3,7 @@
     draft → pending_approval → approved | rejected
     approved → queued → running → succeeded | failed
     draft, pending_approval, approved, queued, running → cancelled
+    failed → queued (a retry ships the same approved commit again)
 
 A ticket whose environment needs no approval goes from draft straight to approved. A rollback
 ticket is created approved (only masters may create one) and queued at once.
@@ -23,7 +24,7 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 
 STATES = (DRAFT, PENDING, APPROVED, REJECTED, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
-FINAL = frozenset({REJECTED, SUCCEEDED, FAILED, CANCELLED})
+FINAL = frozenset({REJECTED, SUCCEEDED, CANCELLED})
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     DRAFT: frozenset({PENDING, APPROVED, CANCELLED}),
@@ -33,7 +34,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     QUEUED: frozenset({RUNNING, CANCELLED, FAILED}),
     RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED}),
     SUCCEEDED: frozenset(),
-    FAILED: frozenset(),
+    FAILED: frozenset({QUEUED}),  # a retry of its deploy
     CANCELLED: frozenset(),
 }
 

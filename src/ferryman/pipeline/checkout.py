@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from ferryman.domain.release import release_name
 from ferryman.errors import VcsError
+from ferryman.pipeline import builds
 from ferryman.pipeline.context import Context
 from ferryman.services import deploys
 from ferryman.vcs.base import Resolved, Vcs
 from ferryman.vcs.factory import open_repo
 
 STAGE = "checkout"
+REUSE = "reuse_build"
 
 
 def repo_for(ctx: Context) -> Vcs:
@@ -36,6 +39,20 @@ async def run(ctx: Context) -> None:
             stage=STAGE,
         )
         resolved = await repo.pin(resolved, ctx.pinned_commit)
+    await adopt(ctx, resolved)
+    await repo.export(resolved, ctx.tree)
+
+
+async def reuse_build(ctx: Context, tree: Path, resolved: Resolved) -> None:
+    """A retry: the failed deploy's built tree, exactly as it was shipped (no checkout, no
+    build)."""
+    await adopt(ctx, resolved)
+    ctx.recorder.log(f"reusing the build of deploy #{ctx.retry_of}", stage=REUSE)
+    await asyncio.to_thread(builds.reuse, tree, ctx.tree)
+
+
+async def adopt(ctx: Context, resolved: Resolved) -> None:
+    """Take ``resolved`` as what this deploy ships: name the release, record both."""
     ctx.resolved = resolved
     ctx.release = release_name(ctx.started, ctx.ref, resolved.commit)
     if any(ctx.release in facts.releases for facts in ctx.facts.values()):
@@ -48,4 +65,3 @@ async def run(ctx: Context) -> None:
         commit=resolved.commit,
         release_name=ctx.release,
     )
-    await repo.export(resolved, ctx.tree)

@@ -57,6 +57,7 @@ class Context:
     started: datetime = field(default_factory=utcnow)
     workspace: Path = Path()
     pinned_commit: str = ""  # an approved ticket's commit: deploy exactly this one
+    retry_of: int | None = None  # a retry ships that failed deploy's kept build
     prelinked: dict[str, str] = field(default_factory=dict)  # host -> base linked into staging
     prelink_task: asyncio.Task[None] | None = None
     cancel_reason: str = ""  # set (by the runner's watcher) when someone asks to stop
@@ -242,6 +243,7 @@ def new_context(
     pinned_commit: str = "",
     env_variables: dict[str, str] | None = None,
     secret_names: list[str] | None = None,
+    retry_of: int | None = None,
 ) -> Context:
     """A context for one project environment: its hosts (all, or the chosen subset), its
     layout, and an executor using the environment's key and known_hosts or the server's."""
@@ -282,5 +284,6 @@ def new_context(
         layout=layout,
         workspace=settings.workspaces / f"deploy-{deploy_id}",
         pinned_commit=pinned_commit,
+        retry_of=retry_of,
         env_variables=variables,
     )

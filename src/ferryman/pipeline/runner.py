@@ -20,7 +20,16 @@ from ferryman.config.settings import Settings
 from ferryman.db.session import Database
 from ferryman.domain.masking import Masker
 from ferryman.errors import Cancelled, FerrymanError, RemoteError
-from ferryman.pipeline import checkout, cleanup, prepare, release, rollback, tasks, transfer
+from ferryman.pipeline import (
+    builds,
+    checkout,
+    cleanup,
+    prepare,
+    release,
+    rollback,
+    tasks,
+    transfer,
+)
 from ferryman.pipeline.context import Context, new_context
 from ferryman.services import deploys, locks
 
@@ -45,6 +54,7 @@ def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
         pinned_commit=deploy.commit,
         env_variables=deploy.variables,
         secret_names=deploy.secret_names,
+        retry_of=deploy.retry_of,
     )
 
 
@@ -56,14 +66,21 @@ async def _deploy(ctx: Context) -> None:
     ctx.prelink_task = asyncio.create_task(transfer.prelink(ctx))
     try:
         ctx.checkpoint()
-        with rec.stage("pre_deploy", 0):
-            await tasks.local_task(ctx, "pre_deploy", cwd=ctx.workspace)
-        ctx.checkpoint()
-        with rec.stage(checkout.STAGE, 0):
-            await checkout.run(ctx)
-        ctx.checkpoint()
-        with rec.stage("post_deploy", 0):
-            await tasks.local_task(ctx, "post_deploy", cwd=ctx.tree)
+        kept = builds.find(ctx.settings, ctx.retry_of) if ctx.retry_of else None
+        if kept is not None:
+            with rec.stage(checkout.REUSE, 0):
+                await checkout.reuse_build(ctx, *kept)
+        else:
+            if ctx.retry_of:
+                rec.log(f"the build of deploy #{ctx.retry_of} is gone; building again")
+            with rec.stage("pre_deploy", 0):
+                await tasks.local_task(ctx, "pre_deploy", cwd=ctx.workspace)
+            ctx.checkpoint()
+            with rec.stage(checkout.STAGE, 0):
+                await checkout.run(ctx)
+            ctx.checkpoint()
+            with rec.stage("post_deploy", 0):
+                await tasks.local_task(ctx, "post_deploy", cwd=ctx.tree)
         ctx.checkpoint()
         with rec.stage(transfer.STAGE, len(ctx.targets)):
             await transfer.run(ctx)
@@ -107,6 +124,15 @@ def error_record(exc: BaseException) -> dict[str, Any]:
         data["message"] = str(exc) if isinstance(exc, RemoteError) else exc.message
         return data
     return {"code": "internal", "message": f"{type(exc).__name__}: {exc}", "details": {}}
+
+
+def _keep_build(ctx: Context, status: str) -> None:
+    """A failed deploy's build is kept for retries (the newest few, see ``builds.KEEP``)."""
+    try:
+        if status != "success" and ctx.kind == "deploy" and ctx.resolved is not None:
+            builds.keep(ctx.settings, ctx.deploy_id, ctx.tree, ctx.resolved)
+    except OSError:
+        log.warning("keeping the build of deploy %s failed", ctx.deploy_id, exc_info=True)
 
 
 def masked(record: dict[str, Any], mask: Masker) -> dict[str, Any]:
@@ -175,6 +201,7 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
             if task is not None:
                 task.cancel()
         await ctx.executor.close()
+        await asyncio.to_thread(_keep_build, ctx, status)
         await asyncio.to_thread(shutil.rmtree, ctx.workspace, True)
         if locked:
             await asyncio.to_thread(locks.release, db, key, owner=owner)

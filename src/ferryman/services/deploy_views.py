@@ -99,6 +99,7 @@ def describe(deploy: Deploy, project_name: str) -> dict[str, Any]:
         "requested_by": deploy.requested_by_name,
         "ticket_id": deploy.ticket_id,
         "queue": deploy.queue,
+        "retry_of": deploy.retry_of,
         "not_before": deploy.not_before.isoformat() if deploy.not_before else None,
         "hosts_selected": deploy.hosts,
         "stages": deploy.stages,

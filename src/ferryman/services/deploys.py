@@ -178,6 +178,71 @@ def request_deploy(
         )
 
 
+def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool = False) -> Deploy:
+    """Deploy a failed (or cancelled) deploy's commit again — to the same hosts, or only to
+    those that failed — shipping its kept build when it is still there. A ticket's deploy is
+    retried under the same ticket (its approval covers the same commit)."""
+    from ferryman.domain.tickets import QUEUED, check_transition
+    from ferryman.services.authz import require
+
+    with db.transaction() as s:
+        original = s.get(Deploy, deploy_id)
+        project = s.get(Project, original.project_id) if original else None
+        if original is None or project is None:
+            raise NotFound(f"no deploy #{deploy_id}")
+        ticket = s.get(Ticket, original.ticket_id) if original.ticket_id else None
+        if ticket is not None:
+            require(s, actor, "ticket.deploy", project=project, what=f"deploy #{deploy_id}")
+        else:
+            require(s, actor, "deploy.direct", project=project, what=f"deploy #{deploy_id}")
+            if space_environment(s, project, original.env).requires_approval:
+                raise ApprovalRequired(f"{original.env} requires approval: create a ticket")
+        if original.kind != "deploy" or original.status not in ("failed", "cancelled"):
+            raise Conflict(
+                f"deploy #{deploy_id} is a {original.kind} that is {original.status}; "
+                "only failed or cancelled deploys are retried"
+            )
+        hosts = original.hosts
+        if failed_only:
+            hosts = [
+                h.host
+                for h in s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy_id))
+                if h.status == "failed"
+            ]
+            if not hosts:
+                raise Conflict(f"no host failed in deploy #{deploy_id}")
+        if ticket is not None:
+            check_transition(ticket.id, ticket.status, QUEUED)
+            ticket.status = QUEUED
+            ticket.updated_at = utcnow()
+        deploy = create_deploy(
+            s,
+            actor,
+            project,
+            original.env,
+            kind="deploy",
+            ref=original.ref,
+            commit=original.commit,
+            hosts=hosts,
+            ticket_id=original.ticket_id,
+        )
+        deploy.retry_of = original.id
+        if ticket is not None:
+            ticket.deploy_id = deploy.id
+        record(
+            s,
+            actor,
+            "deploy.retry",
+            f"deploy:{deploy_id}",
+            space_id=project.space_id,
+            project_id=project.id,
+            retry=deploy.id,
+            failed_only=failed_only,
+            hosts=hosts,
+        )
+        return deploy
+
+
 def request_rollback(
     db: Database, actor: Actor, project_ref: int | str, env: str, to: str | None = None
 ) -> Deploy:

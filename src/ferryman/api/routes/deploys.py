@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from ferryman.api.deps import DB, CurrentActor, perm
-from ferryman.api.schemas import ReasonBody
+from ferryman.api.routes.projects import wake_worker
+from ferryman.api.schemas import ReasonBody, RetryBody
 from ferryman.services import deploy_views, deploys
 
 router = APIRouter(prefix="/deploys", tags=["deploys"])
@@ -56,6 +57,22 @@ def cancel_deploy(
     Your own deploys as a developer; anyone's as a master."""
     deploys.request_cancel(db, actor, deploy_id, body.reason if body else "")
     return deploy_views.get(db, deploy_id)
+
+
+@router.post("/{deploy_id}/retry", status_code=201, openapi_extra=perm("deploy.direct"))
+def retry_deploy(
+    deploy_id: int,
+    db: DB,
+    actor: CurrentActor,
+    request: Request,
+    body: RetryBody | None = None,
+) -> dict[str, Any]:
+    """Deploy a failed or cancelled deploy's commit again, reusing its build: to the same
+    hosts, or with ``failed_only`` to the hosts that failed. A ticket's deploy needs the
+    ticket permission and stays under that ticket."""
+    retry = deploys.request_retry(db, actor, deploy_id, bool(body and body.failed_only))
+    wake_worker(request)
+    return deploy_views.get(db, retry.id)
 
 
 @router.get("/{deploy_id}/steps", openapi_extra=perm("deploy.read"))

@@ -33,6 +33,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("lease_expires_at", ferryman.db.models.UTCDateTime(), nullable=True)
         )
+        batch_op.add_column(sa.Column("retry_of", sa.Integer(), nullable=True))
         batch_op.create_index("ix_deploys_claim", ["status", "queue", "id"], unique=False)
 
     # masked variables: names per environment, copied to each deploy
@@ -70,6 +71,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("deploys", schema=None) as batch_op:
         batch_op.drop_index("ix_deploys_claim")
+        batch_op.drop_column("retry_of")
         batch_op.drop_column("lease_expires_at")
         batch_op.drop_column("cancel_reason")
         batch_op.drop_column("not_before")
