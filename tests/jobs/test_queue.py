@@ -99,3 +99,21 @@ def test_a_job_whose_worker_stopped_heartbeating_is_taken_over_once(db_url: str)
     assert deploys.take_over_lost(db, "third", 30) == []
     assert not deploys.extend_lease(db, job, "dead", 30)  # no longer the dead one's
     db.dispose()
+
+
+def test_an_environment_s_queue_is_the_queue_of_its_deploys(db_url: str):
+    db = Database(db_url)
+    db.upgrade()
+    env = {
+        "hosts": ["127.0.0.1:1"],
+        "webroot": "/srv/www/r",
+        "releases": "/srv/releases/r",
+        "queue": "region-bj",
+    }
+    config = {"project": "r", "repo": "file:///nonexistent", "environments": {"staging": env}}
+    projects.apply_project(db, SYSTEM, parse_project(config))
+    deploy = deploys.request_deploy(db, SYSTEM, "r", "staging", "v1")
+    assert deploy.queue == "region-bj"
+    assert deploys.claim_next(db, "sh", ["default"]) is None
+    assert deploys.claim_next(db, "bj", ["region-bj"]) == deploy.id
+    db.dispose()

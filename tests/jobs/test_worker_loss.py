@@ -19,13 +19,14 @@ pytestmark = pytest.mark.fleet
 LEASE = "4"
 
 
-def _worker(settings) -> subprocess.Popen[bytes]:
+def _worker(settings, **extra: str) -> subprocess.Popen[bytes]:
     exe = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
     env = {
         **os.environ,
         "FERRYMAN_HOME": str(settings.home),
         "FERRYMAN_LOCK_LEASE": LEASE,
         "FERRYMAN_WORKER_POLL": "0.1",
+        **extra,
     }
     return subprocess.Popen([exe, "worker"], env=env, stderr=subprocess.DEVNULL)
 
@@ -92,3 +93,38 @@ def test_a_killed_worker_s_deploy_is_recovered_by_another_and_hosts_go_back(
     apply(db, project_config(repo.name, repo.url, targets))
     again = deploy(db, settings, repo.name, "v2")
     assert again["status"] == "success", again["error"]
+
+
+@pytest.mark.parametrize(("grace", "outcome"), [("30", "success"), ("0.5", "cancelled")])
+def test_sigterm_drains_a_worker_finishing_or_safely_stopping_its_deploy(
+    db, settings, git_host, targets, tmp_path, grace, outcome
+):
+    repo = Repo(git_host, tmp_path, unique("drain"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    apply(db, project_config(repo.name, repo.url, targets))
+    first = deploy(db, settings, repo.name, "v1")
+    apply(db, project_config(repo.name, repo.url, targets, tasks={"post_deploy": "sleep 2\n"}))
+    repo.commit({"index.html": "v2\n"}, tag="v2")
+    queued = deploys.request_deploy(db, ADMIN, repo.name, "production", "v2")
+    worker = _worker(settings, FERRYMAN_DRAIN_GRACE=grace)
+    try:
+        _wait(
+            lambda: any(
+                s["name"] == "post_deploy" and s["status"] == "running"
+                for s in deploy_views.get(db, queued.id)["stages"]
+            ),
+            30,
+            "the build to start",
+        )
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0  # it exits by itself once drained
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    result = deploy_views.get(db, queued.id)
+    assert result["status"] == outcome, result["error"]
+    expected = result["release"] if outcome == "success" else first["release"]
+    assert {live(h, repo.name) for h in targets} == {expected}
+    if outcome == "cancelled":
+        assert "shutting down" in result["error"]["message"]
+        assert all(release_dirs(h, repo.name) == [first["release"]] for h in targets)

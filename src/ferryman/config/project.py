@@ -91,6 +91,7 @@ class Environment(_Strict):
     parallel: int = Field(default=50, ge=1, le=1000)
     compress: bool = True
     post_release_on_revert: bool = False
+    queue: Name = "default"  # only workers taking this queue run its deploys
 
     @field_validator("user")
     @classmethod

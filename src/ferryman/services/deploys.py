@@ -125,6 +125,7 @@ def create_deploy(
         hosts=chosen,
         ticket_id=ticket_id,
         not_before=not_before,
+        queue=config.environment(env).queue,
         variables=dict(variables),
         secret_names=[n for n in secrets if n in variables],
         requested_by=actor.id,
