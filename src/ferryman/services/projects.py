@@ -10,7 +10,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ferryman.config.project import ProjectConfig, dump_project, parse_project
-from ferryman.db.models import Project, ProjectMember, Server, Space, User, utcnow
+from ferryman.db.models import (
+    Environment,
+    Project,
+    ProjectMember,
+    Server,
+    Space,
+    SpaceMember,
+    User,
+    utcnow,
+)
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
@@ -18,7 +27,7 @@ from ferryman.errors import ConfigError, Conflict, NotFound
 from ferryman.services import inventory
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import require, visible_space_ids
-from ferryman.services.spaces import load_space, visible_space
+from ferryman.services.spaces import find_user, load_space, visible_space
 
 
 def project_dict(project: Project, space: Space | None = None) -> dict[str, Any]:
@@ -89,9 +98,7 @@ def _check_against_space(s: Session, space: Space, config: ProjectConfig) -> Non
         raise ConfigError(f"project {config.project} does not fit space {space.name}", errors)
 
 
-def _space_envs(s: Session, space_id: int) -> list[Any]:
-    from ferryman.db.models import Environment
-
+def _space_envs(s: Session, space_id: int) -> list[Environment]:
     return list(s.scalars(select(Environment).where(Environment.space_id == space_id)))
 
 
@@ -302,9 +309,6 @@ def remove_project_member(db: Database, actor: Actor, ref: int | str, user_ref: 
 
 
 def _member_user(s: Session, project: Project, user_ref: int | str) -> User:
-    from ferryman.db.models import SpaceMember
-    from ferryman.services.spaces import find_user
-
     user = find_user(s, user_ref)
     if s.get(SpaceMember, (project.space_id, user.id)) is None:
         raise NotFound(f"{user.username} is not a member of the project's space")
