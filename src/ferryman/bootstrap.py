@@ -8,7 +8,10 @@ from pathlib import Path
 import asyncssh
 
 from ferryman.config.settings import Settings
+from ferryman.db.models import KeyValue
 from ferryman.db.session import Database
+from ferryman.errors import ConfigError
+from ferryman.secretbox import CANARY, SecretBox, load_key
 
 
 def ensure_ssh_key(settings: Settings) -> tuple[Path, bool]:
@@ -35,4 +38,17 @@ def prepare_home(settings: Settings) -> Database:
     settings.repo_cache.mkdir(exist_ok=True)
     db = Database(settings.database_url)
     db.upgrade()
+    attach_key(db, SecretBox(load_key(settings.home)))
     return db
+
+
+def attach_key(db: Database, box: SecretBox) -> None:
+    """Give ``db`` the key for secret values, after checking it is the key this database was
+    encrypted with (a canary sealed on first use): a wrong key is a clear error, not garbage."""
+    with db.transaction() as s:
+        canary = s.get(KeyValue, "key_check")
+        if canary is None:
+            s.add(KeyValue(key="key_check", value=box.seal(CANARY)))
+        elif box.open(canary.value) != CANARY:
+            raise ConfigError("the secret key does not match this database")
+    db.box = box

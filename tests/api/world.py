@@ -124,6 +124,13 @@ class World:
         deploys.finish(self.db, deploy_id, "failed", {"code": "x", "message": "broken"})
         return deploy_id
 
+    def new_secret(self) -> str:
+        from ferryman.services import secrets
+
+        name = fresh("SECRET_")
+        secrets.set_secret(self.db, SYSTEM, self.project_id, "staging", name, "s3cret-value")
+        return name
+
     def new_member(self) -> str:
         name = fresh("member")
         users.create_user(self.db, name, PASSWORD)
@@ -363,6 +370,26 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", "/api/v1/projects/{project}/envs/{env}/releases"): lambda w, r: (
         "GET",
         f"{P}/projects/{w.project_id}/envs/staging/releases",
+        None,
+    ),
+    ("GET", "/api/v1/projects/{project}/envs/{env}/secrets"): lambda w, r: (
+        "GET",
+        f"{P}/projects/{w.project_id}/envs/staging/secrets",
+        None,
+    ),
+    ("PUT", "/api/v1/projects/{project}/envs/{env}/secrets/{name}"): lambda w, r: (
+        "PUT",
+        f"{P}/projects/{w.project_id}/envs/staging/secrets/{fresh('KEY_')}",
+        {"value": "hunter2-hunter2"},
+    ),
+    ("GET", "/api/v1/projects/{project}/envs/{env}/secrets/{name}/value"): lambda w, r: (
+        "GET",
+        f"{P}/projects/{w.project_id}/envs/staging/secrets/{w.new_secret()}/value",
+        None,
+    ),
+    ("DELETE", "/api/v1/projects/{project}/envs/{env}/secrets/{name}"): lambda w, r: (
+        "DELETE",
+        f"{P}/projects/{w.project_id}/envs/staging/secrets/{w.new_secret()}",
         None,
     ),
     ("GET", "/api/v1/tickets"): _space_query("/tickets"),

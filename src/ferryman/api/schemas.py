@@ -162,3 +162,7 @@ class TicketRollbackBody(_Body):
 
 class RetryBody(_Body):
     failed_only: bool = False
+
+
+class SecretBody(_Body):
+    value: str = Field(max_length=64 * 1024)

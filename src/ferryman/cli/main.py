@@ -44,6 +44,7 @@ app.add_typer(teams.server_app, name="server")
 app.add_typer(teams.user_app, name="user")
 app.add_typer(teams.token_app, name="token")
 app.add_typer(tickets.ticket_app, name="ticket")
+app.add_typer(teams.secret_app, name="secret")
 app.command("audit")(tickets.audit)
 app.command("stats")(tickets.stats)
 console = Console()
@@ -183,6 +184,38 @@ def add_member(
     db = prepare_home(load_settings())
     spaces.set_member(db, SYSTEM, space, user, role)
     console.print(f"{escape(user)} is {role} in {escape(space)}")
+
+
+@admin.command("rotate-key")
+def rotate_key() -> None:
+    """Encrypt every secret with a new key (the old one stays readable until done), then
+    replace the key file (the old one is kept as secret.key.old). With FERRYMAN_SECRET_KEY,
+    prints the new key to put there instead."""
+    import os
+
+    from ferryman.bootstrap import prepare_home
+    from ferryman.secretbox import KEY_ENV, SecretBox, key_file, load_key, new_key
+    from ferryman.services.secrets import rotate_all
+
+    settings = load_settings()
+    db = prepare_home(settings)  # checks the current key against the database
+    old, fresh = load_key(settings.home), new_key()
+    db.box = SecretBox(fresh, old)
+    path = key_file(settings.home)
+    staged = path.with_suffix(".key.new")
+    if not os.environ.get(KEY_ENV):
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(fresh)
+    count = rotate_all(db)
+    if os.environ.get(KEY_ENV):
+        console.print(f"re-encrypted {count} values; set {KEY_ENV} to:", highlight=False)
+        console.print(fresh.decode(), highlight=False, soft_wrap=True)
+        return
+    if path.exists():
+        os.replace(path, path.with_suffix(".key.old"))
+    os.replace(staged, path)
+    console.print(f"re-encrypted {count} values; new key in {path}")
 
 
 # --- user side (REST clients) -------------------------------------------------------------

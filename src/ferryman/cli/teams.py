@@ -21,6 +21,11 @@ user_app = typer.Typer(
     help="Users (superusers manage them) and your password.", no_args_is_help=True
 )
 token_app = typer.Typer(help="Your personal API tokens.", no_args_is_help=True)
+secret_app = typer.Typer(
+    help="Secret variables of a project environment (values encrypted, write-only).",
+    no_args_is_help=True,
+)
+EnvOpt = Annotated[str, typer.Option("--env", help="Environment name.")]
 
 
 # --- spaces -----------------------------------------------------------------------------
@@ -237,3 +242,47 @@ def token_create(
 def token_revoke(token_id: int) -> None:
     Client().delete(f"/tokens/{token_id}")
     console.print(f"revoked token #{token_id}")
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+
+def _secrets(project: str, env: str) -> str:
+    return f"/projects/{project}/envs/{env}/secrets"
+
+
+@secret_app.command("set")
+def secret_set(
+    project: str,
+    name: str,
+    env: EnvOpt,
+    value: Annotated[
+        str | None, typer.Option(help="The value; without it, read from standard input.")
+    ] = None,
+) -> None:
+    """Set a secret (masters). Prefer stdin: a value on the command line lands in shell history."""
+    import sys
+
+    text = value if value is not None else sys.stdin.read().rstrip("\n")
+    Client().put(f"{_secrets(project, env)}/{name}", {"value": text})
+    console.print(f"secret {escape(name)} set for {escape(project)} {escape(env)}")
+
+
+@secret_app.command("list")
+def secret_list(project: str, env: EnvOpt, as_json: JsonOpt = False) -> None:
+    """Names only: values are never listed."""
+    rows = Client().get(_secrets(project, env))
+    show(rows, ["name", "value", "updated_by", "updated_at", "versions"], as_json)
+
+
+@secret_app.command("show")
+def secret_show(project: str, name: str, env: EnvOpt) -> None:
+    """Print a secret's value (masters; the read is audited)."""
+    data = Client().get(f"{_secrets(project, env)}/{name}/value")
+    console.print(data["value"], highlight=False, markup=False, soft_wrap=True)
+
+
+@secret_app.command("rm")
+def secret_rm(project: str, name: str, env: EnvOpt) -> None:
+    Client().delete(f"{_secrets(project, env)}/{name}")
+    console.print(f"secret {escape(name)} removed")

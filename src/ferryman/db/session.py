@@ -11,6 +11,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Session, sessionmaker
 
+from ferryman.secretbox import SecretBox
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -32,8 +34,9 @@ def rowcount(result: Result[Any]) -> int:
 class Database:
     """One engine and its session factory; ``transaction()`` is the unit of work."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, box: SecretBox | None = None) -> None:
         self.url = url
+        self._box = box
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -65,6 +68,19 @@ class Database:
         with self.engine.begin() as connection:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
+
+    @property
+    def box(self) -> SecretBox:
+        """The key that seals secret values (set by ``bootstrap.open_database``)."""
+        if self._box is None:
+            from ferryman.errors import ConfigError
+
+            raise ConfigError("this database was opened without the server's secret key")
+        return self._box
+
+    @box.setter
+    def box(self, box: SecretBox) -> None:
+        self._box = box
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -72,6 +72,8 @@ ACTIONS: dict[str, Rule] = {
     "project.read": Rule(R, False, "see projects, their config, releases and repository refs"),
     "project.manage": Rule(M, True, "create, change, copy or delete projects"),
     "project.detect": Rule(D, True, "run config detection against the hosts and repository"),
+    "secret.manage": Rule(M, True, "set or delete a project's secret variables"),
+    "secret.reveal": Rule(M, True, "read a secret's value (audited); others see only names"),
     "deploy.read": Rule(R, False, "see deploys, their logs and per-host steps"),
     "deploy.direct": Rule(D, True, "deploy without a ticket where no approval is required"),
     "deploy.rollback": Rule(M, True, "roll an environment back"),

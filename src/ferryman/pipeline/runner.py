@@ -31,6 +31,7 @@ from ferryman.pipeline import (
     transfer,
 )
 from ferryman.pipeline.context import Context, new_context
+from ferryman.secretbox import is_sealed
 from ferryman.services import deploys, locks
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ CANCEL_POLL = 1.0  # seconds between looks at the cancel flag
 
 def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
     deploy, project = deploys.load(db, deploy_id)
+    variables = {  # secret values are opened only here, in the worker's memory
+        k: db.box.open(v) if is_sealed(v) else v for k, v in deploy.variables.items()
+    }
     return new_context(
         db,
         settings,
@@ -52,7 +56,7 @@ def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
         requested_by=deploy.requested_by_name,
         hosts=deploy.hosts,
         pinned_commit=deploy.commit,
-        env_variables=deploy.variables,
+        env_variables=variables,
         secret_names=deploy.secret_names,
         retry_of=deploy.retry_of,
     )

@@ -105,8 +105,12 @@ def create_deploy(
     config = effective_config(s, project)
     config.environment(env)
     chosen = select_hosts(config, env, hosts)
+    from ferryman.services.secrets import sealed_for
+
     environment = space_environment(s, project, env)
-    variables, secrets = environment.variables, environment.secrets or []
+    project_secrets = sealed_for(s, project.id, env)  # encrypted; opened by the worker
+    variables = {**environment.variables, **project_secrets}
+    secrets = [*(environment.secrets or []), *project_secrets]
     _refuse_if_active(s, project, env)
     if (
         kind == "rollback"

@@ -13,6 +13,7 @@ from ferryman.domain import validate
 from ferryman.domain.masking import MASK
 from ferryman.domain.variables import NAMES as RESERVED_VARIABLES
 from ferryman.errors import Conflict, NotFound, ValidationError
+from ferryman.secretbox import is_sealed
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import require, visible_space_ids
 from ferryman.services.spaces import visible_space
@@ -31,6 +32,13 @@ def environment_dict(env: Environment) -> dict[str, Any]:
         "variables": {k: MASK if k in secret else v for k, v in env.variables.items()},
         "secrets": sorted(secret),
         "requires_approval": env.requires_approval,
+    }
+
+
+def _sealed(db: Database, variables: dict[str, str], secrets: list[str]) -> dict[str, str]:
+    """Secret values encrypted at rest; the others as they are."""
+    return {
+        k: db.box.seal(v) if k in secrets and not is_sealed(v) else v for k, v in variables.items()
     }
 
 
@@ -98,7 +106,7 @@ def create_environment(
             space_id=sp.id,
             name=name,
             description=description,
-            variables=variables or {},
+            variables=_sealed(db, variables or {}, secret_names),
             secrets=secret_names,
             requires_approval=requires_approval,
         )
@@ -143,6 +151,8 @@ def update_environment(
             env.secrets = _check_secrets(env.variables, secrets)
         elif variables is not None:  # a removed variable is no longer a secret
             env.secrets = [n for n in env.secrets or [] if n in env.variables]
+        plain = {k: db.box.open(v) if is_sealed(v) else v for k, v in env.variables.items()}
+        env.variables = _sealed(db, plain, env.secrets or [])
         if requires_approval is not None:
             env.requires_approval = requires_approval
         after = environment_dict(env)

@@ -7,8 +7,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ferryman.api.routes import access, console, deploys, projects, records, spaces, tickets
+from ferryman.api.routes import (
+    access,
+    console,
+    deploys,
+    projects,
+    records,
+    secrets,
+    spaces,
+    tickets,
+)
 
 router = APIRouter(prefix="/api/v1")
-for module in (access, spaces, projects, tickets, deploys, console, records):
+for module in (access, spaces, projects, secrets, tickets, deploys, console, records):
     router.include_router(module.router)
