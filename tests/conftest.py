@@ -14,7 +14,7 @@ import pytest
 from ferryman.bootstrap import attach_key
 from ferryman.config.settings import Settings, load_settings
 from ferryman.db.session import Database
-from ferryman.secretbox import SecretBox, new_key
+from ferryman.secretbox import SecretBox, load_key
 from ferryman.testing import databases
 from ferryman.testing.fleet import Fleet, FleetHost, add_host, start_fleet, start_svnserve
 
@@ -111,7 +111,7 @@ def db(settings: Settings) -> Iterator[Database]:
     approval flag is off here; ticket tests turn it back on."""
     database = Database(settings.database_url)
     database.upgrade()
-    attach_key(database, SecretBox(new_key()))
+    attach_key(database, SecretBox(load_key(settings.home)))  # the key file servers use too
     set_approval(database, "production", False)
     yield database
     database.dispose()
