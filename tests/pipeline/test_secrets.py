@@ -132,3 +132,17 @@ def test_key_rotation_keeps_secrets_and_a_wrong_key_stops_the_server(tmp_path: P
     (home / "secret.key").write_bytes(old_key)  # the wrong (old) key
     with pytest.raises(ConfigError, match="key"):
         prepare_home(settings)
+
+
+def test_a_deploy_that_needs_an_unset_secret_is_refused_naming_it(db):
+    from ferryman.services import deploys
+    from tests.helpers import ADMIN
+
+    config = project_config("needs", "file:///nonexistent", [], secrets=["DB_PASSWORD"])
+    config["environments"]["production"]["hosts"] = ["127.0.0.1:1"]
+    apply(db, config)
+    with pytest.raises(ConfigError, match="DB_PASSWORD") as refused:
+        deploys.request_deploy(db, ADMIN, "needs", "production", "v1")
+    assert refused.value.errors == ["environments/production/secrets: DB_PASSWORD is not set"]
+    secrets.set_secret(db, SYSTEM, "needs", "production", "DB_PASSWORD", VALUE)
+    assert deploys.request_deploy(db, ADMIN, "needs", "production", "v1").status == "queued"

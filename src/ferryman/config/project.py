@@ -92,6 +92,17 @@ class Environment(_Strict):
     compress: bool = True
     post_release_on_revert: bool = False
     queue: Name = "default"  # only workers taking this queue run its deploys
+    secrets: list[str] = Field(default_factory=list)  # names a deploy needs; values via the API
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            try:
+                validate.variables({name: "x"})
+            except ValidationError as exc:
+                raise PydanticCustomError("secret", exc.message) from None
+        return value
 
     @field_validator("user")
     @classmethod

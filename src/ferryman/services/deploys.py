@@ -26,7 +26,7 @@ from ferryman.db.models import (
 from ferryman.db.session import Database, rowcount
 from ferryman.domain import validate
 from ferryman.domain.tickets import FROM_DEPLOY
-from ferryman.errors import ApprovalRequired, Conflict, NotFound, ValidationError
+from ferryman.errors import ApprovalRequired, ConfigError, Conflict, NotFound, ValidationError
 from ferryman.services.audit import SYSTEM, Actor, record
 
 ACTIVE = ("queued", "running")
@@ -109,6 +109,17 @@ def create_deploy(
 
     environment = space_environment(s, project, env)
     project_secrets = sealed_for(s, project.id, env)  # encrypted; opened by the worker
+    missing = [
+        n
+        for n in config.environment(env).secrets
+        if n not in project_secrets and n not in space_environment(s, project, env).variables
+    ]
+    if missing:
+        raise ConfigError(
+            f"{project.name} {env} needs secrets that are not set: {', '.join(missing)} "
+            f"(`ferryman secret set {project.name} NAME --env {env}`)",
+            [f"environments/{env}/secrets: {n} is not set" for n in missing],
+        )
     variables = {**environment.variables, **project_secrets}
     secrets = [*(environment.secrets or []), *project_secrets]
     _refuse_if_active(s, project, env)
