@@ -33,7 +33,7 @@ from ferryman.config.settings import load_settings
 from ferryman.db.session import Database
 from ferryman.pipeline.runner import run_deploy
 from ferryman.remote.executor import Executor, Target, fan_out
-from ferryman.services import deploy_views, deploys, projects
+from ferryman.services import deploy_views, deploys, projects, queue
 from ferryman.services.audit import Actor
 from ferryman.testing.fleet import add_host, start_fleet
 
@@ -263,7 +263,7 @@ def main() -> None:
                 d = deploys.request_rollback(db, ACTOR, "bench", ENV, None)
             else:
                 d = deploys.request_deploy(db, ACTOR, "bench", ENV, "master")
-            assert deploys.claim_next(db, "bench") == d.id
+            assert queue.claim_next(db, "bench") == d.id
             asyncio.run(run_deploy(db, settings, d.id, "bench"))
             result = deploy_views.get(db, d.id)
             assert result["status"] == "success", result["error"]

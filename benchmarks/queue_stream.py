@@ -37,7 +37,7 @@ from ferryman.config.project import parse_project
 from ferryman.db.models import Deploy
 from ferryman.db.session import Database
 from ferryman.pipeline.recorder import Recorder
-from ferryman.services import deploys, projects, users
+from ferryman.services import deploys, projects, queue, users
 from ferryman.services.audit import SYSTEM
 from ferryman.services.stats import percentile
 from ferryman.testing import databases
@@ -70,7 +70,7 @@ def _claimer(url: str, name: str, out: multiprocessing.Queue) -> None:  # type: 
     db = Database(url)
     ran = []
     while True:
-        deploy_id = deploys.claim_next(db, name)
+        deploy_id = queue.claim_next(db, name)
         if deploy_id is None:
             break
         deploys.finish(db, deploy_id, "success", None)

@@ -12,7 +12,7 @@ from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
 from ferryman.pipeline.runner import run_deploy
-from ferryman.services import deploy_views, deploys, projects, users
+from ferryman.services import deploy_views, deploys, projects, queue, users
 from ferryman.services.audit import Actor
 from ferryman.testing.fleet import Fleet, FleetHost
 
@@ -106,7 +106,7 @@ def rollback(
 
 
 def finish(db: Database, settings: Settings, deploy_id: int) -> dict[str, Any]:
-    assert deploys.claim_next(db, "test-worker") == deploy_id
+    assert queue.claim_next(db, "test-worker") == deploy_id
     asyncio.run(run_deploy(db, settings, deploy_id, "test-worker"))
     return deploy_views.get(db, deploy_id)
 

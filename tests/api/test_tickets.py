@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ferryman.api.app import create_app
-from ferryman.services import spaces, users
+from ferryman.services import queue, spaces, users
 from ferryman.services.audit import SYSTEM
 from tests.conftest import set_approval
 from tests.helpers import Repo, finish, project_config, read_live, unique
@@ -181,9 +181,8 @@ def test_cancelling_a_queued_ticket_drops_its_deploy_before_any_host_is_touched(
     cancelled = team.ok("dev", "POST", f"/tickets/{ticket['id']}/cancel", {"reason": "oops"})
     assert cancelled["status"] == "cancelled"
     assert team.ok("dev", "GET", f"/deploys/{queued['deploy_id']}")["status"] == "cancelled"
-    from ferryman.services import deploys
 
-    assert deploys.claim_next(db, "w") is None
+    assert queue.claim_next(db, "w") is None
     assert all(not h.path(f"/srv/www/{repo.name}").exists() for h in targets)
 
 
@@ -213,7 +212,6 @@ def test_a_rollback_ticket_returns_every_host_to_the_release_before_the_ticket(
 
 
 def test_a_scheduled_ticket_can_be_queued_to_start_at_its_time(team, db, repo, targets):
-    from ferryman.services import deploys
 
     _project(team, repo, targets)
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
@@ -223,7 +221,7 @@ def test_a_scheduled_ticket_can_be_queued_to_start_at_its_time(team, db, repo, t
     assert queued["status"] == "queued"
     waiting = team.ok("dev", "GET", f"/deploys/{queued['deploy_id']}")
     assert waiting["status"] == "queued" and waiting["not_before"].startswith(later[:16])
-    assert deploys.claim_next(db, "w") is None  # not before its time
+    assert queue.claim_next(db, "w") is None  # not before its time
 
 
 def test_a_failed_ticket_is_retried_under_the_same_ticket(team, db, settings, repo, targets):

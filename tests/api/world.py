@@ -19,7 +19,7 @@ from ferryman.bootstrap import ensure_ssh_key, prepare_home
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings, load_settings
 from ferryman.db.session import Database
-from ferryman.services import deploys, inventory, projects, spaces, tickets, users
+from ferryman.services import deploys, inventory, projects, queue, spaces, tickets, users
 from ferryman.services.audit import SYSTEM, Actor
 
 PASSWORD = "correct horse battery"
@@ -101,7 +101,7 @@ class World:
             },
         )
         deploys.set_live(self.db, project.id, "staging", deploy.id, {"127.0.0.1:1": "rel"})
-        assert deploys.claim_next(self.db, "matrix") is not None
+        assert queue.claim_next(self.db, "matrix") is not None
         deploys.finish(self.db, deploy.id, "success", None)
         return ticket_id
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from ferryman.config.project import parse_project
 from ferryman.db.models import Deploy, utcnow
 from ferryman.db.session import Database
-from ferryman.services import deploys, projects
+from ferryman.services import deploys, projects, queue
 from ferryman.services.audit import SYSTEM
 
 ROOT = Path(__file__).parents[2]
@@ -77,12 +77,12 @@ def test_a_scheduled_job_is_claimed_only_from_its_time_and_queues_route_jobs(db_
     db.upgrade()
     [later] = _queue_jobs(db, 1, not_before=utcnow() + timedelta(hours=1))
     [beijing] = _queue_jobs(db, 1, queue="region-bj")
-    assert deploys.claim_next(db, "w-sh", ["region-sh"]) is None
-    assert deploys.claim_next(db, "w-bj", ["region-bj"]) == beijing
-    assert deploys.claim_next(db, "w-any") is None  # the other one is not due yet
+    assert queue.claim_next(db, "w-sh", ["region-sh"]) is None
+    assert queue.claim_next(db, "w-bj", ["region-bj"]) == beijing
+    assert queue.claim_next(db, "w-any") is None  # the other one is not due yet
     with db.transaction() as s:
         s.get(Deploy, later).not_before = utcnow() - timedelta(seconds=1)
-    assert deploys.claim_next(db, "w-any") == later
+    assert queue.claim_next(db, "w-any") == later
     db.dispose()
 
 
@@ -90,14 +90,14 @@ def test_a_job_whose_worker_stopped_heartbeating_is_taken_over_once(db_url: str)
     db = Database(db_url)
     db.upgrade()
     [job] = _queue_jobs(db, 1)
-    assert deploys.claim_next(db, "dead", lease=30) == job
-    assert deploys.take_over_lost(db, "alive", 30) == []  # its lease still runs
-    assert deploys.extend_lease(db, job, "dead", 30)
+    assert queue.claim_next(db, "dead", lease=30) == job
+    assert queue.take_over_lost(db, "alive", 30) == []  # its lease still runs
+    assert queue.extend_lease(db, job, "dead", 30)
     with db.transaction() as s:
         s.get(Deploy, job).lease_expires_at = utcnow() - timedelta(seconds=1)
-    assert deploys.take_over_lost(db, "alive", 30) == [job]
-    assert deploys.take_over_lost(db, "third", 30) == []
-    assert not deploys.extend_lease(db, job, "dead", 30)  # no longer the dead one's
+    assert queue.take_over_lost(db, "alive", 30) == [job]
+    assert queue.take_over_lost(db, "third", 30) == []
+    assert not queue.extend_lease(db, job, "dead", 30)  # no longer the dead one's
     db.dispose()
 
 
@@ -114,6 +114,6 @@ def test_an_environment_s_queue_is_the_queue_of_its_deploys(db_url: str):
     projects.apply_project(db, SYSTEM, parse_project(config))
     deploy = deploys.request_deploy(db, SYSTEM, "r", "staging", "v1")
     assert deploy.queue == "region-bj"
-    assert deploys.claim_next(db, "sh", ["default"]) is None
-    assert deploys.claim_next(db, "bj", ["region-bj"]) == deploy.id
+    assert queue.claim_next(db, "sh", ["default"]) is None
+    assert queue.claim_next(db, "bj", ["region-bj"]) == deploy.id
     db.dispose()

@@ -24,7 +24,7 @@ from ferryman.config.settings import Settings
 from ferryman.db.session import Database
 from ferryman.pipeline.recover import recover
 from ferryman.pipeline.runner import run_deploy
-from ferryman.services import deploys
+from ferryman.services import queue
 
 log = logging.getLogger(__name__)
 Runner = Callable[[Database, Settings, int, str], Awaitable[str]]
@@ -70,7 +70,7 @@ class Worker:
             deploy_id = None
             try:
                 deploy_id = await asyncio.to_thread(
-                    deploys.claim_next,
+                    queue.claim_next,
                     self.db,
                     self.name,
                     self.queues,
@@ -110,7 +110,7 @@ class Worker:
         """Take over deploys whose worker is gone and put their hosts in order."""
         try:
             lost = await asyncio.to_thread(
-                deploys.take_over_lost, self.db, self.name, self.settings.lock_lease_seconds
+                queue.take_over_lost, self.db, self.name, self.settings.lock_lease_seconds
             )
         except Exception:
             log.exception("looking for lost deploys failed")
@@ -134,7 +134,7 @@ class Worker:
         if pending:
             for deploy_id in list(self._running):
                 await asyncio.to_thread(
-                    deploys.interrupt, self.db, deploy_id, f"worker {self.name} is shutting down"
+                    queue.interrupt, self.db, deploy_id, f"worker {self.name} is shutting down"
                 )
             await asyncio.wait(pending)
 

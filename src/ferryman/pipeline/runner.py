@@ -32,7 +32,7 @@ from ferryman.pipeline import (
 )
 from ferryman.pipeline.context import Context, new_context
 from ferryman.secretbox import is_sealed
-from ferryman.services import deploys, locks
+from ferryman.services import deploys, locks, queue
 
 log = logging.getLogger(__name__)
 CANCEL_POLL = 1.0  # seconds between looks at the cancel flag
@@ -226,7 +226,7 @@ async def _heartbeat(
         await asyncio.sleep(max(1.0, lease / 3))
         try:
             await asyncio.to_thread(locks.heartbeat, db, key, owner=owner, lease=lease)
-            await asyncio.to_thread(deploys.extend_lease, db, deploy_id, worker, lease)
+            await asyncio.to_thread(queue.extend_lease, db, deploy_id, worker, lease)
         except Exception:  # a missed beat is retried; the lease outlives a few of them
             log.warning("heartbeat for deploy %s failed", deploy_id, exc_info=True)
 
@@ -236,7 +236,7 @@ async def _watch_cancel(ctx: Context) -> None:
     while not ctx.cancel_reason:
         await asyncio.sleep(CANCEL_POLL)
         try:
-            reason = await asyncio.to_thread(deploys.cancel_requested, ctx.db, ctx.deploy_id)
+            reason = await asyncio.to_thread(queue.cancel_requested, ctx.db, ctx.deploy_id)
         except Exception:
             log.warning("reading the cancel flag of %s failed", ctx.deploy_id, exc_info=True)
             continue

@@ -21,7 +21,7 @@ from ferryman.db.session import Database
 from ferryman.domain import tickets as states
 from ferryman.domain import validate
 from ferryman.errors import Conflict, NotFound, OwnTicket, TooEarly, ValidationError
-from ferryman.services import deploys, projects, repos
+from ferryman.services import deploys, projects, queue, repos
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import project_role, require, visible_space_ids
 
@@ -249,7 +249,7 @@ def cancel_ticket(db: Database, actor: Actor, ticket_id: int, reason: str = "") 
             _audit(s, actor, "ticket.cancel", ticket, reason=reason, running=True)
             return ticket_dict(ticket, project)
         if ticket.status == states.QUEUED and deploy is not None:
-            deploys.cancel_queued(s, deploy)
+            queue.cancel_queued(s, deploy)
         _move(s, ticket, states.CANCELLED)
         _audit(s, actor, "ticket.cancel", ticket, reason=reason)
         return ticket_dict(ticket, project)
