@@ -172,6 +172,19 @@ def logs_after(
     ]
 
 
+def log_page(db: Database, actor: Actor, deploy_id: int, after: int, limit: int) -> dict[str, Any]:
+    """One page of a deploy's log after the cursor, with the cursor for the next page."""
+    deploy = visible_deploy(db, actor, deploy_id)
+    lines = logs_after(db, deploy_id, after, limit)
+    return {
+        "deploy_id": deploy_id,
+        "status": deploy.status,
+        "lines": lines,
+        "next": lines[-1]["id"] if lines else after,
+        "more": len(lines) == limit,
+    }
+
+
 def steps_of(db: Database, deploy_id: int) -> list[dict[str, Any]]:
     with db.read() as s:
         rows = s.scalars(

@@ -88,8 +88,8 @@ class GitRepo:
             await self._git("-C", str(self.mirror), "remote", "set-url", "origin", self.url)
             await self._git("-C", str(self.mirror), "fetch", "--prune", "--quiet", "origin")
 
-    async def resolve(self, ref: str) -> Resolved:
-        validate.ref(ref)
+    async def _commit_of(self, rev: str, missing: str) -> str:
+        """The full commit id ``rev`` names in the mirror, or ``VcsError(missing)``."""
         try:
             out = await self._git(
                 "-C",
@@ -98,11 +98,15 @@ class GitRepo:
                 "--verify",
                 "--quiet",
                 "--end-of-options",
-                f"{ref}^{{commit}}",
+                f"{rev}^{{commit}}",
             )
         except VcsError:
-            raise VcsError(f"ref {ref!r} not found in {self.url}") from None
-        commit = out.strip()
+            raise VcsError(missing) from None
+        return out.strip()
+
+    async def resolve(self, ref: str) -> Resolved:
+        validate.ref(ref)
+        commit = await self._commit_of(ref, f"ref {ref!r} not found in {self.url}")
         branch = tag = ""
         if await self._has(f"refs/heads/{ref}"):
             branch = ref
@@ -113,21 +117,8 @@ class GitRepo:
     async def pin(self, resolved: Resolved, commit: str) -> Resolved:
         if not _HEX.fullmatch(commit):
             raise VcsError(f"not a commit id: {commit!r}")
-        try:
-            out = await self._git(
-                "-C",
-                str(self.mirror),
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                f"{commit}^{{commit}}",
-            )
-        except VcsError:
-            raise VcsError(f"commit {commit} is no longer in {self.url}") from None
-        return Resolved(
-            ref=resolved.ref, commit=out.strip(), branch=resolved.branch, tag=resolved.tag
-        )
+        full = await self._commit_of(commit, f"commit {commit} is no longer in {self.url}")
+        return Resolved(ref=resolved.ref, commit=full, branch=resolved.branch, tag=resolved.tag)
 
     async def refs(self, branch: str | None, limit: int) -> RefList:
         """Read from the mirror (call ``update`` first)."""

@@ -36,15 +36,7 @@ def get_log(
 ) -> dict[str, Any]:
     """Lines after the cursor, oldest first, each with host, stage, stream and time;
     ``next`` is the cursor for the following page."""
-    deploy = deploy_views.visible_deploy(db, actor, deploy_id)
-    lines = deploy_views.logs_after(db, deploy_id, after, limit)
-    return {
-        "deploy_id": deploy_id,
-        "status": deploy.status,
-        "lines": lines,
-        "next": lines[-1]["id"] if lines else after,
-        "more": len(lines) == limit,
-    }
+    return deploy_views.log_page(db, actor, deploy_id, after, limit)
 
 
 @websocket_route(router, "/{deploy_id}/stream", "deploy.read")

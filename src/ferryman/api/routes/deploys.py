@@ -39,14 +39,8 @@ def get_logs(
     after: int = Query(0, ge=0),
     limit: int = Query(1000, ge=1, le=5000),
 ) -> dict[str, Any]:
-    deploy = deploy_views.visible_deploy(db, actor, deploy_id)
-    lines = deploy_views.logs_after(db, deploy_id, after, limit)
-    return {
-        "deploy_id": deploy_id,
-        "status": deploy.status,
-        "lines": lines,
-        "next": lines[-1]["id"] if lines else after,
-    }
+    """The same page as ``/log`` (kept for the CLI and scripts of the first release)."""
+    return deploy_views.log_page(db, actor, deploy_id, after, limit)
 
 
 @router.post("/{deploy_id}/cancel", openapi_extra=perm("deploy.cancel"))
