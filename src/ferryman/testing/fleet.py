@@ -129,6 +129,20 @@ def _sftp_server() -> str:
     return "internal-sftp"
 
 
+def _refuse_if_taken(address: str) -> None:
+    """Two test runs on one machine must not share addresses: the second would talk to the
+    first one's hosts and fail in confusing ways."""
+    try:
+        with socket.create_connection((address, 22), timeout=0.5):
+            pass
+    except OSError:
+        return
+    raise RuntimeError(
+        f"{address}:22 is already in use (another test run or fleet?); "
+        "pick other addresses with FERRYMAN_TEST_NET or FERRYMAN_BENCH_NET"
+    )
+
+
 def _wait_listening(address: str, deadline: float) -> None:
     while True:
         try:
@@ -176,6 +190,7 @@ def add_host(
 ) -> FleetHost:
     """Start one more host in ``fleet``: same client key, host key added to known_hosts.
     ``without`` names programs this host must lack (hidden in its own mount namespace)."""
+    _refuse_if_taken(address)
     hdir = fleet.base / name
     root = hdir / "srv"
     root.mkdir(parents=True, exist_ok=True)
