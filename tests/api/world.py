@@ -19,7 +19,16 @@ from ferryman.bootstrap import ensure_ssh_key, prepare_home
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings, load_settings
 from ferryman.db.session import Database
-from ferryman.services import deploys, inventory, projects, queue, spaces, tickets, users
+from ferryman.services import (
+    deploy_records,
+    deploys,
+    inventory,
+    projects,
+    queue,
+    spaces,
+    tickets,
+    users,
+)
 from ferryman.services.audit import SYSTEM, Actor
 
 PASSWORD = "correct horse battery"
@@ -90,7 +99,7 @@ class World:
         ticket_id = self.new_ticket(env="staging")
         data = tickets.deploy_ticket(self.db, SYSTEM, ticket_id)
         deploy, project = deploys.load(self.db, data["deploy_id"])
-        deploys.set_hosts(
+        deploy_records.set_hosts(
             self.db,
             deploy.id,
             {
@@ -100,7 +109,7 @@ class World:
                 }
             },
         )
-        deploys.set_live(self.db, project.id, "staging", deploy.id, {"127.0.0.1:1": "rel"})
+        deploy_records.set_live(self.db, project.id, "staging", deploy.id, {"127.0.0.1:1": "rel"})
         assert queue.claim_next(self.db, "matrix") is not None
         deploys.finish(self.db, deploy.id, "success", None)
         return ticket_id
@@ -108,7 +117,7 @@ class World:
     def live_project(self) -> str:
         """A project whose staging hosts have a live release (so rollbacks can be asked)."""
         ref = self.new_project()
-        deploys.set_live(self.db, int(ref), "staging", None, {"127.0.0.1:1": "rel"})
+        deploy_records.set_live(self.db, int(ref), "staging", None, {"127.0.0.1:1": "rel"})
         return ref
 
     def queued_deploy(self, by: str = "") -> int:

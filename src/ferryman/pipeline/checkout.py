@@ -9,7 +9,7 @@ from ferryman.domain.release import release_name
 from ferryman.errors import VcsError
 from ferryman.pipeline import builds
 from ferryman.pipeline.context import Context
-from ferryman.services import deploys
+from ferryman.services import deploy_records
 from ferryman.vcs.base import Resolved, Vcs
 from ferryman.vcs.factory import open_repo
 
@@ -59,7 +59,7 @@ async def adopt(ctx: Context, resolved: Resolved) -> None:
         ctx.release = f"{ctx.release}-{ctx.deploy_id}"
     ctx.recorder.log(f"{ctx.ref} is {resolved.commit}; release {ctx.release}", stage=STAGE)
     await asyncio.to_thread(
-        deploys.set_resolved,
+        deploy_records.set_resolved,
         ctx.db,
         ctx.deploy_id,
         commit=resolved.commit,

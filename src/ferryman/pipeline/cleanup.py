@@ -9,7 +9,7 @@ from ferryman.commands import remote as cmd
 from ferryman.domain.release import choose_prunable, is_release_name
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target
-from ferryman.services import deploy_views, deploys
+from ferryman.services import deploy_records, deploy_views
 
 STAGE = "cleanup"
 
@@ -45,7 +45,9 @@ async def prune(ctx: Context) -> None:
     try:
         await ctx.each_host(STAGE, one)
     finally:
-        await asyncio.to_thread(deploys.mark_removed, ctx.db, ctx.project_id, ctx.env_name, removed)
+        await asyncio.to_thread(
+            deploy_records.mark_removed, ctx.db, ctx.project_id, ctx.env_name, removed
+        )
 
 
 async def remove_partial(ctx: Context) -> None:
@@ -78,7 +80,7 @@ async def remove_partial(ctx: Context) -> None:
             await ctx.each_host("remove_partial", one, hosts)
     finally:
         await asyncio.to_thread(
-            deploys.mark_removed,
+            deploy_records.mark_removed,
             ctx.db,
             ctx.project_id,
             ctx.env_name,

@@ -16,8 +16,8 @@ from typing import Any
 from ferryman.db.models import utcnow
 from ferryman.db.session import Database
 from ferryman.domain.masking import Masker
-from ferryman.services import deploys
-from ferryman.services.deploys import LogRecord, StepRecord
+from ferryman.services import deploy_records
+from ferryman.services.deploy_records import LogRecord, StepRecord
 
 FLUSH_SECONDS = 0.3
 log = logging.getLogger(__name__)
@@ -151,12 +151,12 @@ class Recorder:
         hosts: dict[str, dict[str, str]],
         stages: list[dict[str, Any]] | None,
     ) -> None:
-        deploys.append_logs(self.db, self.deploy_id, lines)
-        deploys.record_steps(self.db, self.deploy_id, steps)
+        deploy_records.append_logs(self.db, self.deploy_id, lines)
+        deploy_records.record_steps(self.db, self.deploy_id, steps)
         if hosts:
-            deploys.set_hosts(self.db, self.deploy_id, hosts)
+            deploy_records.set_hosts(self.db, self.deploy_id, hosts)
         if stages is not None:
-            deploys.set_stages(self.db, self.deploy_id, stages)
+            deploy_records.set_stages(self.db, self.deploy_id, stages)
 
     async def run_flusher(self) -> None:
         while True:

@@ -22,7 +22,7 @@ from ferryman.pipeline import prepare
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.runner import build_context
 from ferryman.remote.executor import Target
-from ferryman.services import deploys, locks
+from ferryman.services import deploy_records, deploys, locks
 
 log = logging.getLogger(__name__)
 STAGE = "recover"
@@ -119,6 +119,8 @@ async def _put_hosts_in_order(ctx: Context, previous: dict[str, str]) -> None:
         await ctx.each_host(STAGE, one)
     finally:
         await asyncio.to_thread(
-            deploys.set_live, ctx.db, ctx.project_id, ctx.env_name, ctx.deploy_id, live_now
+            deploy_records.set_live, ctx.db, ctx.project_id, ctx.env_name, ctx.deploy_id, live_now
         )
-        await asyncio.to_thread(deploys.mark_removed, ctx.db, ctx.project_id, ctx.env_name, removed)
+        await asyncio.to_thread(
+            deploy_records.mark_removed, ctx.db, ctx.project_id, ctx.env_name, removed
+        )

@@ -9,7 +9,7 @@ from ferryman.commands import remote as cmd
 from ferryman.pipeline import tasks
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target
-from ferryman.services import deploys
+from ferryman.services import deploy_records
 
 SWITCH = "switch"
 REVERT = "revert"
@@ -33,7 +33,7 @@ async def switch_all(ctx: Context, releases: dict[str, str]) -> None:
         await ctx.each_host(SWITCH, one, [ctx.target(k) for k in releases])
     finally:
         await asyncio.to_thread(
-            deploys.set_live,
+            deploy_records.set_live,
             ctx.db,
             ctx.project_id,
             ctx.env_name,
@@ -92,5 +92,5 @@ async def revert(ctx: Context) -> None:
                         )
     finally:
         await asyncio.to_thread(
-            deploys.set_live, ctx.db, ctx.project_id, ctx.env_name, ctx.deploy_id, live
+            deploy_records.set_live, ctx.db, ctx.project_id, ctx.env_name, ctx.deploy_id, live
         )

@@ -10,7 +10,7 @@ from ferryman.errors import Conflict
 from ferryman.pipeline import tasks
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.release import SWITCH, switch_all
-from ferryman.services import deploy_views, deploys
+from ferryman.services import deploy_records, deploy_views
 
 STAGE = "verify"
 
@@ -49,7 +49,11 @@ async def run(ctx: Context) -> None:
         names = sorted(set(chosen.values()))
         ctx.release = names[0] if len(names) == 1 else ""
         await asyncio.to_thread(
-            deploys.set_resolved, ctx.db, ctx.deploy_id, commit="", release_name=", ".join(names)
+            deploy_records.set_resolved,
+            ctx.db,
+            ctx.deploy_id,
+            commit="",
+            release_name=", ".join(names),
         )
         ctx.recorder.log("rolling back to " + ", ".join(names), stage=STAGE)
     with ctx.recorder.stage(SWITCH, len(chosen)):

@@ -20,7 +20,7 @@ from ferryman.errors import RemoteError
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.package import build_manifest, choose_compression, write_package
 from ferryman.remote.executor import Target, fan_out
-from ferryman.services import deploys
+from ferryman.services import deploy_records
 
 STAGE = "transfer"
 Base = tuple[str, str] | None  # (release name, manifest sha1) or a full transfer
@@ -174,7 +174,7 @@ async def run(ctx: Context) -> None:
     await ctx.each_host(STAGE, one)
     assert ctx.resolved is not None
     await asyncio.to_thread(
-        deploys.record_releases,
+        deploy_records.record_releases,
         ctx.db,
         ctx.project_id,
         ctx.env_name,

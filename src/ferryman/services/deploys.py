@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ferryman.config.project import ProjectConfig, dump_project
 from ferryman.db.models import (
     Deploy,
     DeployHost,
-    DeployStep,
     Environment,
     HostState,
-    LogLine,
     Project,
-    Release,
     Ticket,
     utcnow,
 )
@@ -313,36 +309,6 @@ def load(db: Database, deploy_id: int) -> tuple[Deploy, Project]:
         return deploy, project
 
 
-def set_resolved(db: Database, deploy_id: int, *, commit: str, release_name: str) -> None:
-    with db.transaction() as s:
-        s.execute(
-            update(Deploy)
-            .where(Deploy.id == deploy_id)
-            .values(commit=commit, release_name=release_name)
-        )
-
-
-def set_stages(db: Database, deploy_id: int, stages: list[dict[str, Any]]) -> None:
-    with db.transaction() as s:
-        s.execute(update(Deploy).where(Deploy.id == deploy_id).values(stages=stages))
-
-
-def set_hosts(db: Database, deploy_id: int, rows: dict[str, dict[str, str]]) -> None:
-    """Upsert per-host rows: {host: {status, previous_release, error}}."""
-    with db.transaction() as s:
-        existing = {
-            h.host: h
-            for h in s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy_id))
-        }
-        for host, values in rows.items():
-            row = existing.get(host)
-            if row is None:
-                row = DeployHost(deploy_id=deploy_id, host=host)
-                s.add(row)
-            for key, value in values.items():
-                setattr(row, key, value)
-
-
 def finish(db: Database, deploy_id: int, status: str, error: dict[str, Any] | None) -> None:
     with db.transaction() as s:
         deploy = s.get(Deploy, deploy_id)
@@ -362,146 +328,3 @@ def finish(db: Database, deploy_id: int, status: str, error: dict[str, Any] | No
             release=deploy.release_name or deploy.target_release,
             error=error,
         )
-
-
-@dataclass(frozen=True)
-class LogRecord:
-    host: str
-    stage: str
-    text: str
-    ts: datetime
-    stream: str = ""  # stdout | stderr of a command; "" for Ferryman's own lines
-
-
-def append_logs(db: Database, deploy_id: int, lines: Sequence[LogRecord]) -> None:
-    if not lines:
-        return
-    with db.transaction() as s:
-        s.add_all(
-            LogLine(
-                deploy_id=deploy_id,
-                host=r.host,
-                stage=r.stage,
-                stream=r.stream,
-                text=r.text[:4000],
-                ts=r.ts,
-            )
-            for r in lines
-        )
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    host: str
-    stage: str
-    command: str
-    exit_status: int | None
-    output: str
-    started_at: datetime
-    duration: float
-
-
-def record_steps(db: Database, deploy_id: int, steps: Sequence[StepRecord]) -> None:
-    if not steps:
-        return
-    with db.transaction() as s:
-        s.add_all(
-            DeployStep(
-                deploy_id=deploy_id,
-                host=r.host,
-                stage=r.stage,
-                command=r.command,
-                exit_status=r.exit_status,
-                output=r.output,
-                started_at=r.started_at,
-                duration=r.duration,
-            )
-            for r in steps
-        )
-
-
-def record_releases(
-    db: Database,
-    project_id: int,
-    env: str,
-    deploy_id: int,
-    commit: str,
-    name: str,
-    hosts: Sequence[str],
-    state: str,
-) -> None:
-    """Mark release ``name`` on ``hosts`` as complete, failed or removed."""
-    with db.transaction() as s:
-        existing = {
-            r.host: r
-            for r in s.scalars(
-                select(Release).where(
-                    Release.project_id == project_id,
-                    Release.env == env,
-                    Release.name == name,
-                    Release.host.in_(list(hosts)),
-                )
-            )
-        }
-        for host in hosts:
-            row = existing.get(host)
-            if row is None:
-                s.add(
-                    Release(
-                        project_id=project_id,
-                        env=env,
-                        host=host,
-                        name=name,
-                        deploy_id=deploy_id,
-                        commit=commit,
-                        state=state,
-                    )
-                )
-            else:
-                row.state = state
-
-
-def mark_removed(db: Database, project_id: int, env: str, removed: dict[str, list[str]]) -> None:
-    """Record, in one transaction, the release dirs deleted from each host ({host: names})."""
-    pairs = [(host, name) for host, names in removed.items() for name in names]
-    if not pairs:
-        return
-    with db.transaction() as s:
-        rows = s.scalars(
-            select(Release).where(
-                Release.project_id == project_id,
-                Release.env == env,
-                Release.host.in_(list(removed)),
-            )
-        ).all()
-        wanted = set(pairs)
-        for row in rows:
-            if (row.host, row.name) in wanted:
-                row.state = "removed"
-
-
-def set_live(
-    db: Database, project_id: int, env: str, deploy_id: int, live: dict[str, str | None]
-) -> None:
-    """Record which release each host now serves (None: the webroot link was removed)."""
-    with db.transaction() as s:
-        for host, name in live.items():
-            row = s.get(HostState, (project_id, env, host))
-            if name is None:
-                if row is not None:
-                    s.delete(row)
-                continue
-            if row is None:
-                s.add(
-                    HostState(
-                        project_id=project_id,
-                        env=env,
-                        host=host,
-                        current_release=name,
-                        deploy_id=deploy_id,
-                    )
-                )
-            else:
-                row.current_release = name
-                row.deploy_id = deploy_id
-                row.updated_at = utcnow()
