@@ -140,6 +140,18 @@ class World:
         secrets.set_secret(self.db, SYSTEM, self.project_id, "staging", name, "s3cret-value")
         return name
 
+    def new_config(self) -> str:
+        from ferryman.services import config_files
+
+        path = f"conf/{fresh('app')}.env"
+        config_files.set_file(
+            self.db, SYSTEM, self.project_id, "staging", path, "HOST=${HOST}\nPORT=80\n"
+        )
+        config_files.set_override(
+            self.db, SYSTEM, self.project_id, "staging", path, "label:job-node", keys={"PORT": "81"}
+        )
+        return path
+
     def new_member(self) -> str:
         name = fresh("member")
         users.create_user(self.db, name, PASSWORD)
@@ -399,6 +411,55 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("DELETE", "/api/v1/projects/{project}/envs/{env}/secrets/{name}"): lambda w, r: (
         "DELETE",
         f"{P}/projects/{w.project_id}/envs/staging/secrets/{w.new_secret()}",
+        None,
+    ),
+    ("GET", "/api/v1/projects/{project}/envs/{env}/config"): lambda w, r: (
+        "GET",
+        f"{P}/projects/{w.project_id}/envs/staging/config",
+        None,
+    ),
+    ("GET", "/api/v1/projects/{project}/envs/{env}/config/preview"): lambda w, r: (
+        "GET",
+        f"{P}/projects/{w.project_id}/envs/staging/config/preview?path={w.new_config()}",
+        None,
+    ),
+    ("GET", "/api/v1/projects/{project}/envs/{env}/config/files/{path}"): lambda w, r: (
+        "GET",
+        f"{P}/projects/{w.project_id}/envs/staging/config/files/{w.new_config()}",
+        None,
+    ),
+    ("PUT", "/api/v1/projects/{project}/envs/{env}/config/files/{path}"): lambda w, r: (
+        "PUT",
+        f"{P}/projects/{w.project_id}/envs/staging/config/files/{fresh('conf')}.ini",
+        {"content": "a=1\n", "mode": "0640"},
+    ),
+    ("DELETE", "/api/v1/projects/{project}/envs/{env}/config/files/{path}"): lambda w, r: (
+        "DELETE",
+        f"{P}/projects/{w.project_id}/envs/staging/config/files/{w.new_config()}",
+        None,
+    ),
+    ("PUT", "/api/v1/projects/{project}/envs/{env}/config/overrides/{scope}/{path}"): lambda w, r: (
+        "PUT",
+        f"{P}/projects/{w.project_id}/envs/staging/config/overrides/host:web9/{w.new_config()}",
+        {"set": {"PORT": "90"}},
+    ),
+    (
+        "DELETE",
+        "/api/v1/projects/{project}/envs/{env}/config/overrides/{scope}/{path}",
+    ): lambda w, r: (
+        "DELETE",
+        f"{P}/projects/{w.project_id}/envs/staging/config/overrides/label:job-node/"
+        f"{w.new_config()}",
+        None,
+    ),
+    ("GET", "/api/v1/projects/{project}/envs/{env}/config/history/{path}"): lambda w, r: (
+        "GET",
+        f"{P}/projects/{w.project_id}/envs/staging/config/history/{w.new_config()}",
+        None,
+    ),
+    ("GET", "/api/v1/projects/{project}/envs/{env}/config/diff/{path}"): lambda w, r: (
+        "GET",
+        f"{P}/projects/{w.project_id}/envs/staging/config/diff/{w.new_config()}",
         None,
     ),
     ("GET", "/api/v1/tickets"): _space_query("/tickets"),

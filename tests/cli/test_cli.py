@@ -209,3 +209,175 @@ def test_a_ticket_goes_from_developer_through_a_master_to_the_fleet_from_the_cli
     audit = cli("audit", "--space", "default", "--action", "ticket.", user="lead").stdout
     assert "ticket.approve" in audit and "ticket.deploy" in audit
     assert json.loads(cli("stats", "--json", user="lead").stdout)["total"]["successes"] == 1
+
+
+def test_config_files_and_a_config_only_ticket_from_the_cli(server, git_host, targets, tmp_path):
+    url, cli = server
+    password = "correct horse battery"
+    cli("admin", "create-user", "alice", "--password", password, "--superuser")
+    cli("login", "--server", url, "--username", "alice", "--password", password)
+    for name, role in (("dev", "developer"), ("lead", "master")):
+        cli("user", "create", name, "--password", password)
+        cli("space", "add-member", "default", name, "--role", role)
+        cli("login", "--server", url, "--username", name, "--password", password, user=name)
+    repo = Repo(git_host, tmp_path, unique("clicfg"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    import yaml
+
+    project = project_config(repo.name, repo.url, targets[:2], config_files=["app.env"])
+    (tmp_path / "project.yaml").write_text(yaml.safe_dump(project))
+    cli("apply", "-f", str(tmp_path / "project.yaml"))
+    template = tmp_path / "app.env"
+    template.write_text("TOKEN=${API_TOKEN}\nHOST=${HOST}\n")
+    denied = cli(
+        "config",
+        "set",
+        repo.name,
+        "app.env",
+        "--env",
+        "production",
+        "--file",
+        str(template),
+        check=False,
+        user="dev",
+    )
+    assert denied.returncode == 2 and "master role" in denied.stderr
+    made = cli(
+        "config",
+        "set",
+        repo.name,
+        "app.env",
+        "--env",
+        "production",
+        "--file",
+        str(template),
+        user="lead",
+    )
+    assert "version 1" in made.stdout
+    cli(
+        "config",
+        "set",
+        repo.name,
+        "app.env",
+        "--env",
+        "production",
+        "--host",
+        targets[1].address,
+        "--set",
+        "HOST=special",
+        user="lead",
+    )
+    cli(
+        "secret",
+        "set",
+        repo.name,
+        "API_TOKEN",
+        "--env",
+        "production",
+        "--value",
+        "tok-123456",
+        user="lead",
+    )
+    listed = cli("config", "show", repo.name, "--env", "production", user="dev").stdout
+    assert "app.env" in listed and "0600" in listed
+    shown = cli(
+        "config",
+        "show",
+        repo.name,
+        "app.env",
+        "--env",
+        "production",
+        "--host",
+        targets[1].address,
+        user="dev",
+    ).stdout
+    assert "TOKEN=***" in shown and "HOST=special" in shown and "tok-123456" not in shown
+    history = json.loads(
+        cli(
+            "config", "history", repo.name, "app.env", "--env", "production", "--json", user="dev"
+        ).stdout
+    )
+    assert [h["change"] for h in history] == [
+        f"override host:{targets[1].address}: keys HOST",
+        "created",
+    ]
+    diff = cli(
+        "config",
+        "history",
+        repo.name,
+        "app.env",
+        "--env",
+        "production",
+        "--diff",
+        "last",
+        user="dev",
+    ).stdout
+    assert f"+# override host:{targets[1].address}" in diff
+
+    first = cli(
+        "ticket",
+        "create",
+        repo.name,
+        "--env",
+        "production",
+        "--ref",
+        "v1",
+        "--title",
+        "first",
+        user="dev",
+    ).stdout
+    first_id = first.split("#")[1].split()[0]
+    cli("ticket", "approve", first_id, user="lead")
+    assert "succeeded" in cli("ticket", "deploy", first_id, "--wait", user="dev").stdout
+    assert read_live(targets[0], repo.name, "app.env") == (
+        f"TOKEN=tok-123456\nHOST={targets[0].address}\n"
+    )
+    assert read_live(targets[1], repo.name, "app.env") == "TOKEN=tok-123456\nHOST=special\n"
+
+    template.write_text("TOKEN=${API_TOKEN}\nHOST=${HOST}\nMODE=fast\n")
+    cli(
+        "config",
+        "set",
+        repo.name,
+        "app.env",
+        "--env",
+        "production",
+        "--file",
+        str(template),
+        user="lead",
+    )
+    direct = cli(
+        "deploy", repo.name, "--env", "production", "--config-only", check=False, user="dev"
+    )
+    assert direct.returncode == 2 and "requires approval" in direct.stderr
+    made = cli(
+        "ticket",
+        "create",
+        repo.name,
+        "--env",
+        "production",
+        "--config-only",
+        "--title",
+        "faster",
+        user="dev",
+    ).stdout
+    assert "pending_approval: config" in made
+    ticket_id = made.split("#")[1].split()[0]
+    preview = cli("ticket", "show", ticket_id, "--preview", user="lead").stdout
+    assert "config app.env: v2 → v3 (changes)" in preview
+    cli("ticket", "approve", ticket_id, user="lead")
+    assert "succeeded" in cli("ticket", "deploy", ticket_id, "--wait", user="dev").stdout
+    assert read_live(targets[0], repo.name, "app.env").endswith("MODE=fast\n")
+    assert read_live(targets[0], repo.name, "index.html") == "v1\n"
+    both = cli(
+        "deploy",
+        repo.name,
+        "--env",
+        "production",
+        "--config-only",
+        "--ref",
+        "v1",
+        check=False,
+        user="dev",
+    )
+    assert both.returncode == 2

@@ -74,7 +74,8 @@ def test_one_command_receives_a_release_deleting_changed_paths_before_unpacking(
     assert "printf '%s\\0' 'a b.txt' -rf '$(x)' | xargs -0 -r rm -rf --" in lines
     assert lines[-1] == "exec tar -I zstd -xf - --no-same-owner -C /data/release/web/r2"
     copy = cmd.receive_release(LAYOUT, "r2", "gzip", base="r1")[2]
-    assert "cp -al -- /data/release/web/r1 /data/release/web/r2" in copy and "xargs" not in copy
+    assert "cp -al -- /data/release/web/r1 /data/release/web/r2" in copy
+    assert "xargs -0 -r rm -rf" not in copy  # nothing to delete: no delete list
     fresh = cmd.receive_release(LAYOUT, "r2", "none")[2]
     assert "mkdir -p -- /data/release/web/r2" in fresh
 

@@ -8,13 +8,32 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 Text200 = Field(max_length=200)
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _RefOrConfig(_Body):
+    """A ref to deploy, or ``config_only`` (the live release again with the current config
+    files)."""
+
+    ref: str = Field(default="", max_length=200)
+    config_only: bool = Field(
+        default=False, description="ship the live release again with the current config files"
+    )
+
+    @model_validator(mode="after")
+    def _ref_or_config(self) -> _RefOrConfig:
+        if self.config_only and self.ref:
+            raise PydanticCustomError("ref", "give a ref or config_only, not both")
+        if not self.config_only and not self.ref:
+            raise PydanticCustomError("ref", "ref: required (or config_only: true)")
+        return self
 
 
 class LoginBody(_Body):
@@ -29,9 +48,8 @@ class SessionBody(_Body):
     password: str = Field(min_length=1, max_length=1024)
 
 
-class DeployBody(_Body):
+class DeployBody(_RefOrConfig):
     env: str = Field(min_length=1, max_length=64)
-    ref: str = Field(min_length=1, max_length=200)
     hosts: list[str] | None = Field(default=None, max_length=5000)
     not_before: datetime | None = Field(default=None, description="start no earlier (UTC)")
 
@@ -136,10 +154,9 @@ class DetectBody(_Body):
     env: str = Field(min_length=1, max_length=64)
 
 
-class TicketBody(_Body):
+class TicketBody(_RefOrConfig):
     project: str = Field(min_length=1, max_length=130, description="id, name or SPACE:NAME")
     env: str = Field(min_length=1, max_length=64)
-    ref: str = Field(min_length=1, max_length=200)
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20000)
     hosts: list[str] | None = Field(default=None, max_length=5000)
@@ -166,3 +183,21 @@ class RetryBody(_Body):
 
 class SecretBody(_Body):
     value: str = Field(max_length=64 * 1024)
+
+
+class ConfigFileBody(_Body):
+    content: str | None = Field(
+        default=None, max_length=512 * 1024, description="the template (omit to keep it)"
+    )
+    mode: str | None = Field(
+        default=None, max_length=6, description="octal, like 0600 (the default) or 0644"
+    )
+
+
+class ConfigOverrideBody(_Body):
+    content: str | None = Field(
+        default=None, max_length=512 * 1024, description="replaces the file for these hosts"
+    )
+    set: dict[str, str] = Field(
+        default_factory=dict, max_length=500, description="KEY=value lines to set or add"
+    )

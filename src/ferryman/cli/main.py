@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ferryman import __version__
-from ferryman.cli import teams, tickets
+from ferryman.cli import configs, teams, tickets
 from ferryman.cli.client import Client, save_credentials
 from ferryman.cli.follow import follow
 from ferryman.cli.output import show
@@ -45,6 +45,7 @@ app.add_typer(teams.user_app, name="user")
 app.add_typer(teams.token_app, name="token")
 app.add_typer(tickets.ticket_app, name="ticket")
 app.add_typer(teams.secret_app, name="secret")
+app.add_typer(configs.config_app, name="config")
 app.command("audit")(tickets.audit)
 app.command("stats")(tickets.stats)
 console = Console()
@@ -292,15 +293,26 @@ def refs(
 def deploy(
     project: str,
     env: Annotated[str, typer.Option("--env", help="Environment name.")],
-    ref: Annotated[str, typer.Option("--ref", help="Branch, tag or commit (svn: path[@rev]).")],
+    ref: Annotated[
+        str | None, typer.Option("--ref", help="Branch, tag or commit (svn: path[@rev]).")
+    ] = None,
     hosts: Annotated[str | None, typer.Option(help="Only these hosts, comma-separated.")] = None,
     at: Annotated[
         datetime | None, typer.Option("--at", help="Start no earlier than this (UTC).")
     ] = None,
+    config_only: Annotated[
+        bool,
+        typer.Option(
+            "--config-only", help="Ship the live release again with the current config files."
+        ),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow until it ends.")] = False,
 ) -> None:
-    """Queue a deploy of REF to every host of PROJECT's ENV (or --hosts)."""
-    body: dict[str, Any] = {"env": env, "ref": ref}
+    """Queue a deploy of REF to every host of PROJECT's ENV (or --hosts); with --config-only,
+    a new release of what the hosts run now carrying the current config files."""
+    if bool(ref) == config_only:
+        raise ConfigError("give --ref REF or --config-only (one of them)")
+    body: dict[str, Any] = {"env": env, "ref": ref} if ref else {"env": env, "config_only": True}
     if at:
         body["not_before"] = at.isoformat()
     if hosts:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from ferryman.cli.client import Client
 from ferryman.cli.follow import follow
 from ferryman.cli.output import console, show
+from ferryman.errors import ValidationError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Follow the deploy until it ends.")]
@@ -40,31 +41,41 @@ def ticket_list(
 def ticket_create(
     project: str,
     env: Annotated[str, typer.Option("--env")],
-    ref: Annotated[str, typer.Option("--ref", help="Branch, tag or commit.")],
     title: Annotated[str, typer.Option("--title")],
+    ref: Annotated[str | None, typer.Option("--ref", help="Branch, tag or commit.")] = None,
     description: Annotated[str, typer.Option("--description")] = "",
     hosts: Annotated[str | None, typer.Option(help="Only these hosts, comma-separated.")] = None,
     not_before: Annotated[
         datetime | None, typer.Option("--not-before", help="Earliest start (ISO time, UTC).")
     ] = None,
     draft: Annotated[bool, typer.Option("--draft", help="Keep it a draft.")] = False,
+    config_only: Annotated[
+        bool,
+        typer.Option(
+            "--config-only", help="Ship the live release again with the current config files."
+        ),
+    ] = False,
 ) -> None:
-    """Create a ticket; REF is resolved to its commit now, and that commit is what ships."""
+    """Create a ticket; REF is resolved to its commit now, and that commit is what ships.
+    With --config-only: the live release again with the current config files."""
+    if bool(ref) == config_only:
+        raise ValidationError("give --ref REF or --config-only (one of them)")
     body: dict[str, Any] = {
         "project": project,
         "env": env,
-        "ref": ref,
         "title": title,
         "description": description,
         "draft": draft,
     }
+    body |= {"ref": ref} if ref else {"config_only": True}
     if hosts:
         body["hosts"] = [h.strip() for h in hosts.split(",") if h.strip()]
     if not_before:
         body["not_before"] = not_before.isoformat()
     data = Client().post("/tickets", body)
     console.print(
-        f"ticket #{data['id']} {data['status']}: {escape(data['ref'])} = {data['commit'][:12]}"
+        f"ticket #{data['id']} {data['status']}: {data['kind']} "
+        f"{escape(data['ref'] or '(live)')} = {data['commit'][:12]}"
     )
 
 
@@ -101,6 +112,13 @@ def _print_preview(preview: dict[str, Any]) -> None:
             )
         for item in change["files"]:
             console.print(f"  {item['status']} {escape(item['path'])}", highlight=False)
+    for item in preview.get("config", []):
+        live = ", ".join("-" if v is None else f"v{v}" for v in item["live_versions"])
+        new = "removed" if item["version"] is None else f"v{item['version']}"
+        state = "changes" if item["changed"] else "unchanged"
+        console.print(
+            f"config {escape(item['path'])}: {live} → {new} ({state})", highlight=False
+        )
 
 
 @ticket_app.command("submit")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ferryman.domain.config_files import LIST_FILE as CONFIG_LIST
 from ferryman.domain.manifest import MANIFEST_FILE
 
 Command = tuple[str, ...]
@@ -97,6 +98,16 @@ def read_manifest(layout: Layout, name: str) -> Command:
     return ("cat", "--", posixpath.join(layout.release(name), MANIFEST_FILE))
 
 
+def drop_config(new: str) -> str:
+    """Shell lines removing, from a release dir copied from another, the config files that
+    release listed in ``.ferryman-config`` (this release writes its own; ``new`` is quoted)."""
+    listing = f"{new}/{CONFIG_LIST}"
+    return (
+        f"if [ -f {listing} ]; then (cd -- {new} && xargs -0 -r rm -f -- < {CONFIG_LIST}); "
+        f"rm -f -- {listing}; fi"
+    )
+
+
 def start_release(layout: Layout, name: str, base: str | None) -> Command:
     """Create the release dir: empty, or a hard-linked copy of ``base`` with the paths listed
     NUL-separated on stdin removed (they are gone or changed in the new release)."""
@@ -105,7 +116,7 @@ def start_release(layout: Layout, name: str, base: str | None) -> Command:
         return bash(f"set -eu\nrm -rf -- {new}\nmkdir -p -- {new}\ncat >/dev/null\n")
     return bash(
         f"set -eu\nrm -rf -- {new}\ncp -al -- {q(layout.release(base))} {new}\n"
-        f"cd -- {new}\nxargs -0 -r rm -rf --\n"
+        f"{drop_config(new)}\ncd -- {new}\nxargs -0 -r rm -rf --\n"
     )
 
 
@@ -124,7 +135,7 @@ def adopt_prelinked(layout: Layout, name: str, deploy_id: int) -> Command:
     new = q(layout.release(name))
     return bash(
         f"set -eu\nrm -rf -- {new}\nmv -T -- {q(layout.staging(deploy_id))} {new}\n"
-        f"cd -- {new}\nxargs -0 -r rm -rf --\n"
+        f"{drop_config(new)}\ncd -- {new}\nxargs -0 -r rm -rf --\n"
     )
 
 
@@ -159,8 +170,10 @@ def receive_release(
     lines = ["set -euo pipefail", f"rm -rf -- {new}"]
     if staged_by is not None:
         lines.append(f"mv -T -- {q(layout.staging(staged_by))} {new}")
+        lines.append(drop_config(new))
     elif base is not None:
         lines.append(f"cp -al -- {q(layout.release(base))} {new}")
+        lines.append(drop_config(new))
     else:
         lines.append(f"mkdir -p -- {new}")
     if delete:
@@ -169,6 +182,12 @@ def receive_release(
         lines.append(f"printf '%s\\0' {listed} | xargs -0 -r rm -rf --")
     lines.append("exec " + shlex.join(unpack(layout, name, compression)))
     return bash("\n".join(lines) + "\n")
+
+
+def write_config(layout: Layout, name: str) -> Command:
+    """Unpack a host's rendered config files (a tar on stdin) into the release, with their
+    modes exactly as given and owned by the deploy user."""
+    return ("tar", "-xpf", "-", "--no-same-owner", "-C", layout.release(name))
 
 
 def link_shared(layout: Layout, name: str, paths: Sequence[str]) -> Command | None:

@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
-from ferryman.domain import validate
+from ferryman.domain import config_files, validate
 from ferryman.errors import ConfigError, ValidationError
 
 
@@ -93,6 +93,22 @@ class Environment(_Strict):
     post_release_on_revert: bool = False
     queue: Name = "default"  # only workers taking this queue run its deploys
     secrets: list[str] = Field(default_factory=list)  # names a deploy needs; values via the API
+    # paths of config files every deploy needs (their content is set via the API/CLI)
+    config_files: list[str] = Field(default_factory=list)
+
+    @field_validator("config_files")
+    @classmethod
+    def _config_paths(cls, value: list[str]) -> list[str]:
+        out = []
+        for raw in value:
+            try:
+                path = config_files.path(raw)
+            except ValidationError as exc:
+                raise PydanticCustomError("config_file", exc.message) from None
+            if path in out:
+                raise PydanticCustomError("config_file", "listed twice: {p!r}", {"p": path})
+            out.append(path)
+        return out
 
     @field_validator("secrets")
     @classmethod

@@ -242,6 +242,9 @@ class Deploy(Base):
     cancel_reason: Mapped[str] = mapped_column(String(500), default="")  # set: stop it
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     retry_of: Mapped[int | None] = mapped_column(Integer, nullable=True)  # reuses its build
+    # the config files to ship (sealed JSON, see services/config_files) and their versions
+    config_bundle: Mapped[str] = mapped_column(LongText, default="", server_default="")
+    config_versions: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     # queued → running → success | failed; queued → cancelled
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
@@ -388,3 +391,38 @@ class SecretVersion(Base):
     value: Mapped[str] = mapped_column(Text)
     changed_by: Mapped[str] = mapped_column(String(64))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConfigFile(Base):
+    """A config file of a project environment, shipped inside every release. ``data`` is the
+    sealed JSON of its content and overrides; path and mode stay readable for listings."""
+
+    __tablename__ = "config_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    env: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(500))
+    mode: Mapped[int] = mapped_column(Integer, default=0o600)
+    data: Mapped[str] = mapped_column(LongText)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("project_id", "env", "path"),)
+
+
+class ConfigVersion(Base):
+    """Every version a config file has had (sealed like the file), kept after it is deleted."""
+
+    __tablename__ = "config_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    env: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(500))
+    version: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[int] = mapped_column(Integer, default=0o600)
+    data: Mapped[str] = mapped_column(LongText, default="")  # empty when deleted
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    change: Mapped[str] = mapped_column(String(300), default="")  # what this version changed
+    changed_by: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("project_id", "env", "path", "version"),)

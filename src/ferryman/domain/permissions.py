@@ -74,6 +74,10 @@ ACTIONS: dict[str, Rule] = {
     "project.detect": Rule(D, True, "run config detection against the hosts and repository"),
     "secret.manage": Rule(M, True, "set or delete a project's secret variables"),
     "secret.reveal": Rule(M, True, "read a secret's value (audited); others see only names"),
+    "config.read": Rule(
+        D, False, "see config files: templates, overrides, history and per-host previews"
+    ),
+    "config.manage": Rule(M, True, "set or delete config files and their overrides"),
     "deploy.read": Rule(R, False, "see deploys, their logs and per-host steps"),
     "deploy.direct": Rule(D, True, "deploy without a ticket where no approval is required"),
     "deploy.rollback": Rule(M, True, "roll an environment back"),

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from ferryman.domain.release import release_name
-from ferryman.errors import VcsError
+from ferryman.errors import Conflict, VcsError
 from ferryman.pipeline import builds
 from ferryman.pipeline.context import Context
 from ferryman.services import deploy_records
@@ -15,6 +15,7 @@ from ferryman.vcs.factory import open_repo
 
 STAGE = "checkout"
 REUSE = "reuse_build"
+LIVE = "live_release"
 
 
 def repo_for(ctx: Context) -> Vcs:
@@ -49,6 +50,25 @@ async def reuse_build(ctx: Context, tree: Path, resolved: Resolved) -> None:
     await adopt(ctx, resolved)
     ctx.recorder.log(f"reusing the build of deploy #{ctx.retry_of}", stage=REUSE)
     await asyncio.to_thread(builds.reuse, tree, ctx.tree)
+
+
+async def adopt_live(ctx: Context) -> None:
+    """A config-only deploy: the release every host runs now is shipped again (a hard-linked
+    copy) with the current config files. Refuses if a host moved off it since the request."""
+    base = ctx.target_release
+    moved = [
+        f"{key} is on {facts.live_release(ctx.layout) or 'no release'}"
+        for key, facts in ctx.facts.items()
+        if facts.live_release(ctx.layout) != base or not facts.releases.get(base)
+    ]
+    if moved:
+        raise Conflict(
+            f"a config-only deploy of {base} was asked for, but "
+            + "; ".join(moved)
+            + ": request it again"
+        )
+    ctx.recorder.log(f"config-only: shipping {base} again with the current config", stage=LIVE)
+    await adopt(ctx, Resolved(ref=ctx.ref, commit=ctx.pinned_commit))
 
 
 async def adopt(ctx: Context, resolved: Resolved) -> None:

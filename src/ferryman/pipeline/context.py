@@ -16,6 +16,7 @@ from ferryman.config.project import Environment, ProjectConfig
 from ferryman.config.settings import Settings
 from ferryman.db.models import utcnow
 from ferryman.db.session import Database
+from ferryman.domain.config_files import ConfigFile, HostIdentity
 from ferryman.errors import Cancelled, FerrymanError, RemoteError
 from ferryman.pipeline.recorder import Recorder
 from ferryman.remote.executor import Executor, Result, Target, fan_out
@@ -64,6 +65,8 @@ class Context:
     undoing: bool = False  # undo runs to its end, cancel or not
     committed: bool = False  # every host switched and post_release done: too late to cancel
     env_variables: dict[str, str] = field(default_factory=dict)  # the space environment's
+    config_files: list[ConfigFile] = field(default_factory=list)  # shipped in the release
+    host_ids: dict[str, HostIdentity] = field(default_factory=dict)  # names/labels per host
     resolved: Resolved | None = None
     release: str = ""
     facts: dict[str, HostFacts] = field(default_factory=dict)
@@ -244,6 +247,8 @@ def new_context(
     env_variables: dict[str, str] | None = None,
     secret_names: list[str] | None = None,
     retry_of: int | None = None,
+    config_files: list[ConfigFile] | None = None,
+    host_ids: dict[str, HostIdentity] | None = None,
 ) -> Context:
     """A context for one project environment: its hosts (all, or the chosen subset), its
     layout, and an executor using the environment's key and known_hosts or the server's."""
@@ -286,4 +291,6 @@ def new_context(
         pinned_commit=pinned_commit,
         retry_of=retry_of,
         env_variables=variables,
+        config_files=list(config_files or []),
+        host_ids=dict(host_ids or {}),
     )

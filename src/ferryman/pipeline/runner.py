@@ -1,9 +1,11 @@
 """Runs one deploy or rollback from its database record to its final status.
 
 Order: prepare (lock, workspace, connections, probe) → pre_deploy → checkout → post_deploy →
-transfer → pre_release → switch → post_release → cleanup. A failure before the switch removes
-this deploy's release dirs (every host stays on its old release); a failure from the switch on
-puts every switched host back. The lock is always released and the workspace always removed.
+transfer (with the config files) → pre_release → switch → post_release → cleanup; a config-only
+deploy takes the live release instead of pre_deploy → checkout → post_deploy. A failure before
+the switch removes this deploy's release dirs (every host stays on its old release); a failure
+from the switch on puts every switched host back. The lock is always released and the
+workspace always removed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ferryman.pipeline import (
     builds,
     checkout,
     cleanup,
+    configs,
     prepare,
     release,
     rollback,
@@ -32,7 +35,7 @@ from ferryman.pipeline import (
 )
 from ferryman.pipeline.context import Context, new_context
 from ferryman.secretbox import is_sealed
-from ferryman.services import deploys, locks, queue
+from ferryman.services import config_files, deploys, locks, queue
 
 log = logging.getLogger(__name__)
 CANCEL_POLL = 1.0  # seconds between looks at the cancel flag
@@ -43,6 +46,7 @@ def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
     variables = {  # secret values are opened only here, in the worker's memory
         k: db.box.open(v) if is_sealed(v) else v for k, v in deploy.variables.items()
     }
+    files, host_ids = config_files.open_bundle(db.box, deploy.config_bundle)
     return new_context(
         db,
         settings,
@@ -59,6 +63,8 @@ def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
         env_variables=variables,
         secret_names=deploy.secret_names,
         retry_of=deploy.retry_of,
+        config_files=files,
+        host_ids=host_ids,
     )
 
 
@@ -70,8 +76,12 @@ async def _deploy(ctx: Context) -> None:
     ctx.prelink_task = asyncio.create_task(transfer.prelink(ctx))
     try:
         ctx.checkpoint()
+        configs.check_shared(ctx)
         kept = builds.find(ctx.settings, ctx.retry_of) if ctx.retry_of else None
-        if kept is not None:
+        if ctx.kind == "config":
+            with rec.stage(checkout.LIVE, 0):
+                await checkout.adopt_live(ctx)
+        elif kept is not None:
             with rec.stage(checkout.REUSE, 0):
                 await checkout.reuse_build(ctx, *kept)
         else:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ferryman.commands import remote as cmd
 from ferryman.commands.remote import inline_delete_fits, receive_release
-from ferryman.domain.manifest import Manifest, decode, diff
-from ferryman.errors import RemoteError
+from ferryman.domain.manifest import Manifest, decode, diff, excluded
+from ferryman.errors import Conflict, RemoteError
+from ferryman.pipeline import configs
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.package import build_manifest, choose_compression, write_package
 from ferryman.remote.executor import Target, fan_out
@@ -31,6 +32,7 @@ def version_text(ctx: Context) -> str:
     fields = {
         "project": ctx.project.project,
         "env": ctx.env_name,
+        "kind": ctx.kind,
         "release": ctx.release,
         "ref": ctx.ref,
         "commit": ctx.resolved.commit,
@@ -95,8 +97,22 @@ async def _base_manifest(ctx: Context, base: str, hosts: list[Target]) -> Manife
         return None
 
 
+async def _live_manifest(ctx: Context) -> Manifest:
+    """A config-only deploy's manifest: the live release's, less the paths now config files."""
+    base = await _base_manifest(ctx, ctx.target_release, ctx.targets)
+    if base is None:
+        raise Conflict(f"{ctx.target_release} has no usable manifest; deploy a commit instead")
+    patterns = configs.excludes(ctx)
+    return {path: entry for path, entry in base.items() if not excluded(path, patterns)}
+
+
 async def run(ctx: Context) -> None:
-    manifest = await asyncio.to_thread(build_manifest, ctx.tree, ctx.env.excludes)
+    if ctx.kind == "config":
+        manifest = await _live_manifest(ctx)
+    else:
+        manifest = await asyncio.to_thread(
+            build_manifest, ctx.tree, [*ctx.env.excludes, *configs.excludes(ctx)]
+        )
     compression = choose_compression(
         ctx.env.compress,
         sum(1 for t in ctx.targets if "zstd" in ctx.facts[t.key].tools),
@@ -140,6 +156,7 @@ async def run(ctx: Context) -> None:
         plans.append((None, [], package, full_hosts))
 
     plan_for = {t.key: plan for plan in plans for t in plan[3]}
+    warned: set[tuple[str, str]] = set()  # unknown ${NAME} in a config file: said once
 
     async def one(target: Target) -> None:
         base, delete, package, _hosts = plan_for[target.key]
@@ -170,6 +187,7 @@ async def run(ctx: Context) -> None:
         shared = cmd.link_shared(ctx.layout, ctx.release, ctx.env.shared)
         if shared is not None:
             await ctx.remote(target, shared, stage=STAGE, shown="link shared paths")
+        await configs.write(ctx, target, warned)
 
     await ctx.each_host(STAGE, one)
     assert ctx.resolved is not None

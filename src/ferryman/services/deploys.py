@@ -16,12 +16,14 @@ from ferryman.db.models import (
     Environment,
     HostState,
     Project,
+    Release,
     Ticket,
     utcnow,
 )
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.errors import ApprovalRequired, ConfigError, Conflict, NotFound, ValidationError
+from ferryman.services import config_files
 from ferryman.services.audit import SYSTEM, Actor, record
 from ferryman.services.queue import cancel_queued, sync_ticket
 
@@ -82,9 +84,11 @@ def create_deploy(
     ticket_id: int | None = None,
     not_before: datetime | None = None,
 ) -> Deploy:
-    """Queue a deploy or rollback (the caller has authorised it). The config is snapshotted
-    with servers and labels expanded, so the worker runs exactly what was asked; with
-    ``not_before`` no worker claims it before that time."""
+    """Queue a deploy, config-only deploy or rollback (the caller has authorised it). The
+    config is snapshotted with servers and labels expanded, and so are the config files (still
+    sealed), so the worker runs exactly what was asked; with ``not_before`` no worker claims it
+    before that time. A config-only deploy (``kind="config"``) ships the live release again
+    with the current config files: its commit and base are the release the hosts are on."""
     from ferryman.services.projects import effective_config
 
     config = effective_config(s, project)
@@ -105,6 +109,11 @@ def create_deploy(
             f"(`ferryman secret set {project.name} NAME --env {env}`)",
             [f"environments/{env}/secrets: {n} is not set" for n in missing],
         )
+    bundle, config_versions = "", dict[str, int]()
+    if kind != "rollback":
+        bundle, config_versions = config_files.bundle_for(s, project, config, env)
+    if kind == "config":
+        ref, commit, target_release = live_release(s, project, config, env, chosen)
     variables = {**environment.variables, **project_secrets}
     secrets = [*(environment.secrets or []), *project_secrets]
     _refuse_if_active(s, project, env)
@@ -131,6 +140,8 @@ def create_deploy(
         requested_by=actor.id,
         requested_by_name=actor.username,
         config=dump_project(config),
+        config_bundle=bundle,
+        config_versions=config_versions or None,
         stages=[],
     )
     s.add(deploy)
@@ -150,6 +161,64 @@ def create_deploy(
         not_before=not_before.isoformat() if not_before else None,
     )
     return deploy
+
+
+def live_release(
+    s: Session, project: Project, config: ProjectConfig, env: str, chosen: list[str] | None
+) -> tuple[str, str, str]:
+    """(ref, commit, release) every chosen host is on, for a config-only deploy."""
+    hosts = chosen or [h.key for h in config.environment(env).hosts]
+    live = {
+        row.host: row.current_release
+        for row in s.scalars(
+            select(HostState).where(HostState.project_id == project.id, HostState.env == env)
+        )
+    }
+    releases = {live.get(h, "") for h in hosts}
+    if "" in releases:
+        bare = [h for h in hosts if not live.get(h)]
+        raise Conflict(
+            f"{', '.join(bare)} of {project.name} {env} has no release yet; a config-only "
+            "deploy ships the live release again, so deploy a commit first"
+        )
+    if len(releases) > 1:
+        raise Conflict(
+            f"the hosts of {project.name} {env} are on different releases "
+            f"({', '.join(sorted(releases))}); deploy a commit, or choose hosts on one release"
+        )
+    name = releases.pop()
+    row = s.scalar(
+        select(Release).where(
+            Release.project_id == project.id,
+            Release.env == env,
+            Release.host == hosts[0],
+            Release.name == name,
+        )
+    )
+    origin = s.get(Deploy, row.deploy_id) if row is not None else None
+    return (origin.ref if origin else ""), (row.commit if row else ""), name
+
+
+def request_config_deploy(
+    db: Database,
+    actor: Actor,
+    project_ref: int | str,
+    env: str,
+    hosts: Sequence[str] | None = None,
+) -> Deploy:
+    """A new release of what the hosts run now with the current config files: no checkout,
+    no build. Where the environment needs approval, a ticket (``config_only``) is the way."""
+    from ferryman.services.projects import find_project
+
+    with db.transaction() as s:
+        project = find_project(s, actor, project_ref, "deploy.direct")
+        if space_environment(s, project, env).requires_approval:
+            raise ApprovalRequired(
+                f"{env} requires approval: create a ticket "
+                f"(`ferryman ticket create {project.name} --env {env} --config-only`)",
+                env=env,
+            )
+        return create_deploy(s, actor, project, env, kind="config", hosts=hosts)
 
 
 def request_deploy(
@@ -198,7 +267,10 @@ def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool 
             require(s, actor, "deploy.direct", project=project, what=f"deploy #{deploy_id}")
             if space_environment(s, project, original.env).requires_approval:
                 raise ApprovalRequired(f"{original.env} requires approval: create a ticket")
-        if original.kind != "deploy" or original.status not in ("failed", "cancelled"):
+        if original.kind not in ("deploy", "config") or original.status not in (
+            "failed",
+            "cancelled",
+        ):
             raise Conflict(
                 f"deploy #{deploy_id} is a {original.kind} that is {original.status}; "
                 "only failed or cancelled deploys are retried"
@@ -221,7 +293,7 @@ def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool 
             actor,
             project,
             original.env,
-            kind="deploy",
+            kind=original.kind,
             ref=original.ref,
             commit=original.commit,
             hosts=hosts,

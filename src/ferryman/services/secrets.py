@@ -133,6 +133,7 @@ def sealed_for(s: Session, project_id: int, env: str) -> dict[str, str]:
 def rotate_all(db: Database) -> int:
     """Re-encrypt every sealed value with the box's newest key; returns how many."""
     from ferryman.db.models import Deploy, Environment, KeyValue
+    from ferryman.services import config_files
 
     count = 0
     with db.transaction() as s:
@@ -147,6 +148,7 @@ def rotate_all(db: Database) -> int:
         for deploy in s.scalars(select(Deploy)):
             if any(v.startswith("enc:") for v in deploy.variables.values()):
                 deploy.variables = {k: _maybe_rotate(db, v) for k, v in deploy.variables.items()}
+        count += config_files.rotate(s, db.box)
         canary = s.get(KeyValue, "key_check")
         if canary is not None:
             canary.value = db.box.rotate(canary.value)

@@ -24,6 +24,7 @@ from ferryman.errors import Conflict, NotFound, OwnTicket, TooEarly, ValidationE
 from ferryman.services import deploys, projects, queue, repos
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import project_role, require, visible_space_ids
+from ferryman.services.config_files import config_views
 
 
 def ticket_dict(ticket: Ticket, project: Project | None = None) -> dict[str, Any]:
@@ -102,10 +103,14 @@ async def create_ticket(
     hosts: Sequence[str] | None = None,
     not_before: datetime | None = None,
     draft: bool = False,
+    config_only: bool = False,
 ) -> dict[str, Any]:
     """Resolve ``ref`` to its commit now (it is what the approver reviews), then store the
-    ticket as draft, pending_approval or — where no approval is needed — approved."""
-    validate.ref(ref)
+    ticket as draft, pending_approval or — where no approval is needed — approved. A
+    ``config_only`` ticket ships the release the hosts run now again with the current config
+    files (no ref: its commit is the live one)."""
+    if not config_only:
+        validate.ref(ref)
     if not title.strip():
         raise ValidationError("title: required")
     project, config = await asyncio.to_thread(
@@ -113,7 +118,11 @@ async def create_ticket(
     )
     config.environment(env)
     chosen = deploys.select_hosts(config, env, hosts)
-    resolved = await repos.resolve(settings, config, env, ref)
+    if config_only:
+        with db.read() as s:
+            ref, commit, _release = deploys.live_release(s, project, config, env, chosen)
+    else:
+        commit = (await repos.resolve(settings, config, env, ref)).commit
 
     def insert() -> dict[str, Any]:
         with db.transaction() as s:
@@ -122,9 +131,9 @@ async def create_ticket(
                 space_id=fresh.space_id,
                 project_id=fresh.id,
                 env=env,
-                kind="deploy",
+                kind="config" if config_only else "deploy",
                 ref=ref,
-                commit=resolved.commit,
+                commit=commit,
                 hosts=chosen,
                 title=title.strip(),
                 description=description,
@@ -135,7 +144,7 @@ async def create_ticket(
             )
             s.add(ticket)
             s.flush()
-            _audit(s, actor, "ticket.create", ticket, ref=ref, commit=resolved.commit, env=env)
+            _audit(s, actor, "ticket.create", ticket, ref=ref, commit=commit, env=env)
             return ticket_dict(ticket, fresh)
 
     return await asyncio.to_thread(insert)
@@ -214,7 +223,7 @@ def _queue(
             actor,
             project,
             ticket.env,
-            kind="deploy",
+            kind=ticket.kind,
             ref=ticket.ref,
             commit=ticket.commit,
             hosts=ticket.hosts,
@@ -262,7 +271,7 @@ def rollback_ticket(
     ``to``). Masters may roll back without approval; it is queued at once."""
     with db.transaction() as s:
         original, project = _load(s, actor, ticket_id, "ticket.rollback")
-        if original.kind != "deploy" or original.deploy_id is None:
+        if original.kind not in ("deploy", "config") or original.deploy_id is None:
             raise Conflict(f"ticket #{original.id} has not deployed anything to roll back")
         target = to or _release_before(s, original)
         ticket = Ticket(
@@ -351,12 +360,30 @@ async def preview(db: Database, settings: Settings, actor: Actor, ticket_id: int
     """What approving would ship: the exact hosts, what each runs now, and the commits and
     changed files between that and the ticket's commit."""
 
-    def facts() -> tuple[Ticket, Any, list[str], dict[str, tuple[str, str]]]:
+    def facts() -> tuple[Ticket, Any, list[str], dict[str, tuple[str, str]], list[Any]]:
         with db.read() as s:
             ticket, project = _load(s, actor, ticket_id, "ticket.read")
             config = projects.effective_config(s, project)
             hosts = ticket.hosts or [h.key for h in config.environment(ticket.env).hosts]
             live = {}
+            shipped: dict[str, set[int | None]] = {}
+            states_rows = s.scalars(
+                select(HostState).where(
+                    HostState.project_id == project.id, HostState.env == ticket.env
+                )
+            ).all()
+            for row in states_rows:
+                origin = s.get(Deploy, row.deploy_id) if row.deploy_id else None
+                for path, version in ((origin.config_versions if origin else None) or {}).items():
+                    shipped.setdefault(path, set()).add(version)
+            config_rows = []
+            for item in config_views(s, project, ticket.env):
+                versions = shipped.pop(item["path"], set()) or {None}
+                config_rows.append({**item, "live_versions": sorted(versions, key=str)})
+            config_rows += [
+                {"path": p, "version": None, "live_versions": sorted(v, key=str)}
+                for p, v in shipped.items()
+            ]
             for row in s.scalars(
                 select(HostState).where(
                     HostState.project_id == project.id, HostState.env == ticket.env
@@ -371,9 +398,9 @@ async def preview(db: Database, settings: Settings, actor: Actor, ticket_id: int
                     )
                 )
                 live[row.host] = (row.current_release, commit or "")
-            return ticket, config, hosts, live
+            return ticket, config, hosts, live, config_rows
 
-    ticket, config, hosts, live = await asyncio.to_thread(facts)
+    ticket, config, hosts, live, config_rows = await asyncio.to_thread(facts)
     host_rows = [
         {"host": h, "release": live.get(h, ("", ""))[0] or None, "commit": live.get(h, ("", ""))[1]}
         for h in hosts
@@ -385,7 +412,13 @@ async def preview(db: Database, settings: Settings, actor: Actor, ticket_id: int
         "hosts": host_rows,
         "target": ticket.commit or ticket.target_release,
         "changes": [],
+        "config": [],
     }
+    if ticket.kind == "rollback":
+        return out
+    out["config"] = [
+        {**row, "changed": row["live_versions"] != [row["version"]]} for row in config_rows
+    ]
     if ticket.kind != "deploy":
         return out
     by_commit: dict[str, list[str]] = {}

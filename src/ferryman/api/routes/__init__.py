@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from ferryman.api.routes import (
     access,
+    configs,
     console,
     deploys,
     projects,
@@ -19,5 +20,5 @@ from ferryman.api.routes import (
 )
 
 router = APIRouter(prefix="/api/v1")
-for module in (access, spaces, projects, secrets, tickets, deploys, console, records):
+for module in (access, spaces, projects, secrets, configs, tickets, deploys, console, records):
     router.include_router(module.router)

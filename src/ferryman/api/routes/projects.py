@@ -149,10 +149,13 @@ def request_deploy(
     project: str, body: DeployBody, db: DB, actor: CurrentActor, request: Request
 ) -> dict[str, Any]:
     """Deploy without a ticket; refused (``approval_required``) where the environment needs
-    approval."""
-    deploy = deploys.request_deploy(
-        db, actor, project, body.env, body.ref, body.hosts, body.not_before
-    )
+    approval. ``config_only`` ships the live release again with the current config files."""
+    if body.config_only:
+        deploy = deploys.request_config_deploy(db, actor, project, body.env, body.hosts)
+    else:
+        deploy = deploys.request_deploy(
+            db, actor, project, body.env, body.ref, body.hosts, body.not_before
+        )
     wake_worker(request)
     return deploy_views.get(db, deploy.id)
 

@@ -51,6 +51,7 @@ async def create_ticket(
         hosts=body.hosts,
         not_before=body.not_before,
         draft=body.draft,
+        config_only=body.config_only,
     )
 
 

@@ -1,0 +1,579 @@
+"""Config files of a project environment: kept by Ferryman (encrypted at rest), versioned,
+overridden per server label or host, previewed per host, and snapshotted into each deploy.
+
+Content is a template (``${DB_PASSWORD}``, ``${HOST}``); secret values are only ever put into
+it by the worker, per host, while shipping a release. Everything shown — file views, history
+diffs, previews — has secret values masked.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ferryman.config.project import ProjectConfig, parse_project
+from ferryman.db.models import ConfigFile as Stored
+from ferryman.db.models import ConfigVersion, Project, Secret, utcnow
+from ferryman.db.session import Database
+from ferryman.domain import config_files as cf
+from ferryman.domain import validate
+from ferryman.domain.manifest import excluded
+from ferryman.domain.masking import Masker
+from ferryman.domain.variables import NAMES as DEPLOY_NAMES
+from ferryman.errors import ConfigError, NotFound, ValidationError
+from ferryman.secretbox import SecretBox, is_sealed
+from ferryman.services.audit import Actor, record
+from ferryman.services.projects import effective_config, find_project
+
+# Known at preview time; the other deploy variables (RELEASE, COMMIT, …) only at deploy time.
+PREVIEW_NAMES = ("PROJECT", "ENV", "HOST", "WEBROOT", "RELEASES")
+
+
+# --- reading rows ----------------------------------------------------------------------------
+
+
+def _decode(box: SecretBox, row: Stored | ConfigVersion) -> cf.ConfigFile:
+    data = json.loads(box.open(row.data))
+    return cf.ConfigFile.from_dict({"path": row.path, "mode": row.mode, **data})
+
+
+def _encode(box: SecretBox, config: cf.ConfigFile) -> str:
+    data = config.to_dict()
+    return box.seal(json.dumps({"content": data["content"], "overrides": data["overrides"]}))
+
+
+def _row(s: Session, project: Project, env: str, path: str) -> Stored | None:
+    return s.scalar(
+        select(Stored).where(
+            Stored.project_id == project.id, Stored.env == env, Stored.path == path
+        )
+    )
+
+
+def _existing(s: Session, project: Project, env: str, path: str) -> Stored:
+    row = _row(s, project, env, path)
+    if row is None:
+        raise NotFound(f"{project.name} {env} has no config file {path!r}")
+    return row
+
+
+def _env_config(project: Project, env: str) -> ProjectConfig:
+    config = parse_project(project.config)
+    config.environment(env)  # NotFound names the environments it has
+    return config
+
+
+def _secret_masker(s: Session, box: SecretBox, project: Project, env: str) -> Masker:
+    values = [box.open(v) for v in _sealed_secrets(s, project, env).values()]
+    return Masker(values)
+
+
+def _sealed_secrets(s: Session, project: Project, env: str) -> dict[str, str]:
+    from ferryman.services.deploys import space_environment
+
+    environment = space_environment(s, project, env)
+    sealed = {k: v for k, v in environment.variables.items() if is_sealed(v)}
+    rows = s.scalars(select(Secret).where(Secret.project_id == project.id, Secret.env == env))
+    return sealed | {r.name: r.value for r in rows}
+
+
+def summary(row: Stored, declared: bool = False) -> dict[str, Any]:
+    return {
+        "path": row.path,
+        "mode": f"{row.mode:04o}",
+        "version": row.version,
+        "updated_by": row.updated_by,
+        "updated_at": row.updated_at.isoformat(),
+        "declared": declared,
+    }
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _save(
+    s: Session,
+    db: Database,
+    actor: Actor,
+    project: Project,
+    env: str,
+    row: Stored,
+    config: cf.ConfigFile,
+    change: str,
+    action: str,
+) -> dict[str, Any]:
+    row.mode, row.data = config.mode, _encode(db.box, config)
+    row.updated_by, row.updated_at = actor.username, utcnow()
+    s.flush()
+    s.add(
+        ConfigVersion(
+            project_id=project.id,
+            env=env,
+            path=row.path,
+            version=row.version,
+            mode=row.mode,
+            data=row.data,
+            change=change[:300],
+            changed_by=actor.username,
+        )
+    )
+    record(
+        s,
+        actor,
+        action,
+        f"project:{project.name}/{env}/config:{row.path}",
+        space_id=project.space_id,
+        project_id=project.id,
+        version=row.version,
+        change=change[:300],
+    )
+    return summary(row, row.path in _env_config(project, env).environment(env).config_files)
+
+
+def set_file(
+    db: Database,
+    actor: Actor,
+    project_ref: int | str,
+    env: str,
+    path: str,
+    content: str | None = None,
+    mode: str | int | None = None,
+) -> dict[str, Any]:
+    """Create a config file, or change its content and/or mode (overrides are kept)."""
+    path = cf.path(path)
+    if content is not None:
+        cf.content(content)
+    with db.transaction() as s:
+        project = find_project(s, actor, project_ref, "config.manage")
+        _env_config(project, env)
+        row = _row(s, project, env, path)
+        if row is None:
+            if content is None:
+                raise ValidationError(f"{path}: a new config file needs content")
+            count = len(
+                s.scalars(
+                    select(Stored.id).where(Stored.project_id == project.id, Stored.env == env)
+                ).all()
+            )
+            if count >= cf.MAX_FILES:
+                raise ValidationError(f"at most {cf.MAX_FILES} config files per environment")
+            config = cf.ConfigFile(path=path, mode=cf.mode(mode), content=content)
+            row = Stored(project_id=project.id, env=env, path=path, version=1, data="")
+            s.add(row)
+            return _save(s, db, actor, project, env, row, config, "created", "config.create")
+        old = _decode(db.box, row)
+        config = cf.ConfigFile(
+            path=path,
+            mode=old.mode if mode is None else cf.mode(mode),
+            content=old.content if content is None else content,
+            overrides=old.overrides,
+        )
+        changes = [
+            what
+            for what, changed in (
+                ("content", config.content != old.content),
+                (f"mode {config.mode:04o}", config.mode != old.mode),
+            )
+            if changed
+        ]
+        row.version += 1
+        return _save(
+            s,
+            db,
+            actor,
+            project,
+            env,
+            row,
+            config,
+            ", ".join(changes) or "saved unchanged",
+            "config.update",
+        )
+
+
+def set_override(
+    db: Database,
+    actor: Actor,
+    project_ref: int | str,
+    env: str,
+    path: str,
+    scope: str,
+    content: str | None = None,
+    keys: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Give the hosts of ``scope`` (``label:NAME`` or ``host:NAME``) their own content and/or
+    key values for this file; replaces that scope's earlier override."""
+    path, scope = cf.path(path), cf.scope(scope)
+    if content is None and not keys:
+        raise ValidationError("an override needs content or keys to set")
+    if content is not None:
+        cf.content(content)
+    values = cf.keys(keys or {})
+    with db.transaction() as s:
+        project = find_project(s, actor, project_ref, "config.manage")
+        _env_config(project, env)
+        row = _existing(s, project, env, path)
+        old = _decode(db.box, row)
+        override = cf.Override(scope=scope, content=content, set=values)
+        kept = [o for o in old.overrides if o.scope != scope]
+        config = cf.ConfigFile(path, old.mode, old.content, (*kept, override))
+        row.version += 1
+        what = "content" if content is not None else ""
+        what += (" and " if what else "") + ("keys " + ", ".join(values) if values else "")
+        return _save(
+            s, db, actor, project, env, row, config, f"override {scope}: {what}", "config.override"
+        )
+
+
+def delete_override(
+    db: Database, actor: Actor, project_ref: int | str, env: str, path: str, scope: str
+) -> dict[str, Any]:
+    path, scope = cf.path(path), cf.scope(scope)
+    with db.transaction() as s:
+        project = find_project(s, actor, project_ref, "config.manage")
+        row = _existing(s, project, env, path)
+        old = _decode(db.box, row)
+        kept = tuple(o for o in old.overrides if o.scope != scope)
+        if len(kept) == len(old.overrides):
+            raise NotFound(f"{path} has no override for {scope}")
+        row.version += 1
+        config = cf.ConfigFile(path, old.mode, old.content, kept)
+        return _save(
+            s,
+            db,
+            actor,
+            project,
+            env,
+            row,
+            config,
+            f"removed override {scope}",
+            "config.override_delete",
+        )
+
+
+def delete_file(db: Database, actor: Actor, project_ref: int | str, env: str, path: str) -> None:
+    """Stop shipping a file (the next release has none); its history is kept."""
+    path = cf.path(path)
+    with db.transaction() as s:
+        project = find_project(s, actor, project_ref, "config.manage")
+        row = _existing(s, project, env, path)
+        s.add(
+            ConfigVersion(
+                project_id=project.id,
+                env=env,
+                path=path,
+                version=row.version + 1,
+                mode=row.mode,
+                data="",
+                deleted=True,
+                change="deleted",
+                changed_by=actor.username,
+            )
+        )
+        s.delete(row)
+        record(
+            s,
+            actor,
+            "config.delete",
+            f"project:{project.name}/{env}/config:{path}",
+            space_id=project.space_id,
+            project_id=project.id,
+            version=row.version + 1,
+        )
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def list_files(db: Database, actor: Actor, project_ref: int | str, env: str) -> list[Any]:
+    """Every config file of the environment, and declared ones (YAML) not set yet."""
+    with db.read() as s:
+        project = find_project(s, actor, project_ref, "config.read")
+        declared = _env_config(project, env).environment(env).config_files
+        rows = s.scalars(
+            select(Stored)
+            .where(Stored.project_id == project.id, Stored.env == env)
+            .order_by(Stored.path)
+        ).all()
+        out: list[dict[str, Any]] = [summary(r, r.path in declared) for r in rows]
+        for row, item in zip(rows, out, strict=True):
+            item["overrides"] = [o.scope for o in _decode(db.box, row).overrides]
+        have = {r.path for r in rows}
+        out += [{"path": p, "declared": True, "missing": True} for p in declared if p not in have]
+        return out
+
+
+def get_file(
+    db: Database, actor: Actor, project_ref: int | str, env: str, path: str
+) -> dict[str, Any]:
+    """The template, its overrides and the variables it refers to (secret values masked)."""
+    path = cf.path(path)
+    with db.read() as s:
+        project = find_project(s, actor, project_ref, "config.read")
+        row = _existing(s, project, env, path)
+        config = _decode(db.box, row)
+        mask = _secret_masker(s, db.box, project, env)
+        names = set(_sealed_secrets(s, project, env))
+        out = summary(row, path in _env_config(project, env).environment(env).config_files)
+    texts = [config.content, *(o.content or "" for o in config.overrides)]
+    refs = sorted({n for t in texts for n in cf.references(t)})
+    out |= {
+        "content": mask(config.content),
+        "overrides": [
+            {
+                "scope": o.scope,
+                "content": None if o.content is None else mask(o.content),
+                "set": {k: mask(v) for k, v in o.set.items()},
+            }
+            for o in config.overrides
+        ],
+        "references": refs,
+        "secrets": [n for n in refs if n in names],
+    }
+    return out
+
+
+def history(
+    db: Database, actor: Actor, project_ref: int | str, env: str, path: str
+) -> list[dict[str, Any]]:
+    path = cf.path(path)
+    with db.read() as s:
+        project = find_project(s, actor, project_ref, "config.read")
+        rows = s.scalars(
+            select(ConfigVersion)
+            .where(
+                ConfigVersion.project_id == project.id,
+                ConfigVersion.env == env,
+                ConfigVersion.path == path,
+            )
+            .order_by(ConfigVersion.version.desc())
+        ).all()
+        if not rows:
+            raise NotFound(f"{project.name} {env} has no config file {path!r}, now or before")
+        return [
+            {
+                "version": r.version,
+                "mode": f"{r.mode:04o}",
+                "deleted": r.deleted,
+                "change": r.change,
+                "changed_by": r.changed_by,
+                "changed_at": r.changed_at.isoformat(),
+            }
+            for r in rows
+        ]
+
+
+def diff(
+    db: Database,
+    actor: Actor,
+    project_ref: int | str,
+    env: str,
+    path: str,
+    old: int | None = None,
+    new: int | None = None,
+) -> dict[str, Any]:
+    """A unified diff between two versions (default: the newest and the one before), with
+    secret values masked."""
+    path = cf.path(path)
+    with db.read() as s:
+        project = find_project(s, actor, project_ref, "config.read")
+        rows = {
+            r.version: r
+            for r in s.scalars(
+                select(ConfigVersion).where(
+                    ConfigVersion.project_id == project.id,
+                    ConfigVersion.env == env,
+                    ConfigVersion.path == path,
+                )
+            )
+        }
+        if not rows:
+            raise NotFound(f"{project.name} {env} has no config file {path!r}, now or before")
+        new = max(rows) if new is None else new
+        old = new - 1 if old is None else old
+        for number in (old, new):
+            if number != 0 and number not in rows:
+                raise NotFound(f"{path} has no version {number} (has 1-{max(rows)})")
+
+        def version(number: int) -> cf.ConfigFile | None:
+            row = rows.get(number)
+            return None if row is None or row.deleted else _decode(db.box, row)
+
+        text = cf.diff(version(old), version(new), f"{path} v{old}", f"{path} v{new}")
+        mask = _secret_masker(s, db.box, project, env)
+    return {"path": path, "from": old, "to": new, "diff": mask(text)}
+
+
+def host_identities(
+    s: Session, project: Project, config: ProjectConfig, env: str
+) -> dict[str, cf.HostIdentity]:
+    """Each host of the environment with the server names and labels it has in the space."""
+    from ferryman.services import inventory
+
+    known: dict[str, tuple[list[str], list[str]]] = {}
+    for server in inventory.servers_of_space(s, project.space_id):
+        key = validate.host(inventory.server_host(server)).key
+        names, labels = known.setdefault(key, ([], []))
+        names.append(server.name)
+        labels += [x for x in server.labels if x not in labels]
+    out = {}
+    for spec in config.environment(env).hosts:
+        names, labels = known.get(spec.key, ([], []))
+        out[spec.key] = cf.HostIdentity(spec.key, tuple(names), tuple(labels))
+    return out
+
+
+def preview(
+    db: Database,
+    actor: Actor,
+    project_ref: int | str,
+    env: str,
+    host: str | None = None,
+    path: str | None = None,
+) -> list[dict[str, Any]]:
+    """What each host would get now: the effective file rendered with the variables known
+    before a deploy (secret values shown as ``***``; ``${RELEASE}`` and the other per-deploy
+    names are filled in at deploy time)."""
+    from ferryman.services.deploys import space_environment
+
+    wanted = cf.path(path) if path else None
+    with db.read() as s:
+        project = find_project(s, actor, project_ref, "config.read")
+        config = effective_config(s, project)
+        environment = config.environment(env)
+        idents = host_identities(s, project, config, env)
+        if host is not None:
+            key = validate.host(host).key
+            matched = [i for i in idents.values() if i.key == key or host in i.names]
+            if not matched:
+                raise NotFound(f"{host!r} is not a host of {project.name} {env}")
+            idents = {m.key: m for m in matched}
+        files = [
+            _decode(db.box, r)
+            for r in s.scalars(
+                select(Stored)
+                .where(Stored.project_id == project.id, Stored.env == env)
+                .order_by(Stored.path)
+            )
+            if wanted is None or r.path == wanted
+        ]
+        if wanted and not files:
+            raise NotFound(f"{project.name} {env} has no config file {wanted!r}")
+        variables = space_environment(s, project, env).variables
+        plain = {k: v for k, v in variables.items() if not is_sealed(v)}
+        secret_names = set(_sealed_secrets(s, project, env))
+        mask = _secret_masker(s, db.box, project, env)
+    base = {**plain, **dict.fromkeys(secret_names, "***")}
+    base |= {
+        "PROJECT": config.project,
+        "ENV": env,
+        "WEBROOT": environment.webroot,
+        "RELEASES": environment.releases,
+    }
+    out = []
+    for ident in idents.values():
+        for file in files:
+            template, scopes = cf.effective(file, ident)
+            text, unknown = cf.render(template, {**base, "HOST": ident.key})
+            out.append(
+                {
+                    "host": ident.key,
+                    "path": file.path,
+                    "mode": f"{file.mode:04o}",
+                    "overrides": scopes,
+                    "content": mask(text),
+                    "at_deploy": [n for n in unknown if n in DEPLOY_NAMES],
+                    "unknown": [n for n in unknown if n not in DEPLOY_NAMES],
+                }
+            )
+    return out
+
+
+# --- deploys ---------------------------------------------------------------------------------
+
+
+def config_views(s: Session, project: Project, env: str) -> list[dict[str, Any]]:
+    """Path and current version of each config file (no content), for previews."""
+    rows = s.scalars(
+        select(Stored)
+        .where(Stored.project_id == project.id, Stored.env == env)
+        .order_by(Stored.path)
+    )
+    return [{"path": r.path, "version": r.version} for r in rows]
+
+
+def bundle_for(
+    s: Session, project: Project, config: ProjectConfig, env: str
+) -> tuple[str, dict[str, int]]:
+    """The snapshot a deploy ships — each file still sealed, and the hosts' names and labels —
+    and the file versions; refuses when a file the YAML declares has not been set."""
+    rows = s.scalars(
+        select(Stored)
+        .where(Stored.project_id == project.id, Stored.env == env)
+        .order_by(Stored.path)
+    ).all()
+    have = {r.path for r in rows}
+    missing = [p for p in config.environment(env).config_files if p not in have]
+    if missing:
+        raise ConfigError(
+            f"{project.name} {env} needs config files that are not set: {', '.join(missing)} "
+            f"(`ferryman config set {project.name} PATH --env {env} --file FILE`)",
+            [f"environments/{env}/config_files: {p} is not set" for p in missing],
+        )
+    shared = ["/" + p for p in config.environment(env).shared]
+    inside = [r.path for r in rows if excluded(r.path, shared)]
+    if inside:
+        raise ConfigError(
+            f"config files inside a shared path would not belong to the release: "
+            f"{', '.join(inside)}; move them or stop sharing that path",
+            [f"environments/{env}/shared: holds config file {p}" for p in inside],
+        )
+    if not rows:
+        return "", {}
+    idents = host_identities(s, project, config, env)
+    data = {
+        "files": [{"path": r.path, "mode": r.mode, "data": r.data} for r in rows],
+        "hosts": {k: {"names": list(i.names), "labels": list(i.labels)} for k, i in idents.items()},
+    }
+    return json.dumps(data), {r.path: r.version for r in rows}
+
+
+def open_bundle(
+    box: SecretBox, bundle: str
+) -> tuple[list[cf.ConfigFile], dict[str, cf.HostIdentity]]:
+    """The files (opened: only the worker does this) and host identities of a snapshot."""
+    if not bundle:
+        return [], {}
+    data = json.loads(bundle)
+    files = [
+        cf.ConfigFile.from_dict(
+            {"path": f["path"], "mode": f["mode"], **json.loads(box.open(f["data"]))}
+        )
+        for f in data["files"]
+    ]
+    hosts = {
+        k: cf.HostIdentity(k, tuple(v["names"]), tuple(v["labels"]))
+        for k, v in data["hosts"].items()
+    }
+    return files, hosts
+
+
+def rotate(s: Session, box: SecretBox) -> int:
+    """Re-encrypt every config file, version and deploy snapshot with the newest key."""
+    from ferryman.db.models import Deploy
+
+    count = 0
+    for row in s.scalars(select(Stored)):
+        row.data = box.rotate(row.data)
+        count += 1
+    for version in s.scalars(select(ConfigVersion).where(ConfigVersion.data != "")):
+        version.data = box.rotate(version.data)
+        count += 1
+    for deploy in s.scalars(select(Deploy).where(Deploy.config_bundle != "")):
+        data = json.loads(deploy.config_bundle)
+        for file in data["files"]:
+            file["data"] = box.rotate(file["data"])
+        deploy.config_bundle = json.dumps(data)
+    return count
