@@ -116,9 +116,7 @@ def _print_preview(preview: dict[str, Any]) -> None:
         live = ", ".join("-" if v is None else f"v{v}" for v in item["live_versions"])
         new = "removed" if item["version"] is None else f"v{item['version']}"
         state = "changes" if item["changed"] else "unchanged"
-        console.print(
-            f"config {escape(item['path'])}: {live} → {new} ({state})", highlight=False
-        )
+        console.print(f"config {escape(item['path'])}: {live} → {new} ({state})", highlight=False)
 
 
 @ticket_app.command("submit")
