@@ -80,6 +80,7 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    language: Mapped[str] = mapped_column(String(16), default="", server_default="")  # web UI
 
 
 class LoginFailure(Base):

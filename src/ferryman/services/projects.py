@@ -26,7 +26,7 @@ from ferryman.domain.permissions import Role
 from ferryman.errors import ConfigError, Conflict, NotFound
 from ferryman.services import inventory
 from ferryman.services.audit import Actor, record
-from ferryman.services.authz import require, visible_space_ids
+from ferryman.services.authz import require, space_role, visible_space_ids
 from ferryman.services.spaces import find_user, load_space, visible_space
 
 
@@ -144,7 +144,7 @@ def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Pr
         )
         # A new project needs the space role; an existing one honours its role overrides.
         if project is None:
-            require(s, actor, "project.manage", space_id=space.id)
+            require(s, actor, "project.create", space_id=space.id)
         else:
             require(s, actor, "project.manage", project=project)
         _check_against_space(s, space, config)
@@ -153,6 +153,8 @@ def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Pr
         if project is None:
             project = Project(space_id=space.id, name=config.project, config=data)
             s.add(project)
+            s.flush()
+            _creator_masters(s, actor, space, project)
         else:
             before = project.config
             project.config = data
@@ -169,6 +171,14 @@ def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Pr
             changed=_changed_keys(before, data),
         )
         return project, created
+
+
+def _creator_masters(s: Session, actor: Actor, space: Space, project: Project) -> None:
+    """A developer who creates a project masters it (GitLab-like): they may change its
+    configuration, secrets and config files; approving their own tickets stays forbidden."""
+    role = space_role(s, actor, space.id)
+    if actor.id is not None and not actor.is_superuser and role is not None and role < Role.master:
+        s.add(ProjectMember(project_id=project.id, user_id=actor.id, role=Role.master.name))
 
 
 def _changed_keys(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:

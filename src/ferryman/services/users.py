@@ -47,6 +47,7 @@ def user_dict(user: User) -> dict[str, Any]:
         "email": user.email,
         "is_superuser": user.is_superuser,
         "is_active": user.is_active,
+        "language": user.language,
         "created_at": user.created_at.isoformat(),
     }
 
@@ -156,6 +157,22 @@ def change_password(db: Database, actor: Actor, old: str, new: str) -> None:
         user.password_hash = _hasher.hash(new)
         user.password_changed_at = utcnow()
         record(s, actor, "user.password", f"user:{user.username}")
+
+
+LANGUAGES = ("en", "zh_CN")
+
+
+def set_language(db: Database, actor: Actor, language: str) -> None:
+    """Remember the web UI language of the signed-in user (``en`` or ``zh_CN``)."""
+    if language not in LANGUAGES:
+        raise ValidationError(f"language: one of {', '.join(LANGUAGES)}")
+    with db.transaction() as s:
+        require(s, actor, "me.preferences")
+        user = s.get(User, actor.id)
+        if user is None:
+            raise NotFound("no such user")
+        user.language = language
+        record(s, actor, "user.language", f"user:{user.username}", language=language)
 
 
 def _refuse_when_guessing(s: Session, username: str, ip: str) -> None:

@@ -32,14 +32,15 @@ def list_projects(db: DB, actor: CurrentActor, space: str | None = None) -> list
     return projects.list_projects(db, actor, space)
 
 
-@router.post("/projects", tags=["projects"], openapi_extra=perm("project.manage"))
+@router.post("/projects", tags=["projects"], openapi_extra=perm("project.create"))
 def apply_project(
     db: DB,
     actor: CurrentActor,
     config: Annotated[dict[str, Any], Body(description="the project YAML as JSON")],
 ) -> dict[str, Any]:
-    """Create the project, or replace its configuration (``ferryman apply``). Its ``space``
-    (default ``default``) must have every environment it names."""
+    """Create the project (developers and above; the creator masters it), or replace its
+    configuration (masters: ``project.manage``) — ``ferryman apply``. Its ``space`` (default
+    ``default``) must have every environment it names."""
     project, created = projects.apply_project(db, actor, parse_project(config))
     _, space = projects.get_project(db, actor, project.id)
     return {"created": created, **projects.project_dict(project, space)}
