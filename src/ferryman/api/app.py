@@ -9,14 +9,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ferryman import __version__
 from ferryman.api.routes import router
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
-from ferryman.errors import FerrymanError
+from ferryman.errors import FerrymanError, ValidationError
 from ferryman.jobs.worker import Worker
+from ferryman.web import routes as web
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
@@ -59,9 +60,12 @@ def create_app(
     app.state.settings = settings
     app.state.worker = None
     app.include_router(router)
+    web.mount(app)
 
     @app.exception_handler(FerrymanError)
-    async def ferryman_error(request: Request, exc: FerrymanError) -> JSONResponse:
+    async def ferryman_error(request: Request, exc: FerrymanError) -> Response:
+        if web.is_page(request):
+            return web.error_page(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
         response = _error(exc.http_status, exc.code, str(exc), exc.details)
         if headers:
@@ -69,8 +73,10 @@ def create_app(
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_body(request: Request, exc: RequestValidationError) -> Response:
         errors = ["/".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()]
+        if web.is_page(request):
+            return web.error_page(request, ValidationError("; ".join(errors)))
         return _error(
             422, "invalid_input", "invalid request: " + "; ".join(errors), {"errors": errors}
         )

@@ -202,3 +202,27 @@ def steps_of(db: Database, deploy_id: int) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def release_details(db: Database, project_id: int, env: str) -> dict[str, dict[str, Any]]:
+    """Per release name kept anywhere in the environment: commit, ref, kind, who, when."""
+    with db.read() as s:
+        rows = s.execute(
+            select(Release.name, Release.commit, Deploy)
+            .join(Deploy, Deploy.id == Release.deploy_id)
+            .where(
+                Release.project_id == project_id, Release.env == env, Release.state == "complete"
+            )
+        ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for name, commit, deploy in rows:
+        out[name] = {
+            "name": name,
+            "commit": commit,
+            "ref": deploy.ref,
+            "kind": deploy.kind,
+            "deploy_id": deploy.id,
+            "by": deploy.requested_by_name,
+            "at": deploy.created_at.isoformat(),
+        }
+    return out

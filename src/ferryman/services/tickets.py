@@ -436,3 +436,41 @@ async def preview(db: Database, settings: Settings, actor: Actor, ticket_id: int
             }
         )
     return out
+
+
+def timeline(db: Database, actor: Actor, ticket_id: int) -> list[dict[str, Any]]:
+    """What happened to a ticket, oldest first: its audit rows (created, approved, deployed…)
+    and how each of its deploys ended; readable by whoever may read the ticket."""
+    from ferryman.db.models import AuditEntry
+
+    with db.read() as s:
+        ticket, _project = _load(s, actor, ticket_id, "ticket.read")
+        rows = s.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.target == f"ticket:{ticket.id}")
+            .order_by(AuditEntry.id)
+        ).all()
+        events = [
+            {
+                "ts": r.ts.isoformat(),
+                "actor": r.actor,
+                "action": r.action,
+                "comment": r.detail.get("comment") or r.detail.get("reason") or "",
+                "deploy_id": r.detail.get("deploy_id"),
+            }
+            for r in rows
+        ]
+        for deploy in s.scalars(
+            select(Deploy).where(Deploy.ticket_id == ticket.id).order_by(Deploy.id)
+        ):
+            if deploy.finished_at is not None:
+                events.append(
+                    {
+                        "ts": deploy.finished_at.isoformat(),
+                        "actor": "ferryman",
+                        "action": f"{deploy.kind}.{deploy.status}",
+                        "comment": (deploy.error or {}).get("message", ""),
+                        "deploy_id": deploy.id,
+                    }
+                )
+    return sorted(events, key=lambda e: e["ts"])

@@ -1,0 +1,263 @@
+"""The dashboard of a space, its members and its servers (with an SSH check)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from ferryman.api.deps import DB, SettingsDep
+from ferryman.db.models import utcnow
+from ferryman.errors import FerrymanError, NotFound, RemoteError
+from ferryman.remote.executor import Executor, Target
+from ferryman.services import deploy_views, inventory, projects, spaces, stats, tickets
+from ferryman.web import charts
+from ferryman.web.render import page, redirect
+from ferryman.web.session import Web, check_csrf, signed_in
+
+router = APIRouter()
+Csrf = Annotated[str, Form()]
+Text = Annotated[str, Form()]
+DAYS = 14
+
+
+@router.get("/", response_model=None)
+def home(request: Request, db: DB) -> Response:
+    web = signed_in(request, db)
+    if web.space is None:
+        return page(request, web, "no_space.html")
+    return RedirectResponse(f"/s/{web.space['name']}/", status_code=303)
+
+
+@router.get("/spaces/switch", response_model=None)
+def switch_space(request: Request, db: DB, space: str) -> Response:
+    web = signed_in(request, db, space)
+    assert web.space is not None
+    return RedirectResponse(f"/s/{web.space['name']}/", status_code=303)
+
+
+@router.get("/s/{space}/", response_class=HTMLResponse)
+def dashboard(
+    request: Request, space: str, db: DB, project: str = "", env: str = ""
+) -> HTMLResponse:
+    web = signed_in(request, db, space)
+    actor = web.actor
+    assert actor is not None
+    recent = deploy_views.list_deploys(
+        db, actor, project=f"{space}:{project}" if project else None, space=space, limit=200
+    )
+    if env:
+        recent = [d for d in recent if d["env"] == env]
+    active = [d for d in recent if d["status"] in ("queued", "running")]
+    pending = [
+        t
+        for t in tickets.list_tickets(db, actor, space=space, status="pending_approval", limit=50)
+        if t["created_by"] != actor.username
+    ]
+    if not web.can("ticket.approve"):
+        pending = []
+    numbers = stats.deploy_stats(
+        db,
+        actor,
+        space=None if project else space,
+        project=f"{space}:{project}" if project else None,
+        env=env or None,
+        since=utcnow() - timedelta(days=DAYS),
+    )
+    days = charts.daily(numbers["series"], DAYS, utcnow().date())
+    return page(
+        request,
+        web,
+        "dashboard.html",
+        active=active,
+        pending=pending,
+        recent=recent[:15],
+        total=numbers["total"],
+        bars=charts.bars(days),
+        trend=charts.trend(days),
+        days=days,
+        projects=projects.list_projects(db, actor, space),
+        environments=[e["name"] for e in inventory.list_environments(db, actor, space)],
+        project=project,
+        env=env,
+    )
+
+
+# --- members -------------------------------------------------------------------------------
+
+
+@router.get("/s/{space}/members", response_class=HTMLResponse)
+def members(request: Request, space: str, db: DB) -> HTMLResponse:
+    web = signed_in(request, db, space)
+    assert web.actor is not None
+    rows = spaces.list_members(db, web.actor, space)
+    return page(request, web, "members.html", members=rows, error="")
+
+
+@router.post("/s/{space}/members", response_model=None)
+def set_member(
+    request: Request, space: str, db: DB, csrf: Csrf, username: Text, role: Text
+) -> Response:
+    """Invite a user into the space, or change a member's role."""
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    try:
+        spaces.set_member(db, web.actor, space, username.strip(), role)
+    except FerrymanError as exc:
+        if exc.http_status in (401, 403):
+            raise
+        rows = spaces.list_members(db, web.actor, space)
+        return page(
+            request, web, "members.html", status=exc.http_status, members=rows, error=exc.message
+        )
+    return redirect(
+        request,
+        f"/s/{space}/members",
+        web._("%(name)s is now %(role)s.", name=username, role=web._(role)),
+    )
+
+
+@router.post("/s/{space}/members/{username}/remove", response_model=None)
+def remove_member(request: Request, space: str, username: str, db: DB, csrf: Csrf) -> Response:
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    spaces.remove_member(db, web.actor, space, username)
+    return redirect(request, f"/s/{space}/members", web._("%(name)s removed.", name=username))
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+def _public_key(settings: Any) -> str:
+    try:
+        return str(settings.ssh_key.with_suffix(".pub").read_text().strip())
+    except OSError:
+        return ""
+
+
+@router.get("/s/{space}/servers", response_class=HTMLResponse)
+def servers(request: Request, space: str, db: DB, settings: SettingsDep) -> HTMLResponse:
+    web = signed_in(request, db, space)
+    assert web.actor is not None
+    rows = inventory.list_servers(db, web.actor, space)
+    return page(request, web, "servers.html", servers=rows, public_key=_public_key(settings))
+
+
+def _server_form(
+    request: Request, web: Web, server: dict[str, Any] | None, error: str = "", status: int = 200
+) -> HTMLResponse:
+    return page(request, web, "server_form.html", status=status, server=server or {}, error=error)
+
+
+@router.get("/s/{space}/servers/new", response_class=HTMLResponse)
+def new_server(request: Request, space: str, db: DB) -> HTMLResponse:
+    web = signed_in(request, db, space)
+    return _server_form(request, web, None)
+
+
+@router.get("/s/{space}/servers/{server_id}", response_class=HTMLResponse)
+def edit_server(request: Request, space: str, server_id: int, db: DB) -> HTMLResponse:
+    web = signed_in(request, db, space)
+    assert web.actor is not None
+    return _server_form(request, web, inventory.get_server(db, web.actor, server_id))
+
+
+@router.post("/s/{space}/servers", response_model=None)
+def save_server(
+    request: Request,
+    space: str,
+    db: DB,
+    csrf: Csrf,
+    name: Text,
+    address: Text,
+    port: Annotated[int, Form()] = 22,
+    user: Annotated[str, Form()] = "",
+    labels: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    server_id: Annotated[int | None, Form()] = None,
+) -> Response:
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    label_list = [x.strip() for x in labels.replace(",", " ").split() if x.strip()]
+    fields = {
+        "address": address.strip(),
+        "port": port,
+        "user": user.strip(),
+        "labels": label_list,
+        "description": description,
+    }
+    try:
+        if server_id:
+            inventory.update_server(db, web.actor, server_id, **fields)
+        else:
+            inventory.create_server(db, web.actor, space, name.strip(), **fields)  # type: ignore[arg-type]
+    except FerrymanError as exc:
+        if exc.http_status in (401, 403, 404):
+            raise
+        return _server_form(
+            request,
+            web,
+            {"id": server_id, "name": name, **fields, "labels": label_list},
+            exc.message,
+            exc.http_status,
+        )
+    return redirect(request, f"/s/{space}/servers", web._("Server %(name)s saved.", name=name))
+
+
+@router.post("/s/{space}/servers/{server_id}/delete", response_model=None)
+def delete_server(request: Request, space: str, server_id: int, db: DB, csrf: Csrf) -> Response:
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    inventory.delete_server(db, web.actor, server_id)
+    return redirect(request, f"/s/{space}/servers", web._("Server removed."))
+
+
+@router.post("/s/{space}/servers/{server_id}/check")
+async def check_server(
+    request: Request, space: str, server_id: int, db: DB, settings: SettingsDep
+) -> JSONResponse:
+    """Connect with the server's key and run ``true``: ok, or what failed and how to fix it.
+    (Called by the page's script with the CSRF header.)"""
+    import asyncio
+
+    web = await asyncio.to_thread(signed_in, request, db, space)
+    check_csrf(web, request.headers.get("x-csrf-token"))
+    assert web.actor is not None
+    server = await asyncio.to_thread(inventory.get_server, db, web.actor, server_id)
+    if not web.can("server.read"):
+        raise NotFound(f"no server #{server_id}")
+    target = Target(
+        key=server["name"],
+        address=server["address"],
+        port=server["port"],
+        user=server["user"] or "root",
+    )
+    executor = Executor(
+        client_key=settings.ssh_key, known_hosts=settings.known_hosts, connect_timeout=10
+    )
+    try:
+        await executor.run(target, ("true",), stage="check", timeout=15)
+        result = {"ok": True, "message": web._("Connected and ran a command.")}
+    except RemoteError as exc:
+        text = exc.message
+        if "host key" in text:
+            fix = web._(
+                "Check the host key, then add it to %(file)s (ssh-keyscan).",
+                file=str(settings.known_hosts),
+            )
+        elif "permission denied" in text:
+            fix = web._(
+                "Add the public key below to ~%(user)s/.ssh/authorized_keys.", user=target.user
+            )
+        else:
+            fix = web._("Check the address, the port and the firewall.")
+        result = {"ok": False, "message": text, "fix": fix}
+    finally:
+        await executor.close()
+    return JSONResponse(result)

@@ -1,0 +1,258 @@
+"""Tickets (上线单): the list with filters, the form with live ref pickers and host choice, and
+the detail page with preview, review, deploy, cancel, rollback and the timeline."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from ferryman.api.deps import DB, SettingsDep
+from ferryman.domain import tickets as states
+from ferryman.errors import FerrymanError
+from ferryman.services import projects, tickets
+from ferryman.services.authz import project_role
+from ferryman.web.render import page, redirect
+from ferryman.web.session import Web, check_csrf, signed_in
+
+router = APIRouter()
+Csrf = Annotated[str, Form()]
+
+
+@router.get("/s/{space}/tickets", response_class=HTMLResponse)
+def ticket_list(
+    request: Request,
+    space: str,
+    db: DB,
+    status: str = "",
+    project: str = "",
+    env: str = "",
+    mine: str = "",
+) -> HTMLResponse:
+    web = signed_in(request, db, space)
+    assert web.actor is not None
+    rows = tickets.list_tickets(
+        db,
+        web.actor,
+        space=space,
+        project=f"{space}:{project}" if project else None,
+        status=status or None,
+        limit=200,
+    )
+    if env:
+        rows = [t for t in rows if t["env"] == env]
+    if mine:
+        rows = [t for t in rows if t["created_by"] == web.actor.username]
+    return page(
+        request,
+        web,
+        "tickets.html",
+        tickets=rows,
+        states=states.STATES,
+        projects=projects.list_projects(db, web.actor, space),
+        filters={"status": status, "project": project, "env": env, "mine": mine},
+    )
+
+
+def _new_form(
+    request: Request,
+    web: Web,
+    db: Any,
+    space: str,
+    project: str,
+    env: str,
+    values: dict[str, Any],
+    error: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    assert web.actor is not None
+    project_rows = projects.list_projects(db, web.actor, space)
+    project = project or (project_rows[0]["name"] if project_rows else "")
+    hosts: list[str] = []
+    envs: list[str] = []
+    if project:
+        _found, config = projects.project_config(
+            db, web.actor, f"{space}:{project}", "project.read"
+        )
+        envs = sorted(config.environments)
+        env = env if env in envs else (envs[0] if envs else "")
+        hosts = [h.key for h in config.environment(env).hosts] if env else []
+    return page(
+        request,
+        web,
+        "ticket_new.html",
+        status=status,
+        projects=project_rows,
+        project=project,
+        envs=envs,
+        env=env,
+        hosts=hosts,
+        values=values,
+        error=error,
+    )
+
+
+@router.get("/s/{space}/tickets/new", response_class=HTMLResponse)
+def new_ticket(
+    request: Request, space: str, db: DB, project: str = "", env: str = ""
+) -> HTMLResponse:
+    web = signed_in(request, db, space)
+    return _new_form(request, web, db, space, project, env, {})
+
+
+@router.post("/s/{space}/tickets", response_model=None)
+async def create_ticket(request: Request, space: str, db: DB, settings: SettingsDep) -> Response:
+    web = await asyncio.to_thread(signed_in, request, db, space)
+    form = await request.form()
+    check_csrf(web, str(form.get("csrf", "")))
+    assert web.actor is not None
+    values = {k: str(v) for k, v in form.items()}
+    project, env = values.get("project", ""), values.get("env", "")
+    chosen = [str(h) for h in form.getlist("hosts")]
+    every = values.get("all_hosts") == "1"
+    not_before = None
+    if values.get("not_before"):
+        try:
+            not_before = datetime.fromisoformat(values["not_before"]).replace(tzinfo=UTC)
+        except ValueError:
+            return await asyncio.to_thread(
+                _new_form,
+                request,
+                web,
+                db,
+                space,
+                project,
+                env,
+                values,
+                web._("The start time is not a valid time."),
+                422,
+            )
+    config_only = values.get("config_only") == "1"
+    try:
+        made = await tickets.create_ticket(
+            db,
+            settings,
+            web.actor,
+            f"{space}:{project}",
+            env,
+            "" if config_only else values.get("ref", "").strip(),
+            title=values.get("title", ""),
+            description=values.get("description", ""),
+            hosts=None if every else chosen,
+            not_before=not_before,
+            draft=values.get("draft") == "1",
+            config_only=config_only,
+        )
+    except FerrymanError as exc:
+        if exc.http_status in (401, 403, 404):
+            raise
+        return await asyncio.to_thread(
+            _new_form, request, web, db, space, project, env, values, exc.message, exc.http_status
+        )
+    return redirect(
+        request, f"/s/{space}/tickets/{made['id']}", web._("Ticket #%(id)s created.", id=made["id"])
+    )
+
+
+@router.get("/s/{space}/tickets/{ticket_id}", response_class=HTMLResponse)
+async def ticket_detail(
+    request: Request, space: str, ticket_id: int, db: DB, settings: SettingsDep
+) -> HTMLResponse:
+    web = await asyncio.to_thread(signed_in, request, db, space)
+    assert web.actor is not None
+    ticket = await asyncio.to_thread(tickets.get_ticket, db, web.actor, ticket_id)
+
+    def role() -> Any:
+        with db.read() as s:
+            assert web.actor is not None
+            found = projects.find_project(s, web.actor, ticket["project_id"], "ticket.read")
+            return project_role(s, web.actor, found)
+
+    project_role_now = await asyncio.to_thread(role)
+    try:
+        preview = await tickets.preview(db, settings, web.actor, ticket_id)
+        preview_error = ""
+    except FerrymanError as exc:
+        preview, preview_error = None, exc.message
+    events = await asyncio.to_thread(tickets.timeline, db, web.actor, ticket_id)
+    own = ticket["created_by"] == web.actor.username
+    can = {
+        "approve": ticket["status"] == states.PENDING
+        and not own
+        and web.can("ticket.approve", project_role_now),
+        "deploy": ticket["status"] == states.APPROVED
+        and web.can("ticket.deploy", project_role_now),
+        "cancel": ticket["status"]
+        in (states.DRAFT, states.PENDING, states.APPROVED, states.QUEUED, states.RUNNING)
+        and (own or web.can("ticket.approve", project_role_now)),
+        "submit": ticket["status"] in (states.DRAFT, states.REJECTED) and own,
+        "rollback": ticket["kind"] in ("deploy", "config")
+        and ticket["deploy_id"] is not None
+        and ticket["status"] == "succeeded"
+        and web.can("ticket.rollback", project_role_now),
+    }
+    return page(
+        request,
+        web,
+        "ticket.html",
+        ticket=ticket,
+        preview=preview,
+        preview_error=preview_error,
+        events=events,
+        can=can,
+    )
+
+
+@router.post("/s/{space}/tickets/{ticket_id}/{action}", response_model=None)
+def ticket_action(
+    request: Request,
+    space: str,
+    ticket_id: int,
+    action: str,
+    db: DB,
+    csrf: Csrf,
+    comment: Annotated[str, Form()] = "",
+    schedule: Annotated[bool, Form()] = False,
+) -> Response:
+    """approve, reject, submit, deploy, cancel or rollback; the service checks the role."""
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    actor = web.actor
+    assert actor is not None
+    go_to = f"/s/{space}/tickets/{ticket_id}"
+    if action == "approve":
+        tickets.approve_ticket(db, actor, ticket_id, comment)
+        said = web._("Approved.")
+    elif action == "reject":
+        tickets.reject_ticket(db, actor, ticket_id, comment)
+        said = web._("Rejected.")
+    elif action == "submit":
+        tickets.submit_ticket(db, actor, ticket_id)
+        said = web._("Submitted for approval.")
+    elif action == "deploy":
+        done = tickets.deploy_ticket(db, actor, ticket_id, schedule)
+        _wake(request)
+        said = web._("Deploy #%(id)s queued.", id=done["deploy_id"])
+        go_to = f"/s/{space}/deploys/{done['deploy_id']}"
+    elif action == "cancel":
+        tickets.cancel_ticket(db, actor, ticket_id, comment)
+        said = web._("Cancelled.")
+    elif action == "rollback":
+        made = tickets.rollback_ticket(db, actor, ticket_id, comment)
+        _wake(request)
+        said = web._("Rollback ticket #%(id)s queued.", id=made["id"])
+        go_to = f"/s/{space}/deploys/{made['deploy_id']}"
+    else:
+        from ferryman.errors import NotFound
+
+        raise NotFound(f"no ticket action {action!r}")
+    return redirect(request, go_to, said)
+
+
+def _wake(request: Request) -> None:
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None:
+        worker.wake()

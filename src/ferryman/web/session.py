@@ -1,0 +1,121 @@
+"""Who is using the web UI: the session cookie (the same sessions as the REST API), the CSRF
+token every form carries, the current space and the role the page is rendered for."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote
+
+from fastapi import Request
+
+from ferryman.api.deps import SESSION_COOKIE, client_ip
+from ferryman.db.models import User
+from ferryman.db.session import Database
+from ferryman.domain.permissions import Role, role_allows
+from ferryman.errors import AuthenticationFailed, CsrfFailed, FerrymanError
+from ferryman.services import spaces, users
+from ferryman.services.audit import Actor
+from ferryman.services.authz import space_role
+from ferryman.web import i18n
+
+SPACE_COOKIE = "ferryman_space"
+FLASH_COOKIE = "ferryman_flash"
+
+
+class LoginRequired(FerrymanError):
+    """A page needs a signed-in user: the browser is sent to the login page."""
+
+    code = "login_required"
+    http_status = 401
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__("sign in to continue")
+        self.next_path = next_path
+
+
+@dataclass
+class Web:
+    """Everything a page knows about its viewer."""
+
+    lang: str
+    actor: Actor | None = None
+    csrf: str = ""
+    spaces: list[dict[str, Any]] = field(default_factory=list)
+    space: dict[str, Any] | None = None
+    role: Role | None = None  # in the current space
+    flash: str = ""
+
+    @property
+    def signed_in(self) -> bool:
+        return self.actor is not None
+
+    def can(self, action: str, role: Role | None = None) -> bool:
+        """Whether the viewer may do ``action`` in the current space (or with ``role``,
+        e.g. a project's override)."""
+        if self.actor is None:
+            return False
+        if self.actor.is_superuser:
+            return True
+        return role_allows(role if role is not None else self.role, action)
+
+    def login_url(self, path: str) -> str:
+        return "/login?next=" + quote(path)
+
+    def _(self, text: str, **values: Any) -> str:
+        """``text`` in the viewer's language (``%(name)s`` filled from ``values``)."""
+        translated = i18n.translations(self.lang).gettext(text)
+        return translated % values if values else translated
+
+
+def language(request: Request, user_language: str = "") -> str:
+    return i18n.choose(
+        user_language,
+        request.cookies.get(i18n.COOKIE),
+        request.headers.get("accept-language", ""),
+    )
+
+
+def anonymous(request: Request) -> Web:
+    return Web(lang=language(request))
+
+
+def signed_in(request: Request, db: Database, space: str | None = None) -> Web:
+    """The signed-in viewer (else ``LoginRequired``), with the spaces they see and the
+    current one: ``space`` from the URL, else the last one used, else the first."""
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret:
+        raise LoginRequired(_here(request))
+    try:
+        actor, csrf = users.actor_for_session(db, secret, client_ip(request))
+    except AuthenticationFailed:
+        raise LoginRequired(_here(request)) from None
+    with db.read() as s:
+        user = s.get(User, actor.id)
+        user_language = user.language if user else ""
+    web = Web(lang=language(request, user_language), actor=actor, csrf=csrf)
+    web.spaces = spaces.list_spaces(db, actor)
+    wanted = space or request.cookies.get(SPACE_COOKIE)
+    chosen = next((x for x in web.spaces if x["name"] == wanted), None)
+    if space is not None and chosen is None:
+        from ferryman.errors import NotFound
+
+        raise NotFound(f"no space {space!r}")
+    web.space = chosen or (web.spaces[0] if web.spaces else None)
+    if web.space is not None:
+        with db.read() as s:
+            web.role = space_role(s, actor, web.space["id"])
+    web.flash = unquote(request.cookies.get(FLASH_COOKIE, ""))[:300]
+    return web
+
+
+def check_csrf(web: Web, sent: str | None) -> None:
+    """Every form posts the session's CSRF token back."""
+    if not sent or not web.csrf or not secrets.compare_digest(sent, web.csrf):
+        raise CsrfFailed("the form is stale or was not sent by this site: reload the page")
+
+
+def _here(request: Request) -> str:
+    query = f"?{request.url.query}" if request.url.query else ""
+    return request.url.path + query

@@ -1,0 +1,182 @@
+// Ferryman web UI: small progressive behaviours. Every page works without this file;
+// it adds confirmations, auto-submitting selects, line numbers, copy buttons, the SSH
+// check, detection and the ref pickers (calls to the REST API carry the CSRF header).
+"use strict";
+
+const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+async function api(url, options = {}) {
+  const response = await fetch(url, {
+    credentials: "same-origin",
+    ...options,
+    headers: { "X-CSRF-Token": csrf(), "Content-Type": "application/json", ...(options.headers || {}) },
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body?.error?.message || response.statusText);
+  return body;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value; else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function confirmations() {
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+  document.querySelectorAll("[data-back]").forEach((link) => {
+    link.addEventListener("click", (event) => { if (history.length > 1) { event.preventDefault(); history.back(); } });
+  });
+}
+
+function autosubmit() {
+  document.querySelectorAll("form[data-autosubmit]").forEach((form) => {
+    form.querySelectorAll("select").forEach((s) => s.addEventListener("change", () => form.submit()));
+    form.querySelectorAll("button[type=submit]").forEach((b) => b.classList.add("sr"));
+  });
+}
+
+function lineNumbers() {
+  document.querySelectorAll("textarea[data-code]").forEach((area) => {
+    const wrap = el("div", { class: "code-wrap" });
+    const gutter = el("pre", { class: "gutter", "aria-hidden": "true" });
+    area.parentNode.insertBefore(wrap, area);
+    wrap.append(gutter, area);
+    const draw = () => {
+      const count = area.value.split("\n").length;
+      gutter.textContent = Array.from({ length: Math.max(count, area.rows) }, (_, i) => i + 1).join("\n");
+      gutter.scrollTop = area.scrollTop;
+    };
+    area.addEventListener("input", draw);
+    area.addEventListener("scroll", () => { gutter.scrollTop = area.scrollTop; });
+    area.addEventListener("keydown", (event) => {
+      if (event.key === "Tab" && !event.shiftKey) {
+        event.preventDefault();
+        const { selectionStart: start, selectionEnd: end } = area;
+        area.setRangeText("  ", start, end, "end");
+        draw();
+      }
+    });
+    draw();
+  });
+}
+
+function toggles() {
+  document.querySelectorAll("[data-toggles]").forEach((box) => {
+    const target = document.getElementById(box.dataset.toggles);
+    const apply = () => target?.classList.toggle("hidden", !box.checked);
+    box.addEventListener("change", apply); apply();
+  });
+  document.querySelectorAll("[data-toggles-off]").forEach((box) => {
+    const target = document.getElementById(box.dataset.togglesOff);
+    const apply = () => target?.classList.toggle("hidden", box.checked);
+    box.addEventListener("change", apply); apply();
+  });
+  const all = document.querySelector("[data-all-hosts]");
+  if (all) {
+    const hosts = [...document.querySelectorAll("[data-host]")];
+    all.addEventListener("change", () => hosts.forEach((h) => { h.checked = all.checked; }));
+    hosts.forEach((h) => h.addEventListener("change", () => { all.checked = hosts.every((x) => x.checked); }));
+  }
+}
+
+function copyButtons() {
+  document.querySelectorAll("[data-copy]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const text = document.getElementById(button.dataset.copy)?.textContent || "";
+      try { await navigator.clipboard.writeText(text.trim()); button.classList.add("on"); } catch (_) { /* select it instead */ }
+    });
+  });
+}
+
+function sshChecks() {
+  document.querySelectorAll("[data-ssh-check]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const url = button.dataset.sshCheck;
+      const out = document.querySelector(`.check-result[data-for="${url}"]`);
+      out.textContent = "…";
+      try {
+        const result = await api(url, { method: "POST" });
+        out.textContent = result.ok ? `✓ ${result.message}` : `✗ ${result.message} — ${result.fix}`;
+        out.className = `check-result ${result.ok ? "ok" : "error"}`;
+      } catch (error) { out.textContent = `✗ ${error.message}`; out.className = "check-result error"; }
+    });
+  });
+}
+
+function detection() {
+  const texts = document.getElementById("detect-texts")?.dataset || {};
+  document.querySelectorAll("[data-detect]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const env = button.dataset.env;
+      const out = document.querySelector(`[data-detect-for="${env}"]`);
+      out.replaceChildren(el("p", { class: "muted" }, texts.running || "…"));
+      button.disabled = true;
+      try {
+        const result = await api(button.dataset.detect, { method: "POST", body: JSON.stringify({ env }) });
+        const table = el("table", { class: "detect" },
+          el("thead", {}, el("tr", {}, el("th", {}, texts.host), el("th", {}, texts.check), el("th", {}, texts.result), el("th", {}, texts.fix))));
+        const body = el("tbody");
+        for (const check of result.checks) {
+          body.append(el("tr", {}, el("td", {}, check.host || "-"), el("td", {}, check.check),
+            el("td", { class: check.ok ? "ok" : "fail" }, check.ok ? texts.ok : texts.fail),
+            el("td", {}, check.ok ? "" : check.detail)));
+        }
+        table.append(body);
+        out.replaceChildren(el("p", { class: result.ok ? "ok" : "error", "data-detect-ok": String(result.ok) },
+          result.ok ? texts.allOk : texts.someFailed), table);
+      } catch (error) {
+        out.replaceChildren(el("p", { class: "error" }, error.message));
+      } finally { button.disabled = false; }
+    });
+  });
+}
+
+function refPickers() {
+  const box = document.querySelector("[data-refs]");
+  if (!box) return;
+  const texts = document.getElementById("ref-texts")?.dataset || {};
+  const branch = box.querySelector("[data-branch]"), commit = box.querySelector("[data-commit]");
+  const tag = box.querySelector("[data-tag]"), ref = box.querySelector("[data-ref]");
+  const status = box.querySelector("[data-refs-status]");
+  const fill = (select, items, label) => {
+    select.replaceChildren(el("option", { value: "" }, "-"));
+    for (const item of items) select.append(el("option", { value: item.value }, label(item)));
+  };
+  const load = async (branchName) => {
+    const url = box.dataset.refs + (branchName ? `&branch=${encodeURIComponent(branchName)}` : "");
+    try {
+      const data = await api(url);
+      if (!branchName) {
+        fill(branch, data.branches.map((b) => ({ value: b.name, ...b })), (b) => b.name);
+        fill(tag, data.tags.map((t) => ({ value: t.name, ...t })), (t) => `${t.name} (${(t.commit || "").slice(0, 8)})`);
+        if (data.branch) branch.value = data.branch;
+      }
+      fill(commit, data.commits.map((c) => ({ value: c.id, ...c })), (c) => `${c.id.slice(0, 8)} ${c.message} — ${c.author}`);
+      status.textContent = "";
+    } catch (error) { status.textContent = `${texts.failed} (${error.message})`; }
+  };
+  branch.addEventListener("change", () => { if (branch.value) { ref.value = branch.value; load(branch.value); } });
+  commit.addEventListener("change", () => { if (commit.value) ref.value = commit.value; });
+  tag.addEventListener("change", () => { if (tag.value) ref.value = tag.value; });
+  load("");
+}
+
+function localTimes() {
+  document.querySelectorAll("time[datetime]").forEach((node) => {
+    const when = new Date(node.getAttribute("datetime"));
+    if (!Number.isNaN(when.getTime())) { node.title = node.textContent + " UTC"; node.textContent = when.toLocaleString(); }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  confirmations(); autosubmit(); lineNumbers(); toggles(); copyButtons(); sshChecks(); detection(); refPickers(); localTimes();
+});
+window.ferryman = { api, el };

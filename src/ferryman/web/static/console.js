@@ -1,0 +1,178 @@
+// The live console: replays the whole log of a deploy over the WebSocket, then follows it;
+// reconnects by itself from the last line it has (no gaps, no repeats). Per-host tabs,
+// stage progress, ANSI colours, timestamps, auto-scroll with pause, the final banner.
+"use strict";
+
+(() => {
+  const root = document.getElementById("console");
+  if (!root) return;
+  const texts = document.getElementById("console-texts").dataset;
+  const log = document.getElementById("log");
+  const tabs = document.getElementById("host-tabs");
+  const follow = document.getElementById("follow");
+  const conn = document.getElementById("conn");
+  const stagesList = document.getElementById("stages");
+  const banner = document.getElementById("banner");
+  const badge = document.getElementById("status-badge");
+  let deploy = JSON.parse(document.getElementById("deploy-data").textContent);
+  let cursor = 0;
+  let current = "";  // the host tab shown ("" = all)
+  let ended = false;
+  let retry = 0;
+  const hostTabs = new Map();
+
+  function ansi(text) {
+    // ESC[...m sequences → spans with classes; text is never parsed as HTML.
+    const out = document.createDocumentFragment();
+    const parts = text.split(/\x1b\[([0-9;]*)m/);
+    let classes = [];
+    parts.forEach((part, index) => {
+      if (index % 2 === 1) {
+        for (const code of (part || "0").split(";")) {
+          const n = Number(code || 0);
+          if (n === 0) classes = [];
+          else if (n === 1 || (n >= 30 && n <= 37) || (n >= 90 && n <= 97)) {
+            classes = classes.filter((c) => (n === 1 ? c !== "a-1" : c === "a-1"));
+            classes.push(`a-${n}`);
+          }
+        }
+      } else if (part) {
+        const span = document.createElement("span");
+        if (classes.length) span.className = classes.join(" ");
+        span.textContent = part;
+        out.append(span);
+      }
+    });
+    return out;
+  }
+
+  function tabFor(host) {
+    if (!host || hostTabs.has(host)) return;
+    const button = window.ferryman.el("button", { type: "button", class: "tab", "data-host": host }, host);
+    button.addEventListener("click", () => show(host));
+    hostTabs.set(host, button);
+    tabs.append(button);
+  }
+
+  function show(host) {
+    current = host;
+    tabs.querySelectorAll(".tab").forEach((t) => t.classList.toggle("on", t.dataset.host === host));
+    log.querySelectorAll(".line").forEach((line) => {
+      line.classList.toggle("hidden", Boolean(host) && line.dataset.host !== host);
+    });
+    if (follow.checked) log.scrollTop = log.scrollHeight;
+  }
+  tabs.querySelector('[data-host=""]').addEventListener("click", () => show(""));
+
+  function addLine(line) {
+    if (line.id <= cursor) return;  // already shown (a reconnect replays from the cursor)
+    cursor = line.id;
+    tabFor(line.host);
+    const row = document.createElement("span");
+    row.className = "line" + (current && line.host !== current ? " hidden" : "");
+    row.dataset.id = String(line.id);
+    row.dataset.host = line.host || "";
+    const ts = document.createElement("span");
+    ts.className = "ts";
+    ts.textContent = (line.ts || "").slice(11, 19) + " ";
+    row.append(ts);
+    if (line.host) {
+      const host = document.createElement("span");
+      host.className = "host"; host.textContent = `[${line.host}] `; row.append(host);
+    }
+    if (line.stage) {
+      const stage = document.createElement("span");
+      stage.className = "stage"; stage.textContent = `${line.stage}: `; row.append(stage);
+    }
+    const body = document.createElement("span");
+    body.className = line.stream === "stderr" ? "err" : (line.stream ? "" : "ours");
+    body.append(ansi(line.text));
+    row.append(body, "\n");
+    log.append(row);
+  }
+
+  function statusText(status) { return texts[`status${status[0].toUpperCase()}${status.slice(1)}`] || status; }
+
+  function drawDeploy() {
+    badge.replaceChildren(window.ferryman.el("span", { class: `badge s-${deploy.status}` }, statusText(deploy.status)));
+    stagesList.replaceChildren();
+    for (const stage of deploy.stages || []) {
+      const total = stage.total || 0;
+      const done = (stage.done || 0) + (stage.failed || 0);
+      const item = window.ferryman.el("li", { class: stage.status || "running", "data-stage": stage.name });
+      item.append(window.ferryman.el("strong", {}, stage.name), " ");
+      if (total) item.append(`${done}/${total} `);
+      if (stage.duration != null) item.append(texts.duration.replace("%(s)s", `${stage.duration.toFixed(1)}s`));
+      if (total) {
+        const bar = window.ferryman.el("progress", { max: String(total), value: String(done) });
+        item.append(bar);
+      }
+      stagesList.append(item);
+      for (const [host, result] of Object.entries(stage.hosts || {})) {
+        tabFor(host);
+        const tab = hostTabs.get(host);
+        if (!result.ok) tab.classList.add("bad");
+      }
+    }
+    for (const host of deploy.hosts || []) {
+      tabFor(host.host);
+      const tab = hostTabs.get(host.host);
+      tab.classList.toggle("bad", host.status === "failed");
+      tab.classList.toggle("good", host.status === "success");
+    }
+  }
+
+  function finish(status) {
+    ended = true;
+    conn.textContent = texts.ended;
+    banner.className = `banner ${status}`;
+    banner.replaceChildren(texts[status] || status);
+    const error = deploy.error;
+    if (error && status !== "success") {
+      const d = error.details || {};
+      const lines = [error.message];
+      if (d.host) lines.push(`${texts.host}: ${d.host}`);
+      if (d.stage) lines.push(`${texts.stage}: ${d.stage}`);
+      if (d.command) lines.push(`${texts.command}: ${d.command}`);
+      banner.append(window.ferryman.el("span", { class: "detail" }, lines.join("\n")));
+    }
+    document.getElementById("cancel-button")?.closest("form")?.remove();
+    root.dataset.ended = status;
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(`${scheme}//${location.host}${root.dataset.stream}?after=${cursor}`);
+    conn.textContent = retry ? texts.reconnecting : texts.connecting;
+    socket.addEventListener("open", () => { retry = 0; conn.textContent = texts.live; });
+    socket.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "line") {
+        addLine(message);
+        if (follow.checked) log.scrollTop = log.scrollHeight;
+      } else if (message.type === "deploy") {
+        deploy = message.deploy; drawDeploy();
+      } else if (message.type === "end") {
+        finish(message.status);
+      }
+      root.dataset.cursor = String(cursor);
+    });
+    socket.addEventListener("close", (event) => {
+      if (ended) return;
+      if (event.code >= 4400 && event.code < 4500) { conn.textContent = event.reason; return; }
+      retry += 1;
+      conn.textContent = texts.reconnecting;
+      setTimeout(connect, Math.min(1000 * retry, 10000));
+    });
+  }
+
+  log.addEventListener("scroll", () => {
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 8;
+    if (!atBottom && follow.checked) { follow.checked = false; conn.textContent = texts.paused; }
+    else if (atBottom && !follow.checked) { follow.checked = true; conn.textContent = ended ? texts.ended : texts.live; }
+  });
+  follow.addEventListener("change", () => { if (follow.checked) log.scrollTop = log.scrollHeight; });
+
+  drawDeploy();
+  connect();
+})();
