@@ -13,7 +13,7 @@ import io
 from functools import cache
 from pathlib import Path
 
-from babel import Locale, UnknownLocaleError
+from babel.core import negotiate_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -50,11 +50,15 @@ def negotiate(accept_language: str) -> str:
         if tag:
             weighted.append((-quality, index, tag.replace("-", "_")))
     preferred = [tag for _, _, tag in sorted(weighted)]
-    try:
-        found = Locale.negotiate(preferred, SUPPORTED, sep="_")
-    except (UnknownLocaleError, ValueError):
-        found = None
-    return str(found) if found is not None and str(found) in SUPPORTED else DEFAULT
+    found = negotiate_locale(preferred, SUPPORTED, sep="_")
+    if found in SUPPORTED:
+        return str(found)
+    by_language = {code.split("_")[0]: code for code in SUPPORTED}
+    for tag in preferred:  # ``zh``, ``zh_TW``: the same language, our one variant of it
+        code = by_language.get(tag.split("_")[0].lower())
+        if code is not None:
+            return code
+    return DEFAULT
 
 
 def choose(user_language: str, cookie: str | None, accept_language: str) -> str:
@@ -63,3 +67,46 @@ def choose(user_language: str, cookie: str | None, accept_language: str) -> str:
     if cookie in SUPPORTED:
         return str(cookie)
     return negotiate(accept_language)
+
+
+def N_(text: str) -> str:  # noqa: N802 - the gettext convention for "mark, translate later"
+    """Marks a message for the catalogue that a template translates from a value."""
+    return text
+
+
+# Values shown through ``_(value)``: states, kinds, roles and audit actions.
+DYNAMIC = (
+    N_("draft"),
+    N_("pending_approval"),
+    N_("approved"),
+    N_("rejected"),
+    N_("queued"),
+    N_("running"),
+    N_("succeeded"),
+    N_("failed"),
+    N_("cancelled"),
+    N_("success"),
+    N_("deploy"),
+    N_("rollback"),
+    N_("config"),
+    N_("owner"),
+    N_("master"),
+    N_("developer"),
+    N_("reporter"),
+    N_("ticket.create"),
+    N_("ticket.submit"),
+    N_("ticket.approve"),
+    N_("ticket.reject"),
+    N_("ticket.deploy"),
+    N_("ticket.cancel"),
+    N_("ticket.rollback"),
+    N_("deploy.success"),
+    N_("deploy.failed"),
+    N_("deploy.cancelled"),
+    N_("rollback.success"),
+    N_("rollback.failed"),
+    N_("rollback.cancelled"),
+    N_("config.success"),
+    N_("config.failed"),
+    N_("config.cancelled"),
+)

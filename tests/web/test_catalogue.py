@@ -1,0 +1,64 @@
+"""Every word of the UI goes through the catalogue, and the Chinese catalogue covers it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+
+from ferryman.web import i18n
+
+WEB = Path(i18n.__file__).parent
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def _messages() -> list[str]:
+    found = []
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(WEB),
+        [("templates/**.html", "jinja2"), ("**.py", "python")],
+        options_map={"templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+        keywords={"_": None, "N_": None},
+    ):
+        text = message[0] if isinstance(message, tuple) else message
+        if text not in found:
+            found.append(text)
+    return found
+
+
+def test_every_message_of_the_ui_has_a_chinese_translation_with_the_same_placeholders():
+    chinese = i18n.translations("zh_CN")
+    messages = _messages()
+    assert len(messages) > 250
+    for message in messages:
+        translated = chinese.gettext(message)
+        assert translated != message, f"not translated: {message!r}"
+        assert sorted(PLACEHOLDER.findall(translated)) == sorted(PLACEHOLDER.findall(message)), (
+            message
+        )
+
+
+def test_templates_hold_no_text_outside_the_catalogue():
+    """Strip template syntax, tags (with their attributes), scripts and entities: what is
+    left between tags must not contain words."""
+    for template in sorted((WEB / "templates").glob("*.html")):
+        text = template.read_text()
+        text = re.sub(r"\{#.*?#\}", " ", text, flags=re.S)
+        text = re.sub(r"\{%.*?%\}", " ", text, flags=re.S)
+        text = re.sub(r"\{\{.*?\}\}", " ", text, flags=re.S)
+        text = re.sub(r"<script.*?</script>", " ", text, flags=re.S)
+        text = re.sub(r"<[^>]*>", " ", text, flags=re.S)
+        text = re.sub(r"&\w+;", " ", text)
+        words = re.findall(r"[A-Za-z\u4e00-\u9fff]{2,}", text)
+        assert not words, f"{template.name}: hard-coded text {words[:5]}"
+
+
+def test_the_browser_language_decides_before_sign_in():
+    assert i18n.negotiate("zh-CN,zh;q=0.9,en;q=0.8") == "zh_CN"
+    assert i18n.negotiate("zh;q=0.9") == "zh_CN"
+    assert i18n.negotiate("en-US,en;q=0.9") == "en"
+    assert i18n.negotiate("fr-FR, de;q=0.5") == "en"
+    assert i18n.negotiate("") == "en"
+    assert i18n.choose("", "zh_CN", "en") == "zh_CN"
+    assert i18n.choose("en", "zh_CN", "zh-CN") == "en"

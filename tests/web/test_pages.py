@@ -1,0 +1,247 @@
+"""The web UI served by the API app: every page renders in both languages; forms follow the
+same permissions as the API (a reporter gets 403 when posting them directly); CSRF, cookies
+and redirects behave."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ferryman.api.app import create_app
+from ferryman.services import projects as project_service
+from ferryman.services import stats
+from tests.api.world import PASSWORD, SPACE, World, build_world
+
+CSRF = re.compile(r'name="csrf-token" content="([^"]*)"')
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return build_world(tmp_path_factory.mktemp("web"))
+
+
+def browser(
+    world: World, role: str, base_url: str = "http://testserver", language: str = "en"
+) -> TestClient:
+    client = TestClient(
+        create_app(world.settings, world.db, embedded_worker=False),
+        base_url=base_url,
+        headers={"Accept-Language": language},
+    )
+    signed = client.post(
+        "/login",
+        data={"username": world.actors[role].username, "password": PASSWORD, "next": "/"},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303, signed.text
+    return client
+
+
+def csrf_of(client: TestClient, url: str = "/account") -> str:
+    found = CSRF.search(client.get(url).text)
+    assert found and found.group(1)
+    return found.group(1)
+
+
+def pages(world: World) -> list[str]:
+    ticket = world.new_ticket()
+    name = project_service.get_project(world.db, world.actors["super"], int(world.new_project()))[
+        0
+    ].name
+    base = f"/s/{SPACE}"
+    return [
+        f"{base}/",
+        f"{base}/projects",
+        f"{base}/projects/new",
+        f"{base}/projects/{name}",
+        f"{base}/projects/{name}/edit",
+        f"{base}/projects/{name}/releases",
+        f"{base}/projects/{name}/config",
+        f"{base}/projects/{name}/config?path=.env",
+        f"{base}/tickets",
+        f"{base}/tickets/new",
+        f"{base}/tickets/{ticket}",
+        f"{base}/deploys",
+        f"{base}/servers",
+        f"{base}/servers/new",
+        f"{base}/members",
+        f"{base}/audit",
+        "/account",
+        "/users",
+    ]
+
+
+def test_every_page_renders_in_english_and_in_chinese(world):
+    urls = pages(world)
+    english = browser(world, "super")
+    chinese = browser(world, "super", language="zh-CN,zh;q=0.9")
+    for url in urls:
+        shown = english.get(url)
+        assert shown.status_code == 200, (url, shown.text[:500])
+        assert 'lang="en"' in shown.text
+        translated = chinese.get(url)
+        assert translated.status_code == 200, url
+        assert 'lang="zh-CN"' in translated.text and "摆渡人" in translated.text, url
+    assert "仪表盘" in chinese.get(f"/s/{SPACE}/").text
+
+
+def test_a_reporter_sees_no_deploy_or_approve_buttons_and_posting_the_forms_is_refused(world):
+    ticket = world.new_ticket()  # pending approval in production, by another user
+    reporter = browser(world, "reporter")
+    page = reporter.get(f"/s/{SPACE}/tickets/{ticket}")
+    assert page.status_code == 200
+    for action in ("approve", "reject", "deploy", "rollback", "cancel"):
+        assert f"/tickets/{ticket}/{action}" not in page.text
+    token = csrf_of(reporter)
+    for action in ("approve", "deploy", "cancel"):
+        refused = reporter.post(
+            f"/s/{SPACE}/tickets/{ticket}/{action}", data={"csrf": token, "comment": "x"}
+        )
+        assert refused.status_code == 403, (action, refused.text[:300])
+    refused = reporter.post(
+        f"/s/{SPACE}/servers", data={"csrf": token, "name": "sneaky", "address": "10.0.0.9"}
+    )
+    assert refused.status_code == 403
+    assert "New project" not in reporter.get(f"/s/{SPACE}/projects").text
+    master = browser(world, "master")
+    assert f"/tickets/{ticket}/approve" in master.get(f"/s/{SPACE}/tickets/{ticket}").text
+
+
+def test_a_form_without_the_sessions_csrf_token_is_refused(world):
+    ticket = world.new_ticket()
+    master = browser(world, "master")
+    refused = master.post(f"/s/{SPACE}/tickets/{ticket}/approve", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    approved = master.post(
+        f"/s/{SPACE}/tickets/{ticket}/approve",
+        data={"csrf": csrf_of(master), "comment": "ok"},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303
+
+
+def _cookie(response: Any, name: str) -> str:
+    return next(h for h in response.headers.get_list("set-cookie") if h.startswith(name + "="))
+
+
+def test_the_session_cookie_is_httponly_lax_and_secure_over_https(world):
+    for base_url, secure in (("http://testserver", False), ("https://testserver", True)):
+        client = TestClient(
+            create_app(world.settings, world.db, embedded_worker=False), base_url=base_url
+        )
+        signed = client.post(
+            "/login", data={"username": "master-user", "password": PASSWORD}, follow_redirects=False
+        )
+        cookie = _cookie(signed, "ferryman_session").lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie
+        assert ("secure" in cookie.split("; ")) is secure
+
+
+def test_signing_in_goes_back_to_the_page_asked_for_and_never_off_site(world):
+    client = TestClient(create_app(world.settings, world.db, embedded_worker=False))
+    asked = client.get(f"/s/{SPACE}/tickets", follow_redirects=False)
+    assert asked.status_code == 303 and asked.headers["location"].startswith("/login?next=")
+    for target, lands in (
+        (f"/s/{SPACE}/tickets", f"/s/{SPACE}/tickets"),
+        ("//evil.example", "/"),
+        ("https://evil.example/", "/"),
+    ):
+        signed = client.post(
+            "/login",
+            data={"username": "developer-user", "password": PASSWORD, "next": target},
+            follow_redirects=False,
+        )
+        assert signed.headers["location"] == lands
+    wrong = client.post("/login", data={"username": "developer-user", "password": "nope"})
+    assert wrong.status_code == 401 and "Wrong user name or password." in wrong.text
+
+
+def test_the_language_chosen_is_remembered_for_the_user(world):
+    client = browser(world, "owner")
+    token = csrf_of(client)
+    client.post("/language", data={"lang": "zh_CN", "back": "/account", "csrf": token})
+    again = TestClient(
+        create_app(world.settings, world.db, embedded_worker=False),
+        headers={"Accept-Language": "en"},
+    )
+    again.post("/login", data={"username": "owner-user", "password": PASSWORD})
+    assert "修改密码" in again.get("/account").text
+    client.post("/language", data={"lang": "en", "back": "/", "csrf": csrf_of(client)})
+    assert "Change password" in client.get("/account").text
+
+
+def test_the_project_form_shows_schema_errors_at_their_fields_and_saves_valid_input(world):
+    developer = browser(world, "developer")
+    token = csrf_of(developer)
+    form = {
+        "csrf": token,
+        "project": "webform",
+        "repo": world.repo_url,
+        "env.production.enabled": "1",
+        "env.production.hosts": "10.0.0.1\n10.0.0.2:2222",
+        "env.production.webroot": "relative/path",
+        "env.production.releases": "/srv/rel/webform",
+        "env.production.keep_releases": "1",
+        "env.production.tasks.post_deploy": "make build\n",
+        "env.production.compress": "1",
+    }
+    shown = developer.post(f"/s/{SPACE}/projects", data=form)
+    assert shown.status_code == 422
+    errors = dict(
+        re.findall(
+            r'name="(env\.production\.\w+)"[^>]*>(?:[^<]*</textarea>)?<span class="field-error"'
+            r' role="alert">([^<]*)</span>',
+            shown.text,
+        )
+    )
+    assert set(errors) == {"env.production.webroot", "env.production.keep_releases"}
+    assert "make build" in shown.text  # what was typed is kept
+    form |= {"env.production.webroot": "/srv/www/webform", "env.production.keep_releases": "3"}
+    saved = developer.post(f"/s/{SPACE}/projects", data=form, follow_redirects=False)
+    assert saved.status_code == 303
+    project, _ = project_service.get_project(world.db, world.actors["super"], f"{SPACE}:webform")
+    env = project.config["environments"]["production"]
+    assert env["hosts"] == ["10.0.0.1", "10.0.0.2:2222"] and env["keep_releases"] == 3
+    assert env["tasks"]["post_deploy"] == "make build\n"
+    exported = developer.get(f"/s/{SPACE}/projects/webform/export.yaml")
+    assert "post_deploy: 'make build" in exported.text or "post_deploy: |" in exported.text
+
+
+def test_the_ssh_check_names_the_fix_when_a_server_cannot_be_reached(world):
+    master = browser(world, "master")
+    token = csrf_of(master)
+    master.post(
+        f"/s/{SPACE}/servers",
+        data={
+            "csrf": token,
+            "name": "ghost",
+            "address": "127.0.0.1",
+            "port": "1",
+            "labels": "job-node, canary",
+        },
+    )
+    listed = master.get(f"/s/{SPACE}/servers").text
+    assert "job-node" in listed and "canary" in listed
+    server_id = re.search(r"/servers/(\d+)/check", listed).group(1)
+    result = master.post(
+        f"/s/{SPACE}/servers/{server_id}/check", headers={"X-CSRF-Token": token}
+    ).json()
+    assert result["ok"] is False and "firewall" in result["fix"]
+    assert master.post(f"/s/{SPACE}/servers/{server_id}/check").status_code == 403
+
+
+def test_the_dashboard_counts_deploys_per_day(world):
+    numbers = stats.deploy_stats(world.db, world.actors["super"], space=SPACE)
+    master = browser(world, "master")
+    shown = master.get(f"/s/{SPACE}/").text
+    assert "Deploys per day" in shown and "<svg" in shown
+    assert f"{numbers['total']['deploys'] + numbers['total']['rollbacks']} deploys" in shown
+
+
+def test_static_files_are_served_from_the_package(world):
+    client = TestClient(create_app(world.settings, world.db, embedded_worker=False))
+    for name in ("app.css", "app.js", "console.js"):
+        assert client.get(f"/static/{name}").status_code == 200
