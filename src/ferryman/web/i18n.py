@@ -69,44 +69,49 @@ def choose(user_language: str, cookie: str | None, accept_language: str) -> str:
     return negotiate(accept_language)
 
 
-def N_(text: str) -> str:  # noqa: N802 - the gettext convention for "mark, translate later"
+def N_(text: str) -> str:
     """Marks a message for the catalogue that a template translates from a value."""
     return text
 
 
-# Values shown through ``_(value)``: states, kinds, roles and audit actions.
-DYNAMIC = (
-    N_("draft"),
-    N_("pending_approval"),
-    N_("approved"),
-    N_("rejected"),
-    N_("queued"),
-    N_("running"),
-    N_("succeeded"),
-    N_("failed"),
-    N_("cancelled"),
-    N_("success"),
-    N_("deploy"),
-    N_("rollback"),
-    N_("config"),
-    N_("owner"),
-    N_("master"),
-    N_("developer"),
-    N_("reporter"),
-    N_("ticket.create"),
-    N_("ticket.submit"),
-    N_("ticket.approve"),
-    N_("ticket.reject"),
-    N_("ticket.deploy"),
-    N_("ticket.cancel"),
-    N_("ticket.rollback"),
-    N_("deploy.success"),
-    N_("deploy.failed"),
-    N_("deploy.cancelled"),
-    N_("rollback.success"),
-    N_("rollback.failed"),
-    N_("rollback.cancelled"),
-    N_("config.success"),
-    N_("config.failed"),
-    N_("config.cancelled"),
-)
+# How values are shown (``{{ value|label }}``): states, kinds, roles and audit actions.
+LABELS = {
+    "draft": N_("draft"),
+    "pending_approval": N_("pending approval"),
+    "approved": N_("approved"),
+    "rejected": N_("rejected"),
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "succeeded": N_("succeeded"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled"),
+    "success": N_("success"),
+    "deploy": N_("deploy"),
+    "rollback": N_("rollback"),
+    "config": N_("config-only deploy"),
+    "owner": N_("owner"),
+    "master": N_("master"),
+    "developer": N_("developer"),
+    "reporter": N_("reporter"),
+    "ticket.create": N_("created the ticket"),
+    "ticket.submit": N_("submitted it for approval"),
+    "ticket.approve": N_("approved"),
+    "ticket.reject": N_("rejected"),
+    "ticket.deploy": N_("started the deploy"),
+    "ticket.cancel": N_("cancelled the ticket"),
+    "ticket.rollback": N_("rolled it back"),
+    "deploy.success": N_("deploy succeeded"),
+    "deploy.failed": N_("deploy failed"),
+    "deploy.cancelled": N_("deploy cancelled"),
+    "rollback.success": N_("rollback succeeded"),
+    "rollback.failed": N_("rollback failed"),
+    "rollback.cancelled": N_("rollback cancelled"),
+    "config.success": N_("config-only deploy succeeded"),
+    "config.failed": N_("config-only deploy failed"),
+    "config.cancelled": N_("config-only deploy cancelled"),
+}
+
+
+def label(lang: str, value: str) -> str:
+    """A state, kind, role or action as words in ``lang`` (unknown values as they are)."""
+    return translations(lang).gettext(LABELS[value]) if value in LABELS else value

@@ -62,6 +62,7 @@ def environment(lang: str) -> Environment:
     )
     env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(when=_when, seconds=_seconds, short=_short, json=_json)
+    env.filters["label"] = lambda value: i18n.label(lang, str(value))
     env.globals.update(version=__version__, languages=i18n.NAMES)
     return env
 

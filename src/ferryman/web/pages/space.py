@@ -13,7 +13,7 @@ from ferryman.db.models import utcnow
 from ferryman.errors import FerrymanError, NotFound, RemoteError
 from ferryman.remote.executor import Executor, Target
 from ferryman.services import deploy_views, inventory, projects, spaces, stats, tickets
-from ferryman.web import charts
+from ferryman.web import charts, i18n
 from ferryman.web.render import page, redirect
 from ferryman.web.session import Web, check_csrf, signed_in
 
@@ -116,7 +116,7 @@ def set_member(
     return redirect(
         request,
         f"/s/{space}/members",
-        web._("%(name)s is now %(role)s.", name=username, role=web._(role)),
+        web._("%(name)s is now %(role)s.", name=username, role=i18n.label(web.lang, role)),
     )
 
 
