@@ -9,6 +9,7 @@ from typing import Any
 from ferryman.config.project import ProjectConfig
 from ferryman.config.settings import Settings
 from ferryman.domain import validate
+from ferryman.errors import VcsError
 from ferryman.vcs.base import Changes, Resolved
 from ferryman.vcs.factory import open_repo
 
@@ -51,6 +52,12 @@ async def refs(
 async def changes(
     settings: Settings, config: ProjectConfig, env: str, ref: str, old: str, new: str
 ) -> Changes:
+    """Commits and files between two exact commits. Commits never change, so the local mirror
+    answers when it has both (the ticket's commit was fetched when the ticket was made): only
+    a miss fetches from the repository."""
     repo = open_repo(settings, config, config.environment(env), timeout=TIMEOUT)
-    await repo.update()
-    return await repo.changes(ref, old, new, 200)
+    try:
+        return await repo.changes(ref, old, new, 200)
+    except VcsError:
+        await repo.update()
+        return await repo.changes(ref, old, new, 200)
