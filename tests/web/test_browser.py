@@ -271,3 +271,36 @@ def test_a_release_goes_from_form_to_fleet_and_back_in_the_browser(
         for page in ("dashboard", "ticket-preview", "console")
         for lang in ("en", "zh")
     )
+
+
+def test_the_console_names_the_failing_host_stage_and_command(
+    server, chromium, settings, git_host, targets, tmp_path
+):
+    from ferryman.config.project import parse_project
+    from ferryman.db.session import Database
+    from ferryman.services import deploys, projects
+    from tests.helpers import ADMIN, project_config
+
+    repo = Repo(git_host, tmp_path, unique("webfail"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    bad = targets[1].address
+    config = project_config(
+        repo.name,
+        repo.url,
+        targets[:2],
+        tasks={"pre_release": f'if [ "$HOST" = "{bad}" ]; then echo broken >&2; exit 3; fi\n'},
+    )
+    config["environments"] = {"staging": config["environments"]["production"]}
+    db = Database(settings.database_url)
+    projects.apply_project(db, ADMIN, parse_project(config))
+    deploy = deploys.request_deploy(db, ADMIN, repo.name, "staging", "v1")
+    db.dispose()
+    dev = sign_in(chromium, server, "dev", locale="zh-CN")
+    dev.goto(f"/s/default/deploys/{deploy.id}")
+    dev.wait_for_selector("#console[data-ended]", timeout=120_000)
+    assert dev.get_attribute("#console", "data-ended") == "failed"
+    banner = dev.inner_text("#banner")
+    assert "部署失败" in banner and bad in banner and "pre_release" in banner
+    assert "exit 3" in banner or "exit" in banner
+    assert "bad" in dev.get_attribute(f"#host-tabs .tab[data-host='{bad}']", "class")
+    assert dev.locator("#log .err", has_text="broken").count() == 1
