@@ -184,3 +184,11 @@ class RemoteError(FerrymanError):
         if self.stderr_tail:
             text += f": {self.stderr_tail.strip().splitlines()[-1][:300]}"
         return text
+
+
+class RolloutFailed(FerrymanError):
+    """A gray release stopped: more hosts failed than allowed (or the canary failed, or
+    someone aborted it). Names the host and what failed on it."""
+
+    code = "rollout_failed"
+    http_status = 502

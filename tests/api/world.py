@@ -124,6 +124,18 @@ class World:
         actor = self.actors.get(by, SYSTEM)
         return deploys.request_deploy(self.db, actor, self.new_project(), "staging", "v1").id
 
+    def paused_rollout(self) -> int:
+        """A gray release paused after its canary (as a worker leaves it)."""
+        from ferryman.db.models import Deploy
+        from ferryman.domain.rollout import Rollout
+
+        deploy_id = self.queued_deploy()
+        state = Rollout(batches=[["127.0.0.1:1"], ["127.0.0.2:1"]], next_batch=1, state="paused")
+        with self.db.transaction() as s:
+            deploy = s.get(Deploy, deploy_id)
+            deploy.status, deploy.rollout = "paused", state.to_dict()
+        return deploy_id
+
     def failed_deploy(self) -> int:
         from ferryman.db.models import Deploy
 
@@ -523,6 +535,21 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         "POST",
         f"{P}/deploys/{w.queued_deploy(by=w.creator_for(r))}/cancel",
         {"reason": "wrong ref"},
+    ),
+    ("POST", "/api/v1/deploys/{deploy_id}/continue"): lambda w, r: (
+        "POST",
+        f"{P}/deploys/{w.paused_rollout()}/continue",
+        None,
+    ),
+    ("POST", "/api/v1/deploys/{deploy_id}/abort"): lambda w, r: (
+        "POST",
+        f"{P}/deploys/{w.paused_rollout()}/abort",
+        None,
+    ),
+    ("POST", "/api/v1/deploys/{deploy_id}/rollback-now"): lambda w, r: (
+        "POST",
+        f"{P}/deploys/{w.paused_rollout()}/rollback-now",
+        None,
     ),
     ("GET", "/api/v1/deploys/{deploy_id}/log"): lambda w, r: (
         "GET",

@@ -64,6 +64,10 @@ class TicketDeployBody(_Body):
 class RollbackBody(_Body):
     env: str = Field(min_length=1, max_length=64)
     to: str | None = Field(default=None, max_length=255)
+    emergency: bool = Field(
+        default=False, description="link switch only, every host at once, no hooks (masters)"
+    )
+    force: bool = Field(default=False, description="allow a release marked bad")
 
 
 class PasswordBody(_Body):

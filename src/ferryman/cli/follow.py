@@ -103,6 +103,12 @@ def follow(client: Client, deploy_id: int, console: Console, live_table: bool = 
             f"[green]{deploy['kind']} #{deploy_id} succeeded[/]: {escape(deploy['release'])}"
         )
         return 0
+    if deploy["status"] == "paused":
+        console.print(
+            f"[yellow]{deploy['kind']} #{deploy_id} paused[/] after its canary: "
+            f"`ferryman rollout continue {deploy_id}` or `ferryman rollout abort {deploy_id}`"
+        )
+        return 0
     message = (deploy.get("error") or {}).get("message", deploy["status"])
     word = "cancelled" if deploy["status"] == "cancelled" else "failed"
     console.print(

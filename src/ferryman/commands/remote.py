@@ -58,15 +58,28 @@ class Layout:
         return posixpath.dirname(self.webroot)
 
 
-def probe(layout: Layout) -> Command:
-    """Report the webroot, its parent, the releases dir, tools and releases present.
+def probe(layout: Layout, commands: Sequence[str] = (), packages: Sequence[str] = ()) -> Command:
+    """Report the webroot, its parent, the releases dir, tools and releases present, and what
+    the environment requires (commands on the PATH, installed packages: dpkg or rpm).
 
     Output lines are tab-separated: ``webroot link TARGET|real|missing``, ``parent ok|missing``,
-    ``releases ok|unwritable``, ``tool NAME ok|missing``, ``release NAME [MANIFEST_SHA]``.
+    ``releases ok|unwritable``, ``tool NAME ok|missing``, ``release NAME [MANIFEST_SHA]``,
+    ``need command|package NAME ok|missing``.
     """
     w, r = q(layout.webroot), q(layout.releases)
+    needs = "".join(
+        f"if command -v {q(c)} >/dev/null 2>&1; then printf 'need\\tcommand\\t%s\\tok\\n' {q(c)}\n"
+        f"else printf 'need\\tcommand\\t%s\\tmissing\\n' {q(c)}; fi\n"
+        for c in commands
+    ) + "".join(
+        f"if (dpkg-query -W -f='${{Status}}' {q(p)} 2>/dev/null | grep -q 'install ok installed')"
+        f" || rpm -q {q(p)} >/dev/null 2>&1; then printf 'need\\tpackage\\t%s\\tok\\n' {q(p)}\n"
+        f"else printf 'need\\tpackage\\t%s\\tmissing\\n' {q(p)}; fi\n"
+        for p in packages
+    )
     return bash(
-        f"""set -u
+        needs
+        + f"""set -u
 if [ -L {w} ]; then printf 'webroot\\tlink\\t%s\\n' "$(readlink -- {w})"
 elif [ -e {w} ]; then printf 'webroot\\treal\\n'
 else printf 'webroot\\tmissing\\n'; fi

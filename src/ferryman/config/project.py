@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
-from ferryman.domain import config_files, validate
+from ferryman.domain import config_files, rollout, validate
 from ferryman.errors import ConfigError, ValidationError
 
 
@@ -67,6 +67,107 @@ class Tasks(_Strict):
 Label = Annotated[str, PlainValidator(_as(validate.label, "label"))]
 
 
+Duration = Annotated[
+    float,
+    PlainValidator(lambda v: _duration(v)),
+    WithJsonSchema({"type": ["string", "number"], "description": "30s, 5m, 1h or seconds"}),
+]
+
+
+def _duration(value: Any) -> float:
+    try:
+        return rollout.duration(value)
+    except ValidationError as exc:
+        raise PydanticCustomError("duration", exc.message) from None
+
+
+class HealthCheck(_Strict):
+    """One check per host after its switch: an HTTP GET from the deploy host (``{HOST}`` is
+    the host's address), a TCP connect, or a command on the host. Retried until it passes."""
+
+    http: str | None = None
+    tcp: str | None = None
+    command: str | None = None
+    expect: int | None = Field(default=None, ge=100, le=599)  # status; default any 2xx
+    contains: str | None = None  # the body must contain this
+    timeout: Duration = 5.0
+    retries: int = Field(default=3, ge=1, le=100)
+    interval: Duration = 2.0
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HealthCheck:
+        kinds = [k for k in ("http", "tcp", "command") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise PydanticCustomError("health_check", "give exactly one of http, tcp, command")
+        if self.http and not self.http.startswith(("http://", "https://")):
+            raise PydanticCustomError("health_check", "http: an http:// or https:// URL")
+        if self.tcp and ":" not in self.tcp:
+            raise PydanticCustomError("health_check", "tcp: HOST:PORT")
+        if (self.expect or self.contains) and not self.http:
+            raise PydanticCustomError("health_check", "expect and contains are for http checks")
+        if not 0 < self.timeout <= 600:
+            raise PydanticCustomError("health_check", "timeout: more than 0, at most 10m")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "http" if self.http else "tcp" if self.tcp else "command"
+
+    @property
+    def target(self) -> str:
+        return self.http or self.tcp or self.command or ""
+
+
+class Strategy(_Strict):
+    """A gray release: the canary first, then batches, with pauses and a failure budget."""
+
+    canary: list[str] | int | str | None = None  # hosts, "label:NAME", a count or "10%"
+    batches: list[int | str] | int | str = "100%"
+    pause: str = "none"  # after the canary batch: manual | none | a duration (5m)
+    between_batches: Duration = 0.0
+    max_failed: int | str = 0  # hosts (or %) allowed to fail before the rollout aborts
+    on_failure: Literal["rollback", "halt"] = "rollback"
+    lb_out: str = ""  # on the deploy host, per host, before its switch ({HOST})
+    lb_in: str = ""  # on the deploy host, per host, once it is healthy
+
+    @model_validator(mode="after")
+    def _valid(self) -> Strategy:
+        try:
+            if self.pause not in ("manual", "none"):
+                rollout.duration(self.pause, "strategy/pause")
+            rollout.amount(self.max_failed, 100, "strategy/max_failed")
+            steps = self.batches if isinstance(self.batches, list) else [self.batches]
+            for step in steps:
+                rollout.amount(step, 100, "strategy/batches")
+            if isinstance(self.canary, int | str) and not (
+                isinstance(self.canary, str) and self.canary.startswith("label:")
+            ):
+                rollout.amount(self.canary, 100, "strategy/canary")
+        except ValidationError as exc:
+            raise PydanticCustomError("strategy", exc.message) from None
+        if not isinstance(self.batches, list) and rollout.amount(self.batches, 100, "b") == 0:
+            raise PydanticCustomError("strategy", "batches: at least one host per batch")
+        return self
+
+    @property
+    def pause_seconds(self) -> float | None:
+        """None: wait for a person; 0: no pause; else seconds."""
+        if self.pause == "manual":
+            return None
+        return 0.0 if self.pause == "none" else rollout.duration(self.pause)
+
+
+class Requires(_Strict):
+    """What every host must have before a rollout: commands on the PATH, installed packages."""
+
+    commands: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._+-]{1,64}$")]] = Field(
+        default_factory=list
+    )
+    packages: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._+:-]{1,128}$")]] = Field(
+        default_factory=list
+    )
+
+
 class Environment(_Strict):
     hosts: list[Host] = Field(default_factory=list)
     servers: list[Name] = Field(default_factory=list)  # servers of the space, by name
@@ -95,6 +196,9 @@ class Environment(_Strict):
     secrets: list[str] = Field(default_factory=list)  # names a deploy needs; values via the API
     # paths of config files every deploy needs (their content is set via the API/CLI)
     config_files: list[str] = Field(default_factory=list)
+    strategy: Strategy | None = None  # a gray release; without it every host at once
+    health_check: list[HealthCheck] = Field(default_factory=list)  # after each host's switch
+    requires: Requires = Field(default_factory=Requires)  # checked on every host first
 
     @field_validator("config_files")
     @classmethod

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false as sa_false
 from sqlalchemy.types import TypeEngine
 
 
@@ -246,6 +247,10 @@ class Deploy(Base):
     # the config files to ship (sealed JSON, see services/config_files) and their versions
     config_bundle: Mapped[str] = mapped_column(LongText, default="", server_default="")
     config_versions: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    # a gray release's plan and progress (domain/rollout.Rollout), and what people asked of it
+    rollout: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    rollout_request: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # emergency, force
     # queued → running → success | failed; queued → cancelled
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
@@ -317,6 +322,7 @@ class Release(Base):
     commit: Mapped[str] = mapped_column(String(64), default="")
     # complete: fully transferred; failed: partial, to be removed; removed: pruned/cleaned
     state: Mapped[str] = mapped_column(String(16), default="complete")
+    bad: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     __table_args__ = (
         UniqueConstraint("project_id", "env", "host", "name"),

@@ -51,6 +51,7 @@ VERBS = {
 FROM_DEPLOY = {
     "queued": QUEUED,
     "running": RUNNING,
+    "paused": RUNNING,  # a gray release waiting after its canary
     "success": SUCCEEDED,
     "failed": FAILED,
     "cancelled": CANCELLED,

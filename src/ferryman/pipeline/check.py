@@ -45,6 +45,10 @@ def checks_from_probe(host: str, output: str) -> list[Check]:
             found.append(Check(host, "releases dir writable", parts[1] == "ok"))
         elif parts[0] == "tool":
             found.append(Check(host, f"{parts[1]} present", parts[2] == "ok"))
+        elif parts[0] == "need" and len(parts) > 3:
+            ok = parts[3] == "ok"
+            fix = "" if ok else f"install the {parts[1]} {parts[2]} on this host"
+            found.append(Check(host, f"requires {parts[1]} {parts[2]}", ok, fix))
         elif parts[0] == "optional":
             missing = "" if parts[2] == "ok" else "missing: packages fall back to gzip"
             found.append(Check(host, f"{parts[1]} present (optional)", True, missing))
@@ -65,7 +69,10 @@ async def run_checks(ctx: Context) -> list[Check]:
         )
         try:
             result = await ctx.executor.run(
-                target, cmd.probe(ctx.layout), stage="check", timeout=ctx.env.command_timeout
+                target,
+                cmd.probe(ctx.layout, ctx.env.requires.commands, ctx.env.requires.packages),
+                stage="check",
+                timeout=ctx.env.command_timeout,
             )
         except FerrymanError as exc:
             results.append(Check(target.key, "probe", False, str(exc)))

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ferryman.commands.remote import Command, Layout
 from ferryman.config.project import Environment, ProjectConfig
@@ -17,6 +18,7 @@ from ferryman.config.settings import Settings
 from ferryman.db.models import utcnow
 from ferryman.db.session import Database
 from ferryman.domain.config_files import ConfigFile, HostIdentity
+from ferryman.domain.rollout import Rollout
 from ferryman.errors import Cancelled, FerrymanError, RemoteError
 from ferryman.pipeline.recorder import Recorder
 from ferryman.remote.executor import Executor, Result, Target, fan_out
@@ -67,6 +69,9 @@ class Context:
     env_variables: dict[str, str] = field(default_factory=dict)  # the space environment's
     config_files: list[ConfigFile] = field(default_factory=list)  # shipped in the release
     host_ids: dict[str, HostIdentity] = field(default_factory=dict)  # names/labels per host
+    rollout: Rollout | None = None  # a gray release's plan and progress
+    options: dict[str, Any] = field(default_factory=dict)  # emergency, force
+    limit: int | None = None  # hosts at once when not the environment's ``parallel``
     resolved: Resolved | None = None
     release: str = ""
     facts: dict[str, HostFacts] = field(default_factory=dict)
@@ -208,7 +213,7 @@ class Context:
                 raise
             self.recorder.stage_host(stage, target.key, True, time.monotonic() - start)
 
-        failures = await fan_out(chosen, timed, limit or self.env.parallel)
+        failures = await fan_out(chosen, timed, limit or self.limit or self.env.parallel)
         for target in chosen:
             if target.key in failures:
                 exc = failures[target.key]

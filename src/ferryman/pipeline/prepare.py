@@ -37,6 +37,8 @@ def parse_probe(output: str) -> tuple[HostFacts, list[str]]:
             problems.append(f"{parts[1]} is not installed")
         elif parts[0] == "optional" and len(parts) > 2 and parts[2] == "ok":
             facts.tools.add(parts[1])
+        elif parts[0] == "need" and len(parts) > 3 and parts[3] != "ok":
+            problems.append(f"requires {parts[1]} {parts[2]}, which is missing")
         elif parts[0] == "release":
             facts.releases[parts[1]] = parts[2] if len(parts) > 2 else None
     return facts, problems
@@ -48,7 +50,11 @@ async def probe_hosts(ctx: Context, stage: str = STAGE, refuse: bool = True) -> 
 
     async def one(target: Target) -> None:
         result = await ctx.remote(
-            target, cmd.probe(ctx.layout), stage=stage, quiet=True, shown="probe"
+            target,
+            cmd.probe(ctx.layout, ctx.env.requires.commands, ctx.env.requires.packages),
+            stage=stage,
+            quiet=True,
+            shown="probe",
         )
         facts, problems = parse_probe(result.stdout)
         ctx.facts[target.key] = facts

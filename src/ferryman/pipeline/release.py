@@ -54,9 +54,10 @@ async def run(ctx: Context) -> None:
         )
 
 
-async def revert(ctx: Context) -> None:
-    """Put every switched host back on what its webroot pointed to before this deploy."""
-    hosts = [ctx.target(k) for k in ctx.switched]
+async def revert(ctx: Context, keys: list[str] | None = None) -> None:
+    """Put every switched host (or those of ``keys``) back on what its webroot pointed to
+    before this deploy."""
+    hosts = [ctx.target(k) for k in (ctx.switched if keys is None else keys)]
     if not hosts:
         return
     live: dict[str, str | None] = {}
@@ -78,6 +79,8 @@ async def revert(ctx: Context) -> None:
                 shown=f"remove {ctx.layout.webroot} (no previous release)",
             )
         live[target.key] = ctx.facts[target.key].live_release(ctx.layout)
+        if target.key in ctx.switched:
+            ctx.switched.remove(target.key)
         ctx.recorder.host(target.key, status="reverted")
 
     try:

@@ -7,10 +7,10 @@ import asyncio
 
 from ferryman.domain.release import previous_release
 from ferryman.errors import Conflict
-from ferryman.pipeline import tasks
+from ferryman.pipeline import rollout, tasks
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.release import SWITCH, switch_all
-from ferryman.services import deploy_records, deploy_views
+from ferryman.services import deploy_records, deploy_views, rollouts
 
 STAGE = "verify"
 
@@ -27,10 +27,15 @@ async def choose_targets(ctx: Context) -> dict[str, str]:
         live = await asyncio.to_thread(
             deploy_views.live_releases, ctx.db, ctx.project_id, ctx.env_name
         )
+        bad = set()
+        if not ctx.options.get("force"):
+            bad = await asyncio.to_thread(
+                rollouts.bad_releases, ctx.db, ctx.project_id, ctx.env_name
+            )
         for target in ctx.targets:
             present = {n for n, sha in ctx.facts[target.key].releases.items() if sha}
-            history = complete.get(target.key, set()) & present
             current = live.get(target.key) or ctx.facts[target.key].live_release(ctx.layout)
+            history = (complete.get(target.key, set()) & present) - (bad - {current})
             wanted[target.key] = previous_release(sorted(history), current)
     missing = []
     for target in ctx.targets:
@@ -56,6 +61,16 @@ async def run(ctx: Context) -> None:
             release_name=", ".join(names),
         )
         ctx.recorder.log("rolling back to " + ", ".join(names), stage=STAGE)
+    if ctx.options.get("emergency"):
+        # the site is down: the link switch only, every host at once, no hooks
+        with ctx.recorder.stage(SWITCH, len(chosen)):
+            await switch_all(ctx, chosen)
+        return
+    if ctx.rollout is not None and len(names) == 1:
+        # a normal rollback of a gray-released environment: the same batch flow, no pause
+        ctx.rollout.previous = {t.key: ctx.facts[t.key].link for t in ctx.targets}
+        await rollout.run(ctx, ctx.rollout, pause=False)
+        return
     with ctx.recorder.stage(SWITCH, len(chosen)):
         await switch_all(ctx, chosen)
     with ctx.recorder.stage("post_release", len(chosen)):

@@ -21,7 +21,8 @@ from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
 from ferryman.domain.masking import Masker
-from ferryman.errors import Cancelled, FerrymanError, RemoteError
+from ferryman.domain.rollout import Rollout
+from ferryman.errors import Cancelled, Conflict, FerrymanError, RemoteError
 from ferryman.pipeline import (
     builds,
     checkout,
@@ -30,12 +31,14 @@ from ferryman.pipeline import (
     prepare,
     release,
     rollback,
+    rollout,
     tasks,
     transfer,
 )
 from ferryman.pipeline.context import Context, new_context
 from ferryman.secretbox import is_sealed
-from ferryman.services import config_files, deploys, locks, queue
+from ferryman.services import config_files, deploys, locks, queue, rollouts
+from ferryman.vcs.base import Resolved
 
 log = logging.getLogger(__name__)
 CANCEL_POLL = 1.0  # seconds between looks at the cancel flag
@@ -43,11 +46,12 @@ CANCEL_POLL = 1.0  # seconds between looks at the cancel flag
 
 def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
     deploy, project = deploys.load(db, deploy_id)
+    ctx: Context
     variables = {  # secret values are opened only here, in the worker's memory
         k: db.box.open(v) if is_sealed(v) else v for k, v in deploy.variables.items()
     }
     files, host_ids = config_files.open_bundle(db.box, deploy.config_bundle)
-    return new_context(
+    ctx = new_context(
         db,
         settings,
         parse_project(deploy.config),
@@ -66,12 +70,24 @@ def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
         config_files=files,
         host_ids=host_ids,
     )
+    ctx.options = dict(deploy.options or {})
+    if deploy.rollout is not None:
+        ctx.rollout = Rollout.from_dict(deploy.rollout)
+    if ctx.options.get("emergency"):
+        ctx.limit = max(len(ctx.targets), 1)  # every host at once
+    if deploy.release_name and ctx.rollout is not None and ctx.rollout.next_batch > 0:
+        ctx.release = deploy.release_name  # resuming a gray release
+        ctx.resolved = Resolved(ref=deploy.ref, commit=deploy.commit)
+    return ctx
 
 
-async def _deploy(ctx: Context) -> None:
+async def _deploy(ctx: Context) -> str:
+    """``success``, or ``paused`` (a gray release waiting after its canary)."""
     rec = ctx.recorder
     with rec.stage(prepare.STAGE, len(ctx.targets)):
         await prepare.run(ctx)
+    if ctx.rollout is not None and ctx.rollout.next_batch > 0:
+        return await _resume(ctx, ctx.rollout)
     # Hosts link their live release while this host checks out and builds.
     ctx.prelink_task = asyncio.create_task(transfer.prelink(ctx))
     try:
@@ -99,13 +115,52 @@ async def _deploy(ctx: Context) -> None:
         with rec.stage(transfer.STAGE, len(ctx.targets)):
             await transfer.run(ctx)
         ctx.checkpoint()
-        await release.run(ctx)
+        if ctx.rollout is not None:
+            asked = await asyncio.to_thread(rollouts.take_request, ctx.db, ctx.deploy_id)
+            if await rollout.run(ctx, ctx.rollout, asked) == rollout.PAUSED:
+                return "paused"
+        else:
+            await release.run(ctx)
         ctx.committed = True
     except BaseException:
         await _undo(ctx)
         raise
     with rec.stage(cleanup.STAGE, len(ctx.targets)):
         await cleanup.prune(ctx)
+    return "success"
+
+
+async def _resume(ctx: Context, state: Rollout) -> str:
+    """A paused gray release, continued (or aborted) on whichever worker claimed it: the
+    release is already on every host; switched hosts are known from the saved state."""
+    missing = [key for key, facts in ctx.facts.items() if not facts.releases.get(ctx.release)]
+    if missing:
+        raise Conflict(
+            f"release {ctx.release} is no longer complete on {', '.join(sorted(missing))}; "
+            "abort this rollout and deploy again"
+        )
+    ctx.created = {t.key for t in ctx.targets}
+    ctx.switched = [k for k in state.switched]
+    ctx.switching = bool(ctx.switched)
+    for key, link in state.previous.items():  # where each host was before this rollout
+        if key in ctx.facts:
+            ctx.facts[key].link = link
+    asked = await asyncio.to_thread(rollouts.take_request, ctx.db, ctx.deploy_id)
+    ctx.recorder.log(
+        f"resuming the rollout at batch {state.next_batch + 1}/{len(state.batches)}"
+        + (f" ({asked})" if asked else "")
+    )
+    try:
+        ctx.switching = True
+        if await rollout.run(ctx, state, asked) == rollout.PAUSED:
+            return "paused"
+        ctx.committed = True
+    except BaseException:
+        await _undo(ctx)
+        raise
+    with ctx.recorder.stage(cleanup.STAGE, len(ctx.targets)):
+        await cleanup.prune(ctx)
+    return "success"
 
 
 async def _rollback(ctx: Context) -> None:
@@ -196,11 +251,14 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
         )
         if ctx.kind == "rollback":
             await _rollback(ctx)
+            status = "success"
         else:
-            await _deploy(ctx)
-        status = "success"
-        for target in ctx.targets:
-            rec.host(target.key, status="success")
+            status = await _deploy(ctx)
+        if status == "success":
+            failed = ctx.rollout.failed if ctx.rollout is not None else {}
+            for target in ctx.targets:
+                if target.key not in failed:
+                    rec.host(target.key, status="success")
     except Cancelled as exc:
         status, error = "cancelled", masked(error_record(exc), rec.mask)
         rec.log(f"CANCELLED: {exc.message}")
@@ -224,7 +282,10 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
             await flusher
         rec.log(f"{ctx.kind} #{deploy_id} {status}")
         await rec.flush()
-        await asyncio.to_thread(deploys.finish, db, deploy_id, status, error)
+        if status == "paused" and ctx.rollout is not None:
+            await asyncio.to_thread(rollouts.pause, db, deploy_id, ctx.rollout, worker)
+        else:
+            await asyncio.to_thread(deploys.finish, db, deploy_id, status, error)
     return status
 
 

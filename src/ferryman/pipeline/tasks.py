@@ -20,13 +20,27 @@ from ferryman.remote.executor import Target
 
 async def local_task(ctx: Context, name: str, cwd: Path) -> None:
     script = getattr(ctx.env.tasks, name)
+    await local_script(ctx, name, script, ctx.variables(), cwd, "task")
+
+
+async def local_script(
+    ctx: Context,
+    stage: str,
+    script: str,
+    variables: dict[str, str],
+    cwd: Path,
+    what: str = "task",
+    host: str = "",
+) -> None:
+    """Run ``script`` on the deploy host (a hook, or a gray release's ``lb_out``/``lb_in``
+    for ``host``), logged under ``stage``, under the task timeout."""
     if not script.strip():
         return
-    full = task_script(script, ctx.variables())
+    full = task_script(script, variables)
     started, wall = time.monotonic(), utcnow()
 
     def on_line(stream: str, line: str) -> None:
-        ctx.recorder.log(line, stage=name, stream=stream)
+        ctx.recorder.log(line, stage=stage, stream=stream, host=host)
 
     try:
         result = await run_local(
@@ -34,22 +48,24 @@ async def local_task(ctx: Context, name: str, cwd: Path) -> None:
             cwd=cwd,
             timeout=ctx.env.task_timeout,
             on_line=on_line,
-            what=f"task {name}",
+            what=f"{what} {stage}",
         )
     except StageTimeout as exc:
         ctx.recorder.step(
             host="",
-            stage=name,
+            stage=stage,
             command=script,
             exit_status=None,
             output=exc.message,
             started=started,
             wall_start=wall,
         )
-        raise StageTimeout(f"task {name} on the deploy host: {exc.message}", stage=name) from None
+        raise StageTimeout(
+            f"{what} {stage} on the deploy host: {exc.message}", stage=stage, host=host
+        ) from None
     ctx.recorder.step(
         host="",
-        stage=name,
+        stage=stage,
         command=script,
         exit_status=result.exit_status,
         output=(result.stdout + "\n" + result.stderr)[-4000:],
@@ -59,12 +75,26 @@ async def local_task(ctx: Context, name: str, cwd: Path) -> None:
     if result.exit_status != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()
         raise TaskFailed(
-            f"task {name} failed on the deploy host (exit {result.exit_status})"
+            f"{what} {stage} failed on the deploy host (exit {result.exit_status})"
+            + (f" for {host}" if host else "")
             + (f": {tail[-1][:300]}" if tail else ""),
-            stage=name,
+            stage=stage,
+            host=host,
+            command=script,
             exit_status=result.exit_status,
             stderr_tail="\n".join(tail[-20:]),
         )
+
+
+async def run_hook(ctx: Context, name: str, target: Target, cwd: str) -> None:
+    """One target hook on one host (nothing when the hook is empty)."""
+    script = getattr(ctx.env.tasks, name)
+    if not script.strip():
+        return
+    full = task_script(script, ctx.variables(target.key), cwd=cwd)
+    await ctx.remote(
+        target, cmd.run_task(full), stage=name, timeout=ctx.env.task_timeout, shown=script
+    )
 
 
 async def remote_task(
@@ -76,10 +106,7 @@ async def remote_task(
         return
 
     async def one(target: Target) -> None:
-        full = task_script(script, ctx.variables(target.key), cwd=cwd)
-        await ctx.remote(
-            target, cmd.run_task(full), stage=name, timeout=ctx.env.task_timeout, shown=script
-        )
+        await run_hook(ctx, name, target, cwd)
 
     if delay <= 0:
         await ctx.each_host(name, one, targets)

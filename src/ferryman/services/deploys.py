@@ -23,11 +23,11 @@ from ferryman.db.models import (
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.errors import ApprovalRequired, ConfigError, Conflict, NotFound, ValidationError
-from ferryman.services import config_files
+from ferryman.services import config_files, rollouts
 from ferryman.services.audit import SYSTEM, Actor, record
 from ferryman.services.queue import cancel_queued, sync_ticket
 
-ACTIVE = ("queued", "running")
+ACTIVE = ("queued", "running", "paused")
 FINISHED = ("success", "failed", "cancelled")
 
 
@@ -83,6 +83,7 @@ def create_deploy(
     hosts: Sequence[str] | None = None,
     ticket_id: int | None = None,
     not_before: datetime | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Deploy:
     """Queue a deploy, config-only deploy or rollback (the caller has authorised it). The
     config is snapshotted with servers and labels expanded, and so are the config files (still
@@ -114,6 +115,9 @@ def create_deploy(
         bundle, config_versions = config_files.bundle_for(s, project, config, env)
     if kind == "config":
         ref, commit, target_release = live_release(s, project, config, env, chosen)
+    plan = None
+    if not (options or {}).get("emergency"):
+        plan = rollouts.plan_for(s, project, config, env, chosen)
     variables = {**environment.variables, **project_secrets}
     secrets = [*(environment.secrets or []), *project_secrets]
     _refuse_if_active(s, project, env)
@@ -142,6 +146,8 @@ def create_deploy(
         config=dump_project(config),
         config_bundle=bundle,
         config_versions=config_versions or None,
+        rollout=plan,
+        options=options or None,
         stages=[],
     )
     s.add(deploy)
@@ -317,15 +323,37 @@ def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool 
 
 
 def request_rollback(
-    db: Database, actor: Actor, project_ref: int | str, env: str, to: str | None = None
+    db: Database,
+    actor: Actor,
+    project_ref: int | str,
+    env: str,
+    to: str | None = None,
+    *,
+    emergency: bool = False,
+    force: bool = False,
 ) -> Deploy:
+    """Back to the previous release (from the records, never a bad one unless ``force``) or
+    ``to``. ``emergency``: the link switch only, every host at once, no hooks, no batches."""
     from ferryman.services.projects import find_project
 
     if to is not None and not _is_release(to):
         raise ValidationError(f"not a release name: {to!r}")
     with db.transaction() as s:
-        project = find_project(s, actor, project_ref, "deploy.rollback")
-        return create_deploy(s, actor, project, env, kind="rollback", target_release=to or "")
+        project = find_project(
+            s, actor, project_ref, "deploy.emergency" if emergency else "deploy.rollback"
+        )
+        if to and not force and to in rollouts.bad_releases(db, project.id, env):
+            raise Conflict(f"{to} is marked bad (its rollout aborted); roll back to it with force")
+        options = {k: True for k, v in (("emergency", emergency), ("force", force)) if v}
+        return create_deploy(
+            s,
+            actor,
+            project,
+            env,
+            kind="rollback",
+            target_release=to or "",
+            options=options or None,
+        )
 
 
 def _is_release(name: str) -> bool:

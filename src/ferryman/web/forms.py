@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
+
 from ferryman.config.project import Environment, Tasks
 
 LISTS = ("hosts", "servers", "labels", "excludes", "shared", "secrets", "config_files")
@@ -36,8 +38,9 @@ TEXTS = (
     "queue",
 )
 HOOKS = tuple(Tasks.model_fields)
+YAMLS = ("strategy", "health_check", "requires")  # nested keys: a YAML text field each
 # every key of an environment has a field
-assert set(LISTS + NUMBERS + FLAGS + TEXTS + ("tasks",)) == set(Environment.model_fields)
+assert set(LISTS + NUMBERS + FLAGS + TEXTS + YAMLS + ("tasks",)) == set(Environment.model_fields)
 
 
 def defaults() -> dict[str, Any]:
@@ -69,6 +72,9 @@ def to_form(config: Mapping[str, Any]) -> dict[str, Any]:
             values[prefix + key] = bool(env.get(key, Environment.model_fields[key].default))
         for hook in HOOKS:
             values[f"{prefix}tasks.{hook}"] = env.get("tasks", {}).get(hook, "")
+        for key in YAMLS:
+            if env.get(key):
+                values[prefix + key] = yaml.safe_dump(env[key], sort_keys=False, allow_unicode=True)
     return values
 
 
@@ -112,6 +118,13 @@ def from_form(form: Mapping[str, str], environments: list[str], space: str) -> d
         }
         if tasks:
             env["tasks"] = tasks
+        for key in YAMLS:
+            text = form.get(prefix + key, "").strip()
+            if text:
+                try:
+                    env[key] = yaml.safe_load(text)
+                except yaml.YAMLError:
+                    env[key] = text  # the schema reports it at this field
         config["environments"][env_name] = env
     return config
 

@@ -85,6 +85,7 @@ LABELS = {
     "succeeded": N_("succeeded"),
     "failed": N_("failed"),
     "cancelled": N_("cancelled"),
+    "paused": N_("paused"),
     "success": N_("success"),
     "deploy": N_("deploy"),
     "rollback": N_("rollback"),
@@ -109,6 +110,9 @@ LABELS = {
     "config.success": N_("config-only deploy succeeded"),
     "config.failed": N_("config-only deploy failed"),
     "config.cancelled": N_("config-only deploy cancelled"),
+    "rollout.continue": N_("continued the rollout"),
+    "rollout.abort": N_("aborted the rollout"),
+    "rollout.rollback": N_("rolled the rollout back"),
 }
 
 

@@ -5,7 +5,8 @@ The stream reads the stored log (lines reach the database within ``FLUSH_SECONDS
 printed) and polls it, so a viewer on any server sees what a worker on any machine writes; a
 viewer connecting, reconnecting or leaving never touches the deploy. Messages are JSON:
 ``{"type": "line", ...}`` for each log line, ``{"type": "deploy", ...}`` whenever its status or
-stages change, and ``{"type": "end", "status": ...}`` once it has ended and every line was sent.
+stages change, and ``{"type": "end", "status": ...}`` once it has ended (or paused: a gray
+release waiting for someone to continue it) and every line was sent.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ async def _follow(websocket: WebSocket, db: Database, deploy_id: int, cursor: in
             await websocket.send_json({"type": "deploy", "deploy": deploy})
         if len(lines) == PAGE:
             continue  # replaying: no waiting between pages
-        if deploy["status"] in FINISHED:
+        if deploy["status"] in FINISHED or deploy["status"] == "paused":
             # a last look: lines flushed together with the final status
             tail = await asyncio.to_thread(deploy_views.logs_after, db, deploy_id, cursor, PAGE)
             if tail:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from ferryman.api.deps import DB, CurrentActor, perm
 from ferryman.api.routes.projects import wake_worker
 from ferryman.api.schemas import ReasonBody, RetryBody
-from ferryman.services import deploy_views, deploys
+from ferryman.services import deploy_views, deploys, rollouts
 
 router = APIRouter(prefix="/deploys", tags=["deploys"])
 
@@ -67,6 +67,34 @@ def retry_deploy(
     retry = deploys.request_retry(db, actor, deploy_id, bool(body and body.failed_only))
     wake_worker(request)
     return deploy_views.get(db, retry.id)
+
+
+@router.post("/{deploy_id}/continue", openapi_extra=perm("rollout.continue"))
+def continue_rollout(
+    deploy_id: int, db: DB, actor: CurrentActor, request: Request
+) -> dict[str, Any]:
+    """Continue a gray release paused after its canary (any worker resumes it)."""
+    rollouts.request(db, actor, deploy_id, "continue")
+    wake_worker(request)
+    return deploy_views.get(db, deploy_id)
+
+
+@router.post("/{deploy_id}/abort", openapi_extra=perm("rollout.abort"))
+def abort_rollout(deploy_id: int, db: DB, actor: CurrentActor, request: Request) -> dict[str, Any]:
+    """Abort a paused or running gray release: its ``on_failure`` applies (``rollback``
+    puts every switched host back, ``halt`` stops where it is)."""
+    rollouts.request(db, actor, deploy_id, "abort")
+    wake_worker(request)
+    return deploy_views.get(db, deploy_id)
+
+
+@router.post("/{deploy_id}/rollback-now", openapi_extra=perm("deploy.rollback"))
+def rollback_now(deploy_id: int, db: DB, actor: CurrentActor, request: Request) -> dict[str, Any]:
+    """Stop a paused or running gray release and put every host it switched back, whatever
+    its ``on_failure`` says."""
+    rollouts.request(db, actor, deploy_id, "rollback")
+    wake_worker(request)
+    return deploy_views.get(db, deploy_id)
 
 
 @router.get("/{deploy_id}/steps", openapi_extra=perm("deploy.read"))

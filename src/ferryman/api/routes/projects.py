@@ -170,7 +170,9 @@ def request_deploy(
 def request_rollback(
     project: str, body: RollbackBody, db: DB, actor: CurrentActor, request: Request
 ) -> dict[str, Any]:
-    deploy = deploys.request_rollback(db, actor, project, body.env, body.to)
+    deploy = deploys.request_rollback(
+        db, actor, project, body.env, body.to, emergency=body.emergency, force=body.force
+    )
     wake_worker(request)
     return deploy_views.get(db, deploy.id)
 

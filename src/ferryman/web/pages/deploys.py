@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ferryman.api.deps import DB
-from ferryman.services import audit_views, deploy_views, deploys
+from ferryman.services import audit_views, deploy_views, deploys, rollouts
 from ferryman.web.render import page, redirect
 from ferryman.web.session import check_csrf, signed_in
 
@@ -37,7 +37,15 @@ def console(request: Request, space: str, deploy_id: int, db: DB) -> HTMLRespons
     can_cancel = deploy["status"] in ("queued", "running") and (
         web.can("deploy.cancel") if own else web.can("deploy.cancel_any")
     )
-    return page(request, web, "console.html", deploy=deploy, can_cancel=can_cancel)
+    live = deploy["status"] in ("running", "paused") and deploy["rollout"] is not None
+    can_rollout = {
+        "continue": live and deploy["status"] == "paused" and web.can("rollout.continue"),
+        "abort": live and web.can("rollout.abort"),
+        "rollback": live and web.can("deploy.rollback"),
+    }
+    return page(
+        request, web, "console.html", deploy=deploy, can_cancel=can_cancel, can_rollout=can_rollout
+    )
 
 
 @router.post("/s/{space}/deploys/{deploy_id}/cancel", response_model=None)
@@ -47,6 +55,26 @@ def cancel(request: Request, space: str, deploy_id: int, db: DB, csrf: Csrf) -> 
     assert web.actor is not None
     deploys.request_cancel(db, web.actor, deploy_id, "from the console")
     return redirect(request, f"/s/{space}/deploys/{deploy_id}", web._("Stopping…"))
+
+
+@router.post("/s/{space}/deploys/{deploy_id}/rollout/{action}", response_model=None)
+def rollout_action(
+    request: Request, space: str, deploy_id: int, action: str, db: DB, csrf: Csrf
+) -> Response:
+    """continue, abort or rollback a gray release (the service checks the role)."""
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    rollouts.request(db, web.actor, deploy_id, action)
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None:
+        worker.wake()
+    said = {
+        "continue": web._("Continuing the rollout."),
+        "abort": web._("Aborting the rollout."),
+        "rollback": web._("Rolling the rollout back."),
+    }.get(action, "")
+    return redirect(request, f"/s/{space}/deploys/{deploy_id}", said)
 
 
 @router.get("/s/{space}/audit", response_class=HTMLResponse)

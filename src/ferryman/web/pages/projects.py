@@ -70,6 +70,7 @@ def _form(
         flags=forms.FLAGS,
         texts=forms.TEXTS,
         hooks=forms.HOOKS,
+        yamls=forms.YAMLS,
     )
 
 

@@ -124,6 +124,13 @@
 
   function finish(status) {
     ended = true;
+    if (status === "paused") {
+      conn.textContent = texts.statusPaused;
+      banner.className = "banner paused";
+      banner.replaceChildren(texts.pausedRollout);
+      root.dataset.ended = status;
+      return;
+    }
     conn.textContent = texts.ended;
     banner.className = `banner ${status}`;
     banner.replaceChildren(texts[status] || status);
