@@ -38,7 +38,7 @@ async def switch_all(ctx: Context, releases: dict[str, str]) -> None:
             ctx.project_id,
             ctx.env_name,
             ctx.deploy_id,
-            {k: releases[k] for k in ctx.switched},
+            {k: releases[k] for k in ctx.switched if k in releases},
         )
 
 

@@ -1,0 +1,287 @@
+"""Gray releases on the real fleet: a canary, batches, a manual pause continued by a person,
+health checks against small HTTP servers listening on each host's own address (healthy unless
+the release they serve says otherwise), automatic rollback, the load balancer hooks in order,
+and the emergency rollback."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from ferryman.errors import Conflict
+from ferryman.services import deploy_views, deploys, rollouts
+from ferryman.testing.fleet import FleetHost
+from tests.helpers import (
+    ADMIN,
+    Repo,
+    apply,
+    deploy,
+    finish,
+    live,
+    project_config,
+    read_live,
+    unique,
+)
+
+pytestmark = pytest.mark.fleet
+PORT = 18080
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    """200, unless the host's live release has ``health.txt`` naming this host or ``all``."""
+
+    host: FleetHost
+    project: str
+
+    def do_GET(self) -> None:
+        name = live(self.host, self.project)
+        verdict = ""
+        if name:
+            marker = self.host.path(f"/srv/releases/{self.project}/{name}/health.txt")
+            verdict = marker.read_text() if marker.exists() else ""
+        sick = "all" in verdict or self.host.address in verdict.split()
+        self.send_response(500 if sick else 200)
+        self.end_headers()
+        self.wfile.write(b"sick" if sick else b"ok")
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def health_servers(targets) -> Iterator[callable]:
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(project: str, hosts: list[FleetHost]) -> None:
+        for host in hosts:
+            handler = type("H", (_Health,), {"host": host, "project": project})
+            server = http.server.ThreadingHTTPServer((host.address, PORT), handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            servers.append(server)
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _setup(git_host, hosts, tmp_path: Path, **strategy: object) -> tuple[Repo, dict]:
+    repo = Repo(git_host, tmp_path, unique("gray"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    lb = tmp_path / "lb.log"
+    config = project_config(repo.name, repo.url, hosts)
+    apply(db_holder["db"], config)  # v1 everywhere, the plain way
+    env = config["environments"]["production"]
+    env["strategy"] = {
+        "lb_out": f'echo "out $HOST" >> {lb}',
+        "lb_in": f'echo "in $HOST" >> {lb}',
+        **strategy,
+    }
+    env["health_check"] = [
+        {
+            "http": f"http://{{HOST}}:{PORT}/healthz",
+            "retries": 2,
+            "interval": "0.2s",
+            "timeout": "2s",
+        }
+    ]
+    return repo, config
+
+
+db_holder: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _db(db):
+    db_holder["db"] = db
+    yield
+    db_holder.clear()
+
+
+def _lb_calls(tmp_path: Path) -> list[tuple[str, str]]:
+    path = tmp_path / "lb.log"
+    if not path.exists():
+        return []
+    return [tuple(line.split()) for line in path.read_text().splitlines()]  # type: ignore[misc]
+
+
+def _stage(deploy: dict, name: str) -> dict:
+    return next(s for s in deploy["stages"] if s["name"].startswith(name))
+
+
+def test_a_canary_pauses_until_someone_continues_then_batches_follow_in_turn(
+    db, settings, git_host, targets, tmp_path, health_servers
+):
+    hosts = targets[:4]
+    repo, config = _setup(
+        git_host, hosts, tmp_path, canary=1, batches="50%", pause="manual", between_batches="1s"
+    )
+    assert deploy(db, settings, repo.name, "v1")["status"] == "success"
+    apply(db, config)
+    health_servers(repo.name, hosts)
+    repo.commit({"index.html": "v2\n"}, tag="v2")
+    requested = deploys.request_deploy(db, ADMIN, repo.name, "production", "v2")
+    shown = finish(db, settings, requested.id)
+    assert shown["status"] == "paused"
+    assert shown["rollout"]["batches"] == [
+        [hosts[0].address],
+        [h.address for h in hosts[1:3]],
+        [hosts[3].address],
+    ]
+    assert shown["rollout"]["next_batch"] == 1 and shown["rollout"]["paused_since"]
+    assert read_live(hosts[0], repo.name, "index.html") == "v2\n"
+    assert {read_live(h, repo.name, "index.html") for h in hosts[1:]} == {"v1\n"}
+    with pytest.raises(Conflict, match="busy"):  # the paused rollout still holds the env
+        deploys.request_deploy(db, ADMIN, repo.name, "production", "v1")
+
+    rollouts.request(db, ADMIN, requested.id, "continue")
+    done = finish(db, settings, requested.id)  # any worker: this one resumes it
+    assert done["status"] == "success", done["error"]
+    assert {read_live(h, repo.name, "index.html") for h in hosts} == {"v2\n"}
+    assert sorted(done["rollout"]["healthy"]) == sorted(h.address for h in hosts)
+    second, third = _stage(done, "batch 2/3"), _stage(done, "batch 3/3")
+    ends = datetime.fromisoformat(second["started_at"]).timestamp() + second["duration"]
+    assert datetime.fromisoformat(third["started_at"]).timestamp() >= ends + 0.9  # in turn
+    calls = _lb_calls(tmp_path)
+    for host in hosts:
+        mine = [what for what, who in calls if who == host.address]
+        assert mine == ["out", "in"], (host.address, calls)
+    order = [who for what, who in calls if what == "out"]
+    assert order[0] == hosts[0].address and order[-1] == hosts[3].address
+    audit = deploy_views.get(db, requested.id)
+    assert audit["status"] == "success"
+
+
+def test_a_sick_canary_aborts_the_rollout_and_nothing_else_is_switched(
+    db, settings, git_host, targets, tmp_path, health_servers
+):
+    hosts = targets[:3]
+    repo, config = _setup(git_host, hosts, tmp_path, canary=[hosts[1].address], batches=1)
+    assert deploy(db, settings, repo.name, "v1")["status"] == "success"
+    apply(db, config)
+    health_servers(repo.name, hosts)
+    before = {h.address: live(h, repo.name) for h in hosts}
+    repo.commit({"index.html": "v2\n", "health.txt": "all\n"}, tag="v2")
+    failed = deploy(db, settings, repo.name, "v2")
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "rollout_failed"
+    assert failed["error"]["details"]["host"] == hosts[1].address
+    assert failed["error"]["details"]["stage"] == "health_check"
+    assert f"http://{hosts[1].address}:{PORT}/healthz" in failed["error"]["details"]["command"]
+    assert {h.address: live(h, repo.name) for h in hosts} == before
+    calls = _lb_calls(tmp_path)
+    assert {who for _, who in calls} == {hosts[1].address}  # the others never left the LB
+    assert [what for what, _ in calls] == ["out", "in"]
+    assert rollouts.bad_releases(db, failed_project_id(db, repo.name), "production") == {
+        failed["release"]
+    }
+
+
+def failed_project_id(db, name: str) -> int:
+    from ferryman.services import projects
+
+    with db.read() as s:
+        return projects.find_project(s, ADMIN, name, "project.read").id
+
+
+def test_a_host_failing_in_the_second_batch_puts_every_switched_host_back(
+    db, settings, git_host, targets, tmp_path, health_servers
+):
+    hosts = targets[:4]
+    repo, config = _setup(
+        git_host, hosts, tmp_path, canary=1, batches=[2, 4], pause="none", max_failed=0
+    )
+    assert deploy(db, settings, repo.name, "v1")["status"] == "success"
+    apply(db, config)
+    health_servers(repo.name, hosts)
+    first = {h.address: live(h, repo.name) for h in hosts}
+    sick = hosts[1].address  # batches: [h0] (canary), [h1] (up to 2 hosts), [h2, h3]
+    repo.commit({"index.html": "v2\n", "health.txt": f"{sick}\n"}, tag="v2")
+    failed = deploy(db, settings, repo.name, "v2")
+    assert failed["status"] == "failed"
+    details = failed["error"]["details"]
+    assert details["host"] == sick and details["stage"] == "health_check"
+    assert {h.address: live(h, repo.name) for h in hosts} == first  # all back on v1
+    assert failed["rollout"]["state"] == "aborted"
+    reached = {w for _, w in _lb_calls(tmp_path)}
+    assert reached == {hosts[0].address, hosts[1].address}  # batch 3 never started
+    # a rollback never goes to the bad release; the previous one is still v1
+    assert rollouts.bad_releases(db, failed_project_id(db, repo.name), "production") == {
+        failed["release"]
+    }
+
+
+def test_halt_leaves_the_hosts_where_the_rollout_stopped(
+    db, settings, git_host, targets, tmp_path, health_servers
+):
+    hosts = targets[:3]
+    repo, config = _setup(
+        git_host,
+        hosts,
+        tmp_path,
+        canary=1,
+        batches=1,
+        pause="none",
+        on_failure="halt",
+        max_failed=0,
+    )
+    assert deploy(db, settings, repo.name, "v1")["status"] == "success"
+    apply(db, config)
+    health_servers(repo.name, hosts)
+    repo.commit({"index.html": "v2\n", "health.txt": f"{hosts[1].address}\n"}, tag="v2")
+    failed = deploy(db, settings, repo.name, "v2")
+    assert failed["status"] == "failed" and failed["rollout"]["state"] == "halted"
+    assert read_live(hosts[0], repo.name, "index.html") == "v2\n"  # healthy canary stays
+    assert read_live(hosts[1], repo.name, "index.html") == "v1\n"  # the failed host went back
+    assert read_live(hosts[2], repo.name, "index.html") == "v1\n"  # never reached
+
+
+def test_an_emergency_rollback_switches_every_host_at_once_without_hooks(
+    db, settings, git_host, targets, tmp_path
+):
+    repo = Repo(git_host, tmp_path, unique("emerg"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    marker = f"/srv/{repo.name}-hook"
+    apply(
+        db,
+        project_config(
+            repo.name, repo.url, targets, tasks={"post_release": f"touch {marker}-$HOST\n"}
+        ),
+    )
+    assert deploy(db, settings, repo.name, "v1")["status"] == "success"
+    repo.commit({"index.html": "v2\n"}, tag="v2")
+    assert deploy(db, settings, repo.name, "v2")["status"] == "success"
+    for host in targets:
+        path = host.path(f"{marker}-{host.address}")
+        if path.exists():
+            path.unlink()
+    d = deploys.request_rollback(db, ADMIN, repo.name, "production", emergency=True)
+    done = finish(db, settings, d.id)
+    assert done["status"] == "success", done["error"]
+    assert done["options"] == {"emergency": True}
+    assert {read_live(h, repo.name, "index.html") for h in targets} == {"v1\n"}
+    assert not any(os.path.exists(h.path(f"{marker}-{h.address}")) for h in targets)
+    assert [s["name"] for s in done["stages"]] == ["prepare", "verify", "switch"]
+
+
+def test_a_missing_required_command_stops_the_deploy_before_anything_changes(
+    db, settings, git_host, targets, tmp_path
+):
+    repo = Repo(git_host, tmp_path, unique("needs"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    apply(
+        db,
+        project_config(
+            repo.name, repo.url, targets[:2], requires={"commands": ["bash", "no-such-tool-xyz"]}
+        ),
+    )
+    failed = deploy(db, settings, repo.name, "v1")
+    assert failed["status"] == "failed"
+    assert "requires command no-such-tool-xyz" in failed["error"]["message"]
+    assert all(live(h, repo.name) is None for h in targets[:2])
