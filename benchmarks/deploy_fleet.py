@@ -259,7 +259,9 @@ def main() -> None:
         projects.apply_project(db, ACTOR, parse_project(config))
 
         def run(kind: str, **kw: Any) -> dict[str, Any]:
-            if kind == "rollback":
+            if kind == "emergency":
+                d = deploys.request_rollback(db, ACTOR, "bench", ENV, kw["to"], emergency=True)
+            elif kind == "rollback":
                 d = deploys.request_rollback(db, ACTOR, "bench", ENV, None)
             else:
                 d = deploys.request_deploy(db, ACTOR, "bench", ENV, "master")
@@ -300,6 +302,8 @@ def main() -> None:
         figures["redeploy_steps"] = _steps(db, second["id"])
         wall, cpu_s, back = measure(lambda: run("rollback"))
         figures["rollback"] = {"wall": wall, "cpu": cpu_s, "stages": _stages(back)}
+        wall, cpu_s, urgent = measure(lambda: run("emergency", to=second["release"]))
+        figures["emergency_rollback"] = {"wall": wall, "cpu": cpu_s, "stages": _stages(urgent)}
     finally:
         fleet.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -385,6 +389,11 @@ def report(f: dict[str, Any]) -> None:
             f["rollback"],
             f"{f['rollback']['wall'] / floor_true:.2f}× ssh-true floor (target ≤ 3×)",
         ),
+        (
+            "emergency rollback (all hosts at once, no hooks)",
+            f["emergency_rollback"],
+            f"{f['emergency_rollback']['wall'] / floor_true:.2f}× ssh-true floor (target ≤ 2×)",
+        ),
     ]
     print(
         f"\n{f['hosts']} hosts, {f['files']} files ({f['per_dir']} per directory) / "
@@ -395,7 +404,7 @@ def report(f: dict[str, Any]) -> None:
     print(f"|{'-' * 46}|{'-' * 9}|{'-' * 8}|-------|")
     for name, fig, ratio in rows:
         print(f"| {name:<44} | {fig['wall']:7.2f} | {fig['cpu']:6.2f} | {ratio} |")
-    for name in ("first_deploy", "redeploy_one_file", "rollback"):
+    for name in ("first_deploy", "redeploy_one_file", "rollback", "emergency_rollback"):
         stages = ", ".join(f"{k} {v:.2f}" for k, v in f[name]["stages"].items())
         print(f"\n{name} stages (s): {stages}")
     print("\nredeploy commands (count, mean s, max s):")

@@ -58,15 +58,38 @@ class Layout:
         return posixpath.dirname(self.webroot)
 
 
-def probe(layout: Layout, commands: Sequence[str] = (), packages: Sequence[str] = ()) -> Command:
+def probe(
+    layout: Layout,
+    commands: Sequence[str] = (),
+    packages: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+) -> Command:
     """Report the webroot, its parent, the releases dir, tools and releases present, and what
     the environment requires (commands on the PATH, installed packages: dpkg or rpm).
 
     Output lines are tab-separated: ``webroot link TARGET|real|missing``, ``parent ok|missing``,
     ``releases ok|unwritable``, ``tool NAME ok|missing``, ``release NAME [MANIFEST_SHA]``,
-    ``need command|package NAME ok|missing``.
+    ``need command|package NAME ok|missing``. With ``only`` (an emergency rollback), just
+    those releases are looked for (``release NAME present``), without hashing every manifest.
     """
     w, r = q(layout.webroot), q(layout.releases)
+    if only is None:
+        releases = f"""if [ -d {r} ]; then
+  for d in {r}/*/; do
+    [ -d "$d" ] || continue
+    n=$(basename -- "$d")
+    if [ -f "$d{MANIFEST_FILE}" ]; then
+      printf 'release\\t%s\\t%s\\n' "$n" "$(sha1sum < "$d{MANIFEST_FILE}" | cut -c1-40)"
+    else printf 'release\\t%s\\n' "$n"; fi
+  done
+fi
+"""
+    else:
+        releases = "".join(
+            f"if [ -f {q(posixpath.join(layout.release(n), MANIFEST_FILE))} ]; then "
+            f"printf 'release\\t%s\\tpresent\\n' {q(n)}; fi\n"
+            for n in only
+        )
     needs = "".join(
         f"if command -v {q(c)} >/dev/null 2>&1; then printf 'need\\tcommand\\t%s\\tok\\n' {q(c)}\n"
         f"else printf 'need\\tcommand\\t%s\\tmissing\\n' {q(c)}; fi\n"
@@ -94,16 +117,7 @@ done
 z=$(command -v zstd 2>/dev/null || true)
 if [ -n "$z" ] && [ -x "$z" ]; then printf 'optional\\tzstd\\tok\\n'
 else printf 'optional\\tzstd\\tmissing\\n'; fi
-if [ -d {r} ]; then
-  for d in {r}/*/; do
-    [ -d "$d" ] || continue
-    n=$(basename -- "$d")
-    if [ -f "$d{MANIFEST_FILE}" ]; then
-      printf 'release\\t%s\\t%s\\n' "$n" "$(sha1sum < "$d{MANIFEST_FILE}" | cut -c1-40)"
-    else printf 'release\\t%s\\n' "$n"; fi
-  done
-fi
-"""
+{releases}"""
     )
 
 

@@ -44,14 +44,16 @@ def parse_probe(output: str) -> tuple[HostFacts, list[str]]:
     return facts, problems
 
 
-async def probe_hosts(ctx: Context, stage: str = STAGE, refuse: bool = True) -> None:
+async def probe_hosts(
+    ctx: Context, stage: str = STAGE, refuse: bool = True, only: list[str] | None = None
+) -> None:
     """Probe every host into ``ctx.facts``; with ``refuse``, a host that cannot take a deploy
     fails the stage."""
 
     async def one(target: Target) -> None:
         result = await ctx.remote(
             target,
-            cmd.probe(ctx.layout, ctx.env.requires.commands, ctx.env.requires.packages),
+            cmd.probe(ctx.layout, ctx.env.requires.commands, ctx.env.requires.packages, only),
             stage=stage,
             quiet=True,
             shown="probe",
@@ -69,10 +71,10 @@ async def probe_hosts(ctx: Context, stage: str = STAGE, refuse: bool = True) -> 
     await ctx.each_host(stage, one)
 
 
-async def run(ctx: Context) -> None:
+async def run(ctx: Context, only: list[str] | None = None) -> None:
     if ctx.workspace.exists():
         shutil.rmtree(ctx.workspace)
     ctx.workspace.mkdir(parents=True)
     ctx.package_dir.mkdir()
     ctx.recorder.log(f"workspace {ctx.workspace}", stage=STAGE)
-    await probe_hosts(ctx)
+    await probe_hosts(ctx, only=only)

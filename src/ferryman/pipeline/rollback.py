@@ -15,6 +15,27 @@ from ferryman.services import deploy_records, deploy_views, rollouts
 STAGE = "verify"
 
 
+def candidates(ctx: Context) -> list[str]:
+    """The releases a rollback can go to, from the records alone (what an emergency rollback
+    then checks on the hosts): ``to``, or each host's previous good release."""
+    if ctx.target_release:
+        return [ctx.target_release]
+    complete = deploy_views.complete_releases(ctx.db, ctx.project_id, ctx.env_name)
+    live = deploy_views.live_releases(ctx.db, ctx.project_id, ctx.env_name)
+    bad = (
+        set()
+        if ctx.options.get("force")
+        else rollouts.bad_releases(ctx.db, ctx.project_id, ctx.env_name)
+    )
+    names = set()
+    for target in ctx.targets:
+        current = live.get(target.key)
+        found = previous_release(sorted(complete.get(target.key, set()) - bad), current)
+        if found:
+            names.add(found)
+    return sorted(names)
+
+
 async def choose_targets(ctx: Context) -> dict[str, str]:
     """{host: release to switch to}, or ``Conflict`` naming every host that cannot go there."""
     wanted: dict[str, str | None] = {}

@@ -50,7 +50,9 @@ def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
     variables = {  # secret values are opened only here, in the worker's memory
         k: db.box.open(v) if is_sealed(v) else v for k, v in deploy.variables.items()
     }
-    files, host_ids = config_files.open_bundle(db.box, deploy.config_bundle)
+    files, host_ids = (
+        config_files.open_bundle(db.box, deploy.config_bundle) if deploy.config_bundle else ([], {})
+    )
     ctx = new_context(
         db,
         settings,
@@ -164,8 +166,11 @@ async def _resume(ctx: Context, state: Rollout) -> str:
 
 
 async def _rollback(ctx: Context) -> None:
+    only = None
+    if ctx.options.get("emergency"):  # look only for the releases the records point to
+        only = await asyncio.to_thread(rollback.candidates, ctx)
     with ctx.recorder.stage(prepare.STAGE, len(ctx.targets)):
-        await prepare.run(ctx)
+        await prepare.run(ctx, only=only)
     try:
         await rollback.run(ctx)
     except BaseException:
