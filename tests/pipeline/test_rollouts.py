@@ -34,17 +34,19 @@ PORT = 18080
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
-    """200, unless the host's live release has ``health.txt`` naming this host or ``all``."""
+    """200, unless the host's live release has ``health.txt`` naming this host or ``all``, or
+    the test's outage file names it."""
 
     host: FleetHost
     project: str
+    outage: Path | None = None
 
     def do_GET(self) -> None:
         name = live(self.host, self.project)
-        verdict = ""
+        verdict = self.outage.read_text() if self.outage and self.outage.exists() else ""
         if name:
             marker = self.host.path(f"/srv/releases/{self.project}/{name}/health.txt")
-            verdict = marker.read_text() if marker.exists() else ""
+            verdict += marker.read_text() if marker.exists() else ""
         sick = "all" in verdict or self.host.address in verdict.split()
         self.send_response(500 if sick else 200)
         self.end_headers()
@@ -58,9 +60,9 @@ class _Health(http.server.BaseHTTPRequestHandler):
 def health_servers(targets) -> Iterator[callable]:
     servers: list[http.server.ThreadingHTTPServer] = []
 
-    def start(project: str, hosts: list[FleetHost]) -> None:
+    def start(project: str, hosts: list[FleetHost], outage: Path | None = None) -> None:
         for host in hosts:
-            handler = type("H", (_Health,), {"host": host, "project": project})
+            handler = type("H", (_Health,), {"host": host, "project": project, "outage": outage})
             server = http.server.ThreadingHTTPServer((host.address, PORT), handler)
             threading.Thread(target=server.serve_forever, daemon=True).start()
             servers.append(server)
@@ -285,3 +287,61 @@ def test_a_missing_required_command_stops_the_deploy_before_anything_changes(
     assert failed["status"] == "failed"
     assert "requires command no-such-tool-xyz" in failed["error"]["message"]
     assert all(live(h, repo.name) is None for h in targets[:2])
+
+
+def test_aborting_a_paused_rollout_puts_the_canary_back_and_marks_the_release_bad(
+    db, settings, git_host, targets, tmp_path, health_servers
+):
+    hosts = targets[:3]
+    repo, config = _setup(git_host, hosts, tmp_path, canary=1, batches="100%", pause="manual")
+    assert deploy(db, settings, repo.name, "v1")["status"] == "success"
+    v1 = live(hosts[0], repo.name)
+    apply(db, config)
+    health_servers(repo.name, hosts)
+    repo.commit({"index.html": "v2\n"}, tag="v2")
+    requested = deploys.request_deploy(db, ADMIN, repo.name, "production", "v2")
+    assert finish(db, settings, requested.id)["status"] == "paused"
+    assert read_live(hosts[0], repo.name, "index.html") == "v2\n"
+    rollouts.request(db, ADMIN, requested.id, "continue")
+    with pytest.raises(Conflict, match="not paused"):
+        rollouts.request(db, ADMIN, requested.id, "continue")  # once is enough
+    # the first continue queued it; abort it before any worker picks it up
+    from ferryman.db.models import Deploy
+
+    with db.transaction() as s:  # back to paused, as if nobody had continued
+        row = s.get(Deploy, requested.id)
+        row.status, row.rollout_request = "paused", ""
+    rollouts.request(db, ADMIN, requested.id, "abort")
+    aborted = finish(db, settings, requested.id)
+    assert aborted["status"] == "failed" and aborted["rollout"]["state"] == "aborted"
+    assert {live(h, repo.name) for h in hosts} == {v1}
+    bad = rollouts.bad_releases(db, failed_project_id(db, repo.name), "production")
+    assert aborted["release"] in bad
+    with pytest.raises(Conflict, match="marked bad"):
+        deploys.request_rollback(db, ADMIN, repo.name, "production", to=aborted["release"])
+
+
+def test_the_failed_hosts_of_a_finished_rollout_are_retried_without_touching_the_others(
+    db, settings, git_host, targets, tmp_path, health_servers
+):
+    hosts = targets[:3]
+    repo, config = _setup(git_host, hosts, tmp_path, batches=1, max_failed=1)
+    assert deploy(db, settings, repo.name, "v1")["status"] == "success"
+    apply(db, config)
+    outage = tmp_path / "outage"
+    health_servers(repo.name, hosts, outage)
+    sick = hosts[2]
+    outage.write_text(sick.address)  # one host's service is down during the rollout
+    repo.commit({"index.html": "v2\n"}, tag="v2")
+    done = deploy(db, settings, repo.name, "v2")
+    assert done["status"] == "success" and list(done["rollout"]["failed"]) == [sick.address]
+    assert read_live(sick, repo.name, "index.html") == "v1\n"  # put back, within max_failed
+    assert {read_live(h, repo.name, "index.html") for h in hosts[:2]} == {"v2\n"}
+    healthy_release = {h.address: live(h, repo.name) for h in hosts[:2]}
+    outage.write_text("")  # it is back
+    retry = deploys.request_retry(db, ADMIN, done["id"], failed_only=True)
+    again = finish(db, settings, retry.id)
+    assert again["status"] == "success", again["error"]
+    assert again["hosts_selected"] == [sick.address]
+    assert {h.address: live(h, repo.name) for h in hosts[:2]} == healthy_release
+    assert read_live(sick, repo.name, "index.html") == "v2\n"

@@ -138,6 +138,8 @@ async def _batch(ctx: Context, state: rules.Rollout, batch: list[Target]) -> Non
     back = [t.key for t in broken if t.key in ctx.switched]
     if back:
         await release.revert(ctx, back)
+    for target in broken:  # failed (and put back): what a retry of the failed hosts takes
+        ctx.recorder.host(target.key, status="failed", error=state.failed[target.key])
     for target in broken:
         try:
             await _lb(ctx, "lb_in", target)
@@ -230,7 +232,9 @@ async def run(ctx: Context, state: rules.Rollout, asked: str = "", pause: bool =
         await asyncio.to_thread(rollouts.save, ctx.db, ctx.deploy_id, state)
         return DONE
     except _Abort as abort:
-        await abort_rollout(ctx, state, abort.how, abort.reason, abort.host)
+        # a person's "abort" applies on_failure; "rollback" always puts hosts back
+        how = strategy.on_failure if abort.how == "abort" else abort.how
+        await abort_rollout(ctx, state, how, abort.reason, abort.host)
         raise AssertionError("unreachable") from None
 
 

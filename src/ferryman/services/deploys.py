@@ -273,13 +273,14 @@ def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool 
             require(s, actor, "deploy.direct", project=project, what=f"deploy #{deploy_id}")
             if space_environment(s, project, original.env).requires_approval:
                 raise ApprovalRequired(f"{original.env} requires approval: create a ticket")
-        if original.kind not in ("deploy", "config") or original.status not in (
-            "failed",
-            "cancelled",
+        partly = original.status == "success" and failed_only  # a rollout within max_failed
+        if original.kind not in ("deploy", "config") or not (
+            original.status in ("failed", "cancelled") or partly
         ):
             raise Conflict(
                 f"deploy #{deploy_id} is a {original.kind} that is {original.status}; "
-                "only failed or cancelled deploys are retried"
+                "only failed or cancelled deploys are retried (or the failed hosts of a "
+                "finished gray release, with failed_only)"
             )
         hosts = original.hosts
         if failed_only:
@@ -290,7 +291,7 @@ def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool 
             ]
             if not hosts:
                 raise Conflict(f"no host failed in deploy #{deploy_id}")
-        if ticket is not None:
+        if ticket is not None and not partly:
             check_transition(ticket.id, ticket.status, QUEUED)
             ticket.status = QUEUED
             ticket.updated_at = utcnow()
@@ -303,10 +304,10 @@ def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool 
             ref=original.ref,
             commit=original.commit,
             hosts=hosts,
-            ticket_id=original.ticket_id,
+            ticket_id=None if partly else original.ticket_id,
         )
         deploy.retry_of = original.id
-        if ticket is not None:
+        if ticket is not None and not partly:
             ticket.deploy_id = deploy.id
         record(
             s,
