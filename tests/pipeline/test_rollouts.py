@@ -345,3 +345,32 @@ def test_the_failed_hosts_of_a_finished_rollout_are_retried_without_touching_the
     assert again["hosts_selected"] == [sick.address]
     assert {h.address: live(h, repo.name) for h in hosts[:2]} == healthy_release
     assert read_live(sick, repo.name, "index.html") == "v2\n"
+
+
+def test_the_drift_check_flags_hosts_switched_or_edited_by_hand(
+    db, settings, git_host, targets, tmp_path
+):
+    import asyncio
+
+    from ferryman.pipeline.context import new_context
+    from ferryman.pipeline.verify import verify
+    from ferryman.services import projects
+
+    hosts = targets[:3]
+    repo = Repo(git_host, tmp_path, unique("drift"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    apply(db, project_config(repo.name, repo.url, hosts))
+    first = deploy(db, settings, repo.name, "v1")["release"]
+    repo.commit({"index.html": "v2\n"}, tag="v2")
+    second = deploy(db, settings, repo.name, "v2")["release"]
+    link = hosts[1].path(f"/srv/www/{repo.name}")
+    link.unlink()
+    link.symlink_to(f"/srv/releases/{repo.name}/{first}")  # someone switched it by hand
+    version = hosts[2].path(f"/srv/releases/{repo.name}/{second}/.ferryman-release")
+    version.write_text(version.read_text().replace(second, "edited"))
+    found, config = projects.project_config(db, ADMIN, repo.name, "project.read")
+    recorded = deploy_views.live_releases(db, found.id, "production")
+    seen = asyncio.run(verify(new_context(db, settings, config, "production"), recorded))
+    assert seen[hosts[0].address] == {"actual": second, "drift": ""}
+    assert seen[hosts[1].address]["drift"] == f"live on {first}, the records say {second}"
+    assert "changed by hand" in seen[hosts[2].address]["drift"]

@@ -418,16 +418,29 @@ def releases(
     project: str,
     env: Annotated[str, typer.Option("--env")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Ask every host where it really points (drift).")
+    ] = False,
 ) -> None:
-    """Which release is live on each host, and which are kept there."""
-    data = Client().get(f"/projects/{project}/envs/{env}/releases")
+    """Which release is live on each host, and which are kept there; with --verify, hosts
+    that differ from the records (or were changed by hand) are flagged, and the exit status is
+    1 when any is."""
+    params = {"verify": "true"} if verify else {}
+    data = Client().get(f"/projects/{project}/envs/{env}/releases", params=params)
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        return
-    table = Table("host", "live release", "kept")
-    for row in data["hosts"]:
-        table.add_row(row["host"], row["live"] or "-", str(len(row["releases"])))
-    console.print(table)
+    else:
+        table = Table("host", "live release", "kept", *(["drift"] if verify else []))
+        for row in data["hosts"]:
+            cells = [row["host"], row["live"] or "-", str(len(row["releases"]))]
+            if verify:
+                cells.append(f"[red]{escape(row['drift'])}[/]" if row["drift"] else "ok")
+            table.add_row(*cells)
+        console.print(table)
+        if data.get("bad"):
+            console.print("marked bad (aborted rollouts): " + ", ".join(data["bad"]))
+    if verify and any(row["drift"] for row in data["hosts"]):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ferryman.domain.config_files import LIST_FILE as CONFIG_LIST
-from ferryman.domain.manifest import MANIFEST_FILE
+from ferryman.domain.manifest import MANIFEST_FILE, VERSION_FILE
 
 Command = tuple[str, ...]
 
@@ -118,6 +118,16 @@ z=$(command -v zstd 2>/dev/null || true)
 if [ -n "$z" ] && [ -x "$z" ]; then printf 'optional\\tzstd\\tok\\n'
 else printf 'optional\\tzstd\\tmissing\\n'; fi
 {releases}"""
+    )
+
+
+def live_state(layout: Layout) -> Command:
+    """Where the webroot points and the release file there: ``link TARGET`` (or ``nolink``),
+    then the ``.ferryman-release`` lines of the live release (nothing when it has none)."""
+    w = q(layout.webroot)
+    return bash(
+        f"if [ -L {w} ]; then printf 'link\\t%s\\n' \"$(readlink -- {w})\"; "
+        f"cat -- {w}/{VERSION_FILE} 2>/dev/null || true; else echo nolink; fi\n"
     )
 
 

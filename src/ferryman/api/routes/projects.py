@@ -15,7 +15,8 @@ from ferryman.config.settings import Settings
 from ferryman.db.session import Database
 from ferryman.pipeline.check import as_dicts, run_checks
 from ferryman.pipeline.context import new_context
-from ferryman.services import deploy_views, deploys, projects, repos
+from ferryman.pipeline.verify import verify as verify_hosts
+from ferryman.services import deploy_views, deploys, projects, repos, rollouts
 from ferryman.services.audit import Actor
 
 router = APIRouter()
@@ -182,13 +183,27 @@ def request_rollback(
     tags=["deploys"],
     openapi_extra=perm("project.read"),
 )
-def releases(project: str, env: str, db: DB, actor: CurrentActor) -> dict[str, Any]:
-    """Per host: the live release and the releases kept there."""
-    found, config = projects.project_config(db, actor, project, "project.read")
+async def releases(
+    project: str,
+    env: str,
+    db: DB,
+    settings: SettingsDep,
+    actor: CurrentActor,
+    verify: bool = Query(False, description="also read each host's webroot link (drift)"),
+) -> dict[str, Any]:
+    """Per host: the live release and the releases kept there (``bad``: a release whose
+    rollout aborted). With ``verify``, each host is asked where its webroot really points and
+    hosts that differ from the records, or were changed by hand, carry a ``drift`` reason."""
+    found, config = await asyncio.to_thread(
+        projects.project_config, db, actor, project, "project.read"
+    )
     hosts = [h.key for h in config.environment(env).hosts]
-    history = deploy_views.host_history(db, found.id, env)
-    return {
-        "project": found.name,
-        "env": env,
-        "hosts": [{"host": h, **history.get(h, {"live": None, "releases": []})} for h in hosts],
-    }
+    history = await asyncio.to_thread(deploy_views.host_history, db, found.id, env)
+    bad = await asyncio.to_thread(rollouts.bad_releases, db, found.id, env)
+    rows = [{"host": h, **history.get(h, {"live": None, "releases": []})} for h in hosts]
+    if verify:
+        ctx = new_context(db, settings, config, env)
+        seen = await verify_hosts(ctx, {r["host"]: r["live"] for r in rows})
+        for row in rows:
+            row.update(seen.get(row["host"], {}))
+    return {"project": found.name, "env": env, "hosts": rows, "bad": sorted(bad)}
