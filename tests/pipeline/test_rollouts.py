@@ -374,3 +374,58 @@ def test_the_drift_check_flags_hosts_switched_or_edited_by_hand(
     assert seen[hosts[0].address] == {"actual": second, "drift": ""}
     assert seen[hosts[1].address]["drift"] == f"live on {first}, the records say {second}"
     assert "changed by hand" in seen[hosts[2].address]["drift"]
+
+
+def test_a_normal_rollback_of_a_gray_released_environment_goes_batch_by_batch(
+    db, settings, git_host, targets, tmp_path, health_servers
+):
+    hosts = targets[:3]
+    repo, config = _setup(git_host, hosts, tmp_path, canary=1, batches=1, pause="manual")
+    assert deploy(db, settings, repo.name, "v1")["status"] == "success"
+    v1 = live(hosts[0], repo.name)
+    config["environments"]["production"]["strategy"]["pause"] = "none"
+    apply(db, config)
+    health_servers(repo.name, hosts)
+    repo.commit({"index.html": "v2\n"}, tag="v2")
+    assert deploy(db, settings, repo.name, "v2")["status"] == "success"
+    (tmp_path / "lb.log").unlink()
+    back = finish(db, settings, deploys.request_rollback(db, ADMIN, repo.name, "production").id)
+    assert back["status"] == "success", back["error"]
+    assert {live(h, repo.name) for h in hosts} == {v1}
+    assert [s["name"] for s in back["stages"] if s["name"].startswith("batch")] == [
+        "batch 1/3 (canary)",
+        "batch 2/3",
+        "batch 3/3",
+    ]
+    assert [(w, h) for w, h in _lb_calls(tmp_path)] == [
+        (step, h.address) for h in hosts for step in ("out", "in")
+    ]
+
+
+def test_tcp_command_and_http_body_checks_pass_or_name_what_failed(
+    db, settings, git_host, targets, tmp_path, health_servers
+):
+    hosts = targets[:2]
+    repo = Repo(git_host, tmp_path, unique("checks"))
+    repo.commit({"index.html": "v1\n"}, tag="v1")
+    config = project_config(repo.name, repo.url, hosts)
+    env = config["environments"]["production"]
+    env["health_check"] = [
+        {"tcp": f"{{HOST}}:{PORT}", "retries": 1},
+        {"http": f"http://{{HOST}}:{PORT}/", "expect": 200, "contains": "ok", "retries": 1},
+        {"command": 'grep -q v1 "$WEBROOT/index.html"', "retries": 1},
+    ]
+    apply(db, config)
+    health_servers(repo.name, hosts)
+    assert deploy(db, settings, repo.name, "v1")["status"] == "success"
+    env["health_check"] = [
+        {"command": 'grep -q v9 "$WEBROOT/index.html"', "retries": 2, "interval": "0.1s"}
+    ]
+    apply(db, config)
+    repo.commit({"index.html": "v2\n"}, tag="v2")
+    failed = deploy(db, settings, repo.name, "v2")
+    assert failed["status"] == "failed"
+    assert failed["error"]["details"]["stage"] == "health_check"
+    assert "grep -q v9" in failed["error"]["details"]["command"]
+    assert "after 2 tries" in failed["error"]["message"]
+    assert {read_live(h, repo.name, "index.html") for h in hosts} == {"v1\n"}

@@ -245,3 +245,26 @@ def test_static_files_are_served_from_the_package(world):
     client = TestClient(create_app(world.settings, world.db, embedded_worker=False))
     for name in ("app.css", "app.js", "console.js"):
         assert client.get(f"/static/{name}").status_code == 200
+
+
+def test_a_paused_gray_release_shows_its_batches_and_the_actions_each_role_may_take(world):
+    deploy_id = world.paused_rollout()
+    url = f"/s/{SPACE}/deploys/{deploy_id}"
+    developer = browser(world, "developer")
+    page = developer.get(url).text
+    assert "Gray release" in page and "1 of 2 batches done" in page
+    assert f"/deploys/{deploy_id}/rollout/continue" in page
+    assert f"/deploys/{deploy_id}/rollout/rollback" not in page  # masters only
+    master = browser(world, "master")
+    assert f"/deploys/{deploy_id}/rollout/rollback" in master.get(url).text
+    reporter = browser(world, "reporter")
+    assert f"/deploys/{deploy_id}/rollout/continue" not in reporter.get(url).text
+    refused = reporter.post(f"{url}/rollout/continue", data={"csrf": csrf_of(reporter)})
+    assert refused.status_code == 403
+    moved = developer.post(
+        f"{url}/rollout/continue", data={"csrf": csrf_of(developer)}, follow_redirects=False
+    )
+    assert moved.status_code == 303
+    from ferryman.services import deploy_views
+
+    assert deploy_views.get(world.db, deploy_id)["status"] == "queued"
