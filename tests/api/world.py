@@ -164,6 +164,13 @@ class World:
         )
         return path
 
+    def new_agent(self) -> str:
+        from ferryman.services import agents
+
+        host = fresh("agent")
+        agents.register(self.db, SYSTEM, SPACE, host)
+        return host
+
     def new_member(self) -> str:
         name = fresh("member")
         users.create_user(self.db, name, PASSWORD)
@@ -472,6 +479,16 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", "/api/v1/projects/{project}/envs/{env}/config/diff/{path}"): lambda w, r: (
         "GET",
         f"{P}/projects/{w.project_id}/envs/staging/config/diff/{w.new_config()}",
+        None,
+    ),
+    ("POST", "/api/v1/spaces/{space}/agents"): lambda w, r: (
+        "POST",
+        f"{P}/spaces/{SPACE}/agents",
+        {"host": fresh("agent")},
+    ),
+    ("DELETE", "/api/v1/spaces/{space}/agents/{host}"): lambda w, r: (
+        "DELETE",
+        f"{P}/spaces/{SPACE}/agents/{w.new_agent()}",
         None,
     ),
     ("GET", "/api/v1/tickets"): _space_query("/tickets"),

@@ -205,3 +205,7 @@ class ConfigOverrideBody(_Body):
     set: dict[str, str] = Field(
         default_factory=dict, max_length=500, description="KEY=value lines to set or add"
     )
+
+
+class AgentBody(_Body):
+    host: str = Field(min_length=1, max_length=300, description="the host's name or address")

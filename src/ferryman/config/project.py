@@ -168,6 +168,14 @@ class Requires(_Strict):
     )
 
 
+class Pull(_Strict):
+    """Pull mode: hosts poll the server and deploy themselves (no inbound SSH)."""
+
+    unreachable_after: Duration = 300.0  # a host that does not fetch its due deploy in time
+    poll_every: Duration = 10.0  # what the install script sets the timer to
+    download_timeout: Duration = 600.0
+
+
 class Environment(_Strict):
     hosts: list[Host] = Field(default_factory=list)
     servers: list[Name] = Field(default_factory=list)  # servers of the space, by name
@@ -199,6 +207,8 @@ class Environment(_Strict):
     strategy: Strategy | None = None  # a gray release; without it every host at once
     health_check: list[HealthCheck] = Field(default_factory=list)  # after each host's switch
     requires: Requires = Field(default_factory=Requires)  # checked on every host first
+    mode: Literal["push", "pull"] = "push"  # pull: hosts poll `/api/v1/agent/{host}`
+    pull: Pull = Field(default_factory=Pull)
 
     @field_validator("config_files")
     @classmethod

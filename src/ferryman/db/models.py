@@ -433,3 +433,44 @@ class ConfigVersion(Base):
     changed_by: Mapped[str] = mapped_column(String(64))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     __table_args__ = (UniqueConstraint("project_id", "env", "path", "version"),)
+
+
+class AgentToken(Base):
+    """A pull-mode host's own token (stored as SHA-256): it may only read and report that
+    host's deploys, in that space."""
+
+    __tablename__ = "agent_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(String(300))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    __table_args__ = (Index("ix_agent_tokens_space_host", "space_id", "host"),)
+
+
+class AgentTask(Base):
+    """What one pull-mode host is to do for one deploy: deploy a release, or roll back to
+    one. ``pending`` (not its batch yet) → ``due`` → ``running`` → ``success`` | ``failed`` |
+    ``rolled_back`` | ``skipped``; or ``unreachable`` / ``cancelled``."""
+
+    __tablename__ = "agent_tasks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deploy_id: Mapped[int] = mapped_column(ForeignKey("deploys.id", ondelete="CASCADE"))
+    space_id: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(300))
+    action: Mapped[str] = mapped_column(String(16), default="deploy")  # deploy | rollback
+    release: Mapped[str] = mapped_column(String(255), default="")
+    previous: Mapped[str] = mapped_column(String(255), default="")  # reported by the host
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    phase: Mapped[str] = mapped_column(String(32), default="")
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (
+        Index("ix_agent_tasks_host_status", "host", "status"),
+        Index("ix_agent_tasks_deploy", "deploy_id"),
+    )

@@ -22,7 +22,7 @@ from ferryman.pipeline import prepare
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.runner import build_context
 from ferryman.remote.executor import Target
-from ferryman.services import deploy_records, deploys, locks
+from ferryman.services import agents, deploy_records, deploys, locks
 
 log = logging.getLogger(__name__)
 STAGE = "recover"
@@ -65,7 +65,10 @@ async def recover(db: Database, settings: Settings, deploy_id: int, worker: str)
     try:
         ctx.recorder.log(f"the worker running #{deploy_id} was lost; {worker} puts hosts in order")
         with ctx.recorder.stage(STAGE, len(ctx.targets)):
-            await _put_hosts_in_order(ctx, _previous(db, deploy_id))
+            if ctx.env.mode == "pull":  # no SSH: stop handing it out; hosts keep a release
+                await asyncio.to_thread(agents.cancel_open, db, deploy_id)
+            else:
+                await _put_hosts_in_order(ctx, _previous(db, deploy_id))
     except Exception as exc:  # record it; the deploy still ends and the lock is released
         problem = f"; recovery incomplete: {exc}"
         log.exception("recovering deploy %s", deploy_id)

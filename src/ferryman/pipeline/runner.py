@@ -29,6 +29,7 @@ from ferryman.pipeline import (
     cleanup,
     configs,
     prepare,
+    pull,
     release,
     rollback,
     rollout,
@@ -254,12 +255,15 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
             f"{ctx.kind} #{deploy_id} of {ctx.project.project} {ctx.env_name} "
             f"to {len(ctx.targets)} host(s) by {ctx.requested_by}"
         )
-        if ctx.kind == "rollback":
+        if ctx.env.mode == "pull":
+            await pull.run(ctx)  # the hosts report their own status
+            status = "success"
+        elif ctx.kind == "rollback":
             await _rollback(ctx)
             status = "success"
         else:
             status = await _deploy(ctx)
-        if status == "success":
+        if status == "success" and ctx.env.mode == "push":
             failed = ctx.rollout.failed if ctx.rollout is not None else {}
             for target in ctx.targets:
                 if target.key not in failed:

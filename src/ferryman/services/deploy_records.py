@@ -187,3 +187,11 @@ def set_live(
                 row.current_release = name
                 row.deploy_id = deploy_id
                 row.updated_at = utcnow()
+
+
+def set_options(db: Database, deploy_id: int, values: dict[str, Any]) -> None:
+    """Merge ``values`` into the deploy's options (a pull deploy's artifact)."""
+    with db.transaction() as s:
+        deploy = s.get(Deploy, deploy_id)
+        assert deploy is not None
+        deploy.options = {**(deploy.options or {}), **values}

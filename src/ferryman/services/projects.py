@@ -337,3 +337,11 @@ def record_detect(db: Database, actor: Actor, project: Project, env: str, ok: bo
             project_id=project.id,
             ok=ok,
         )
+
+
+def space_of_project(db: Database, project_id: int) -> int:
+    with db.read() as s:
+        project = s.get(Project, project_id)
+        if project is None:
+            raise NotFound(f"no project #{project_id}")
+        return project.space_id

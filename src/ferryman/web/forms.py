@@ -36,9 +36,10 @@ TEXTS = (
     "repo_ssh_key",
     "repo_known_hosts",
     "queue",
+    "mode",
 )
 HOOKS = tuple(Tasks.model_fields)
-YAMLS = ("strategy", "health_check", "requires")  # nested keys: a YAML text field each
+YAMLS = ("strategy", "health_check", "requires", "pull")  # nested keys: a YAML text field each
 # every key of an environment has a field
 assert set(LISTS + NUMBERS + FLAGS + TEXTS + YAMLS + ("tasks",)) == set(Environment.model_fields)
 

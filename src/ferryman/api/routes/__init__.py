@@ -9,6 +9,8 @@ from fastapi import APIRouter
 
 from ferryman.api.routes import (
     access,
+    agent,
+    agents_admin,
     configs,
     console,
     deploys,
@@ -20,5 +22,17 @@ from ferryman.api.routes import (
 )
 
 router = APIRouter(prefix="/api/v1")
-for module in (access, spaces, projects, secrets, configs, tickets, deploys, console, records):
+for module in (
+    access,
+    agent,
+    agents_admin,
+    spaces,
+    projects,
+    secrets,
+    configs,
+    tickets,
+    deploys,
+    console,
+    records,
+):
     router.include_router(module.router)

@@ -1,0 +1,405 @@
+"""Pull mode on the server: host tokens, the index of what is due per host (answered from
+memory, refreshed from the database twice a second, so a poll for nothing costs a dict
+lookup), the tasks the worker hands out batch by batch, and what hosts report."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ferryman.db.models import AgentTask, AgentToken, Deploy, DeployHost, Project, utcnow
+from ferryman.db.session import Database
+from ferryman.domain import validate
+from ferryman.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied
+from ferryman.services import deploy_records
+from ferryman.services.audit import Actor, record
+from ferryman.services.spaces import visible_space
+
+ACTIVE = ("due", "running")
+FINAL = ("success", "failed", "rolled_back", "skipped", "unreachable", "cancelled")
+REFRESH_SECONDS = 0.5
+TOKEN_CACHE_SECONDS = 30.0  # a revoked token stops working within this
+REPLAY_WINDOW = 300.0
+OUTPUT_LIMIT = 16_000
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+def register(db: Database, actor: Actor, space: int | str, host: str) -> dict[str, Any]:
+    """A new token for ``host`` (its earlier tokens stop working); shown once."""
+    from ferryman.services.authz import require
+
+    key = validate.host(host).key
+    token = "fma_" + secrets.token_urlsafe(32)
+    with db.transaction() as s:
+        found = visible_space(s, actor, space, "server.manage")
+        require(s, actor, "server.manage", space_id=found.id)
+        s.execute(
+            update(AgentToken)
+            .where(AgentToken.space_id == found.id, AgentToken.host == key)
+            .values(revoked=True)
+        )
+        s.add(
+            AgentToken(
+                space_id=found.id, host=key, token_hash=_hash(token), created_by=actor.username
+            )
+        )
+        record(s, actor, "agent.register", f"space:{found.name}/agent:{key}", space_id=found.id)
+    _tokens.clear()
+    return {"host": key, "space": found.name, "token": token}
+
+
+def revoke(db: Database, actor: Actor, space: int | str, host: str) -> None:
+    key = validate.host(host).key
+    with db.transaction() as s:
+        found = visible_space(s, actor, space, "server.manage")
+        from ferryman.services.authz import require
+
+        require(s, actor, "server.manage", space_id=found.id)
+        done = s.execute(
+            update(AgentToken)
+            .where(AgentToken.space_id == found.id, AgentToken.host == key)
+            .values(revoked=True)
+        )
+        if not done.rowcount:  # type: ignore[attr-defined]
+            raise NotFound(f"{key} has no agent token in {found.name}")
+        record(s, actor, "agent.revoke", f"space:{found.name}/agent:{key}", space_id=found.id)
+    _tokens.clear()
+
+
+_tokens: dict[str, tuple[float, int, str]] = {}  # hash -> (checked at, space id, host)
+_tokens_lock = threading.Lock()
+
+
+def authenticate(db: Database, token: str, host: str) -> int:
+    """The space of a host token that belongs to ``host`` (401 unknown, 403 another host's)."""
+    digest = _hash(token)
+    now = time.monotonic()
+    cached = _tokens.get(digest)
+    if cached is None or now - cached[0] > TOKEN_CACHE_SECONDS:
+        with db.read() as s:
+            row = s.scalar(
+                select(AgentToken).where(
+                    AgentToken.token_hash == digest, AgentToken.revoked.is_(False)
+                )
+            )
+            if row is None:
+                with _tokens_lock:
+                    _tokens.pop(digest, None)
+                raise AuthenticationFailed("unknown or revoked agent token")
+            cached = (now, row.space_id, row.host)
+        with _tokens_lock:
+            _tokens[digest] = cached
+    if cached[2] != host:
+        raise PermissionDenied(f"this token belongs to {cached[2]}, not {host}")
+    return cached[1]
+
+
+def verify_signature(
+    token: str, timestamp: str, signature: str, method: str, path: str, body: bytes
+) -> None:
+    """Optional request signing: ``X-Ferryman-Signature`` = hex HMAC-SHA256 with the token of
+    ``timestamp\\nMETHOD\\npath\\nsha256(body)``, ``X-Ferryman-Timestamp`` within 5 minutes."""
+    try:
+        moment = float(timestamp)
+    except ValueError:
+        raise AuthenticationFailed("X-Ferryman-Timestamp is not a number") from None
+    if abs(time.time() - moment) > REPLAY_WINDOW:
+        raise AuthenticationFailed("the request signature is too old (or from the future)")
+    message = f"{timestamp}\n{method}\n{path}\n{hashlib.sha256(body).hexdigest()}".encode()
+    wanted = hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(wanted, signature):
+        raise AuthenticationFailed("bad request signature")
+
+
+# --- what is due -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Due:
+    task_id: int
+    deploy_id: int
+    status: str
+    action: str
+
+    @property
+    def etag(self) -> str:
+        """The task: a host that fetched its script answers with this and gets ``304``."""
+        return f'"task-{self.task_id}"'
+
+
+class DueIndex:
+    """{(space, host): Due} of every due or running task, refreshed from the database at most
+    every ``REFRESH_SECONDS`` (so every server of a cluster sees the worker's batches)."""
+
+    def __init__(self) -> None:
+        self._at = 0.0
+        self._due: dict[tuple[int, str], Due] = {}
+        self._lock = threading.Lock()
+
+    def get(self, db: Database, space_id: int, host: str) -> Due | None:
+        if time.monotonic() - self._at > REFRESH_SECONDS:
+            self.refresh(db)
+        return self._due.get((space_id, host))
+
+    def refresh(self, db: Database) -> None:
+        with self._lock:
+            if time.monotonic() - self._at <= REFRESH_SECONDS:
+                return
+            with db.read() as s:
+                rows = s.execute(
+                    select(
+                        AgentTask.space_id,
+                        AgentTask.host,
+                        AgentTask.id,
+                        AgentTask.deploy_id,
+                        AgentTask.status,
+                        AgentTask.action,
+                    )
+                    .where(AgentTask.status.in_(ACTIVE))
+                    .order_by(AgentTask.id)
+                ).all()
+            self._due = {(r[0], r[1]): Due(r[2], r[3], r[4], r[5]) for r in rows}
+            self._at = time.monotonic()
+
+    def forget(self) -> None:
+        self._at = 0.0
+
+
+index = DueIndex()
+
+
+def _task(db_session: Session, space_id: int, host: str, task_id: int) -> AgentTask:
+    task = db_session.get(AgentTask, task_id)
+    if task is None or task.host != host or task.space_id != space_id:
+        raise PermissionDenied(f"task #{task_id} is not {host}'s")
+    return task
+
+
+def take(db: Database, space_id: int, host: str) -> tuple[AgentTask, Deploy, Project] | None:
+    """The host's due task, now ``running`` (the script is being fetched), with its deploy."""
+    with db.transaction() as s:
+        task = s.scalar(
+            select(AgentTask)
+            .where(
+                AgentTask.space_id == space_id,
+                AgentTask.host == host,
+                AgentTask.status.in_(ACTIVE),
+            )
+            .order_by(AgentTask.id)
+        )
+        if task is None:
+            return None
+        task.status = "running"
+        task.fetched_at = utcnow()
+        deploy = s.get(Deploy, task.deploy_id)
+        project = s.get(Project, deploy.project_id) if deploy else None
+        assert deploy is not None and project is not None
+        s.flush()  # the change is written before the objects are handed out
+        s.expunge_all()
+    index.forget()
+    return task, deploy, project
+
+
+def artifact_of(db: Database, space_id: int, host: str, release: str) -> Deploy:
+    """The deploy whose artifact ``host`` may download (it has a task for that release)."""
+    with db.read() as s:
+        task = s.scalar(
+            select(AgentTask)
+            .where(
+                AgentTask.space_id == space_id,
+                AgentTask.host == host,
+                AgentTask.release == release,
+                AgentTask.action == "deploy",
+            )
+            .order_by(AgentTask.id.desc())
+        )
+        if task is None:
+            raise PermissionDenied(f"{host} has no deploy of {release}")
+        deploy = s.get(Deploy, task.deploy_id)
+        assert deploy is not None
+        s.expunge(deploy)
+        return deploy
+
+
+def report(
+    db: Database,
+    space_id: int,
+    host: str,
+    task_id: int,
+    phase: str,
+    exit_code: int,
+    output: str,
+    status: str = "",
+    previous: str = "",
+) -> None:
+    """A phase's exit code and output (its tail) from a host; ``status`` when it is the last
+    word (success, failed, rolled_back, skipped). Shown in the console like push hosts."""
+    if status and status not in FINAL:
+        raise Conflict(f"status: one of {', '.join(FINAL)}")
+    with db.transaction() as s:
+        task = _task(s, space_id, host, task_id)
+        if task.status in FINAL:
+            raise Conflict(f"task #{task_id} is already {task.status}")
+        task.phase = phase[:32]
+        if previous and not task.previous:
+            task.previous = previous[:255]
+        if status:
+            task.status = status
+            task.finished_at = utcnow()
+            task.detail = f"{phase}: exit {exit_code}"
+        deploy_id, release, action = task.deploy_id, task.release, task.action
+        prior = task.previous
+        project_id = s.scalar(select(Deploy.project_id).where(Deploy.id == deploy_id))
+        env = s.scalar(select(Deploy.env).where(Deploy.id == deploy_id))
+    tail = output[-OUTPUT_LIMIT:]
+    now = utcnow()
+    lines = [
+        deploy_records.LogRecord(text=line, host=host, stage=phase[:32], stream="stdout", ts=now)
+        for line in tail.splitlines()
+    ]
+    lines.append(
+        deploy_records.LogRecord(
+            text=f"{phase}: exit {exit_code}" + (f" ({status})" if status else ""),
+            host=host,
+            stage=phase[:32],
+            stream="",
+            ts=now,
+        )
+    )
+    deploy_records.append_logs(db, deploy_id, lines)
+    if status:
+        index.forget()
+        host_status = "success" if status in ("success", "skipped") else status
+        deploy_records.set_hosts(db, deploy_id, {host: {"status": host_status}})
+        if status == "success" and project_id is not None and env is not None:
+            live = release
+            deploy_records.set_live(db, project_id, env, deploy_id, {host: live})
+            if action == "deploy":
+                commit = ""
+                with db.read() as s:
+                    commit = s.scalar(select(Deploy.commit).where(Deploy.id == deploy_id)) or ""
+                deploy_records.record_releases(
+                    db, project_id, env, deploy_id, commit, release, [host], "complete"
+                )
+        elif status == "rolled_back" and project_id is not None and env is not None and prior:
+            deploy_records.set_live(db, project_id, env, deploy_id, {host: prior})
+
+
+# --- the worker's side -----------------------------------------------------------------------
+
+
+def create_tasks(
+    db: Database,
+    deploy_id: int,
+    space_id: int,
+    hosts: list[str],
+    action: str,
+    release: str,
+    previous: dict[str, str] | None = None,
+) -> None:
+    with db.transaction() as s:
+        for host in hosts:
+            s.add(
+                AgentTask(
+                    deploy_id=deploy_id,
+                    space_id=space_id,
+                    host=host,
+                    action=action,
+                    release=release if action == "deploy" else (previous or {}).get(host, ""),
+                    previous=(previous or {}).get(host, "") if action == "deploy" else "",
+                    status="pending",
+                )
+            )
+
+
+def make_due(db: Database, deploy_id: int, hosts: list[str], action: str = "deploy") -> None:
+    with db.transaction() as s:
+        s.execute(
+            update(AgentTask)
+            .where(
+                AgentTask.deploy_id == deploy_id,
+                AgentTask.host.in_(hosts),
+                AgentTask.action == action,
+                AgentTask.status == "pending",
+            )
+            .values(status="due", due_at=utcnow())
+        )
+    index.forget()
+
+
+def tasks_of(db: Database, deploy_id: int, action: str = "deploy") -> dict[str, AgentTask]:
+    with db.read() as s:
+        rows = s.scalars(
+            select(AgentTask).where(AgentTask.deploy_id == deploy_id, AgentTask.action == action)
+        ).all()
+        s.expunge_all()
+    return {r.host: r for r in rows}
+
+
+def mark_unreachable(
+    db: Database, deploy_id: int, fetch_within: float, run_within: float
+) -> list[str]:
+    """Hosts that did not fetch their due task in time, or never reported after fetching."""
+    now = utcnow()
+    late: list[str] = []
+    with db.transaction() as s:
+        for task in s.scalars(
+            select(AgentTask).where(AgentTask.deploy_id == deploy_id, AgentTask.status.in_(ACTIVE))
+        ):
+            if (
+                task.status == "due"
+                and task.due_at
+                and now - task.due_at > timedelta(seconds=fetch_within)
+            ) or (
+                task.status == "running"
+                and task.fetched_at
+                and now - task.fetched_at > (timedelta(seconds=run_within))
+            ):
+                late.append(task.host)
+            else:
+                continue
+            task.status, task.finished_at = "unreachable", now
+            task.detail = "did not poll in time" if not task.fetched_at else "never reported back"
+    if late:
+        index.forget()
+        deploy_records.set_hosts(
+            db, deploy_id, {h: {"status": "unreachable", "error": "no report"} for h in late}
+        )
+    return late
+
+
+def cancel_open(db: Database, deploy_id: int) -> None:
+    """Stop handing out a deploy: its pending and due tasks are cancelled."""
+    with db.transaction() as s:
+        s.execute(
+            update(AgentTask)
+            .where(AgentTask.deploy_id == deploy_id, AgentTask.status.in_(("pending", "due")))
+            .values(status="cancelled", finished_at=utcnow())
+        )
+    index.forget()
+
+
+def host_rows(db: Database, deploy_id: int) -> None:
+    """Every host of a pull deploy appears in the deploy's hosts (pending) from the start."""
+    with db.transaction() as s:
+        known = set(s.scalars(select(DeployHost.host).where(DeployHost.deploy_id == deploy_id)))
+        for host in s.scalars(
+            select(AgentTask.host).where(AgentTask.deploy_id == deploy_id).distinct()
+        ):
+            if host not in known:
+                s.add(DeployHost(deploy_id=deploy_id, host=host, status="pending"))
