@@ -73,8 +73,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     worker: Annotated[bool, typer.Option(help="Run the embedded worker.")] = True,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="critical, error, warning, info or debug.")
+    ] = "info",
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (off for thousands of polling hosts).")
+    ] = True,
 ) -> None:
-    """Start the server (REST API, OpenAPI at /docs) with an embedded worker."""
+    """Start the server (web UI at /, REST API, OpenAPI at /docs) with an embedded worker."""
     import uvicorn
 
     from ferryman.api.app import create_app
@@ -93,7 +99,11 @@ def serve(
         "Create the first admin with: ferryman admin create-user NAME --password P --superuser"
     )
     uvicorn.run(
-        create_app(settings, db, embedded_worker=worker), host=host, port=port, log_level="info"
+        create_app(settings, db, embedded_worker=worker),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
     )
 
 
