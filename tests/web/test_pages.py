@@ -268,3 +268,26 @@ def test_a_paused_gray_release_shows_its_batches_and_the_actions_each_role_may_t
     from ferryman.services import deploy_views
 
     assert deploy_views.get(world.db, deploy_id)["status"] == "queued"
+
+
+def test_the_servers_page_issues_a_pull_mode_install_one_liner_once(world):
+    import base64
+
+    master = browser(world, "master")
+    token = csrf_of(master)
+    master.post(
+        f"/s/{SPACE}/servers", data={"csrf": token, "name": "puller", "address": "10.9.9.9"}
+    )
+    listed = master.get(f"/s/{SPACE}/servers").text
+    server_id = re.search(r"puller.*?/servers/(\d+)/agent", listed, re.S).group(1)
+    shown = master.post(f"/s/{SPACE}/servers/{server_id}/agent", data={"csrf": token})
+    command = re.search(r'id="agent-command">([^<]+)</pre>', shown.text).group(1)
+    script = base64.b64decode(command.split()[1]).decode()
+    assert "fma_" in script and "/usr/local/bin/ferryman-agent" in script
+    assert "ferryman-agent.timer" in script and "10.9.9.9" in script
+    assert "fma_" not in master.get(f"/s/{SPACE}/servers").text  # shown once
+    reporter = browser(world, "reporter")
+    refused = reporter.post(
+        f"/s/{SPACE}/servers/{server_id}/agent", data={"csrf": csrf_of(reporter)}
+    )
+    assert refused.status_code == 403

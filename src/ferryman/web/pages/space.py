@@ -144,7 +144,9 @@ def servers(request: Request, space: str, db: DB, settings: SettingsDep) -> HTML
     web = signed_in(request, db, space)
     assert web.actor is not None
     rows = inventory.list_servers(db, web.actor, space)
-    return page(request, web, "servers.html", servers=rows, public_key=_public_key(settings))
+    return page(
+        request, web, "servers.html", servers=rows, public_key=_public_key(settings), install=None
+    )
 
 
 def _server_form(
@@ -216,6 +218,48 @@ def delete_server(request: Request, space: str, server_id: int, db: DB, csrf: Cs
     assert web.actor is not None
     inventory.delete_server(db, web.actor, server_id)
     return redirect(request, f"/s/{space}/servers", web._("Server removed."))
+
+
+@router.post("/s/{space}/servers/{server_id}/agent", response_class=HTMLResponse)
+def agent_install(
+    request: Request,
+    space: str,
+    server_id: int,
+    db: DB,
+    settings: SettingsDep,
+    csrf: Csrf,
+    user: Annotated[str, Form()] = "root",
+    cron: Annotated[bool, Form()] = False,
+) -> HTMLResponse:
+    """Pull mode: a new token for this server and the one-liner that installs its poller
+    (shown once)."""
+    import base64
+
+    from ferryman.commands import agent_script
+    from ferryman.services import agents
+
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    server = inventory.get_server(db, web.actor, server_id)
+    made = agents.register(db, web.actor, space, server["address"])
+    script = agent_script.install_script(
+        str(request.base_url).rstrip("/"),
+        made["host"],
+        made["token"],
+        user=user or "root",
+        cron=cron,
+    )
+    one_liner = f"echo {base64.b64encode(script.encode()).decode()} | base64 -d | sudo bash"
+    rows = inventory.list_servers(db, web.actor, space)
+    return page(
+        request,
+        web,
+        "servers.html",
+        servers=rows,
+        public_key=_public_key(settings),
+        install={"server": server["name"], "command": one_liner},
+    )
 
 
 @router.post("/s/{space}/servers/{server_id}/check")
