@@ -171,6 +171,14 @@ class World:
         agents.register(self.db, SYSTEM, SPACE, host)
         return host
 
+    def new_channel(self) -> int:
+        from ferryman.services import notifications
+
+        made = notifications.save_channel(
+            self.db, SYSTEM, SPACE, fresh("chan"), "slack", {"url": "http://127.0.0.1:9/x"}
+        )
+        return int(made["id"])
+
     def new_member(self) -> str:
         name = fresh("member")
         users.create_user(self.db, name, PASSWORD)
@@ -489,6 +497,31 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("DELETE", "/api/v1/spaces/{space}/agents/{host}"): lambda w, r: (
         "DELETE",
         f"{P}/spaces/{SPACE}/agents/{w.new_agent()}",
+        None,
+    ),
+    ("GET", "/api/v1/spaces/{space}/channels"): lambda w, r: (
+        "GET",
+        f"{P}/spaces/{SPACE}/channels",
+        None,
+    ),
+    ("PUT", "/api/v1/spaces/{space}/channels/{name}"): lambda w, r: (
+        "PUT",
+        f"{P}/spaces/{SPACE}/channels/{fresh('chan')}",
+        {"kind": "webhook", "settings": {"url": "http://127.0.0.1:9/hook", "secret": "s3cret"}},
+    ),
+    ("DELETE", "/api/v1/channels/{channel_id}"): lambda w, r: (
+        "DELETE",
+        f"{P}/channels/{w.new_channel()}",
+        None,
+    ),
+    ("POST", "/api/v1/channels/{channel_id}/test"): lambda w, r: (
+        "POST",
+        f"{P}/channels/{w.new_channel()}/test",
+        None,
+    ),
+    ("GET", "/api/v1/channels/{channel_id}/deliveries"): lambda w, r: (
+        "GET",
+        f"{P}/channels/{w.new_channel()}/deliveries",
         None,
     ),
     ("GET", "/api/v1/tickets"): _space_query("/tickets"),

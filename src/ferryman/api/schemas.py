@@ -7,6 +7,7 @@ of the offending field before anything runs.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -209,3 +210,16 @@ class ConfigOverrideBody(_Body):
 
 class AgentBody(_Body):
     host: str = Field(min_length=1, max_length=300, description="the host's name or address")
+
+
+class ChannelBody(_Body):
+    kind: str = Field(description="email, dingtalk, wecom, feishu, slack or webhook")
+    settings: dict[str, Any] = Field(
+        description="url (+ secret) for IM and webhooks; host, port, tls, user, password, "
+        "from, to, to_people for email"
+    )
+    language: str = Field(default="en", description="en or zh_CN")
+    events: list[str] = Field(default_factory=list, max_length=50)
+    projects: list[str] = Field(default_factory=list, max_length=500)
+    envs: list[str] = Field(default_factory=list, max_length=50)
+    enabled: bool = True

@@ -18,6 +18,8 @@ class Settings:
     lock_lease_seconds: float = 60.0
     embedded_worker: bool = True
     drain_grace_seconds: float = 600.0
+    public_url: str = "http://127.0.0.1:8080"  # links in notifications
+    notify_backoff_seconds: float = 5.0  # first retry of a failed notification; doubles
 
     @property
     def ssh_key(self) -> Path:
@@ -55,4 +57,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         lock_lease_seconds=float(env.get("FERRYMAN_LOCK_LEASE", "60")),
         embedded_worker=env.get("FERRYMAN_EMBEDDED_WORKER", "1") not in ("0", "false", "no"),
         drain_grace_seconds=float(env.get("FERRYMAN_DRAIN_GRACE", "600")),
+        public_url=env.get("FERRYMAN_PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/"),
+        notify_backoff_seconds=float(env.get("FERRYMAN_NOTIFY_BACKOFF", "5")),
     )

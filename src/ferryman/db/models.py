@@ -474,3 +474,53 @@ class AgentTask(Base):
         Index("ix_agent_tasks_host_status", "host", "status"),
         Index("ix_agent_tasks_deploy", "deploy_id"),
     )
+
+
+class NotifyChannel(Base):
+    """Where a space's notifications go (email, DingTalk, WeCom, Feishu, Slack, a webhook).
+    ``settings`` is sealed JSON (URLs carry tokens; secrets and passwords are inside)."""
+
+    __tablename__ = "notify_channels"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    settings: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every event
+    projects: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every project
+    envs: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every environment
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("space_id", "name"),)
+
+
+class NotifyDelivery(Base):
+    """One message to one channel: a job, retried with backoff; every attempt is kept."""
+
+    __tablename__ = "notify_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("notify_channels.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(64))
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (Index("ix_notify_deliveries_due", "status", "next_attempt_at"),)
+
+
+class HookDelivery(Base):
+    """A git webhook delivery already handled: the same delivery id again is a replay."""
+
+    __tablename__ = "hook_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    delivery: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("provider", "delivery"),)

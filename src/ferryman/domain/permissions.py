@@ -94,6 +94,8 @@ ACTIONS: dict[str, Rule] = {
     "ticket.deploy": Rule(D, True, "start an approved ticket"),
     "ticket.rollback": Rule(M, True, "roll back what a ticket deployed"),
     "audit.read": Rule(M, False, "read the audit log of a space"),
+    "notify.read": Rule(M, False, "see a space's notification channels and their deliveries"),
+    "notify.manage": Rule(M, True, "add, change, test or remove notification channels"),
     "stats.read": Rule(R, False, "read deploy statistics"),
 }
 

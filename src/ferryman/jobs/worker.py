@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
+from ferryman.notify import dispatcher
 from ferryman.pipeline.recover import recover
 from ferryman.pipeline.runner import run_deploy
 from ferryman.services import queue
@@ -57,7 +58,16 @@ class Worker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Claim and run deploys until ``stop()``."""
+        """Claim and run deploys until ``stop()``; deliver notifications beside them."""
+        notifier = asyncio.create_task(dispatcher.run(self.db, self.settings, self._stopping))
+        try:
+            await self._run()
+        finally:
+            self._stopping.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await notifier
+
+    async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             if loop.time() - self._last_reap >= self.settings.lock_lease_seconds / 3:

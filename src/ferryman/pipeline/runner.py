@@ -38,7 +38,7 @@ from ferryman.pipeline import (
 )
 from ferryman.pipeline.context import Context, new_context
 from ferryman.secretbox import is_sealed
-from ferryman.services import config_files, deploys, locks, queue, rollouts
+from ferryman.services import config_files, deploys, locks, notifications, queue, rollouts
 from ferryman.vcs.base import Resolved
 
 log = logging.getLogger(__name__)
@@ -251,6 +251,13 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
             _heartbeat(db, key, owner, worker, deploy_id, settings.lock_lease_seconds)
         )
         watcher = asyncio.create_task(_watch_cancel(ctx))
+        if ctx.rollout is None or ctx.rollout.next_batch == 0:  # not when a pause resumes
+            try:
+                await asyncio.to_thread(
+                    notifications.emit_for_deploy, db, deploy_id, "deploy.started"
+                )
+            except Exception:  # a notification never stops a deploy
+                log.warning("notifying the start of %s failed", deploy_id, exc_info=True)
         rec.log(
             f"{ctx.kind} #{deploy_id} of {ctx.project.project} {ctx.env_name} "
             f"to {len(ctx.targets)} host(s) by {ctx.requested_by}"

@@ -418,6 +418,12 @@ def finish(db: Database, deploy_id: int, status: str, error: dict[str, Any] | No
         deploy.error = error
         deploy.finished_at = utcnow()
         sync_ticket(s, deploy)
+        if status in ("success", "failed"):
+            from ferryman.services import notifications
+
+            notifications.deploy_event(
+                s, "deploy.succeeded" if status == "success" else "deploy.failed", deploy
+            )
         project = s.get(Project, deploy.project_id)
         record(
             s,

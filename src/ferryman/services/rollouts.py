@@ -70,6 +70,11 @@ def pause(db: Database, deploy_id: int, state: rules.Rollout, worker: str) -> No
                 lease_expires_at=None,
             )
         )
+        from ferryman.services import notifications
+
+        deploy = s.get(Deploy, deploy_id)
+        if deploy is not None and deploy.status == "paused":
+            notifications.deploy_event(s, "rollout.paused", deploy)
 
 
 def take_request(db: Database, deploy_id: int) -> str:

@@ -21,7 +21,7 @@ from ferryman.db.session import Database
 from ferryman.domain import tickets as states
 from ferryman.domain import validate
 from ferryman.errors import Conflict, NotFound, OwnTicket, TooEarly, ValidationError
-from ferryman.services import deploys, projects, queue, repos
+from ferryman.services import deploys, notifications, projects, queue, repos
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import project_role, require, visible_space_ids
 from ferryman.services.config_files import config_views
@@ -145,6 +145,8 @@ async def create_ticket(
             s.add(ticket)
             s.flush()
             _audit(s, actor, "ticket.create", ticket, ref=ref, commit=commit, env=env)
+            if ticket.status == states.PENDING:
+                notifications.ticket_event(s, "ticket.submitted", ticket, actor)
             return ticket_dict(ticket, fresh)
 
     return await asyncio.to_thread(insert)
@@ -164,6 +166,8 @@ def submit_ticket(db: Database, actor: Actor, ticket_id: int) -> dict[str, Any]:
         states.check_transition(ticket.id, ticket.status, states.PENDING)
         _move(s, ticket, _first_state(s, project, ticket.env, draft=False))
         _audit(s, actor, "ticket.submit", ticket)
+        if ticket.status == states.PENDING:
+            notifications.ticket_event(s, "ticket.submitted", ticket, actor)
         return ticket_dict(ticket, project)
 
 
@@ -177,6 +181,7 @@ def approve_ticket(db: Database, actor: Actor, ticket_id: int, comment: str = ""
         ticket.review_comment = comment
         ticket.reviewed_at = utcnow()
         _audit(s, actor, "ticket.approve", ticket, comment=comment)
+        notifications.ticket_event(s, "ticket.approved", ticket, actor, comment)
         return ticket_dict(ticket, project)
 
 
@@ -192,6 +197,7 @@ def reject_ticket(db: Database, actor: Actor, ticket_id: int, reason: str) -> di
         ticket.review_comment = reason
         ticket.reviewed_at = utcnow()
         _audit(s, actor, "ticket.reject", ticket, reason=reason)
+        notifications.ticket_event(s, "ticket.rejected", ticket, actor, reason)
         return ticket_dict(ticket, project)
 
 

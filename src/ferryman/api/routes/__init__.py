@@ -14,6 +14,7 @@ from ferryman.api.routes import (
     configs,
     console,
     deploys,
+    notify,
     projects,
     records,
     secrets,
@@ -34,5 +35,6 @@ for module in (
     deploys,
     console,
     records,
+    notify,
 ):
     router.include_router(module.router)

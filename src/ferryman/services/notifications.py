@@ -1,0 +1,313 @@
+"""Notification channels of a space (settings sealed, secrets never returned), the events the
+services emit (each becomes one delivery per matching channel, rendered in the channel's
+language), and the deliveries with every attempt."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ferryman.db.models import (
+    Deploy,
+    NotifyChannel,
+    NotifyDelivery,
+    Project,
+    ProjectMember,
+    SpaceMember,
+    Ticket,
+    User,
+)
+from ferryman.db.session import Database
+from ferryman.domain import validate
+from ferryman.domain.permissions import Role
+from ferryman.errors import NotFound, ValidationError
+from ferryman.notify.channels import CHANNELS
+from ferryman.notify.message import EVENTS, Message, render
+from ferryman.services.audit import Actor, record
+from ferryman.services.spaces import visible_space
+
+MASK = "***"
+
+
+def _settings_out(channel: NotifyChannel, plain: dict[str, Any]) -> dict[str, Any]:
+    secret = {*CHANNELS[channel.kind].SECRET_KEYS, "secret", "password", "token"}
+    return {k: (MASK if k in secret and v else v) for k, v in plain.items()}
+
+
+def channel_dict(db: Database, channel: NotifyChannel) -> dict[str, Any]:
+    plain = json.loads(db.box.open(channel.settings))
+    return {
+        "id": channel.id,
+        "name": channel.name,
+        "kind": channel.kind,
+        "language": channel.language,
+        "events": channel.events,
+        "projects": channel.projects,
+        "envs": channel.envs,
+        "enabled": channel.enabled,
+        "settings": _settings_out(channel, plain),
+        "created_by": channel.created_by,
+    }
+
+
+def _check(kind: str, settings: dict[str, Any], events: list[str], language: str) -> None:
+    if kind not in CHANNELS:
+        raise ValidationError(f"kind: one of {', '.join(sorted(CHANNELS))}")
+    unknown = [e for e in events if e not in EVENTS]
+    if unknown:
+        raise ValidationError(f"events: unknown {unknown}; known: {', '.join(EVENTS)}")
+    if language not in ("en", "zh_CN"):
+        raise ValidationError("language: en or zh_CN")
+    CHANNELS[kind].check(settings)
+
+
+def save_channel(
+    db: Database,
+    actor: Actor,
+    space: int | str,
+    name: str,
+    kind: str,
+    settings: dict[str, Any],
+    *,
+    language: str = "en",
+    events: list[str] | None = None,
+    projects: list[str] | None = None,
+    envs: list[str] | None = None,
+    enabled: bool = True,
+) -> dict[str, Any]:
+    """Create or replace a channel; a secret sent back as ``***`` keeps its saved value."""
+    validate.name(name, "channel name")
+    with db.transaction() as s:
+        found = visible_space(s, actor, space, "notify.manage")
+        from ferryman.services.authz import require
+
+        require(s, actor, "notify.manage", space_id=found.id)
+        row = s.scalar(
+            select(NotifyChannel).where(
+                NotifyChannel.space_id == found.id, NotifyChannel.name == name
+            )
+        )
+        merged = dict(settings)
+        if row is not None:
+            old = json.loads(db.box.open(row.settings))
+            merged = {k: (old.get(k, "") if v == MASK else v) for k, v in settings.items()}
+        _check(kind, merged, events or [], language)
+        created = row is None
+        if row is None:
+            row = NotifyChannel(space_id=found.id, name=name, kind=kind, settings="")
+            s.add(row)
+        row.kind, row.settings = kind, db.box.seal(json.dumps(merged))
+        row.language, row.events = language, list(events or [])
+        row.projects, row.envs, row.enabled = list(projects or []), list(envs or []), enabled
+        row.created_by = row.created_by or actor.username
+        s.flush()
+        record(
+            s,
+            actor,
+            "notify.create" if created else "notify.update",
+            f"space:{found.name}/channel:{name}",
+            space_id=found.id,
+            kind=kind,
+        )
+        return channel_dict(db, row)
+
+
+def _channel(s: Session, actor: Actor, channel_id: int, action: str) -> NotifyChannel:
+    from ferryman.services.authz import require
+
+    row = s.get(NotifyChannel, channel_id)
+    if row is None:
+        raise NotFound(f"no channel #{channel_id}")
+    require(s, actor, action, space_id=row.space_id, what=f"channel #{channel_id}")
+    return row
+
+
+def list_channels(db: Database, actor: Actor, space: int | str) -> list[dict[str, Any]]:
+    with db.read() as s:
+        found = visible_space(s, actor, space, "notify.read")
+        rows = s.scalars(
+            select(NotifyChannel)
+            .where(NotifyChannel.space_id == found.id)
+            .order_by(NotifyChannel.name)
+        ).all()
+        return [channel_dict(db, r) for r in rows]
+
+
+def delete_channel(db: Database, actor: Actor, channel_id: int) -> None:
+    with db.transaction() as s:
+        row = _channel(s, actor, channel_id, "notify.manage")
+        record(s, actor, "notify.delete", f"channel:{row.name}", space_id=row.space_id)
+        s.delete(row)
+
+
+def deliveries(db: Database, actor: Actor, channel_id: int, limit: int = 50) -> list[Any]:
+    with db.read() as s:
+        _channel(s, actor, channel_id, "notify.read")
+        rows = s.scalars(
+            select(NotifyDelivery)
+            .where(NotifyDelivery.channel_id == channel_id)
+            .order_by(NotifyDelivery.id.desc())
+            .limit(min(limit, 500))
+        ).all()
+        return [
+            {
+                "id": r.id,
+                "event": r.event,
+                "title": r.message.get("title"),
+                "status": r.status,
+                "attempts": r.attempts,
+                "history": r.history,
+                "created_at": r.created_at.isoformat(),
+                "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+            }
+            for r in rows
+        ]
+
+
+def test_channel(db: Database, actor: Actor, channel_id: int) -> int:
+    """Queue a test message on a channel; returns the delivery id."""
+    with db.transaction() as s:
+        row = _channel(s, actor, channel_id, "notify.manage")
+        message = Message(
+            event="test",
+            title="Ferryman test message" if row.language == "en" else "摆渡人测试消息",
+            text=f"channel {row.name} ({row.kind}) works",
+            link="/",
+            recipients=[actor_email(s, actor)] if actor.id else [],
+        )
+        delivery = NotifyDelivery(channel_id=row.id, event="test", message=message.to_dict())
+        s.add(delivery)
+        s.flush()
+        return delivery.id
+
+
+def actor_email(s: Session, actor: Actor) -> str:
+    user = s.get(User, actor.id) if actor.id else None
+    return user.email if user and user.email else ""
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def emit(
+    s: Session,
+    event: str,
+    project: Project,
+    env: str,
+    context: dict[str, Any],
+    link: str,
+) -> int:
+    """One delivery per enabled channel of the project's space that takes this event, project
+    and environment (in the caller's transaction). Returns how many."""
+    channels = s.scalars(
+        select(NotifyChannel).where(
+            NotifyChannel.space_id == project.space_id, NotifyChannel.enabled.is_(True)
+        )
+    ).all()
+    count = 0
+    base = {"project": project.name, "env": env, **context}
+    for channel in channels:
+        if channel.events and event not in channel.events:
+            continue
+        if channel.projects and project.name not in channel.projects:
+            continue
+        if channel.envs and env not in channel.envs:
+            continue
+        message = render(event, base, channel.language, link)
+        s.add(NotifyDelivery(channel_id=channel.id, event=event, message=message.to_dict()))
+        count += 1
+    return count
+
+
+def approvers_emails(s: Session, project: Project, exclude: int | None) -> list[str]:
+    """Emails of the space's masters and owners (and project overrides up to master)."""
+    allowed = [r.name for r in Role if r >= Role.master]
+    ids = set(
+        s.scalars(
+            select(SpaceMember.user_id).where(
+                SpaceMember.space_id == project.space_id, SpaceMember.role.in_(allowed)
+            )
+        )
+    )
+    for member in s.scalars(select(ProjectMember).where(ProjectMember.project_id == project.id)):
+        if member.role in allowed:
+            ids.add(member.user_id)
+        else:
+            ids.discard(member.user_id)
+    ids.discard(exclude or -1)
+    rows = s.scalars(select(User).where(User.id.in_(ids), User.is_active.is_(True))).all()
+    return sorted(u.email for u in rows if u.email)
+
+
+def ticket_event(s: Session, event: str, ticket: Ticket, actor: Actor, comment: str = "") -> None:
+    project = s.get(Project, ticket.project_id)
+    if project is None:
+        return
+    from ferryman.db.models import Space
+
+    space = s.get(Space, project.space_id)
+    if event == "ticket.submitted":
+        recipients = approvers_emails(s, project, ticket.created_by)
+    else:
+        creator = s.get(User, ticket.created_by) if ticket.created_by else None
+        recipients = [creator.email] if creator and creator.email else []
+    emit(
+        s,
+        event,
+        project,
+        ticket.env,
+        {
+            "ticket_id": ticket.id,
+            "title": ticket.title,
+            "ref": ticket.ref or ticket.target_release,
+            "actor": actor.username,
+            "comment": comment,
+            "recipients": recipients,
+        },
+        f"/s/{space.name if space else 'default'}/tickets/{ticket.id}",
+    )
+
+
+def deploy_event(s: Session, event: str, deploy: Deploy) -> None:
+    project = s.get(Project, deploy.project_id)
+    if project is None:
+        return
+    from ferryman.db.models import Space
+
+    space = s.get(Space, project.space_id)
+    error = deploy.error or {}
+    details = error.get("details") or {}
+    name = event
+    if deploy.kind == "rollback" and event in ("deploy.succeeded", "deploy.failed"):
+        name = event.replace("deploy.", "rollback.", 1)
+    emit(
+        s,
+        name,
+        project,
+        deploy.env,
+        {
+            "deploy_id": deploy.id,
+            "kind": deploy.kind,
+            "ref": deploy.ref or deploy.target_release,
+            "release": deploy.release_name or deploy.target_release,
+            "actor": deploy.requested_by_name,
+            "hosts": len(deploy.hosts or []) or "",
+            "error": error.get("message", ""),
+            "host": details.get("host", ""),
+            "stage": details.get("stage", ""),
+            "command": details.get("command", ""),
+            "stderr": (details.get("stderr_tail") or "")[-500:],
+        },
+        f"/s/{space.name if space else 'default'}/deploys/{deploy.id}",
+    )
+
+
+def emit_for_deploy(db: Database, deploy_id: int, event: str) -> None:
+    """``deploy.started`` and friends, from the worker (never fails the deploy)."""
+    with db.transaction() as s:
+        deploy = s.get(Deploy, deploy_id)
+        if deploy is not None:
+            deploy_event(s, event, deploy)
