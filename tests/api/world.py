@@ -524,6 +524,11 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         f"{P}/channels/{w.new_channel()}/deliveries",
         None,
     ),
+    ("PUT", "/api/v1/projects/{project}/hook-secret"): lambda w, r: (
+        "PUT",
+        f"{P}/projects/{w.project_id}/hook-secret",
+        {"secret": "a-long-webhook-secret"},
+    ),
     ("GET", "/api/v1/tickets"): _space_query("/tickets"),
     ("POST", "/api/v1/tickets"): lambda w, r: (
         "POST",

@@ -223,3 +223,7 @@ class ChannelBody(_Body):
     projects: list[str] = Field(default_factory=list, max_length=500)
     envs: list[str] = Field(default_factory=list, max_length=50)
     enabled: bool = True
+
+
+class HookSecretBody(_Body):
+    secret: str = Field(default="", max_length=200, description="empty: generate one")

@@ -176,6 +176,13 @@ class Pull(_Strict):
     download_timeout: Duration = 600.0
 
 
+class Triggers(_Strict):
+    """What a git webhook (GitLab, Gitea, GitHub) turns into a ticket for this environment."""
+
+    branches: list[str] = Field(default_factory=list)  # a push to one of these
+    tags: bool = False  # a new tag
+
+
 class Environment(_Strict):
     hosts: list[Host] = Field(default_factory=list)
     servers: list[Name] = Field(default_factory=list)  # servers of the space, by name
@@ -208,6 +215,8 @@ class Environment(_Strict):
     health_check: list[HealthCheck] = Field(default_factory=list)  # after each host's switch
     requires: Requires = Field(default_factory=Requires)  # checked on every host first
     mode: Literal["push", "pull"] = "push"  # pull: hosts poll `/api/v1/agent/{host}`
+    triggers: Triggers = Field(default_factory=Triggers)  # git webhooks that make tickets
+    auto_deploy: bool = False  # a ticket made by a webhook is deployed at once (no approval)
     pull: Pull = Field(default_factory=Pull)
 
     @field_validator("config_files")

@@ -25,7 +25,7 @@ NUMBERS = (
     "connect_timeout",
     "post_release_delay",
 )
-FLAGS = ("compress", "post_release_on_revert")
+FLAGS = ("compress", "post_release_on_revert", "auto_deploy")
 TEXTS = (
     "user",
     "webroot",
@@ -39,7 +39,13 @@ TEXTS = (
     "mode",
 )
 HOOKS = tuple(Tasks.model_fields)
-YAMLS = ("strategy", "health_check", "requires", "pull")  # nested keys: a YAML text field each
+YAMLS = (
+    "strategy",
+    "health_check",
+    "requires",
+    "pull",
+    "triggers",
+)  # nested keys: a YAML text field each
 # every key of an environment has a field
 assert set(LISTS + NUMBERS + FLAGS + TEXTS + YAMLS + ("tasks",)) == set(Environment.model_fields)
 

@@ -14,6 +14,7 @@ from ferryman.api.routes import (
     configs,
     console,
     deploys,
+    hooks,
     notify,
     projects,
     records,
@@ -36,5 +37,6 @@ for module in (
     console,
     records,
     notify,
+    hooks,
 ):
     router.include_router(module.router)
