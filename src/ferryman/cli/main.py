@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ferryman import __version__
-from ferryman.cli import agent, configs, teams, tickets
+from ferryman.cli import agent, configs, notify, teams, tickets
 from ferryman.cli.client import Client, save_credentials
 from ferryman.cli.follow import follow
 from ferryman.cli.output import show
@@ -47,6 +47,8 @@ app.add_typer(tickets.ticket_app, name="ticket")
 app.add_typer(teams.secret_app, name="secret")
 app.add_typer(configs.config_app, name="config")
 app.add_typer(agent.agent_app, name="agent")
+app.add_typer(notify.notify_app, name="notify")
+app.command("hook-secret")(notify.hook_secret)
 app.command("audit")(tickets.audit)
 app.command("stats")(tickets.stats)
 console = Console()
