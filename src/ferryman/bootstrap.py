@@ -39,6 +39,9 @@ def prepare_home(settings: Settings) -> Database:
     db = Database(settings.database_url)
     db.upgrade()
     attach_key(db, SecretBox(load_key(settings.home)))
+    from ferryman.services.directory import Directory
+
+    db.directory = Directory.load(settings.home / "ldap.yaml")
     return db
 
 

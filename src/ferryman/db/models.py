@@ -82,6 +82,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     language: Mapped[str] = mapped_column(String(16), default="", server_default="")  # web UI
+    # local: a password here; ldap: checked against the directory at every sign-in
+    source: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
 
 
 class LoginFailure(Base):

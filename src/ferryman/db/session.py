@@ -37,6 +37,7 @@ class Database:
     def __init__(self, url: str, box: SecretBox | None = None) -> None:
         self.url = url
         self._box = box
+        self.directory: Any = None  # services.directory.Directory when LDAP is configured
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}

@@ -150,6 +150,8 @@ def change_password(db: Database, actor: Actor, old: str, new: str) -> None:
         user = s.get(User, actor.id) if actor.id is not None else None
         if user is None:
             raise NotFound("no such user")
+        if user.source == "ldap":
+            raise Conflict("your password is kept by the directory (LDAP): change it there")
         try:
             _hasher.verify(user.password_hash, old)
         except (VerificationError, InvalidHashError):
@@ -221,6 +223,75 @@ def _sign_in(s: Session, username: str, password: str) -> User | None:
     return user
 
 
+def _directory_first(db: Database, username: str, password: str) -> tuple[str, Any]:
+    """("skip", None) for local accounts or without LDAP; else ("ok", entry), ("wrong", None)
+    or ("down", reason). The directory is asked before any transaction is opened."""
+    directory = getattr(db, "directory", None)
+    if directory is None:
+        return "skip", None
+    with db.read() as s:
+        user = s.scalar(select(User).where(User.username == username))
+        if user is not None and user.source != "ldap":
+            return "skip", None
+    from ferryman.services.directory import DirectoryDown
+
+    try:
+        entry = directory.authenticate(username, password)
+    except DirectoryDown as exc:
+        return "down", str(exc)
+    return ("ok", entry) if entry is not None else ("wrong", None)
+
+
+def _directory_user(s: Session, db: Database, username: str, entry: Any) -> User | None:
+    """The local record of a directory user (made on first sign-in), with the roles its
+    groups map to in each space the mapping names."""
+    from ferryman.db.models import Space, SpaceMember
+
+    user = s.scalar(select(User).where(User.username == username))
+    if user is None:
+        validate.username(username)
+        user = User(
+            username=username,
+            password_hash=_hasher.hash(secrets.token_urlsafe(32)),  # never used
+            email=entry.email,
+            source="ldap",
+        )
+        s.add(user)
+        s.flush()
+        record(s, SYSTEM, "user.create", f"user:{username}", source="ldap")
+    if not user.is_active:
+        return None
+    user.email = entry.email or user.email
+    for space_name, role in db.directory.roles(entry.groups).items():
+        space = s.scalar(select(Space).where(Space.name == space_name))
+        if space is None:
+            continue
+        member = s.get(SpaceMember, (space.id, user.id))
+        if role is None and member is not None:
+            s.delete(member)
+        elif role is not None and member is None:
+            s.add(SpaceMember(space_id=space.id, user_id=user.id, role=role))
+        elif role is not None and member is not None:
+            member.role = role
+    s.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    return user
+
+
+def _authenticate(
+    s: Session, db: Database, username: str, password: str, directory: tuple[str, Any]
+) -> User | None:
+    verdict, found = directory
+    if verdict == "skip":
+        return _sign_in(s, username, password)
+    if verdict == "ok":
+        return _directory_user(s, db, username, found)
+    if verdict == "down":
+        raise AuthenticationFailed(
+            "the directory (LDAP) cannot be reached; local accounts can still sign in"
+        )
+    return None
+
+
 def login(
     db: Database,
     username: str,
@@ -233,8 +304,9 @@ def login(
     """Check the password and issue a new API token (shown once, stored hashed)."""
     with db.read() as s:
         _refuse_when_guessing(s, username, ip)
+    directory = _directory_first(db, username, password)
     with db.transaction() as s:
-        user = _sign_in(s, username, password)
+        user = _authenticate(s, db, username, password, directory)
         if user is not None:
             token = _issue(s, user, token_name, sorted(ALL_SCOPES), expires_in_days)
             record(s, _actor(user, ip), "user.login", f"user:{username}", token_name=token_name)
@@ -247,8 +319,9 @@ def start_session(db: Database, username: str, password: str, *, ip: str = "") -
     """Sign in for the web: returns (cookie secret, CSRF token). Rate-limited like ``login``."""
     with db.read() as s:
         _refuse_when_guessing(s, username, ip)
+    directory = _directory_first(db, username, password)
     with db.transaction() as s:
-        user = _sign_in(s, username, password)
+        user = _authenticate(s, db, username, password, directory)
         if user is not None:
             secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
             s.add(
