@@ -311,3 +311,32 @@ def test_a_channel_failing_three_times_is_delivered_once_with_every_attempt_reco
     notifications.save_channel(
         world.db, SYSTEM, SPACE, "flaky", "slack", {"url": f"{base}/flaky"}, enabled=False
     )
+
+
+def test_a_deploy_holding_its_environment_too_long_is_announced_once(world, receiver):
+    from datetime import timedelta
+
+    from ferryman.db.models import utcnow
+
+    handler, base = receiver
+    notifications.save_channel(
+        world.db,
+        SYSTEM,
+        SPACE,
+        "locks",
+        "webhook",
+        {"url": f"{base}/locks"},
+        events=["lock.held_long"],
+    )
+    deploy_id = world.queued_deploy()
+    with world.db.transaction() as s:
+        row = s.get(Deploy, deploy_id)
+        row.status, row.started_at = "running", utcnow() - timedelta(minutes=45)
+    assert notifications.warn_long_locks(world.db, 30) == 1
+    assert notifications.warn_long_locks(world.db, 30) == 0  # once
+    deliver_all(world)
+    payload = json.loads(next(c for c in handler.calls if c["path"] == "/locks")["body"])
+    assert payload["event"] == "lock.held_long" and payload["data"]["minutes"] >= 45
+    assert payload["data"]["deploy_id"] == deploy_id
+    with world.db.transaction() as s:
+        s.get(Deploy, deploy_id).status = "failed"

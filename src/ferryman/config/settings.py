@@ -20,6 +20,7 @@ class Settings:
     drain_grace_seconds: float = 600.0
     public_url: str = "http://127.0.0.1:8080"  # links in notifications
     notify_backoff_seconds: float = 5.0  # first retry of a failed notification; doubles
+    lock_warn_minutes: float = 30.0  # a deploy running longer is announced (lock.held_long)
 
     @property
     def ssh_key(self) -> Path:
@@ -59,4 +60,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         drain_grace_seconds=float(env.get("FERRYMAN_DRAIN_GRACE", "600")),
         public_url=env.get("FERRYMAN_PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/"),
         notify_backoff_seconds=float(env.get("FERRYMAN_NOTIFY_BACKOFF", "5")),
+        lock_warn_minutes=float(env.get("FERRYMAN_LOCK_WARN_MINUTES", "30")),
     )

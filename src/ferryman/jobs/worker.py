@@ -25,7 +25,7 @@ from ferryman.db.session import Database
 from ferryman.notify import dispatcher
 from ferryman.pipeline.recover import recover
 from ferryman.pipeline.runner import run_deploy
-from ferryman.services import queue
+from ferryman.services import notifications, queue
 
 log = logging.getLogger(__name__)
 Runner = Callable[[Database, Settings, int, str], Awaitable[str]]
@@ -117,7 +117,14 @@ class Worker:
             self._slots.release()
 
     async def _reap(self) -> None:
-        """Take over deploys whose worker is gone and put their hosts in order."""
+        """Take over deploys whose worker is gone and put their hosts in order; tell people
+        about deploys holding their environment unusually long."""
+        try:
+            await asyncio.to_thread(
+                notifications.warn_long_locks, self.db, self.settings.lock_warn_minutes
+            )
+        except Exception:
+            log.exception("looking for long-held locks failed")
         try:
             lost = await asyncio.to_thread(
                 queue.take_over_lost, self.db, self.name, self.settings.lock_lease_seconds

@@ -130,6 +130,25 @@ async def run(ctx: Context) -> None:
         raise
     if failed:
         ctx.recorder.log(f"done; within max_failed: {failed}")
+    await asyncio.to_thread(prune_artifacts, ctx)
+
+
+def prune_artifacts(ctx: Context) -> None:
+    """Keep the artifacts of the newest ``keep_releases`` deploys of this environment (a host
+    that rolls back needs none: its old releases are on disk)."""
+    from sqlalchemy import select
+
+    from ferryman.db.models import Deploy
+
+    with ctx.db.read() as s:
+        ids = s.scalars(
+            select(Deploy.id)
+            .where(Deploy.project_id == ctx.project_id, Deploy.env == ctx.env_name)
+            .order_by(Deploy.id.desc())
+        ).all()
+    root = ctx.settings.home / "artifacts"
+    for deploy_id in ids[ctx.env.keep_releases :]:
+        shutil.rmtree(root / f"deploy-{deploy_id}", ignore_errors=True)
 
 
 async def _tell_rollback(ctx: Context, space_id: int, failed: dict[str, str]) -> None:

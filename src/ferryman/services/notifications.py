@@ -181,6 +181,7 @@ def test_channel(db: Database, actor: Actor, channel_id: int) -> int:
         delivery = NotifyDelivery(channel_id=row.id, event="test", message=message.to_dict())
         s.add(delivery)
         s.flush()
+        record(s, actor, "notify.test", f"channel:{row.name}", space_id=row.space_id)
         return delivery.id
 
 
@@ -311,3 +312,40 @@ def emit_for_deploy(db: Database, deploy_id: int, event: str) -> None:
         deploy = s.get(Deploy, deploy_id)
         if deploy is not None:
             deploy_event(s, event, deploy)
+
+
+def warn_long_locks(db: Database, minutes: float) -> int:
+    """Announce (once) every deploy that has held its environment for more than ``minutes``:
+    running, or paused waiting for a person."""
+    from datetime import timedelta
+
+    from ferryman.db.models import utcnow
+
+    cutoff = utcnow() - timedelta(minutes=minutes)
+    count = 0
+    with db.transaction() as s:
+        for deploy in s.scalars(
+            select(Deploy).where(
+                Deploy.status.in_(("running", "paused")), Deploy.started_at < cutoff
+            )
+        ):
+            if (deploy.options or {}).get("lock_warned"):
+                continue
+            deploy.options = {**(deploy.options or {}), "lock_warned": True}
+            project = s.get(Project, deploy.project_id)
+            if project is None or deploy.started_at is None:
+                continue
+            held = int((utcnow() - deploy.started_at).total_seconds() // 60)
+            from ferryman.db.models import Space
+
+            space = s.get(Space, project.space_id)
+            emit(
+                s,
+                "lock.held_long",
+                project,
+                deploy.env,
+                {"deploy_id": deploy.id, "minutes": held, "actor": deploy.requested_by_name},
+                f"/s/{space.name if space else 'default'}/deploys/{deploy.id}",
+            )
+            count += 1
+    return count
