@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
+import shutil
+import socket
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
@@ -137,3 +146,76 @@ def create_admin(db: Database) -> None:
 
 
 __all__ = ["Fleet"]
+
+
+@contextlib.contextmanager
+def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real ``ferryman serve`` (embedded worker) on a free loopback port; yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    full = {**os.environ, "FERRYMAN_HOME": str(home), "FERRYMAN_WORKER_POLL": "0.2", **(env or {})}
+    full.pop("FERRYMAN_URL", None)
+    full.pop("FERRYMAN_TOKEN", None)
+    exe = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
+    proc = subprocess.Popen(
+        [exe, "serve", "--port", str(port)],
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url + "/healthz", timeout=1)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("server did not start: " + proc.stderr.read().decode()) from None
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
+def postgres_with_key(tmp_path: Path) -> Iterator[Database]:
+    """A fresh PostgreSQL database with a secret key attached, dropped afterwards (skipped,
+    or failed where databases are required, when PostgreSQL or pg_dump is missing)."""
+    import pytest
+
+    from ferryman.bootstrap import attach_key
+    from ferryman.secretbox import SecretBox, new_key
+    from ferryman.testing import databases
+
+    reason = databases.unavailable("postgresql")
+    if reason or not shutil.which("pg_dump"):
+        if os.environ.get("FERRYMAN_REQUIRE_DATABASES"):
+            pytest.fail(reason or "pg_dump is missing")
+        pytest.skip(reason or "pg_dump is missing")
+    url = databases.create("postgresql", tmp_path)
+    db = Database(url)
+    try:
+        db.upgrade()
+        attach_key(db, SecretBox(new_key()))
+        yield db
+    finally:
+        db.dispose()
+        databases.drop(url)
+
+
+def pg_dump(db: Database) -> bytes:
+    db.dispose()
+    return subprocess.run(
+        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", db.url.rsplit("/", 1)[1]],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout

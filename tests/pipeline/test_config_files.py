@@ -4,24 +4,19 @@ never stored or logged in plain text."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from ferryman.api.app import create_app
-from ferryman.bootstrap import attach_key
 from ferryman.db.session import Database
 from ferryman.errors import ConfigError, Conflict
 from ferryman.secretbox import SecretBox, load_key, new_key
 from ferryman.services import config_files, deploy_views, deploys, inventory, secrets, spaces, users
 from ferryman.services.audit import SYSTEM
 from ferryman.services.secrets import rotate_all
-from ferryman.testing import databases
 from ferryman.testing.fleet import FleetHost
 from tests.conftest import set_approval
 from tests.helpers import (
@@ -31,6 +26,8 @@ from tests.helpers import (
     deploy,
     finish,
     live,
+    pg_dump,
+    postgres_with_key,
     project_config,
     rollback,
     unique,
@@ -318,29 +315,12 @@ def test_config_api_masks_secrets_keeps_history_and_follows_the_roles(db, settin
 
 
 def test_config_files_are_ciphertext_in_a_postgresql_dump(tmp_path: Path):
-    reason = databases.unavailable("postgresql")
-    if reason or not shutil.which("pg_dump"):
-        if os.environ.get("FERRYMAN_REQUIRE_DATABASES"):
-            pytest.fail(reason or "pg_dump is missing")
-        pytest.skip(reason or "pg_dump is missing")
-    url = databases.create("postgresql", tmp_path)
-    try:
-        db = Database(url)
-        db.upgrade()
-        attach_key(db, SecretBox(new_key()))
+    with postgres_with_key(tmp_path) as db:
         config = project_config("pgcfg", "file:///nonexistent", [])
         config["environments"]["production"]["hosts"] = ["127.0.0.1:1"]
         apply(db, config)
         config_files.set_file(db, ADMIN, "pgcfg", "production", "app.ini", f"key={VALUE}\n")
         set_approval(db, "production", False)
         deploys.request_deploy(db, ADMIN, "pgcfg", "production", "v1")  # snapshots the file
-        db.dispose()
-        dump = subprocess.run(
-            ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", url.rsplit("/", 1)[1]],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
-        assert b"enc:" in dump and VALUE.encode() not in dump
-    finally:
-        databases.drop(url)
+        dump = pg_dump(db)
+    assert b"enc:" in dump and VALUE.encode() not in dump

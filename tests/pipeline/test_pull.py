@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import http.server
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ from ferryman.services import agents, deploy_views, deploys, projects
 from ferryman.services.audit import SYSTEM
 from ferryman.testing.fleet import FleetHost
 from tests.conftest import set_approval
-from tests.helpers import ADMIN, Repo, live, read_live, unique
+from tests.helpers import ADMIN, Repo, live, read_live, running_server, unique
 
 pytestmark = pytest.mark.fleet
 
@@ -40,35 +38,10 @@ def _free_port() -> int:
 def server(settings) -> Iterator[tuple[str, object]]:
     db = prepare_home(settings)
     set_approval(db, "production", False)
-    port = _free_port()
-    env = {**os.environ, "FERRYMAN_HOME": str(settings.home), "FERRYMAN_WORKER_POLL": "0.2"}
-    exe = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
-    serve_log = open(settings.home / "serve.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [exe, "serve", "--port", str(port)],
-        env=env,
-        stdout=serve_log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("server did not start")
-            time.sleep(0.1)
     try:
-        yield url, db
+        with running_server(settings.home) as url:
+            yield url, db
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         db.dispose()
 
 

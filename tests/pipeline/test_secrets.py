@@ -13,15 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ferryman.api.app import create_app
-from ferryman.bootstrap import attach_key, prepare_home
+from ferryman.bootstrap import prepare_home
 from ferryman.config.settings import load_settings
-from ferryman.db.session import Database
 from ferryman.errors import ConfigError
-from ferryman.secretbox import SecretBox, new_key
 from ferryman.services import deploy_views, secrets, spaces, users
 from ferryman.services.audit import SYSTEM
-from ferryman.testing import databases
-from tests.helpers import Repo, apply, deploy, project_config, unique
+from tests.helpers import Repo, apply, deploy, pg_dump, postgres_with_key, project_config, unique
 
 pytestmark = pytest.mark.fleet
 VALUE = "pa55-Word_of-the-day!"
@@ -82,31 +79,13 @@ def test_developers_see_names_masters_read_values_and_every_read_is_audited(db, 
 
 
 def test_secrets_are_ciphertext_in_a_postgresql_dump(tmp_path: Path):
-    reason = databases.unavailable("postgresql")
-    if reason or not shutil.which("pg_dump"):
-        if os.environ.get("FERRYMAN_REQUIRE_DATABASES"):
-            pytest.fail(reason or "pg_dump is missing")
-        pytest.skip(reason or "pg_dump is missing")
-    url = databases.create("postgresql", tmp_path)
-    try:
-        db = Database(url)
-        db.upgrade()
-        attach_key(db, SecretBox(new_key()))
+    with postgres_with_key(tmp_path) as db:
         config = project_config("pgvault", "file:///nonexistent", [])
         config["environments"]["production"]["hosts"] = ["127.0.0.1:1"]
         apply(db, config)
         secrets.set_secret(db, SYSTEM, "pgvault", "production", "TOKEN", VALUE)
-        db.dispose()
-        name = url.rsplit("/", 1)[1]
-        dump = subprocess.run(
-            ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", name],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
-        assert b"enc:" in dump and VALUE.encode() not in dump
-    finally:
-        databases.drop(url)
+        dump = pg_dump(db)
+    assert b"enc:" in dump and VALUE.encode() not in dump
 
 
 def test_key_rotation_keeps_secrets_and_a_wrong_key_stops_the_server(tmp_path: Path, monkeypatch):

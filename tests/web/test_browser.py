@@ -10,30 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ferryman.bootstrap import prepare_home
 from ferryman.services import spaces, users
 from ferryman.services.audit import SYSTEM
-from tests.helpers import Repo, read_live, unique
+from tests.helpers import Repo, read_live, running_server, unique
 
 pytestmark = pytest.mark.fleet
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -43,34 +32,8 @@ def server(settings) -> Iterator[str]:
         users.create_user(db, name, PASSWORD)
         spaces.set_member(db, SYSTEM, "default", name, role)
     db.dispose()
-    port = _free_port()
-    env = {**os.environ, "FERRYMAN_HOME": str(settings.home), "FERRYMAN_WORKER_POLL": "0.2"}
-    exe = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
-    proc = subprocess.Popen(
-        [exe, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("server did not start: " + proc.stderr.read().decode())
-            time.sleep(0.1)
-    try:
+    with running_server(settings.home) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture

@@ -93,6 +93,13 @@ def websocket_route(
     return router.websocket(path)
 
 
+def wake_worker(request: Request) -> None:
+    """A deploy was queued by this process: its embedded worker starts it without polling."""
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None:
+        worker.wake()
+
+
 def perm(action: str) -> dict[str, Any]:
     """``openapi_extra`` for a route: the action it performs (must be in the table)."""
     assert action in ACTIONS, action

@@ -6,8 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from ferryman.api.deps import DB, CurrentActor, perm
-from ferryman.api.routes.projects import wake_worker
+from ferryman.api.deps import DB, CurrentActor, perm, wake_worker
 from ferryman.api.schemas import ReasonBody, RetryBody
 from ferryman.services import deploy_views, deploys, rollouts
 

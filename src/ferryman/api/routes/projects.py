@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from ferryman.api.deps import DB, CurrentActor, SettingsDep, perm
+from ferryman.api.deps import DB, CurrentActor, SettingsDep, perm, wake_worker
 from ferryman.api.schemas import CopyBody, DeployBody, DetectBody, MemberBody, RollbackBody
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
@@ -20,12 +20,6 @@ from ferryman.services import deploy_views, deploys, projects, repos, rollouts
 from ferryman.services.audit import Actor
 
 router = APIRouter()
-
-
-def wake_worker(request: Request) -> None:
-    worker = getattr(request.app.state, "worker", None)
-    if worker is not None:
-        worker.wake()
 
 
 @router.get("/projects", tags=["projects"], openapi_extra=perm("project.read"))

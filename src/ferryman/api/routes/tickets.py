@@ -6,8 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from ferryman.api.deps import DB, CurrentActor, SettingsDep, perm
-from ferryman.api.routes.projects import wake_worker
+from ferryman.api.deps import DB, CurrentActor, SettingsDep, perm, wake_worker
 from ferryman.api.schemas import (
     CommentBody,
     ReasonBody,

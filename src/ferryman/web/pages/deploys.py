@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ferryman.api.deps import DB
+from ferryman.api.deps import DB, wake_worker
 from ferryman.services import audit_views, deploy_views, deploys, rollouts
 from ferryman.web.render import page, redirect
 from ferryman.web.session import check_csrf, signed_in
@@ -66,9 +66,7 @@ def rollout_action(
     check_csrf(web, csrf)
     assert web.actor is not None
     rollouts.request(db, web.actor, deploy_id, action)
-    worker = getattr(request.app.state, "worker", None)
-    if worker is not None:
-        worker.wake()
+    wake_worker(request)
     said = {
         "continue": web._("Continuing the rollout."),
         "abort": web._("Aborting the rollout."),

@@ -9,7 +9,7 @@ import yaml
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from ferryman.api.deps import DB
+from ferryman.api.deps import DB, wake_worker
 from ferryman.config.project import parse_project
 from ferryman.errors import ConfigError, FerrymanError
 from ferryman.services import config_files, deploy_views, deploys, inventory, projects
@@ -256,16 +256,10 @@ def rollback(
     check_csrf(web, csrf)
     assert web.actor is not None
     deploy = deploys.request_rollback(db, web.actor, _ref(space, name), env, to or None)
-    _wake(request)
+    wake_worker(request)
     return redirect(
         request, f"/s/{space}/deploys/{deploy.id}", web._("Rollback #%(id)s queued.", id=deploy.id)
     )
-
-
-def _wake(request: Request) -> None:
-    worker = getattr(request.app.state, "worker", None)
-    if worker is not None:
-        worker.wake()
 
 
 # --- config files ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ferryman.api.deps import DB, SettingsDep
+from ferryman.api.deps import DB, SettingsDep, wake_worker
 from ferryman.domain import tickets as states
 from ferryman.errors import FerrymanError
 from ferryman.services import projects, tickets
@@ -234,7 +234,7 @@ def ticket_action(
         said = web._("Submitted for approval.")
     elif action == "deploy":
         done = tickets.deploy_ticket(db, actor, ticket_id, schedule)
-        _wake(request)
+        wake_worker(request)
         said = web._("Deploy #%(id)s queued.", id=done["deploy_id"])
         go_to = f"/s/{space}/deploys/{done['deploy_id']}"
     elif action == "cancel":
@@ -242,7 +242,7 @@ def ticket_action(
         said = web._("Cancelled.")
     elif action == "rollback":
         made = tickets.rollback_ticket(db, actor, ticket_id, comment)
-        _wake(request)
+        wake_worker(request)
         said = web._("Rollback ticket #%(id)s queued.", id=made["id"])
         go_to = f"/s/{space}/deploys/{made['deploy_id']}"
     else:
@@ -250,9 +250,3 @@ def ticket_action(
 
         raise NotFound(f"no ticket action {action!r}")
     return redirect(request, go_to, said)
-
-
-def _wake(request: Request) -> None:
-    worker = getattr(request.app.state, "worker", None)
-    if worker is not None:
-        worker.wake()
