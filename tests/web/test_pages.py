@@ -291,3 +291,39 @@ def test_the_servers_page_issues_a_pull_mode_install_one_liner_once(world):
         f"/s/{SPACE}/servers/{server_id}/agent", data={"csrf": csrf_of(reporter)}
     )
     assert refused.status_code == 403
+
+
+def test_masters_manage_notification_channels_in_the_browser_and_secrets_stay_hidden(world):
+    master = browser(world, "master")
+    token = csrf_of(master)
+    saved = master.post(
+        f"/s/{SPACE}/notify",
+        data={
+            "csrf": token,
+            "name": "team-ding",
+            "kind": "dingtalk",
+            "language": "zh_CN",
+            "settings": "url=https://oapi.dingtalk.com/robot/send?access_token=tok\nsecret=SECx",
+            "events": ["deploy.failed", "ticket.submitted"],
+            "enabled": "1",
+        },
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    shown = master.get(f"/s/{SPACE}/notify").text
+    assert "team-ding" in shown and "deploy.failed" in shown
+    assert "SECx" not in shown and "access_token=tok" not in shown
+    bad = master.post(
+        f"/s/{SPACE}/notify", data={"csrf": token, "name": "x", "kind": "fax", "settings": ""}
+    )
+    assert bad.status_code == 422 and "kind" in bad.text
+    channel_id = re.search(r"/notify/(\d+)/test", shown).group(1)
+    assert (
+        master.post(
+            f"/s/{SPACE}/notify/{channel_id}/test", data={"csrf": token}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    developer = browser(world, "developer")
+    assert developer.get(f"/s/{SPACE}/notify").status_code == 403
+    assert f"/s/{SPACE}/notify" not in developer.get(f"/s/{SPACE}/").text

@@ -9,14 +9,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ferryman.errors import FerrymanError
-from ferryman.web.pages import account, deploys, projects, space, tickets
+from ferryman.web.pages import account, deploys, notify, projects, space, tickets
 from ferryman.web.render import page
 from ferryman.web.session import LoginRequired, Web, language
 
 STATIC = Path(__file__).parent / "static"
 
 router = APIRouter(include_in_schema=False)
-for module in (account, space, projects, tickets, deploys):
+for module in (account, space, projects, tickets, deploys, notify):
     router.include_router(module.router)
 
 

@@ -1,0 +1,116 @@
+"""Notification channels of a space: list, add or replace, test, and the recent deliveries with
+every attempt. Secrets are shown as ``***`` and kept when sent back so."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from ferryman.api.deps import DB
+from ferryman.errors import FerrymanError
+from ferryman.notify.channels import CHANNELS
+from ferryman.notify.message import EVENTS
+from ferryman.services import notifications
+from ferryman.web.render import page, redirect
+from ferryman.web.session import Web, check_csrf, signed_in
+
+router = APIRouter()
+Csrf = Annotated[str, Form()]
+
+
+def _page(
+    request: Request,
+    web: Web,
+    db: Any,
+    space: str,
+    error: str = "",
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    assert web.actor is not None
+    channels = notifications.list_channels(db, web.actor, space)
+    recent = {c["id"]: notifications.deliveries(db, web.actor, c["id"], 10) for c in channels}
+    return page(
+        request,
+        web,
+        "notify.html",
+        status=status,
+        channels=channels,
+        recent=recent,
+        kinds=sorted(CHANNELS),
+        events=EVENTS,
+        error=error,
+        values=values or {},
+    )
+
+
+@router.get("/s/{space}/notify", response_class=HTMLResponse)
+def notify_page(request: Request, space: str, db: DB) -> HTMLResponse:
+    web = signed_in(request, db, space)
+    return _page(request, web, db, space)
+
+
+@router.post("/s/{space}/notify", response_model=None)
+async def save(request: Request, space: str, db: DB) -> Response:
+    import asyncio
+
+    web = await asyncio.to_thread(signed_in, request, db, space)
+    form = await request.form()
+    check_csrf(web, str(form.get("csrf", "")))
+    assert web.actor is not None
+    values = {k: str(v) for k, v in form.items()}
+    settings: dict[str, Any] = {}
+    for line in values.get("settings", "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            settings[key.strip()] = value.strip()
+    if "port" in settings and settings["port"].isdigit():
+        settings["port"] = int(settings["port"])
+    if values.get("to"):
+        settings["to"] = [x.strip() for x in values["to"].replace(",", " ").split() if x.strip()]
+
+    def lines(name: str) -> list[str]:
+        return [x.strip() for x in values.get(name, "").splitlines() if x.strip()]
+
+    try:
+        await asyncio.to_thread(
+            notifications.save_channel,
+            db,
+            web.actor,
+            space,
+            values.get("name", "").strip(),
+            values.get("kind", ""),
+            settings,
+            language=values.get("language", "en"),
+            events=[str(e) for e in form.getlist("events")],
+            projects=lines("projects"),
+            envs=lines("envs"),
+            enabled=values.get("enabled") == "1",
+        )
+    except FerrymanError as exc:
+        if exc.http_status in (401, 403, 404):
+            raise
+        return await asyncio.to_thread(_page, request, web, db, space, exc.message, values, 422)
+    return redirect(request, f"/s/{space}/notify", web._("Channel saved."))
+
+
+@router.post("/s/{space}/notify/{channel_id}/{action}", response_model=None)
+def channel_action(
+    request: Request, space: str, channel_id: int, action: str, db: DB, csrf: Csrf
+) -> Response:
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    if action == "test":
+        notifications.test_channel(db, web.actor, channel_id)
+        said = web._("A test message is on its way.")
+    elif action == "delete":
+        notifications.delete_channel(db, web.actor, channel_id)
+        said = web._("Channel removed.")
+    else:
+        from ferryman.errors import NotFound
+
+        raise NotFound(f"no channel action {action!r}")
+    return redirect(request, f"/s/{space}/notify", said)
