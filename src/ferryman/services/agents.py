@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ferryman.db.models import AgentTask, AgentToken, Deploy, DeployHost, Project, utcnow
-from ferryman.db.session import Database
+from ferryman.db.session import Database, rowcount
 from ferryman.domain import validate
 from ferryman.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied
 from ferryman.services import deploy_records
@@ -75,7 +75,7 @@ def revoke(db: Database, actor: Actor, space: int | str, host: str) -> None:
             .where(AgentToken.space_id == found.id, AgentToken.host == key)
             .values(revoked=True)
         )
-        if not done.rowcount:  # type: ignore[attr-defined]
+        if not rowcount(done):
             raise NotFound(f"{key} has no agent token in {found.name}")
         record(s, actor, "agent.revoke", f"space:{found.name}/agent:{key}", space_id=found.id)
     _tokens.clear()

@@ -22,11 +22,10 @@ from ferryman.domain import config_files as cf
 from ferryman.domain import validate
 from ferryman.domain.manifest import excluded
 from ferryman.domain.masking import Masker
-from ferryman.domain.variables import NAMES as DEPLOY_NAMES
 from ferryman.errors import ConfigError, NotFound, ValidationError
 from ferryman.secretbox import SecretBox, is_sealed
 from ferryman.services.audit import Actor, record
-from ferryman.services.projects import effective_config, find_project
+from ferryman.services.projects import find_project
 
 # Known at preview time; the other deploy variables (RELEASE, COMMIT, …) only at deploy time.
 PREVIEW_NAMES = ("PROJECT", "ENV", "HOST", "WEBROOT", "RELEASES")
@@ -35,7 +34,7 @@ PREVIEW_NAMES = ("PROJECT", "ENV", "HOST", "WEBROOT", "RELEASES")
 # --- reading rows ----------------------------------------------------------------------------
 
 
-def _decode(box: SecretBox, row: Stored | ConfigVersion) -> cf.ConfigFile:
+def decode(box: SecretBox, row: Stored | ConfigVersion) -> cf.ConfigFile:
     data = json.loads(box.open(row.data))
     return cf.ConfigFile.from_dict({"path": row.path, "mode": row.mode, **data})
 
@@ -53,25 +52,25 @@ def _row(s: Session, project: Project, env: str, path: str) -> Stored | None:
     )
 
 
-def _existing(s: Session, project: Project, env: str, path: str) -> Stored:
+def existing(s: Session, project: Project, env: str, path: str) -> Stored:
     row = _row(s, project, env, path)
     if row is None:
         raise NotFound(f"{project.name} {env} has no config file {path!r}")
     return row
 
 
-def _env_config(project: Project, env: str) -> ProjectConfig:
+def env_config(project: Project, env: str) -> ProjectConfig:
     config = parse_project(project.config)
     config.environment(env)  # NotFound names the environments it has
     return config
 
 
-def _secret_masker(s: Session, box: SecretBox, project: Project, env: str) -> Masker:
-    values = [box.open(v) for v in _sealed_secrets(s, project, env).values()]
+def secret_masker(s: Session, box: SecretBox, project: Project, env: str) -> Masker:
+    values = [box.open(v) for v in sealed_secrets(s, project, env).values()]
     return Masker(values)
 
 
-def _sealed_secrets(s: Session, project: Project, env: str) -> dict[str, str]:
+def sealed_secrets(s: Session, project: Project, env: str) -> dict[str, str]:
     from ferryman.services.deploys import space_environment
 
     environment = space_environment(s, project, env)
@@ -130,7 +129,7 @@ def _save(
         version=row.version,
         change=change[:300],
     )
-    return summary(row, row.path in _env_config(project, env).environment(env).config_files)
+    return summary(row, row.path in env_config(project, env).environment(env).config_files)
 
 
 def set_file(
@@ -148,7 +147,7 @@ def set_file(
         cf.content(content)
     with db.transaction() as s:
         project = find_project(s, actor, project_ref, "config.manage")
-        _env_config(project, env)
+        env_config(project, env)
         row = _row(s, project, env, path)
         if row is None:
             if content is None:
@@ -164,7 +163,7 @@ def set_file(
             row = Stored(project_id=project.id, env=env, path=path, version=1, data="")
             s.add(row)
             return _save(s, db, actor, project, env, row, config, "created", "config.create")
-        old = _decode(db.box, row)
+        old = decode(db.box, row)
         config = cf.ConfigFile(
             path=path,
             mode=old.mode if mode is None else cf.mode(mode),
@@ -213,9 +212,9 @@ def set_override(
     values = cf.keys(keys or {})
     with db.transaction() as s:
         project = find_project(s, actor, project_ref, "config.manage")
-        _env_config(project, env)
-        row = _existing(s, project, env, path)
-        old = _decode(db.box, row)
+        env_config(project, env)
+        row = existing(s, project, env, path)
+        old = decode(db.box, row)
         override = cf.Override(scope=scope, content=content, set=values)
         kept = [o for o in old.overrides if o.scope != scope]
         config = cf.ConfigFile(path, old.mode, old.content, (*kept, override))
@@ -233,8 +232,8 @@ def delete_override(
     path, scope = cf.path(path), cf.scope(scope)
     with db.transaction() as s:
         project = find_project(s, actor, project_ref, "config.manage")
-        row = _existing(s, project, env, path)
-        old = _decode(db.box, row)
+        row = existing(s, project, env, path)
+        old = decode(db.box, row)
         kept = tuple(o for o in old.overrides if o.scope != scope)
         if len(kept) == len(old.overrides):
             raise NotFound(f"{path} has no override for {scope}")
@@ -258,7 +257,7 @@ def delete_file(db: Database, actor: Actor, project_ref: int | str, env: str, pa
     path = cf.path(path)
     with db.transaction() as s:
         project = find_project(s, actor, project_ref, "config.manage")
-        row = _existing(s, project, env, path)
+        row = existing(s, project, env, path)
         s.add(
             ConfigVersion(
                 project_id=project.id,
@@ -284,128 +283,6 @@ def delete_file(db: Database, actor: Actor, project_ref: int | str, env: str, pa
         )
 
 
-# --- reading ---------------------------------------------------------------------------------
-
-
-def list_files(db: Database, actor: Actor, project_ref: int | str, env: str) -> list[Any]:
-    """Every config file of the environment, and declared ones (YAML) not set yet."""
-    with db.read() as s:
-        project = find_project(s, actor, project_ref, "config.read")
-        declared = _env_config(project, env).environment(env).config_files
-        rows = s.scalars(
-            select(Stored)
-            .where(Stored.project_id == project.id, Stored.env == env)
-            .order_by(Stored.path)
-        ).all()
-        out: list[dict[str, Any]] = [summary(r, r.path in declared) for r in rows]
-        for row, item in zip(rows, out, strict=True):
-            item["overrides"] = [o.scope for o in _decode(db.box, row).overrides]
-        have = {r.path for r in rows}
-        out += [{"path": p, "declared": True, "missing": True} for p in declared if p not in have]
-        return out
-
-
-def get_file(
-    db: Database, actor: Actor, project_ref: int | str, env: str, path: str
-) -> dict[str, Any]:
-    """The template, its overrides and the variables it refers to (secret values masked)."""
-    path = cf.path(path)
-    with db.read() as s:
-        project = find_project(s, actor, project_ref, "config.read")
-        row = _existing(s, project, env, path)
-        config = _decode(db.box, row)
-        mask = _secret_masker(s, db.box, project, env)
-        names = set(_sealed_secrets(s, project, env))
-        out = summary(row, path in _env_config(project, env).environment(env).config_files)
-    texts = [config.content, *(o.content or "" for o in config.overrides)]
-    refs = sorted({n for t in texts for n in cf.references(t)})
-    out |= {
-        "content": mask(config.content),
-        "overrides": [
-            {
-                "scope": o.scope,
-                "content": None if o.content is None else mask(o.content),
-                "set": {k: mask(v) for k, v in o.set.items()},
-            }
-            for o in config.overrides
-        ],
-        "references": refs,
-        "secrets": [n for n in refs if n in names],
-    }
-    return out
-
-
-def history(
-    db: Database, actor: Actor, project_ref: int | str, env: str, path: str
-) -> list[dict[str, Any]]:
-    path = cf.path(path)
-    with db.read() as s:
-        project = find_project(s, actor, project_ref, "config.read")
-        rows = s.scalars(
-            select(ConfigVersion)
-            .where(
-                ConfigVersion.project_id == project.id,
-                ConfigVersion.env == env,
-                ConfigVersion.path == path,
-            )
-            .order_by(ConfigVersion.version.desc())
-        ).all()
-        if not rows:
-            raise NotFound(f"{project.name} {env} has no config file {path!r}, now or before")
-        return [
-            {
-                "version": r.version,
-                "mode": f"{r.mode:04o}",
-                "deleted": r.deleted,
-                "change": r.change,
-                "changed_by": r.changed_by,
-                "changed_at": r.changed_at.isoformat(),
-            }
-            for r in rows
-        ]
-
-
-def diff(
-    db: Database,
-    actor: Actor,
-    project_ref: int | str,
-    env: str,
-    path: str,
-    old: int | None = None,
-    new: int | None = None,
-) -> dict[str, Any]:
-    """A unified diff between two versions (default: the newest and the one before), with
-    secret values masked."""
-    path = cf.path(path)
-    with db.read() as s:
-        project = find_project(s, actor, project_ref, "config.read")
-        rows = {
-            r.version: r
-            for r in s.scalars(
-                select(ConfigVersion).where(
-                    ConfigVersion.project_id == project.id,
-                    ConfigVersion.env == env,
-                    ConfigVersion.path == path,
-                )
-            )
-        }
-        if not rows:
-            raise NotFound(f"{project.name} {env} has no config file {path!r}, now or before")
-        new = max(rows) if new is None else new
-        old = new - 1 if old is None else old
-        for number in (old, new):
-            if number != 0 and number not in rows:
-                raise NotFound(f"{path} has no version {number} (has 1-{max(rows)})")
-
-        def version(number: int) -> cf.ConfigFile | None:
-            row = rows.get(number)
-            return None if row is None or row.deleted else _decode(db.box, row)
-
-        text = cf.diff(version(old), version(new), f"{path} v{old}", f"{path} v{new}")
-        mask = _secret_masker(s, db.box, project, env)
-    return {"path": path, "from": old, "to": new, "diff": mask(text)}
-
-
 def host_identities(
     s: Session, project: Project, config: ProjectConfig, env: str
 ) -> dict[str, cf.HostIdentity]:
@@ -422,72 +299,6 @@ def host_identities(
     for spec in config.environment(env).hosts:
         names, labels = known.get(spec.key, ([], []))
         out[spec.key] = cf.HostIdentity(spec.key, tuple(names), tuple(labels))
-    return out
-
-
-def preview(
-    db: Database,
-    actor: Actor,
-    project_ref: int | str,
-    env: str,
-    host: str | None = None,
-    path: str | None = None,
-) -> list[dict[str, Any]]:
-    """What each host would get now: the effective file rendered with the variables known
-    before a deploy (secret values shown as ``***``; ``${RELEASE}`` and the other per-deploy
-    names are filled in at deploy time)."""
-    from ferryman.services.deploys import space_environment
-
-    wanted = cf.path(path) if path else None
-    with db.read() as s:
-        project = find_project(s, actor, project_ref, "config.read")
-        config = effective_config(s, project)
-        environment = config.environment(env)
-        idents = host_identities(s, project, config, env)
-        if host is not None:
-            key = validate.host(host).key
-            matched = [i for i in idents.values() if i.key == key or host in i.names]
-            if not matched:
-                raise NotFound(f"{host!r} is not a host of {project.name} {env}")
-            idents = {m.key: m for m in matched}
-        files = [
-            _decode(db.box, r)
-            for r in s.scalars(
-                select(Stored)
-                .where(Stored.project_id == project.id, Stored.env == env)
-                .order_by(Stored.path)
-            )
-            if wanted is None or r.path == wanted
-        ]
-        if wanted and not files:
-            raise NotFound(f"{project.name} {env} has no config file {wanted!r}")
-        variables = space_environment(s, project, env).variables
-        plain = {k: v for k, v in variables.items() if not is_sealed(v)}
-        secret_names = set(_sealed_secrets(s, project, env))
-        mask = _secret_masker(s, db.box, project, env)
-    base = {**plain, **dict.fromkeys(secret_names, "***")}
-    base |= {
-        "PROJECT": config.project,
-        "ENV": env,
-        "WEBROOT": environment.webroot,
-        "RELEASES": environment.releases,
-    }
-    out = []
-    for ident in idents.values():
-        for file in files:
-            template, scopes = cf.effective(file, ident)
-            text, unknown = cf.render(template, {**base, "HOST": ident.key})
-            out.append(
-                {
-                    "host": ident.key,
-                    "path": file.path,
-                    "mode": f"{file.mode:04o}",
-                    "overrides": scopes,
-                    "content": mask(text),
-                    "at_deploy": [n for n in unknown if n in DEPLOY_NAMES],
-                    "unknown": [n for n in unknown if n not in DEPLOY_NAMES],
-                }
-            )
     return out
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from ferryman.api.deps import DB, CurrentActor, perm
 from ferryman.api.schemas import ConfigFileBody, ConfigOverrideBody
-from ferryman.services import config_files
+from ferryman.services import config_files, config_views
 
 router = APIRouter(prefix="/projects/{project}/envs/{env}/config", tags=["config"])
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/projects/{project}/envs/{env}/config", tags=["config
 def list_files(project: str, env: str, db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
     """Every config file (path, mode, version, override scopes) and the ones the project's
     YAML declares but nobody has set yet (``missing``)."""
-    return config_files.list_files(db, actor, project, env)
+    return config_views.list_files(db, actor, project, env)
 
 
 @router.get("/preview", openapi_extra=perm("config.read"))
@@ -31,12 +31,12 @@ def preview(
     path: str | None = Query(None, max_length=500),
 ) -> list[dict[str, Any]]:
     """The file each host would get now, rendered (secret values as ``***``)."""
-    return config_files.preview(db, actor, project, env, host=host, path=path)
+    return config_views.preview(db, actor, project, env, host=host, path=path)
 
 
 @router.get("/files/{path:path}", openapi_extra=perm("config.read"))
 def get_file(project: str, env: str, path: str, db: DB, actor: CurrentActor) -> dict[str, Any]:
-    return config_files.get_file(db, actor, project, env, path)
+    return config_views.get_file(db, actor, project, env, path)
 
 
 @router.put("/files/{path:path}", openapi_extra=perm("config.manage"))
@@ -80,7 +80,7 @@ def delete_override(
 @router.get("/history/{path:path}", openapi_extra=perm("config.read"))
 def history(project: str, env: str, path: str, db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
     """Every version, newest first: who, when, what changed (also deletions)."""
-    return config_files.history(db, actor, project, env, path)
+    return config_views.history(db, actor, project, env, path)
 
 
 @router.get("/diff/{path:path}", openapi_extra=perm("config.read"))
@@ -94,4 +94,4 @@ def diff(
     new: int | None = Query(None, ge=1, alias="to"),
 ) -> dict[str, Any]:
     """A unified diff between two versions (default: the newest and the one before)."""
-    return config_files.diff(db, actor, project, env, path, old, new)
+    return config_views.diff(db, actor, project, env, path, old, new)

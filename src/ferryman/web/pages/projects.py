@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from ferryman.api.deps import DB, wake_worker
 from ferryman.config.project import parse_project
 from ferryman.errors import ConfigError, FerrymanError
-from ferryman.services import config_files, deploy_views, deploys, inventory, projects
+from ferryman.services import config_files, config_views, deploy_views, deploys, inventory, projects
 from ferryman.services.authz import project_role
 from ferryman.web import forms
 from ferryman.web.render import page, redirect
@@ -275,24 +275,24 @@ def config_page(
     envs = sorted(found.config.get("environments", {}))
     env = env if env in envs else (envs[0] if envs else "")
     ref = _ref(space, name)
-    files = config_files.list_files(db, web.actor, ref, env) if env else []
+    files = config_views.list_files(db, web.actor, ref, env) if env else []
     current = None
     history: list[dict[str, Any]] = []
     diff = ""
     previews: list[dict[str, Any]] = []
     if path:
         try:
-            current = config_files.get_file(db, web.actor, ref, env, path)
+            current = config_views.get_file(db, web.actor, ref, env, path)
         except FerrymanError:
             current = None
         try:
-            history = config_files.history(db, web.actor, ref, env, path)
+            history = config_views.history(db, web.actor, ref, env, path)
             if len(history) > 1:
-                diff = config_files.diff(db, web.actor, ref, env, path)["diff"]
+                diff = config_views.diff(db, web.actor, ref, env, path)["diff"]
         except FerrymanError:
             history = []
         previews = (
-            config_files.preview(db, web.actor, ref, env, host=host or None, path=path)
+            config_views.preview(db, web.actor, ref, env, host=host or None, path=path)
             if current
             else []
         )
