@@ -7,6 +7,7 @@ one commit per line. The console, the API and the tests all read these same reco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -134,29 +135,42 @@ class Recorder:
             self._stages_dirty = False
             if not (lines or steps or hosts or stages is not None):
                 return
+            write = asyncio.ensure_future(
+                asyncio.to_thread(
+                    deploy_records.write_batch,
+                    self.db,
+                    self.deploy_id,
+                    lines,
+                    steps,
+                    hosts,
+                    stages,
+                )
+            )
             try:
-                await asyncio.to_thread(self._write, lines, steps, hosts, stages)
-            except BaseException:
-                # keep the batch for the next flush (the database may be back by then)
-                self._lines[:0], self._steps[:0] = lines, steps
-                for host, values in hosts.items():
-                    self._hosts[host] = {**values, **self._hosts.get(host, {})}
-                self._stages_dirty = self._stages_dirty or stages is not None
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                # the thread cannot be stopped: let it finish; keep the batch only if it failed
+                with contextlib.suppress(Exception):
+                    await write
+                if write.exception() is not None:
+                    self._keep(lines, steps, hosts, stages)
+                raise
+            except Exception:
+                self._keep(lines, steps, hosts, stages)  # the database may be back next time
                 raise
 
-    def _write(
+    def _keep(
         self,
         lines: list[LogRecord],
         steps: list[StepRecord],
         hosts: dict[str, dict[str, str]],
         stages: list[dict[str, Any]] | None,
     ) -> None:
-        deploy_records.append_logs(self.db, self.deploy_id, lines)
-        deploy_records.record_steps(self.db, self.deploy_id, steps)
-        if hosts:
-            deploy_records.set_hosts(self.db, self.deploy_id, hosts)
-        if stages is not None:
-            deploy_records.set_stages(self.db, self.deploy_id, stages)
+        """Put a batch that was not written back in front of what came since."""
+        self._lines[:0], self._steps[:0] = lines, steps
+        for host, values in hosts.items():
+            self._hosts[host] = {**values, **self._hosts.get(host, {})}
+        self._stages_dirty = self._stages_dirty or stages is not None
 
     async def run_flusher(self) -> None:
         while True:

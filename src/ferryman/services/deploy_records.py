@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from ferryman.db.models import Deploy, DeployHost, DeployStep, HostState, LogLine, Release, utcnow
 from ferryman.db.session import Database
@@ -33,17 +34,20 @@ def set_stages(db: Database, deploy_id: int, stages: list[dict[str, Any]]) -> No
 def set_hosts(db: Database, deploy_id: int, rows: dict[str, dict[str, str]]) -> None:
     """Upsert per-host rows: {host: {status, previous_release, error}}."""
     with db.transaction() as s:
-        existing = {
-            h.host: h
-            for h in s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy_id))
-        }
-        for host, values in rows.items():
-            row = existing.get(host)
-            if row is None:
-                row = DeployHost(deploy_id=deploy_id, host=host)
-                s.add(row)
-            for key, value in values.items():
-                setattr(row, key, value)
+        _set_hosts(s, deploy_id, rows)
+
+
+def _set_hosts(s: Session, deploy_id: int, rows: dict[str, dict[str, str]]) -> None:
+    existing = {
+        h.host: h for h in s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy_id))
+    }
+    for host, values in rows.items():
+        row = existing.get(host)
+        if row is None:
+            row = DeployHost(deploy_id=deploy_id, host=host)
+            s.add(row)
+        for key, value in values.items():
+            setattr(row, key, value)
 
 
 @dataclass(frozen=True)
@@ -59,17 +63,21 @@ def append_logs(db: Database, deploy_id: int, lines: Sequence[LogRecord]) -> Non
     if not lines:
         return
     with db.transaction() as s:
-        s.add_all(
-            LogLine(
-                deploy_id=deploy_id,
-                host=r.host,
-                stage=r.stage,
-                stream=r.stream,
-                text=r.text[:4000],
-                ts=r.ts,
-            )
-            for r in lines
+        _append_logs(s, deploy_id, lines)
+
+
+def _append_logs(s: Session, deploy_id: int, lines: Sequence[LogRecord]) -> None:
+    s.add_all(
+        LogLine(
+            deploy_id=deploy_id,
+            host=r.host,
+            stage=r.stage,
+            stream=r.stream,
+            text=r.text[:4000],
+            ts=r.ts,
         )
+        for r in lines
+    )
 
 
 @dataclass(frozen=True)
@@ -87,19 +95,42 @@ def record_steps(db: Database, deploy_id: int, steps: Sequence[StepRecord]) -> N
     if not steps:
         return
     with db.transaction() as s:
-        s.add_all(
-            DeployStep(
-                deploy_id=deploy_id,
-                host=r.host,
-                stage=r.stage,
-                command=r.command,
-                exit_status=r.exit_status,
-                output=r.output,
-                started_at=r.started_at,
-                duration=r.duration,
-            )
-            for r in steps
+        _record_steps(s, deploy_id, steps)
+
+
+def _record_steps(s: Session, deploy_id: int, steps: Sequence[StepRecord]) -> None:
+    s.add_all(
+        DeployStep(
+            deploy_id=deploy_id,
+            host=r.host,
+            stage=r.stage,
+            command=r.command,
+            exit_status=r.exit_status,
+            output=r.output,
+            started_at=r.started_at,
+            duration=r.duration,
         )
+        for r in steps
+    )
+
+
+def write_batch(
+    db: Database,
+    deploy_id: int,
+    lines: Sequence[LogRecord],
+    steps: Sequence[StepRecord],
+    hosts: dict[str, dict[str, str]],
+    stages: list[dict[str, Any]] | None,
+) -> None:
+    """A recorder's batch in one transaction: all of it is written, or none (so a retry
+    never writes a line twice)."""
+    with db.transaction() as s:
+        _append_logs(s, deploy_id, lines)
+        _record_steps(s, deploy_id, steps)
+        if hosts:
+            _set_hosts(s, deploy_id, hosts)
+        if stages is not None:
+            s.execute(update(Deploy).where(Deploy.id == deploy_id).values(stages=stages))
 
 
 def record_releases(
