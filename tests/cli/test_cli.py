@@ -5,55 +5,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.helpers import Repo, project_config, read_live, unique
+from tests.helpers import Repo, project_config, read_live, running_server, unique
 
 pytestmark = pytest.mark.fleet
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(settings, tmp_path: Path):
-    port = _free_port()
     env = {
         **os.environ,
         "FERRYMAN_HOME": str(settings.home),
-        "FERRYMAN_WORKER_POLL": "0.2",
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
     }
     env.pop("FERRYMAN_URL", None)
     env.pop("FERRYMAN_TOKEN", None)
     exe = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
-    proc = subprocess.Popen(
-        [exe, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("server did not start: " + proc.stderr.read().decode())
-            time.sleep(0.1)
 
     def cli(*args: str, check: bool = True, user: str = "") -> subprocess.CompletedProcess[str]:
         """Run ``ferryman ARGS``; ``user`` picks a separate credentials file (one per user)."""
@@ -67,14 +39,8 @@ def server(settings, tmp_path: Path):
             )
         return result
 
-    try:
+    with running_server(settings.home, {"XDG_CONFIG_HOME": env["XDG_CONFIG_HOME"]}) as url:
         yield url, cli
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_a_team_deploys_checks_rolls_back_and_reads_logs_from_the_cli(
