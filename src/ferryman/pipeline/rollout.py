@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from ferryman.config.project import Strategy
@@ -35,8 +36,11 @@ class _Abort(Exception):
         self.how, self.reason, self.host, self.stage, self.what = how, reason, host, stage, what
 
 
+Action = Callable[[Target], Awaitable[None]]
+
+
 async def _each(
-    ctx: Context, stage: str, targets: list[Target], action: object
+    ctx: Context, stage: str, targets: list[Target], action: Action
 ) -> dict[str, BaseException]:
     """Run ``action`` per host (bounded), recording per-host progress; failures are returned,
     not raised (a gray release counts them). A cancel is raised."""
@@ -44,7 +48,7 @@ async def _each(
     async def timed(target: Target) -> None:
         start = time.monotonic()
         try:
-            await action(target)  # type: ignore[operator]
+            await action(target)
         except BaseException:
             ctx.recorder.stage_host(stage, target.key, False, time.monotonic() - start)
             raise
@@ -70,7 +74,7 @@ async def _lb(ctx: Context, which: str, target: Target) -> None:
 
 
 async def _step(
-    ctx: Context, state: rules.Rollout, stage: str, hosts: list[Target], action: object
+    ctx: Context, state: rules.Rollout, stage: str, hosts: list[Target], action: Action
 ) -> list[Target]:
     """One step of a batch on the hosts still in it; returns those that passed."""
     if not hosts:

@@ -82,9 +82,6 @@ def save_channel(
     validate.name(name, "channel name")
     with db.transaction() as s:
         found = visible_space(s, actor, space, "notify.manage")
-        from ferryman.services.authz import require
-
-        require(s, actor, "notify.manage", space_id=found.id)
         row = s.scalar(
             select(NotifyChannel).where(
                 NotifyChannel.space_id == found.id, NotifyChannel.name == name
