@@ -176,6 +176,13 @@ class Pull(_Strict):
     download_timeout: Duration = 600.0
 
 
+class Sandbox(_Strict):
+    """How code run on the deploy host for this environment (pre_deploy, post_deploy, lb_out,
+    lb_in, the checkout) is sandboxed. Limits are the server's (``FERRYMAN_SANDBOX_*``)."""
+
+    network: bool = True  # builds fetch packages; off: no network at all inside
+
+
 class Triggers(_Strict):
     """What a git webhook (GitLab, Gitea, GitHub) turns into a ticket for this environment."""
 
@@ -218,6 +225,7 @@ class Environment(_Strict):
     triggers: Triggers = Field(default_factory=Triggers)  # git webhooks that make tickets
     auto_deploy: bool = False  # a ticket made by a webhook is deployed at once (no approval)
     pull: Pull = Field(default_factory=Pull)
+    sandbox: Sandbox = Field(default_factory=Sandbox)
 
     @field_validator("config_files")
     @classmethod

@@ -130,6 +130,17 @@ class Space(Base):
     description: Mapped[str] = mapped_column(String(500), default="")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The server's first key pair (``ssh/id_ed25519``) is the default space's; every other
+    # space authenticates with its own (``ssh/spaces/<id>/id_ed25519``).
+    uses_server_key: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Fair workers: deploys of this space running at once (owners lower, superusers raise)
+    # and the longest task timeout its projects may ask for, in seconds.
+    max_running: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    max_task_timeout: Mapped[float] = mapped_column(default=3600.0, server_default="3600")
+    # file:// and local-path repositories (and submodules): off unless a superuser allows them.
+    allow_local_repos: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Pinned host keys of repository hosts (known_hosts lines), managed by masters.
+    repo_known_hosts: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class SpaceMember(Base):
@@ -170,6 +181,12 @@ class Server(Base):
     user: Mapped[str] = mapped_column(String(64), default="")
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
     description: Mapped[str] = mapped_column(String(500), default="")
+    # The pinned host key(s), known_hosts key lines ("ssh-ed25519 AAAA…"); empty: the
+    # install-wide known_hosts file (kept by the superuser) is consulted.
+    host_key: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The environments of the space this server serves: a deploy touching it needs their
+    # approval, whatever project or environment name it comes through.
+    environments: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=True)
     __table_args__ = (UniqueConstraint("space_id", "name"),)
 
 
@@ -223,6 +240,9 @@ class Ticket(Base):
     reviewed_by_name: Mapped[str] = mapped_column(String(64), default="")
     review_comment: Mapped[str] = mapped_column(Text, default="")
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What the approval covers: a digest of everything that decides what runs (commit, hooks,
+    # hosts, paths, strategy, config-file versions). Empty on approvals made before 0013.
+    approved_digest: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -257,6 +277,8 @@ class Deploy(Base):
     options: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # emergency, force
     # queued → running → success | failed; queued → cancelled
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    # Claim order: emergency rollbacks (0), rollbacks (10), then everything else (100).
+    priority: Mapped[int] = mapped_column(Integer, default=100, server_default="100")
     requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     requested_by_name: Mapped[str] = mapped_column(String(64), default="")
     config: Mapped[dict[str, Any]] = mapped_column(JSON)  # the project config as requested

@@ -40,6 +40,20 @@ class HostFacts:
         return None
 
 
+@dataclass(frozen=True)
+class SpaceAccess:
+    """What a deploy may use of its space: its own key pair, the host keys its masters pinned,
+    and the space's policy. Built by the runner from the database."""
+
+    id: int = 0
+    name: str = "default"
+    ssh_key: Path | None = None  # the space's private key; None: the server's own
+    host_keys: dict[str, str] = field(default_factory=dict)  # host key -> pinned key lines
+    repo_known_hosts: str = ""  # pinned repository host keys (known_hosts lines)
+    allow_local_repos: bool = False  # file:// and local paths (repo and submodules)
+    max_task_timeout: float = 86400.0
+
+
 @dataclass
 class Context:
     deploy_id: int
@@ -72,6 +86,7 @@ class Context:
     rollout: Rollout | None = None  # a gray release's plan and progress
     options: dict[str, Any] = field(default_factory=dict)  # emergency, force
     limit: int | None = None  # hosts at once when not the environment's ``parallel``
+    space: SpaceAccess = field(default_factory=SpaceAccess)
     resolved: Resolved | None = None
     release: str = ""
     facts: dict[str, HostFacts] = field(default_factory=dict)
@@ -254,9 +269,12 @@ def new_context(
     retry_of: int | None = None,
     config_files: list[ConfigFile] | None = None,
     host_ids: dict[str, HostIdentity] | None = None,
+    space: SpaceAccess | None = None,
 ) -> Context:
     """A context for one project environment: its hosts (all, or the chosen subset), its
-    layout, and an executor using the environment's key and known_hosts or the server's."""
+    layout, and an executor using the space's key and pinned host keys (a superuser may have
+    named other key and known_hosts paths in the environment)."""
+    space = space or SpaceAccess()
     env = config.environment(env_name)
     chosen = set(hosts or [])
     targets = [
@@ -272,8 +290,9 @@ def new_context(
         shared_dir=env.shared_dir or posixpath.join(posixpath.dirname(env.releases), "shared"),
     )
     executor = Executor(
-        client_key=Path(env.ssh_key) if env.ssh_key else settings.ssh_key,
+        client_key=Path(env.ssh_key) if env.ssh_key else space.ssh_key or settings.ssh_key,
         known_hosts=Path(env.known_hosts) if env.known_hosts else settings.known_hosts,
+        host_keys={} if env.known_hosts else space.host_keys,
         connect_timeout=env.connect_timeout,
     )
     return Context(
@@ -298,4 +317,5 @@ def new_context(
         env_variables=variables,
         config_files=list(config_files or []),
         host_ids=dict(host_ids or {}),
+        space=space,
     )

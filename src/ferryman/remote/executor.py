@@ -87,10 +87,12 @@ class Executor:
         *,
         client_key: Path,
         known_hosts: Path,
+        host_keys: dict[str, str] | None = None,
         connect_timeout: float = 15,
     ) -> None:
         self.client_key = client_key
         self.known_hosts = known_hosts
+        self.host_keys = dict(host_keys or {})  # target key -> pinned key lines
         self.connect_timeout = connect_timeout
         self._connections: dict[str, asyncssh.SSHClientConnection] = {}
         self._handshakes = asyncio.Semaphore(MAX_HANDSHAKES)
@@ -110,6 +112,7 @@ class Executor:
         if target.key in self._connections:
             return
         keys = self._client_keys()
+        trusted = self._trusted(target, stage)
         async with self._handshakes:
             try:
                 conn = await asyncio.wait_for(
@@ -118,7 +121,7 @@ class Executor:
                         target.port,
                         username=target.user,
                         client_keys=keys,
-                        known_hosts=str(self.known_hosts),
+                        known_hosts=trusted,
                         agent_path=None,
                         config=[],
                         preferred_auth="publickey",
@@ -130,8 +133,13 @@ class Executor:
                     timeout=self.connect_timeout + 5,
                 )
             except asyncssh.HostKeyNotVerifiable as exc:
+                where = (
+                    "it is not the key pinned for this server (`ferryman server trust`)"
+                    if target.key in self.host_keys
+                    else f"pin it with `ferryman server trust` (or add it to {self.known_hosts})"
+                )
                 raise RemoteError(
-                    f"host key not verified ({exc.reason}); add it to {self.known_hosts}",
+                    f"host key not verified ({exc.reason}); {where}",
                     host=target.key,
                     stage=stage,
                 ) from None
@@ -146,6 +154,22 @@ class Executor:
                     f"cannot connect: {_describe(exc)}", host=target.key, stage=stage
                 ) from None
         self._connections[target.key] = conn
+
+    def _trusted(
+        self, target: Target, stage: str
+    ) -> str | tuple[list[asyncssh.SSHKey], list[asyncssh.SSHKey], list[asyncssh.SSHKey]]:
+        """The host keys to accept from ``target``: its pinned keys, else the known_hosts
+        file (kept by the superuser). Never anything unverified."""
+        pinned = self.host_keys.get(target.key, "").strip()
+        if not pinned:
+            return str(self.known_hosts)
+        try:
+            keys = [asyncssh.import_public_key(line) for line in pinned.splitlines() if line]
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            raise RemoteError(
+                f"the pinned host key is unreadable: {exc}", host=target.key, stage=stage
+            ) from None
+        return keys, [], []
 
     def _conn(self, target: Target, stage: str) -> asyncssh.SSHClientConnection:
         try:
