@@ -64,15 +64,24 @@ ACTIONS: dict[str, Rule] = {
     "space.create": Rule(SUPER, True, "create a space"),
     "space.read": Rule(R, False, "see a space"),
     "space.manage": Rule(OWN, True, "rename or disable a space"),
+    "space.limit": Rule(
+        OWN, True, "lower the space's limits (running deploys, task timeout); raising is super"
+    ),
+    "space.policy": Rule(
+        SUPER, True, "raise a space's limits; allow file:// and local-path repositories"
+    ),
     "member.read": Rule(R, False, "list members and project role overrides"),
     "member.manage": Rule(OWN, True, "add, change or remove members and project overrides"),
     "environment.read": Rule(R, False, "list environments and their variables"),
     "environment.manage": Rule(M, True, "create, change or delete environments"),
     "server.read": Rule(R, False, "list servers"),
     "server.manage": Rule(M, True, "create, change or delete servers"),
+    "server.trust": Rule(M, True, "pin the SSH host key of a server or a repository host"),
     "project.read": Rule(R, False, "see projects, their config, releases and repository refs"),
-    "project.create": Rule(D, True, "create a project (its creator masters it)"),
-    "project.manage": Rule(M, True, "change, copy or delete projects"),
+    "project.create": Rule(M, True, "create a project"),
+    "project.manage": Rule(
+        M, True, "change, copy or delete projects (what runs: hooks, hosts, repository, paths)"
+    ),
     "project.detect": Rule(D, True, "run config detection against the hosts and repository"),
     "secret.manage": Rule(M, True, "set or delete a project's secret variables"),
     "secret.reveal": Rule(M, True, "read a secret's value (audited); others see only names"),

@@ -39,6 +39,7 @@ from ferryman.pipeline import (
 from ferryman.pipeline.context import Context, new_context
 from ferryman.secretbox import is_sealed
 from ferryman.services import config_files, deploys, locks, notifications, queue, rollouts
+from ferryman.services.space_access import space_access
 from ferryman.vcs.base import Resolved
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
         retry_of=deploy.retry_of,
         config_files=files,
         host_ids=host_ids,
+        space=space_access(db, settings, project.space_id),
     )
     ctx.options = dict(deploy.options or {})
     if deploy.rollout is not None:

@@ -46,6 +46,13 @@ def _refuse_if_active(s: Session, project: Project, env: str) -> None:
         )
 
 
+def claim_priority(kind: str, options: dict[str, Any] | None) -> int:
+    """Workers claim emergency rollbacks first, then rollbacks, then everything else."""
+    if kind == "rollback":
+        return 0 if (options or {}).get("emergency") else 10
+    return 100
+
+
 def select_hosts(config: ProjectConfig, env: str, hosts: Sequence[str] | None) -> list[str] | None:
     """The chosen subset as host keys (``None``: every host), each checked against the env."""
     if not hosts:
@@ -149,6 +156,7 @@ def create_deploy(
         rollout=plan,
         options=options or None,
         stages=[],
+        priority=claim_priority(kind, options),
     )
     s.add(deploy)
     s.flush()

@@ -18,6 +18,7 @@ from ferryman.pipeline.context import new_context
 from ferryman.pipeline.verify import verify as verify_hosts
 from ferryman.services import deploy_views, deploys, projects, repos, rollouts
 from ferryman.services.audit import Actor
+from ferryman.services.space_access import space_access
 
 router = APIRouter()
 
@@ -87,7 +88,13 @@ async def _check(
     found, config = await asyncio.to_thread(
         projects.project_config, db, actor, ref, "project.detect"
     )
-    ctx = new_context(db, settings, config, env)
+    ctx = new_context(
+        db,
+        settings,
+        config,
+        env,
+        space=await asyncio.to_thread(space_access, db, settings, found.space_id),
+    )
     results = as_dicts(await run_checks(ctx))
     ok = all(r["ok"] for r in results)
     await asyncio.to_thread(projects.record_detect, db, actor, found, env, ok)
@@ -196,7 +203,13 @@ async def releases(
     bad = await asyncio.to_thread(rollouts.bad_releases, db, found.id, env)
     rows = [{"host": h, **history.get(h, {"live": None, "releases": []})} for h in hosts]
     if verify:
-        ctx = new_context(db, settings, config, env)
+        ctx = new_context(
+            db,
+            settings,
+            config,
+            env,
+            space=await asyncio.to_thread(space_access, db, settings, found.space_id),
+        )
         seen = await verify_hosts(ctx, {r["host"]: r["live"] for r in rows})
         for row in rows:
             row.update(seen.get(row["host"], {}))
