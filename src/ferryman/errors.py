@@ -17,7 +17,8 @@ with the context a person needs to act (host, stage, command, exit code, tail of
     ├── Conflict                  conflict             409   1  state forbids it (deploy running)
     │   ├── LockHeld              lock_held            409   1  project+env lock held elsewhere
     │   ├── InvalidTransition     invalid_transition   409   1  ticket cannot go from here to there
-    │   └── TooEarly              too_early            409   1  a scheduled ticket before its time
+    │   ├── TooEarly              too_early            409   1  a scheduled ticket before its time
+    │   └── ApprovalStale         approval_stale       409   1  what runs changed since approval
     ├── Cancelled                 cancelled            409   1  a deploy stopped on request
     ├── RateLimited               rate_limited         429   1  too many failed sign-ins
     ├── VcsError                  vcs_failed           502   1  git / svn failed
@@ -117,6 +118,12 @@ class InvalidTransition(Conflict):
 
 class TooEarly(Conflict):
     code = "too_early"
+
+
+class ApprovalStale(Conflict):
+    """What a ticket would run changed after it was approved; it goes back to review."""
+
+    code = "approval_stale"
 
 
 class Cancelled(FerrymanError):

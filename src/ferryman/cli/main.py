@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ferryman import __version__
-from ferryman.cli import agent, configs, notify, rollout, teams, tickets
+from ferryman.cli import agent, configs, notify, rollout, teams, tickets, trust
 from ferryman.cli.client import Client, save_credentials
 from ferryman.cli.follow import follow
 from ferryman.cli.output import show
@@ -49,6 +49,7 @@ app.add_typer(configs.config_app, name="config")
 app.add_typer(agent.agent_app, name="agent")
 app.add_typer(notify.notify_app, name="notify")
 app.add_typer(rollout.rollout_app, name="rollout")
+_ = trust  # importing it registers `server trust`, `space trust-repo`, `space ssh-key`
 app.command("hook-secret")(notify.hook_secret)
 app.command("audit")(tickets.audit)
 app.command("stats")(tickets.stats)
@@ -162,11 +163,27 @@ def migrate() -> None:
 
 
 @app.command("ssh-key")
-def ssh_key() -> None:
-    """Print the server's public SSH key (created by the first `ferryman serve`)."""
+def ssh_key(
+    space: Annotated[
+        str | None, typer.Option("--space", help="A space's own key (default: the server's).")
+    ] = None,
+) -> None:
+    """Print the server's public SSH key (the default space's, created by the first
+    `ferryman serve`), or a space's own key. Run on the server; `ferryman space ssh-key`
+    asks a running server."""
     from ferryman.bootstrap import ensure_ssh_key
 
-    public, _ = ensure_ssh_key(load_settings())
+    settings = load_settings()
+    public, _ = ensure_ssh_key(settings)
+    if space is not None:
+        from ferryman.bootstrap import prepare_home
+        from ferryman.keys import public_key
+        from ferryman.services.audit import SYSTEM
+        from ferryman.services.host_keys import space_key
+
+        space_id, uses_server_key, _name = space_key(prepare_home(settings), SYSTEM, space)
+        console.print(public_key(settings, space_id, uses_server_key), highlight=False)
+        return
     console.print(public.read_text().strip(), highlight=False, soft_wrap=True)
 
 

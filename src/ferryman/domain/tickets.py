@@ -4,6 +4,7 @@
     approved → queued → running → succeeded | failed
     draft, pending_approval, approved, queued, running → cancelled
     failed → queued (a retry ships the same approved commit again)
+    approved, failed → pending_approval (what it would run changed since the approval)
 
 A ticket whose environment needs no approval goes from draft straight to approved. A rollback
 ticket is created approved (only masters may create one) and queued at once.
@@ -29,12 +30,12 @@ FINAL = frozenset({REJECTED, SUCCEEDED, CANCELLED})
 TRANSITIONS: dict[str, frozenset[str]] = {
     DRAFT: frozenset({PENDING, APPROVED, CANCELLED}),
     PENDING: frozenset({APPROVED, REJECTED, CANCELLED}),
-    APPROVED: frozenset({QUEUED, CANCELLED}),
+    APPROVED: frozenset({QUEUED, CANCELLED, PENDING}),
     REJECTED: frozenset(),
     QUEUED: frozenset({RUNNING, CANCELLED, FAILED}),
     RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED}),
     SUCCEEDED: frozenset(),
-    FAILED: frozenset({QUEUED}),  # a retry of its deploy
+    FAILED: frozenset({QUEUED, PENDING}),  # a retry of its deploy; back to review
     CANCELLED: frozenset(),
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ferryman.errors import ValidationError
 
@@ -167,3 +168,20 @@ def variables(values: dict[str, str], reserved: tuple[str, ...] = ()) -> dict[st
         if not isinstance(value, str) or "\x00" in value or len(value) > 4096:
             raise ValidationError(f"variables/{key}: a string without NUL, at most 4096 chars")
     return values
+
+
+def health_check_problem(http: str | None, tcp: str | None) -> str:
+    """Checks from the deploy host may only reach the host being checked."""
+    if http:
+        try:
+            host = urlsplit(http).netloc.rpartition("@")[2]
+        except ValueError:
+            return "http: not a URL"
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name != "{HOST}":
+            return "http: the URL's host must be {HOST} (the host being checked)"
+    if tcp:
+        name = tcp.rsplit(":", 1)[0]
+        if name != "{HOST}":
+            return "tcp: give {HOST}:PORT (the host being checked)"
+    return ""

@@ -276,6 +276,8 @@ def new_context(
     named other key and known_hosts paths in the environment)."""
     space = space or SpaceAccess()
     env = config.environment(env_name)
+    if env.task_timeout > space.max_task_timeout:  # the space's maximum wins
+        env = env.model_copy(update={"task_timeout": space.max_task_timeout})
     chosen = set(hosts or [])
     targets = [
         Target(key=h.key, address=h.address, port=h.port, user=env.user_for(h))

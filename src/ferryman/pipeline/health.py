@@ -9,6 +9,7 @@ import httpx
 
 from ferryman.commands import remote as cmd
 from ferryman.config.project import HealthCheck
+from ferryman.domain import validate
 from ferryman.domain.variables import task_script
 from ferryman.errors import FerrymanError
 from ferryman.pipeline.context import Context
@@ -27,6 +28,9 @@ def describe(check: HealthCheck, target: Target) -> str:
 
 async def _try(ctx: Context, check: HealthCheck, target: Target) -> str | None:
     """None when the check passes, else why not."""
+    problem = validate.health_check_problem(check.http, check.tcp)
+    if problem:  # a config from before the rule: never probe anything but the host
+        return problem
     if check.http:
         url = check.http.replace("{HOST}", _address(target))
         try:

@@ -22,7 +22,14 @@ from ferryman.db.models import (
 )
 from ferryman.db.session import Database
 from ferryman.domain import validate
-from ferryman.errors import ApprovalRequired, ConfigError, Conflict, NotFound, ValidationError
+from ferryman.errors import (
+    ApprovalRequired,
+    ApprovalStale,
+    ConfigError,
+    Conflict,
+    NotFound,
+    ValidationError,
+)
 from ferryman.services import config_files, rollouts
 from ferryman.services.audit import SYSTEM, Actor, record
 from ferryman.services.queue import cancel_queued, sync_ticket
@@ -213,6 +220,24 @@ def live_release(
     return (origin.ref if origin else ""), (row.commit if row else ""), name
 
 
+def _refuse_without_ticket(
+    s: Session, project: Project, env: str, hosts: Sequence[str] | None, how: str
+) -> None:
+    """A deploy without a ticket is refused when ``env`` needs approval, or when any server
+    it touches serves an environment that does (approval follows the servers)."""
+    from ferryman.services.approval import approving_environments, describe
+    from ferryman.services.projects import effective_config
+
+    config = effective_config(s, project)
+    chosen = select_hosts(config, env, hosts)
+    needed = approving_environments(s, project, config, env, chosen)
+    if needed:
+        hint = f" (`ferryman ticket create {project.name} --env {env}{' ' + how if how else ''}`)"
+        raise ApprovalRequired(
+            f"{describe(needed, env)}: create a ticket{hint}", env=env, approval=needed
+        )
+
+
 def request_config_deploy(
     db: Database,
     actor: Actor,
@@ -226,12 +251,7 @@ def request_config_deploy(
 
     with db.transaction() as s:
         project = find_project(s, actor, project_ref, "deploy.direct")
-        if space_environment(s, project, env).requires_approval:
-            raise ApprovalRequired(
-                f"{env} requires approval: create a ticket "
-                f"(`ferryman ticket create {project.name} --env {env} --config-only`)",
-                env=env,
-            )
+        _refuse_without_ticket(s, project, env, hosts, "--config-only")
         return create_deploy(s, actor, project, env, kind="config", hosts=hosts)
 
 
@@ -251,12 +271,7 @@ def request_deploy(
     validate.ref(ref)
     with db.transaction() as s:
         project = find_project(s, actor, project_ref, "deploy.direct")
-        if space_environment(s, project, env).requires_approval:
-            raise ApprovalRequired(
-                f"{env} requires approval: create a ticket "
-                f"(`ferryman ticket create {project.name} --env {env} --ref {ref}`)",
-                env=env,
-            )
+        _refuse_without_ticket(s, project, env, hosts, f"--ref {ref}")
         return create_deploy(
             s, actor, project, env, kind="deploy", ref=ref, hosts=hosts, not_before=not_before
         )
@@ -266,6 +281,27 @@ def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool 
     """Deploy a failed (or cancelled) deploy's commit again — to the same hosts, or only to
     those that failed — shipping its kept build when it is still there. A ticket's deploy is
     retried under the same ticket (its approval covers the same commit)."""
+    try:
+        return _retry(db, actor, deploy_id, failed_only)
+    except _Stale as stale:
+        from ferryman.domain.tickets import FAILED
+        from ferryman.services.tickets import back_to_review
+
+        if stale.status == FAILED:
+            back_to_review(db, actor, stale.ticket_id, stale.why)
+        raise ApprovalStale(
+            f"{stale.why}: ticket #{stale.ticket_id} needs a new approval before a retry",
+            ticket_id=stale.ticket_id,
+        ) from None
+
+
+class _Stale(Exception):
+    def __init__(self, why: str, ticket_id: int, status: str) -> None:
+        super().__init__(why)
+        self.why, self.ticket_id, self.status = why, ticket_id, status
+
+
+def _retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool) -> Deploy:
     from ferryman.domain.tickets import QUEUED, check_transition
     from ferryman.services.authz import require
 
@@ -279,8 +315,7 @@ def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool 
             require(s, actor, "ticket.deploy", project=project, what=f"deploy #{deploy_id}")
         else:
             require(s, actor, "deploy.direct", project=project, what=f"deploy #{deploy_id}")
-            if space_environment(s, project, original.env).requires_approval:
-                raise ApprovalRequired(f"{original.env} requires approval: create a ticket")
+            _refuse_without_ticket(s, project, original.env, original.hosts, "")
         partly = original.status == "success" and failed_only  # a rollout within max_failed
         if original.kind not in ("deploy", "config") or not (
             original.status in ("failed", "cancelled") or partly
@@ -299,6 +334,12 @@ def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool 
             ]
             if not hosts:
                 raise Conflict(f"no host failed in deploy #{deploy_id}")
+        if ticket is not None:
+            from ferryman.services.tickets import stale_approval
+
+            why = stale_approval(s, ticket, project)
+            if why:
+                raise _Stale(why, ticket.id, ticket.status)
         if ticket is not None and not partly:
             check_transition(ticket.id, ticket.status, QUEUED)
             ticket.status = QUEUED

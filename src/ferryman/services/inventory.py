@@ -205,7 +205,30 @@ def server_dict(server: Server) -> dict[str, Any]:
         "labels": server.labels,
         "description": server.description,
         "host": server_host(server),
+        "environments": list(server.environments or []),
+        "host_key": fingerprints(server.host_key),
     }
+
+
+def fingerprints(key_lines: str) -> list[str]:
+    """SHA256 fingerprints of pinned key lines (what people compare; keys stay server-side)."""
+    import asyncssh
+
+    out = []
+    for line in key_lines.splitlines():
+        try:
+            out.append(asyncssh.import_public_key(line).get_fingerprint("sha256"))
+        except (asyncssh.KeyImportError, ValueError):
+            out.append("unreadable")
+    return out
+
+
+def _check_environments(s: Session, space_id: int, names: list[str]) -> list[str]:
+    known = {e.name for e in s.scalars(select(Environment).where(Environment.space_id == space_id))}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValidationError(f"environments: the space has no {', '.join(unknown)}")
+    return sorted(set(names))
 
 
 def server_host(server: Server) -> str:
@@ -269,7 +292,10 @@ def create_server(
     user: str = "",
     labels: list[str] | None = None,
     description: str = "",
+    environments: list[str] | None = None,
 ) -> dict[str, Any]:
+    """A server of the space; ``environments`` are those it serves (a deploy touching it needs
+    their approval)."""
     validate.name(name, "server name")
     address = _check_server(address, port, user, labels or [])
     with db.transaction() as s:
@@ -284,6 +310,8 @@ def create_server(
             user=user,
             labels=sorted(set(labels or [])),
             description=description,
+            environments=_check_environments(s, sp.id, environments or []),
+            host_key="",
         )
         s.add(server)
         s.flush()
@@ -299,7 +327,8 @@ def create_server(
 
 
 def update_server(db: Database, actor: Actor, server_id: int, **changes: Any) -> dict[str, Any]:
-    """Change any of address, port, user, labels, description."""
+    """Change any of address, port, user, labels, description, environments. A new address
+    or port forgets the pinned host key (it was the old host's)."""
     with db.transaction() as s:
         server = _server(s, actor, server_id, "server.manage")
         before = server_dict(server)
@@ -315,8 +344,14 @@ def update_server(db: Database, actor: Actor, server_id: int, **changes: Any) ->
                 merged["user"],
                 merged["labels"],
             )
+        if (merged["address"], merged["port"]) != (server.address, server.port):
+            server.host_key = ""
         for key in ("address", "port", "user", "description"):
             setattr(server, key, merged[key])
+        if changes.get("environments") is not None:
+            server.environments = _check_environments(
+                s, server.space_id, list(changes["environments"])
+            )
         server.labels = sorted(set(merged["labels"]))
         after = server_dict(server)
         record(

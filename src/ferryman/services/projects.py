@@ -1,6 +1,7 @@
 """Projects: created or updated from one validated configuration (``ferryman apply``), copied,
 and their per-project role overrides. A project lives in one space; its environments must be
-environments of that space, and its hosts may name the space's servers or labels."""
+environments of that space, and every host it targets is a server of that space (literal
+``hosts:`` are matched to servers, or registered by a master: ``services.project_rules``)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
 from ferryman.errors import ConfigError, Conflict, NotFound
-from ferryman.services import inventory
+from ferryman.services import inventory, project_rules
 from ferryman.services.audit import Actor, record
-from ferryman.services.authz import require, space_role, visible_space_ids
+from ferryman.services.authz import require, visible_space_ids
 from ferryman.services.spaces import find_user, load_space, visible_space
 
 
@@ -115,17 +116,30 @@ def effective_config(s: Session, project: Project) -> ProjectConfig:
     envs = {}
     for env_name, env in data.get("environments", {}).items():
         env = dict(env)
-        hosts: list[str] = [str(validate.host(h)) for h in env.get("hosts", [])]
+        hosts: list[str] = []
+        for raw in env.get("hosts", []):
+            spec = validate.host(raw)
+            match = next(
+                (x for x in servers if x.address == spec.address and x.port == spec.port), None
+            )
+            if match is None:
+                raise ConfigError(
+                    f"{project.name} {env_name}: {spec.key} is not a server of its space; "
+                    "a master adds it (`ferryman server add`) or applies the project again",
+                    [f"environments/{env_name}/hosts: {spec.key} is not a server of the space"],
+                )
+            user = spec.user or match.user or None
+            hosts.append(str(validate.HostSpec(spec.address, spec.port, user)))
         chosen = [by_name[n] for n in env.get("servers", []) if n in by_name]
         if env.get("labels"):
             chosen += _labelled(servers, env["labels"])
         seen = {validate.host(h).key for h in hosts}
-        for server in chosen:
-            spec = inventory.server_host(server)
-            key = validate.host(spec).key
+        for member in chosen:
+            text = inventory.server_host(member)
+            key = validate.host(text).key
             if key not in seen:
                 seen.add(key)
-                hosts.append(spec)
+                hosts.append(text)
         env["hosts"] = hosts
         env["servers"] = []
         env["labels"] = []
@@ -148,13 +162,14 @@ def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Pr
         else:
             require(s, actor, "project.manage", project=project)
         _check_against_space(s, space, config)
+        project_rules.check_policy(s, actor, space, config, project.config if project else None)
+        project_rules.register_hosts(s, actor, space, config)
         created = project is None
         before = None
         if project is None:
             project = Project(space_id=space.id, name=config.project, config=data)
             s.add(project)
             s.flush()
-            _creator_masters(s, actor, space, project)
         else:
             before = project.config
             project.config = data
@@ -171,14 +186,6 @@ def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Pr
             changed=_changed_keys(before, data),
         )
         return project, created
-
-
-def _creator_masters(s: Session, actor: Actor, space: Space, project: Project) -> None:
-    """A developer who creates a project masters it (GitLab-like): they may change its
-    configuration, secrets and config files; approving their own tickets stays forbidden."""
-    role = space_role(s, actor, space.id)
-    if actor.id is not None and not actor.is_superuser and role is not None and role < Role.master:
-        s.add(ProjectMember(project_id=project.id, user_id=actor.id, role=Role.master.name))
 
 
 def _changed_keys(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
@@ -243,6 +250,8 @@ def copy_project(
         data = {**source.config, "project": name, "space": target.name}
         config = parse_project(data)
         _check_against_space(s, target, config)
+        project_rules.check_policy(s, actor, target, config, None)
+        project_rules.register_hosts(s, actor, target, config)
         if s.scalar(select(Project).where(Project.space_id == target.id, Project.name == name)):
             raise Conflict(f"space {target.name} already has a project {name!r}")
         project = Project(space_id=target.id, name=name, config=dump_project(config))

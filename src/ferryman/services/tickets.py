@@ -20,8 +20,15 @@ from ferryman.db.models import Deploy, DeployHost, HostState, Project, Release, 
 from ferryman.db.session import Database
 from ferryman.domain import tickets as states
 from ferryman.domain import validate
-from ferryman.errors import Conflict, NotFound, OwnTicket, TooEarly, ValidationError
-from ferryman.services import deploys, notifications, projects, queue, repos
+from ferryman.errors import (
+    ApprovalStale,
+    Conflict,
+    NotFound,
+    OwnTicket,
+    TooEarly,
+    ValidationError,
+)
+from ferryman.services import approval, deploys, notifications, projects, queue, repos
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import project_role, require, visible_space_ids
 from ferryman.services.config_files import config_views
@@ -83,11 +90,62 @@ def _audit(s: Session, actor: Actor, action: str, ticket: Ticket, **detail: Any)
     )
 
 
-def _first_state(s: Session, project: Project, env: str, draft: bool) -> str:
+def _first_state(
+    s: Session, project: Project, env: str, draft: bool, hosts: Sequence[str] | None
+) -> str:
     if draft:
         return states.DRAFT
-    needs = deploys.space_environment(s, project, env).requires_approval
+    config = projects.effective_config(s, project)
+    needs = approval.approving_environments(s, project, config, env, hosts)
     return states.PENDING if needs else states.APPROVED
+
+
+def stale_approval(s: Session, ticket: Ticket, project: Project) -> str:
+    """Why ``ticket`` may not run as approved ("" when it may): it needs approval now and
+    nobody reviewed it, or what it would run changed since the review."""
+    if ticket.kind == "rollback":
+        return ""  # created by a master, queued at once: nothing else to approve
+    config = projects.effective_config(s, project)
+    needed = approval.approving_environments(s, project, config, ticket.env, ticket.hosts)
+    if not needed:
+        return ""
+    if not ticket.reviewed_by_name:
+        return approval.describe(needed, ticket.env) + f"; ticket #{ticket.id} was never reviewed"
+    if ticket.approved_digest:
+        if ticket.approved_digest != approval.ticket_digest(s, project, config, ticket):
+            return (
+                f"{project.name} {ticket.env} changed after ticket #{ticket.id} was approved "
+                "(hooks, hosts, paths, strategy, repository or config files)"
+            )
+        return ""
+    # Approved before approvals carried a digest: valid while the project is unchanged.
+    if ticket.reviewed_at is not None and project.updated_at > ticket.reviewed_at:
+        return f"{project.name} changed after ticket #{ticket.id} was approved"
+    return ""
+
+
+def back_to_review(db: Database, actor: Actor, ticket_id: int, why: str) -> None:
+    """The approval no longer covers what the ticket would run: it goes back to review
+    (its own transaction, so the refusal that follows does not undo it)."""
+    with db.transaction() as s:
+        ticket = s.get(Ticket, ticket_id)
+        project = s.get(Project, ticket.project_id) if ticket else None
+        if ticket is None or project is None:
+            return
+        _move(s, ticket, states.PENDING)
+        ticket.approved_digest = ""
+        ticket.reviewed_by_name = ""
+        ticket.reviewed_at = None
+        _audit(s, actor, "ticket.approval_stale", ticket, reason=why)
+        notifications.ticket_event(s, "ticket.submitted", ticket, actor)
+
+
+def _refuse_stale(db: Database, actor: Actor, ticket_id: int, why: str) -> None:
+    back_to_review(db, actor, ticket_id, why)
+    raise ApprovalStale(
+        f"{why}: the ticket is back in review; a master approves it again",
+        ticket_id=ticket_id,
+    )
 
 
 async def create_ticket(
@@ -138,7 +196,7 @@ async def create_ticket(
                 title=title.strip(),
                 description=description,
                 not_before=not_before,
-                status=_first_state(s, fresh, env, draft),
+                status=_first_state(s, fresh, env, draft, chosen),
                 created_by=actor.id,
                 created_by_name=actor.username,
             )
@@ -164,7 +222,7 @@ def submit_ticket(db: Database, actor: Actor, ticket_id: int) -> dict[str, Any]:
         ticket, project = _load(s, actor, ticket_id, "ticket.create")
         _own_or_master(s, actor, ticket, project)
         states.check_transition(ticket.id, ticket.status, states.PENDING)
-        _move(s, ticket, _first_state(s, project, ticket.env, draft=False))
+        _move(s, ticket, _first_state(s, project, ticket.env, False, ticket.hosts))
         _audit(s, actor, "ticket.submit", ticket)
         if ticket.status == states.PENDING:
             notifications.ticket_event(s, "ticket.submitted", ticket, actor)
@@ -180,6 +238,8 @@ def approve_ticket(db: Database, actor: Actor, ticket_id: int, comment: str = ""
         ticket.reviewed_by_name = actor.username
         ticket.review_comment = comment
         ticket.reviewed_at = utcnow()
+        config = projects.effective_config(s, project)
+        ticket.approved_digest = approval.ticket_digest(s, project, config, ticket)
         _audit(s, actor, "ticket.approve", ticket, comment=comment)
         notifications.ticket_event(s, "ticket.approved", ticket, actor, comment)
         return ticket_dict(ticket, project)
@@ -247,6 +307,13 @@ def deploy_ticket(
     ``not_before`` this is refused, unless ``schedule``: then it is queued to start then."""
     with db.transaction() as s:
         ticket, project = _load(s, actor, ticket_id, "ticket.deploy")
+        why = stale_approval(s, ticket, project) if ticket.status == states.APPROVED else ""
+    if why:
+        _refuse_stale(db, actor, ticket_id, why)
+    with db.transaction() as s:
+        ticket, project = _load(s, actor, ticket_id, "ticket.deploy")
+        if ticket.status == states.APPROVED and stale_approval(s, ticket, project):
+            raise Conflict(f"ticket #{ticket_id} changed while it was being deployed; try again")
         deploy = _queue(s, actor, ticket, project, schedule)
         _audit(s, actor, "ticket.deploy", ticket, deploy_id=deploy.id)
         return ticket_dict(ticket, project)

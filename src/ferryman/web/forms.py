@@ -45,6 +45,7 @@ YAMLS = (
     "requires",
     "pull",
     "triggers",
+    "sandbox",
 )  # nested keys: a YAML text field each
 # every key of an environment has a field
 assert set(LISTS + NUMBERS + FLAGS + TEXTS + YAMLS + ("tasks",)) == set(Environment.model_fields)

@@ -21,6 +21,7 @@ from ferryman.api.routes import (
     secrets,
     spaces,
     tickets,
+    trust,
 )
 
 router = APIRouter(prefix="/api/v1")
@@ -38,5 +39,6 @@ for module in (
     records,
     notify,
     hooks,
+    trust,
 ):
     router.include_router(module.router)

@@ -1,0 +1,59 @@
+"""Approval follows the servers: a deploy that touches any server of an environment that needs
+approval needs an approved ticket, whatever project or environment name it comes through; and
+an approval covers exactly the configuration that was approved (``domain.approval``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ferryman.config.project import ProjectConfig
+from ferryman.db.models import Environment, Project, Server, Ticket
+from ferryman.domain import approval, validate
+from ferryman.services.config_files import config_views
+
+
+def approving_environments(
+    s: Session, project: Project, config: ProjectConfig, env: str, hosts: Sequence[str] | None
+) -> list[str]:
+    """The environments of the space whose approval a deploy of ``env`` to ``hosts`` (None:
+    every host of the environment) needs: ``env`` itself if it requires approval, and every
+    approval-requiring environment any of the touched servers serves."""
+    flags = {
+        e.name: e.requires_approval
+        for e in s.scalars(select(Environment).where(Environment.space_id == project.space_id))
+    }
+    keys = set(hosts) if hosts else {h.key for h in config.environment(env).hosts}
+    needed = {env} if flags.get(env) else set()
+    for server in s.scalars(select(Server).where(Server.space_id == project.space_id)):
+        if validate.HostSpec(server.address, server.port).key in keys:
+            needed |= {name for name in server.environments or [] if flags.get(name)}
+    return sorted(needed)
+
+
+def describe(needed: list[str], env: str) -> str:
+    others = [n for n in needed if n != env]
+    if not others:
+        return f"{env} requires approval"
+    return (
+        f"{env} touches servers of {', '.join(others)}, which require"
+        f"{'s' if len(others) == 1 else ''} approval"
+    )
+
+
+def ticket_digest(s: Session, project: Project, config: ProjectConfig, ticket: Ticket) -> str:
+    """The digest of what ``ticket`` would run now (``config``: the effective config)."""
+    env = config.environment(ticket.env)
+    hosts = ticket.hosts or [h.key for h in env.hosts]
+    return approval.digest(
+        kind=ticket.kind,
+        commit=ticket.commit,
+        target_release=ticket.target_release,
+        hosts=[str(h) for h in env.hosts if h.key in set(hosts)],
+        repo=config.repo,
+        vcs=config.vcs_kind,
+        env_config=env.model_dump(mode="json"),
+        config_versions={v["path"]: v["version"] for v in config_views(s, project, ticket.env)},
+    )
