@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from alembic import command
@@ -56,4 +57,88 @@ def test_projects_and_tokens_from_before_spaces_survive_the_upgrade(tmp_path: Pa
         ]
         scopes = conn.execute(text("SELECT scopes FROM api_tokens")).scalar_one()
         assert "write" in scopes
+    db.dispose()
+
+
+def test_literal_hosts_become_servers_of_their_space_and_join_their_environments(
+    db_url: str,
+):
+    import json
+
+    import sqlalchemy as sa
+
+    command.upgrade(_alembic(db_url), "0012")
+    db = Database(db_url)
+    config = {
+        "project": "site",
+        "repo": "ssh://git@h/x.git",
+        "environments": {
+            "production": {
+                "hosts": ["10.0.0.13", "deploy@10.0.0.14:2222"],
+                "webroot": "/w",
+                "releases": "/r",
+                "servers": ["known"],
+            },
+            "dev": {"hosts": ["10.0.0.13"], "webroot": "/w", "releases": "/r"},
+        },
+    }
+    servers = sa.table(
+        "servers",
+        *[sa.column(n, sa.String) for n in ("name", "address", "user", "description")],
+        sa.column("space_id", sa.Integer),
+        sa.column("port", sa.Integer),
+        sa.column("labels", sa.JSON),
+    )
+    projects = sa.table(
+        "projects",
+        *[sa.column(n, sa.String) for n in ("name", "hook_secret")],
+        sa.column("space_id", sa.Integer),
+        sa.column("config", sa.JSON),
+        sa.column("created_at", sa.DateTime),
+        sa.column("updated_at", sa.DateTime),
+    )
+    spaces = sa.table("spaces", sa.column("id", sa.Integer), sa.column("name", sa.String))
+    with db.engine.begin() as conn:
+        space = conn.execute(sa.select(spaces.c.id).where(spaces.c.name == "default")).scalar()
+        conn.execute(
+            servers.insert().values(
+                space_id=space,
+                name="known",
+                address="10.0.0.20",
+                port=22,
+                user="",
+                labels=[],
+                description="",
+            )
+        )
+        conn.execute(
+            projects.insert().values(
+                space_id=space,
+                name="site",
+                config=config,
+                created_at=datetime(2026, 1, 1),
+                updated_at=datetime(2026, 1, 1),
+                hook_secret="",
+            )
+        )
+    db.upgrade()
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT name, address, port, environments FROM servers ORDER BY id")
+        ).all()
+        assert [(n, a, p) for n, a, p, _e in rows] == [
+            ("known", "10.0.0.20", 22),
+            ("10.0.0.13", "10.0.0.13", 22),
+            ("10.0.0.14-2222", "10.0.0.14", 2222),
+        ]
+        members = {n: json.loads(e) if isinstance(e, str) else e for n, _a, _p, e in rows}
+        assert members == {
+            "known": ["production"],
+            "10.0.0.13": ["dev", "production"],
+            "10.0.0.14-2222": ["production"],
+        }
+        default_key = conn.execute(
+            text("SELECT uses_server_key FROM spaces WHERE name = 'default'")
+        ).scalar_one()
+        assert bool(default_key)
     db.dispose()

@@ -59,17 +59,42 @@ def upgrade() -> None:
     _move_data()
 
 
+def _flag() -> sa.ColumnClause[bool]:
+    return sa.column("uses_server_key", sa.Boolean)
+
+
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
 def _move_data() -> None:
     bind = op.get_bind()
-    meta = sa.MetaData()
-    spaces = sa.Table("spaces", meta, autoload_with=bind)
-    servers = sa.Table("servers", meta, autoload_with=bind)
-    projects = sa.Table("projects", meta, autoload_with=bind)
-    deploys = sa.Table("deploys", meta, autoload_with=bind)
+    # Declared, not reflected: MariaDB reflects JSON columns as LONGTEXT.
+    spaces = sa.table("spaces", sa.column("id", sa.Integer), sa.column("name", sa.String), _flag())
+    servers = sa.table(
+        "servers",
+        sa.column("id", sa.Integer),
+        sa.column("space_id", sa.Integer),
+        sa.column("name", sa.String),
+        sa.column("address", sa.String),
+        sa.column("port", sa.Integer),
+        sa.column("user", sa.String),
+        sa.column("labels", sa.JSON),
+        sa.column("description", sa.String),
+        sa.column("host_key", sa.Text),
+        sa.column("environments", sa.JSON),
+    )
+    projects = sa.table(
+        "projects",
+        sa.column("space_id", sa.Integer),
+        sa.column("config", sa.JSON),
+    )
+    deploys = sa.table(
+        "deploys",
+        sa.column("kind", sa.String),
+        sa.column("status", sa.String),
+        sa.column("priority", sa.Integer),
+    )
 
     first = bind.scalar(sa.select(spaces.c.id).where(spaces.c.name == "default"))
     if first is None:
