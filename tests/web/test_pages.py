@@ -174,7 +174,7 @@ def test_the_language_chosen_is_remembered_for_the_user(world):
 
 
 def test_the_project_form_shows_schema_errors_at_their_fields_and_saves_valid_input(world):
-    developer = browser(world, "developer")
+    developer = browser(world, "master")  # what runs is a master's to change
     token = csrf_of(developer)
     form = {
         "csrf": token,

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from ferryman.api.deps import DB, SettingsDep
 from ferryman.db.models import utcnow
+from ferryman.db.session import Database
 from ferryman.errors import FerrymanError, NotFound, RemoteError
 from ferryman.remote.executor import Executor, Target
 from ferryman.services import deploy_views, inventory, projects, spaces, stats, tickets
@@ -132,9 +133,15 @@ def remove_member(request: Request, space: str, username: str, db: DB, csrf: Csr
 # --- servers -------------------------------------------------------------------------------
 
 
-def _public_key(settings: Any) -> str:
+def _public_key(settings: Any, db: Database, web: Web) -> str:
+    """The current space's own public key (the default space's is the server's)."""
+    from ferryman.keys import public_key
+    from ferryman.services.host_keys import space_key
+
+    assert web.actor is not None and web.space is not None
     try:
-        return str(settings.ssh_key.with_suffix(".pub").read_text().strip())
+        space_id, uses_server_key, _name = space_key(db, web.actor, web.space["id"])
+        return public_key(settings, space_id, uses_server_key)
     except OSError:
         return ""
 
@@ -145,7 +152,12 @@ def servers(request: Request, space: str, db: DB, settings: SettingsDep) -> HTML
     assert web.actor is not None
     rows = inventory.list_servers(db, web.actor, space)
     return page(
-        request, web, "servers.html", servers=rows, public_key=_public_key(settings), install=None
+        request,
+        web,
+        "servers.html",
+        servers=rows,
+        public_key=_public_key(settings, db, web),
+        install=None,
     )
 
 
@@ -180,6 +192,7 @@ def save_server(
     user: Annotated[str, Form()] = "",
     labels: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
+    environments: Annotated[str, Form()] = "",
     server_id: Annotated[int | None, Form()] = None,
 ) -> Response:
     web = signed_in(request, db, space)
@@ -192,6 +205,7 @@ def save_server(
         "user": user.strip(),
         "labels": label_list,
         "description": description,
+        "environments": [x for x in environments.replace(",", " ").split() if x],
     }
     try:
         if server_id:
@@ -257,7 +271,7 @@ def agent_install(
         web,
         "servers.html",
         servers=rows,
-        public_key=_public_key(settings),
+        public_key=_public_key(settings, db, web),
         install={"server": server["name"], "command": one_liner},
     )
 
@@ -282,8 +296,14 @@ async def check_server(
         port=server["port"],
         user=server["user"] or "root",
     )
+    from ferryman.services.space_access import space_access
+
+    access = await asyncio.to_thread(space_access, db, settings, server["space_id"])
     executor = Executor(
-        client_key=settings.ssh_key, known_hosts=settings.known_hosts, connect_timeout=10
+        client_key=access.ssh_key or settings.ssh_key,
+        known_hosts=settings.known_hosts,
+        host_keys={target.key: access.host_keys.get(server["host"].rpartition("@")[2], "")},
+        connect_timeout=10,
     )
     try:
         await executor.run(target, ("true",), stage="check", timeout=15)
@@ -291,10 +311,7 @@ async def check_server(
     except RemoteError as exc:
         text = exc.message
         if "host key" in text:
-            fix = web._(
-                "Check the host key, then add it to %(file)s (ssh-keyscan).",
-                file=str(settings.known_hosts),
-            )
+            fix = web._("Check the host key on the host, then pin it here (Trust host key).")
         elif "permission denied" in text:
             fix = web._(
                 "Add the public key below to ~%(user)s/.ssh/authorized_keys.", user=target.user
@@ -305,3 +322,47 @@ async def check_server(
     finally:
         await executor.close()
     return JSONResponse(result)
+
+
+@router.get("/s/{space}/servers/{server_id}/trust", response_class=HTMLResponse)
+async def trust_form(request: Request, space: str, server_id: int, db: DB) -> HTMLResponse:
+    """What the server presents now: its fingerprint, to compare with the host's own
+    (``ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`` there) before pinning it."""
+    import asyncio
+
+    from ferryman.services import host_keys
+
+    web = await asyncio.to_thread(signed_in, request, db, space)
+    assert web.actor is not None
+    server = await asyncio.to_thread(inventory.get_server, db, web.actor, server_id)
+    error = ""
+    seen: dict[str, Any] = {}
+    try:
+        seen = await host_keys.server_key(db, web.actor, server_id)
+    except RemoteError as exc:
+        error = exc.message
+    return page(request, web, "server_trust.html", server=server, seen=seen, error=error)
+
+
+@router.post("/s/{space}/servers/{server_id}/trust", response_model=None)
+async def trust_server(
+    request: Request,
+    space: str,
+    server_id: int,
+    db: DB,
+    csrf: Csrf,
+    fingerprint: Text,
+) -> Response:
+    import asyncio
+
+    from ferryman.services import host_keys
+
+    web = await asyncio.to_thread(signed_in, request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    data = await host_keys.trust_server(db, web.actor, server_id, fingerprint.strip())
+    return redirect(
+        request,
+        f"/s/{space}/servers",
+        web._("Host key of %(name)s pinned.", name=data["name"]),
+    )
