@@ -1,10 +1,11 @@
 """The web UI in a real Chromium (Debian's, driven by Playwright) against a real
-``ferryman serve`` with its embedded worker and the real SSH fleet: a developer creates a
-project through the form, runs detection and creates a ticket for a tag; a master approves it
-in a second browser; the deploy is watched in the live console through a reload; a release is
-rolled back from the releases page; a reporter sees no buttons and is refused when posting.
-Screenshots of the dashboard, the ticket preview and the console, in both languages, are saved
-under the test's output dir (and copied to ``$FERRYMAN_SCREENSHOTS`` when set)."""
+``ferryman serve`` with its embedded worker and the real SSH fleet: a master creates a
+project through the form, a developer runs detection and creates a ticket for a tag; another
+master approves it in a second browser; the deploy is watched in the live console through a
+reload; a release is rolled back from the releases page; a reporter sees no buttons and is
+refused when posting. Screenshots of the dashboard, the ticket preview and the console, in
+both languages, are saved under the test's output dir (and copied to
+``$FERRYMAN_SCREENSHOTS`` when set)."""
 
 from __future__ import annotations
 
@@ -122,27 +123,29 @@ def test_a_release_goes_from_form_to_fleet_and_back_in_the_browser(
     repo.commit({"index.html": "v1\n"}, message="first page", tag="v1")
     repo.commit({"index.html": "v2\n", "about.html": "about\n"}, message="about page", tag="v2")
 
-    # --- a developer creates the project through the form and runs detection ------------
-    dev = sign_in(chromium, server, "dev")
-    dev.click("nav.main a[href$='/projects']")
-    dev.click("a.button[href$='/projects/new']")
-    dev.fill("input[name=project]", repo.name)
-    dev.fill("input[name=repo]", repo.url)
+    # --- a master creates the project through the form; a developer runs detection -------
+    lead = sign_in(chromium, server, "lead")
+    lead.click("nav.main a[href$='/projects']")
+    lead.click("a.button[href$='/projects/new']")
+    lead.fill("input[name=project]", repo.name)
+    lead.fill("input[name=repo]", repo.url)
     prefix = "env.production."
-    dev.fill(f"textarea[name='{prefix}hosts']", "\n".join(h.address for h in hosts))
-    dev.fill(f"input[name='{prefix}user']", "root")
-    dev.fill(f"input[name='{prefix}webroot']", f"/srv/www/{repo.name}")
-    dev.fill(f"input[name='{prefix}releases']", f"/srv/releases/{repo.name}")
-    dev.fill(
+    lead.fill(f"textarea[name='{prefix}hosts']", "\n".join(h.address for h in hosts))
+    lead.fill(f"input[name='{prefix}user']", "root")
+    lead.fill(f"input[name='{prefix}webroot']", f"/srv/www/{repo.name}")
+    lead.fill(f"input[name='{prefix}releases']", f"/srv/releases/{repo.name}")
+    lead.fill(
         f"textarea[name='{prefix}tasks.pre_release']",
         'echo "checking $HOST"\nsleep 1\n',
     )
-    dev.fill(
+    lead.fill(
         f"textarea[name='{prefix}tasks.post_release']",
         'for i in 1 2 3; do printf "\\033[32mtick %s\\033[0m\\n" "$i"; sleep 0.4; done\n',
     )
-    dev.click("form.project-form > button[type=submit]")
-    dev.wait_for_url(f"**/projects/{repo.name}")
+    lead.click("form.project-form > button[type=submit]")
+    lead.wait_for_url(f"**/projects/{repo.name}")
+    dev = sign_in(chromium, server, "dev")
+    dev.goto(f"/s/default/projects/{repo.name}")
     dev.click("[data-detect][data-env=production]")
     dev.wait_for_selector("[data-detect-for=production] [data-detect-ok]", timeout=60_000)
     assert dev.get_attribute("[data-detect-ok]", "data-detect-ok") == "true", dev.inner_text(
@@ -153,7 +156,6 @@ def test_a_release_goes_from_form_to_fleet_and_back_in_the_browser(
     # --- a ticket for a tag, approved by a master in another browser ----------------------
     ticket = create_ticket(dev, repo.name, "v1", "first release")
     assert dev.locator(".badge.s-pending_approval").count() == 1
-    lead = sign_in(chromium, server, "lead")
     lead.goto(f"/s/default/tickets/{ticket}")
     assert "first page" in lead.inner_text("#preview")
     shots.take(lead, "ticket-preview-en")
