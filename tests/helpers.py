@@ -141,6 +141,18 @@ def read_live(host: FleetHost, project: str, rel: str) -> str:
     return host.path(f"/srv/releases/{project}/{name}/{rel}").read_text()
 
 
+def allow_local_repos(db: Database, space: str = "default") -> None:
+    """What a superuser's ``ferryman space limits SPACE --allow-local-repos`` does: this
+    space may use ``file://`` and local-path repositories (set straight in the database)."""
+    from sqlalchemy import select
+
+    from ferryman.db.models import Space
+
+    with db.transaction() as s:
+        row = s.scalars(select(Space).where(Space.name == space)).one()
+        row.allow_local_repos = True
+
+
 def create_admin(db: Database) -> None:
     users.create_user(db, "alice", "correct horse battery", superuser=True)
 

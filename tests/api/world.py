@@ -30,6 +30,7 @@ from ferryman.services import (
     users,
 )
 from ferryman.services.audit import SYSTEM, Actor
+from tests.helpers import allow_local_repos
 
 PASSWORD = "correct horse battery"
 ROLES = ("anonymous", "other", "reporter", "developer", "master", "owner", "super")
@@ -62,11 +63,13 @@ class World:
             "releases": f"/srv/releases/{name}",
             "connect_timeout": 2,
         }
+        # Staging has its own server: one serving production would need its approval.
+        staging = {**env, "hosts": ["127.0.0.2:1"]}
         return {
             "project": name,
             "space": space,
             "repo": self.repo_url,
-            "environments": {"production": env, "staging": env},
+            "environments": {"production": env, "staging": staging},
         }
 
     def new_project(self) -> str:
@@ -103,13 +106,13 @@ class World:
             self.db,
             deploy.id,
             {
-                "127.0.0.1:1": {
+                "127.0.0.2:1": {
                     "status": "success",
                     "previous_release": "20260101-000000_v0_aaaaaaa",
                 }
             },
         )
-        deploy_records.set_live(self.db, project.id, "staging", deploy.id, {"127.0.0.1:1": "rel"})
+        deploy_records.set_live(self.db, project.id, "staging", deploy.id, {"127.0.0.2:1": "rel"})
         assert queue.claim_next(self.db, "matrix") is not None
         deploys.finish(self.db, deploy.id, "success", None)
         return ticket_id
@@ -117,7 +120,7 @@ class World:
     def live_project(self) -> str:
         """A project whose staging hosts have a live release (so rollbacks can be asked)."""
         ref = self.new_project()
-        deploy_records.set_live(self.db, int(ref), "staging", None, {"127.0.0.1:1": "rel"})
+        deploy_records.set_live(self.db, int(ref), "staging", None, {"127.0.0.2:1": "rel"})
         return ref
 
     def queued_deploy(self, by: str = "") -> int:
@@ -232,6 +235,9 @@ def build_world(base: Path, database_url: str | None = None) -> World:
     world = World(settings=settings, db=db, repo_url=f"file://{repo}")
     spaces.create_space(db, SYSTEM, SPACE)
     spaces.create_space(db, SYSTEM, "other")
+    for name in (SPACE, "other"):  # the world's repository is a local path
+        allow_local_repos(db, name)
+    _unlimited(db)  # recipes leave deploys queued and running by the dozen
     for role in ("reporter", "developer", "master", "owner", "other", "super", "author"):
         actor = users.create_user(db, f"{role}-user", PASSWORD, superuser=role == "super")
         world.actors[role] = actor
@@ -247,7 +253,18 @@ def build_world(base: Path, database_url: str | None = None) -> World:
     return world
 
 
+def _unlimited(db: Database) -> None:
+    from sqlalchemy import update
+
+    from ferryman.db.models import Space
+
+    with db.transaction() as s:
+        s.execute(update(Space).values(max_running=1000))
+
+
 Recipe = Callable[[World, str], tuple[str, str, Any]]
+# A host key to pin (the key itself, so no host needs to answer).
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHlmUPlu8Rz8vgw8fDgtpDReaad2KgaGzfyRxd1d8PVP"
 P = "/api/v1"
 
 
@@ -362,6 +379,36 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         "DELETE",
         f"{P}/servers/{w.new_server()}",
         None,
+    ),
+    ("GET", "/api/v1/spaces/{space}/ssh-key"): lambda w, r: (
+        "GET",
+        f"{P}/spaces/{SPACE}/ssh-key",
+        None,
+    ),
+    ("GET", "/api/v1/servers/{server_id}/host-key"): lambda w, r: (
+        "GET",
+        f"{P}/servers/{w.new_server()}/host-key",
+        None,
+    ),
+    ("POST", "/api/v1/servers/{server_id}/host-key"): lambda w, r: (
+        "POST",
+        f"{P}/servers/{w.new_server()}/host-key",
+        {"key": HOST_KEY},
+    ),
+    ("GET", "/api/v1/spaces/{space}/repo-hosts"): lambda w, r: (
+        "GET",
+        f"{P}/spaces/{SPACE}/repo-hosts",
+        None,
+    ),
+    ("POST", "/api/v1/spaces/{space}/repo-hosts"): lambda w, r: (
+        "POST",
+        f"{P}/spaces/{SPACE}/repo-hosts",
+        {"host": "git.example.com:2222", "key": HOST_KEY},
+    ),
+    ("PATCH", "/api/v1/spaces/{space}/limits"): lambda w, r: (
+        "PATCH",
+        f"{P}/spaces/{SPACE}/limits",
+        {"max_running": 1000},  # the same: an owner may set it, never raise it
     ),
     ("GET", "/api/v1/projects"): _space_query("/projects"),
     ("POST", "/api/v1/projects"): lambda w, r: ("POST", f"{P}/projects", w.config(fresh("app"))),

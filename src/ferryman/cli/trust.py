@@ -12,7 +12,7 @@ from rich.markup import escape
 from ferryman.cli.client import Client
 from ferryman.cli.output import console, show
 from ferryman.cli.teams import JsonOpt, SpaceOpt, server_app, space_app
-from ferryman.errors import NotFound
+from ferryman.errors import NotFound, RemoteError
 
 FingerprintOpt = Annotated[
     str, typer.Option("--fingerprint", help="The SHA256:… fingerprint you checked out of band.")
@@ -44,6 +44,8 @@ def server_trust(
     server_id = _server_id(client, name, space)
     if not fingerprint and not key:
         seen = client.get(f"/servers/{server_id}/host-key")
+        if seen["error"]:
+            raise RemoteError(seen["error"], host=seen["host"], stage="trust")
         console.print(
             f"{escape(seen['host'])} presents {seen['algorithm']} {seen['presented']}",
             highlight=False,

@@ -66,17 +66,25 @@ def _server(db: Database, actor: Actor, server_id: int, action: str) -> Server:
 
 async def server_key(db: Database, actor: Actor, server_id: int) -> dict[str, Any]:
     """What the server presents now, and what is pinned."""
-    server = await asyncio.to_thread(_server, db, actor, server_id, "server.trust")
-    key = await scan(server.address, server.port, _key(server))
     from ferryman.services.inventory import fingerprints
 
-    return {
+    server = await asyncio.to_thread(_server, db, actor, server_id, "server.trust")
+    out: dict[str, Any] = {
         "server": server.name,
         "host": _key(server),
-        "presented": key.get_fingerprint("sha256"),
-        "algorithm": key.get_algorithm(),
+        "presented": None,
+        "algorithm": None,
+        "error": None,
         "pinned": fingerprints(server.host_key),
     }
+    try:
+        key = await scan(server.address, server.port, _key(server))
+    except RemoteError as exc:
+        out["error"] = exc.message
+        return out
+    out["presented"] = key.get_fingerprint("sha256")
+    out["algorithm"] = key.get_algorithm()
+    return out
 
 
 async def trust_server(

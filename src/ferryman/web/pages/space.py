@@ -335,13 +335,16 @@ async def trust_form(request: Request, space: str, server_id: int, db: DB) -> HT
     web = await asyncio.to_thread(signed_in, request, db, space)
     assert web.actor is not None
     server = await asyncio.to_thread(inventory.get_server, db, web.actor, server_id)
-    error = ""
-    seen: dict[str, Any] = {}
-    try:
-        seen = await host_keys.server_key(db, web.actor, server_id)
-    except RemoteError as exc:
-        error = exc.message
-    return page(request, web, "server_trust.html", server=server, seen=seen, error=error)
+    seen = await host_keys.server_key(db, web.actor, server_id)
+    error = seen["error"] or ""
+    return page(
+        request,
+        web,
+        "server_trust.html",
+        server=server,
+        seen=seen if seen["presented"] else {},
+        error=error,
+    )
 
 
 @router.post("/s/{space}/servers/{server_id}/trust", response_model=None)
