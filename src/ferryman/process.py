@@ -1,7 +1,8 @@
 """Running commands on the deploy host itself: argv only, a timeout always, output streamed.
 
 On timeout the whole process group is killed, so a hung build or ``git fetch`` never hangs a
-deploy and leaves nothing behind.
+deploy and leaves nothing behind (a sandboxed command dies with its sandbox: bubblewrap's
+``--die-with-parent`` and the end of its PID namespace take every process inside along).
 """
 
 from __future__ import annotations
@@ -34,14 +35,19 @@ async def run_local(
     stdin: bytes | None = None,
     on_line: Callable[[str, str], None] | None = None,
     what: str = "command",
+    inherit_env: bool = True,
+    pass_fds: Sequence[int] = (),
 ) -> LocalResult:
-    full_env = dict(os.environ)
+    """Run ``argv``; with ``inherit_env=False`` the child gets ``env`` only (nothing of the
+    server's environment). ``pass_fds`` stay open in the child under the same numbers."""
+    full_env = dict(os.environ) if inherit_env else {}
     if env:
         full_env.update(env)
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=str(cwd) if cwd else None,
         env=full_env,
+        pass_fds=tuple(pass_fds),
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -15,6 +15,7 @@ from ferryman.db.models import Deploy, utcnow
 from ferryman.db.session import Database
 from ferryman.services import deploys, projects, queue
 from ferryman.services.audit import SYSTEM
+from tests.helpers import allow_local_repos
 
 ROOT = Path(__file__).parents[2]
 
@@ -22,6 +23,7 @@ ROOT = Path(__file__).parents[2]
 def _project(db: Database) -> int:
     env = {"hosts": ["127.0.0.1:1"], "webroot": "/srv/www/q", "releases": "/srv/releases/q"}
     config = {"project": "q", "repo": "file:///nonexistent", "environments": {"staging": env}}
+    allow_local_repos(db)
     project, _ = projects.apply_project(db, SYSTEM, parse_project(config))
     return project.id
 
@@ -111,6 +113,7 @@ def test_an_environment_s_queue_is_the_queue_of_its_deploys(db_url: str):
         "queue": "region-bj",
     }
     config = {"project": "r", "repo": "file:///nonexistent", "environments": {"staging": env}}
+    allow_local_repos(db)
     projects.apply_project(db, SYSTEM, parse_project(config))
     deploy = deploys.request_deploy(db, SYSTEM, "r", "staging", "v1")
     assert deploy.queue == "region-bj"

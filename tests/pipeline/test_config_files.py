@@ -22,6 +22,7 @@ from tests.conftest import set_approval
 from tests.helpers import (
     ADMIN,
     Repo,
+    allow_local_repos,
     apply,
     deploy,
     finish,
@@ -210,6 +211,7 @@ def _tokens(db: Database) -> dict[str, dict[str, str]]:
 def test_config_api_masks_secrets_keeps_history_and_follows_the_roles(db, settings):
     config = project_config("cfgapi", "file:///nonexistent", [], config_files=["app/.env"])
     config["environments"]["production"]["hosts"] = ["127.0.0.1:2201", "127.0.0.2:2201"]
+    allow_local_repos(db)
     apply(db, config)
     inventory.create_server(
         db, SYSTEM, "default", "jobs1", "127.0.0.2", port=2201, labels=["job-node"]
@@ -318,6 +320,7 @@ def test_config_files_are_ciphertext_in_a_postgresql_dump(tmp_path: Path):
     with postgres_with_key(tmp_path) as db:
         config = project_config("pgcfg", "file:///nonexistent", [])
         config["environments"]["production"]["hosts"] = ["127.0.0.1:1"]
+        allow_local_repos(db)
         apply(db, config)
         config_files.set_file(db, ADMIN, "pgcfg", "production", "app.ini", f"key={VALUE}\n")
         set_approval(db, "production", False)

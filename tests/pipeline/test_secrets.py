@@ -18,7 +18,16 @@ from ferryman.config.settings import load_settings
 from ferryman.errors import ConfigError
 from ferryman.services import deploy_views, secrets, spaces, users
 from ferryman.services.audit import SYSTEM
-from tests.helpers import Repo, apply, deploy, pg_dump, postgres_with_key, project_config, unique
+from tests.helpers import (
+    Repo,
+    allow_local_repos,
+    apply,
+    deploy,
+    pg_dump,
+    postgres_with_key,
+    project_config,
+    unique,
+)
 
 pytestmark = pytest.mark.fleet
 VALUE = "pa55-Word_of-the-day!"
@@ -52,6 +61,7 @@ def test_a_secret_reaches_tasks_and_nowhere_else(db, settings, git_host, targets
 def test_developers_see_names_masters_read_values_and_every_read_is_audited(db, settings):
     config = project_config("vault", "file:///nonexistent", [])
     config["environments"]["production"]["hosts"] = ["127.0.0.1:1"]
+    allow_local_repos(db)
     apply(db, config)
     tokens = {}
     for name, role in (("dev", "developer"), ("lead", "master")):
@@ -82,6 +92,7 @@ def test_secrets_are_ciphertext_in_a_postgresql_dump(tmp_path: Path):
     with postgres_with_key(tmp_path) as db:
         config = project_config("pgvault", "file:///nonexistent", [])
         config["environments"]["production"]["hosts"] = ["127.0.0.1:1"]
+        allow_local_repos(db)
         apply(db, config)
         secrets.set_secret(db, SYSTEM, "pgvault", "production", "TOKEN", VALUE)
         dump = pg_dump(db)
@@ -96,6 +107,7 @@ def test_key_rotation_keeps_secrets_and_a_wrong_key_stops_the_server(tmp_path: P
     assert oct((home / "secret.key").stat().st_mode & 0o777) == "0o600"
     config = project_config("rot", "file:///nonexistent", [])
     config["environments"]["production"]["hosts"] = ["127.0.0.1:1"]
+    allow_local_repos(db)
     apply(db, config)
     secrets.set_secret(db, SYSTEM, "rot", "production", "TOKEN", VALUE)
     db.dispose()
@@ -119,6 +131,7 @@ def test_a_deploy_that_needs_an_unset_secret_is_refused_naming_it(db):
 
     config = project_config("needs", "file:///nonexistent", [], secrets=["DB_PASSWORD"])
     config["environments"]["production"]["hosts"] = ["127.0.0.1:1"]
+    allow_local_repos(db)
     apply(db, config)
     with pytest.raises(ConfigError, match="DB_PASSWORD") as refused:
         deploys.request_deploy(db, ADMIN, "needs", "production", "v1")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import platformdirs
 
+from ferryman.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -21,6 +23,15 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"  # links in notifications
     notify_backoff_seconds: float = 5.0  # first retry of a failed notification; doubles
     lock_warn_minutes: float = 30.0  # a deploy running longer is announced (lock.held_long)
+    # The build sandbox (docs/security.md): ``auto`` requires it, ``off`` runs hooks unconfined.
+    sandbox: str = "auto"
+    bwrap: str = "/usr/bin/bwrap"
+    sandbox_uid_base: int = 1_900_000_000  # deploy N runs as uid base + N % sandbox_uid_count
+    sandbox_uid_count: int = 1_000_000
+    sandbox_cpu_seconds: int = 3600
+    sandbox_memory: int = 8 << 30  # bytes of data (heap and anonymous memory) per process
+    sandbox_processes: int = 512  # processes and threads of one sandbox (its own uid)
+    sandbox_stage: Path = Path("/run/ferryman-sandbox")  # empty mount points, root only
 
     @property
     def ssh_key(self) -> Path:
@@ -45,6 +56,35 @@ class Settings:
         """Built trees of failed deploys, kept so a retry ships them without rebuilding."""
         return self.home / "builds"
 
+    def space_ssh_dir(self, space_id: int) -> Path:
+        """Per-space SSH files the server writes (the pinned repository host keys)."""
+        return self.home / "ssh" / "spaces" / str(space_id)
+
+
+SANDBOX_MODES = ("auto", "off")
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``8G``, ``512M``, ``1048576`` → bytes (binary units)."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in _UNITS else ""
+    number = value[: len(value) - len(unit)] if unit else value
+    try:
+        size = int(float(number) * _UNITS[unit])
+    except ValueError:
+        raise ConfigError(f"not a size: {text!r} (e.g. 8G, 512M)") from None
+    if size <= 0:
+        raise ConfigError(f"not a size: {text!r} (e.g. 8G, 512M)")
+    return size
+
+
+def _sandbox_mode(text: str) -> str:
+    mode = text.strip().lower() or "auto"
+    if mode not in SANDBOX_MODES:
+        raise ConfigError(f"FERRYMAN_SANDBOX must be auto or off, not {text!r}")
+    return mode
+
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
@@ -61,4 +101,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         public_url=env.get("FERRYMAN_PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/"),
         notify_backoff_seconds=float(env.get("FERRYMAN_NOTIFY_BACKOFF", "5")),
         lock_warn_minutes=float(env.get("FERRYMAN_LOCK_WARN_MINUTES", "30")),
+        sandbox=_sandbox_mode(env.get("FERRYMAN_SANDBOX", "auto")),
+        bwrap=env.get("FERRYMAN_BWRAP", "/usr/bin/bwrap"),
+        sandbox_uid_base=int(env.get("FERRYMAN_SANDBOX_UID_BASE", "1900000000")),
+        sandbox_uid_count=int(env.get("FERRYMAN_SANDBOX_UID_COUNT", "1000000")),
+        sandbox_cpu_seconds=int(env.get("FERRYMAN_SANDBOX_CPU", "3600")),
+        sandbox_memory=parse_size(env.get("FERRYMAN_SANDBOX_MEMORY", "8G")),
+        sandbox_processes=int(env.get("FERRYMAN_SANDBOX_PROCESSES", "512")),
+        sandbox_stage=Path(env.get("FERRYMAN_SANDBOX_STAGE", "/run/ferryman-sandbox")),
     )

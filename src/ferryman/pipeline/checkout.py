@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 
+from ferryman import sandbox
 from ferryman.domain.release import release_name
 from ferryman.errors import Conflict, VcsError
 from ferryman.pipeline import builds
 from ferryman.pipeline.context import Context
+from ferryman.process import LocalResult
 from ferryman.services import deploy_records
-from ferryman.vcs.base import Resolved, Vcs
+from ferryman.vcs.base import Resolved, SandboxRun, Vcs
 from ferryman.vcs.factory import open_repo
 
 STAGE = "checkout"
@@ -22,7 +25,40 @@ def repo_for(ctx: Context) -> Vcs:
     def on_line(stream: str, line: str) -> None:
         ctx.recorder.log(line, stage=STAGE, stream=stream)
 
-    return open_repo(ctx.settings, ctx.project, ctx.env, on_line=on_line)
+    return open_repo(ctx.settings, ctx.project, ctx.env, space=ctx.space, on_line=on_line)
+
+
+def sandboxed(ctx: Context) -> SandboxRun | None:
+    """Runs the checkout's git/svn in the deploy's sandbox (None: the sandbox is off)."""
+    if not sandbox.enabled(ctx.settings):
+        return None
+
+    def on_line(stream: str, line: str) -> None:
+        ctx.recorder.log(line, stage=STAGE, stream=stream)
+
+    async def run(
+        script: str,
+        *,
+        network: bool,
+        readonly: tuple[Path, ...],
+        files: Mapping[str, bytes],
+    ) -> LocalResult:
+        return await sandbox.run(
+            ctx.settings,
+            deploy_id=ctx.deploy_id,
+            workspace=ctx.workspace,
+            script=script,
+            cwd=ctx.workspace,
+            network=network,
+            timeout=ctx.env.task_timeout,
+            on_line=on_line,
+            what="checkout",
+            stage=STAGE,
+            readonly=readonly,
+            files=files,
+        )
+
+    return run
 
 
 async def run(ctx: Context) -> None:
@@ -41,7 +77,8 @@ async def run(ctx: Context) -> None:
         )
         resolved = await repo.pin(resolved, ctx.pinned_commit)
     await adopt(ctx, resolved)
-    await repo.export(resolved, ctx.tree)
+    await repo.export(resolved, ctx.tree, sandboxed(ctx))
+    sandbox.check_workspace(ctx.workspace, ctx.tree, STAGE)
 
 
 async def reuse_build(ctx: Context, tree: Path, resolved: Resolved) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 
+from ferryman import sandbox
 from ferryman.commands import remote as cmd
 from ferryman.errors import RemoteError
 from ferryman.pipeline.context import Context, HostFacts
@@ -75,6 +76,7 @@ async def run(ctx: Context, only: list[str] | None = None) -> None:
     if ctx.workspace.exists():
         shutil.rmtree(ctx.workspace)
     ctx.workspace.mkdir(parents=True)
-    ctx.package_dir.mkdir()
+    ctx.package_dir.mkdir(mode=0o700)
+    sandbox.prepare_workspace(ctx.settings, ctx.workspace, ctx.deploy_id)
     ctx.recorder.log(f"workspace {ctx.workspace}", stage=STAGE)
     await probe_hosts(ctx, only=only)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ferryman import sandbox
 from ferryman.commands import remote as cmd
 from ferryman.db.models import utcnow
 from ferryman.domain.variables import task_script
 from ferryman.errors import StageTimeout, TaskFailed
 from ferryman.pipeline.context import Context, sleep
-from ferryman.process import run_local
 from ferryman.remote.executor import Target
 
 
@@ -33,7 +33,9 @@ async def local_script(
     host: str = "",
 ) -> None:
     """Run ``script`` on the deploy host (a hook, or a gray release's ``lb_out``/``lb_in``
-    for ``host``), logged under ``stage``, under the task timeout."""
+    for ``host``), logged under ``stage``, under the task timeout, in the deploy's sandbox:
+    the workspace is all it may write, and the variables (secrets too) travel in the script
+    file, never on a command line."""
     if not script.strip():
         return
     full = task_script(script, variables)
@@ -42,14 +44,35 @@ async def local_script(
     def on_line(stream: str, line: str) -> None:
         ctx.recorder.log(line, stage=stage, stream=stream, host=host)
 
+    if not sandbox.enabled(ctx.settings):
+        ctx.recorder.log(
+            "the build sandbox is off (FERRYMAN_SANDBOX=off): running unconfined", stage=stage
+        )
     try:
-        result = await run_local(
-            ["bash", "-c", full],
+        result = await sandbox.run(
+            ctx.settings,
+            deploy_id=ctx.deploy_id,
+            workspace=ctx.workspace,
+            script=full,
             cwd=cwd,
+            network=ctx.env.sandbox.network,
             timeout=ctx.env.task_timeout,
             on_line=on_line,
             what=f"{what} {stage}",
+            stage=stage,
         )
+    except TaskFailed as exc:
+        ctx.recorder.step(
+            host="",
+            stage=stage,
+            command=script,
+            exit_status=None,
+            output=exc.message,
+            started=started,
+            wall_start=wall,
+        )
+        exc.details.setdefault("host", host)
+        raise
     except StageTimeout as exc:
         ctx.recorder.step(
             host="",
@@ -72,6 +95,7 @@ async def local_script(
         started=started,
         wall_start=wall,
     )
+    sandbox.check_workspace(ctx.workspace, ctx.tree, stage)
     if result.exit_status != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()
         raise TaskFailed(

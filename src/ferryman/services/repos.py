@@ -11,7 +11,7 @@ from ferryman.config.settings import Settings
 from ferryman.domain import validate
 from ferryman.errors import VcsError
 from ferryman.vcs.base import Changes, Resolved
-from ferryman.vcs.factory import open_repo
+from ferryman.vcs.factory import SpacePolicy, open_repo
 
 TIMEOUT = 120.0
 
@@ -20,9 +20,17 @@ def _env_name(config: ProjectConfig, env: str | None) -> str:
     return env if env else sorted(config.environments)[0]
 
 
-async def resolve(settings: Settings, config: ProjectConfig, env: str, ref: str) -> Resolved:
+async def resolve(
+    settings: Settings,
+    config: ProjectConfig,
+    env: str,
+    ref: str,
+    space: SpacePolicy | None = None,
+) -> Resolved:
+    """``space``: the project's (its mirror, key, host keys and local-repository policy);
+    None is the legacy call."""
     validate.ref(ref)
-    repo = open_repo(settings, config, config.environment(env), timeout=TIMEOUT)
+    repo = open_repo(settings, config, config.environment(env), space=space, timeout=TIMEOUT)
     await repo.update()
     return await repo.resolve(ref)
 
@@ -34,11 +42,13 @@ async def refs(
     env: str | None = None,
     branch: str | None = None,
     limit: int = 30,
+    space: SpacePolicy | None = None,
 ) -> dict[str, Any]:
     """All branches, all tags newest first, and recent commits of one branch."""
     if branch is not None:
         validate.ref(branch)
-    repo = open_repo(settings, config, config.environment(_env_name(config, env)), timeout=TIMEOUT)
+    environment = config.environment(_env_name(config, env))
+    repo = open_repo(settings, config, environment, space=space, timeout=TIMEOUT)
     await repo.update()
     found = await repo.refs(branch, limit)
     return {
@@ -50,12 +60,18 @@ async def refs(
 
 
 async def changes(
-    settings: Settings, config: ProjectConfig, env: str, ref: str, old: str, new: str
+    settings: Settings,
+    config: ProjectConfig,
+    env: str,
+    ref: str,
+    old: str,
+    new: str,
+    space: SpacePolicy | None = None,
 ) -> Changes:
     """Commits and files between two exact commits. Commits never change, so the local mirror
     answers when it has both (the ticket's commit was fetched when the ticket was made): only
     a miss fetches from the repository."""
-    repo = open_repo(settings, config, config.environment(env), timeout=TIMEOUT)
+    repo = open_repo(settings, config, config.environment(env), space=space, timeout=TIMEOUT)
     try:
         return await repo.changes(ref, old, new, 200)
     except VcsError:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from ferryman.errors import StageTimeout, VcsError
-from ferryman.process import run_local
+from ferryman.process import LocalResult, run_local
 
 LineCallback = Callable[[str, str], None]
 
@@ -58,6 +59,19 @@ class Changes:
     truncated: bool = False
 
 
+class SandboxRun(Protocol):
+    """Runs a bash script in the deploy's sandbox (``pipeline/checkout.py`` makes one)."""
+
+    def __call__(
+        self,
+        script: str,
+        *,
+        network: bool,
+        readonly: tuple[Path, ...],
+        files: Mapping[str, bytes],
+    ) -> Awaitable[LocalResult]: ...
+
+
 class Vcs(Protocol):
     async def update(self) -> None:
         """Bring the local cache up to date (git: fetch the mirror; svn: nothing)."""
@@ -73,8 +87,11 @@ class Vcs(Protocol):
     async def changes(self, ref: str, old: str, new: str, limit: int) -> Changes:
         """Commits in ``new`` that ``old`` lacks, and the files changed between them."""
 
-    async def export(self, resolved: Resolved, dest: Path) -> None:
-        """Write the tree of exactly ``resolved`` into ``dest`` (which must not exist)."""
+    async def export(
+        self, resolved: Resolved, dest: Path, sandboxed: SandboxRun | None = None
+    ) -> None:
+        """Write the tree of exactly ``resolved`` into ``dest`` (which must not exist); with
+        ``sandboxed``, everything that reads repository content runs in the sandbox."""
 
     async def reachable(self) -> None:
         """Raise ``VcsError`` unless the repository answers."""
@@ -103,6 +120,67 @@ class SshOptions:
         return shlex.join(argv)
 
 
+# --- which URLs a repository, a submodule or an external may use ---------------------------
+
+_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?[^/:]+:(?!//)")
+_SCHEMES = {"ssh": "ssh", "git+ssh": "ssh", "ssh+git": "ssh", "https": "https", "http": "http"}
+_SCHEMES |= {"git": "git", "file": "file", "svn": "svn", "svn+ssh": "svn+ssh"}
+LOCAL_HINT = "a superuser allows them with `ferryman space limits SPACE --allow-local-repos`"
+
+
+def url_protocol(url: str) -> str:
+    """``ssh``, ``https``, ``http``, ``git``, ``file``, ``svn``, ``svn+ssh``, or the unknown
+    scheme / transport helper as written (``ext``), which nothing allows."""
+    if "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        return _SCHEMES.get(scheme, scheme)
+    if "::" in url:
+        return url.split("::", 1)[0].lower()
+    if _SCP_LIKE.match(url):
+        return "ssh"
+    return "file"  # a local path
+
+
+def is_local(url: str) -> bool:
+    return url_protocol(url) == "file"
+
+
+def check_repo_url(url: str, allow_local: bool, space: str = "") -> None:
+    """Refuse a local repository unless the space may use them, and unknown transports."""
+    protocol = url_protocol(url)
+    if protocol == "file" and not allow_local:
+        where = f" in space {space!r}" if space else ""
+        raise VcsError(f"local repositories ({url}) are refused{where}; {LOCAL_HINT}")
+    if protocol not in _SCHEMES.values():
+        raise VcsError(f"repository {url!r}: the {protocol!r} transport is not allowed")
+
+
+def git_protocols(url: str, allow_local: bool) -> str:
+    """``GIT_ALLOW_PROTOCOL`` for a repository: its own protocol only (``file`` too where the
+    space may use local repositories)."""
+    protocol = url_protocol(url)
+    allowed = ["http", "https"] if protocol == "http" else [protocol]
+    if allow_local and "file" not in allowed:
+        allowed.append("file")
+    return ":".join(allowed)
+
+
+def check_submodule_url(name: str, url: str, repo_url: str, allow_local: bool) -> None:
+    """A submodule may use the repository's own protocol (relative URLs resolve against it)
+    and ``file`` where the space allows local repositories; anything else is refused."""
+    if url.startswith(("./", "../")):
+        return
+    protocol = url_protocol(url)
+    if protocol in git_protocols(repo_url, allow_local).split(":"):
+        return
+    why = (
+        f"local paths are refused; {LOCAL_HINT}"
+        if protocol == "file"
+        else f"only {url_protocol(repo_url)} (the repository's own protocol) is allowed"
+    )
+    raise VcsError(f"submodule {name!r} points at {url!r}: {why}")
+
+
 async def run_vcs(
     argv: list[str],
     *,
@@ -128,3 +206,50 @@ async def run_vcs(
             stderr_tail="\n".join(tail[-20:]),
         )
     return result.stdout
+
+
+async def run_sandboxed(
+    sandboxed: SandboxRun,
+    what: str,
+    script: str,
+    *,
+    network: bool,
+    readonly: tuple[Path, ...] = (),
+    files: Mapping[str, bytes] | None = None,
+) -> None:
+    """Run a checkout script in the sandbox; raise ``VcsError`` with its stderr when it fails."""
+    try:
+        result = await sandboxed(script, network=network, readonly=readonly, files=files or {})
+    except StageTimeout as exc:
+        raise VcsError(f"{what}: {exc.message}") from None
+    if result.exit_status != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()
+        raise VcsError(
+            f"{what} failed (exit {result.exit_status})" + (f": {tail[-1][:300]}" if tail else ""),
+            stderr_tail="\n".join(tail[-20:]),
+        )
+
+
+def ssh_files(ssh: SshOptions) -> dict[str, bytes]:
+    """The key and known hosts a sandboxed checkout needs, as contents (read here, as the
+    server), for ``SshOptions(SSH_KEY, KNOWN_HOSTS)`` inside."""
+    from ferryman.commands.sandbox import KNOWN_HOSTS, SSH_KEY
+
+    files: dict[str, bytes] = {}
+    if ssh.key and Path(ssh.key).is_file():
+        files[SSH_KEY] = Path(ssh.key).read_bytes()
+    known = b""
+    for path in (ssh.known_hosts or "").split():
+        try:
+            known += Path(path).read_bytes().rstrip(b"\n") + b"\n"
+        except OSError:
+            continue
+    files[KNOWN_HOSTS] = known
+    return files
+
+
+def inside_ssh(ssh: SshOptions) -> SshOptions:
+    from ferryman.commands.sandbox import KNOWN_HOSTS, SSH_KEY
+
+    has_key = bool(ssh.key) and Path(str(ssh.key)).is_file()
+    return SshOptions(key=SSH_KEY if has_key else None, known_hosts=KNOWN_HOSTS)

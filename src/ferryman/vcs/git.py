@@ -6,7 +6,9 @@ import asyncio
 import fcntl
 import os
 import re
+import shlex
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from ferryman.domain import validate
 from ferryman.errors import NotFound, VcsError
@@ -17,14 +19,63 @@ from ferryman.vcs.base import (
     RefInfo,
     RefList,
     Resolved,
+    SandboxRun,
     SshOptions,
+    check_submodule_url,
+    git_protocols,
+    inside_ssh,
+    is_local,
+    run_sandboxed,
     run_vcs,
+    ssh_files,
 )
 
 TIMEOUT = 600.0
 FILES_LIMIT = 2000
 _HEX = re.compile(r"[0-9a-f]{7,64}")
 _LOG_FORMAT = "%H%x1f%an%x1f%aI%x1f%s"
+GITCONFIG = "/run/ferryman/gitconfig"
+
+
+def local_path(url: str) -> Path:
+    """The directory a ``file://`` URL or a local path names."""
+    if "://" in url:
+        return Path(unquote(urlsplit(url).path))
+    return Path(url)
+
+
+def safe_config(mirror: Path) -> str:
+    """A global git config trusting exactly the mirror (owned by the server, not by us)."""
+    value = str(mirror).replace("\\", "\\\\").replace('"', '\\"')
+    return f'[safe]\n\tdirectory = "{value}"\n'
+
+
+def checkout_script(
+    mirror: Path,
+    dest: Path,
+    commit: str,
+    url: str,
+    submodule_protocols: str | None,
+    ssh_command: str,
+) -> str:
+    """The sandboxed checkout: a ``--shared`` clone of the (read-only) mirror, exactly
+    ``commit``, then submodules over ``submodule_protocols`` only (None: there are none)."""
+    q = shlex.quote
+    lines = [
+        "set -eu",
+        f"export GIT_CONFIG_GLOBAL={GITCONFIG} GIT_CONFIG_NOSYSTEM=1",
+        "export GIT_TERMINAL_PROMPT=0 LC_ALL=C",
+        f"GIT_ALLOW_PROTOCOL=file git clone --quiet --shared --no-checkout -- {q(str(mirror))} "
+        + q(str(dest)),
+        f"GIT_ALLOW_PROTOCOL=none git -C {q(str(dest))} checkout --quiet --detach {q(commit)}",
+    ]
+    if submodule_protocols is not None:
+        lines += [
+            f"git -C {q(str(dest))} remote set-url origin {q(url)}",
+            f"GIT_ALLOW_PROTOCOL={q(submodule_protocols)} GIT_SSH_COMMAND={q(ssh_command)} "
+            f"git -C {q(str(dest))} submodule update --init --recursive --quiet",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def _commits(text: str) -> list[Commit]:
@@ -54,19 +105,25 @@ class GitRepo:
         ssh: SshOptions,
         on_line: LineCallback | None = None,
         timeout: float = TIMEOUT,
+        allow_local: bool = False,
     ) -> None:
         self.url = url
         self.mirror = mirror
         self.ssh = ssh
         self.on_line = on_line
         self.timeout = timeout
+        self.allow_local = allow_local
+
+    @property
+    def protocols(self) -> str:
+        return git_protocols(self.url, self.allow_local)
 
     @property
     def env(self) -> dict[str, str]:
         return {
             "GIT_SSH_COMMAND": self.ssh.command(),
             "GIT_TERMINAL_PROMPT": "0",
-            "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
+            "GIT_ALLOW_PROTOCOL": self.protocols,
             "GIT_CONFIG_NOSYSTEM": "1",
             "LC_ALL": "C",
         }
@@ -77,12 +134,21 @@ class GitRepo:
         )
 
     async def update(self) -> None:
-        self.mirror.parent.mkdir(parents=True, exist_ok=True)
+        self.mirror.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         async with _file_lock(self.mirror.with_name(self.mirror.name + ".lock")):
             if not (self.mirror / "HEAD").exists():
                 tmp = self.mirror.with_name(self.mirror.name + ".cloning")
                 await asyncio.to_thread(_rmtree, tmp)
-                await self._git("clone", "--mirror", "--quiet", "--", self.url, str(tmp))
+                await self._git(
+                    "clone",
+                    "--mirror",
+                    "--quiet",
+                    "--config",
+                    "core.sharedRepository=0644",  # the sandbox reads it as another uid
+                    "--",
+                    self.url,
+                    str(tmp),
+                )
                 os.replace(tmp, self.mirror)
                 return
             await self._git("-C", str(self.mirror), "remote", "set-url", "origin", self.url)
@@ -184,23 +250,98 @@ class GitRepo:
         truncated = len(commits) > limit or len(files) > FILES_LIMIT
         return Changes(commits=commits[:limit], files=files[:FILES_LIMIT], truncated=truncated)
 
-    async def _has(self, full_ref: str) -> bool:
+    async def _has(self, name: str, kind: str = "ref") -> bool:
+        """Whether the mirror has the ref ``name`` (or, ``kind="blob"``, the object)."""
+        args = ["show-ref", "--verify", "--quiet", name]
+        if kind == "blob":
+            args = ["cat-file", "-e", name]
         try:
-            await self._git("-C", str(self.mirror), "show-ref", "--verify", "--quiet", full_ref)
+            await run_vcs(
+                ["git", "-C", str(self.mirror), *args], env=self.env, timeout=self.timeout
+            )
         except VcsError:
             return False
         return True
 
-    async def export(self, resolved: Resolved, dest: Path) -> None:
+    async def submodules(self, commit: str) -> list[tuple[str, str]]:
+        """(name, url) of the submodules ``.gitmodules`` declares at ``commit``, each checked
+        against the repository's protocol (read from the mirror, never from a work tree)."""
+        if not await self._has(f"{commit}:.gitmodules", kind="blob"):
+            return []
+        try:
+            out = await run_vcs(
+                [
+                    "git",
+                    "-C",
+                    str(self.mirror),
+                    "config",
+                    "--blob",
+                    f"{commit}:.gitmodules",
+                    "--get-regexp",
+                    r"^submodule\..*\.url$",
+                ],
+                env=self.env,
+                timeout=self.timeout,
+            )
+        except VcsError:
+            return []  # no url entries
+        found = []
+        for line in out.splitlines():
+            key, _, url = line.partition(" ")
+            name = key.removeprefix("submodule.").removesuffix(".url")
+            check_submodule_url(name, url.strip(), self.url, self.allow_local)
+            found.append((name, url.strip()))
+        return found
+
+    async def export(
+        self, resolved: Resolved, dest: Path, sandboxed: SandboxRun | None = None
+    ) -> None:
+        submodules = await self.submodules(resolved.commit)
+        if sandboxed is not None:
+            await self._export_sandboxed(resolved, dest, submodules, sandboxed)
+            return
         await self._git(
             "clone", "--quiet", "--shared", "--no-checkout", "--", str(self.mirror), str(dest)
         )
         await self._git("-C", str(dest), "checkout", "--quiet", "--detach", resolved.commit)
-        if (dest / ".gitmodules").exists():
+        if submodules:
             await self._git("-C", str(dest), "remote", "set-url", "origin", self.url)
             await self._git(
                 "-C", str(dest), "submodule", "update", "--init", "--recursive", "--quiet"
             )
+
+    async def _export_sandboxed(
+        self,
+        resolved: Resolved,
+        dest: Path,
+        submodules: list[tuple[str, str]],
+        sandboxed: SandboxRun,
+    ) -> None:
+        readonly = [self.mirror]
+        files = {GITCONFIG: safe_config(self.mirror).encode()}
+        if submodules:
+            files |= ssh_files(self.ssh)
+            if self.allow_local:  # local submodules (and relative ones of a local repo)
+                urls = [url for _, url in submodules if is_local(url)]
+                if is_local(self.url):
+                    urls.append(self.url)
+                readonly += [p for p in {local_path(u) for u in urls} if p.is_absolute()]
+        script = checkout_script(
+            self.mirror,
+            dest,
+            resolved.commit,
+            self.url,
+            self.protocols if submodules else None,
+            inside_ssh(self.ssh).command(),
+        )
+        await run_sandboxed(
+            sandboxed,
+            "checkout",
+            script,
+            network=bool(submodules),
+            readonly=tuple(dict.fromkeys(readonly)),
+            files=files,
+        )
 
     async def reachable(self) -> None:
         await self._git("ls-remote", "--heads", "--", self.url)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 from xml.etree import ElementTree
 
 from ferryman.domain import validate
@@ -15,8 +17,13 @@ from ferryman.vcs.base import (
     RefInfo,
     RefList,
     Resolved,
+    SandboxRun,
     SshOptions,
+    inside_ssh,
+    run_sandboxed,
     run_vcs,
+    ssh_files,
+    url_protocol,
 )
 
 TIMEOUT = 600.0
@@ -40,6 +47,60 @@ def _log_entries(text: str) -> list[Commit]:
     ]
 
 
+def external_urls(text: str) -> list[str]:
+    """The URL of each ``svn:externals`` definition (either order: ``URL dir`` or ``dir URL``;
+    relative forms ``^/``, ``//``, ``/``, ``../`` kept as written)."""
+    urls = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            tokens = shlex.split(line)
+        except ValueError:
+            tokens = line.split()
+        words = [t for t in tokens if not t.startswith("-r")]
+        candidates = [t for t in words if "://" in t or t.startswith(("^/", "//", "../"))]
+        if not candidates and words and words[0].startswith("/"):
+            candidates = [words[0]]  # server-root relative
+        urls.append(candidates[0] if candidates else line)
+    return urls
+
+
+def check_external(url: str, repo_url: str, allow_local: bool) -> None:
+    """An external may stay in the repository's server: relative forms, or the same scheme
+    and host (``file`` only where the space allows local repositories)."""
+    if url.startswith(("^/", "../")) or (url.startswith("/") and not url.startswith("//")):
+        return
+    repo = urlsplit(repo_url)
+    target = urlsplit(f"{repo.scheme}:{url}" if url.startswith("//") else url)
+    if "://" not in url and not url.startswith("//"):
+        raise VcsError(f"svn:externals entry {url!r} cannot be read: refused")
+    if target.scheme.lower() == "file" and not allow_local:
+        raise VcsError(
+            f"svn:externals points at {url!r}: local paths are refused; a superuser allows "
+            "them with `ferryman space limits SPACE --allow-local-repos`"
+        )
+    same = target.scheme.lower() == repo.scheme.lower() and target.netloc == repo.netloc
+    if not same:
+        raise VcsError(
+            f"svn:externals points at {url!r}: only {repo.scheme}://{repo.netloc} "
+            "(the repository's own server) is allowed"
+        )
+
+
+def repository_root(url: str) -> Path | None:
+    """For a ``file://`` URL: the local repository's root (the dir holding ``format`` and
+    ``db``), to bind read-only into the sandbox."""
+    if url_protocol(url) != "file":
+        return None
+    path = Path(unquote(urlsplit(url).path)) if "://" in url else Path(url)
+    for candidate in (path, *path.parents):
+        if (candidate / "format").is_file() and (candidate / "db").is_dir():
+            return candidate
+    return None
+
+
 class SvnRepo:
     def __init__(
         self,
@@ -47,11 +108,13 @@ class SvnRepo:
         ssh: SshOptions,
         on_line: LineCallback | None = None,
         timeout: float = TIMEOUT,
+        allow_local: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         self.ssh = ssh
         self.on_line = on_line
         self.timeout = timeout
+        self.allow_local = allow_local
 
     @property
     def env(self) -> dict[str, str]:
@@ -173,10 +236,43 @@ class SvnRepo:
         truncated = len(commits) > limit or len(files) > FILES_LIMIT
         return Changes(commits=commits[:limit], files=files[:FILES_LIMIT], truncated=truncated)
 
-    async def export(self, resolved: Resolved, dest: Path) -> None:
+    async def check_externals(self, url: str, rev: str) -> None:
+        """Refuse the export when any ``svn:externals`` below ``url@rev`` leaves the server."""
+        argv = ["svn", "propget", "--non-interactive", "-R", "--xml", "svn:externals", "--"]
+        out = await run_vcs(
+            [*argv, f"{url}@{rev}"],
+            env=self.env,
+            timeout=self.timeout,
+        )
+        for prop in _xml(out).iter("property"):
+            for external in external_urls(prop.text or ""):
+                check_external(external, self.url, self.allow_local)
+
+    async def export(
+        self, resolved: Resolved, dest: Path, sandboxed: SandboxRun | None = None
+    ) -> None:
         path, _ = self._split(resolved.ref)
         rev = resolved.commit.removeprefix("r")
-        await self._svn("export", "--quiet", "-r", rev, "--", f"{self.url}/{path}@{rev}", str(dest))
+        url = f"{self.url}/{path}@{rev}"
+        await self.check_externals(f"{self.url}/{path}", rev)
+        if sandboxed is None:
+            await self._svn("export", "--quiet", "-r", rev, "--", url, str(dest))
+            return
+        inside = inside_ssh(self.ssh)
+        q = shlex.quote
+        script = (
+            f"set -eu\nexport SVN_SSH={q(inside.command())} LC_ALL=C\n"
+            f"svn export --non-interactive --quiet -r {q(rev)} -- {q(url)} {q(str(dest))}\n"
+        )
+        root = repository_root(self.url) if self.allow_local else None
+        await run_sandboxed(
+            sandboxed,
+            "svn export",
+            script,
+            network=root is None,
+            readonly=(root,) if root is not None else (),
+            files=ssh_files(self.ssh),
+        )
 
     async def reachable(self) -> None:
         await self._svn("info", "--", self.url)
