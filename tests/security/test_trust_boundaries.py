@@ -337,3 +337,14 @@ def test_approvals_from_before_digests_hold_while_the_project_is_unchanged(
         project = projects.find_project(s, SYSTEM, name, "project.read")
         ticket = s.get(Ticket, ticket_id)
         assert "changed after ticket" in tickets.stale_approval(s, ticket, project)
+
+
+def test_a_server_a_project_names_cannot_be_removed_from_under_it(db, settings, targets):
+    master = _user(db, unique("mia"), role="master")
+    name = unique("held")
+    _apply(db, master, project_config(name, "ssh://git@127.0.0.1/x.git", targets[:1]))
+    server_id = _server_id(db, targets[0].address)
+    with pytest.raises(Conflict, match=f"named by project\\(s\\) {name}"):
+        inventory.delete_server(db, master, server_id)
+    _apply(db, master, project_config(name, "ssh://git@127.0.0.1/x.git", targets[1:2]))
+    inventory.delete_server(db, master, server_id)

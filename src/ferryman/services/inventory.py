@@ -367,8 +367,24 @@ def update_server(db: Database, actor: Actor, server_id: int, **changes: Any) ->
 
 
 def delete_server(db: Database, actor: Actor, server_id: int) -> None:
+    """Remove a server no project names (by address or by name; labels select whoever has
+    them, so a labelled server may go)."""
+    from ferryman.domain import inventory as rules
+
     with db.transaction() as s:
         server = _server(s, actor, server_id, "server.manage")
+        ref = rules.ServerRef(server.name, server.address, server.port, server.user or "", ())
+        users = sorted(
+            p.name
+            for p in s.scalars(select(Project).where(Project.space_id == server.space_id))
+            for env in (p.config.get("environments") or {}).values()
+            if ref in rules.targeted({**env, "labels": []}, [ref])
+        )
+        if users:
+            raise Conflict(
+                f"server {server.name} is named by project(s) {', '.join(sorted(set(users)))}; "
+                "take it out of their hosts or servers first"
+            )
         s.delete(server)
         record(
             s,
