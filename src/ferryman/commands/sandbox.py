@@ -8,8 +8,9 @@ A sandboxed command is one argv, read left to right:
    ``FERRYMAN_HOME`` lies under a directory that uid cannot enter;
 2. ``setpriv``: (root only) drop to the deploy's own unprivileged uid and gid, no groups;
 3. ``prlimit``: CPU seconds, data memory, processes (per uid: one uid per deploy), no core;
-4. ``bwrap``: new user, PID, IPC, UTS, cgroup (and network) namespaces, a root made of
-   read-only ``/usr``, a few ``/etc`` files and the workspace, then ``bash`` on the script.
+4. ``bwrap``: new user, PID, IPC, UTS, cgroup (and network) namespaces, a read-only root made
+   of ``/usr``, a few ``/etc`` files and the workspace (the one writable path besides private
+   ``/tmp`` and ``/var/tmp``), then ``bash`` on the script.
 
 Secret values never appear here: the script (with the deploy's variables) and any key reach
 the sandbox through file descriptors (``--ro-bind-data``), which the caller fills.
@@ -138,7 +139,7 @@ def bwrap_argv(bwrap: str, spec: Spec) -> list[str]:
         argv += ["--bind" if bind.writable else "--ro-bind", bind.source, bind.dest]
     for data in spec.data:
         argv += ["--perms", data.perms, "--ro-bind-data", str(data.fd), data.dest]
-    argv += ["--chdir", spec.cwd, "--clearenv"]
+    argv += ["--remount-ro", "/", "--chdir", spec.cwd, "--clearenv"]
     env = {"PATH": PATH, "HOME": spec.home, "LANG": "C.UTF-8", **spec.env}
     for key in sorted(env):
         argv += ["--setenv", key, env[key]]

@@ -128,9 +128,10 @@ class GitRepo:
             "LC_ALL": "C",
         }
 
-    async def _git(self, *args: str, cwd: Path | None = None) -> str:
+    async def _git(self, *args: str, cwd: Path | None = None, protocols: str = "") -> str:
+        env = self.env | ({"GIT_ALLOW_PROTOCOL": protocols} if protocols else {})
         return await run_vcs(
-            ["git", *args], env=self.env, timeout=self.timeout, cwd=cwd, on_line=self.on_line
+            ["git", *args], env=env, timeout=self.timeout, cwd=cwd, on_line=self.on_line
         )
 
     async def update(self) -> None:
@@ -300,10 +301,13 @@ class GitRepo:
         if sandboxed is not None:
             await self._export_sandboxed(resolved, dest, submodules, sandboxed)
             return
+        mirror, tree = str(self.mirror), str(dest)
         await self._git(
-            "clone", "--quiet", "--shared", "--no-checkout", "--", str(self.mirror), str(dest)
+            "clone", "--quiet", "--shared", "--no-checkout", "--", mirror, tree, protocols="file"
         )
-        await self._git("-C", str(dest), "checkout", "--quiet", "--detach", resolved.commit)
+        await self._git(
+            "-C", tree, "checkout", "--quiet", "--detach", resolved.commit, protocols="none"
+        )
         if submodules:
             await self._git("-C", str(dest), "remote", "set-url", "origin", self.url)
             await self._git(
