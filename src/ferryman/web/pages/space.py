@@ -41,7 +41,12 @@ def switch_space(request: Request, db: DB, space: str) -> Response:
 
 @router.get("/s/{space}/", response_class=HTMLResponse)
 def dashboard(
-    request: Request, space: str, db: DB, project: str = "", env: str = ""
+    request: Request,
+    space: str,
+    db: DB,
+    settings: SettingsDep,
+    project: str = "",
+    env: str = "",
 ) -> HTMLResponse:
     web = signed_in(request, db, space)
     actor = web.actor
@@ -83,6 +88,7 @@ def dashboard(
         environments=[e["name"] for e in inventory.list_environments(db, actor, space)],
         project=project,
         env=env,
+        sandbox_off=settings.sandbox == "off",
     )
 
 
