@@ -2,6 +2,10 @@
 measured in the same run.
 
     .venv/bin/python benchmarks/deploy_fleet.py --hosts 50 [--files 5000 --mb 50] [--disk]
+    .venv/bin/python benchmarks/deploy_fleet.py --hosts 10 --sandbox-rounds 5 --only-sandbox
+
+``--sandbox-rounds N``: N pairs of first deploys (a fresh project each, with a one-line
+``post_deploy``), alternating the build sandbox on and off in the same run; medians reported.
 
 Floors: (1) connect to every host and run ``true``, in parallel (asyncssh, as a deploy does; and
 OpenSSH ``ssh true`` for reference); (2) the deploy's full package piped to every host into
@@ -13,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,6 +222,8 @@ def main() -> None:
     parser.add_argument("--compress", choices=["yes", "no"], default="yes")
     parser.add_argument("--net", default=os.environ.get("FERRYMAN_BENCH_NET", "127.0.101"))
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--sandbox-rounds", type=int, default=0, help="sandbox on/off pairs")
+    parser.add_argument("--only-sandbox", action="store_true", help="only the sandbox pairs")
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="ferryman-bench-"))
@@ -258,19 +266,23 @@ def main() -> None:
         }
         projects.apply_project(db, ACTOR, parse_project(config))
 
-        def run(kind: str, **kw: Any) -> dict[str, Any]:
+        def run(kind: str, settings: Any = settings, **kw: Any) -> dict[str, Any]:
             if kind == "emergency":
                 d = deploys.request_rollback(db, ACTOR, "bench", ENV, kw["to"], emergency=True)
             elif kind == "rollback":
                 d = deploys.request_rollback(db, ACTOR, "bench", ENV, None)
             else:
-                d = deploys.request_deploy(db, ACTOR, "bench", ENV, "master")
+                d = deploys.request_deploy(db, ACTOR, kw.get("project", "bench"), ENV, "master")
             assert queue.claim_next(db, "bench") == d.id
             asyncio.run(run_deploy(db, settings, d.id, "bench"))
             result = deploy_views.get(db, d.id)
             assert result["status"] == "success", result["error"]
             return result
 
+        if args.sandbox_rounds:
+            figures["sandbox"] = sandbox_pairs(db, settings, config, args.sandbox_rounds, run)
+        if args.only_sandbox:
+            return
         targets = [Target(h.address, h.address, 22, "root") for h in hosts]
         key, known = fleet.client_key, fleet.known_hosts
         wall, cpu_s, _ = measure(lambda: asyncio.run(floor_ssh_true(key, known, targets)))
@@ -307,9 +319,84 @@ def main() -> None:
     finally:
         fleet.stop()
         shutil.rmtree(base, ignore_errors=True)
+        if args.only_sandbox:
+            report_sandbox(figures)
+    if args.only_sandbox:
+        return
     report(figures)
+    if "sandbox" in figures:
+        report_sandbox(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
+
+
+def sandbox_pairs(
+    db: Database, settings: Any, config: dict[str, Any], rounds: int, run: Callable[..., Any]
+) -> dict[str, Any]:
+    """First deploys of fresh projects (same repository, so the mirror is warm after the
+    first, unmeasured one), alternating sandbox on and off; a one-line build hook in each."""
+    modes = {
+        "on": dataclasses.replace(settings, sandbox="auto"),
+        "off": dataclasses.replace(settings, sandbox="off"),
+    }
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    stages: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+
+    def first(name: str, mode: str) -> tuple[float, dict[str, Any]]:
+        env = dict(config["environments"][ENV])
+        env |= {"webroot": f"/srv/www/{name}", "releases": f"/srv/releases/{name}"}
+        env["tasks"] = {"post_deploy": "echo built > .built\n"}
+        cfg = {**config, "project": name, "environments": {ENV: env}}
+        projects.apply_project(db, ACTOR, parse_project(cfg))
+        wall, _, result = measure(lambda: run("deploy", modes[mode], project=name))
+        return wall, result
+
+    first("bench-warm", "on")  # clones the mirror, probes bwrap once
+    for i in range(rounds):
+        order = ("on", "off") if i % 2 == 0 else ("off", "on")
+        for mode in order:
+            wall, result = first(f"bench-s{i}-{mode}", mode)
+            times[mode].append(wall)
+            stages[mode].append(_stages(result))
+            print(f"sandbox {mode}: {wall:.2f}s", file=sys.stderr)
+    deltas = [a - b for a, b in zip(times["on"], times["off"], strict=True)]
+    out: dict[str, Any] = {"rounds": rounds, "paired_delta": statistics.median(deltas)}
+    for mode in ("on", "off"):
+        out[mode] = {
+            "median": statistics.median(times[mode]),
+            "all": times[mode],
+            "stages": {
+                k: statistics.median(s[k] for s in stages[mode] if k in s)
+                for k in ("checkout", "post_deploy")
+            },
+        }
+    return out
+
+
+def report_sandbox(f: dict[str, Any]) -> None:
+    if "sandbox" not in f:
+        return
+    s = f["sandbox"]
+    on, off = s["on"], s["off"]
+    extra = on["median"] - off["median"]
+    print(
+        f"\nbuild sandbox, {f['hosts']} hosts, {s['rounds']} alternating pairs of first deploys "
+        f"(medians):\n| sandbox | first deploy s | checkout s | post_deploy s |\n"
+        f"| --- | ---: | ---: | ---: |"
+    )
+    for name, fig in (("off", off), ("on", on)):
+        st = fig["stages"]
+        print(f"| {name} | {fig['median']:.2f} | {st['checkout']:.3f} | {st['post_deploy']:.3f} |")
+    print(f"extra: {extra:+.3f}s = {100 * extra / off['median']:+.1f}% (target ≤ 5%)")
+    paired = s["paired_delta"]
+    print(f"median of paired differences: {paired:+.3f}s = {100 * paired / off['median']:+.1f}%")
+    stage_extra = sum(on["stages"][k] - off["stages"][k] for k in ("checkout", "post_deploy"))
+    print(
+        f"sandboxed stages (checkout + post_deploy): {stage_extra:+.3f}s = "
+        f"{100 * stage_extra / off['median']:+.1f}% of the first deploy"
+    )
+    print("all on:", " ".join(f"{t:.2f}" for t in on["all"]))
+    print("all off:", " ".join(f"{t:.2f}" for t in off["all"]))
 
 
 def _steps(db: Database, deploy_id: int) -> dict[str, dict[str, float]]:
@@ -334,7 +421,8 @@ def _package(settings: Any, first: dict[str, Any], config: dict[str, Any]) -> Pa
     from ferryman.vcs.factory import mirror_path
 
     tree = settings.home / "pkgtree"
-    mirror = mirror_path(settings.repo_cache, config["repo"])
+    name = mirror_path(settings.repo_cache, config["repo"]).name  # under the space's own dir
+    mirror = next(settings.repo_cache.glob(f"*/{name}"))
     subprocess.run(["git", "clone", "-q", str(mirror), str(tree)], check=True)
     subprocess.run(["git", "-C", str(tree), "checkout", "-q", first["commit"]], check=True)
     manifest = build_manifest(tree, [])
