@@ -107,6 +107,27 @@ class SpaceUpdateBody(_Body):
     is_active: bool | None = None
 
 
+class SpaceLimitsBody(_Body):
+    """Owners lower these; raising them or allowing local repositories is a superuser's."""
+
+    max_running: int | None = Field(
+        default=None, ge=1, le=1000, description="deploys of the space running at once"
+    )
+    max_task_timeout: float | str | None = Field(
+        default=None,
+        description="longest task timeout its projects may ask for: seconds, or 30m, 1h",
+    )
+    allow_local_repos: bool | None = Field(
+        default=None, description="file:// and local-path repositories (superusers)"
+    )
+
+    @model_validator(mode="after")
+    def _short_duration(self) -> SpaceLimitsBody:
+        if isinstance(self.max_task_timeout, str) and len(self.max_task_timeout) > 20:
+            raise PydanticCustomError("duration", "max_task_timeout: like 3600, 30m or 1h")
+        return self
+
+
 class MemberBody(_Body):
     user: str = Field(min_length=1, max_length=64, description="user name or id")
     role: str = Field(min_length=1, max_length=16)
@@ -140,6 +161,9 @@ class ServerBody(_Body):
     user: str = Field(default="", max_length=32)
     labels: list[str] = Field(default_factory=list, max_length=50)
     description: str = Field(default="", max_length=500)
+    environments: list[str] = Field(
+        default_factory=list, max_length=50, description="environments this server serves"
+    )
 
 
 class ServerUpdateBody(_Body):
@@ -148,6 +172,16 @@ class ServerUpdateBody(_Body):
     user: str | None = Field(default=None, max_length=32)
     labels: list[str] | None = Field(default=None, max_length=50)
     description: str | None = Field(default=None, max_length=500)
+    environments: list[str] | None = Field(default=None, max_length=50)
+
+
+class TrustBody(_Body):
+    fingerprint: str = Field(default="", max_length=200, description="SHA256:… you expect")
+    key: str = Field(default="", max_length=16000, description="or the public key itself")
+
+
+class RepoHostTrustBody(TrustBody):
+    host: str = Field(min_length=1, max_length=300, description="address[:port]")
 
 
 class CopyBody(_Body):

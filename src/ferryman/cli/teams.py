@@ -70,6 +70,47 @@ def space_remove_member(space: str, user: str) -> None:
     console.print(f"removed {escape(user)} from {escape(space)}")
 
 
+@space_app.command("limits")
+def space_limits(
+    space: str,
+    max_running: Annotated[
+        int | None, typer.Option("--max-running", help="Deploys of the space running at once.")
+    ] = None,
+    max_task_timeout: Annotated[
+        str | None,
+        typer.Option("--max-task-timeout", help="Longest task timeout (3600, 30m, 1h)."),
+    ] = None,
+    allow_local_repos: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-local-repos/--no-allow-local-repos",
+            help="Allow file:// and local-path repositories (superusers).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show or change a space's limits. Owners may lower them; raising them or allowing
+    local repositories needs a superuser."""
+    body: dict[str, Any] = {}
+    if max_running is not None:
+        body["max_running"] = max_running
+    if max_task_timeout is not None:
+        body["max_task_timeout"] = max_task_timeout
+    if allow_local_repos is not None:
+        body["allow_local_repos"] = allow_local_repos
+    client = Client()
+    data = client.patch(f"/spaces/{space}/limits", body) if body else client.get(f"/spaces/{space}")
+    limits = {k: data[k] for k in ("max_running", "max_task_timeout", "allow_local_repos")}
+    if as_json:
+        show(limits, as_json=True)
+        return
+    console.print(
+        f"space {escape(data['name'])}: at most {limits['max_running']} running, "
+        f"task timeout up to {limits['max_task_timeout']:g}s, local repositories "
+        + ("allowed" if limits["allow_local_repos"] else "refused")
+    )
+
+
 # --- environments -------------------------------------------------------------------------
 
 
@@ -143,7 +184,7 @@ def server_list(
 ) -> None:
     params = {k: v for k, v in {"space": space, "label": label}.items() if v}
     rows = Client().get("/servers", params=params)
-    show(rows, ["id", "name", "host", "labels", "description"], as_json)
+    show(rows, ["id", "name", "host", "labels", "environments", "host_key"], as_json)
 
 
 @server_app.command("add")
@@ -154,6 +195,10 @@ def server_add(
     port: Annotated[int, typer.Option()] = 22,
     user: Annotated[str, typer.Option()] = "",
     label: Annotated[list[str] | None, typer.Option("--label", help="Repeatable.")] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option("--env", help="An environment it serves (its approval applies). Repeatable."),
+    ] = None,
 ) -> None:
     body = {
         "space": space,
@@ -162,6 +207,7 @@ def server_add(
         "port": port,
         "user": user,
         "labels": label or [],
+        "environments": env or [],
     }
     data = Client().post("/servers", body)
     console.print(f"added server {escape(data['name'])} (#{data['id']}, {escape(data['host'])})")

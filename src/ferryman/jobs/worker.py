@@ -6,6 +6,11 @@ SKIP LOCKED`` on PostgreSQL and MariaDB, a conditional update on SQLite) and giv
 lease it keeps extending; a deploy whose worker stops extending it is taken over by another
 worker, which puts its hosts in order and fails it (``pipeline.recover``).
 
+Fairness: claims go by priority (emergency rollbacks, rollbacks, then the rest, oldest first)
+and a space's ordinary deploys wait while it runs its ``max_running`` (``services.queue``).
+With a concurrency of 2 or more, the last free slot only takes rollbacks, so ordinary deploys
+filling the worker never make a rollback wait for a slot.
+
 ``stop()`` drains: no new claims; running deploys get ``grace`` seconds to finish, then they
 are asked to stop at their next safe point, which leaves every host on a complete release.
 """
@@ -49,6 +54,7 @@ class Worker:
         self.runner = runner
         self._slots = asyncio.Semaphore(self.concurrency)
         self._running: dict[int, asyncio.Task[str]] = {}
+        self._ordinary = 0  # running deploys that are not rollbacks
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._last_reap = 0.0
@@ -77,25 +83,33 @@ class Worker:
             if self._stopping.is_set():
                 self._slots.release()
                 break
-            deploy_id = None
+            claimed = None
             try:
-                deploy_id = await asyncio.to_thread(
-                    queue.claim_next,
+                claimed = await asyncio.to_thread(
+                    queue.claim,
                     self.db,
                     self.name,
                     self.queues,
                     self.settings.lock_lease_seconds,
+                    rollbacks_only=self._last_slot(),
                 )
             except Exception:
                 log.exception("claiming a deploy failed")
-            if deploy_id is None:
+            if claimed is None:
                 self._slots.release()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wait_for_work(), self.settings.worker_poll_seconds)
                 continue
-            task = asyncio.create_task(self._run_one(deploy_id))
-            self._running[deploy_id] = task
+            if claimed.ordinary:
+                self._ordinary += 1
+            task = asyncio.create_task(self._run_one(claimed.id, claimed.ordinary))
+            self._running[claimed.id] = task
+
+    def _last_slot(self) -> bool:
+        """Whether the slot about to claim is the one kept for rollbacks: ordinary deploys
+        use at most ``concurrency - 1`` slots (all of them with a concurrency of 1)."""
+        return self.concurrency >= 2 and self._ordinary >= self.concurrency - 1
 
     async def _wait_for_work(self) -> None:
         stop = asyncio.create_task(self._stopping.wait())
@@ -106,7 +120,7 @@ class Worker:
             stop.cancel()
             wake.cancel()
 
-    async def _run_one(self, deploy_id: int) -> str:
+    async def _run_one(self, deploy_id: int, ordinary: bool = True) -> str:
         try:
             return await self.runner(self.db, self.settings, deploy_id, self.name)
         except Exception:
@@ -114,7 +128,10 @@ class Worker:
             return "failed"
         finally:
             self._running.pop(deploy_id, None)
+            if ordinary:
+                self._ordinary -= 1
             self._slots.release()
+            self._wake.set()  # its space may take another deploy now
 
     async def _reap(self) -> None:
         """Take over deploys whose worker is gone and put their hosts in order; tell people

@@ -7,12 +7,13 @@ The deploys table is the queue. See ``jobs/worker.py`` for the loop that uses th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from ferryman.db.models import Deploy, Ticket, utcnow
+from ferryman.db.models import Deploy, Project, Space, Ticket, utcnow
 from ferryman.db.session import Database, rowcount
 from ferryman.domain.tickets import FROM_DEPLOY
 from ferryman.errors import Conflict
@@ -29,50 +30,160 @@ def sync_ticket(s: Session, deploy: Deploy) -> None:
         ticket.updated_at = utcnow()
 
 
+ORDINARY = 100  # ``deploys.priority`` of everything but rollbacks (services.deploys)
+_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    priority: int
+
+    @property
+    def ordinary(self) -> bool:
+        """Not a rollback: held back by its space's limit and the worker's reserved slot."""
+        return self.priority >= ORDINARY
+
+
 def claim_next(
-    db: Database, worker: str, queues: Sequence[str] | None = None, lease: float = 60.0
+    db: Database,
+    worker: str,
+    queues: Sequence[str] | None = None,
+    lease: float = 60.0,
+    *,
+    rollbacks_only: bool = False,
 ) -> int | None:
-    """Atomically move the oldest due queued deploy (of ``queues``, or any) to running for
-    this worker, with a lease the worker must keep extending. PostgreSQL and MariaDB lock the
-    row with ``FOR UPDATE SKIP LOCKED`` (claimers never wait on each other); SQLite, which
-    serialises writers anyway, uses a conditional update."""
+    """``claim``, returning only the deploy's id."""
+    got = claim(db, worker, queues, lease, rollbacks_only=rollbacks_only)
+    return got.id if got else None
+
+
+def claim(
+    db: Database,
+    worker: str,
+    queues: Sequence[str] | None = None,
+    lease: float = 60.0,
+    *,
+    rollbacks_only: bool = False,
+) -> Claim | None:
+    """Atomically move the next due queued deploy (of ``queues``, or any) to running for this
+    worker, with a lease the worker must keep extending.
+
+    The next one is the lowest ``priority`` (emergency rollbacks 0, rollbacks 10, the rest
+    100), then the oldest. An ordinary deploy whose space already runs ``max_running`` deploys
+    is passed over until one of them ends; rollbacks are never held back by the space's limit
+    (putting production back beats fairness). ``rollbacks_only``: the worker's last free slot.
+
+    Under concurrency: PostgreSQL and MariaDB take the deploy row with ``FOR UPDATE SKIP
+    LOCKED`` (claimers never wait for each other's rows) and then lock the space's row, so
+    two claimers of one space count its running deploys one after the other (READ COMMITTED,
+    so the second sees the first's claim); SQLite starts the claim with ``BEGIN IMMEDIATE``,
+    which takes the database's one write lock before anything is read."""
+    for _ in range(_ATTEMPTS):
+        outcome = _claim_once(db, worker, queues, lease, rollbacks_only)
+        if not isinstance(outcome, _Retry):
+            return outcome
+    return None
+
+
+class _Retry:
+    """Lost a race (the space filled up, or another claimer took the row): try again."""
+
+
+_RETRY = _Retry()
+
+
+def _claim_once(
+    db: Database,
+    worker: str,
+    queues: Sequence[str] | None,
+    lease: float,
+    rollbacks_only: bool,
+) -> Claim | _Retry | None:
     now = utcnow()
-    running = {
-        "status": "running",
-        "worker": worker,
-        "started_at": now,
-        "lease_expires_at": now + timedelta(seconds=lease),
-    }
-    due = (
-        select(Deploy.id)
-        .where(
+    with db.transaction() as s:
+        locking = s.get_bind().dialect.name in ("postgresql", "mysql", "mariadb")
+        if locking:
+            s.connection(execution_options={"isolation_level": "READ COMMITTED"})
+        else:
+            s.execute(text("BEGIN IMMEDIATE"))
+        due = select(Deploy.id, Deploy.priority, Deploy.project_id).where(
             Deploy.status == "queued",
             or_(Deploy.not_before.is_(None), Deploy.not_before <= now),
         )
-        .order_by(Deploy.id)
-    )
-    if queues:
-        due = due.where(Deploy.queue.in_(list(queues)))
-    with db.transaction() as s:
-        if s.get_bind().dialect.name in ("postgresql", "mysql", "mariadb"):
-            deploy_id = s.scalar(due.limit(1).with_for_update(skip_locked=True))
-            candidates = [deploy_id] if deploy_id is not None else []
-        else:
-            candidates = list(s.scalars(due.limit(5)))
-        for candidate in candidates:
-            taken = rowcount(
-                s.execute(
-                    update(Deploy)
-                    .where(Deploy.id == candidate, Deploy.status == "queued")
-                    .values(**running)
+        if queues:
+            due = due.where(Deploy.queue.in_(list(queues)))
+        if rollbacks_only:
+            due = due.where(Deploy.priority < ORDINARY)
+        held = _projects_of_full_spaces(s)
+        if held:
+            due = due.where(or_(Deploy.priority < ORDINARY, Deploy.project_id.not_in(held)))
+        due = due.order_by(Deploy.priority, Deploy.id).limit(1)
+        if locking:
+            due = due.with_for_update(skip_locked=True)
+        row = s.execute(due).first()
+        if row is None:
+            return None
+        deploy_id, priority, project_id = int(row[0]), int(row[1]), int(row[2])
+        if priority >= ORDINARY:
+            space_id = s.scalar(select(Project.space_id).where(Project.id == project_id))
+            assert space_id is not None
+            limit = _lock_space(s, space_id, locking)
+            if running_in_space(s, space_id) >= limit:
+                return _RETRY
+        taken = rowcount(
+            s.execute(
+                update(Deploy)
+                .where(Deploy.id == deploy_id, Deploy.status == "queued")
+                .values(
+                    status="running",
+                    worker=worker,
+                    started_at=now,
+                    lease_expires_at=now + timedelta(seconds=lease),
                 )
             )
-            if taken == 1:
-                claimed = s.get(Deploy, candidate)
-                assert claimed is not None
-                sync_ticket(s, claimed)
-                return int(candidate)
-    return None
+        )
+        if taken != 1:
+            return _RETRY
+        claimed = s.get(Deploy, deploy_id)
+        assert claimed is not None
+        sync_ticket(s, claimed)
+        return Claim(deploy_id, priority)
+
+
+def running_in_space(s: Session, space_id: int) -> int:
+    return int(
+        s.scalar(
+            select(func.count())
+            .select_from(Deploy)
+            .join(Project, Project.id == Deploy.project_id)
+            .where(Project.space_id == space_id, Deploy.status == "running")
+        )
+        or 0
+    )
+
+
+def _projects_of_full_spaces(s: Session) -> list[int]:
+    """Projects whose space runs as many deploys as it may (their ordinary deploys wait)."""
+    running = (
+        select(Project.space_id, func.count(Deploy.id).label("n"))
+        .join(Deploy, Deploy.project_id == Project.id)
+        .where(Deploy.status == "running")
+        .group_by(Project.space_id)
+        .subquery()
+    )
+    full = select(Space.id).join(running, running.c.space_id == Space.id)
+    full = full.where(running.c.n >= Space.max_running)
+    return [int(i) for i in s.scalars(select(Project.id).where(Project.space_id.in_(full)))]
+
+
+def _lock_space(s: Session, space_id: int, locking: bool) -> int:
+    """The space's ``max_running``, its row locked until the claim commits (SQLite: the
+    claim already holds the database's write lock)."""
+    stmt = select(Space.max_running).where(Space.id == space_id)
+    if locking:
+        stmt = stmt.with_for_update()
+    return int(s.scalar(stmt) or 0)
 
 
 def extend_lease(db: Database, deploy_id: int, worker: str, lease: float) -> bool:

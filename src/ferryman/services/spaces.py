@@ -11,7 +11,8 @@ from ferryman.db.models import Environment, Space, SpaceMember, User
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
-from ferryman.errors import Conflict, NotFound
+from ferryman.domain.rollout import duration
+from ferryman.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import require, visible_space_ids
 
@@ -31,6 +32,15 @@ def space_dict(space: Space) -> dict[str, Any]:
         "description": space.description,
         "is_active": space.is_active,
         "created_at": space.created_at.isoformat(),
+        **limits_dict(space),
+    }
+
+
+def limits_dict(space: Space) -> dict[str, Any]:
+    return {
+        "max_running": space.max_running,
+        "max_task_timeout": space.max_task_timeout,
+        "allow_local_repos": space.allow_local_repos,
     }
 
 
@@ -133,6 +143,71 @@ def update_space(
             after={k: after[k] for k in ("description", "is_active")},
         )
         return after
+
+
+MAX_RUNNING_CEILING = 1000
+
+
+def update_limits(
+    db: Database,
+    actor: Actor,
+    ref: int | str,
+    max_running: int | None = None,
+    max_task_timeout: float | str | None = None,
+    allow_local_repos: bool | None = None,
+) -> dict[str, Any]:
+    """Change a space's fair-worker limits and local-repository policy. An owner may lower
+    ``max_running`` (deploys running at once, at least 1) and ``max_task_timeout`` (seconds,
+    or ``"30m"``/``"1h"``); raising either, or changing ``allow_local_repos``, is a
+    superuser's (``space.policy``). Values equal to the current ones change nothing."""
+    if max_running is not None and (
+        isinstance(max_running, bool) or not 1 <= max_running <= MAX_RUNNING_CEILING
+    ):
+        raise ValidationError(f"max_running: between 1 and {MAX_RUNNING_CEILING}")
+    timeout = None
+    if max_task_timeout is not None:
+        timeout = duration(max_task_timeout, "max_task_timeout")
+        if timeout <= 0:
+            raise ValidationError("max_task_timeout: more than 0 seconds")
+    with db.transaction() as s:
+        space = visible_space(s, actor, ref, "space.limit")
+        before = limits_dict(space)
+        raising = []
+        if max_running is not None and max_running > space.max_running:
+            raising.append(f"raise max_running from {space.max_running} to {max_running}")
+        if timeout is not None and timeout > space.max_task_timeout:
+            raising.append(
+                f"raise max_task_timeout from {space.max_task_timeout:g}s to {timeout:g}s"
+            )
+        if allow_local_repos is not None and allow_local_repos != space.allow_local_repos:
+            raising.append(("allow" if allow_local_repos else "refuse") + " local repositories")
+        if raising:
+            try:
+                require(s, actor, "space.policy", space_id=space.id)
+            except PermissionDenied:
+                raise PermissionDenied(
+                    f"only a superuser may {' and '.join(raising)} in space {space.name!r} "
+                    "(space.policy); owners may only lower limits",
+                    action="space.policy",
+                    needs="superuser",
+                ) from None
+        if max_running is not None:
+            space.max_running = max_running
+        if timeout is not None:
+            space.max_task_timeout = timeout
+        if allow_local_repos is not None:
+            space.allow_local_repos = allow_local_repos
+        after = limits_dict(space)
+        record(
+            s,
+            actor,
+            "space.limits",
+            f"space:{space.name}",
+            space_id=space.id,
+            before=before,
+            after=after,
+        )
+        return {"id": space.id, "name": space.name, **after}
 
 
 def find_user(s: Session, ref: int | str) -> User:

@@ -15,6 +15,7 @@ from ferryman.api.schemas import (
     ServerBody,
     ServerUpdateBody,
     SpaceBody,
+    SpaceLimitsBody,
     SpaceUpdateBody,
 )
 from ferryman.services import inventory, spaces
@@ -41,6 +42,13 @@ def get_space(space: str, db: DB, actor: CurrentActor) -> dict[str, Any]:
 @router.patch("/spaces/{space}", tags=["spaces"], openapi_extra=perm("space.manage"))
 def update_space(space: str, body: SpaceUpdateBody, db: DB, actor: CurrentActor) -> dict[str, Any]:
     return spaces.update_space(db, actor, space, **body.model_dump(exclude_unset=True))
+
+
+@router.patch("/spaces/{space}/limits", tags=["spaces"], openapi_extra=perm("space.limit"))
+def update_limits(space: str, body: SpaceLimitsBody, db: DB, actor: CurrentActor) -> dict[str, Any]:
+    """Deploys running at once, the longest task timeout, local repositories. Owners may
+    lower the limits; raising them or allowing local repositories needs a superuser."""
+    return spaces.update_limits(db, actor, space, **body.model_dump(exclude_unset=True))
 
 
 @router.get("/spaces/{space}/members", tags=["spaces"], openapi_extra=perm("member.read"))
@@ -142,6 +150,7 @@ def create_server(body: ServerBody, db: DB, actor: CurrentActor) -> dict[str, An
         user=body.user,
         labels=body.labels,
         description=body.description,
+        environments=body.environments,
     )
 
 
