@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ferryman.db.models import Deploy, Project, Space, Ticket, utcnow
@@ -79,6 +79,9 @@ def claim(
     two claimers of one space count its running deploys one after the other (READ COMMITTED,
     so the second sees the first's claim); SQLite starts the claim with ``BEGIN IMMEDIATE``,
     which takes the database's one write lock before anything is read."""
+    with db.read() as s:  # idle workers poll: only a due job is worth the write lock
+        if s.scalar(_due(utcnow(), queues, rollbacks_only).limit(1)) is None:
+            return None
     for _ in range(_ATTEMPTS):
         outcome = _claim_once(db, worker, queues, lease, rollbacks_only)
         if not isinstance(outcome, _Retry):
@@ -107,14 +110,7 @@ def _claim_once(
             s.connection(execution_options={"isolation_level": "READ COMMITTED"})
         else:
             s.execute(text("BEGIN IMMEDIATE"))
-        due = select(Deploy.id, Deploy.priority, Deploy.project_id).where(
-            Deploy.status == "queued",
-            or_(Deploy.not_before.is_(None), Deploy.not_before <= now),
-        )
-        if queues:
-            due = due.where(Deploy.queue.in_(list(queues)))
-        if rollbacks_only:
-            due = due.where(Deploy.priority < ORDINARY)
+        due = _due(now, queues, rollbacks_only).add_columns(Deploy.priority, Deploy.project_id)
         held = _projects_of_full_spaces(s)
         if held:
             due = due.where(or_(Deploy.priority < ORDINARY, Deploy.project_id.not_in(held)))
@@ -149,6 +145,18 @@ def _claim_once(
         assert claimed is not None
         sync_ticket(s, claimed)
         return Claim(deploy_id, priority)
+
+
+def _due(now: datetime, queues: Sequence[str] | None, rollbacks_only: bool) -> Select[int]:
+    due = select(Deploy.id).where(
+        Deploy.status == "queued",
+        or_(Deploy.not_before.is_(None), Deploy.not_before <= now),
+    )
+    if queues:
+        due = due.where(Deploy.queue.in_(list(queues)))
+    if rollbacks_only:
+        due = due.where(Deploy.priority < ORDINARY)
+    return due
 
 
 def running_in_space(s: Session, space_id: int) -> int:
