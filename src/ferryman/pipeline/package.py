@@ -22,6 +22,11 @@ from ferryman.domain.manifest import MANIFEST_FILE, VERSION_FILE, Manifest, enco
 ALWAYS_EXCLUDED = ["/.git", "/" + MANIFEST_FILE, "/" + VERSION_FILE]
 
 
+# Only rwx bits are shipped: a build cannot plant a setuid-root program on the hosts (the
+# unpack runs as the deploy user, often root, and keeps the modes it is given).
+PERMISSIONS = 0o777
+
+
 def build_manifest(tree: Path, excludes: list[str]) -> Manifest:
     """Walk the built tree; skip excluded paths and anything that is not a file, dir or link."""
     patterns = [*excludes, *ALWAYS_EXCLUDED]
@@ -39,7 +44,7 @@ def build_manifest(tree: Path, excludes: list[str]) -> Manifest:
             if stat.S_ISLNK(st.st_mode):
                 manifest[rel] = ("l", 0o777, os.readlink(full))
             else:
-                manifest[rel] = ("d", stat.S_IMODE(st.st_mode), "")
+                manifest[rel] = ("d", stat.S_IMODE(st.st_mode) & PERMISSIONS, "")
                 kept.append(name)
         dirnames[:] = kept
         for name in filenames:
@@ -53,7 +58,7 @@ def build_manifest(tree: Path, excludes: list[str]) -> Manifest:
             elif stat.S_ISREG(st.st_mode):
                 with open(full, "rb") as fh:
                     digest = hashlib.file_digest(fh, "sha1").hexdigest()
-                manifest[rel] = ("f", stat.S_IMODE(st.st_mode), digest)
+                manifest[rel] = ("f", stat.S_IMODE(st.st_mode) & PERMISSIONS, digest)
     return manifest
 
 
@@ -96,6 +101,7 @@ def _add_members(
         info = tar.gettarinfo(str(tree / rel), arcname=rel)
         info.uid = info.gid = 0
         info.uname = info.gname = ""
+        info.mode &= PERMISSIONS  # never setuid, setgid or sticky on the hosts
         if info.isreg():
             with open(tree / rel, "rb") as fh:
                 tar.addfile(info, fh)

@@ -56,4 +56,15 @@ def ticket_digest(s: Session, project: Project, config: ProjectConfig, ticket: T
         vcs=config.vcs_kind,
         env_config=env.model_dump(mode="json"),
         config_versions={v["path"]: v["version"] for v in config_views(s, project, ticket.env)},
+        variables=_variables(s, project, ticket.env),
     )
+
+
+def _variables(s: Session, project: Project, env: str) -> dict[str, str]:
+    from ferryman.services.secrets import sealed_for
+
+    row = s.scalar(
+        select(Environment).where(Environment.space_id == project.space_id, Environment.name == env)
+    )
+    values = {f"env:{k}": v for k, v in (row.variables if row else {}).items()}
+    return values | {f"secret:{k}": v for k, v in sealed_for(s, project.id, env).items()}

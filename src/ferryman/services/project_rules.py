@@ -61,6 +61,18 @@ def check_policy(
         )
     for env_name, env in config.environments.items():
         old = old_envs.get(env_name, {})
+        granted = [k for k in FREE_PATHS if getattr(env, k) is not None]
+        if granted and not actor.is_superuser:
+            aimed = [
+                k
+                for k in ("hosts", "servers", "labels", "user")
+                if _aim(env, k) != _aim_old(old, k)
+            ]
+            if aimed:
+                errors.append(
+                    f"environments/{env_name}: it uses {', '.join(granted)} a superuser set; "
+                    f"changing where it goes ({', '.join(aimed)}) is a superuser's too"
+                )
         for key in FREE_PATHS:
             value = getattr(env, key)
             if value is not None and value != old.get(key) and not actor.is_superuser:
@@ -75,13 +87,38 @@ def check_policy(
             if problem:
                 errors.append(f"environments/{env_name}/health_check/{i}: {problem}")
         limit = space.max_task_timeout
-        if env.task_timeout > limit:
-            errors.append(
-                f"environments/{env_name}/task_timeout: {env.task_timeout:g}s is more than "
-                f"space {space.name!r} allows ({limit:g}s)"
-            )
+        for path, seconds in _waits(env):
+            if seconds > limit:
+                errors.append(
+                    f"environments/{env_name}/{path}: {seconds:g}s is more than "
+                    f"space {space.name!r} allows ({limit:g}s)"
+                )
     if errors:
         raise ConfigError(f"project {config.project} asks for what it may not", errors)
+
+
+def _waits(env: Any) -> list[tuple[str, float]]:
+    """Every wait a project can ask a worker for, in seconds, bounded by the space's
+    ``max_task_timeout``: hooks, delays between hosts and batches, a health check's worst."""
+    out = [("task_timeout", float(env.task_timeout))]
+    out.append(("post_release_delay", float(env.post_release_delay)))
+    if env.strategy is not None:
+        out.append(("strategy/between_batches", float(env.strategy.between_batches)))
+    for i, check in enumerate(env.health_check):
+        worst = check.retries * check.timeout + (check.retries - 1) * check.interval
+        out.append((f"health_check/{i} (retries x (timeout + interval))", float(worst)))
+    return out
+
+
+def _aim(env: Any, key: str) -> Any:
+    value = getattr(env, key)
+    return sorted(str(v) for v in value) if isinstance(value, list) else value
+
+
+def _aim_old(old: dict[str, Any], key: str) -> Any:
+    if key == "user":
+        return old.get("user")
+    return sorted(str(v) for v in old.get(key, []) or [])
 
 
 def register_hosts(s: Session, actor: Actor, space: Space, config: ProjectConfig) -> None:

@@ -32,6 +32,7 @@ from ferryman.services import approval, deploys, notifications, projects, queue,
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import project_role, require, visible_space_ids
 from ferryman.services.config_files import config_views
+from ferryman.services.space_access import space_access
 
 
 def ticket_dict(ticket: Ticket, project: Project | None = None) -> dict[str, Any]:
@@ -180,7 +181,8 @@ async def create_ticket(
         with db.read() as s:
             ref, commit, _release = deploys.live_release(s, project, config, env, chosen)
     else:
-        commit = (await repos.resolve(settings, config, env, ref)).commit
+        space = await asyncio.to_thread(space_access, db, settings, project.space_id)
+        commit = (await repos.resolve(settings, config, env, ref, space=space)).commit
 
     def insert() -> dict[str, Any]:
         with db.transaction() as s:
@@ -307,12 +309,13 @@ def deploy_ticket(
     ``not_before`` this is refused, unless ``schedule``: then it is queued to start then."""
     with db.transaction() as s:
         ticket, project = _load(s, actor, ticket_id, "ticket.deploy")
-        why = stale_approval(s, ticket, project) if ticket.status == states.APPROVED else ""
+        rerun = ticket.status in (states.APPROVED, states.FAILED)
+        why = stale_approval(s, ticket, project) if rerun else ""
     if why:
         _refuse_stale(db, actor, ticket_id, why)
     with db.transaction() as s:
         ticket, project = _load(s, actor, ticket_id, "ticket.deploy")
-        if ticket.status == states.APPROVED and stale_approval(s, ticket, project):
+        if ticket.status in (states.APPROVED, states.FAILED) and stale_approval(s, ticket, project):
             raise Conflict(f"ticket #{ticket_id} changed while it was being deployed; try again")
         deploy = _queue(s, actor, ticket, project, schedule)
         _audit(s, actor, "ticket.deploy", ticket, deploy_id=deploy.id)
@@ -497,8 +500,11 @@ async def preview(db: Database, settings: Settings, actor: Actor, ticket_id: int
     by_commit: dict[str, list[str]] = {}
     for host in hosts:
         by_commit.setdefault(live.get(host, ("", ""))[1], []).append(host)
+    space = await asyncio.to_thread(space_access, db, settings, ticket.space_id)
     for old, on_hosts in sorted(by_commit.items()):
-        change = await repos.changes(settings, config, ticket.env, ticket.ref, old, ticket.commit)
+        change = await repos.changes(
+            settings, config, ticket.env, ticket.ref, old, ticket.commit, space=space
+        )
         out["changes"].append(
             {
                 "from": old or None,

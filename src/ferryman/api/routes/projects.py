@@ -113,8 +113,11 @@ async def refs(
 ) -> dict[str, Any]:
     """Branches, tags (newest first) and recent commits of ``branch`` (default branch when
     omitted) with author and message, read from the repository."""
-    _, config = await asyncio.to_thread(projects.project_config, db, actor, project, "project.read")
-    return await repos.refs(settings, config, env=env, branch=branch, limit=limit)
+    found, config = await asyncio.to_thread(
+        projects.project_config, db, actor, project, "project.read"
+    )
+    space = await asyncio.to_thread(space_access, db, settings, found.space_id)
+    return await repos.refs(settings, config, env=env, branch=branch, limit=limit, space=space)
 
 
 @router.get("/projects/{project}/members", tags=["projects"], openapi_extra=perm("member.read"))
