@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import re
 import shlex
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from ferryman.errors import StageTimeout, VcsError
 from ferryman.process import LocalResult, run_local
@@ -165,20 +169,81 @@ def git_protocols(url: str, allow_local: bool) -> str:
     return ":".join(allowed)
 
 
+_DEFAULT_PORTS = {"ssh": 22, "https": 443, "http": 80, "git": 9418, "svn": 3690, "svn+ssh": 22}
+
+
+def endpoint(url: str) -> tuple[str, int] | None:
+    """(host, port) a remote URL connects to (``user@`` dropped), None for a local one."""
+    protocol = url_protocol(url)
+    if protocol == "file":
+        return None
+    if "://" in url:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return ("", 0)
+        return (parts.hostname or "", port or _DEFAULT_PORTS.get(protocol, 0))
+    host = url.split(":", 1)[0].rpartition("@")[2]  # scp-like user@host:path
+    return (host.strip("[]").lower(), 22)
+
+
 def check_submodule_url(name: str, url: str, repo_url: str, allow_local: bool) -> None:
-    """A submodule may use the repository's own protocol (relative URLs resolve against it)
-    and ``file`` where the space allows local repositories; anything else is refused."""
+    """A submodule may use the repository's own protocol **and host** (relative URLs
+    resolve against it), and ``file`` where the space allows local repositories; anything
+    else is refused: the checkout holds the space's key, which opens the space's servers."""
     if url.startswith(("./", "../")):
         return
     protocol = url_protocol(url)
-    if protocol in git_protocols(repo_url, allow_local).split(":"):
-        return
-    why = (
-        f"local paths are refused; {LOCAL_HINT}"
-        if protocol == "file"
-        else f"only {url_protocol(repo_url)} (the repository's own protocol) is allowed"
-    )
-    raise VcsError(f"submodule {name!r} points at {url!r}: {why}")
+    if protocol not in git_protocols(repo_url, allow_local).split(":"):
+        why = (
+            f"local paths are refused; {LOCAL_HINT}"
+            if protocol == "file"
+            else f"only {url_protocol(repo_url)} (the repository's own protocol) is allowed"
+        )
+        raise VcsError(f"submodule {name!r} points at {url!r}: {why}")
+    theirs, ours = endpoint(url), endpoint(repo_url)
+    if theirs is not None and theirs != ours:
+        where = f"{ours[0]}:{ours[1]}" if ours else "local"
+        raise VcsError(
+            f"submodule {name!r} points at {url!r}: only the repository's own host "
+            f"({where}) is allowed"
+        )
+
+
+def known_hosts_for(text: bytes, host: str, port: int) -> bytes:
+    """The lines of a known_hosts text that vouch for ``host:port`` (plain or hashed names):
+    inside the sandbox ssh can then verify no other host, so a submodule, however nested,
+    cannot make the checkout log in elsewhere with the space's key."""
+    names = {host if port == 22 else f"[{host}]:{port}"}
+    kept = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or line.startswith(b"#"):
+            continue
+        marker = fields[0].decode(errors="replace")
+        if marker.startswith("@"):
+            continue  # @cert-authority / @revoked: not ours to carry
+        if any(_names_match(pattern, names) for pattern in marker.split(",")):
+            kept.append(line)
+    return b"".join(line + b"\n" for line in kept)
+
+
+def _names_match(pattern: str, names: set[str]) -> bool:
+    if pattern.startswith("|1|"):
+        try:
+            _, _, salt, digest = pattern.split("|")
+            key = base64.b64decode(salt)
+            return any(
+                hmac.compare_digest(
+                    base64.b64encode(hmac.new(key, n.encode(), "sha1").digest()).decode(),
+                    digest,
+                )
+                for n in names
+            )
+        except (ValueError, binascii.Error):
+            return False
+    return pattern.lower() in names
 
 
 async def run_vcs(
@@ -230,9 +295,10 @@ async def run_sandboxed(
         )
 
 
-def ssh_files(ssh: SshOptions) -> dict[str, bytes]:
+def ssh_files(ssh: SshOptions, only: tuple[str, int] | None = None) -> dict[str, bytes]:
     """The key and known hosts a sandboxed checkout needs, as contents (read here, as the
-    server), for ``SshOptions(SSH_KEY, KNOWN_HOSTS)`` inside."""
+    server), for ``SshOptions(SSH_KEY, KNOWN_HOSTS)`` inside; with ``only``, the known hosts
+    of that one ``(host, port)``."""
     from ferryman.commands.sandbox import KNOWN_HOSTS, SSH_KEY
 
     files: dict[str, bytes] = {}
@@ -244,7 +310,7 @@ def ssh_files(ssh: SshOptions) -> dict[str, bytes]:
             known += Path(path).read_bytes().rstrip(b"\n") + b"\n"
         except OSError:
             continue
-    files[KNOWN_HOSTS] = known
+    files[KNOWN_HOSTS] = known if only is None else known_hosts_for(known, *only)
     return files
 
 

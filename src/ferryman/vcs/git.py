@@ -22,6 +22,7 @@ from ferryman.vcs.base import (
     SandboxRun,
     SshOptions,
     check_submodule_url,
+    endpoint,
     git_protocols,
     inside_ssh,
     is_local,
@@ -324,7 +325,7 @@ class GitRepo:
         readonly = [self.mirror]
         files = {GITCONFIG: safe_config(self.mirror).encode()}
         if submodules:
-            files |= ssh_files(self.ssh)
+            files |= ssh_files(self.ssh, endpoint(self.url))
             if self.allow_local:  # local submodules (and relative ones of a local repo)
                 urls = [url for _, url in submodules if is_local(url)]
                 if is_local(self.url):
