@@ -61,6 +61,7 @@ def test_svn_refs_and_the_preview_read_the_real_repository(settings, svn, tmp_pa
     import asyncio
 
     from ferryman.config.project import parse_project
+    from ferryman.pipeline.context import SpaceAccess
     from ferryman.services import repos
 
     root, base_url = svn
@@ -83,10 +84,13 @@ def test_svn_refs_and_the_preview_read_the_real_repository(settings, svn, tmp_pa
     config = project_config(name, f"{base_url}/{name}", [])
     config["environments"]["production"]["hosts"] = ["127.0.0.1"]
     config = parse_project(config)
-    found = asyncio.run(repos.refs(settings, config, limit=10))
+    space = SpaceAccess(id=1, name="default")
+    found = asyncio.run(repos.refs(settings, config, limit=10, space=space))
     assert [b["name"] for b in found["branches"]] == ["branches/hotfix"]
     assert [t["name"] for t in found["tags"]] == ["tags/v1"]
     assert [c["message"] for c in found["commits"]][:2] == ["second page", "first page"]
-    change = asyncio.run(repos.changes(settings, config, "production", "trunk", "r2", "r3"))
+    change = asyncio.run(
+        repos.changes(settings, config, "production", "trunk", "r2", "r3", space=space)
+    )
     assert [c.id for c in change.commits] == ["r3"]
     assert sorted(change.files) == [("A", "app.txt"), ("M", "index.html")]

@@ -25,10 +25,9 @@ async def resolve(
     config: ProjectConfig,
     env: str,
     ref: str,
-    space: SpacePolicy | None = None,
+    space: SpacePolicy,
 ) -> Resolved:
-    """``space``: the project's (its mirror, key, host keys and local-repository policy);
-    None is the legacy call."""
+    """``space``: the project's (its mirror, key, host keys and local-repository policy)."""
     validate.ref(ref)
     repo = open_repo(settings, config, config.environment(env), space=space, timeout=TIMEOUT)
     await repo.update()
@@ -42,7 +41,7 @@ async def refs(
     env: str | None = None,
     branch: str | None = None,
     limit: int = 30,
-    space: SpacePolicy | None = None,
+    space: SpacePolicy,
 ) -> dict[str, Any]:
     """All branches, all tags newest first, and recent commits of one branch."""
     if branch is not None:
@@ -66,7 +65,7 @@ async def changes(
     ref: str,
     old: str,
     new: str,
-    space: SpacePolicy | None = None,
+    space: SpacePolicy,
 ) -> Changes:
     """Commits and files between two exact commits. Commits never change, so the local mirror
     answers when it has both (the ticket's commit was fetched when the ticket was made): only

@@ -78,20 +78,20 @@ def open_repo(
     project: ProjectConfig,
     env: Environment,
     *,
-    space: SpacePolicy | None = None,
+    space: SpacePolicy,
     on_line: LineCallback | None = None,
     timeout: float | None = None,
 ) -> Vcs:
-    """``space`` None is the legacy call (no local-repository check, the shared space-0
-    mirror): every caller should pass the project's space."""
-    allow_local = space.allow_local_repos if space is not None else True
-    check_repo_url(project.repo, allow_local, space.name if space is not None else "")
+    """The project's repository as its space may read it: the space's mirror, key and
+    pinned host keys; local repositories only where the space allows them."""
+    allow_local = space.allow_local_repos
+    check_repo_url(project.repo, allow_local, space.name)
     ssh = ssh_options(settings, env, space)
     limit = timeout if timeout is not None else env.task_timeout
     if project.vcs_kind == "svn":
         return SvnRepo(project.repo, ssh, on_line=on_line, timeout=limit, allow_local=allow_local)
     settings.repo_cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-    mirror = mirror_path(settings.repo_cache, project.repo, space.id if space is not None else 0)
+    mirror = mirror_path(settings.repo_cache, project.repo, space.id)
     return GitRepo(
         project.repo, mirror, ssh, on_line=on_line, timeout=limit, allow_local=allow_local
     )
