@@ -141,6 +141,18 @@ def read_live(host: FleetHost, project: str, rel: str) -> str:
     return host.path(f"/srv/releases/{project}/{name}/{rel}").read_text()
 
 
+def printed(db: Database, deploy_id: int, stage: str, host: str = "") -> list[str]:
+    """What a deploy-host hook (sandboxed: it can write nowhere outside its workspace) printed
+    to stdout, line by line, from the deploy's log."""
+    from ferryman.services import deploy_views
+
+    return [
+        line["text"]
+        for line in deploy_views.logs_after(db, deploy_id, limit=5000)
+        if line["stage"] == stage and line["stream"] == "stdout" and line["host"] == host
+    ]
+
+
 def allow_local_repos(db: Database, space: str = "default") -> None:
     """What a superuser's ``ferryman space limits SPACE --allow-local-repos`` does: this
     space may use ``file://`` and local-path repositories (set straight in the database)."""

@@ -14,6 +14,7 @@ from tests.helpers import (
     apply,
     deploy,
     live,
+    printed,
     project_config,
     read_live,
     release_dirs,
@@ -163,13 +164,9 @@ def test_redeploy_ships_only_changed_files_and_never_modifies_old_releases(
 
 def test_every_task_sees_the_deploy_variables(db, settings, repo, targets, tmp_path):
     repo.commit({"index.html": "v1\n"}, tag="v1")
-    out = tmp_path / "local"
-    out.mkdir()
     tasks = {
-        "pre_deploy": f'echo "$PROJECT $ENV $DEPLOY_ID $DEPLOY_USER" > {out}/pre_deploy\n',
-        "post_deploy": (
-            f'cd {{WORKSPACE}}\necho "$TAG $COMMIT $COMMIT_SHORT $VERSION" > {out}/post_deploy\n'
-        ),
+        "pre_deploy": 'echo "$PROJECT $ENV $DEPLOY_ID $DEPLOY_USER"\n',
+        "post_deploy": 'cd {WORKSPACE}\necho "$TAG $COMMIT $COMMIT_SHORT $VERSION"\n',
         "pre_release": 'echo "$HOST $RELEASE $PWD $WEBROOT $RELEASES" > /srv/pre_release.out\n',
         "post_release": 'echo "{HOST} $VERSION $BRANCH." > /srv/post_release.out\n',
     }
@@ -178,8 +175,10 @@ def test_every_task_sees_the_deploy_variables(db, settings, repo, targets, tmp_p
     assert result["status"] == "success", result["error"]
     rel = result["release"]
     commit = result["commit"]
-    assert (out / "pre_deploy").read_text() == f"{repo.name} production {result['id']} alice\n"
-    assert (out / "post_deploy").read_text() == f"v1 {commit} {commit[:7]} {rel}\n"
+    assert printed(db, result["id"], "pre_deploy") == [
+        f"{repo.name} production {result['id']} alice"
+    ]
+    assert printed(db, result["id"], "post_deploy") == [f"v1 {commit} {commit[:7]} {rel}"]
     releases = f"/srv/releases/{repo.name}"
     for host in targets:
         assert host.path("/srv/pre_release.out").read_text() == (

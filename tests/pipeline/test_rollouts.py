@@ -76,13 +76,12 @@ def health_servers(targets) -> Iterator[callable]:
 def _setup(git_host, hosts, tmp_path: Path, **strategy: object) -> tuple[Repo, dict]:
     repo = Repo(git_host, tmp_path, unique("gray"))
     repo.commit({"index.html": "v1\n"}, tag="v1")
-    lb = tmp_path / "lb.log"
     config = project_config(repo.name, repo.url, hosts)
     apply(db_holder["db"], config)  # v1 everywhere, the plain way
     env = config["environments"]["production"]
     env["strategy"] = {
-        "lb_out": f'echo "out $HOST" >> {lb}',
-        "lb_in": f'echo "in $HOST" >> {lb}',
+        "lb_out": 'echo "out $HOST"',  # sandboxed on the deploy host: it prints, we read
+        "lb_in": 'echo "in $HOST"',
         **strategy,
     }
     env["health_check"] = [
@@ -106,11 +105,19 @@ def _db(db):
     db_holder.clear()
 
 
-def _lb_calls(tmp_path: Path) -> list[tuple[str, str]]:
-    path = tmp_path / "lb.log"
-    if not path.exists():
-        return []
-    return [tuple(line.split()) for line in path.read_text().splitlines()]  # type: ignore[misc]
+def _lb_calls() -> list[tuple[str, str]]:
+    """(out|in, host) of every lb_out/lb_in run so far, in order, from the deploys' logs."""
+    from sqlalchemy import select
+
+    from ferryman.db.models import LogLine
+
+    with db_holder["db"].read() as s:
+        rows = s.scalars(
+            select(LogLine)
+            .where(LogLine.stage.in_(["lb_out", "lb_in"]), LogLine.stream == "stdout")
+            .order_by(LogLine.id)
+        ).all()
+        return [tuple(r.text.split()) for r in rows]  # type: ignore[misc]
 
 
 def _stage(deploy: dict, name: str) -> dict:
@@ -150,7 +157,7 @@ def test_a_canary_pauses_until_someone_continues_then_batches_follow_in_turn(
     second, third = _stage(done, "batch 2/3"), _stage(done, "batch 3/3")
     ends = datetime.fromisoformat(second["started_at"]).timestamp() + second["duration"]
     assert datetime.fromisoformat(third["started_at"]).timestamp() >= ends + 0.9  # in turn
-    calls = _lb_calls(tmp_path)
+    calls = _lb_calls()
     for host in hosts:
         mine = [what for what, who in calls if who == host.address]
         assert mine == ["out", "in"], (host.address, calls)
@@ -177,7 +184,7 @@ def test_a_sick_canary_aborts_the_rollout_and_nothing_else_is_switched(
     assert failed["error"]["details"]["stage"] == "health_check"
     assert f"http://{hosts[1].address}:{PORT}/healthz" in failed["error"]["details"]["command"]
     assert {h.address: live(h, repo.name) for h in hosts} == before
-    calls = _lb_calls(tmp_path)
+    calls = _lb_calls()
     assert {who for _, who in calls} == {hosts[1].address}  # the others never left the LB
     assert [what for what, _ in calls] == ["out", "in"]
     assert rollouts.bad_releases(db, failed_project_id(db, repo.name), "production") == {
@@ -211,7 +218,7 @@ def test_a_host_failing_in_the_second_batch_puts_every_switched_host_back(
     assert details["host"] == sick and details["stage"] == "health_check"
     assert {h.address: live(h, repo.name) for h in hosts} == first  # all back on v1
     assert failed["rollout"]["state"] == "aborted"
-    reached = {w for _, w in _lb_calls(tmp_path)}
+    reached = {w for _, w in _lb_calls()}
     assert reached == {hosts[0].address, hosts[1].address}  # batch 3 never started
     # a rollback never goes to the bad release; the previous one is still v1
     assert rollouts.bad_releases(db, failed_project_id(db, repo.name), "production") == {
@@ -388,7 +395,7 @@ def test_a_normal_rollback_of_a_gray_released_environment_goes_batch_by_batch(
     health_servers(repo.name, hosts)
     repo.commit({"index.html": "v2\n"}, tag="v2")
     assert deploy(db, settings, repo.name, "v2")["status"] == "success"
-    (tmp_path / "lb.log").unlink()
+    seen = len(_lb_calls())  # what the deploys did; the rollback's calls follow
     back = finish(db, settings, deploys.request_rollback(db, ADMIN, repo.name, "production").id)
     assert back["status"] == "success", back["error"]
     assert {live(h, repo.name) for h in hosts} == {v1}
@@ -397,7 +404,7 @@ def test_a_normal_rollback_of_a_gray_released_environment_goes_batch_by_batch(
         "batch 2/3",
         "batch 3/3",
     ]
-    assert [(w, h) for w, h in _lb_calls(tmp_path)] == [
+    assert [(w, h) for w, h in _lb_calls()[seen:]] == [
         (step, h.address) for h in hosts for step in ("out", "in")
     ]
 

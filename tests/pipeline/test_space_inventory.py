@@ -6,7 +6,7 @@ import pytest
 
 from ferryman.services import inventory
 from ferryman.services.audit import SYSTEM
-from tests.helpers import Repo, apply, deploy, project_config, read_live, unique
+from tests.helpers import Repo, apply, deploy, printed, project_config, read_live, unique
 
 pytestmark = pytest.mark.fleet
 
@@ -43,15 +43,14 @@ def test_environment_variables_reach_every_task_and_cannot_shadow_ferrymans_own(
     )
     repo = Repo(git_host, tmp_path, unique("vars"))
     repo.commit({"index.html": "v1\n"}, tag="v1")
-    out = tmp_path / "local"
-    out.mkdir()
     tasks = {
-        "post_deploy": f'echo "$API_URL" > {out}/post_deploy\n',
+        "post_deploy": 'echo "$API_URL"\n',
         "pre_release": 'echo "$API_URL $ENV" > /srv/vars.out\n',
     }
     apply(db, project_config(repo.name, repo.url, targets[:2], tasks=tasks))
-    assert deploy(db, settings, repo.name, "v1")["status"] == "success"
-    assert (out / "post_deploy").read_text() == "https://api.example.com/v1?a=1&b=$x\n"
+    done = deploy(db, settings, repo.name, "v1")
+    assert done["status"] == "success"
+    assert printed(db, done["id"], "post_deploy") == ["https://api.example.com/v1?a=1&b=$x"]
     for host in targets[:2]:
         assert host.path("/srv/vars.out").read_text() == (
             "https://api.example.com/v1?a=1&b=$x production\n"
