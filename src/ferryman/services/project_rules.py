@@ -9,7 +9,8 @@
   ``repo_known_hosts``) are a superuser's to set or change.
 - ``file://`` repositories only in spaces where a superuser allows local repositories.
 - Health checks from the deploy host reach only the host being checked (``{HOST}``).
-- ``task_timeout`` within the space's maximum.
+- Every wait it asks a worker for (hooks, delays, health-check retries) within the space's
+  ``max_task_timeout``.
 """
 
 from __future__ import annotations
@@ -23,23 +24,19 @@ from ferryman.config.project import ProjectConfig
 from ferryman.db.models import Server, Space
 from ferryman.domain import inventory as rules
 from ferryman.domain import validate
-from ferryman.domain.permissions import Role
+from ferryman.domain.permissions import role_allows
 from ferryman.errors import ConfigError
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import space_role
+from ferryman.vcs.base import is_local
 
 FREE_PATHS = ("ssh_key", "known_hosts", "repo_ssh_key", "repo_known_hosts")
-
-
-def is_local_repo(url: str) -> bool:
-    return url.startswith("file:") or url.startswith("/")
 
 
 def _may_manage_servers(s: Session, actor: Actor, space: Space) -> bool:
     if actor.is_superuser:
         return True
-    role = space_role(s, actor, space.id)
-    return role is not None and role >= Role.master
+    return role_allows(space_role(s, actor, space.id), "server.manage")
 
 
 def check_policy(
@@ -53,7 +50,7 @@ def check_policy(
     errors: list[str] = []
     old_envs = (before or {}).get("environments", {})
     changed_repo = before is None or before.get("repo") != config.repo
-    if is_local_repo(config.repo) and not space.allow_local_repos and changed_repo:
+    if is_local(config.repo) and not space.allow_local_repos and changed_repo:
         errors.append(
             f"repo: local repositories ({config.repo}) are refused in space {space.name!r}; "
             f"a superuser allows them (`ferryman space limits {space.name} "
