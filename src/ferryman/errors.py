@@ -20,6 +20,7 @@ with the context a person needs to act (host, stage, command, exit code, tail of
     │   ├── TooEarly              too_early            409   1  a scheduled ticket before its time
     │   └── ApprovalStale         approval_stale       409   1  what runs changed since approval
     ├── Cancelled                 cancelled            409   1  a deploy stopped on request
+    ├── PayloadTooLarge           payload_too_large    413   1  a request body past its limit
     ├── RateLimited               rate_limited         429   1  too many failed sign-ins
     ├── VcsError                  vcs_failed           502   1  git / svn failed
     ├── RemoteError               remote_failed        502   1  a command on a host failed
@@ -131,6 +132,11 @@ class Cancelled(FerrymanError):
 
     code = "cancelled"
     http_status = 409
+
+
+class PayloadTooLarge(FerrymanError):
+    code = "payload_too_large"
+    http_status = 413
 
 
 class RateLimited(FerrymanError):
