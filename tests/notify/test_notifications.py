@@ -1,6 +1,8 @@
 """Notifications against real receivers: an SMTP server (aiosmtpd, STARTTLS and login) on
 loopback, and an HTTP server standing in for DingTalk, WeCom, Feishu, Slack and a webhook.
-Signatures are checked with the formulas the providers document, computed here on their own."""
+Signatures are checked with the formulas the providers document, computed here on their own.
+Loopback is an internal destination: this install allows it as a superuser would
+(``FERRYMAN_OUTBOUND_ALLOW=127.0.0.0/8``); ``test_outbound.py`` shows the refusals."""
 
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import parse_qs, unquote, urlparse
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -31,9 +32,12 @@ from cryptography.x509.oid import NameOID
 from ferryman.config.settings import Settings
 from ferryman.db.models import Deploy
 from ferryman.notify import dispatcher
+from ferryman.outbound import parse_allow
 from ferryman.services import deploys, notifications, users
 from ferryman.services.audit import SYSTEM
 from tests.api.world import SPACE, World, build_world
+
+LOOPBACK = parse_allow("127.0.0.0/8")
 
 
 def _free_port() -> int:
@@ -45,6 +49,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     w = build_world(tmp_path_factory.mktemp("notify"))
+    w.db.outbound_allow = LOOPBACK  # what the server sets from FERRYMAN_OUTBOUND_ALLOW
     for role in ("master", "owner", "developer", "author"):
         users.update_user(w.db, SYSTEM, w.actors[role].username, email=f"{role}@example.com")
     return w
@@ -54,16 +59,18 @@ def _settings(world: World) -> Settings:
     from dataclasses import replace
 
     return replace(
-        world.settings, public_url="https://deploy.example.com", notify_backoff_seconds=0.01
+        world.settings,
+        public_url="https://deploy.example.com",
+        notify_backoff_seconds=0.01,
+        outbound_allow=LOOPBACK,
     )
 
 
 def deliver_all(world: World, rounds: int = 20) -> None:
     async def go() -> None:
-        async with httpx.AsyncClient() as http:
-            for _ in range(rounds):
-                await dispatcher.deliver_due(world.db, _settings(world), http)
-                await asyncio.sleep(0.03)
+        for _ in range(rounds):
+            await dispatcher.deliver_due(world.db, _settings(world))
+            await asyncio.sleep(0.03)
 
     asyncio.run(go())
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import platformdirs
 
 from ferryman.errors import ConfigError
+from ferryman.outbound import Network, parse_allow
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Settings:
     sandbox_memory: int = 8 << 30  # bytes of data (heap and anonymous memory) per process
     sandbox_processes: int = 512  # processes and threads of one sandbox (its own uid)
     sandbox_stage: Path = Path("/run/ferryman-sandbox")  # empty mount points, root only
+    # Internal networks user-aimed requests (notification URLs, SMTP) may reach anyway.
+    outbound_allow: tuple[Network, ...] = ()
 
     @property
     def ssh_key(self) -> Path:
@@ -109,4 +112,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sandbox_memory=parse_size(env.get("FERRYMAN_SANDBOX_MEMORY", "8G")),
         sandbox_processes=int(env.get("FERRYMAN_SANDBOX_PROCESSES", "512")),
         sandbox_stage=Path(env.get("FERRYMAN_SANDBOX_STAGE", "/run/ferryman-sandbox")),
+        outbound_allow=parse_allow(env.get("FERRYMAN_OUTBOUND_ALLOW", "")),
     )

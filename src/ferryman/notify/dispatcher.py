@@ -1,7 +1,10 @@
 """Delivering notifications: a job per message. Due deliveries are claimed one by one (a
 conditional update, so two workers never send the same one), sent with a timeout, and on
 failure tried again after a doubling backoff, at most ``ATTEMPTS`` times; every attempt is
-recorded on the delivery. Runs beside the deploys in every worker; it never touches one."""
+recorded on the delivery (a short status line, never what the receiver answered). Every
+request goes through ``ferryman.outbound``: internal destinations are refused at delivery time
+too (DNS may have changed since the channel was saved), and the checked address is the one
+connected to. Runs beside the deploys in every worker; it never touches one."""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import json
 import logging
 from datetime import timedelta
 
-import httpx
 from sqlalchemy import select, update
 
 from ferryman.config.settings import Settings
@@ -19,6 +21,7 @@ from ferryman.db.session import Database, rowcount
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.channels.base import DeliveryFailed
 from ferryman.notify.message import Message
+from ferryman.outbound import Outbound
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 6
@@ -70,7 +73,7 @@ def _record(db: Database, delivery_id: int, error: str, backoff: float) -> None:
         delivery.attempts += 1
         delivery.history = [
             *delivery.history,
-            {"at": now.isoformat(), "ok": not error, "error": error[:500]},
+            {"at": now.isoformat(), "ok": not error, "error": error[:300], "v": 2},
         ]
         if not error:
             delivery.status, delivery.sent_at = "sent", now
@@ -83,10 +86,16 @@ def _record(db: Database, delivery_id: int, error: str, backoff: float) -> None:
             )
 
 
+def outbound_of(settings: Settings) -> Outbound:
+    return Outbound(allow=settings.outbound_allow)
+
+
 async def deliver_due(
-    db: Database, settings: Settings, http: httpx.AsyncClient, limit: int = 20
+    db: Database, settings: Settings, out: Outbound | None = None, limit: int = 20
 ) -> int:
-    """Send what is due now; returns how many were attempted."""
+    """Send what is due now; returns how many were attempted. ``out`` defaults to the
+    server's policy (``FERRYMAN_OUTBOUND_ALLOW``)."""
+    out = out or outbound_of(settings)
     claimed = await asyncio.to_thread(_claim, db, limit)
     for delivery_id in claimed:
         loaded = await asyncio.to_thread(_load, db, delivery_id)
@@ -97,26 +106,26 @@ async def deliver_due(
             message.link = settings.public_url + message.link
         error = ""
         try:
-            await CHANNELS[kind].send(message, channel_settings, http)
+            await CHANNELS[kind].send(message, channel_settings, out)
         except DeliveryFailed as exc:
             error = str(exc) or "failed"
         except Exception as exc:  # a channel bug must not stop the others
             log.exception("notification %s", delivery_id)
-            error = f"{type(exc).__name__}: {exc}"
+            error = type(exc).__name__
         await asyncio.to_thread(_record, db, delivery_id, error, settings.notify_backoff_seconds)
     return len(claimed)
 
 
 async def run(db: Database, settings: Settings, stop: asyncio.Event, every: float = 1.0) -> None:
-    async with httpx.AsyncClient() as http:
-        while not stop.is_set():
+    out = outbound_of(settings)
+    while not stop.is_set():
+        try:
+            sent = await deliver_due(db, settings, out)
+        except Exception:
+            log.exception("delivering notifications")
+            sent = 0
+        if not sent:
             try:
-                sent = await deliver_due(db, settings, http)
-            except Exception:
-                log.exception("delivering notifications")
-                sent = 0
-            if not sent:
-                try:
-                    await asyncio.wait_for(stop.wait(), every)
-                except TimeoutError:
-                    pass
+                await asyncio.wait_for(stop.wait(), every)
+            except TimeoutError:
+                pass

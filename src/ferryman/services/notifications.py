@@ -1,10 +1,13 @@
 """Notification channels of a space (settings sealed, secrets never returned), the events the
 services emit (each becomes one delivery per matching channel, rendered in the channel's
-language), and the deliveries with every attempt."""
+language), and the deliveries with every attempt. A channel's destination (URL or SMTP host)
+is checked when it is saved: an address inside the install's networks is refused unless a
+superuser allowed it (``ferryman.outbound``); the dispatcher checks again at delivery."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -23,9 +26,10 @@ from ferryman.db.models import (
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
-from ferryman.errors import NotFound, ValidationError
+from ferryman.errors import Conflict, NotFound, ValidationError
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.message import EVENTS, Message, render
+from ferryman.outbound import Outbound, for_database
 from ferryman.services.audit import Actor, record
 from ferryman.services.spaces import visible_space
 
@@ -53,7 +57,9 @@ def channel_dict(db: Database, channel: NotifyChannel) -> dict[str, Any]:
     }
 
 
-def _check(kind: str, settings: dict[str, Any], events: list[str], language: str) -> None:
+def _check(
+    kind: str, settings: dict[str, Any], events: list[str], language: str, out: Outbound
+) -> None:
     if kind not in CHANNELS:
         raise ValidationError(f"kind: one of {', '.join(sorted(CHANNELS))}")
     unknown = [e for e in events if e not in EVENTS]
@@ -61,7 +67,20 @@ def _check(kind: str, settings: dict[str, Any], events: list[str], language: str
         raise ValidationError(f"events: unknown {unknown}; known: {', '.join(EVENTS)}")
     if language not in ("en", "zh_CN"):
         raise ValidationError("language: en or zh_CN")
-    CHANNELS[kind].check(settings)
+    CHANNELS[kind].check(settings, out)
+
+
+def _merged(db: Database, row: NotifyChannel | None, settings: dict[str, Any]) -> dict[str, Any]:
+    if row is None:
+        return dict(settings)
+    old = json.loads(db.box.open(row.settings))
+    return {k: (old.get(k, "") if v == MASK else v) for k, v in settings.items()}
+
+
+def _row(s: Session, space_id: int, name: str) -> NotifyChannel | None:
+    return s.scalar(
+        select(NotifyChannel).where(NotifyChannel.space_id == space_id, NotifyChannel.name == name)
+    )
 
 
 def save_channel(
@@ -77,21 +96,21 @@ def save_channel(
     projects: list[str] | None = None,
     envs: list[str] | None = None,
     enabled: bool = True,
+    outbound: Outbound | None = None,
 ) -> dict[str, Any]:
-    """Create or replace a channel; a secret sent back as ``***`` keeps its saved value."""
+    """Create or replace a channel; a secret sent back as ``***`` keeps its saved value. The
+    destination is resolved and checked outside the transaction (DNS can be slow)."""
     validate.name(name, "channel name")
+    with db.read() as s:
+        found = visible_space(s, actor, space, "notify.manage")
+        checked = _merged(db, _row(s, found.id, name), settings)
+    _check(kind, checked, events or [], language, outbound or for_database(db))
     with db.transaction() as s:
         found = visible_space(s, actor, space, "notify.manage")
-        row = s.scalar(
-            select(NotifyChannel).where(
-                NotifyChannel.space_id == found.id, NotifyChannel.name == name
-            )
-        )
-        merged = dict(settings)
-        if row is not None:
-            old = json.loads(db.box.open(row.settings))
-            merged = {k: (old.get(k, "") if v == MASK else v) for k, v in settings.items()}
-        _check(kind, merged, events or [], language)
+        row = _row(s, found.id, name)
+        merged = _merged(db, row, settings)
+        if merged != checked:
+            raise Conflict(f"channel {name} changed while it was being saved; try again")
         created = row is None
         if row is None:
             row = NotifyChannel(space_id=found.id, name=name, kind=kind, settings="")
@@ -156,12 +175,22 @@ def deliveries(db: Database, actor: Actor, channel_id: int, limit: int = 50) -> 
                 "title": r.message.get("title"),
                 "status": r.status,
                 "attempts": r.attempts,
-                "history": r.history,
+                "history": [_attempt(a) for a in r.history],
                 "created_at": r.created_at.isoformat(),
                 "sent_at": r.sent_at.isoformat() if r.sent_at else None,
             }
             for r in rows
         ]
+
+
+def _attempt(entry: dict[str, Any]) -> dict[str, Any]:
+    """An attempt as shown. Entries written before version 2 could hold a receiver's answer
+    after the status (``HTTP 500: <body>``): only the status of those is shown."""
+    shown = {k: v for k, v in entry.items() if k != "v"}
+    error = str(shown.get("error") or "")
+    if entry.get("v") != 2 and re.match(r"HTTP \d{3}\b", error):
+        shown["error"] = error[:8]
+    return shown
 
 
 def test_channel(db: Database, actor: Actor, channel_id: int) -> int:

@@ -10,17 +10,16 @@ import time
 from typing import Any
 from urllib.parse import quote_plus
 
-import httpx
-
-from ferryman.notify.channels.base import api_code, post_json, url
+from ferryman.notify.channels.base import api_code, check_url, post_json, url
 from ferryman.notify.message import Message
+from ferryman.outbound import Outbound
 
 KIND = "dingtalk"
 SECRET_KEYS = ("url", "secret")
 
 
-def check(settings: dict[str, Any]) -> None:
-    url(settings)
+def check(settings: dict[str, Any], out: Outbound) -> None:
+    check_url(settings, out)
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
@@ -30,11 +29,11 @@ def sign(secret: str, timestamp_ms: int) -> str:
     return quote_plus(base64.b64encode(digest))
 
 
-async def send(message: Message, settings: dict[str, Any], http: httpx.AsyncClient) -> None:
+async def send(message: Message, settings: dict[str, Any], out: Outbound) -> None:
     target = url(settings)
     if settings.get("secret"):
         stamp = int(time.time() * 1000)
         joiner = "&" if "?" in target else "?"
         target += f"{joiner}timestamp={stamp}&sign={sign(settings['secret'], stamp)}"
     body = {"msgtype": "markdown", "markdown": {"title": message.title, "text": message.markdown}}
-    api_code(await post_json(http, target, body), "errcode")
+    api_code(await post_json(out, target, body), "errcode")

@@ -10,17 +10,16 @@ import hmac
 import time
 from typing import Any
 
-import httpx
-
-from ferryman.notify.channels.base import api_code, post_json, url
+from ferryman.notify.channels.base import api_code, check_url, post_json, url
 from ferryman.notify.message import Message
+from ferryman.outbound import Outbound
 
 KIND = "feishu"
 SECRET_KEYS = ("url", "secret")
 
 
-def check(settings: dict[str, Any]) -> None:
-    url(settings)
+def check(settings: dict[str, Any], out: Outbound) -> None:
+    check_url(settings, out)
 
 
 def sign(secret: str, timestamp: int) -> str:
@@ -28,7 +27,7 @@ def sign(secret: str, timestamp: int) -> str:
     return base64.b64encode(digest).decode()
 
 
-async def send(message: Message, settings: dict[str, Any], http: httpx.AsyncClient) -> None:
+async def send(message: Message, settings: dict[str, Any], out: Outbound) -> None:
     lines: list[list[dict[str, str]]] = [
         [{"tag": "text", "text": line}] for line in message.text.splitlines()
     ]
@@ -41,4 +40,4 @@ async def send(message: Message, settings: dict[str, Any], http: httpx.AsyncClie
     if settings.get("secret"):
         stamp = int(time.time())
         body |= {"timestamp": str(stamp), "sign": sign(settings["secret"], stamp)}
-    api_code(await post_json(http, url(settings), body), "code", "StatusCode")
+    api_code(await post_json(out, url(settings), body), "code", "StatusCode")

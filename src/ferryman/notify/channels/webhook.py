@@ -8,17 +8,16 @@ import hmac
 import json
 from typing import Any
 
-import httpx
-
-from ferryman.notify.channels.base import TIMEOUT, DeliveryFailed, url
+from ferryman.notify.channels.base import check_url, post, url
 from ferryman.notify.message import Message
+from ferryman.outbound import Outbound
 
 KIND = "webhook"
 SECRET_KEYS = ("url", "secret")
 
 
-def check(settings: dict[str, Any]) -> None:
-    url(settings)
+def check(settings: dict[str, Any], out: Outbound) -> None:
+    check_url(settings, out)
 
 
 def body_of(message: Message) -> bytes:
@@ -37,14 +36,9 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-async def send(message: Message, settings: dict[str, Any], http: httpx.AsyncClient) -> None:
+async def send(message: Message, settings: dict[str, Any], out: Outbound) -> None:
     body = body_of(message)
     headers = {"Content-Type": "application/json", "X-Ferryman-Event": message.event}
     if settings.get("secret"):
         headers["X-Ferryman-Signature"] = signature(settings["secret"], body)
-    try:
-        response = await http.post(url(settings), content=body, headers=headers, timeout=TIMEOUT)
-    except httpx.HTTPError as exc:
-        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
-    if response.status_code >= 300:
-        raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}")
+    await post(out, url(settings), content=body, headers=headers)
