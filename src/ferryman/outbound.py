@@ -140,6 +140,7 @@ class Outbound:
 
     allow: tuple[Network, ...] = ()
     resolver: Resolver = field(default=system_resolver)
+    verify: ssl.SSLContext | None = None  # HTTPS trust; None: the system's CAs (certifi)
 
     def allowed(self, ip: Address) -> bool:
         return any(ip.version == net.version and ip in net for net in self.allow)
@@ -200,7 +201,10 @@ class Outbound:
         if parsed.scheme == "https":
             extensions["sni_hostname"] = target.host.rstrip(".")
         async with httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, timeout=timeout
+            follow_redirects=False,
+            trust_env=False,
+            timeout=timeout,
+            verify=self.verify if self.verify is not None else True,
         ) as client:
             request = client.build_request(
                 "POST", pinned, headers=sent, extensions=extensions, **kw
