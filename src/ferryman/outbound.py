@@ -51,6 +51,10 @@ class Refused(ValidationError):
     """A destination resolves to an address that outbound requests may not reach."""
 
 
+class Unresolved(Refused):
+    """A destination's name does not resolve (now): nothing can be reached, nothing checked."""
+
+
 def parse_allow(text: str) -> tuple[Network, ...]:
     """``FERRYMAN_OUTBOUND_ALLOW``: comma-separated CIDRs (or single addresses)."""
     networks = []
@@ -157,9 +161,9 @@ class Outbound:
             try:
                 addresses = [ipaddress.ip_address(a) for a in self.resolver(name, port)]
             except (OSError, UnicodeError, ValueError):
-                raise Refused(f"{what}: cannot resolve {name}", host=name) from None
+                raise Unresolved(f"{what}: cannot resolve {name}", host=name) from None
         if not addresses:
-            raise Refused(f"{what}: cannot resolve {name}", host=name)
+            raise Unresolved(f"{what}: cannot resolve {name}", host=name)
         for ip in addresses:
             why = refusal(ip)
             if why and not self.allowed(ip):

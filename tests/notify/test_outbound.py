@@ -358,6 +358,19 @@ def test_a_loopback_channel_is_refused_unless_a_superuser_allows_loopback(world,
     notifications.delete_channel(world.db, SYSTEM, channel)
 
 
+def test_a_name_that_does_not_resolve_yet_is_saved_and_checked_at_delivery(world, servers):
+    server = servers(A)
+    resolver, asked = stub({"later.test": [[], [A]]})
+    out = Outbound(resolver=resolver)
+    url = f"http://later.test:{server.port}/hook"
+    channel = _save(world, "later", "webhook", {"url": url}, outbound=out)
+    notifications.test_channel(world.db, SYSTEM, channel)
+    asyncio.run(dispatcher.deliver_due(world.db, world.settings, out))
+    assert asked == ["later.test", "later.test"] and server.calls == []
+    assert f"later.test resolves to {A}, a loopback" in _history(world, channel)[0]["error"]
+    notifications.delete_channel(world.db, SYSTEM, channel)
+
+
 def test_a_name_rebound_after_saving_is_refused_at_delivery(world, servers):
     allowed = servers(A)
     forbidden = servers(B, allowed.port)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from ferryman.errors import ValidationError
-from ferryman.outbound import Outbound, Refused, Reply
+from ferryman.outbound import Outbound, Refused, Reply, Unresolved
 
 TIMEOUT = 10.0
 MESSAGE_CHARS = 100  # of an IM API's own error message (errmsg / msg) kept in a record
@@ -28,8 +28,13 @@ def url(settings: dict[str, Any], key: str = "url") -> str:
 
 
 def check_url(settings: dict[str, Any], out: Outbound, key: str = "url") -> None:
-    """An http(s) URL whose host resolves only to addresses requests may reach."""
-    out.check_url(url(settings, key), key)
+    """An http(s) URL whose host resolves only to addresses requests may reach. A name that
+    does not resolve now is accepted (an offline install, a DNS hiccup): each delivery resolves
+    and checks it again before connecting."""
+    try:
+        out.check_url(url(settings, key), key)
+    except Unresolved:
+        pass
 
 
 def short(text: object, limit: int = MESSAGE_CHARS) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from ferryman.errors import ValidationError
 from ferryman.notify.channels.base import TIMEOUT, DeliveryFailed, short
 from ferryman.notify.message import Message
-from ferryman.outbound import Outbound, Refused
+from ferryman.outbound import Outbound, Refused, Unresolved
 
 KIND = "email"
 SECRET_KEYS = ("password",)
@@ -37,7 +37,10 @@ def check(settings: dict[str, Any], out: Outbound) -> None:
         raise ValidationError("tls: starttls, ssl or none")
     if not settings.get("from"):
         raise ValidationError("from: the sender address")
-    out.destination(settings["host"], _port(settings), "host")
+    try:
+        out.destination(settings["host"], _port(settings), "host")
+    except Unresolved:
+        pass  # checked again, resolved, at each delivery
 
 
 def _failure(exc: Exception) -> DeliveryFailed:
