@@ -71,7 +71,8 @@ def test_one_command_receives_a_release_deleting_changed_paths_before_unpacking(
     lines = script.splitlines()
     assert lines[0] == "set -euo pipefail"
     assert "mv -T -- /data/release/web/.ferryman-next-7 /data/release/web/r2" in lines
-    assert "printf '%s\\0' 'a b.txt' -rf '$(x)' | xargs -0 -r rm -rf --" in lines
+    # only paths that stay inside the release reach rm (fm_inside filters the rest)
+    assert "printf '%s\\0' 'a b.txt' -rf '$(x)' | fm_inside | xargs -0 -r rm -rf --" in lines
     assert lines[-1] == "exec tar -I zstd -xf - --no-same-owner -C /data/release/web/r2"
     copy = cmd.receive_release(LAYOUT, "r2", "gzip", base="r1")[2]
     assert "cp -al -- /data/release/web/r1 /data/release/web/r2" in copy

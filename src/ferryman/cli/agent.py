@@ -11,6 +11,7 @@ from rich.markup import escape
 from ferryman.cli.client import Client
 from ferryman.cli.output import console
 from ferryman.commands import agent_script
+from ferryman.domain import validate
 
 agent_app = typer.Typer(help="Pull-mode hosts: tokens and install scripts.", no_args_is_help=True)
 SpaceOpt = Annotated[str, typer.Option("--space", help="Space name or id.")]
@@ -49,6 +50,7 @@ def install_script(
 ) -> None:
     """Register the host (a new token) and print the one-liner that installs its poller:
     run it as root on the host."""
+    validate.username(user)  # it goes into a root script: a plain user name, or nothing
     client = Client()
     data = client.post(f"/spaces/{space}/agents", {"host": host})
     script = agent_script.install_script(

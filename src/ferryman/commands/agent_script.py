@@ -19,7 +19,9 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ferryman.commands.remote import EXIT_UNSAFE_PATH, SAFE_PATHS
 from ferryman.config.project import HealthCheck
+from ferryman.domain import validate
 
 q = shlex.quote
 TOKEN_FILE = "/etc/ferryman/agent.token"
@@ -74,7 +76,7 @@ report() {{  # phase exit_code [status]
 hook() {{  # name script: a user hook in the new release dir, under the task timeout
   ( cd -- "$2" && timeout {int(plan.task_timeout)} bash -c "$3" ) >> "$FM_LOG" 2>&1
 }}
-switch_to() {{  # dir: the atomic switch (a new link renamed over the old one)
+{SAFE_PATHS}switch_to() {{  # dir: the atomic switch (a new link renamed over the old one)
   ln -sfn -- "$1" "$FM_WEBROOT.ferryman-new" && mv -T -- "$FM_WEBROOT.ferryman-new" "$FM_WEBROOT"
 }}
 FM_PREVIOUS=""
@@ -97,9 +99,13 @@ def _checks(plan: ScriptPlan) -> str:
             test = f'code=$({probe} 2>>"$FM_LOG") ; {want}{body}'
             what = f"http {check.http}"
         elif check.tcp:
-            target = check.tcp.replace("{HOST}", "$FM_AGENT_HOST_ADDRESS")
-            hostpart, _, port = target.rpartition(":")
-            test = f'timeout {timeout} bash -c "exec 3<>/dev/tcp/{_dq(hostpart)}/{int(port)}"'
+            # the host and port reach bash as arguments, expanded once: never re-parsed
+            hostpart, _, port = check.tcp.rpartition(":")
+            address = _dq(hostpart.replace("{HOST}", "$FM_AGENT_HOST_ADDRESS"))
+            test = (
+                f"timeout {timeout} bash -c 'exec 3<>\"/dev/tcp/$1/$2\"' tcp "
+                f'"{address}" {q(port.strip())}'
+            )
             what = f"tcp {check.tcp}"
         else:
             test = f'timeout {timeout} bash -c {q(check.command or "")} >> "$FM_LOG" 2>&1'
@@ -129,10 +135,17 @@ def deploy_script(plan: ScriptPlan) -> str:
         src = q(posixpath.join(plan.shared_dir, rel))
         dst = f'"$FM_NEW"/{q(rel)}'
         parent = posixpath.dirname(rel) or "."
+        unsafe = q(f"shared path {rel}: refusing to link it through a symlink")
         shared += (
+            f'  (cd -- "$FM_NEW" && fm_plain {q(rel)} && fm_real_parents {q(rel)}) \\\n'
+            f"    || {{ echo {unsafe}; exit {EXIT_UNSAFE_PATH}; }}\n"
+            f"  mkdir -p -- {q(plan.shared_dir)}\n"
+            f"  (cd -- {q(plan.shared_dir)} && fm_real_parents {q(rel)}) \\\n"
+            f"    || {{ echo {unsafe}; exit {EXIT_UNSAFE_PATH}; }}\n"
             f"  mkdir -p -- {q(posixpath.dirname(posixpath.join(plan.shared_dir, rel)))}\n"
             f"  if [ ! -e {src} ] && [ ! -L {src} ]; then\n"
-            f"    if [ -e {dst} ]; then cp -a -- {dst} {src}; else mkdir -p -- {src}; fi\n"
+            f"    if [ -e {dst} ] && [ ! -L {dst} ]; then cp -a -- {dst} {src}\n"
+            f"    else mkdir -p -- {src}; fi\n"
             f"  fi\n"
             f'  mkdir -p -- "$FM_NEW"/{q(parent)}\n'
             f"  rm -rf -- {dst}\n"
@@ -254,7 +267,12 @@ def install_script(
 ) -> str:
     """What an operator runs once on a host (as root): the token file (mode 600, owned by the
     deploy user), the poller, and a systemd timer (every ``every`` seconds) or a cron line
-    (every minute)."""
+    (every minute).
+
+    ``user`` goes into a quoted here-document and a cron line: anything but a plain user
+    name is refused here too (``ValidationError``), whatever the caller checked."""
+    user = validate.username(user)
+    every = int(every)
     run = poller(server, host)
     schedule = (
         f"printf '%s\\n' {q(f'* * * * * {user} /usr/local/bin/ferryman-agent')} "

@@ -29,6 +29,38 @@ Compression = Literal["zstd", "gzip", "none"]
 EXIT_WEBROOT_IS_DIR = 90
 EXIT_RELEASE_MISSING = 91
 EXIT_PARENT_MISSING = 92
+EXIT_UNSAFE_PATH = 93  # a path Ferryman writes or removes would leave the release
+
+# Shell functions for scripts that touch paths inside a release, where a repository controls
+# what is there: a committed symlink must never make Ferryman write or delete outside it.
+# ``fm_plain REL`` — REL is relative, with no empty, ``.`` or ``..`` component;
+# ``fm_real_parents REL`` — run in the release dir: no parent of REL is a symlink or a
+# non-directory (checked top down, so no component is ever resolved through a link);
+# ``fm_inside`` — a filter of NUL-separated paths: passes those both accept, names the rest.
+SAFE_PATHS = r"""fm_plain() {
+  case "/$1/" in //*|*//*|*/./*|*/../*) return 1;; esac
+}
+fm_real_parents() {
+  local rest="$1" d=""
+  while [ "${rest#*/}" != "$rest" ]; do
+    d="$d${rest%%/*}"
+    if [ -L "$d" ]; then
+      printf 'ferryman: refusing %s: %s is a symlink\n' "$1" "$d" >&2; return 1
+    fi
+    if [ -e "$d" ] && [ ! -d "$d" ]; then
+      printf 'ferryman: refusing %s: %s is not a directory\n' "$1" "$d" >&2; return 1
+    fi
+    d="$d/"; rest="${rest#*/}"
+  done
+}
+fm_inside() {
+  local p
+  while IFS= read -r -d '' p || [ -n "$p" ]; do
+    if fm_plain "$p" && fm_real_parents "$p" 2>/dev/null; then printf '%s\0' "$p"
+    else printf 'ferryman: not removing %q: not a path inside the release\n' "$p" >&2; fi
+  done
+}
+"""
 
 q = shlex.quote
 
@@ -137,12 +169,24 @@ def read_manifest(layout: Layout, name: str) -> Command:
 
 def drop_config(new: str) -> str:
     """Shell lines removing, from a release dir copied from another, the config files that
-    release listed in ``.ferryman-config`` (this release writes its own; ``new`` is quoted)."""
+    release listed in ``.ferryman-config`` (this release writes its own; ``new`` is quoted).
+
+    The list is read only from a regular file, and only paths inside the release are removed
+    (``fm_inside``): a list a repository planted in an older release never deletes anything
+    elsewhere. Needs ``SAFE_PATHS`` defined first."""
     listing = f"{new}/{CONFIG_LIST}"
     return (
-        f"if [ -f {listing} ]; then (cd -- {new} && xargs -0 -r rm -f -- < {CONFIG_LIST}); "
-        f"rm -f -- {listing}; fi"
+        f"if [ -f {listing} ] && [ ! -L {listing} ]; then (cd -- {new} && "
+        f"fm_inside < {CONFIG_LIST} | xargs -0 -r rm -f --); fi\n"
+        f"rm -f -- {listing}"
     )
+
+
+def _remove_listed(source: str = "") -> str:
+    """Remove the NUL-separated paths on stdin (or piped from ``source``) from the release
+    dir (the current directory), each only when it stays inside it."""
+    remove = "fm_inside | xargs -0 -r rm -rf --"
+    return f"{source} | {remove}" if source else remove
 
 
 def start_release(layout: Layout, name: str, base: str | None) -> Command:
@@ -152,8 +196,8 @@ def start_release(layout: Layout, name: str, base: str | None) -> Command:
     if base is None:
         return bash(f"set -eu\nrm -rf -- {new}\nmkdir -p -- {new}\ncat >/dev/null\n")
     return bash(
-        f"set -eu\nrm -rf -- {new}\ncp -al -- {q(layout.release(base))} {new}\n"
-        f"{drop_config(new)}\ncd -- {new}\nxargs -0 -r rm -rf --\n"
+        f"set -eu\n{SAFE_PATHS}rm -rf -- {new}\ncp -al -- {q(layout.release(base))} {new}\n"
+        f"{drop_config(new)}\ncd -- {new}\n{_remove_listed()}\n"
     )
 
 
@@ -171,8 +215,8 @@ def adopt_prelinked(layout: Layout, name: str, deploy_id: int) -> Command:
     on stdin (changed or gone) — the same result as ``start_release`` with a base."""
     new = q(layout.release(name))
     return bash(
-        f"set -eu\nrm -rf -- {new}\nmv -T -- {q(layout.staging(deploy_id))} {new}\n"
-        f"{drop_config(new)}\ncd -- {new}\nxargs -0 -r rm -rf --\n"
+        f"set -eu\n{SAFE_PATHS}rm -rf -- {new}\nmv -T -- {q(layout.staging(deploy_id))} {new}\n"
+        f"{drop_config(new)}\ncd -- {new}\n{_remove_listed()}\n"
     )
 
 
@@ -204,7 +248,7 @@ def receive_release(
     changed and deleted ``paths`` from it (so changed files get fresh inodes and older releases
     are never modified), then unpack the package from stdin."""
     new = q(layout.release(name))
-    lines = ["set -euo pipefail", f"rm -rf -- {new}"]
+    lines = ["set -euo pipefail", SAFE_PATHS.rstrip("\n"), f"rm -rf -- {new}"]
     if staged_by is not None:
         lines.append(f"mv -T -- {q(layout.staging(staged_by))} {new}")
         lines.append(drop_config(new))
@@ -216,30 +260,51 @@ def receive_release(
     if delete:
         listed = " ".join(q(p) for p in delete)
         lines.append(f"cd -- {new}")
-        lines.append(f"printf '%s\\0' {listed} | xargs -0 -r rm -rf --")
+        lines.append(_remove_listed(f"printf '%s\\0' {listed}"))
     lines.append("exec " + shlex.join(unpack(layout, name, compression)))
     return bash("\n".join(lines) + "\n")
 
 
-def write_config(layout: Layout, name: str) -> Command:
+def write_config(layout: Layout, name: str, paths: Sequence[str] = ()) -> Command:
     """Unpack a host's rendered config files (a tar on stdin) into the release, with their
-    modes exactly as given and owned by the deploy user."""
-    return ("tar", "-xpf", "-", "--no-same-owner", "-C", layout.release(name))
+    modes exactly as given and owned by the deploy user.
+
+    tar follows a symlink it finds on a member's parent (``conf -> /etc`` makes
+    ``conf/app.env`` land in ``/etc``): every ``paths`` entry is checked first, and a parent
+    that is a symlink or not a directory refuses the whole write (exit ``EXIT_UNSAFE_PATH``,
+    naming the path). A symlink at a config path itself is removed (tar would replace it)."""
+    release = q(layout.release(name))
+    lines = ["set -euo pipefail", SAFE_PATHS.rstrip("\n"), f"cd -- {release}"]
+    for rel in [*paths, CONFIG_LIST]:
+        lines.append(f"fm_plain {q(rel)} && fm_real_parents {q(rel)} || exit {EXIT_UNSAFE_PATH}")
+        lines.append(f"if [ -L {q(rel)} ]; then rm -f -- {q(rel)}; fi")
+    lines.append("exec tar -xpf - --no-same-owner --no-overwrite-dir -C " + release)
+    return bash("\n".join(lines) + "\n")
 
 
 def link_shared(layout: Layout, name: str, paths: Sequence[str]) -> Command | None:
     """Link each shared path from the shared dir into the release.
 
-    On first use the shared copy is seeded from the release (file or directory); when neither
-    exists an empty directory is made.
+    On first use the shared copy is seeded from the release (a file or directory, never a
+    symlink); when neither exists an empty directory is made. A parent of a shared path that
+    is a symlink or not a directory — in the release (a repository commits ``data -> /etc``)
+    or in the shared dir — refuses the deploy on that host (exit ``EXIT_UNSAFE_PATH``) before
+    anything is copied, removed or linked.
     """
     if not paths:
         return None
-    release = layout.release(name)
-    lines = ["set -eu"]
+    release = q(layout.release(name))
+    shared = q(layout.shared_dir)
+    lines = ["set -eu", SAFE_PATHS.rstrip("\n"), f"mkdir -p -- {shared}"]
+    for rel in paths:
+        r = q(rel)
+        lines += [
+            f"(cd -- {release} && fm_plain {r} && fm_real_parents {r}) || exit {EXIT_UNSAFE_PATH}",
+            f"(cd -- {shared} && fm_real_parents {r}) || exit {EXIT_UNSAFE_PATH}",
+        ]
     for rel in paths:
         src = q(posixpath.join(layout.shared_dir, rel))
-        dst = q(posixpath.join(release, rel))
+        dst = q(posixpath.join(layout.release(name), rel))
         lines += [
             f"mkdir -p -- {q(posixpath.dirname(posixpath.join(layout.shared_dir, rel)))}",
             f"if [ ! -e {src} ] && [ ! -L {src} ]; then",
@@ -247,7 +312,7 @@ def link_shared(layout: Layout, name: str, paths: Sequence[str]) -> Command | No
             f"  else mkdir -p -- {src}; fi",
             "fi",
             f"rm -rf -- {dst}",
-            f"mkdir -p -- {q(posixpath.dirname(posixpath.join(release, rel)))}",
+            f"mkdir -p -- {q(posixpath.dirname(posixpath.join(layout.release(name), rel)))}",
             f"ln -sfn -- {src} {dst}",
         ]
     return bash("\n".join(lines) + "\n")
@@ -268,12 +333,15 @@ def switch(layout: Layout, name: str, deploy_id: int) -> Command:
     return bash(
         f"""set -eu
 if [ -d {w} ] && [ ! -L {w} ]; then
-  echo "webroot {layout.webroot} is a real directory; refusing to replace it" >&2
+  echo {q(f"webroot {layout.webroot} is a real directory; refusing to replace it")} >&2
   exit {EXIT_WEBROOT_IS_DIR}
 fi
-if [ ! -d {target} ]; then echo "release {name} is missing" >&2; exit {EXIT_RELEASE_MISSING}; fi
+if [ ! -d {target} ]; then
+  echo {q(f"release {name} is missing")} >&2; exit {EXIT_RELEASE_MISSING}
+fi
 if [ ! -d {q(layout.webroot_parent)} ]; then
-  echo "webroot parent {layout.webroot_parent} does not exist" >&2; exit {EXIT_PARENT_MISSING}
+  echo {q(f"webroot parent {layout.webroot_parent} does not exist")} >&2
+  exit {EXIT_PARENT_MISSING}
 fi
 ln -sfn -- {target} {tmp}
 mv -fT -- {tmp} {w}
@@ -295,6 +363,25 @@ def release_exists(layout: Layout, name: str) -> Command:
     return ("test", "-d", layout.release(name))
 
 
-def run_task(script: str) -> Command:
-    """A hook: the full script (strict mode, exports, cd) built by ``domain.variables``."""
-    return ("bash", "-c", script)
+# How a hook reaches a host: its script (exports of the deploy's variables, secrets too) goes
+# on stdin into a 0600 file that the script removes as its first act, and runs with an empty
+# stdin. Only this fixed text is on the command line: ``ps`` on the host never shows a value.
+TASK_RUNNER = """umask 077
+f=$(mktemp "${TMPDIR:-/tmp}/.ferryman-task.XXXXXXXX") || exit 125
+trap 'rm -f -- "$f"' EXIT
+trap 'exit 143' TERM INT HUP
+cat > "$f" || exit 125
+bash "$f" < /dev/null
+"""
+
+
+def run_task() -> Command:
+    """A hook: ``bash`` reading the full script (strict mode, exports, cd; built by
+    ``domain.variables``) from stdin; send it with ``task_input(script)``. The script is never
+    part of the command line (it holds secret values)."""
+    return bash(TASK_RUNNER)
+
+
+def task_input(script: str) -> bytes:
+    """What ``run_task`` reads on stdin: the script, removing its own file first."""
+    return ('rm -f -- "$0"\n' + script).encode()

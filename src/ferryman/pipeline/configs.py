@@ -16,7 +16,7 @@ import time
 
 from ferryman.commands import remote as cmd
 from ferryman.domain import config_files as cf
-from ferryman.domain.manifest import excluded
+from ferryman.domain.manifest import Manifest, excluded
 from ferryman.errors import ConfigError
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target
@@ -39,6 +39,27 @@ def check_shared(ctx: Context) -> None:
                 f"config file {file.path} is inside a shared path; it would not belong to the "
                 "release. Move it, or stop sharing that path"
             )
+
+
+def check_parents(ctx: Context, manifest: Manifest) -> None:
+    """Before any host changes: a config file or a shared path whose parent in the release is
+    a symlink or a file (``conf -> /etc`` committed beside config file ``conf/app.env``) would
+    make Ferryman write, copy or delete through that link, outside the release. Refuse, naming
+    it. (Each host checks again before it writes: ``commands.remote``.)"""
+    wanted = [("config file", f.path) for f in ctx.config_files]
+    wanted += [("shared path", p) for p in ctx.env.shared]
+    for what, path in wanted:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            entry = manifest.get(parent)
+            if entry is not None and entry[0] != "d":
+                kind = "a symlink" if entry[0] == "l" else "a file"
+                raise ConfigError(
+                    f"{what} {path}: {parent} in the release is {kind}; Ferryman never writes "
+                    f"through it. Make {parent} a directory in the repository, or choose "
+                    f"another {what}"
+                )
 
 
 def package_for(ctx: Context, target: Target, warned: set[tuple[str, str]]) -> bytes:
@@ -76,7 +97,7 @@ async def write(ctx: Context, target: Target, warned: set[tuple[str, str]]) -> N
         return
     await ctx.remote(
         target,
-        cmd.write_config(ctx.layout, ctx.release),
+        cmd.write_config(ctx.layout, ctx.release, [f.path for f in ctx.config_files]),
         stage=STAGE,
         stdin=package_for(ctx, target, warned),
         shown="write config " + ", ".join(f.path for f in ctx.config_files),

@@ -232,11 +232,16 @@ class Context:
         for target in chosen:
             if target.key in failures:
                 exc = failures[target.key]
-                self.recorder.host(target.key, status="failed", error=str(exc)[:2000])
+                self.recorder.host(target.key, status="failed", error=self.host_error(exc))
                 for other, other_exc in failures.items():
                     if other != target.key:
-                        self.recorder.host(other, status="failed", error=str(other_exc)[:2000])
+                        self.recorder.host(other, status="failed", error=self.host_error(other_exc))
                 raise exc
+
+    def host_error(self, exc: BaseException) -> str:
+        """The per-host error stored for a failure: secret values masked before it is cut
+        (a cut could leave part of a value unmasked)."""
+        return self.recorder.mask(str(exc))[:2000]
 
     def target(self, key: str) -> Target:
         for target in self.targets:

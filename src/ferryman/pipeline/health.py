@@ -56,10 +56,11 @@ async def _try(ctx: Context, check: HealthCheck, target: Target) -> str | None:
         writer.close()
         return None
     script = task_script(check.command or "", ctx.variables(target.key))
-    try:
+    try:  # the script (with the variables) on stdin, never on the host's command lines
         await ctx.remote(
             target,
-            cmd.run_task(script),
+            cmd.run_task(),
+            stdin=cmd.task_input(script),
             stage=STAGE,
             timeout=check.timeout,
             shown=check.command,

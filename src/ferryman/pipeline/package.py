@@ -17,9 +17,13 @@ from pathlib import Path
 import zstandard
 
 from ferryman.commands.remote import Compression
+from ferryman.domain.config_files import LIST_FILE
 from ferryman.domain.manifest import MANIFEST_FILE, VERSION_FILE, Manifest, encode, excluded
 
-ALWAYS_EXCLUDED = ["/.git", "/" + MANIFEST_FILE, "/" + VERSION_FILE]
+# Never shipped from the built tree: git's own files, and the files Ferryman writes into every
+# release and later acts on (a committed ``.ferryman-config`` would name what the next deploy
+# deletes; a committed manifest or version file would lie about the release).
+ALWAYS_EXCLUDED = ["/.git", "/" + MANIFEST_FILE, "/" + VERSION_FILE, "/" + LIST_FILE]
 
 
 # Only rwx bits are shipped: a build cannot plant a setuid-root program on the hosts (the

@@ -68,7 +68,9 @@ class Recorder:
         )
 
     def host(self, host: str, **values: str) -> None:
-        self._hosts.setdefault(host, {}).update(values)
+        """Per-host status and error: masked like everything else stored (a failing hook's
+        stderr in an error often holds a secret it printed)."""
+        self._hosts.setdefault(host, {}).update({k: self.mask(v) for k, v in values.items()})
 
     # --- stages ----------------------------------------------------------------------------
 

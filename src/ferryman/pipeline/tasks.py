@@ -13,7 +13,7 @@ from ferryman import sandbox
 from ferryman.commands import remote as cmd
 from ferryman.db.models import utcnow
 from ferryman.domain.variables import task_script
-from ferryman.errors import StageTimeout, TaskFailed
+from ferryman.errors import RemoteError, StageTimeout, TaskFailed
 from ferryman.pipeline.context import Context, sleep
 from ferryman.remote.executor import Target
 
@@ -111,14 +111,28 @@ async def local_script(
 
 
 async def run_hook(ctx: Context, name: str, target: Target, cwd: str) -> None:
-    """One target hook on one host (nothing when the hook is empty)."""
+    """One target hook on one host (nothing when the hook is empty).
+
+    The script with the deploy's variables (secrets too) travels on stdin into a 0600 file
+    the host removes at once (``commands.remote.run_task``): never on a command line, where
+    anyone on the host could read it with ``ps``."""
     script = getattr(ctx.env.tasks, name)
     if not script.strip():
         return
     full = task_script(script, ctx.variables(target.key), cwd=cwd)
-    await ctx.remote(
-        target, cmd.run_task(full), stage=name, timeout=ctx.env.task_timeout, shown=script
-    )
+    try:
+        await ctx.remote(
+            target,
+            cmd.run_task(),
+            stage=name,
+            timeout=ctx.env.task_timeout,
+            stdin=cmd.task_input(full),
+            shown=script,
+        )
+    except RemoteError as exc:  # name the hook, not the runner that read it from stdin
+        exc.command = script
+        exc.details["command"] = script
+        raise
 
 
 async def remote_task(

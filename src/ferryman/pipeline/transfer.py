@@ -19,7 +19,12 @@ from ferryman.domain.manifest import Manifest, decode, diff, excluded
 from ferryman.errors import Conflict, RemoteError
 from ferryman.pipeline import configs
 from ferryman.pipeline.context import Context
-from ferryman.pipeline.package import build_manifest, choose_compression, write_package
+from ferryman.pipeline.package import (
+    ALWAYS_EXCLUDED,
+    build_manifest,
+    choose_compression,
+    write_package,
+)
 from ferryman.remote.executor import Target, fan_out
 from ferryman.services import deploy_records
 
@@ -102,7 +107,7 @@ async def _live_manifest(ctx: Context) -> Manifest:
     base = await _base_manifest(ctx, ctx.target_release, ctx.targets)
     if base is None:
         raise Conflict(f"{ctx.target_release} has no usable manifest; deploy a commit instead")
-    patterns = configs.excludes(ctx)
+    patterns = [*configs.excludes(ctx), *ALWAYS_EXCLUDED]
     return {path: entry for path, entry in base.items() if not excluded(path, patterns)}
 
 
@@ -113,6 +118,7 @@ async def run(ctx: Context) -> None:
         manifest = await asyncio.to_thread(
             build_manifest, ctx.tree, [*ctx.env.excludes, *configs.excludes(ctx)]
         )
+    configs.check_parents(ctx, manifest)
     compression = choose_compression(
         ctx.env.compress,
         sum(1 for t in ctx.targets if "zstd" in ctx.facts[t.key].tools),

@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 
 from ferryman.db.models import Deploy, DeployHost, DeployStep, HostState, LogLine, Project, Release
 from ferryman.db.session import Database
-from ferryman.errors import NotFound
+from ferryman.domain.masking import Masker
+from ferryman.errors import ConfigError, NotFound
+from ferryman.secretbox import is_sealed
 from ferryman.services.audit import Actor
 from ferryman.services.authz import require, visible_space_ids
 from ferryman.services.deploys import load
@@ -73,17 +75,35 @@ def get(db: Database, deploy_id: int) -> dict[str, Any]:
             select(func.count()).select_from(DeployStep).where(DeployStep.deploy_id == deploy_id)
         )
     data = describe(deploy, project.name)
+    mask = secret_masker(db, deploy) if any(h.error for h in hosts) else Masker(())
     data["hosts"] = [
         {
             "host": h.host,
             "status": h.status,
             "previous_release": h.previous_release,
-            "error": h.error,
+            "error": mask(h.error),
         }
         for h in hosts
     ]
     data["steps"] = steps
     return data
+
+
+def secret_masker(db: Database, deploy: Deploy) -> Masker:
+    """The deploy's own secret values, to mask what older workers stored unmasked (per-host
+    errors before revision 0014 held a failing hook's stderr as it was)."""
+    names = set(deploy.secret_names or [])
+    values = []
+    for name, value in (deploy.variables or {}).items():
+        if name not in names or not isinstance(value, str):
+            continue
+        if is_sealed(value):
+            try:
+                value = db.box.open(value)
+            except ConfigError:  # no key here, or another key: nothing to compare with
+                continue
+        values.append(value)
+    return Masker(values)
 
 
 def describe(deploy: Deploy, project_name: str) -> dict[str, Any]:
@@ -105,12 +125,21 @@ def describe(deploy: Deploy, project_name: str) -> dict[str, Any]:
         "stages": deploy.stages,
         "rollout": deploy.rollout,
         "rollout_request": deploy.rollout_request or None,
-        "options": deploy.options or {},
+        "options": _shown_options(deploy.options or {}),
         "error": deploy.error,
         "created_at": deploy.created_at.isoformat(),
         "started_at": deploy.started_at.isoformat() if deploy.started_at else None,
         "finished_at": deploy.finished_at.isoformat() if deploy.finished_at else None,
     }
+
+
+def _shown_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A deploy's options as every viewer sees them: a pull deploy's artifact without its
+    path on the server (``FERRYMAN_HOME`` layout is nobody's business, reporters least)."""
+    artifact = options.get("artifact")
+    if not isinstance(artifact, dict) or "path" not in artifact:
+        return options
+    return {**options, "artifact": {k: v for k, v in artifact.items() if k != "path"}}
 
 
 def visible_deploy(db: Database, actor: Actor, deploy_id: int) -> Deploy:

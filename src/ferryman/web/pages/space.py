@@ -256,18 +256,20 @@ def agent_install(
     import base64
 
     from ferryman.commands import agent_script
+    from ferryman.domain import validate
     from ferryman.services import agents
 
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
     assert web.actor is not None
+    user = validate.username(user or "root")  # before a token is made: it goes in a root script
     server = inventory.get_server(db, web.actor, server_id)
     made = agents.register(db, web.actor, space, server["address"])
     script = agent_script.install_script(
         str(request.base_url).rstrip("/"),
         made["host"],
         made["token"],
-        user=user or "root",
+        user=user,
         cron=cron,
     )
     one_liner = f"echo {base64.b64encode(script.encode()).decode()} | base64 -d | sudo bash"
