@@ -1,17 +1,27 @@
-"""The FastAPI application: REST under /api/v1, OpenAPI at /docs, an embedded worker."""
+"""The FastAPI application: REST under /api/v1, OpenAPI at /docs (Swagger UI served from the
+installed package, so it works on a network without the internet), an embedded worker.
+
+Every response carries ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy:
+same-origin``; ``/docs`` its own Content-Security-Policy; every body is bounded
+(``api/limits.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import html
+from collections.abc import AsyncIterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
+import swagger_ui_bundle  # type: ignore[import-untyped]  # Swagger UI dist, no types
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from ferryman import __version__
+from ferryman.api.limits import ASGIApp, BodyLimit, Message, Receive, Send
 from ferryman.api.routes import router
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
@@ -25,6 +35,76 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONRes
         status_code=status,
         content={"error": {"code": code, "message": message, "details": details or {}}},
     )
+
+
+SWAGGER_UI = Path(str(swagger_ui_bundle.swagger_ui_path))
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
+DOCS_INIT = """window.addEventListener("load", function () {
+  var node = document.getElementById("swagger-ui");
+  window.ui = SwaggerUIBundle({
+    url: node.getAttribute("data-url"),
+    dom_id: "#swagger-ui",
+    layout: "BaseLayout",
+    deepLinking: true,
+    showExtensions: true,
+    showCommonExtensions: true,
+    validatorUrl: null,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset]
+  });
+});
+"""
+
+
+class SecurityHeaders:
+    """``nosniff`` and a same-origin referrer on every response; a CSP on ``/docs``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = str(scope.get("path", "")).startswith("/docs")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                wanted = [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                ]
+                if docs:
+                    wanted += [(b"content-security-policy", DOCS_CSP.encode())]
+                headers += [(k, v) for k, v in wanted if k not in present]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _docs_page(root: str, openapi_url: str) -> str:
+    assets = html.escape(f"{root}/docs/assets")
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Ferryman — API</title>
+<link rel="stylesheet" href="{assets}/swagger-ui.css">
+<link rel="icon" type="image/png" href="{assets}/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui" data-url="{html.escape(root + openapi_url)}"></div>
+<script src="{assets}/swagger-ui-bundle.js"></script>
+<script src="{html.escape(root)}/docs/init.js"></script>
+</body>
+</html>
+"""
 
 
 def create_app(
@@ -55,12 +135,26 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         description="Self-hosted web deployment over SSH (摆渡人).",
+        docs_url=None,  # ours below: assets from the package, not a CDN
+        redoc_url=None,
     )
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # outermost: a 413 gets the headers too
     app.state.db = database
     app.state.settings = settings
     app.state.worker = None
     app.include_router(router)
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_UI), name="docs-assets")
     web.mount(app)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        return HTMLResponse(_docs_page(root, app.openapi_url or "/openapi.json"))
+
+    @app.get("/docs/init.js", include_in_schema=False)
+    def docs_init() -> Response:
+        return Response(DOCS_INIT, media_type="text/javascript")
 
     @app.exception_handler(FerrymanError)
     async def ferryman_error(request: Request, exc: FerrymanError) -> Response:

@@ -1,11 +1,17 @@
 """Pull mode on the server: host tokens, the index of what is due per host (answered from
 memory, refreshed from the database twice a second, so a poll for nothing costs a dict
-lookup), the tasks the worker hands out batch by batch, and what hosts report."""
+lookup), the tasks the worker hands out batch by batch, and what hosts report.
+
+A token of a disabled space is refused like an unknown one. Optional request signing is keyed
+by the host's *signing key* — HMAC-SHA256 of the token's hash under a server secret (stored
+sealed in ``server_facts``), handed out with the token at registration — never by the bearer
+token itself, so whoever sees a token on the wire or in a proxy log cannot sign with it."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -14,9 +20,19 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ferryman.db.models import AgentTask, AgentToken, Deploy, DeployHost, Project, utcnow
+from ferryman.db.models import (
+    AgentTask,
+    AgentToken,
+    Deploy,
+    DeployHost,
+    KeyValue,
+    Project,
+    Space,
+    utcnow,
+)
 from ferryman.db.session import Database, rowcount
 from ferryman.domain import validate
 from ferryman.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied
@@ -30,6 +46,7 @@ REFRESH_SECONDS = 0.5
 TOKEN_CACHE_SECONDS = 30.0  # a revoked token stops working within this
 REPLAY_WINDOW = 300.0
 OUTPUT_LIMIT = 16_000
+SIGNING_SECRET = "agent_signing_secret"  # server_facts key: sealed, made on first use
 
 
 def _hash(token: str) -> str:
@@ -57,7 +74,12 @@ def register(db: Database, actor: Actor, space: int | str, host: str) -> dict[st
         )
         record(s, actor, "agent.register", f"space:{found.name}/agent:{key}", space_id=found.id)
     _tokens.clear()
-    return {"host": key, "space": found.name, "token": token}
+    return {
+        "host": key,
+        "space": found.name,
+        "token": token,
+        "signing_key": signing_key(db, token),
+    }
 
 
 def revoke(db: Database, actor: Actor, space: int | str, host: str) -> None:
@@ -80,15 +102,20 @@ _tokens_lock = threading.Lock()
 
 
 def authenticate(db: Database, token: str, host: str) -> int:
-    """The space of a host token that belongs to ``host`` (401 unknown, 403 another host's)."""
+    """The space of a host token that belongs to ``host`` (401 unknown, revoked or of a
+    disabled space; 403 another host's)."""
     digest = _hash(token)
     now = time.monotonic()
     cached = _tokens.get(digest)
     if cached is None or now - cached[0] > TOKEN_CACHE_SECONDS:
         with db.read() as s:
             row = s.scalar(
-                select(AgentToken).where(
-                    AgentToken.token_hash == digest, AgentToken.revoked.is_(False)
+                select(AgentToken)
+                .join(Space, Space.id == AgentToken.space_id)
+                .where(
+                    AgentToken.token_hash == digest,
+                    AgentToken.revoked.is_(False),
+                    Space.is_active.is_(True),
                 )
             )
             if row is None:
@@ -103,20 +130,53 @@ def authenticate(db: Database, token: str, host: str) -> int:
     return cached[1]
 
 
+_secrets: dict[str, bytes] = {}  # database URL -> the server's signing secret, once read
+
+
+def _signing_secret(db: Database) -> bytes:
+    if db.url in _secrets:
+        return _secrets[db.url]
+    with db.read() as s:
+        row = s.get(KeyValue, SIGNING_SECRET)
+        sealed = row.value if row is not None else ""
+    if not sealed:
+        sealed = db.box.seal(secrets.token_hex(32))
+        try:
+            with db.transaction() as s:
+                s.add(KeyValue(key=SIGNING_SECRET, value=sealed))
+        except IntegrityError:  # another server made it first: use theirs
+            with db.read() as s:
+                row = s.get(KeyValue, SIGNING_SECRET)
+                assert row is not None
+                sealed = row.value
+    value = db.box.open(sealed).encode()
+    _secrets[db.url] = value
+    return value
+
+
+def signing_key(db: Database, token: str) -> str:
+    """The host's key for signing requests: derived from the token's hash under the server's
+    secret, so the token alone (or the database's hash of it) cannot make it."""
+    message = b"ferryman-agent-signing\0" + _hash(token).encode()
+    return hmac.new(_signing_secret(db), message, hashlib.sha256).hexdigest()
+
+
 def verify_signature(
-    token: str, timestamp: str, signature: str, method: str, path: str, body: bytes
+    db: Database, token: str, timestamp: str, signature: str, method: str, path: str, body: bytes
 ) -> None:
-    """Optional request signing: ``X-Ferryman-Signature`` = hex HMAC-SHA256 with the token of
-    ``timestamp\\nMETHOD\\npath\\nsha256(body)``, ``X-Ferryman-Timestamp`` within 5 minutes."""
+    """Optional request signing: ``X-Ferryman-Signature`` = hex HMAC-SHA256 with the host's
+    :func:`signing_key` of ``timestamp\\nMETHOD\\npath\\nsha256(body)``,
+    ``X-Ferryman-Timestamp`` within 5 minutes."""
     try:
         moment = float(timestamp)
     except ValueError:
         raise AuthenticationFailed("X-Ferryman-Timestamp is not a number") from None
-    if abs(time.time() - moment) > REPLAY_WINDOW:
+    if not math.isfinite(moment) or abs(time.time() - moment) > REPLAY_WINDOW:
         raise AuthenticationFailed("the request signature is too old (or from the future)")
     message = f"{timestamp}\n{method}\n{path}\n{hashlib.sha256(body).hexdigest()}".encode()
-    wanted = hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(wanted, signature):
+    key = signing_key(db, token).encode()
+    wanted = hmac.new(key, message, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(wanted.encode(), signature.encode()):
         raise AuthenticationFailed("bad request signature")
 
 

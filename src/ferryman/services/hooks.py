@@ -1,8 +1,14 @@
 """Git webhooks in: GitLab, Gitea (and Gogs) and GitHub, each verified its own way with the
 project's secret. A push to a branch an environment triggers on, or a new tag, becomes a ticket
 for that environment; where the environment says ``auto_deploy`` (and needs no approval) its
-deploy is queued at once. A delivery seen before, or a bad signature, is refused (401) and
-creates nothing."""
+deploy is queued at once.
+
+Refused with the same ``401`` and the same words, so the endpoint tells nobody which projects
+exist: an unknown project, a project without a secret, a project of a disabled space, a
+missing or bad signature (:data:`REFUSED`). The headers are checked before the body is read
+(:func:`target`), the body only then (bounded by ``api/limits.py``). A delivery seen before is
+refused and creates nothing: by its delivery id, and by the digest of its body per provider and
+project, so a captured delivery sent again under a new delivery id is still a replay."""
 
 from __future__ import annotations
 
@@ -10,19 +16,28 @@ import hashlib
 import hmac
 import json
 import secrets
+import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from ferryman.config.project import ProjectConfig
 from ferryman.config.settings import Settings
-from ferryman.db.models import HookDelivery
+from ferryman.db.models import HookDelivery, Space
 from ferryman.db.session import Database
 from ferryman.errors import AuthenticationFailed, FerrymanError, NotFound, ValidationError
 from ferryman.services import projects, tickets
 from ferryman.services.audit import SYSTEM, Actor, record
 
 PROVIDERS = ("gitlab", "gitea", "github")
+SIGNATURE_HEADERS = {
+    "gitlab": ("x-gitlab-token",),
+    "gitea": ("x-gitea-signature", "x-gogs-signature"),
+    "github": ("x-hub-signature-256",),
+}
+REFUSED = "webhook refused: unknown project, no webhook secret, or a bad signature"
 
 
 def set_secret(db: Database, actor: Actor, project_ref: int | str, secret: str = "") -> str:
@@ -56,20 +71,77 @@ def _header(headers: dict[str, str], name: str) -> str:
     return headers.get(name.lower(), "")
 
 
-def verify(provider: str, headers: dict[str, str], body: bytes, secret: str) -> None:
+def _sent(provider: str, headers: dict[str, str]) -> str:
+    """What the delivery offers as proof: GitLab's token, or the HMAC-SHA256 signature."""
+    return next((headers[n] for n in SIGNATURE_HEADERS[provider] if headers.get(n)), "")
+
+
+def _check(provider: str, headers: dict[str, str], secret: str, mac: Any) -> None:
+    """Compare the proof with the secret (GitLab) or with ``mac`` of the body (the others)."""
     if provider == "gitlab":
-        sent = _header(headers, "X-Gitlab-Token")
-        if not sent or not hmac.compare_digest(sent, secret):
-            raise AuthenticationFailed("bad X-Gitlab-Token")
-        return
-    if provider == "gitea":
-        sent = _header(headers, "X-Gitea-Signature") or _header(headers, "X-Gogs-Signature")
-        wanted = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        wanted = secret
     else:
-        sent = _header(headers, "X-Hub-Signature-256")
-        wanted = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not sent or not hmac.compare_digest(sent, wanted):
-        raise AuthenticationFailed(f"bad {provider} signature")
+        wanted = ("sha256=" if provider == "github" else "") + str(mac.hexdigest())
+    sent = _sent(provider, headers)
+    if not sent or not hmac.compare_digest(sent.encode(), wanted.encode()):
+        raise AuthenticationFailed(REFUSED)
+
+
+def verify(provider: str, headers: dict[str, str], body: bytes, secret: str) -> None:
+    _check(provider, headers, secret, hmac.new(secret.encode(), body, hashlib.sha256))
+
+
+@dataclass(frozen=True)
+class Target:
+    """The project a delivery is for, found from the URL and headers alone."""
+
+    provider: str
+    project_id: int
+    space_id: int
+    name: str
+    secret: str
+    config: ProjectConfig
+
+
+def target(db: Database, provider: str, project_ref: str, headers: dict[str, str]) -> Target:
+    """Before the body is read: the provider is known, the project exists in an active space
+    and has a secret, and the delivery carries its provider's signature header. Anything
+    else is :data:`REFUSED`, word for word the same as a bad signature."""
+    if provider not in PROVIDERS:
+        raise NotFound(f"no webhook provider {provider!r} (gitlab, gitea or github)")
+    try:
+        found, config = projects.project_config(db, SYSTEM, project_ref, "project.read")
+        with db.read() as s:
+            space = s.get(Space, found.space_id)
+            active = space is not None and space.is_active
+    except FerrymanError:  # unknown, or a name several spaces use
+        raise AuthenticationFailed(REFUSED) from None
+    if not active or not found.hook_secret or not _sent(provider, headers):
+        raise AuthenticationFailed(REFUSED)
+    secret = db.box.open(found.hook_secret)
+    return Target(provider, found.id, found.space_id, found.name, secret, config)
+
+
+SPOOL = 256 * 1024  # of a body not yet verified, at most this much is held in memory
+
+
+async def read_signed(
+    found: Target, headers: dict[str, str], chunks: AsyncIterator[bytes]
+) -> bytes:
+    """The body, read only as far as authentication allows: GitLab's token is checked before
+    a byte is read; a Gitea or GitHub signature is computed while reading, the body spooled
+    to disk past :data:`SPOOL`, so a forged delivery never holds its size in memory."""
+    if found.provider == "gitlab":
+        verify("gitlab", headers, b"", found.secret)
+        return b"".join([chunk async for chunk in chunks])
+    mac = hmac.new(found.secret.encode(), digestmod=hashlib.sha256)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL) as spool:
+        async for chunk in chunks:
+            mac.update(chunk)
+            spool.write(chunk)
+        _check(found.provider, headers, found.secret, mac)
+        spool.seek(0)
+        return spool.read()
 
 
 def parse(provider: str, headers: dict[str, str], body: bytes) -> Push:
@@ -85,7 +157,6 @@ def parse(provider: str, headers: dict[str, str], body: bytes) -> Push:
         or _header(headers, "X-Gitea-Delivery")
         or _header(headers, "X-Gogs-Delivery")
         or _header(headers, "X-GitHub-Delivery")
-        or hashlib.sha256(body).hexdigest()
     )
     commit = str(data.get("checkout_sha") or data.get("after") or data.get("sha") or "")
     if ref.startswith("refs/tags/"):
@@ -98,24 +169,19 @@ def parse(provider: str, headers: dict[str, str], body: bytes) -> Push:
 async def receive(
     db: Database,
     settings: Settings,
-    provider: str,
-    project_ref: str,
+    found: Target,
     headers: dict[str, str],
     body: bytes,
 ) -> dict[str, Any]:
     """Verify, refuse replays, then make the tickets (and deploys) the push asks for."""
     import asyncio
 
-    if provider not in PROVIDERS:
-        raise NotFound(f"no webhook provider {provider!r} (gitlab, gitea or github)")
-    found, config = await asyncio.to_thread(
-        projects.project_config, db, SYSTEM, project_ref, "project.read"
-    )
-    if not found.hook_secret:
-        raise AuthenticationFailed(f"{found.name} has no webhook secret")
-    verify(provider, headers, body, db.box.open(found.hook_secret))
+    provider, config = found.provider, found.config
+    verify(provider, headers, body, found.secret)
     push = parse(provider, headers, body)
-    await asyncio.to_thread(_once, db, provider, push.delivery)
+    digest = f"sha256:{found.project_id}:{hashlib.sha256(body).hexdigest()}"
+    delivery = push.delivery or digest
+    await asyncio.to_thread(_once, db, provider, delivery, digest)
     actor = Actor(id=None, username=f"{provider}-webhook", is_superuser=True)
     made: list[dict[str, Any]] = []
     for env_name, env in config.environments.items():
@@ -129,7 +195,7 @@ async def receive(
             db,
             settings,
             actor,
-            found.id,
+            found.project_id,
             env_name,
             ref,
             title=f"{provider}: {'tag' if push.tag else 'push to'} {ref}",
@@ -141,14 +207,19 @@ async def receive(
             except FerrymanError as exc:  # e.g. another deploy is running: the ticket waits
                 ticket["deploy_error"] = exc.message
         made.append(ticket)
-    await asyncio.to_thread(_audit, db, found.id, found.space_id, provider, push, len(made))
-    return {"delivery": push.delivery, "tickets": made}
+    await asyncio.to_thread(_audit, db, found.project_id, found.space_id, provider, push, len(made))
+    return {"delivery": delivery, "tickets": made}
 
 
-def _once(db: Database, provider: str, delivery: str) -> None:
+def _once(db: Database, provider: str, delivery: str, digest: str) -> None:
+    """Record the delivery id and the body's digest (per project) together: either seen
+    before is a replay."""
+    keys = dict.fromkeys([delivery[:128], digest[:128]])
     try:
         with db.transaction() as s:
-            s.add(HookDelivery(provider=provider, delivery=delivery[:128]))
+            for key in keys:
+                s.add(HookDelivery(provider=provider, delivery=key))
+                s.flush()
     except IntegrityError:
         raise AuthenticationFailed(f"{provider} delivery {delivery} was already received") from None
 

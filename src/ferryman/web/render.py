@@ -86,7 +86,8 @@ def page(
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "connect-src 'self' ws: wss:; frame-ancestors 'none'; form-action 'self'"
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+        "object-src 'none'"
     )
     return response
 

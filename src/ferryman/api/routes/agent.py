@@ -1,6 +1,7 @@
 """Pull mode: what hosts call with their own token (``Authorization: Bearer``; optionally
-signed with ``X-Ferryman-Timestamp`` and ``X-Ferryman-Signature``). A host reads and reports
-only its own deploys.
+signed with ``X-Ferryman-Timestamp`` and ``X-Ferryman-Signature``, keyed by the host's signing
+key, not its token). A host reads and reports only its own deploys; a host of a disabled space
+is refused like an unknown token.
 
 - ``GET /api/v1/agent/{host}``: ``200`` when a deploy or rollback is due (with an ``ETag``),
   ``204`` when not, ``304`` when the host already has what is due. Answered from memory.
@@ -37,12 +38,18 @@ def _token(request: Request) -> str:
     return header[7:].strip()
 
 
-async def _host_space(request: Request, host: str, body: bytes = b"") -> int:
+async def _host_space(request: Request, host: str, read_body: bool = False) -> int:
+    """The host's space, from its token — checked before a byte of the body is read. A signed
+    request is verified after (the body is bounded: 256 KiB, ``api/limits.py``)."""
     db: Database = request.app.state.db
     token = _token(request)
+    space_id = agents.authenticate(db, token, host)  # cached: a poll stays a dict lookup
+    body = await request.body() if read_body else b""
     signature = request.headers.get("x-ferryman-signature")
     if signature is not None:
-        agents.verify_signature(
+        await asyncio.to_thread(
+            agents.verify_signature,
+            db,
             token,
             request.headers.get("x-ferryman-timestamp", ""),
             signature,
@@ -50,7 +57,7 @@ async def _host_space(request: Request, host: str, body: bytes = b"") -> int:
             request.url.path,
             body,
         )
-    return agents.authenticate(db, token, host)
+    return space_id
 
 
 @router.get("/{host}")
@@ -147,8 +154,7 @@ async def artifact(host: str, release: str, request: Request) -> Response:
 @router.post("/{host}/report")
 async def report(host: str, request: Request) -> Response:
     db: Database = request.app.state.db
-    body = await request.body()
-    space_id = await _host_space(request, host, body)
+    space_id = await _host_space(request, host, read_body=True)
     form = await request.form(max_part_size=agents.OUTPUT_LIMIT * 8)
     try:
         task_id = int(str(form.get("task", "")))

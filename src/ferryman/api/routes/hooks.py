@@ -4,6 +4,7 @@ document of user routes; ``docs/config.md`` describes it); and setting that secr
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,10 +23,13 @@ async def receive(
     """GitLab (``X-Gitlab-Token``), Gitea/Gogs (``X-Gitea-Signature``: hex HMAC-SHA256 of the
     body) or GitHub (``X-Hub-Signature-256``). A push to a branch an environment triggers on,
     or a new tag, makes a ticket there (and queues its deploy where ``auto_deploy``). A replayed
-    delivery or a bad signature: 401, nothing made."""
-    body = await request.body()
+    delivery or a bad signature: 401, nothing made. The project and the signature header are
+    checked before the body is read, the signature while reading it (``hooks.read_signed``);
+    the body is bounded (5 MiB, ``api/limits.py``)."""
     headers = {k.lower(): v for k, v in request.headers.items()}
-    return await hooks.receive(db, settings, provider, project, headers, body)
+    found = await asyncio.to_thread(hooks.target, db, provider, project, headers)
+    body = await hooks.read_signed(found, headers, request.stream())
+    return await hooks.receive(db, settings, found, headers, body)
 
 
 @router.put("/projects/{project}/hook-secret", openapi_extra=perm("project.manage"))
