@@ -175,10 +175,17 @@ class World:
         return host
 
     def new_channel(self) -> int:
+        from ferryman.outbound import Outbound
         from ferryman.services import notifications
 
         made = notifications.save_channel(
-            self.db, SYSTEM, SPACE, fresh("chan"), "slack", {"url": "http://127.0.0.1:9/x"}
+            self.db,
+            SYSTEM,
+            SPACE,
+            fresh("chan"),
+            "slack",
+            {"url": "http://127.0.0.1:9/x"},
+            outbound=Outbound(allow=self.settings.outbound_allow),
         )
         return int(made["id"])
 
@@ -217,7 +224,8 @@ def git(*args: str, cwd: Path) -> None:
 
 
 def build_world(base: Path, database_url: str | None = None) -> World:
-    env = {"FERRYMAN_HOME": str(base / "home")}
+    # the world's channels point at 127.0.0.1:9: loopback is allow-listed for this install
+    env = {"FERRYMAN_HOME": str(base / "home"), "FERRYMAN_OUTBOUND_ALLOW": "127.0.0.0/8"}
     if database_url:
         env["FERRYMAN_DATABASE_URL"] = database_url
     settings = load_settings(env)

@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response
 
-from ferryman.api.deps import DB, CurrentActor, perm
+from ferryman.api.deps import DB, CurrentActor, SettingsDep, perm
 from ferryman.api.schemas import ChannelBody
+from ferryman.outbound import Outbound
 from ferryman.services import notifications
 
 router = APIRouter(tags=["notifications"])
@@ -21,7 +22,7 @@ def list_channels(space: str, db: DB, actor: CurrentActor) -> list[dict[str, Any
 
 @router.put("/spaces/{space}/channels/{name}", openapi_extra=perm("notify.manage"))
 def save_channel(
-    space: str, name: str, body: ChannelBody, db: DB, actor: CurrentActor
+    space: str, name: str, body: ChannelBody, db: DB, settings: SettingsDep, actor: CurrentActor
 ) -> dict[str, Any]:
     """Create or replace a channel. ``events``, ``projects`` and ``envs`` filter what it gets
     (empty: everything). A secret sent back as ``***`` keeps its saved value."""
@@ -37,6 +38,7 @@ def save_channel(
         projects=body.projects,
         envs=body.envs,
         enabled=body.enabled,
+        outbound=Outbound(allow=settings.outbound_allow),
     )
 
 

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ferryman.api.deps import DB
+from ferryman.api.deps import DB, SettingsDep
 from ferryman.errors import FerrymanError
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.message import EVENTS
+from ferryman.outbound import Outbound
 from ferryman.services import notifications
 from ferryman.web.render import page, redirect
 from ferryman.web.session import Web, check_csrf, signed_in
@@ -53,7 +54,7 @@ def notify_page(request: Request, space: str, db: DB) -> HTMLResponse:
 
 
 @router.post("/s/{space}/notify", response_model=None)
-async def save(request: Request, space: str, db: DB) -> Response:
+async def save(request: Request, space: str, db: DB, server: SettingsDep) -> Response:
     import asyncio
 
     web = await asyncio.to_thread(signed_in, request, db, space)
@@ -88,6 +89,7 @@ async def save(request: Request, space: str, db: DB) -> Response:
             projects=lines("projects"),
             envs=lines("envs"),
             enabled=values.get("enabled") == "1",
+            outbound=Outbound(allow=server.outbound_allow),
         )
     except FerrymanError as exc:
         if exc.http_status in (401, 403, 404):
