@@ -286,3 +286,29 @@ def test_a_failing_hooks_stderr_is_stored_masked_per_host(
         )
     shown = deploy_views.get(db, failed["id"])["hosts"][0]["error"]
     assert shown == "old worker: login with *** refused"
+
+
+def test_the_agent_install_form_refuses_a_user_that_breaks_out_of_the_script(tmp_path):
+    import re
+
+    from ferryman.db.models import AgentToken
+    from tests.api.world import SPACE, build_world
+    from tests.web.test_pages import browser, csrf_of
+
+    world = build_world(tmp_path / "web")
+    master = browser(world, "master")
+    token = csrf_of(master)
+    master.post(
+        f"/s/{SPACE}/servers", data={"csrf": token, "name": "puller", "address": "10.9.9.8"}
+    )
+    listed = master.get(f"/s/{SPACE}/servers").text
+    found = re.search(r"puller.*?/servers/(\d+)/agent", listed, re.S)
+    assert found
+    user = "root\nUNIT\n[Service]\nExecStartPre=/bin/touch /tmp/pwned\ncat <<'UNIT'"
+    refused = master.post(
+        f"/s/{SPACE}/servers/{found.group(1)}/agent", data={"csrf": token, "user": user}
+    )
+    assert refused.status_code == 422, refused.text
+    assert "invalid user name" in refused.text and "base64 -d | sudo bash" not in refused.text
+    with world.db.read() as s:  # no token was made for it
+        assert s.query(AgentToken).filter(AgentToken.host.contains("10.9.9.8")).count() == 0
