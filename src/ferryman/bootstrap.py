@@ -39,6 +39,9 @@ def prepare_home(settings: Settings) -> Database:
     db = Database(settings.database_url)
     db.upgrade()
     attach_key(db, SecretBox(load_key(settings.home)))
+    from ferryman.services.deploy_records import mask_stored_host_errors
+
+    mask_stored_host_errors(db)  # once: errors stored unmasked by older workers
     from ferryman.services.directory import Directory
 
     db.directory = Directory.load(settings.home / "ldap.yaml")

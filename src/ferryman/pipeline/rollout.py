@@ -82,7 +82,7 @@ async def _step(
     with ctx.recorder.stage(stage, len(hosts)):
         failures = await _each(ctx, stage, hosts, action)
     for key, exc in failures.items():
-        state.failed[key] = f"{stage}: {_why(exc)}"[:500]
+        state.failed[key] = ctx.recorder.mask(f"{stage}: {_why(exc)}")[:500]
         ctx.recorder.host(key, status="failed", error=state.failed[key])
     return [t for t in hosts if t.key not in failures]
 
@@ -101,7 +101,7 @@ async def _batch(ctx: Context, state: rules.Rollout, batch: list[Target]) -> Non
             except FerrymanError as exc:
                 for target in hosts:
                     if target.key not in ctx.switched:
-                        state.failed[target.key] = f"switch: {exc.message}"[:500]
+                        state.failed[target.key] = ctx.recorder.mask(f"switch: {exc.message}")[:500]
         hosts = [t for t in hosts if t.key in ctx.switched]
     state.switched = [k for k in ctx.switched]
     rollouts.save(ctx.db, ctx.deploy_id, state)

@@ -226,3 +226,37 @@ def set_options(db: Database, deploy_id: int, values: dict[str, Any]) -> None:
         deploy = s.get(Deploy, deploy_id)
         assert deploy is not None
         deploy.options = {**(deploy.options or {}), **values}
+
+
+SCRUBBED = "host_errors_masked"
+
+
+def mask_stored_host_errors(db: Database) -> int:
+    """Once per database, with the secret key loaded: mask the per-host errors (and gray
+    release failures) that workers before 0.14 stored with a failing hook's stderr as it was.
+    Returns how many rows changed. Migrations cannot do this: they run before the key."""
+    from ferryman.db.models import KeyValue
+    from ferryman.services.deploy_views import secret_masker
+
+    changed = 0
+    with db.transaction() as s:
+        if s.get(KeyValue, SCRUBBED) is not None:
+            return 0
+        deploys = s.scalars(select(Deploy).where(Deploy.secret_names.is_not(None))).all()
+        for deploy in deploys:
+            if not deploy.secret_names:
+                continue
+            mask = secret_masker(db, deploy)
+            for row in s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy.id)):
+                masked = mask(row.error or "")
+                if masked != (row.error or ""):
+                    row.error = masked
+                    changed += 1
+            failed = (deploy.rollout or {}).get("failed")
+            if isinstance(failed, dict):
+                clean = {k: mask(str(v)) for k, v in failed.items()}
+                if clean != failed:
+                    deploy.rollout = {**(deploy.rollout or {}), "failed": clean}
+                    changed += 1
+        s.add(KeyValue(key=SCRUBBED, value="1"))
+    return changed
