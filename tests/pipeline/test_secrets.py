@@ -16,6 +16,7 @@ from ferryman.api.app import create_app
 from ferryman.bootstrap import prepare_home
 from ferryman.config.settings import load_settings
 from ferryman.errors import ConfigError
+from ferryman.outbound import parse_allow
 from ferryman.services import deploy_views, secrets, spaces, users
 from ferryman.services.audit import SYSTEM
 from tests.helpers import (
@@ -110,6 +111,21 @@ def test_key_rotation_keeps_secrets_and_a_wrong_key_stops_the_server(tmp_path: P
     allow_local_repos(db)
     apply(db, config)
     secrets.set_secret(db, SYSTEM, "rot", "production", "TOKEN", VALUE)
+    # every other sealed value: a git webhook secret, a channel, the agent signing secret
+    from ferryman.outbound import Outbound
+    from ferryman.services import agents, hooks, notifications
+
+    hook_secret = hooks.set_secret(db, SYSTEM, "rot")
+    notifications.save_channel(
+        db,
+        SYSTEM,
+        "default",
+        "chat",
+        "slack",
+        {"url": "http://127.0.0.1:9/hook"},
+        outbound=Outbound(allow=parse_allow("127.0.0.0/8")),
+    )
+    signing = agents.register(db, SYSTEM, "default", "127.0.0.1:1")["signing_key"]
     db.dispose()
     old_key = (home / "secret.key").read_bytes()
     exe = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
@@ -119,6 +135,16 @@ def test_key_rotation_keeps_secrets_and_a_wrong_key_stops_the_server(tmp_path: P
     assert (home / "secret.key").read_bytes() != old_key
     db = prepare_home(settings)
     assert secrets.reveal(db, SYSTEM, "rot", "production", "TOKEN") == VALUE
+    with db.read() as s:
+        from ferryman.db.models import KeyValue, NotifyChannel, Project
+
+        project = s.query(Project).filter_by(name="rot").one()
+        assert db.box.open(project.hook_secret) == hook_secret
+        assert "127.0.0.1:9" in db.box.open(s.query(NotifyChannel).one().settings)
+        for fact in s.query(KeyValue).all():
+            if fact.value.startswith("enc:"):
+                db.box.open(fact.value)  # every server fact opens with the new key
+    assert agents.register(db, SYSTEM, "default", "127.0.0.1:1")["signing_key"] != signing
     db.dispose()
     (home / "secret.key").write_bytes(old_key)  # the wrong (old) key
     with pytest.raises(ConfigError, match="key"):

@@ -132,7 +132,7 @@ def sealed_for(s: Session, project_id: int, env: str) -> dict[str, str]:
 
 def rotate_all(db: Database) -> int:
     """Re-encrypt every sealed value with the box's newest key; returns how many."""
-    from ferryman.db.models import Deploy, Environment, KeyValue
+    from ferryman.db.models import Deploy, Environment, KeyValue, NotifyChannel, Project
     from ferryman.services import config_files
 
     count = 0
@@ -149,9 +149,14 @@ def rotate_all(db: Database) -> int:
             if any(v.startswith("enc:") for v in deploy.variables.values()):
                 deploy.variables = {k: _maybe_rotate(db, v) for k, v in deploy.variables.items()}
         count += config_files.rotate(s, db.box)
-        canary = s.get(KeyValue, "key_check")
-        if canary is not None:
-            canary.value = db.box.rotate(canary.value)
+        for project in s.scalars(select(Project).where(Project.hook_secret != "")):
+            project.hook_secret = _maybe_rotate(db, project.hook_secret)  # git webhook secrets
+            count += 1
+        for channel in s.scalars(select(NotifyChannel)):
+            channel.settings = _maybe_rotate(db, channel.settings)  # notification channels
+            count += 1
+        for fact in s.scalars(select(KeyValue)):  # the canary, the agent signing secret…
+            fact.value = _maybe_rotate(db, fact.value)
     return count
 
 
