@@ -40,6 +40,15 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def presented_credentials(request: Request) -> tuple[str | None, str | None]:
+    """(bearer token, session secret) this request authenticated with — the one of the two
+    ``current_actor`` used; the other is None."""
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None, None
+    return None, request.cookies.get(SESSION_COOKIE) or None
+
+
 def current_actor(
     request: Request,
     db: Annotated[Database, Depends(get_db)],

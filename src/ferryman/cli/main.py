@@ -83,6 +83,16 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="Log every request (off for thousands of polling hosts).")
     ] = True,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            "--forwarded-allow-ips",
+            envvar="FERRYMAN_FORWARDED_ALLOW_IPS",
+            help="Reverse proxies whose X-Forwarded-For/-Proto are believed: comma-separated "
+            "addresses or networks (e.g. 127.0.0.1,10.0.0.0/8). Default: none, so the "
+            "address sign-in limits count is always the connecting peer.",
+        ),
+    ] = "",
 ) -> None:
     """Start the server (web UI at /, REST API, OpenAPI at /docs) with an embedded worker."""
     import uvicorn
@@ -108,6 +118,9 @@ def serve(
         port=port,
         log_level=log_level,
         access_log=access_log,
+        # uvicorn trusts 127.0.0.1 by default; Ferryman trusts only the proxies it is told of
+        proxy_headers=bool(forwarded_allow_ips.strip()),
+        forwarded_allow_ips=forwarded_allow_ips.strip() or [],
     )
 
 

@@ -1,17 +1,28 @@
 """Users and API tokens. Passwords are argon2 hashes; tokens are random, shown once and stored
-as SHA-256, with scopes (``read``, ``write``) and an optional expiry. Failed sign-ins are counted
-per user name and per address; past the limit, sign-in is refused for a while (429)."""
+as SHA-256, with scopes (``read``, ``write``) and an optional expiry. A password change or reset
+revokes every session and token of that user (but the one that made the change).
+
+Sign-in attempts are limited (``_admit``): before a password is evaluated, the attempt is
+recorded in ``login_failures`` inside one serialised transaction that first counts the recent
+ones — per user name and address, per user name, per address. Past a key's free attempts,
+each further attempt must wait 2^k seconds after the last one (at most ``MAX_DELAY``), else it
+is refused with 429 and ``Retry-After``. A success removes its own record (and the user's
+failures); parallel guesses therefore count before they are evaluated, not after."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
-from datetime import timedelta
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from ferryman.db.models import ApiToken, LoginFailure, User, WebSession, utcnow
@@ -23,9 +34,11 @@ from ferryman.services.authz import require
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "fm_"
-LOGIN_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_USER = 10
-MAX_FAILURES_PER_IP = 30
+LOGIN_WINDOW = timedelta(hours=1)  # attempts older than this no longer count
+FREE_PER_USER_AND_IP = 10  # failures of one user name from one address before any delay
+FREE_PER_USER = 30  # of one user name from any address (guessing from many addresses)
+FREE_PER_IP = 100  # of any user name from one address (spraying one password over many)
+MAX_DELAY = timedelta(minutes=15)
 MIN_PASSWORD = 8
 SESSION_LIFETIME = timedelta(hours=12)
 
@@ -87,12 +100,36 @@ def create_user(
 
 
 def list_users(db: Database, actor: Actor) -> list[dict[str, Any]]:
+    """Every user for superusers; for anyone else, the users who share a space with them
+    (themselves included), with only id, name and whether they are active."""
+    from ferryman.db.models import SpaceMember
+
     with db.read() as s:
         require(s, actor, "user.list")
-        rows = [user_dict(u) for u in s.scalars(select(User).order_by(User.username))]
+        query = select(User).order_by(User.username)
+        if not actor.is_superuser:
+            mine = select(SpaceMember.space_id).where(SpaceMember.user_id == actor.id)
+            shared = select(SpaceMember.user_id).where(SpaceMember.space_id.in_(mine))
+            query = query.where((User.id == actor.id) | User.id.in_(shared))
+        rows = [user_dict(u) for u in s.scalars(query)]
         if not actor.is_superuser:
             rows = [{k: r[k] for k in ("id", "username", "is_active")} for r in rows]
         return rows
+
+
+def _revoke_credentials(
+    s: Session, user_id: int, keep_token: str | None = None, keep_session: str | None = None
+) -> None:
+    """Every API token and web session of the user ends, except the one presented with the
+    request that changed the password (``keep_*``: its secret)."""
+    tokens = delete(ApiToken).where(ApiToken.user_id == user_id)
+    if keep_token:
+        tokens = tokens.where(ApiToken.token_hash != _token_hash(keep_token))
+    s.execute(tokens)
+    sessions = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep_session:
+        sessions = sessions.where(WebSession.secret_hash != _token_hash(keep_session))
+    s.execute(sessions)
 
 
 def update_user(
@@ -104,9 +141,12 @@ def update_user(
     is_superuser: bool | None = None,
     password: str | None = None,
     email: str | None = None,
+    keep_token: str | None = None,
+    keep_session: str | None = None,
 ) -> dict[str, Any]:
     """Disable/enable, grant/revoke superuser, reset the password (superusers only).
-    Disabling a user revokes every token they hold."""
+    Disabling a user or resetting their password revokes every token and session they hold
+    (a superuser resetting their own keeps the credential of this request: ``keep_*``)."""
     from ferryman.services.spaces import find_user
 
     if password is not None:
@@ -129,6 +169,10 @@ def update_user(
         if password is not None:
             user.password_hash = _hasher.hash(password)
             user.password_changed_at = utcnow()
+            if user.id == actor.id:
+                _revoke_credentials(s, user.id, keep_token, keep_session)
+            else:
+                _revoke_credentials(s, user.id)
         after = user_dict(user)
         record(
             s,
@@ -142,8 +186,20 @@ def update_user(
         return after
 
 
-def change_password(db: Database, actor: Actor, old: str, new: str) -> None:
-    """A user changes their own password; every other token of theirs is kept."""
+def change_password(
+    db: Database,
+    actor: Actor,
+    old: str,
+    new: str,
+    *,
+    keep_token: str | None = None,
+    keep_session: str | None = None,
+    renew: bool = False,
+) -> str | None:
+    """A user changes their own password: every token and session of theirs is revoked, but
+    the one this request came with (``keep_token`` or ``keep_session``, its secret). With
+    ``renew`` the kept session gets a new cookie secret (returned; a copy of the old cookie
+    stops working) and keeps its CSRF token, so open pages go on working."""
     _check_password(new)
     with db.transaction() as s:
         require(s, actor, "me.password")
@@ -158,7 +214,18 @@ def change_password(db: Database, actor: Actor, old: str, new: str) -> None:
             raise AuthenticationFailed("the current password is wrong") from None
         user.password_hash = _hasher.hash(new)
         user.password_changed_at = utcnow()
+        _revoke_credentials(s, user.id, keep_token, keep_session)
         record(s, actor, "user.password", f"user:{user.username}")
+        if not (renew and keep_session):
+            return None
+        kept = s.scalar(
+            select(WebSession).where(WebSession.secret_hash == _token_hash(keep_session))
+        )
+        if kept is None:
+            return None
+        renewed = secrets.token_urlsafe(32)
+        kept.secret_hash = _token_hash(renewed)
+        return renewed
 
 
 LANGUAGES = ("en", "zh_CN")
@@ -177,34 +244,94 @@ def set_language(db: Database, actor: Actor, language: str) -> None:
         record(s, actor, "user.language", f"user:{user.username}", language=language)
 
 
-def _refuse_when_guessing(s: Session, username: str, ip: str) -> None:
-    since = utcnow() - LOGIN_WINDOW
-    by_user = s.scalar(
-        select(func.count())
-        .select_from(LoginFailure)
-        .where(LoginFailure.username == username, LoginFailure.ts >= since)
-    )
-    by_ip = (
-        s.scalar(
-            select(func.count())
-            .select_from(LoginFailure)
-            .where(LoginFailure.ip == ip, LoginFailure.ts >= since)
-        )
-        if ip
-        else 0
-    )
-    if (by_user or 0) >= MAX_FAILURES_PER_USER or (by_ip or 0) >= MAX_FAILURES_PER_IP:
-        minutes = int(LOGIN_WINDOW.total_seconds() // 60)
-        raise RateLimited(
-            f"too many failed sign-ins; try again in up to {minutes} minutes",
-            retry_after=int(LOGIN_WINDOW.total_seconds()),
-        )
+_SIGN_IN_LOCK = "ferryman_sign_in"
+_SIGN_IN_KEY = zlib.crc32(_SIGN_IN_LOCK.encode())  # PostgreSQL advisory lock number
 
 
-def _note_failure(db: Database, username: str, ip: str) -> None:
-    with db.transaction() as s:
-        s.add(LoginFailure(username=username[:64], ip=ip[:64]))
-        s.execute(delete(LoginFailure).where(LoginFailure.ts < utcnow() - 4 * LOGIN_WINDOW))
+@contextmanager
+def _serialised(db: Database) -> Iterator[Session]:
+    """A transaction that no other sign-in gate runs beside: SQLite takes the write lock
+    first (``BEGIN IMMEDIATE``), PostgreSQL an advisory transaction lock, MariaDB/MySQL a
+    named lock released after the commit (on the same connection)."""
+    dialect = db.engine.dialect.name
+    if dialect not in ("mysql", "mariadb"):
+        with db.transaction() as s:
+            if dialect == "sqlite":
+                s.execute(text("BEGIN IMMEDIATE"))
+            elif dialect == "postgresql":
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SIGN_IN_KEY})
+            yield s
+        return
+    with db.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="READ COMMITTED")
+        got = conn.execute(text("SELECT GET_LOCK(:n, 30)"), {"n": _SIGN_IN_LOCK}).scalar()
+        conn.commit()
+        if got != 1:
+            raise RateLimited("sign-in is busy; try again", retry_after=1)
+        try:
+            with Session(bind=conn, expire_on_commit=False) as s:
+                yield s
+                s.commit()
+        finally:
+            conn.rollback()
+            conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": _SIGN_IN_LOCK})
+            conn.commit()
+
+
+def _wait_left(s: Session, where: Any, free: int, now: datetime) -> float:
+    """Seconds until one more attempt under ``where`` is allowed (0: now)."""
+    count, last = s.execute(
+        select(func.count(), func.max(LoginFailure.ts)).where(
+            where, LoginFailure.ts >= now - LOGIN_WINDOW
+        )
+    ).one()
+    if not count or count < free or last is None:
+        return 0.0
+    delay = min(2.0 ** (count - free), MAX_DELAY.total_seconds())
+    if last.tzinfo is None and now.tzinfo is not None:
+        last = last.replace(tzinfo=now.tzinfo)
+    return max(0.0, (last - now).total_seconds() + delay)
+
+
+def _admit(db: Database, username: str, ip: str) -> int:
+    """Record a sign-in attempt before its password is evaluated, or refuse it (429) while a
+    key it falls under must wait; returns the record's id (removed again on success).
+    Counting and recording are one serialised transaction, so parallel guesses count."""
+    user_key, ip_key = username[:64], ip[:64]
+    now = utcnow()
+    with _serialised(db) as s:
+        keys = [(LoginFailure.username == user_key, FREE_PER_USER)]
+        if ip_key:
+            keys.append(
+                (
+                    (LoginFailure.username == user_key) & (LoginFailure.ip == ip_key),
+                    FREE_PER_USER_AND_IP,
+                )
+            )
+            keys.append((LoginFailure.ip == ip_key, FREE_PER_IP))
+        else:
+            keys[0] = (LoginFailure.username == user_key, FREE_PER_USER_AND_IP)
+        wait = max(_wait_left(s, where, free, now) for where, free in keys)
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise RateLimited(
+                f"too many failed sign-ins; try again in {seconds} seconds",
+                retry_after=seconds,
+            )
+        attempt = LoginFailure(username=user_key, ip=ip_key, ts=now)
+        s.add(attempt)
+        s.flush()
+        s.execute(delete(LoginFailure).where(LoginFailure.ts < now - 4 * LOGIN_WINDOW))
+        return int(attempt.id)
+
+
+def _succeeded(s: Session, username: str, attempt: int) -> None:
+    """A right password: this attempt was no failure, and the user's failures are forgiven."""
+    s.execute(
+        delete(LoginFailure).where(
+            (LoginFailure.id == attempt) | (LoginFailure.username == username[:64])
+        )
+    )
 
 
 def _sign_in(s: Session, username: str, password: str) -> User | None:
@@ -219,7 +346,6 @@ def _sign_in(s: Session, username: str, password: str) -> User | None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    s.execute(delete(LoginFailure).where(LoginFailure.username == username))
     return user
 
 
@@ -240,6 +366,18 @@ def _directory_first(db: Database, username: str, password: str) -> tuple[str, A
     except DirectoryDown as exc:
         return "down", str(exc)
     return ("ok", entry) if entry is not None else ("wrong", None)
+
+
+def _directory_unless_down(
+    db: Database, username: str, password: str, attempt: int
+) -> tuple[str, Any]:
+    """``_directory_first``; a directory that cannot be reached evaluated nothing, so the
+    attempt is not counted against the user."""
+    verdict = _directory_first(db, username, password)
+    if verdict[0] == "down":
+        with db.transaction() as s:
+            s.execute(delete(LoginFailure).where(LoginFailure.id == attempt))
+    return verdict
 
 
 def _directory_user(s: Session, db: Database, username: str, entry: Any) -> User | None:
@@ -273,7 +411,6 @@ def _directory_user(s: Session, db: Database, username: str, entry: Any) -> User
             s.add(SpaceMember(space_id=space.id, user_id=user.id, role=role))
         elif role is not None and member is not None:
             member.role = role
-    s.execute(delete(LoginFailure).where(LoginFailure.username == username))
     return user
 
 
@@ -302,27 +439,26 @@ def login(
     expires_in_days: int | None = None,
 ) -> str:
     """Check the password and issue a new API token (shown once, stored hashed)."""
-    with db.read() as s:
-        _refuse_when_guessing(s, username, ip)
-    directory = _directory_first(db, username, password)
+    attempt = _admit(db, username, ip)
+    directory = _directory_unless_down(db, username, password, attempt)
     with db.transaction() as s:
         user = _authenticate(s, db, username, password, directory)
         if user is not None:
+            _succeeded(s, username, attempt)
             token = _issue(s, user, token_name, sorted(ALL_SCOPES), expires_in_days)
             record(s, _actor(user, ip), "user.login", f"user:{username}", token_name=token_name)
             return token
-    _note_failure(db, username, ip)
     raise AuthenticationFailed("wrong user name or password")
 
 
 def start_session(db: Database, username: str, password: str, *, ip: str = "") -> tuple[str, str]:
     """Sign in for the web: returns (cookie secret, CSRF token). Rate-limited like ``login``."""
-    with db.read() as s:
-        _refuse_when_guessing(s, username, ip)
-    directory = _directory_first(db, username, password)
+    attempt = _admit(db, username, ip)
+    directory = _directory_unless_down(db, username, password, attempt)
     with db.transaction() as s:
         user = _authenticate(s, db, username, password, directory)
         if user is not None:
+            _succeeded(s, username, attempt)
             secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
             s.add(
                 WebSession(
@@ -336,7 +472,6 @@ def start_session(db: Database, username: str, password: str, *, ip: str = "") -
             s.execute(delete(WebSession).where(WebSession.expires_at < utcnow()))
             record(s, _actor(user, ip), "user.login", f"user:{username}", via="session")
             return secret, csrf
-    _note_failure(db, username, ip)
     raise AuthenticationFailed("wrong user name or password")
 
 

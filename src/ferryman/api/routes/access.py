@@ -5,8 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
-from ferryman.api.deps import DB, SESSION_COOKIE, ClientIp, CurrentActor, SettingsDep, perm
+from ferryman.api.deps import (
+    DB,
+    SESSION_COOKIE,
+    ClientIp,
+    CurrentActor,
+    SettingsDep,
+    perm,
+    presented_credentials,
+)
 from ferryman.api.schemas import (
     LoginBody,
     PasswordBody,
@@ -15,33 +24,61 @@ from ferryman.api.schemas import (
     UserCreateBody,
     UserUpdateBody,
 )
+from ferryman.errors import RateLimited
 from ferryman.services import users
 
 router = APIRouter()
 
 
-@router.post("/auth/login", tags=["auth"], openapi_extra=perm("auth.login"))
-def login(body: LoginBody, db: DB, ip: ClientIp) -> dict[str, str]:
-    """Exchange a user name and password for an API token (shown once). Failed attempts are
-    rate-limited per user name and per address (429)."""
-    token = users.login(
-        db,
-        body.username,
-        body.password,
-        body.token_name,
-        ip=ip,
-        expires_in_days=body.expires_in_days,
+def _limited(exc: RateLimited) -> JSONResponse:
+    """A refused sign-in: the usual error body, and ``Retry-After`` saying when to come back."""
+    seconds = int(exc.details.get("retry_after", 1))
+    return JSONResponse(
+        status_code=exc.http_status,
+        content={"error": exc.to_dict()},
+        headers={"Retry-After": str(seconds)},
     )
+
+
+@router.post(
+    "/auth/login",
+    tags=["auth"],
+    openapi_extra=perm("auth.login"),
+    response_model=dict[str, str],
+)
+def login(body: LoginBody, db: DB, ip: ClientIp) -> dict[str, str] | JSONResponse:
+    """Exchange a user name and password for an API token (shown once). Failed attempts are
+    limited per user name and address, per user name and per address: past a few, each
+    further attempt must wait longer (429 with ``Retry-After``)."""
+    try:
+        token = users.login(
+            db,
+            body.username,
+            body.password,
+            body.token_name,
+            ip=ip,
+            expires_in_days=body.expires_in_days,
+        )
+    except RateLimited as exc:
+        return _limited(exc)
     return {"token": token, "username": body.username}
 
 
-@router.post("/auth/session", tags=["auth"], openapi_extra=perm("auth.login"))
+@router.post(
+    "/auth/session",
+    tags=["auth"],
+    openapi_extra=perm("auth.login"),
+    response_model=dict[str, str],
+)
 def start_session(
     body: SessionBody, db: DB, ip: ClientIp, request: Request, response: Response
-) -> dict[str, str]:
+) -> dict[str, str] | JSONResponse:
     """Sign in for a browser: sets an HttpOnly, SameSite=Lax session cookie and returns the
     CSRF token that requests changing anything must send in ``X-CSRF-Token``."""
-    secret, csrf = users.start_session(db, body.username, body.password, ip=ip)
+    try:
+        secret, csrf = users.start_session(db, body.username, body.password, ip=ip)
+    except RateLimited as exc:
+        return _limited(exc)
     response.set_cookie(
         SESSION_COOKIE,
         secret,
@@ -73,8 +110,13 @@ def me(actor: CurrentActor) -> dict[str, Any]:
 
 
 @router.post("/me/password", status_code=204, tags=["auth"], openapi_extra=perm("me.password"))
-def change_password(body: PasswordBody, db: DB, actor: CurrentActor) -> Response:
-    users.change_password(db, actor, body.old_password, body.new_password)
+def change_password(body: PasswordBody, db: DB, actor: CurrentActor, request: Request) -> Response:
+    """Every other token and session of yours is revoked; the one this request came with is
+    kept."""
+    token, session = presented_credentials(request)
+    users.change_password(
+        db, actor, body.old_password, body.new_password, keep_token=token, keep_session=session
+    )
     return Response(status_code=204)
 
 
@@ -86,6 +128,7 @@ def ssh_key(settings: SettingsDep, actor: CurrentActor) -> dict[str, str]:
 
 @router.get("/users", tags=["users"], openapi_extra=perm("user.list"))
 def list_users(db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
+    """Superusers: every user. Anyone else: the users who share a space with them."""
     return users.list_users(db, actor)
 
 
@@ -103,10 +146,20 @@ def create_user(body: UserCreateBody, db: DB, actor: CurrentActor) -> dict[str, 
 
 
 @router.patch("/users/{user}", tags=["users"], openapi_extra=perm("user.manage"))
-def update_user(user: str, body: UserUpdateBody, db: DB, actor: CurrentActor) -> dict[str, Any]:
-    """Disable or enable (disabling revokes their tokens), grant or drop superuser, reset the
-    password, set the e-mail address."""
-    return users.update_user(db, actor, user, **body.model_dump(exclude_unset=True))
+def update_user(
+    user: str, body: UserUpdateBody, db: DB, actor: CurrentActor, request: Request
+) -> dict[str, Any]:
+    """Disable or enable, grant or drop superuser, reset the password, set the e-mail
+    address. Disabling or a password reset revokes every token and session of that user."""
+    token, session = presented_credentials(request)
+    return users.update_user(
+        db,
+        actor,
+        user,
+        **body.model_dump(exclude_unset=True),
+        keep_token=token,
+        keep_session=session,
+    )
 
 
 @router.get("/tokens", tags=["tokens"], openapi_extra=perm("token.read"))

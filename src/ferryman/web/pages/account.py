@@ -44,7 +44,7 @@ def login(
     try:
         secret, _csrf = users.start_session(db, username, password, ip=client_ip(request))
     except FerrymanError as exc:
-        return page(
+        refused = page(
             request,
             web,
             "login.html",
@@ -53,6 +53,9 @@ def login(
             error=web._("Wrong user name or password.") if exc.http_status == 401 else exc.message,
             username=username,
         )
+        if "retry_after" in exc.details:
+            refused.headers["Retry-After"] = str(int(exc.details["retry_after"]))
+        return refused
     response = redirect(request, _safe_next(next))
     set_cookie(request, response, SESSION_COOKIE, secret, max_age=SESSION_DAYS * 86400)
     return response
@@ -101,12 +104,15 @@ def change_password(
     web = signed_in(request, db)
     check_csrf(web, csrf)
     assert web.actor is not None
-    error = ""
+    current = request.cookies.get(SESSION_COOKIE)
+    error, renewed = "", None
     if new != again:
         error = web._("The new passwords differ.")
     else:
         try:
-            users.change_password(db, web.actor, old, new)
+            renewed = users.change_password(
+                db, web.actor, old, new, keep_session=current, renew=True
+            )
         except FerrymanError as exc:
             error = exc.message
     if error:
@@ -114,7 +120,11 @@ def change_password(
         return page(
             request, web, "account.html", status=422, tokens=tokens, new_token=None, error=error
         )
-    return redirect(request, "/account", web._("Password changed."))
+    # every other session and token has ended; this one goes on under a new cookie secret
+    response = redirect(request, "/account", web._("Password changed."))
+    if renewed:
+        set_cookie(request, response, SESSION_COOKIE, renewed, max_age=SESSION_DAYS * 86400)
+    return response
 
 
 @router.post("/account/tokens", response_class=HTMLResponse)
@@ -199,5 +209,11 @@ def update_user(
         "password": {"password": password},
     }
     changes = choices.get(action, {})
-    users.update_user(db, web.actor, username, **changes)  # type: ignore[arg-type]
+    users.update_user(
+        db,
+        web.actor,
+        username,
+        keep_session=request.cookies.get(SESSION_COOKIE),
+        **changes,  # type: ignore[arg-type]
+    )
     return redirect(request, "/users", web._("User %(name)s updated.", name=username))
