@@ -34,6 +34,8 @@ def duration(value: str | float | int | None, what: str = "duration") -> float:
         if not found:
             raise ValidationError(f"{what}: not a duration: {value!r} (like 30s, 5m, 1h)")
         seconds = float(found.group(1)) * _UNITS[found.group(2)]
+    if not math.isfinite(seconds):
+        raise ValidationError(f"{what}: not a duration: {value!r} (a finite number of seconds)")
     if seconds < 0 or seconds > 7 * 86400:
         raise ValidationError(f"{what}: between 0 and 7 days")
     return seconds

@@ -386,8 +386,8 @@ def request_rollback(
     ``to``. ``emergency``: the link switch only, every host at once, no hooks, no batches."""
     from ferryman.services.projects import find_project
 
-    if to is not None and not _is_release(to):
-        raise ValidationError(f"not a release name: {to!r}")
+    if to is not None:
+        validate.release(to, "to")
     with db.transaction() as s:
         project = find_project(
             s, actor, project_ref, "deploy.emergency" if emergency else "deploy.rollback"
@@ -404,12 +404,6 @@ def request_rollback(
             target_release=to or "",
             options=options or None,
         )
-
-
-def _is_release(name: str) -> bool:
-    from ferryman.domain.release import is_release_name
-
-    return is_release_name(name)
 
 
 # --- the worker's side -------------------------------------------------------------------

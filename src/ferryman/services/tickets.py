@@ -344,7 +344,10 @@ def rollback_ticket(
     db: Database, actor: Actor, ticket_id: int, title: str = "", to: str | None = None
 ) -> dict[str, Any]:
     """A rollback ticket linked to ``ticket_id``: back to the release its deploy replaced (or
-    ``to``). Masters may roll back without approval; it is queued at once."""
+    ``to``, checked as a release name now). Masters may roll back without approval; it is
+    queued at once."""
+    if to:
+        validate.release(to, "to")
     with db.transaction() as s:
         original, project = _load(s, actor, ticket_id, "ticket.rollback")
         if original.kind not in ("deploy", "config") or original.deploy_id is None:

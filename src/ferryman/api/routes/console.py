@@ -7,11 +7,17 @@ viewer connecting, reconnecting or leaving never touches the deploy. Messages ar
 ``{"type": "line", ...}`` for each log line, ``{"type": "deploy", ...}`` whenever its status or
 stages change, and ``{"type": "end", "status": ...}`` once it has ended (or paused: a gray
 release waiting for someone to continue it) and every line was sent.
+
+Access is checked again while streaming, every ``RECHECK_SECONDS``: a viewer whose token was
+revoked, whose account was disabled, or who left the project's space is cut off with close
+code 1008 (policy violation) and the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
@@ -25,6 +31,12 @@ from ferryman.services.deploys import FINISHED
 router = APIRouter(prefix="/deploys", tags=["deploys"])
 POLL_SECONDS = 0.25
 PAGE = 1000
+RECHECK_SECONDS = 2.0
+POLICY_VIOLATION = 1008
+
+
+class AccessLost(Exception):
+    """The viewer may no longer read this deploy (the socket was closed)."""
 
 
 @router.get("/{deploy_id}/log", openapi_extra=perm("deploy.read"))
@@ -46,21 +58,48 @@ async def stream(websocket: WebSocket, deploy_id: int, after: int = 0) -> None:
     the HTTP status (4401, 4403, 4404) and the error message as the reason."""
     db: Database = websocket.app.state.db
     await websocket.accept()
+
+    def authorise() -> None:
+        actor = websocket_actor(websocket, db)
+        deploy_views.visible_deploy(db, actor, deploy_id)
+
     try:
-        actor = await asyncio.to_thread(websocket_actor, websocket, db)
-        await asyncio.to_thread(deploy_views.visible_deploy, db, actor, deploy_id)
+        await asyncio.to_thread(authorise)
     except FerrymanError as exc:
         await websocket.close(code=4000 + exc.http_status, reason=exc.message[:120])
         return
+
+    checked = time.monotonic()
+
+    async def still_allowed() -> None:
+        """Access again, at most every ``RECHECK_SECONDS`` (the same credentials as at the
+        start: the token or session may have been revoked, the member removed)."""
+        nonlocal checked
+        if time.monotonic() - checked < RECHECK_SECONDS:
+            return
+        try:
+            await asyncio.to_thread(authorise)
+        except FerrymanError as exc:
+            await websocket.close(code=POLICY_VIOLATION, reason=exc.message[:120])
+            raise AccessLost from exc
+        checked = time.monotonic()
+
     try:
-        await _follow(websocket, db, deploy_id, max(after, 0))
-    except WebSocketDisconnect:
-        return  # the viewer left; the deploy does not care
+        await _follow(websocket, db, deploy_id, max(after, 0), still_allowed)
+    except (WebSocketDisconnect, AccessLost):
+        return  # the viewer left (or was cut off); the deploy does not care
 
 
-async def _follow(websocket: WebSocket, db: Database, deploy_id: int, cursor: int) -> None:
+async def _follow(
+    websocket: WebSocket,
+    db: Database,
+    deploy_id: int,
+    cursor: int,
+    still_allowed: Callable[[], Awaitable[None]],
+) -> None:
     shown: tuple[str, str] | None = None
     while True:
+        await still_allowed()
         deploy = await asyncio.to_thread(deploy_views.get, db, deploy_id)
         lines = await asyncio.to_thread(deploy_views.logs_after, db, deploy_id, cursor, PAGE)
         for line in lines:
