@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from ferryman.cli.client import Client
-from ferryman.cli.output import console
+from ferryman.cli.output import console, err
 from ferryman.commands import agent_script
 from ferryman.domain import validate
 
@@ -28,6 +28,8 @@ def register(host: HostOpt, space: SpaceOpt = "default") -> None:
     """A new token for a host (its earlier tokens stop working); printed once."""
     data = Client().post(f"/spaces/{space}/agents", {"host": host})
     console.print(data["token"], markup=False, highlight=False)
+    if data.get("signing_key"):  # stdout stays the token alone, for scripts
+        err.print(f"signing key (optional HMAC): {data['signing_key']}", markup=False)
 
 
 @agent_app.command("revoke")

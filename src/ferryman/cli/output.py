@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+err = Console(stderr=True)  # notes beside what scripts read from stdout
 
 
 def show(rows: Any, columns: Sequence[str] = (), as_json: bool = False) -> None:

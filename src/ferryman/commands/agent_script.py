@@ -64,12 +64,13 @@ FM_RELEASES={q(plan.releases)}
 FM_RELEASE={q(plan.release)}
 FM_NEW="$FM_RELEASES/$FM_RELEASE"
 FM_LOG=$(mktemp)
-trap 'rm -f "$FM_LOG" "$FM_LOG.body"' EXIT
+trap 'rm -f "$FM_LOG" "$FM_LOG.body" "$FM_LOG.tail"' EXIT
 {exports}
-report() {{  # phase exit_code [status]
+report() {{  # phase exit_code [status]: the output's last 64 KiB (the server takes 256)
+  tail -c 65536 "$FM_LOG" > "$FM_LOG.tail"
   curl -fsS -m 30 -o /dev/null -H "Authorization: Bearer $FM_TOKEN" \\
     -F task="$FM_TASK" -F phase="$1" -F exit_code="$2" -F status="${{3:-}}" \\
-    -F previous="${{FM_PREVIOUS:-}}" -F "output=<$FM_LOG" \\
+    -F previous="${{FM_PREVIOUS:-}}" -F "output=<$FM_LOG.tail" \\
     "$FM_SERVER/api/v1/agent/$FM_AGENT_HOST/report" || echo "could not report $1" >&2
   : > "$FM_LOG"
 }}
