@@ -255,15 +255,28 @@ def _spoofed_guesses(url: str, username: str, count: int) -> list[int]:
     return codes
 
 
+def _recorded_addresses(home: Path, username: str) -> set[str]:
+    from ferryman.config.settings import load_settings
+
+    db = Database(load_settings({"FERRYMAN_HOME": str(home)}).database_url)
+    try:
+        with db.read() as s:
+            return set(s.scalars(select(LoginFailure.ip).where(LoginFailure.username == username)))
+    finally:
+        db.dispose()
+
+
 def test_x_forwarded_for_counts_only_from_a_proxy_the_server_was_told_to_trust(tmp_path):
     home = tmp_path / "home"
     guesses = users.FREE_PER_USER_AND_IP + 2
     with running_server(home, env={"FERRYMAN_FORWARDED_ALLOW_IPS": ""}) as url:
         codes = _spoofed_guesses(url, "admin", guesses)  # from the default "trusted" 127.0.0.1
+    assert _recorded_addresses(home, "admin") == {"127.0.0.1"}  # the peer, whatever it claims
     assert codes[: users.FREE_PER_USER_AND_IP] == [401] * users.FREE_PER_USER_AND_IP
-    assert 429 in codes[users.FREE_PER_USER_AND_IP :]  # one peer, whatever it claims
+    assert 429 in codes[users.FREE_PER_USER_AND_IP :]
     with running_server(home, env={"FERRYMAN_FORWARDED_ALLOW_IPS": "127.0.0.1"}) as url:
         codes = _spoofed_guesses(url, "admin2", guesses)  # behind a configured proxy
+    assert _recorded_addresses(home, "admin2") == {f"192.0.2.{i + 1}" for i in range(guesses)}
     assert codes == [401] * guesses  # each client address counted on its own
 
 
