@@ -92,3 +92,10 @@ def test_repos_that_could_be_options_are_refused():
 def test_yaml_syntax_errors_are_config_errors():
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_project_yaml("project: [unclosed\n")
+
+
+def test_a_deeply_nested_project_file_is_a_config_error_not_a_crash():
+    from ferryman.config.project import load_project_yaml
+
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_project_yaml("project: x\nrepo: " + "[" * 5000)

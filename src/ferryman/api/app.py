@@ -160,10 +160,12 @@ def create_app(
     async def ferryman_error(request: Request, exc: FerrymanError) -> Response:
         if web.is_page(request):
             return web.error_page(request, exc)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
         response = _error(exc.http_status, exc.code, str(exc), exc.details)
-        if headers:
-            response.headers.update(headers)
+        if exc.http_status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        retry = exc.details.get("retry_after")
+        if exc.http_status == 429 and isinstance(retry, int | float):
+            response.headers["Retry-After"] = str(max(1, int(retry)))
         return response
 
     @app.exception_handler(RequestValidationError)

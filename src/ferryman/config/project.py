@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
+from ferryman.config import yamlsafe
 from ferryman.domain import config_files, rollout, validate
 from ferryman.errors import ConfigError, ValidationError
 
@@ -366,9 +367,12 @@ def parse_project(data: Any) -> ProjectConfig:
         raise ConfigError("invalid project configuration", error_lines(exc)) from None
 
 
+MAX_FILE_CHARS = 1024 * 1024
+
+
 def load_project_yaml(text: str) -> ProjectConfig:
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.load(text, MAX_FILE_CHARS)
     except yaml.YAMLError as exc:
         raise ConfigError("project file is not valid YAML", [str(exc)]) from None
     return parse_project(data)

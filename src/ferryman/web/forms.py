@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from ferryman.config import yamlsafe
 from ferryman.config.project import Environment, Tasks
 
 LISTS = ("hosts", "servers", "labels", "excludes", "shared", "secrets", "config_files")
@@ -49,40 +50,13 @@ YAMLS = (
 )  # nested keys: a YAML text field each
 # every key of an environment has a field
 assert set(LISTS + NUMBERS + FLAGS + TEXTS + YAMLS + ("tasks",)) == set(Environment.model_fields)
-MAX_YAML_DEPTH = 32  # nested collections in one YAML field (the schema needs at most 4)
 MAX_YAML_CHARS = 64 * 1024
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """``SafeLoader`` that refuses documents nested deeper than ``MAX_YAML_DEPTH``: PyYAML
-    composes and constructs nodes recursively, so 5,000 ``[`` would exhaust the stack."""
-
-    _depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_YAML_DEPTH:
-                raise yaml.composer.ComposerError(
-                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", None
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
 
 
 def load_yaml(text: str) -> Any:
     """One YAML form field, safely: no tags, bounded size and nesting (``yaml.YAMLError``
     otherwise, never ``RecursionError``)."""
-    if len(text) > MAX_YAML_CHARS:
-        raise yaml.YAMLError(f"longer than {MAX_YAML_CHARS} characters")
-    loader = _BoundedLoader(text)
-    try:
-        return loader.get_single_data()
-    except RecursionError:
-        raise yaml.YAMLError("nested too deeply") from None
-    finally:
-        loader.dispose()
+    return yamlsafe.load(text, MAX_YAML_CHARS)
 
 
 def defaults() -> dict[str, Any]:
