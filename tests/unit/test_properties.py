@@ -22,10 +22,15 @@ from ferryman.config.project import parse_project
 from ferryman.domain import rollout, validate
 from ferryman.errors import FerrymanError
 
+# derandomize: the same examples on every run, so CI never fails on a newly drawn input (run
+# `pytest --hypothesis-seed=random` to explore; found inputs belong in a test of their own)
 FAST = settings(
-    deadline=None, max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    deadline=None,
+    max_examples=200,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-FEW = settings(deadline=None, max_examples=40)  # each example runs bash
+FEW = settings(deadline=None, max_examples=40, derandomize=True)  # each example runs bash
 
 # Anything a person could type or a repository could hold in one argv element (no NUL).
 anything = st.text(st.characters(blacklist_characters="\x00", codec="utf-8"), max_size=40)

@@ -91,3 +91,16 @@ def test_host_keys_are_stable_identities():
     assert validate.host("www@10.0.0.15").key == "10.0.0.15"
     assert validate.host("10.0.0.14:2222").key == "10.0.0.14:2222"
     assert validate.host("[::1]:22").key == "[::1]"
+
+
+@pytest.mark.parametrize("text", ["¹", "٣", "１２", "1²"])
+def test_digits_that_python_calls_digits_but_int_refuses_are_a_validation_error(text):
+    """Found by the property tests: ``"¹".isdigit()`` is true and ``int("¹")`` fails."""
+    from ferryman.domain import rollout
+    from ferryman.domain.validate import is_digits
+
+    assert not is_digits(text)
+    with pytest.raises(ValidationError):
+        rollout.amount(text, 10, "batches")
+    with pytest.raises(ValidationError):
+        validate.host(f"example.com:{text}")

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from ferryman.cli.client import Client
 from ferryman.cli.output import console, pairs, show
+from ferryman.domain.validate import is_digits
 from ferryman.errors import ValidationError
 
 config_app = typer.Typer(
@@ -165,7 +166,7 @@ def config_history(
     params: dict[str, str] = {}
     if diff != "last":
         old, sep, new = diff.partition("..")
-        if not sep or not old.isdigit() or not new.isdigit():
+        if not sep or not is_digits(old) or not is_digits(new):
             raise ValidationError("--diff: give OLD..NEW (like 2..3) or 'last'")
         params = {"from": old, "to": new}
     data = client.get(f"{base}/diff/{quote(path)}", params=params)

@@ -12,6 +12,7 @@ from rich.markup import escape
 from ferryman.cli.client import Client
 from ferryman.cli.output import console, show
 from ferryman.cli.teams import JsonOpt, SpaceOpt, server_app, space_app
+from ferryman.domain.validate import is_digits
 from ferryman.errors import NotFound, RemoteError
 
 FingerprintOpt = Annotated[
@@ -22,7 +23,7 @@ YesOpt = Annotated[bool, typer.Option("--yes", help="Pin what is presented witho
 
 
 def _server_id(client: Client, name: str, space: str) -> int:
-    if name.isdigit():
+    if is_digits(name):
         return int(name)
     rows: list[dict[str, Any]] = client.get("/servers", params={"space": space})
     for row in rows:

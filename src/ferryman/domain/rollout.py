@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ferryman.domain.validate import is_digits
 from ferryman.errors import ValidationError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -58,7 +59,7 @@ def amount(value: str | int, total: int, what: str) -> int:
         if not 0 <= share <= 100:
             raise ValidationError(f"{what}: a percentage between 0% and 100%")
         return math.ceil(total * share / 100) if share else 0
-    if text.isdigit():
+    if is_digits(text):
         return int(text)
     raise ValidationError(f"{what}: a number or a percentage, not {value!r}")
 

@@ -48,6 +48,12 @@ def ref(value: str) -> str:
     return value
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` is also true for ``¹`` or ``٣``, which ``int``
+    then refuses (a crash where a clear error was meant)."""
+    return text.isascii() and text.isdigit()
+
+
 def name(value: str, what: str = "name") -> str:
     """A project or environment name: letters, digits, ``._-``, starting with a letter or digit."""
     if not _NAME.match(value or ""):
@@ -136,7 +142,7 @@ def host(value: str) -> HostSpec:
 
 
 def _port(text: str, bad: ValidationError) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not is_digits(text) or not 0 < int(text) < 65536:
         raise bad
     return int(text)
 

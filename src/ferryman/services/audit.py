@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ferryman.db.models import AuditEntry, Project
+from ferryman.domain.validate import is_digits
 
 ALL_SCOPES = frozenset({"read", "write"})
 
@@ -91,7 +92,7 @@ def query(
         stmt = stmt.where(AuditEntry.actor == actor)
     if project:
         ids = select(Project.id).where(Project.name == project)
-        if project.isdigit():
+        if is_digits(project):
             ids = select(Project.id).where(Project.id == int(project))
         stmt = stmt.where(AuditEntry.project_id.in_(ids))
     if action:

@@ -24,6 +24,7 @@ from ferryman.db.models import (
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
+from ferryman.domain.validate import is_digits
 from ferryman.errors import ConfigError, Conflict, NotFound
 from ferryman.services import inventory, project_rules
 from ferryman.services.audit import Actor, record
@@ -48,7 +49,7 @@ def find_project(s: Session, actor: Actor, ref: int | str, action: str) -> Proje
     then ``require(action)`` on it. Invisible projects are ``NotFound``."""
     text = str(ref)
     project: Project | None
-    if isinstance(ref, int) or text.isdigit():
+    if isinstance(ref, int) or is_digits(text):
         project = s.get(Project, int(text))
     elif ":" in text:
         space_name, _, name = text.partition(":")

@@ -12,6 +12,7 @@ from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
 from ferryman.domain.rollout import duration
+from ferryman.domain.validate import is_digits
 from ferryman.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import require, visible_space_ids
@@ -46,7 +47,7 @@ def limits_dict(space: Space) -> dict[str, Any]:
 
 def load_space(s: Session, ref: int | str) -> Space:
     """A space by id or by name (visibility is checked by the caller's ``require``)."""
-    if isinstance(ref, int) or str(ref).isdigit():
+    if isinstance(ref, int) or is_digits(str(ref)):
         space = s.get(Space, int(ref))
     else:
         space = s.scalar(select(Space).where(Space.name == ref))
@@ -211,7 +212,7 @@ def update_limits(
 
 
 def find_user(s: Session, ref: int | str) -> User:
-    if isinstance(ref, int) or str(ref).isdigit():
+    if isinstance(ref, int) or is_digits(str(ref)):
         user = s.get(User, int(ref))
     else:
         user = s.scalar(select(User).where(User.username == ref))

@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 from xml.etree import ElementTree
 
 from ferryman.domain import validate
+from ferryman.domain.validate import is_digits
 from ferryman.errors import ValidationError, VcsError
 from ferryman.vcs.base import (
     Changes,
@@ -134,7 +135,7 @@ class SvnRepo:
     def _split(self, ref: str) -> tuple[str, str]:
         validate.ref(ref)
         path, _, rev = ref.partition("@")
-        if rev and not rev.isdigit():
+        if rev and not is_digits(rev):
             raise ValidationError(f"invalid svn ref {ref!r}: the revision after @ must be a number")
         return path, rev or "HEAD"
 
@@ -147,7 +148,7 @@ class SvnRepo:
         except VcsError as exc:
             raise VcsError(f"svn path {ref!r} not found in {self.url}: {exc.message}") from None
         revision = out.strip()
-        if not revision.isdigit():
+        if not is_digits(revision):
             raise VcsError(f"svn gave no revision for {ref!r}")
         parts = path.split("/")
         branch = tag = ""
@@ -161,7 +162,7 @@ class SvnRepo:
 
     async def pin(self, resolved: Resolved, commit: str) -> Resolved:
         rev = commit.removeprefix("r")
-        if not rev.isdigit():
+        if not is_digits(rev):
             raise VcsError(f"not an svn revision: {commit!r}")
         path, _ = self._split(resolved.ref)
         await self._svn("info", "--", f"{self.url}/{path}@{rev}")
@@ -204,7 +205,7 @@ class SvnRepo:
         url = f"{self.url}/{path}"
         new_rev = new.removeprefix("r")
         old_rev = old.removeprefix("r")
-        if not new_rev.isdigit() or (old and not old_rev.isdigit()):
+        if not is_digits(new_rev) or (old and not is_digits(old_rev)):
             raise VcsError(f"not svn revisions: {old!r}, {new!r}")
         if old:
             if int(old_rev) >= int(new_rev):

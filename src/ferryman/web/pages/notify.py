@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ferryman.api.deps import DB, SettingsDep
+from ferryman.domain.validate import is_digits
 from ferryman.errors import FerrymanError
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.message import EVENTS
@@ -67,7 +68,7 @@ async def save(request: Request, space: str, db: DB, server: SettingsDep) -> Res
         key, sep, value = line.partition("=")
         if sep and key.strip():
             settings[key.strip()] = value.strip()
-    if "port" in settings and settings["port"].isdigit():
+    if "port" in settings and is_digits(settings["port"]):
         settings["port"] = int(settings["port"])
     if values.get("to"):
         settings["to"] = [x.strip() for x in values["to"].replace(",", " ").split() if x.strip()]
