@@ -19,10 +19,18 @@ from ferryman.db.models import utcnow
 from ferryman.db.session import Database
 from ferryman.domain.config_files import ConfigFile, HostIdentity
 from ferryman.domain.rollout import Rollout
-from ferryman.errors import Cancelled, FerrymanError, RemoteError
+from ferryman.errors import Cancelled, Conflict, FerrymanError, RemoteError
 from ferryman.pipeline.recorder import Recorder
 from ferryman.remote.executor import Executor, Result, Target, fan_out
 from ferryman.vcs.base import Resolved
+
+
+class OwnershipLost(Conflict):
+    """This worker no longer owns the deploy: another took it over (its lease ran out) or the
+    project lock is gone. The run stops before its next host action, undoes nothing on hosts
+    (the new owner puts them in order) and writes no outcome."""
+
+    code = "ownership_lost"
 
 
 @dataclass
@@ -80,6 +88,11 @@ class Context:
     cancel_reason: str = ""  # set (by the runner's watcher) when someone asks to stop
     undoing: bool = False  # undo runs to its end, cancel or not
     committed: bool = False  # every host switched and post_release done: too late to cancel
+    lost: str = ""  # set (by the runner's heartbeat) when the deploy is no longer this worker's
+    # the runner's check that the deploy is still ours, awaited before a host action once the
+    # last confirmed lease (``owned_until``, monotonic seconds) has run out
+    confirm_owner: Callable[[], Awaitable[None]] | None = None
+    owned_until: float = float("inf")
     env_variables: dict[str, str] = field(default_factory=dict)  # the space environment's
     config_files: list[ConfigFile] = field(default_factory=list)  # shipped in the release
     host_ids: dict[str, HostIdentity] = field(default_factory=dict)  # names/labels per host
@@ -145,6 +158,7 @@ class Context:
     ) -> Result:
         """Run one command on one host, logging its output and recording it as a step."""
         label = shown or shlex.join(command)
+        await self.ensure_owner()
 
         def on_line(stream: str, line: str) -> None:
             if not quiet:
@@ -201,9 +215,19 @@ class Context:
 
     def checkpoint(self) -> None:
         """A safe point: stop here if the deploy was asked to (the runner then undoes what
-        was done, by the same rules as a failure)."""
+        was done, by the same rules as a failure), and always once it is no longer ours."""
+        if self.lost:
+            raise OwnershipLost(self.lost)
         if self.cancel_reason and not (self.undoing or self.committed):
             raise Cancelled(self.cancel_reason)
+
+    async def ensure_owner(self) -> None:
+        """Before a host action: stop if the deploy is no longer ours; if our lease may have
+        run out (no heartbeat got through), first confirm it is still ours."""
+        if not self.lost and self.confirm_owner and time.monotonic() >= self.owned_until:
+            await self.confirm_owner()
+        if self.lost:
+            raise OwnershipLost(self.lost)
 
     async def each_host(
         self,
@@ -318,7 +342,7 @@ def new_context(
         executor=executor,
         targets=targets,
         layout=layout,
-        workspace=settings.workspaces / f"deploy-{deploy_id}",
+        workspace=settings.workspaces / str(space.id) / f"deploy-{deploy_id}",  # per space
         pinned_commit=pinned_commit,
         retry_of=retry_of,
         env_variables=variables,
