@@ -35,6 +35,7 @@ from ferryman.db.models import (
 )
 from ferryman.db.session import Database, rowcount
 from ferryman.domain import validate
+from ferryman.domain.masking import Masker
 from ferryman.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied
 from ferryman.services import deploy_records
 from ferryman.services.audit import Actor, record
@@ -320,7 +321,7 @@ def report(
         prior = task.previous
         project_id = s.scalar(select(Deploy.project_id).where(Deploy.id == deploy_id))
         env = s.scalar(select(Deploy.env).where(Deploy.id == deploy_id))
-    tail = output[-OUTPUT_LIMIT:]
+    tail = _masker(db, deploy_id)(output)[-OUTPUT_LIMIT:]  # a hook may print a secret
     now = utcnow()
     lines = [
         deploy_records.LogRecord(text=line, host=host, stage=phase[:32], stream="stdout", ts=now)
@@ -352,6 +353,16 @@ def report(
                 )
         elif status == "rolled_back" and project_id is not None and env is not None and prior:
             deploy_records.set_live(db, project_id, env, deploy_id, {host: prior})
+
+
+def _masker(db: Database, deploy_id: int) -> Masker:
+    """The deploy's own secret values, masked in what its hosts report (as push mode's
+    recorder masks what its hooks print)."""
+    from ferryman.services.deploy_views import secret_masker
+
+    with db.read() as s:
+        deploy = s.get(Deploy, deploy_id)
+        return secret_masker(db, deploy) if deploy is not None else Masker([])
 
 
 # --- the worker's side -----------------------------------------------------------------------

@@ -65,6 +65,7 @@ class Push:
     tag: str = ""
     commit: str = ""
     delivery: str = ""
+    before: str = ""  # the ref's commit before the push (all zeros for a new ref)
 
 
 def _header(headers: dict[str, str], name: str) -> str:
@@ -159,10 +160,13 @@ def parse(provider: str, headers: dict[str, str], body: bytes) -> Push:
         or _header(headers, "X-GitHub-Delivery")
     )
     commit = str(data.get("checkout_sha") or data.get("after") or data.get("sha") or "")
+    before = str(data.get("before") or "")[:64]
     if ref.startswith("refs/tags/"):
-        return Push(tag=ref[len("refs/tags/") :], commit=commit, delivery=delivery)
+        return Push(tag=ref[len("refs/tags/") :], commit=commit, delivery=delivery, before=before)
     if ref.startswith("refs/heads/"):
-        return Push(branch=ref[len("refs/heads/") :], commit=commit, delivery=delivery)
+        return Push(
+            branch=ref[len("refs/heads/") :], commit=commit, delivery=delivery, before=before
+        )
     return Push(delivery=delivery)
 
 
@@ -179,9 +183,14 @@ async def receive(
     provider, config = found.provider, found.config
     verify(provider, headers, body, found.secret)
     push = parse(provider, headers, body)
-    digest = f"sha256:{found.project_id}:{hashlib.sha256(body).hexdigest()}"
-    delivery = push.delivery or digest
-    await asyncio.to_thread(_once, db, provider, delivery, digest)
+    digests = [f"sha256:{found.project_id}:{hashlib.sha256(body).hexdigest()}"]
+    if push.commit and (push.branch or push.tag):
+        # what the push *means*, whatever its bytes: GitLab's proof is a token, not a
+        # signature over the body, so a reformatted body would otherwise pass as new
+        meaning = f"{found.project_id}:{push.branch}:{push.tag}:{push.before}:{push.commit}"
+        digests.append(f"push:{hashlib.sha256(meaning.encode()).hexdigest()}")
+    delivery = push.delivery or digests[0]
+    await asyncio.to_thread(_once, db, provider, delivery, digests)
     actor = Actor(id=None, username=f"{provider}-webhook", is_superuser=True)
     made: list[dict[str, Any]] = []
     for env_name, env in config.environments.items():
@@ -211,14 +220,18 @@ async def receive(
     return {"delivery": delivery, "tickets": made}
 
 
-def _once(db: Database, provider: str, delivery: str, digest: str) -> None:
-    """Record the delivery id and the body's digest (per project) together: either seen
-    before is a replay."""
-    keys = dict.fromkeys([delivery[:128], digest[:128]])
+ANY_PROVIDER = "*"  # digests are recorded once for every endpoint: GitHub and Gitea sign
+# the same way with the same secret, so a body accepted by one must not pass the other
+
+
+def _once(db: Database, provider: str, delivery: str, digests: list[str]) -> None:
+    """Record the delivery id (per provider) and the digests of the body and of what the
+    push means (per project, for every provider) together: any seen before is a replay."""
+    rows = [(provider, delivery[:128])] + [(ANY_PROVIDER, d[:128]) for d in digests]
     try:
         with db.transaction() as s:
-            for key in keys:
-                s.add(HookDelivery(provider=provider, delivery=key))
+            for who, key in dict.fromkeys(rows):
+                s.add(HookDelivery(provider=who, delivery=key))
                 s.flush()
     except IntegrityError:
         raise AuthenticationFailed(f"{provider} delivery {delivery} was already received") from None

@@ -293,11 +293,17 @@ def _wait_left(s: Session, where: Any, free: int, now: datetime) -> float:
     return max(0.0, (last - now).total_seconds() + delay)
 
 
+def limit_key(username: str) -> str:
+    """The name sign-in limits count under: case and surrounding blanks do not make a new
+    name (a directory matches ``uid`` ignoring case, so ``Lily`` is ``lily`` there)."""
+    return username.strip().lower()[:64]
+
+
 def _admit(db: Database, username: str, ip: str) -> int:
     """Record a sign-in attempt before its password is evaluated, or refuse it (429) while a
     key it falls under must wait; returns the record's id (removed again on success).
     Counting and recording are one serialised transaction, so parallel guesses count."""
-    user_key, ip_key = username[:64], ip[:64]
+    user_key, ip_key = limit_key(username), ip[:64]
     now = utcnow()
     with _serialised(db) as s:
         keys = [(LoginFailure.username == user_key, FREE_PER_USER)]
@@ -329,7 +335,7 @@ def _succeeded(s: Session, username: str, attempt: int) -> None:
     """A right password: this attempt was no failure, and the user's failures are forgiven."""
     s.execute(
         delete(LoginFailure).where(
-            (LoginFailure.id == attempt) | (LoginFailure.username == username[:64])
+            (LoginFailure.id == attempt) | (LoginFailure.username == limit_key(username))
         )
     )
 
@@ -359,6 +365,10 @@ def _directory_first(db: Database, username: str, password: str) -> tuple[str, A
         user = s.scalar(select(User).where(User.username == username))
         if user is not None and user.source != "ldap":
             return "skip", None
+        if user is None and _directory_account(s, username) is None:
+            same = s.scalar(select(User).where(func.lower(User.username) == username.lower()))
+            if same is not None and same.source != "ldap":
+                return "skip", None  # a local account spelled otherwise: the local rules
     from ferryman.services.directory import DirectoryDown
 
     try:
@@ -380,13 +390,21 @@ def _directory_unless_down(
     return verdict
 
 
+def _directory_account(s: Session, username: str) -> User | None:
+    """The local record of a directory account, whatever case the name was typed in."""
+    return s.scalar(
+        select(User).where(func.lower(User.username) == username.lower(), User.source == "ldap")
+    )
+
+
 def _directory_user(s: Session, db: Database, username: str, entry: Any) -> User | None:
     """The local record of a directory user (made on first sign-in), with the roles its
     groups map to in each space the mapping names."""
     from ferryman.db.models import Space, SpaceMember
 
-    user = s.scalar(select(User).where(User.username == username))
+    user = _directory_account(s, username)
     if user is None:
+        username = username.lower()  # one local record per directory account, any case typed
         validate.username(username)
         user = User(
             username=username,
