@@ -24,9 +24,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 from sqlalchemy.sql.expression import false as sa_false
 from sqlalchemy.types import TypeEngine
+
+# A deploy in one of these holds its project environment: no other is requested beside it.
+ACTIVE_STATUSES = ("queued", "running", "paused")
 
 
 def utcnow() -> datetime:
@@ -277,6 +280,9 @@ class Deploy(Base):
     options: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # emergency, force
     # queued → running → success | failed; queued → cancelled
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    # "<project_id>:<env>" while active (ACTIVE_STATUSES), else NULL; unique, so the database
+    # refuses a second active deploy of one environment (NULLs never collide, on all three)
+    active_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # Claim order: emergency rollbacks (0), rollbacks (10), then everything else (100).
     priority: Mapped[int] = mapped_column(Integer, default=100, server_default="100")
     requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
@@ -292,7 +298,15 @@ class Deploy(Base):
     __table_args__ = (
         Index("ix_deploys_project_env", "project_id", "env"),
         Index("ix_deploys_claim", "status", "queue", "id"),
+        Index("ux_deploys_active_key", "active_key", unique=True),
     )
+
+    @validates("status")
+    def _release_environment(self, _key: str, status: str) -> str:
+        """Leaving the active states frees the environment in the same UPDATE."""
+        if status not in ACTIVE_STATUSES:
+            self.active_key = None
+        return status
 
 
 class DeployHost(Base):

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ferryman.config.project import ProjectConfig, dump_project
 from ferryman.db.models import (
+    ACTIVE_STATUSES,
     Deploy,
     DeployHost,
     Environment,
@@ -34,23 +36,82 @@ from ferryman.services import config_files, rollouts
 from ferryman.services.audit import SYSTEM, Actor, record
 from ferryman.services.queue import cancel_queued, sync_ticket
 
-ACTIVE = ("queued", "running", "paused")
+ACTIVE = ACTIVE_STATUSES
 FINISHED = ("success", "failed", "cancelled")
 
 
 def _refuse_if_active(s: Session, project: Project, env: str) -> None:
+    """The friendly early refusal; the unique ``active_key`` is what makes it hold under
+    concurrency (``_insert_active``)."""
     active = s.scalar(
         select(Deploy)
         .where(Deploy.project_id == project.id, Deploy.env == env, Deploy.status.in_(ACTIVE))
         .order_by(Deploy.id)
     )
     if active is not None:
-        raise Conflict(
-            f"{project.name} {env} is busy: {active.kind} #{active.id} by "
-            f"{active.requested_by_name} is {active.status}",
-            deploy_id=active.id,
-            holder=active.requested_by_name,
+        raise _busy(project, env, active)
+
+
+def _busy(project: Project, env: str, active: Deploy) -> Conflict:
+    return Conflict(
+        f"{project.name} {env} is busy: {active.kind} #{active.id} by "
+        f"{active.requested_by_name} is {active.status}",
+        deploy_id=active.id,
+        holder=active.requested_by_name,
+    )
+
+
+def active_key(project_id: int, env: str) -> str:
+    """``deploys.active_key`` of an active deploy of ``env`` (unique: one at a time)."""
+    return f"{project_id}:{env}"
+
+
+_INSERT_ATTEMPTS = 5
+
+
+def _insert_active(s: Session, project: Project, env: str, values: dict[str, Any]) -> Deploy:
+    """Insert a deploy holding ``active_key`` of its environment, or raise the same busy
+    ``Conflict`` as ``_refuse_if_active`` naming the holder — also when another request
+    inserted one a moment ago: the unique index decides, the insert runs in a savepoint so
+    the loser's transaction goes on to read the winner (a locking read: MariaDB's snapshot
+    would not show it) and report it. A key left on a deploy that already ended (a path
+    that set its status without clearing it) is cleared and the insert tried again."""
+    key = active_key(project.id, env)
+    sqlite = s.get_bind().dialect.name == "sqlite"
+    failure: IntegrityError | None = None
+    for _ in range(_INSERT_ATTEMPTS):
+        if sqlite:
+            # A write first: it takes SQLite's one write lock (concurrent requests queue
+            # here and the check below sees the winner's commit), and pysqlite only BEGINs
+            # before a write: a SAVEPOINT that began the transaction would commit it.
+            s.execute(
+                update(Deploy)
+                .where(Deploy.active_key == key, Deploy.status.not_in(ACTIVE))
+                .values(active_key=None)
+            )
+            _refuse_if_active(s, project, env)
+        deploy = Deploy(**values, active_key=key)
+        try:
+            with s.begin_nested():
+                s.add(deploy)
+                s.flush()
+            return deploy
+        except IntegrityError as exc:
+            failure = exc
+        holder = s.scalar(
+            select(Deploy)
+            .where(Deploy.active_key == key)
+            .with_for_update(read=True)
+            .execution_options(populate_existing=True)
         )
+        if holder is None:
+            continue  # it ended between our insert and this read
+        if holder.status in ACTIVE:
+            raise _busy(project, env, holder)
+        holder.active_key = None  # stale: that deploy ended without clearing it
+        s.flush()
+    assert failure is not None
+    raise failure
 
 
 def claim_priority(kind: str, options: dict[str, Any] | None) -> int:
@@ -142,7 +203,7 @@ def create_deploy(
         ).first()
     ):
         raise Conflict(f"{project.name} {env} has never been deployed; nothing to roll back")
-    deploy = Deploy(
+    values: dict[str, Any] = dict(
         project_id=project.id,
         env=env,
         kind=kind,
@@ -165,8 +226,7 @@ def create_deploy(
         stages=[],
         priority=claim_priority(kind, options),
     )
-    s.add(deploy)
-    s.flush()
+    deploy = _insert_active(s, project, env, values)
     record(
         s,
         actor,

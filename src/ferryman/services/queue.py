@@ -252,7 +252,7 @@ def cancel_queued(s: Session, deploy: Deploy) -> None:
         s.execute(
             update(Deploy)
             .where(Deploy.id == deploy.id, Deploy.status == "queued")
-            .values(status="cancelled", finished_at=utcnow())
+            .values(status="cancelled", finished_at=utcnow(), active_key=None)
         )
     )
     if taken != 1:
