@@ -11,6 +11,11 @@ and a space's ordinary deploys wait while it runs its ``max_running`` (``service
 With a concurrency of 2 or more, the last free slot only takes rollbacks, so ordinary deploys
 filling the worker never make a rollback wait for a slot.
 
+Reaping runs beside the slots, never waiting for one: every lease/3 the reaper takes over
+deploys whose lease ran out (never this worker's own) and recovers each in a task of its own
+(at most ``RECOVERIES`` at once), so a worker busy with long deploys still takes a dead
+worker's deploy over within the lease.
+
 ``stop()`` drains: no new claims; running deploys get ``grace`` seconds to finish, then they
 are asked to stop at their next safe point, which leaves every host on a complete release.
 """
@@ -34,6 +39,7 @@ from ferryman.services import notifications, queue
 
 log = logging.getLogger(__name__)
 Runner = Callable[[Database, Settings, int, str], Awaitable[str]]
+RECOVERIES = 4  # recoveries at once per worker
 
 
 class Worker:
@@ -57,7 +63,8 @@ class Worker:
         self._ordinary = 0  # running deploys that are not rollbacks
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._last_reap = 0.0
+        self._recoveries = asyncio.Semaphore(RECOVERIES)
+        self._recovering: dict[int, asyncio.Task[None]] = {}
 
     def wake(self) -> None:
         """Called after a deploy is queued in this process, so it starts without polling lag."""
@@ -66,19 +73,22 @@ class Worker:
     async def run(self) -> None:
         """Claim and run deploys until ``stop()``; deliver notifications beside them."""
         notifier = asyncio.create_task(dispatcher.run(self.db, self.settings, self._stopping))
+        reaper = asyncio.create_task(self._reaper())
         try:
             await self._run()
         finally:
             self._stopping.set()
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            for task in list(self._recovering.values()):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task  # a recovery runs to its end: it leaves hosts in order
             with contextlib.suppress(asyncio.CancelledError):
                 await notifier
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
-            if loop.time() - self._last_reap >= self.settings.lock_lease_seconds / 3:
-                self._last_reap = loop.time()
-                await self._reap()
             await self._slots.acquire()
             if self._stopping.is_set():
                 self._slots.release()
@@ -133,9 +143,18 @@ class Worker:
             self._slots.release()
             self._wake.set()  # its space may take another deploy now
 
+    async def _reaper(self) -> None:
+        """Every lease/3, whatever the slots are doing: reap."""
+        while not self._stopping.is_set():
+            await self._reap()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), max(0.1, self.settings.lock_lease_seconds / 3)
+                )
+
     async def _reap(self) -> None:
-        """Take over deploys whose worker is gone and put their hosts in order; tell people
-        about deploys holding their environment unusually long."""
+        """Take over deploys whose worker is gone (each recovered in a task of its own); tell
+        people about deploys holding their environment unusually long."""
         try:
             await asyncio.to_thread(
                 notifications.warn_long_locks, self.db, self.settings.lock_warn_minutes
@@ -150,11 +169,44 @@ class Worker:
             log.exception("looking for lost deploys failed")
             return
         for deploy_id in lost:
+            if deploy_id in self._recovering:
+                continue
             log.warning("deploy %s lost its worker; %s recovers it", deploy_id, self.name)
+            task = asyncio.create_task(self._recover(deploy_id))
+            self._recovering[deploy_id] = task
+
+    async def _recover(self, deploy_id: int) -> None:
+        """Recover one taken-over deploy, keeping its lease meanwhile (the reaper never takes
+        back a deploy of this worker's); a project lock still held is waited for."""
+        lease = self.settings.lock_lease_seconds
+        keeper = asyncio.create_task(self._keep_lease(deploy_id))
+        try:
+            async with self._recoveries:
+                while True:
+                    try:
+                        if await recover(self.db, self.settings, deploy_id, self.name):
+                            return
+                    except Exception:
+                        log.exception("recovering deploy %s failed", deploy_id)
+                        return
+                    if keeper.done() or self._stopping.is_set():
+                        return  # no longer ours, or shutting down: another worker will do it
+                    await asyncio.sleep(max(0.5, lease / 3))
+        finally:
+            keeper.cancel()
+            self._recovering.pop(deploy_id, None)
+
+    async def _keep_lease(self, deploy_id: int) -> None:
+        lease = self.settings.lock_lease_seconds
+        while True:
+            await asyncio.sleep(max(0.5, lease / 3))
             try:
-                await recover(self.db, self.settings, deploy_id, self.name)
+                if not await asyncio.to_thread(
+                    queue.extend_lease, self.db, deploy_id, self.name, lease
+                ):
+                    return  # finished by the recovery, or taken by another worker
             except Exception:
-                log.exception("recovering deploy %s failed", deploy_id)
+                log.warning("extending the recovery lease of %s failed", deploy_id, exc_info=True)
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain: claim nothing more, let running deploys finish within ``grace`` seconds,

@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import time
 import traceback
 from typing import Any
 
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
+from ferryman.db.models import utcnow
 from ferryman.db.session import Database
 from ferryman.domain.masking import Masker
 from ferryman.domain.rollout import Rollout
@@ -36,9 +38,18 @@ from ferryman.pipeline import (
     tasks,
     transfer,
 )
-from ferryman.pipeline.context import Context, new_context
+from ferryman.pipeline.context import Context, OwnershipLost, new_context
 from ferryman.secretbox import is_sealed
-from ferryman.services import config_files, deploys, locks, notifications, queue, rollouts
+from ferryman.services import (
+    config_files,
+    deploy_records,
+    deploys,
+    locks,
+    notifications,
+    queue,
+    rollouts,
+)
+from ferryman.services.deploy_records import LogRecord
 from ferryman.services.space_access import space_access
 from ferryman.vcs.base import Resolved
 
@@ -182,7 +193,10 @@ async def _rollback(ctx: Context) -> None:
 
 
 async def _undo(ctx: Context) -> None:
-    """Leave every host on a complete release: revert switched hosts or drop partial dirs."""
+    """Leave every host on a complete release: revert switched hosts or drop partial dirs.
+    Not when the deploy is no longer ours: its new owner puts the hosts in order."""
+    if ctx.lost:
+        return
     ctx.undoing = True
     try:
         if ctx.prelink_task is not None:
@@ -228,17 +242,20 @@ def masked(record: dict[str, Any], mask: Masker) -> dict[str, Any]:
 
 
 async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: str) -> str:
-    """Run a claimed deploy to its end; returns the final status."""
+    """Run a claimed deploy to its end; returns the final status (``lost`` when another
+    worker took it over: then this run wrote no outcome and left the hosts to it)."""
     ctx = await asyncio.to_thread(build_context, db, settings, deploy_id)
     rec = ctx.recorder
     key = locks.deploy_key(ctx.project.project, ctx.env_name)
     owner = f"{worker}:deploy-{deploy_id}"
+    hold = Ownership(ctx, key, owner, worker, settings.lock_lease_seconds)
     flusher = asyncio.create_task(rec.run_flusher())
     heartbeat: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
     status, error = "failed", None
     locked = False
     try:
+        started = time.monotonic()
         await asyncio.to_thread(
             locks.acquire,
             db,
@@ -249,9 +266,9 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
             lease=settings.lock_lease_seconds,
         )
         locked = True
-        heartbeat = asyncio.create_task(
-            _heartbeat(db, key, owner, worker, deploy_id, settings.lock_lease_seconds)
-        )
+        ctx.owned_until = started + settings.lock_lease_seconds
+        ctx.confirm_owner = hold.confirm
+        heartbeat = asyncio.create_task(hold.run())
         watcher = asyncio.create_task(_watch_cancel(ctx))
         if ctx.rollout is None or ctx.rollout.next_batch == 0:  # not when a pause resumes
             try:
@@ -272,11 +289,14 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
             status = "success"
         else:
             status = await _deploy(ctx)
+        ctx.checkpoint()  # no outcome, not even success, once the deploy is not ours
         if status == "success" and ctx.env.mode == "push":
             failed = ctx.rollout.failed if ctx.rollout is not None else {}
             for target in ctx.targets:
                 if target.key not in failed:
                     rec.host(target.key, status="success")
+    except OwnershipLost as exc:
+        status, error = "lost", masked(error_record(exc), rec.mask)
     except Cancelled as exc:
         status, error = "cancelled", masked(error_record(exc), rec.mask)
         rec.log(f"CANCELLED: {exc.message}")
@@ -290,34 +310,101 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
         for task in (heartbeat, watcher):
             if task is not None:
                 task.cancel()
+        if ctx.lost and status != "lost":  # lost while failing or cancelling: still not ours
+            status, error = "lost", {"code": OwnershipLost.code, "message": ctx.lost}
         await ctx.executor.close()
         await asyncio.to_thread(_keep_build, ctx, status)
         await asyncio.to_thread(shutil.rmtree, ctx.workspace, True)
-        if locked:
+        if locked:  # conditional on the owner: never releases a lock someone else holds now
             await asyncio.to_thread(locks.release, db, key, owner=owner)
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
-        rec.log(f"{ctx.kind} #{deploy_id} {status}")
-        await rec.flush()
-        if status == "paused" and ctx.rollout is not None:
-            await asyncio.to_thread(rollouts.pause, db, deploy_id, ctx.rollout, worker)
+        if status == "lost":
+            await _note_lost(ctx, worker)
+            # only the lock was lost (the lease is still ours): fail it, hosts as they are
+            await asyncio.to_thread(queue.finish_if_owner, db, deploy_id, worker, "failed", error)
         else:
-            await asyncio.to_thread(deploys.finish, db, deploy_id, status, error)
+            rec.log(f"{ctx.kind} #{deploy_id} {status}")
+            await rec.flush()
+            if status == "paused" and ctx.rollout is not None:
+                await asyncio.to_thread(rollouts.pause, db, deploy_id, ctx.rollout, worker)
+            elif not await asyncio.to_thread(
+                queue.finish_if_owner, db, deploy_id, worker, status, error
+            ):
+                log.warning("deploy %s was taken over; its %s is not recorded", deploy_id, status)
+                status = "lost"
     return status
 
 
-async def _heartbeat(
-    db: Database, key: str, owner: str, worker: str, deploy_id: int, lease: float
-) -> None:
-    """Extend the project lock and the job's lease while the deploy runs."""
-    while True:
-        await asyncio.sleep(max(1.0, lease / 3))
-        try:
-            await asyncio.to_thread(locks.heartbeat, db, key, owner=owner, lease=lease)
-            await asyncio.to_thread(queue.extend_lease, db, deploy_id, worker, lease)
-        except Exception:  # a missed beat is retried; the lease outlives a few of them
-            log.warning("heartbeat for deploy %s failed", deploy_id, exc_info=True)
+async def _note_lost(ctx: Context, worker: str) -> None:
+    """The one line a run that lost its deploy still writes (appended to the log): its stage
+    and host records now belong to the new owner and are left alone."""
+    log.warning("deploy %s: %s; %s stopped", ctx.deploy_id, ctx.lost, worker)
+    line = LogRecord(
+        host="",
+        stage="",
+        text=f"{worker} stopped: {ctx.lost}; the new owner puts the hosts in order",
+        ts=utcnow(),
+    )
+    try:
+        await asyncio.to_thread(deploy_records.append_logs, ctx.db, ctx.deploy_id, [line])
+    except Exception:
+        log.warning("noting the loss of deploy %s failed", ctx.deploy_id, exc_info=True)
+
+
+class Ownership:
+    """A run's hold on its deploy: the job's lease and the project lock, extended every
+    lease/3. When the lease is no longer this worker's (another took the deploy over) or the
+    lock is gone, ``ctx.lost`` says so and the pipeline stops at its next checkpoint or host
+    action (``OwnershipLost``). While no heartbeat gets through (a database outage), the
+    lease is assumed ours until it would have run out; after that, the next host action
+    waits until a heartbeat says whether it still is (``confirm``)."""
+
+    def __init__(self, ctx: Context, key: str, owner: str, worker: str, lease: float) -> None:
+        self.ctx, self.key, self.owner, self.worker, self.lease = ctx, key, owner, worker, lease
+        self._confirming = asyncio.Lock()
+
+    async def beat(self) -> None:
+        """Extend both; raises when the database cannot be reached."""
+        ctx = self.ctx
+        started = time.monotonic()
+        ours = await asyncio.to_thread(
+            queue.extend_lease, ctx.db, ctx.deploy_id, self.worker, self.lease
+        )
+        if not ours:
+            self.lose(f"deploy #{ctx.deploy_id} was taken over by another worker")
+            return
+        locked = await asyncio.to_thread(
+            locks.heartbeat, ctx.db, self.key, owner=self.owner, lease=self.lease
+        )
+        if not locked:
+            self.lose(f"the lock of {ctx.project.project} {ctx.env_name} is no longer held")
+            return
+        ctx.owned_until = started + self.lease
+
+    def lose(self, reason: str) -> None:
+        if not self.ctx.lost:
+            self.ctx.lost = reason
+            log.warning("deploy %s: %s; stopping", self.ctx.deploy_id, reason)
+
+    async def run(self) -> None:
+        while not self.ctx.lost:
+            await asyncio.sleep(max(1.0, self.lease / 3))
+            try:
+                await self.beat()
+            except Exception:  # a missed beat is retried; the lease outlives a few of them
+                log.warning("heartbeat for deploy %s failed", self.ctx.deploy_id, exc_info=True)
+
+    async def confirm(self) -> None:
+        """Wait until a heartbeat gets through: the deploy is then ours again, or lost."""
+        async with self._confirming:
+            while not self.ctx.lost and time.monotonic() >= self.ctx.owned_until:
+                try:
+                    await self.beat()
+                except Exception:
+                    log.warning("deploy %s waits for the database", self.ctx.deploy_id)
+                    await asyncio.sleep(1.0)
 
 
 async def _watch_cancel(ctx: Context) -> None:

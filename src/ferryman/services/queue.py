@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from ferryman.db.models import Deploy, Project, Space, Ticket, utcnow
 from ferryman.db.session import Database, rowcount
 from ferryman.domain.tickets import FROM_DEPLOY
 from ferryman.errors import Conflict
+from ferryman.services.audit import SYSTEM, record
 
 
 def sync_ticket(s: Session, deploy: Deploy) -> None:
@@ -215,13 +217,18 @@ def extend_lease(db: Database, deploy_id: int, worker: str, lease: float) -> boo
 
 def take_over_lost(db: Database, worker: str, lease: float) -> list[int]:
     """Running deploys whose worker stopped extending their lease, now leased to ``worker``
-    (which must put their hosts in order and fail them: ``pipeline.recover``)."""
+    (which must put their hosts in order and fail them: ``pipeline.recover``).
+
+    Never ``worker``'s own: a lease of its own that ran out (a database outage longer than
+    the lease) belongs to a run that may still be going; it either extends the lease again
+    once the database is back or is taken over by another worker."""
     now = utcnow()
     taken = []
     with db.transaction() as s:
         lost = s.scalars(
             select(Deploy.id).where(
                 Deploy.status == "running",
+                or_(Deploy.worker.is_(None), Deploy.worker != worker),
                 or_(
                     Deploy.lease_expires_at < now,
                     Deploy.lease_expires_at.is_(None)
@@ -236,6 +243,7 @@ def take_over_lost(db: Database, worker: str, lease: float) -> list[int]:
                     .where(
                         Deploy.id == deploy_id,
                         Deploy.status == "running",
+                        or_(Deploy.worker.is_(None), Deploy.worker != worker),
                         or_(Deploy.lease_expires_at < now, Deploy.lease_expires_at.is_(None)),
                     )
                     .values(worker=worker, lease_expires_at=now + timedelta(seconds=lease))
@@ -244,6 +252,48 @@ def take_over_lost(db: Database, worker: str, lease: float) -> list[int]:
             if got == 1:
                 taken.append(int(deploy_id))
     return taken
+
+
+def finish_if_owner(
+    db: Database, deploy_id: int, worker: str, status: str, error: dict[str, Any] | None
+) -> bool:
+    """Write a running deploy's outcome only while ``worker`` still owns it (one conditional
+    update, like ``deploys.finish`` otherwise: ticket, notification, audit row). False, and
+    nothing written, when another worker took the deploy over: its outcome is the new
+    owner's to write."""
+    with db.transaction() as s:
+        ended = rowcount(  # the conditional update also locks the row until the commit
+            s.execute(
+                update(Deploy)
+                .where(Deploy.id == deploy_id, Deploy.worker == worker, Deploy.status == "running")
+                .values(finished_at=utcnow())
+            )
+        )
+        if ended != 1:
+            return False
+        deploy = s.get(Deploy, deploy_id)
+        assert deploy is not None
+        s.refresh(deploy)
+        deploy.status = status  # through the model, like ``deploys.finish``
+        deploy.error = error
+        sync_ticket(s, deploy)
+        if status in ("success", "failed"):
+            from ferryman.services import notifications
+
+            event = "deploy.succeeded" if status == "success" else "deploy.failed"
+            notifications.deploy_event(s, event, deploy)
+        project = s.get(Project, deploy.project_id)
+        record(
+            s,
+            SYSTEM,
+            f"{deploy.kind}.{status}",
+            f"deploy:{deploy_id}",
+            space_id=project.space_id if project else None,
+            project_id=deploy.project_id,
+            release=deploy.release_name or deploy.target_release,
+            error=error,
+        )
+        return True
 
 
 def cancel_queued(s: Session, deploy: Deploy) -> None:
