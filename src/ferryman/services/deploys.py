@@ -33,8 +33,8 @@ from ferryman.errors import (
     ValidationError,
 )
 from ferryman.services import config_files, rollouts
-from ferryman.services.audit import SYSTEM, Actor, record
-from ferryman.services.queue import cancel_queued, sync_ticket
+from ferryman.services.audit import Actor, record
+from ferryman.services.queue import cancel_queued, record_outcome, sync_ticket
 
 ACTIVE = ACTIVE_STATUSES
 FINISHED = ("success", "failed", "cancelled")
@@ -514,27 +514,10 @@ def load(db: Database, deploy_id: int) -> tuple[Deploy, Project]:
 
 
 def finish(db: Database, deploy_id: int, status: str, error: dict[str, Any] | None) -> None:
+    """Write a deploy's outcome whoever runs it (recovery, tests); a worker running it
+    writes through ``queue.finish_if_owner``."""
     with db.transaction() as s:
         deploy = s.get(Deploy, deploy_id)
         assert deploy is not None
-        deploy.status = status
-        deploy.error = error
         deploy.finished_at = utcnow()
-        sync_ticket(s, deploy)
-        if status in ("success", "failed"):
-            from ferryman.services import notifications
-
-            notifications.deploy_event(
-                s, "deploy.succeeded" if status == "success" else "deploy.failed", deploy
-            )
-        project = s.get(Project, deploy.project_id)
-        record(
-            s,
-            SYSTEM,
-            f"{deploy.kind}.{status}",
-            f"deploy:{deploy_id}",
-            space_id=project.space_id if project else None,
-            project_id=deploy.project_id,
-            release=deploy.release_name or deploy.target_release,
-            error=error,
-        )
+        record_outcome(s, deploy, status, error)

@@ -254,6 +254,31 @@ def take_over_lost(db: Database, worker: str, lease: float) -> list[int]:
     return taken
 
 
+def record_outcome(s: Session, deploy: Deploy, status: str, error: dict[str, Any] | None) -> None:
+    """A deploy's final status and error, and what follows from them in the same
+    transaction: the ticket's state, the notification, the audit row."""
+    deploy.status = status  # through the model: leaving the active states frees the env
+    deploy.error = error
+    deploy.finished_at = deploy.finished_at or utcnow()
+    sync_ticket(s, deploy)
+    if status in ("success", "failed"):
+        from ferryman.services import notifications
+
+        event = "deploy.succeeded" if status == "success" else "deploy.failed"
+        notifications.deploy_event(s, event, deploy)
+    project = s.get(Project, deploy.project_id)
+    record(
+        s,
+        SYSTEM,
+        f"{deploy.kind}.{status}",
+        f"deploy:{deploy.id}",
+        space_id=project.space_id if project else None,
+        project_id=deploy.project_id,
+        release=deploy.release_name or deploy.target_release,
+        error=error,
+    )
+
+
 def finish_if_owner(
     db: Database, deploy_id: int, worker: str, status: str, error: dict[str, Any] | None
 ) -> bool:
@@ -274,25 +299,7 @@ def finish_if_owner(
         deploy = s.get(Deploy, deploy_id)
         assert deploy is not None
         s.refresh(deploy)
-        deploy.status = status  # through the model, like ``deploys.finish``
-        deploy.error = error
-        sync_ticket(s, deploy)
-        if status in ("success", "failed"):
-            from ferryman.services import notifications
-
-            event = "deploy.succeeded" if status == "success" else "deploy.failed"
-            notifications.deploy_event(s, event, deploy)
-        project = s.get(Project, deploy.project_id)
-        record(
-            s,
-            SYSTEM,
-            f"{deploy.kind}.{status}",
-            f"deploy:{deploy_id}",
-            space_id=project.space_id if project else None,
-            project_id=deploy.project_id,
-            release=deploy.release_name or deploy.target_release,
-            error=error,
-        )
+        record_outcome(s, deploy, status, error)
         return True
 
 
