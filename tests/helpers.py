@@ -95,6 +95,22 @@ def apply(db: Database, config: dict[str, Any]) -> None:
     projects.apply_project(db, ADMIN, parse_project(config))
 
 
+def member(db: Database, name: str, space: str = "default", role: str | None = None) -> Actor:
+    """A new user (password ``correct horse battery``), member of ``space`` with ``role``."""
+    from ferryman.services import spaces
+    from ferryman.services.audit import SYSTEM
+
+    actor = users.create_user(db, name, "correct horse battery")
+    if role:
+        spaces.set_member(db, SYSTEM, space, name, role)
+    return actor
+
+
+def apply_as(db: Database, actor: Actor, config: dict[str, Any]) -> None:
+    """``ferryman apply`` as ``actor`` (``apply`` is as a superuser)."""
+    projects.apply_project(db, actor, parse_project(config))
+
+
 def deploy(
     db: Database,
     settings: Settings,

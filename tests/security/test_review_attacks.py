@@ -11,27 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
 from ferryman.errors import ApprovalStale, FerrymanError, VcsError
-from ferryman.services import deploy_views, deploys, projects, spaces, tickets, users
-from ferryman.services.audit import SYSTEM, Actor
+from ferryman.services import deploy_views, deploys, projects, spaces, tickets
+from ferryman.services.audit import SYSTEM
 from tests.conftest import NET, set_approval
 from tests.helpers import Repo, finish, git, project_config, release_dirs, unique
+from tests.helpers import apply_as as _apply
+from tests.helpers import member as _user
 
 pytestmark = pytest.mark.fleet
 PASSWORD = "correct horse battery"
-
-
-def _user(db, name: str, space: str = "default", role: str | None = None) -> Actor:
-    actor = users.create_user(db, name, PASSWORD)
-    if role:
-        spaces.set_member(db, SYSTEM, space, name, role)
-    return actor
-
-
-def _apply(db, actor: Actor, config: dict) -> None:
-    projects.apply_project(db, actor, parse_project(config))
 
 
 def _log(db, deploy_id: int) -> str:

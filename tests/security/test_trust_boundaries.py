@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 
-from ferryman.config.project import parse_project
 from ferryman.db.models import Server, Ticket
 from ferryman.errors import (
     ApprovalRequired,
@@ -16,24 +15,15 @@ from ferryman.errors import (
     Conflict,
     PermissionDenied,
 )
-from ferryman.services import deploys, host_keys, inventory, projects, spaces, tickets, users
-from ferryman.services.audit import SYSTEM, Actor
+from ferryman.services import deploys, host_keys, inventory, projects, spaces, tickets
+from ferryman.services.audit import SYSTEM
 from tests.conftest import set_approval
 from tests.helpers import Repo, deploy, finish, live, project_config, release_dirs, unique
+from tests.helpers import apply_as as _apply
+from tests.helpers import member as _user
 
 pytestmark = pytest.mark.fleet
 PASSWORD = "correct horse battery"
-
-
-def _user(db, name: str, space: str = "default", role: str | None = None) -> Actor:
-    actor = users.create_user(db, name, PASSWORD)
-    if role:
-        spaces.set_member(db, SYSTEM, space, name, role)
-    return actor
-
-
-def _apply(db, actor: Actor, config: dict) -> None:
-    projects.apply_project(db, actor, parse_project(config))
 
 
 def _marker_config(name: str, repo: Repo, hosts, marker: str, **env) -> dict:

@@ -61,7 +61,7 @@ async def local_script(
             what=f"{what} {stage}",
             stage=stage,
         )
-    except TaskFailed as exc:
+    except (TaskFailed, StageTimeout) as exc:
         ctx.recorder.step(
             host="",
             stage=stage,
@@ -71,18 +71,9 @@ async def local_script(
             started=started,
             wall_start=wall,
         )
-        exc.details.setdefault("host", host)
-        raise
-    except StageTimeout as exc:
-        ctx.recorder.step(
-            host="",
-            stage=stage,
-            command=script,
-            exit_status=None,
-            output=exc.message,
-            started=started,
-            wall_start=wall,
-        )
+        if isinstance(exc, TaskFailed):  # it already names the hook; add the host
+            exc.details.setdefault("host", host)
+            raise
         raise StageTimeout(
             f"{what} {stage} on the deploy host: {exc.message}", stage=stage, host=host
         ) from None
