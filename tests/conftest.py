@@ -18,8 +18,95 @@ from ferryman.secretbox import SecretBox, load_key
 from ferryman.testing import databases
 from ferryman.testing.fleet import Fleet, FleetHost, add_host, start_fleet, start_svnserve
 
-NET = os.environ.get("FERRYMAN_TEST_NET", "127.0.100")
 FLEET_SIZE = 5
+
+
+def worker_net(base: str, worker: str | None) -> str:
+    """The loopback /24 of one pytest-xdist worker: ``gw0`` takes ``base`` itself, ``gw1`` the
+    next one (127.0.100 → 127.0.101), and so on; a run without xdist takes ``base``."""
+    parts = base.split(".")
+    if len(parts) != 3 or parts[0] != "127" or not all(p.isdigit() for p in parts):
+        raise ValueError(f"FERRYMAN_TEST_NET must look like 127.0.100, not {base!r}")
+    index = int(worker[2:]) if worker and worker.startswith("gw") and worker[2:].isdigit() else 0
+    third = int(parts[2]) + index
+    if third > 255:
+        raise ValueError(
+            f"FERRYMAN_TEST_NET={base} leaves no range for xdist worker {worker}: "
+            "pick a lower base or fewer workers"
+        )
+    return f"{parts[0]}.{parts[1]}.{third}"
+
+
+# Everything a test run listens on or owns is this worker's alone, so that xdist workers (and
+# other test runs on the machine, each with its own FERRYMAN_TEST_NET) never meet:
+#   NET.1-5    the fleet's hosts        NET.50 the git host      NET.51 svnserve
+#   NET.60     an extra host (test_deploy)
+#   NET.70-79  servers a test starts on a fixed port (SERVICES below)
+#   NET.201-203 notification receivers (test_outbound)
+# Under xdist, run with -n N, the workers take N consecutive ranges from FERRYMAN_TEST_NET up.
+BASE_NET = os.environ.get("FERRYMAN_TEST_NET", "127.0.100")
+NET = worker_net(BASE_NET, os.environ.get("PYTEST_XDIST_WORKER"))
+SERVICES = {
+    "follow_server": f"{NET}.70",  # tests/cli/test_follow_restart.py
+    "outage_server": f"{NET}.71",  # tests/api/test_database_outage.py
+    "outage_postgres": f"{NET}.72",  # tests/api/test_database_outage.py
+    "jobs_postgres": f"{NET}.73",  # tests/jobs/test_database_outage.py
+    "root_path_proxy": f"{NET}.74",  # tests/ops/test_root_path.py
+}
+# Deploys run their sandboxes as uid base + deploy id, and every test's database numbers its
+# deploys from 1: two workers sharing a base would share uids (a cancel kills whatever runs as
+# the deploy's uid). Each range has its own base, apart from the product's default (1.9e9) and
+# the bases test_sandbox and test_review_attacks pick (1.95e9, 1.96e9 and up).
+SANDBOX_UID_BASE = 1_800_000_000 + int(NET.rsplit(".", 1)[1]) * 100_000
+os.environ["FERRYMAN_SANDBOX_UID_BASE"] = str(SANDBOX_UID_BASE)  # servers and workers we start
+# The sandbox's stage dir (/run/ferryman-sandbox) is shared safely: its numbered dirs are only
+# empty mount points, bound on inside each sandbox's own private mount namespace.
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the fleet (any of its fixtures asks for ``fleet``) is marked
+    ``fleet``, so ``-m "not fleet"`` — the inner loop — never starts one."""
+    for item in items:
+        if "fleet" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("fleet"):
+            item.add_marker(pytest.mark.fleet)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes() -> Iterator[None]:
+    """argon2 at its cheapest in this process: the tests make thousands of users and
+    sign-ins, and the hash parameters are not what they test (servers the tests start as
+    processes keep the real ones; a hash carries its own parameters, so both read each
+    other's). Production code never sees these parameters."""
+    from argon2 import PasswordHasher
+
+    from ferryman.services import users
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``Database.upgrade`` of a database with no table at all copies a template migrated
+    once per backend and worker (``testing/databases.Templates``) instead of running every
+    migration again: the tests make a database or several each. A database that holds
+    anything — the migration tests' older schemas — is migrated for real, and so is every
+    database of a server the tests start as a process."""
+    migrate = Database.upgrade
+    templates = databases.Templates(tmp_path_factory.mktemp("templates"), migrate)
+
+    def upgrade(db: Database) -> None:
+        if not templates.clone_into(db):
+            migrate(db)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Database, "upgrade", upgrade)
+        try:
+            yield
+        finally:
+            templates.close()
 
 
 def _fleet_available() -> str | None:
@@ -72,12 +159,23 @@ def svn(fleet: Fleet) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, fleet: Fleet) -> Settings:
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """A server's settings with a home of its own. A test that uses the fleet (its own
+    fixtures ask for ``fleet``) gets the fleet's client key and known_hosts in that home; any
+    other test runs without starting a fleet."""
     home = tmp_path / "home"
     (home / "ssh").mkdir(parents=True)
-    shutil.copy(fleet.client_key, home / "ssh" / "id_ed25519")
-    shutil.copy(fleet.known_hosts, home / "ssh" / "known_hosts")
-    return load_settings({"FERRYMAN_HOME": str(home), "FERRYMAN_LOCK_LEASE": "30"})
+    if "fleet" in request.fixturenames:
+        fleet: Fleet = request.getfixturevalue("fleet")
+        shutil.copy(fleet.client_key, home / "ssh" / "id_ed25519")
+        shutil.copy(fleet.known_hosts, home / "ssh" / "known_hosts")
+    return load_settings(
+        {
+            "FERRYMAN_HOME": str(home),
+            "FERRYMAN_LOCK_LEASE": "30",
+            "FERRYMAN_SANDBOX_UID_BASE": str(SANDBOX_UID_BASE),
+        }
+    )
 
 
 def _require_databases() -> bool:

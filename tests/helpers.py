@@ -20,7 +20,7 @@ import httpx
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
-from ferryman.pipeline.runner import run_deploy
+from ferryman.jobs.deploy_job import run_deploy
 from ferryman.services import deploy_views, deploys, projects, queue, users
 from ferryman.services.audit import Actor
 from ferryman.testing.fleet import Fleet, FleetHost
@@ -148,7 +148,12 @@ def live(host: FleetHost, project: str) -> str | None:
 
 def release_dirs(host: FleetHost, project: str) -> list[str]:
     root = host.path(f"/srv/releases/{project}")
-    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+    # Ferryman's own bookkeeping beside the releases (``.ferryman-run``) is not a release
+    return (
+        sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+        if root.exists()
+        else []
+    )
 
 
 def read_live(host: FleetHost, project: str, rel: str) -> str:
@@ -205,7 +210,7 @@ def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded 2-core machine starts it in seconds, not ms
     while True:
         try:
             httpx.get(url + "/healthz", timeout=1)
@@ -213,7 +218,8 @@ def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
         except httpx.HTTPError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError("server did not start: " + proc.stderr.read().decode()) from None
+                _out, err = proc.communicate()
+                raise RuntimeError("server did not start: " + err.decode()) from None
             time.sleep(0.1)
     try:
         yield url
@@ -259,3 +265,28 @@ def pg_dump(db: Database) -> bytes:
         check=True,
         timeout=60,
     ).stdout
+
+
+def web_session(
+    settings: Settings, db: Database, username: str, language: str = "en"
+) -> tuple[Any, str]:
+    """A browser's session through the sign-in form (password ``correct horse battery``):
+    an in-process client of the web UI in ``language``, and the CSRF token its pages carry."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from ferryman.api.app import create_app
+
+    client = TestClient(
+        create_app(settings, db, embedded_worker=False), headers={"Accept-Language": language}
+    )
+    signed = client.post(
+        "/login",
+        data={"username": username, "password": "correct horse battery"},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303, signed.text[:300]
+    token = re.search(r'name="csrf-token" content="([^"]*)"', client.get("/account").text)
+    assert token is not None
+    return client, token.group(1)

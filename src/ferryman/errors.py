@@ -18,14 +18,17 @@ with the context a person needs to act (host, stage, command, exit code, tail of
     │   ├── LockHeld              lock_held            409   1  project+env lock held elsewhere
     │   ├── InvalidTransition     invalid_transition   409   1  ticket cannot go from here to there
     │   ├── TooEarly              too_early            409   1  a scheduled ticket before its time
-    │   └── ApprovalStale         approval_stale       409   1  what runs changed since approval
+    │   ├── ApprovalStale         approval_stale       409   1  what runs changed since approval
+    │   └── OwnershipLost         ownership_lost       409   1  a worker's deploy was taken over
     ├── Cancelled                 cancelled            409   1  a deploy stopped on request
     ├── PayloadTooLarge           payload_too_large    413   1  a request body past its limit
+    ├── DatabaseUnavailable       database_unavailable 503   1  an outage: try again later
     ├── RateLimited               rate_limited         429   1  too many failed sign-ins
     ├── VcsError                  vcs_failed           502   1  git / svn failed
     ├── RemoteError               remote_failed        502   1  a command on a host failed
     ├── TaskFailed                task_failed          502   1  a hook on the deploy host failed
-    └── StageTimeout              timeout              504   1  a command or task ran too long
+    ├── StageTimeout              timeout              504   1  a command or task ran too long
+    └── BackupFailed              backup_failed        500   1  a dump or load tool failed
 
 The API maps each to its ``code`` (stable, documented) and HTTP status; the CLI prints one line.
 """
@@ -127,11 +130,27 @@ class ApprovalStale(Conflict):
     code = "approval_stale"
 
 
+class OwnershipLost(Conflict):
+    """This worker no longer owns the deploy: another took it over (its lease ran out) or the
+    project lock is gone. The run stops before its next host action, undoes nothing on hosts
+    (the new owner puts them in order) and writes no outcome; a write fenced by the owner
+    (``services.deploy_records``) raises it instead of writing."""
+
+    code = "ownership_lost"
+
+
 class Cancelled(FerrymanError):
     """A running deploy was asked to stop; raised at the next safe point."""
 
     code = "cancelled"
     http_status = 409
+
+
+class DatabaseUnavailable(FerrymanError):
+    """The database cannot be reached now (down, restarting, busy): worth trying again."""
+
+    code = "database_unavailable"
+    http_status = 503
 
 
 class PayloadTooLarge(FerrymanError):
@@ -157,6 +176,13 @@ class TaskFailed(FerrymanError):
 class StageTimeout(FerrymanError):
     code = "timeout"
     http_status = 504
+
+
+class BackupFailed(FerrymanError):
+    """``ferryman backup``/``restore``: pg_dump, mariadb-dump or their loaders failed."""
+
+    code = "backup_failed"
+    http_status = 500
 
 
 class RemoteError(FerrymanError):
@@ -195,8 +221,27 @@ class RemoteError(FerrymanError):
         if self.exit_status is not None:
             text += f" (exit {self.exit_status})"
         if self.stderr_tail:
-            text += f": {self.stderr_tail.strip().splitlines()[-1][:300]}"
+            text += f": {telling_line(self.stderr_tail)[:300]}"
         return text
+
+
+# Causes a person must see even when a command's last line is a generic one after them
+# (``tar: Exiting with failure status due to previous errors``).
+CAUSES = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+_GENERIC = ("Exiting with failure status due to previous errors", "Error is not recoverable")
+
+
+def telling_line(tail: str) -> str:
+    """The line of a stderr tail that says why: the last naming a cause in ``CAUSES``, else
+    the last that is not a generic sign-off, else the last."""
+    lines = [line.strip() for line in tail.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if any(cause in line for cause in CAUSES):
+            return line
+    for line in reversed(lines):
+        if not any(generic in line for generic in _GENERIC):
+            return line
+    return lines[-1] if lines else ""
 
 
 class RolloutFailed(FerrymanError):

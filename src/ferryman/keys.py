@@ -47,5 +47,17 @@ def ensure_space_key(settings: Settings, space_id: int, uses_server_key: bool) -
 
 
 def public_key(settings: Settings, space_id: int, uses_server_key: bool) -> str:
-    path = ensure_space_key(settings, space_id, uses_server_key)
-    return path.with_suffix(".pub").read_text().strip()
+    return public_line(ensure_space_key(settings, space_id, uses_server_key))
+
+
+def public_line(private: Path) -> str:
+    """The ``authorized_keys`` line of a private key: its ``.pub`` file, or derived from the
+    key when only the key was copied (a home restored from the key alone)."""
+    from ferryman.errors import NotFound
+
+    public = private.with_suffix(".pub")
+    if public.exists():
+        return public.read_text().strip()
+    if not private.exists():
+        raise NotFound(f"no SSH key at {private.name}: `ferryman serve` creates the server's")
+    return asyncssh.read_private_key(str(private)).export_public_key().decode().strip()

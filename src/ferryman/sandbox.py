@@ -12,8 +12,11 @@ so limits counted per uid (processes) are per deploy and nothing inside owns any
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import stat
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from ferryman.process import LocalResult, run_local
 
 HOME = "home"  # inside the workspace: the sandbox's private, writable $HOME
 PROBE_TIMEOUT = 20.0
+GONE_TIMEOUT = 10.0  # seconds a stopped sandbox has to be gone
 
 _probed: dict[tuple[str, str, int, int], str | None] = {}
 
@@ -145,6 +149,42 @@ def check_workspace(workspace: Path, tree: Path, stage: str) -> None:
             )
 
 
+def running_as(uid: int) -> list[int]:
+    """Pids of the live (not zombie) processes whose real or effective uid is ``uid``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", encoding="ascii", errors="replace") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        except OSError:  # gone meanwhile
+            continue
+        uids = fields.get("Uid", "").split()[:2]
+        if str(uid) in uids and not fields.get("State", "").strip().startswith(("Z", "X")):
+            found.append(int(entry.name))
+    return found
+
+
+async def wait_gone(uid: int | None, timeout: float = GONE_TIMEOUT) -> list[int]:
+    """After a sandbox was killed: wait until no process of the deploy's uid runs any more,
+    killing any left (none should be: the PID namespace ends with its first process).
+    Returns what is still there at ``timeout`` (nothing to do when not root: no own uid)."""
+    if uid is None:
+        return []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = await asyncio.to_thread(running_as, uid)
+        if not left or time.monotonic() >= deadline:
+            return left
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        await asyncio.sleep(0.05)
+
+
 class _Fds:
     """memfds holding what the sandbox reads (the script, passwd, keys), closed afterwards."""
 
@@ -234,15 +274,19 @@ async def run(
             root_dirs=dirs,
         )
         argv = cmd.command(settings.bwrap, spec, limits(settings), uid=uid, stage=stage_mounts)
-        return await run_local(
-            argv,
-            timeout=timeout,
-            cwd=Path("/"),
-            env={},
-            inherit_env=False,
-            pass_fds=fds.fds,
-            on_line=on_line,
-            what=what,
-        )
+        try:
+            return await run_local(
+                argv,
+                timeout=timeout,
+                cwd=Path("/"),
+                env={},
+                inherit_env=False,
+                pass_fds=fds.fds,
+                on_line=on_line,
+                what=what,
+            )
+        except asyncio.CancelledError:  # stopped (a cancel): its process group was killed;
+            await wait_gone(uid)  # the deploy's own uid tells what might be left
+            raise
     finally:
         fds.close()

@@ -46,8 +46,18 @@ def test_an_invalid_project_names_the_path_of_every_error(client):
     assert r.status_code == 422
     error = r.json()["error"]
     assert error["code"] == "config_invalid"
-    assert "environments/production/hosts/2: not a host: 'a b'" in error["details"]["errors"]
-    assert "environments/production/colour: unknown key" in error["details"]["errors"]
+    items = error["details"]["errors"]
+    assert {
+        "loc": ["environments", "production", "hosts", 2],
+        "code": "invalid",
+        "message": "not a host: 'a b'",
+    } in items
+    assert {
+        "loc": ["environments", "production", "colour"],
+        "code": "unknown_key",
+        "message": "unknown key",
+    } in items
+    assert "environments/production/hosts/2: not a host: 'a b'" in error["message"]
 
 
 @pytest.mark.parametrize(

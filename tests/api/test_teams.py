@@ -107,7 +107,8 @@ def test_a_project_may_not_name_an_environment_its_space_lacks(api, world):
     r = api("master", "POST", "/projects", config)
     assert r.status_code == 422
     assert any(
-        e.startswith("environments/qa: space 'acme' has no such environment")
+        e["loc"] == ["environments", "qa"]
+        and e["message"].startswith("space 'acme' has no such environment")
         for e in r.json()["error"]["details"]["errors"]
     )
 
@@ -150,7 +151,8 @@ def test_projects_name_servers_and_labels_and_get_their_addresses(api, world):
         "10.0.0.2:2222",
     ]
     env.update(servers=["nosuch"], labels=["region=sh"])
-    bad = api("master", "POST", "/projects", config).json()["error"]["details"]["errors"]
+    found = api("master", "POST", "/projects", config).json()["error"]["details"]["errors"]
+    bad = ["/".join(map(str, e["loc"])) + ": " + e["message"] for e in found]
     assert "environments/staging/servers/0: no server 'nosuch'" in bad
     assert "environments/staging/labels: no server has all of region=sh" in bad
     only = api("reporter", "GET", "/servers?space=acme&label=canary").json()
@@ -161,10 +163,23 @@ def test_a_project_is_copied_within_its_space_and_into_another_the_user_masters(
     spaces.set_member(world.db, SYSTEM, "other", "master-user", "master")
     here = api("master", "POST", f"/projects/{world.project_id}/copy", {"name": "site-copy"})
     assert here.status_code == 201 and here.json()["space"] == "acme"
-    there = api(
+    # the copy's paths name the copy (/srv/www/site → /srv/www/site-copy), not the original
+    shown = api("master", "GET", f"/projects/{here.json()['id']}").json()
+    copied = shown["config"]["environments"]["production"]
+    assert (copied["webroot"], copied["releases"]) == (
+        "/srv/www/site-copy",
+        "/srv/releases/site-copy",
+    )
+    # under the same name the copy would keep the original's paths on its hosts: refused
+    same = api(
         "master", "POST", f"/projects/{world.project_id}/copy", {"name": "site", "space": "other"}
     )
-    assert there.status_code == 201 and there.json()["space"] == "other"
+    assert same.status_code == 422 and "overlap" in same.text
+    config = world.config("site", "other")
+    for env in config["environments"].values():
+        env["webroot"], env["releases"] = "/srv/www/other-site", "/srv/releases/other-site"
+    there = api("master", "POST", "/projects", config)
+    assert there.status_code == 200 and there.json()["space"] == "other", there.text
     ambiguous = api("master", "GET", "/projects/site")
     assert ambiguous.status_code == 409 and "SPACE:site" in ambiguous.json()["error"]["message"]
     assert api("master", "GET", "/projects/other:site").json()["config"]["space"] == "other"

@@ -30,6 +30,7 @@ from ferryman.services import (
     users,
 )
 from ferryman.services.audit import SYSTEM, Actor
+from tests.api import release_and_group_recipes
 from tests.helpers import allow_local_repos
 
 PASSWORD = "correct horse battery"
@@ -117,6 +118,11 @@ class World:
         deploys.finish(self.db, deploy.id, "success", None)
         return ticket_id
 
+    def succeeded_deploy(self) -> int:
+        """A staging deploy of a commit that succeeded (what a promotion starts from)."""
+        ticket = tickets.get_ticket(self.db, SYSTEM, self.deployed_ticket())
+        return int(ticket["deploy_id"])
+
     def live_project(self) -> str:
         """A project whose staging hosts have a live release (so rollbacks can be asked)."""
         ref = self.new_project()
@@ -175,10 +181,16 @@ class World:
         return host
 
     def new_channel(self) -> int:
+        return int(self.new_channel_row()["id"])
+
+    def new_channel_named(self) -> str:
+        return str(self.new_channel_row()["name"])
+
+    def new_channel_row(self) -> dict[str, Any]:
         from ferryman.outbound import Outbound
         from ferryman.services import notifications
 
-        made = notifications.save_channel(
+        return notifications.save_channel(
             self.db,
             SYSTEM,
             SPACE,
@@ -187,7 +199,6 @@ class World:
             {"url": "http://127.0.0.1:9/x"},
             outbound=Outbound(allow=self.settings.outbound_allow),
         )
-        return int(made["id"])
 
     def new_member(self) -> str:
         name = fresh("member")
@@ -200,6 +211,14 @@ class World:
 
     def new_environment(self) -> int:
         return int(inventory.create_environment(self.db, SYSTEM, SPACE, fresh("env"))["id"])
+
+    def new_server_named(self) -> str:
+        return str(
+            inventory.create_server(self.db, SYSTEM, SPACE, fresh("srv"), "10.1.2.3")["name"]
+        )
+
+    def new_environment_named(self) -> str:
+        return str(inventory.create_environment(self.db, SYSTEM, SPACE, fresh("env"))["name"])
 
     def new_user(self) -> str:
         name = fresh("user")
@@ -365,6 +384,61 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("DELETE", "/api/v1/environments/{env_id}"): lambda w, r: (
         "DELETE",
         f"{P}/environments/{w.new_environment()}",
+        None,
+    ),
+    ("GET", "/api/v1/spaces/{space}/environments/{name}"): lambda w, r: (
+        "GET",
+        f"{P}/spaces/{SPACE}/environments/{w.new_environment_named()}",
+        None,
+    ),
+    ("PATCH", "/api/v1/spaces/{space}/environments/{name}"): lambda w, r: (
+        "PATCH",
+        f"{P}/spaces/{SPACE}/environments/{w.new_environment_named()}",
+        {"requires_approval": True},
+    ),
+    ("DELETE", "/api/v1/spaces/{space}/environments/{name}"): lambda w, r: (
+        "DELETE",
+        f"{P}/spaces/{SPACE}/environments/{w.new_environment_named()}",
+        None,
+    ),
+    ("GET", "/api/v1/spaces/{space}/servers/{name}"): lambda w, r: (
+        "GET",
+        f"{P}/spaces/{SPACE}/servers/{w.new_server_named()}",
+        None,
+    ),
+    ("PATCH", "/api/v1/spaces/{space}/servers/{name}"): lambda w, r: (
+        "PATCH",
+        f"{P}/spaces/{SPACE}/servers/{w.new_server_named()}",
+        {"labels": ["region=bj"]},
+    ),
+    ("DELETE", "/api/v1/spaces/{space}/servers/{name}"): lambda w, r: (
+        "DELETE",
+        f"{P}/spaces/{SPACE}/servers/{w.new_server_named()}",
+        None,
+    ),
+    ("DELETE", "/api/v1/spaces/{space}/channels/{name}"): lambda w, r: (
+        "DELETE",
+        f"{P}/spaces/{SPACE}/channels/{w.new_channel_named()}",
+        None,
+    ),
+    ("GET", "/api/v1/spaces/{space}/summary"): lambda w, r: (
+        "GET",
+        f"{P}/spaces/{SPACE}/summary",
+        None,
+    ),
+    ("PUT", "/api/v1/spaces/{space}/summary"): lambda w, r: (
+        "PUT",
+        f"{P}/spaces/{SPACE}/summary",
+        {"channel": w.new_channel_named(), "period": "weekly"},
+    ),
+    ("POST", "/api/v1/spaces/{space}/channels/{name}/test"): lambda w, r: (
+        "POST",
+        f"{P}/spaces/{SPACE}/channels/{w.new_channel_named()}/test",
+        None,
+    ),
+    ("GET", "/api/v1/spaces/{space}/channels/{name}/deliveries"): lambda w, r: (
+        "GET",
+        f"{P}/spaces/{SPACE}/channels/{w.new_channel_named()}/deliveries",
         None,
     ),
     ("GET", "/api/v1/servers"): _space_query("/servers"),
@@ -641,6 +715,11 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         f"{P}/deploys/{w.queued_deploy()}/logs",
         None,
     ),
+    ("GET", "/api/v1/deploys/{deploy_id}/analysis"): lambda w, r: (
+        "GET",
+        f"{P}/deploys/{w.queued_deploy()}/analysis",
+        None,
+    ),
     ("POST", "/api/v1/deploys/{deploy_id}/cancel"): lambda w, r: (
         "POST",
         f"{P}/deploys/{w.queued_deploy(by=w.creator_for(r))}/cancel",
@@ -671,6 +750,16 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         f"{P}/deploys/{w.failed_deploy()}/retry",
         None,
     ),
+    ("GET", "/api/v1/deploys/{deploy_id}/watches"): lambda w, r: (
+        "GET",
+        f"{P}/deploys/{w.queued_deploy()}/watches",
+        None,
+    ),
+    ("POST", "/api/v1/deploys/{deploy_id}/promote"): lambda w, r: (
+        "POST",
+        f"{P}/deploys/{w.succeeded_deploy()}/promote",
+        {"env": "production"},
+    ),
     ("GET", "/api/v1/deploys/{deploy_id}/steps"): lambda w, r: (
         "GET",
         f"{P}/deploys/{w.queued_deploy()}/steps",
@@ -679,3 +768,4 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", "/api/v1/audit"): _space_query("/audit"),
     ("GET", "/api/v1/stats"): _space_query("/stats"),
 }
+RECIPES.update(release_and_group_recipes.RECIPES)  # /project, project deletion, groups

@@ -44,7 +44,7 @@ def postgres(tmp_path: Path) -> Iterator[str]:
 
 
 def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded 2-core machine: seconds to start
     while True:
         try:
             httpx.get(url + "/healthz", timeout=1)

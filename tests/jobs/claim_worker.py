@@ -27,7 +27,7 @@ async def main(url: str, log: Path) -> None:
 
     worker = Worker(db, settings, concurrency=4, runner=record)
     task = asyncio.create_task(worker.run())
-    while await asyncio.to_thread(_queued, db) or worker._running:
+    while await asyncio.to_thread(_queued, db) or worker._running:  # noqa: ASYNC110 - polls the database
         await asyncio.sleep(0.2)
     await worker.stop()
     task.cancel()

@@ -438,6 +438,7 @@ def test_four_slow_deploys_of_one_space_neither_starve_another_space_nor_hold_up
             "FERRYMAN_HOME": str(settings.home),
             "FERRYMAN_LOCK_LEASE": "30",
             "FERRYMAN_WORKER_POLL": "0.2",
+            "FERRYMAN_SANDBOX_UID_BASE": str(settings.sandbox_uid_base),  # this worker's uids
         }
     )
     repo = Repo(git_host, tmp_path, unique("fair"))

@@ -17,9 +17,9 @@ from sqlalchemy import select, update
 from ferryman.config.settings import Settings, load_settings
 from ferryman.db.models import Deploy, Lock, utcnow
 from ferryman.db.session import Database
+from ferryman.jobs.deploy_job import run_deploy
+from ferryman.jobs.recover_job import recover
 from ferryman.jobs.worker import Worker
-from ferryman.pipeline.recover import recover
-from ferryman.pipeline.runner import run_deploy
 from ferryman.services import deploy_views, deploys, queue
 from tests.helpers import ADMIN, Repo, apply, deploy, live, project_config, release_dirs, unique
 from tests.jobs.test_queue import _queue_jobs
@@ -55,6 +55,7 @@ def _short_lease(settings: Settings) -> Settings:
             "FERRYMAN_HOME": str(settings.home),
             "FERRYMAN_LOCK_LEASE": str(LEASE),
             "FERRYMAN_WORKER_POLL": "0.1",
+            "FERRYMAN_SANDBOX_UID_BASE": str(settings.sandbox_uid_base),  # this worker's uids
         }
     )
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import MetaData, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ferryman.config.project import parse_project
@@ -169,6 +170,38 @@ def test_the_database_itself_refuses_a_second_active_deploy_of_one_environment(
         )
 
 
+def _project_at_0013(db: Database) -> int:
+    """A project row in the 0013 schema, written as that schema's tables are (the models and
+    services speak the newest schema: later columns would not be there)."""
+    with db.engine.begin() as connection:
+        meta = MetaData()
+        spaces_t = Table("spaces", meta, autoload_with=connection)
+        projects_t = Table("projects", meta, autoload_with=connection)
+        space_id = connection.scalar(select(spaces_t.c.id).where(spaces_t.c.name == "default"))
+        values: dict[str, object] = {"space_id": space_id, "name": f"one{next(_names)}"}
+        for column in projects_t.columns:
+            if column.name in values or column.primary_key or column.nullable:
+                continue
+            if column.server_default is not None:
+                continue
+            try:
+                kind = column.type.python_type
+            except NotImplementedError:
+                kind = str
+            if kind is datetime:
+                values[column.name] = datetime.now(UTC).replace(tzinfo=None)
+            elif kind is bool:
+                values[column.name] = False
+            elif kind is int:
+                values[column.name] = 0
+            elif kind is dict:
+                values[column.name] = {}
+            else:
+                values[column.name] = "{}" if column.name == "config" else ""
+        result = connection.execute(insert(projects_t).values(**values))
+        return int(result.inserted_primary_key[0])
+
+
 def test_the_migration_keys_the_oldest_active_deploy_of_an_environment(db_url: str):
     """An install that already has two active deploys of one environment (the race this
     closes) keeps running both; the oldest holds the key, the others none."""
@@ -179,9 +212,7 @@ def test_the_migration_keys_the_oldest_active_deploy_of_an_environment(db_url: s
     with db.engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "0013")
-    name = _project(db)
-    with db.transaction() as s:
-        project_id = projects.find_project(s, SYSTEM, name, "deploy.direct").id
+    project_id = _project_at_0013(db)
     table = Deploy.__table__
     columns = {"project_id": project_id, "config": {}, "stages": [], "variables": {}}
     ids = []

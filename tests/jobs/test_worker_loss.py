@@ -39,6 +39,14 @@ def _wait(predicate, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_a_killed_worker_s_deploy_is_recovered_by_another_and_hosts_go_back(
     db, settings, git_host, targets, tmp_path
 ):
@@ -46,7 +54,7 @@ def test_a_killed_worker_s_deploy_is_recovered_by_another_and_hosts_go_back(
     repo.commit({"index.html": "v1\n"}, tag="v1")
     apply(db, project_config(repo.name, repo.url, targets))
     first = deploy(db, settings, repo.name, "v1")
-    slow = {"post_release": "sleep 60\n"}
+    slow = {"post_release": 'echo $$ > "$RELEASES/.hook.pid"\nsleep 60\n'}
     apply(db, project_config(repo.name, repo.url, targets, tasks=slow))
     repo.commit({"index.html": "v2\n"}, tag="v2")
     doomed = deploys.request_deploy(db, ADMIN, repo.name, "production", "v2")
@@ -59,6 +67,9 @@ def test_a_killed_worker_s_deploy_is_recovered_by_another_and_hosts_go_back(
             return bool(release) and all(live(h, repo.name) == release for h in targets)
 
         _wait(switched, 60, "every host to switch to v2")
+        pid_files = [h.path(f"/srv/releases/{repo.name}/.hook.pid") for h in targets]
+        _wait(lambda: all(p.exists() and p.read_text().strip() for p in pid_files), 30, "hooks")
+        hooks = [int(p.read_text()) for p in pid_files]
         new_release = deploy_views.get(db, doomed.id)["release"]
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
@@ -82,6 +93,8 @@ def test_a_killed_worker_s_deploy_is_recovered_by_another_and_hosts_go_back(
     result = deploy_views.get(db, doomed.id)
     assert result["status"] == "failed" and result["error"]["code"] == "worker_lost", result
     assert took < float(LEASE) * 3 + 10
+    # the dead worker's hooks were stopped before the hosts were repaired, not left to run
+    assert [_running(pid) for pid in hooks] == [False] * len(hooks)
     for host in targets:
         assert live(host, repo.name) == first["release"]
         assert release_dirs(host, repo.name) == [first["release"]]  # v2 removed, nothing partial

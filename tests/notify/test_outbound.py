@@ -5,7 +5,7 @@ receiver answers is kept beyond a status line.
 
 Only loopback is ever connected to: refusals of other ranges are shown on the checks
 themselves (address literals, or names a stub resolver answers), which connect to nothing.
-Receivers listen on ``$FERRYMAN_TEST_NET.20x``."""
+Receivers listen on ``NET.20x``, this worker's range of ``$FERRYMAN_TEST_NET`` (conftest)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import datetime
 import http.server
 import ipaddress
 import json
-import os
 import socket
 import ssl
 import threading
@@ -37,14 +36,14 @@ from ferryman.outbound import Outbound, Refused, parse_allow
 from ferryman.services import notifications
 from ferryman.services.audit import SYSTEM
 from tests.api.world import SPACE, World, build_world
+from tests.conftest import BASE_NET, NET
 
-NET = os.environ.get("FERRYMAN_TEST_NET", "127.0.100")
-A, B, C = f"{NET}.201", f"{NET}.202", f"{NET}.203"  # receivers
+A, B, C = f"{NET}.201", f"{NET}.202", f"{NET}.203"  # receivers, this xdist worker's own
 SECRET = "TOP-SECRET-internal-token-7f3a"
 
 INTERNAL = [
     ("127.0.0.1", "loopback"),
-    (f"{NET}.201", "loopback"),
+    (f"{BASE_NET}.201", "loopback"),  # not NET: every xdist worker must collect the same ids
     ("::1", "loopback"),
     ("169.254.169.254", "link-local"),  # cloud metadata
     ("fe80::1", "link-local"),

@@ -131,10 +131,11 @@ def test_excludes_are_not_shipped_and_shared_paths_are_linked(db, settings, repo
         assert not (release / "docs" / "x.md").exists()
         assert not (release / ".git").exists()
         assert (release / "keep.txt").read_text() == "k\n"
-        assert os.readlink(release / "storage" / "logs") == "/srv/releases/shared/storage/logs"
-        assert os.readlink(release / ".env") == "/srv/releases/shared/.env"
+        shared = f"/srv/releases/shared/{repo.name}/production"  # per project and env
+        assert os.readlink(release / "storage" / "logs") == f"{shared}/storage/logs"
+        assert os.readlink(release / ".env") == f"{shared}/.env"
         # seeded from the first release, then kept across deploys
-        assert host.path("/srv/releases/shared/.env").read_text() == "APP=dev\n"
+        assert host.path(f"{shared}/.env").read_text() == "APP=dev\n"
         version = (release / ".ferryman-release").read_text()
         assert f'commit: "{result["commit"]}"' in version
 

@@ -241,3 +241,92 @@ def test_pull_hosts_deploy_themselves_roll_back_on_failed_checks_and_refuse_tamp
         if "ferryman-partial" in p.name
     ]
     assert {read_live(h, repo.name, "index.html") for h in targets[:4]} == {"v4\n"}
+
+
+def test_a_pull_deploy_whose_worker_died_tells_the_switched_hosts_to_roll_back(
+    settings, pollers, git_host, targets, tmp_path
+):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from ferryman.db.models import Deploy, utcnow
+
+    db = prepare_home(settings)
+    set_approval(db, "production", False)
+    try:
+        with running_server(settings.home, {"FERRYMAN_LOCK_LEASE": "6"}) as url:
+            repo = Repo(git_host, tmp_path, unique("pullrec"))
+            repo.commit({"index.html": "v1\n", "status.txt": "fine\n"}, tag="v1")
+            repo.commit({"index.html": "v2\n", "status.txt": "fine\n"}, tag="v2")
+            projects.apply_project(db, ADMIN, parse_project(_config(repo.name, repo.url, targets)))
+            for host in targets:
+                token = agents.register(db, SYSTEM, "default", host.address)["token"]
+                pollers.start(host, url, token)
+            first = _wait(db, deploys.request_deploy(db, ADMIN, repo.name, "production", "v1").id)
+            assert first["status"] == "success", first["error"]
+            v1 = {h.address: live(h, repo.name) for h in targets}
+            second = _wait(db, deploys.request_deploy(db, ADMIN, repo.name, "production", "v2").id)
+            assert second["status"] == "success", second["error"]
+            # the state a worker killed after the hosts switched leaves: running, lease gone
+            with db.transaction() as s:
+                s.execute(
+                    update(Deploy)
+                    .where(Deploy.id == second["id"])
+                    .values(
+                        status="running",
+                        worker="gone:1:dead",
+                        lease_expires_at=utcnow() - timedelta(seconds=1),
+                        finished_at=None,
+                        stages=[{"name": "hosts", "status": "running", "hosts": {}}],
+                    )
+                )
+            result = _wait(db, second["id"])
+    finally:
+        db.dispose()
+
+    assert result["status"] == "failed" and result["error"]["code"] == "worker_lost"
+    assert "told to roll back" in result["error"]["message"]
+    assert {h.address: live(h, repo.name) for h in targets} == v1  # one release everywhere
+
+
+def test_a_host_still_running_a_cancelled_pull_deploy_switches_back_by_itself(
+    server, pollers, git_host, targets, tmp_path
+):
+    url, db = server
+    hosts = targets[:3]
+    slow = hosts[2]
+    repo = Repo(git_host, tmp_path, unique("pullcancel"))
+    repo.commit({"index.html": "v1\n", "status.txt": "fine\n"}, tag="v1")
+    # the slow host's post_release holds until the test lets it go (bounded by task_timeout)
+    start = 'echo "started $VERSION on $HOST"; while [ -f /srv/agent/slow ]; do sleep 0.2; done\n'
+    config = _config(repo.name, repo.url, hosts, tasks={"post_release": start})
+    projects.apply_project(db, ADMIN, parse_project(config))
+    for host in hosts:
+        pollers.start(host, url, agents.register(db, SYSTEM, "default", host.address)["token"])
+    first = _wait(db, deploys.request_deploy(db, ADMIN, repo.name, "production", "v1").id)
+    assert first["status"] == "success", first["error"]
+    v1 = {h.address: live(h, repo.name) for h in hosts}
+
+    # v2: the slow host switches, then its post_release holds; meanwhile it is cancelled
+    slow.path("/srv/agent/slow").write_text("")
+    repo.commit({"index.html": "v2\n", "status.txt": "fine\n"}, tag="v2")
+    second = deploys.request_deploy(db, ADMIN, repo.name, "production", "v2")
+    deadline = time.monotonic() + 60
+    while live(slow, repo.name) == v1[slow.address] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert read_live(slow, repo.name, "index.html") == "v2\n", "the slow host never switched"
+    deploys.request_cancel(db, ADMIN, second.id, "changed our minds")
+    result = _wait(db, second.id)
+    assert result["status"] == "cancelled", result
+    slow.path("/srv/agent/slow").unlink()  # its script goes on, late
+
+    # the slow host's next report is refused: it goes back by itself; the others are told to
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(live(h, repo.name) != v1[h.address] for h in hosts):
+        time.sleep(0.5)
+    assert {h.address: live(h, repo.name) for h in hosts} == v1
+    assert "the server did not confirm the deploy" in slow.path("/srv/agent/poll.log").read_text()
+    assert agents.tasks_of(db, second.id)[slow.address].status == "cancelled"
+    recorded = deploy_views.live_releases(db, second.project_id, "production")
+    assert recorded == v1, "the record says what the hosts serve"

@@ -149,9 +149,15 @@ def test_a_canary_pauses_until_someone_continues_then_batches_follow_in_turn(
     with pytest.raises(Conflict, match="busy"):  # the paused rollout still holds the env
         deploys.request_deploy(db, ADMIN, repo.name, "production", "v1")
 
+    before_pause = [stage["name"] for stage in shown["stages"]]
+    assert {"checkout", "transfer"} <= set(before_pause), before_pause
+    assert any(name.startswith("batch 1/3") for name in before_pause), before_pause
     rollouts.request(db, ADMIN, requested.id, "continue")
     done = finish(db, settings, requested.id)  # any worker: this one resumes it
     assert done["status"] == "success", done["error"]
+    names = [stage["name"] for stage in done["stages"]]
+    assert names[: len(before_pause)] == before_pause, names  # nothing lost on resuming
+    assert {"batch 2/3", "batch 3/3"} <= set(names), names
     assert {read_live(h, repo.name, "index.html") for h in hosts} == {"v2\n"}
     assert sorted(done["rollout"]["healthy"]) == sorted(h.address for h in hosts)
     second, third = _stage(done, "batch 2/3"), _stage(done, "batch 3/3")

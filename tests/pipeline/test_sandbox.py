@@ -132,6 +132,11 @@ def test_a_hook_finds_nothing_of_the_server_and_changes_nothing_outside_its_work
         "DEPLOY_ID",
         "DEPLOY_USER",
         "DEPLOY_TIME",
+        # Walle 2.x's names for some of them (domain/variables.WALLE_ALIASES)
+        "COMMIT_ID",
+        "PROJECT_NAME",
+        "TASK_ID",
+        "CURRENT_RELEASE",
     }
     assert list(outside.iterdir()) == [] and not (home / "pwned").exists()
     assert not Path("/usr/pwned").exists() and not Path(f"/tmp/{SERVER_MARKER}-tmp").exists()

@@ -162,6 +162,8 @@ def test_a_pull_hosts_reported_output_is_stored_and_shown_masked(surface):  # no
         s.flush()
         deploy_id = deploy.id
     agents.create_tasks(w.db, deploy_id, project.space_id, [surface.agent_host], "deploy", "r1")
+    agents.make_due(w.db, deploy_id, [surface.agent_host])
+    assert agents.take(w.db, project.space_id, surface.agent_host) is not None  # fetched
     with w.db.read() as s:
         task_id = s.scalar(select(AgentTask.id).where(AgentTask.deploy_id == deploy_id))
     answer = surface.client.post(

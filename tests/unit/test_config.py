@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ferryman.config.project import load_project_yaml
+from ferryman.config.project import load_project_yaml, parse_project
 from ferryman.errors import ConfigError
 
 EXAMPLE = """
@@ -99,3 +99,17 @@ def test_a_deeply_nested_project_file_is_a_config_error_not_a_crash():
 
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_project_yaml("project: x\nrepo: " + "[" * 5000)
+
+
+def test_config_errors_quote_the_bad_value_instead_of_a_template_placeholder():
+    from ferryman.errors import ConfigError
+
+    for bad, says in (
+        ({"repo": "-oProxyCommand=x"}, "not a repository URL: '-oProxyCommand=x'"),
+        ({"environments": {"p": {"hosts": ["a", "a"]}}}, "host listed twice: 'a'"),
+    ):
+        config = {"project": "p", "repo": "ssh://git@127.0.0.9/r.git", "environments": {}}
+        config |= bad
+        with pytest.raises(ConfigError) as refused:
+            parse_project(config)
+        assert says in str(refused.value) and "!r}" not in str(refused.value)

@@ -79,8 +79,8 @@ def test_excludes_match_names_anywhere_or_anchored_paths():
 
 def test_walle_style_braces_become_shell_variables_only_for_known_names():
     assert (
-        substitute("cd {WORKSPACE} && echo {a,b} ${HOME} {VERSION}")
-        == "cd ${WORKSPACE} && echo {a,b} ${HOME} ${VERSION}"
+        substitute("cd {WORKSPACE} && echo {a,b} ${HOME} {HOST}")
+        == "cd ${WORKSPACE} && echo {a,b} ${HOME} ${HOST}"
     )
 
 

@@ -27,6 +27,30 @@ def _messages() -> list[str]:
     return found
 
 
+def _said() -> list[str]:
+    """Every message the services make with ``said`` (errors a person reads in the UI)."""
+    found = []
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(WEB.parent), [("**.py", "python")], keywords={"said": None}
+    ):
+        text = message[0] if isinstance(message, tuple) else message
+        if text not in found:
+            found.append(text)
+    return found
+
+
+def test_services_messages_made_with_said_are_in_the_chinese_catalogue_too():
+    chinese = i18n.translations("zh_CN")
+    messages = _said()
+    assert len(messages) >= 15
+    for message in messages:
+        translated = chinese.gettext(message)
+        assert translated != message, f"not translated: {message!r}"
+        assert sorted(PLACEHOLDER.findall(translated)) == sorted(PLACEHOLDER.findall(message)), (
+            message
+        )
+
+
 def test_every_message_of_the_ui_has_a_chinese_translation_with_the_same_placeholders():
     chinese = i18n.translations("zh_CN")
     messages = _messages()
@@ -62,3 +86,23 @@ def test_the_browser_language_decides_before_sign_in():
     assert i18n.negotiate("") == "en"
     assert i18n.choose("", "zh_CN", "en") == "zh_CN"
     assert i18n.choose("en", "zh_CN", "zh-CN") == "en"
+
+
+def test_every_audit_action_the_services_record_reads_as_words():
+    """The audit page says an action in words: every action a service records has a verb
+    (found by reading every ``record(s, actor, "action", …)`` call in the package)."""
+    import ast
+
+    from ferryman.web.audit_text import VERBS
+
+    recorded = set()
+    for path in WEB.parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or len(node.args) < 3:
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            action = node.args[2]
+            if name == "record" and isinstance(action, ast.Constant):
+                recorded.add(str(action.value))
+    assert len(recorded) > 40
+    assert sorted(recorded - set(VERBS)) == []

@@ -61,6 +61,9 @@ def pages(world: World) -> list[str]:
         f"{base}/projects/{name}/releases",
         f"{base}/projects/{name}/config",
         f"{base}/projects/{name}/config?path=.env",
+        f"{base}/projects/{name}/access",
+        f"{base}/environments",
+        "/spaces",
         f"{base}/tickets",
         f"{base}/tickets/new",
         f"{base}/tickets/{ticket}",
@@ -102,7 +105,7 @@ def test_a_reporter_sees_no_deploy_or_approve_buttons_and_posting_the_forms_is_r
         )
         assert refused.status_code == 403, (action, refused.text[:300])
     refused = reporter.post(
-        f"/s/{SPACE}/servers", data={"csrf": token, "name": "sneaky", "address": "10.0.0.9"}
+        f"/s/{SPACE}/servers", data={"csrf": token, "name": "sneaky", "address": "127.0.150.209"}
     )
     assert refused.status_code == 403
     assert "New project" not in reporter.get(f"/s/{SPACE}/projects").text
@@ -181,7 +184,7 @@ def test_the_project_form_shows_schema_errors_at_their_fields_and_saves_valid_in
         "project": "webform",
         "repo": world.repo_url,
         "env.production.enabled": "1",
-        "env.production.hosts": "10.0.0.1\n10.0.0.2:2222",
+        "env.production.hosts": "127.0.150.201\n127.0.150.202:2222",
         "env.production.webroot": "relative/path",
         "env.production.releases": "/srv/rel/webform",
         "env.production.keep_releases": "1",
@@ -204,7 +207,7 @@ def test_the_project_form_shows_schema_errors_at_their_fields_and_saves_valid_in
     assert saved.status_code == 303
     project, _ = project_service.get_project(world.db, world.actors["super"], f"{SPACE}:webform")
     env = project.config["environments"]["production"]
-    assert env["hosts"] == ["10.0.0.1", "10.0.0.2:2222"] and env["keep_releases"] == 3
+    assert env["hosts"] == ["127.0.150.201", "127.0.150.202:2222"] and env["keep_releases"] == 3
     assert env["tasks"]["post_deploy"] == "make build\n"
     exported = developer.get(f"/s/{SPACE}/projects/webform/export.yaml")
     assert "post_deploy: 'make build" in exported.text or "post_deploy: |" in exported.text
@@ -238,7 +241,7 @@ def test_the_dashboard_counts_deploys_per_day(world):
     master = browser(world, "master")
     shown = master.get(f"/s/{SPACE}/").text
     assert "Deploys per day" in shown and "<svg" in shown
-    assert f"{numbers['total']['deploys'] + numbers['total']['rollbacks']} deploys" in shown
+    assert f"in all: {numbers['total']['deploys'] + numbers['total']['rollbacks']} " in shown
 
 
 def test_static_files_are_served_from_the_package(world):
@@ -327,3 +330,153 @@ def test_masters_manage_notification_channels_in_the_browser_and_secrets_stay_hi
     developer = browser(world, "developer")
     assert developer.get(f"/s/{SPACE}/notify").status_code == 403
     assert f"/s/{SPACE}/notify" not in developer.get(f"/s/{SPACE}/").text
+
+
+def test_the_project_form_says_what_is_wrong_in_words_in_either_language(world):
+    for language, expected in (("en", "write key: value lines here"), ("zh-CN", "key: value 形式")):
+        master = browser(world, "master", language=language)
+        form = {
+            "csrf": csrf_of(master),
+            "project": "plainwords",
+            "repo": "not a url at all",
+            "env.production.enabled": "1",
+            "env.production.hosts": "127.0.150.203",
+            "env.production.webroot": "/srv/www/plainwords",
+            "env.production.releases": "/srv/rel/plainwords",
+            "env.production.strategy": "just words",
+        }
+        shown = master.post(f"/s/{SPACE}/projects", data=form)
+        assert shown.status_code == 422
+        assert expected in shown.text, language
+        for internal in ("Input should be", "instance of Strategy", "{v!r}", "required key"):
+            assert internal not in shown.text, (language, internal)
+        assert "just words" in shown.text and 'value="not a url at all"' in shown.text
+
+
+def test_the_pages_name_a_favicon_and_the_browsers_own_request_finds_it(world):
+    client = browser(world, "reporter")
+    assert 'rel="icon" href="/static/favicon.svg"' in client.get(f"/s/{SPACE}/").text
+    asked = client.get("/favicon.ico", follow_redirects=False)
+    assert asked.status_code == 301 and asked.headers["location"] == "/static/favicon.svg"
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.text.startswith("<svg")
+
+
+def test_the_new_ticket_form_lists_hosts_by_server_name_with_their_address(world):
+    from ferryman.services import inventory
+
+    name = project_service.get_project(world.db, world.actors["super"], int(world.new_project()))[
+        0
+    ].name
+    servers = inventory.list_servers(world.db, world.actors["super"], SPACE)
+    names = {x["name"] for x in servers if x["address"] == "127.0.0.1" and x["port"] == 1}
+    page = browser(world, "developer").get(f"/s/{SPACE}/tickets/new?project={name}&env=production")
+    shown = re.search(r'value="127.0.0.1:1" checked data-host> <strong>([^<]+)</strong>', page.text)
+    assert shown and shown.group(1) in names
+
+
+def test_the_project_form_is_in_sections_and_opens_a_folded_one_that_holds_an_error(world):
+    master = browser(world, "master")
+    blank = master.get(f"/s/{SPACE}/projects/new").text
+    sections = re.findall(r'data-section="(\w+)" (open)?>', blank)
+    order = ["hosts", "releases", "hooks", "gray", "pull", "advanced"]
+    assert [s for s, _ in sections[:6]] == order
+    assert dict(sections[:6]) == {
+        "hosts": "open",
+        "releases": "open",
+        "hooks": "open",
+        "gray": "open",
+        "pull": "",
+        "advanced": "",
+    }
+    assert '<select name="env.production.mode">' in blank
+    shown = master.post(
+        f"/s/{SPACE}/projects",
+        data={
+            "csrf": csrf_of(master),
+            "project": "sections",
+            "repo": world.repo_url,
+            "env.production.enabled": "1",
+            "env.production.hosts": "127.0.150.204",
+            "env.production.webroot": "/srv/www/sections",
+            "env.production.releases": "/srv/rel/sections",
+            "env.production.connect_timeout": "-3",
+        },
+    )
+    assert shown.status_code == 422
+    assert re.search(r'data-section="advanced" open>', shown.text)
+    assert 'name="env.production.connect_timeout" inputmode="decimal" value="-3"' in shown.text
+
+
+def test_a_start_time_typed_in_the_browsers_zone_is_kept_as_that_moment_in_utc(world):
+    from ferryman.services import tickets
+
+    name = project_service.get_project(world.db, world.actors["super"], int(world.new_project()))[
+        0
+    ].name
+    dev = browser(world, "developer", language="zh-CN")
+    made = dev.post(
+        f"/s/{SPACE}/tickets",
+        data={
+            "csrf": csrf_of(dev),
+            "project": name,
+            "env": "production",
+            "title": "at ten in Beijing",
+            "ref": "v1",
+            "all_hosts": "1",
+            "not_before": "2030-01-01T10:00",
+            "tz_offset": "-480",  # what Date.getTimezoneOffset() says at UTC+8
+        },
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text[:300]
+    ticket_id = int(made.headers["location"].rsplit("/", 1)[1])
+    ticket = tickets.get_ticket(world.db, world.actors["super"], ticket_id)
+    assert ticket["not_before"].startswith("2030-01-01T02:00:00")
+    odd = dev.post(
+        f"/s/{SPACE}/tickets",
+        data={
+            "csrf": csrf_of(dev),
+            "project": name,
+            "env": "production",
+            "title": "nowhere",
+            "ref": "v1",
+            "all_hosts": "1",
+            "not_before": "2030-01-01T10:00",
+            "tz_offset": "99999",
+        },
+    )
+    assert odd.status_code == 422 and 'value="nowhere"' in odd.text
+
+
+def test_an_address_with_no_page_answers_a_page_with_the_navigation_and_the_api_json(world):
+    client = browser(world, "super")
+    shown = client.get("/no/such/page")
+    assert shown.status_code == 404
+    assert shown.headers["content-type"].startswith("text/html")
+    assert "no page at /no/such/page" in shown.text
+    assert "<nav" in shown.text  # the navigation stays, as on the other error pages
+    api = client.get("/api/v1/no/such/operation")
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+
+
+def test_a_refusal_from_the_services_is_shown_in_the_viewers_language(world):
+    ticket = world.new_ticket()
+    reporter = browser(world, "reporter", language="zh-CN")
+    token = csrf_of(reporter)
+    refused = reporter.post(
+        f"/s/{SPACE}/tickets/{ticket}/approve", data={"csrf": token, "comment": "x"}
+    )
+    assert refused.status_code == 403
+    assert "需要在空间" in refused.text and "你的角色是“观察者”" in refused.text, refused.text
+    assert "needs the" not in refused.text
+    missing = reporter.get(f"/s/{SPACE}/tickets/999999")
+    assert missing.status_code == 404 and "找不到上线单 #999999" in missing.text
+    # the API says the same refusal in English, as before
+    api = reporter.post(f"/api/v1/tickets/{ticket}/approve", json={"comment": "x"})
+    assert api.status_code in (401, 403)
+    english = browser(world, "reporter")
+    again = english.post(
+        f"/s/{SPACE}/tickets/{ticket}/approve", data={"csrf": csrf_of(english), "comment": "x"}
+    )
+    assert "needs the master role or above in space" in again.text

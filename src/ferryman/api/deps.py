@@ -8,34 +8,29 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, WebSocket
+from fastapi import APIRouter, Depends, Path, Request, WebSocket
+from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ferryman.config.settings import Settings
 from ferryman.db.session import Database
 from ferryman.domain.permissions import ACTIONS
-from ferryman.errors import AuthenticationFailed, CsrfFailed
+from ferryman.errors import AuthenticationFailed, CsrfFailed, ValidationError
+
+# what routes and pages both need from a request lives in http_deps (one definition)
+from ferryman.http_deps import DB as DB
+from ferryman.http_deps import SESSION_COOKIE as SESSION_COOKIE
+from ferryman.http_deps import ClientIp as ClientIp
+from ferryman.http_deps import SettingsDep as SettingsDep
+from ferryman.http_deps import client_ip as client_ip
+from ferryman.http_deps import get_db as get_db
+from ferryman.http_deps import get_settings as get_settings
+from ferryman.http_deps import wake_worker as wake_worker
 from ferryman.services import users
 from ferryman.services.audit import Actor
 
 bearer = HTTPBearer(auto_error=False, description="An API token from /api/v1/auth/login")
 
 
-def get_db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
-SESSION_COOKIE = "ferryman_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -102,20 +97,52 @@ def websocket_route(
     return router.websocket(path)
 
 
-def wake_worker(request: Request) -> None:
-    """A deploy was queued by this process: its embedded worker starts it without polling."""
-    worker = getattr(request.app.state, "worker", None)
-    if worker is not None:
-        worker.wake()
-
-
 def perm(action: str) -> dict[str, Any]:
     """``openapi_extra`` for a route: the action it performs (must be in the table)."""
     assert action in ACTIONS, action
     return {"x-permission": action}
 
 
-DB = Annotated[Database, Depends(get_db)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 CurrentActor = Annotated[Actor, Depends(current_actor)]
-ClientIp = Annotated[str, Depends(client_ip)]
+
+
+def known_query_only(connection: HTTPConnection) -> None:
+    """Refuse a query parameter the route does not declare (a typo like ``?stauts=failed``
+    would otherwise be ignored and return everything): 422 ``invalid_input`` naming it.
+    Routes outside the OpenAPI document (webhooks, pull-mode agents) and WebSockets are left
+    alone: their callers are not ours to correct."""
+    if connection.scope.get("type") != "http":
+        return
+    route = connection.scope.get("route")
+    if route is None or not getattr(route, "include_in_schema", False):
+        return
+    declared = _query_names(route.dependant)
+    unknown = sorted(set(connection.query_params) - declared)
+    if unknown:
+        raise ValidationError(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}"
+            + (f" (known: {', '.join(sorted(declared))})" if declared else " (it takes none)"),
+            errors=[
+                {
+                    "loc": ["query", name],
+                    "code": "unknown_parameter",
+                    "message": "not a "
+                    f"parameter of {connection.scope.get('method', 'this')} {connection.url.path}",
+                }
+                for name in unknown
+            ],
+        )
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route's function and its dependencies declare (by alias)."""
+    names = {str(param.alias) for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+# Ids in paths are bounded by the columns that hold them (32-bit on PostgreSQL and MariaDB):
+# a larger number is a 422 naming it, never a database error.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]

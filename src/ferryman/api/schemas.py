@@ -7,16 +7,19 @@ of the offending field before anything runs.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
+
+from ferryman.api.paging import iso_only
 
 Text200 = Field(max_length=200)
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON true is a bool and 1 a number; 0 is not false, "22" not a port
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _RefOrConfig(_Body):
@@ -51,8 +54,15 @@ class SessionBody(_Body):
 
 class DeployBody(_RefOrConfig):
     env: str = Field(min_length=1, max_length=64)
+    check_ref: bool = Field(
+        default=False,
+        description="fetch the repository first and refuse (422, naming the ref) a ref it "
+        "does not have, instead of queuing a deploy that fails later",
+    )
     hosts: list[str] | None = Field(default=None, max_length=5000)
-    not_before: datetime | None = Field(default=None, description="start no earlier (UTC)")
+    not_before: Annotated[datetime | None, BeforeValidator(iso_only)] = Field(
+        default=None, strict=False, description="start no earlier (UTC, ISO 8601)"
+    )
 
 
 class TicketDeployBody(_Body):
@@ -69,6 +79,13 @@ class RollbackBody(_Body):
         default=False, description="link switch only, every host at once, no hooks (masters)"
     )
     force: bool = Field(default=False, description="allow a release marked bad")
+    force_migrations: bool = Field(
+        default=False,
+        description="cross irreversible database migrations (masters; needs a reason)",
+    )
+    reason: str | None = Field(
+        default=None, max_length=500, description="why force_migrations (audited and notified)"
+    )
 
 
 class PasswordBody(_Body):
@@ -98,11 +115,15 @@ class TokenBody(_Body):
 
 class SpaceBody(_Body):
     name: str = Field(min_length=1, max_length=64)
+    display_name: str = Field(
+        default="", max_length=200, description="in any script, beside the slug (≤ 100)"
+    )
     description: str = Field(default="", max_length=500)
     owner: str | None = Field(default=None, max_length=64)
 
 
 class SpaceUpdateBody(_Body):
+    display_name: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=500)
     is_active: bool | None = None
 
@@ -199,7 +220,9 @@ class TicketBody(_RefOrConfig):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20000)
     hosts: list[str] | None = Field(default=None, max_length=5000)
-    not_before: datetime | None = None
+    not_before: Annotated[datetime | None, BeforeValidator(iso_only)] = Field(
+        default=None, strict=False, description="ISO 8601"
+    )
     draft: bool = False
 
 
@@ -214,6 +237,13 @@ class ReasonBody(_Body):
 class TicketRollbackBody(_Body):
     title: str = Field(default="", max_length=200)
     to: str | None = Field(default=None, max_length=255)
+
+
+class PromoteBody(_Body):
+    env: str = Field(min_length=1, max_length=64, description="the environment to promote to")
+    title: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=20000)
+    draft: bool = False
 
 
 class RetryBody(_Body):
@@ -244,6 +274,12 @@ class ConfigOverrideBody(_Body):
 
 class AgentBody(_Body):
     host: str = Field(min_length=1, max_length=300, description="the host's name or address")
+
+
+class SummaryBody(_Body):
+    channel: str = Field(min_length=1, max_length=64, description="a channel of the space")
+    period: Literal["daily", "weekly"] = "daily"
+    enabled: bool = True
 
 
 class ChannelBody(_Body):

@@ -34,6 +34,7 @@ def register(host: HostOpt, space: SpaceOpt = "default") -> None:
 
 @agent_app.command("revoke")
 def revoke(host: HostOpt, space: SpaceOpt = "default") -> None:
+    """Revoke a pull-mode host's token: its poller stops getting deploys."""
     Client().delete(f"/spaces/{space}/agents/{host}")
     console.print(f"the token of {escape(host)} no longer works")
 
@@ -50,8 +51,9 @@ def install_script(
     ] = None,
     plain: Annotated[bool, typer.Option("--plain", help="The script, not a one-liner.")] = False,
 ) -> None:
-    """Register the host (a new token) and print the one-liner that installs its poller:
-    run it as root on the host."""
+    """Register a host and print the one-liner that installs its poller.
+
+    The host gets a new token; run the one-liner as root on the host."""
     validate.username(user)  # it goes into a root script: a plain user name, or nothing
     client = Client()
     data = client.post(f"/spaces/{space}/agents", {"host": host})

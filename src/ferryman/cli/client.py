@@ -31,33 +31,86 @@ def _error_classes() -> dict[str, type[errors.FerrymanError]]:
 _BY_CODE = _error_classes()
 
 
+# The server chosen for this run by the global ``--server`` option (``cli/main.py``).
+SELECTED: dict[str, str] = {}
+
+
 def credentials_file() -> Path:
     return Path(platformdirs.user_config_dir("ferryman")) / "credentials.json"
 
 
-def save_credentials(url: str, token: str, username: str) -> Path:
+def _normal(url: str) -> str:
+    return url.strip().rstrip("/")
+
+
+def stored_credentials() -> dict[str, Any]:
+    """``{"default": URL, "servers": {URL: {"token", "username"}}}``. A file written by the
+    first release (one server: ``{"url", "token", "username"}``) reads as that one server."""
+    path = credentials_file()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"default": "", "servers": {}}
+    if not isinstance(data, dict):
+        return {"default": "", "servers": {}}
+    if "servers" not in data and data.get("url"):
+        url = _normal(str(data["url"]))
+        entry = {"token": data.get("token", ""), "username": data.get("username", "")}
+        return {"default": url, "servers": {url: entry}}
+    servers = data.get("servers") if isinstance(data.get("servers"), dict) else {}
+    return {"default": str(data.get("default") or ""), "servers": servers}
+
+
+def _write(data: dict[str, Any]) -> Path:
     path = credentials_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump({"url": url, "token": token, "username": username}, fh)
+        json.dump(data, fh, indent=2)
     return path
 
 
+def save_credentials(url: str, token: str, username: str) -> Path:
+    """Add (or replace) the token for ``url`` beside the others; it becomes the default."""
+    data = stored_credentials()
+    url = _normal(url)
+    data["servers"][url] = {"token": token, "username": username}
+    data["default"] = url
+    return _write(data)
+
+
+def forget_credentials(url: str) -> bool:
+    """Drop the token for ``url``; whether there was one. The default moves to another."""
+    data = stored_credentials()
+    url = _normal(url)
+    if data["servers"].pop(url, None) is None:
+        return False
+    if data["default"] == url:
+        data["default"] = next(iter(sorted(data["servers"])), "")
+    _write(data)
+    return True
+
+
 class Client:
+    """The server is ``url``, else the global ``--server``, else ``FERRYMAN_URL``, else the
+    default of the credentials file; the token is ``token``, else ``FERRYMAN_TOKEN``, else
+    the one stored for that server."""
+
     def __init__(self, url: str | None = None, token: str | None = None) -> None:
-        stored: dict[str, str] = {}
-        path = credentials_file()
-        if path.exists():
-            try:
-                stored = json.loads(path.read_text())
-            except (OSError, ValueError):
-                stored = {}
-        self.url = (url or os.environ.get("FERRYMAN_URL") or stored.get("url") or "").rstrip("/")
-        self.token = token or os.environ.get("FERRYMAN_TOKEN") or stored.get("token") or ""
+        stored = stored_credentials()
+        chosen = url or SELECTED.get("url") or os.environ.get("FERRYMAN_URL") or stored["default"]
+        self.url = _normal(chosen or "")
+        entry = stored["servers"].get(self.url) or {}
+        self.token = token or os.environ.get("FERRYMAN_TOKEN") or entry.get("token") or ""
         if not self.url:
             raise errors.ConfigError(
                 "no server: run `ferryman login --server URL` or set FERRYMAN_URL"
+            )
+        if token is None and not self.token and stored["servers"]:
+            known = ", ".join(sorted(stored["servers"]))
+            raise errors.ConfigError(
+                f"not logged in to {self.url}: run `ferryman login --server {self.url}` "
+                f"(logged in to: {known})"
             )
         self.http = httpx.Client(base_url=self.url, timeout=TIMEOUT)
 
@@ -105,11 +158,24 @@ def _error_from(response: httpx.Response) -> errors.FerrymanError:
             else errors.FerrymanError(message)
         )
     elif cls is errors.ConfigError:
-        exc = errors.ConfigError(message.splitlines()[0], details.get("errors"))
+        exc = errors.ConfigError(message.splitlines()[0], _lines(details.get("errors")))
     else:
         exc = cls(message)
     exc.details = details
     return exc
+
+
+def _lines(items: Any) -> list[str]:
+    """``details.errors`` (objects: loc, code, message) as the ``path: message`` lines the
+    CLI prints; plain strings (older servers) as they are."""
+    out = []
+    for item in items or []:
+        if isinstance(item, dict):
+            path = "/".join(str(p) for p in item.get("loc") or []) or "(top level)"
+            out.append(f"{path}: {item.get('message', '')}")
+        else:
+            out.append(str(item))
+    return out
 
 
 def error_for_status(status: int, message: str) -> errors.FerrymanError:

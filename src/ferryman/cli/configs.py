@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from ferryman.cli.client import Client
+from ferryman.cli.options import EnvOpt, JsonOpt, ProjectArg
 from ferryman.cli.output import console, pairs, show
 from ferryman.domain.validate import is_digits
 from ferryman.errors import ValidationError
@@ -20,8 +21,9 @@ config_app = typer.Typer(
     help="Config files shipped in every release (encrypted at rest, rendered per host).",
     no_args_is_help=True,
 )
-EnvOpt = Annotated[str, typer.Option("--env", help="Environment name.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+PathArg = Annotated[
+    str, typer.Argument(help="The file's path in the release (e.g. .env).", metavar="PATH")
+]
 LabelOpt = Annotated[
     str | None, typer.Option("--label", help="Override for the servers with this label.")
 ]
@@ -57,8 +59,8 @@ def _read(file: Path | None) -> str | None:
 
 @config_app.command("set")
 def config_set(
-    project: str,
-    path: str,
+    project: ProjectArg,
+    path: PathArg,
     env: EnvOpt,
     file: Annotated[
         Path | None, typer.Option("--file", help="The content ('-' reads standard input).")
@@ -71,8 +73,10 @@ def config_set(
         typer.Option("--set", help="KEY=VALUE line to set in an override (repeatable)."),
     ] = None,
 ) -> None:
-    """Set a config file's content and/or mode (masters); with --label or --host, set that
-    group's override instead: its own content (--file) and/or key values (--set)."""
+    """Set a config file's content and/or mode (masters), or an override.
+
+    With --label or --host, set that group's override instead: its own content (--file)
+    and/or key values (--set)."""
     content = _read(file)
     scope = _scope(label, host)
     client = Client()
@@ -99,7 +103,7 @@ def config_set(
 
 @config_app.command("show")
 def config_show(
-    project: str,
+    project: ProjectArg,
     env: EnvOpt,
     path: Annotated[str | None, typer.Argument(help="A file; without it, list them.")] = None,
     host: Annotated[
@@ -108,8 +112,9 @@ def config_show(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the config files, show one (template and overrides), or with --host show the
-    effective rendered file(s) for that host."""
+    """List the config files, or show one (template and overrides).
+
+    With --host: the effective rendered file(s) that host gets."""
     client = Client()
     base = _base(project, env)
     if host is not None:
@@ -147,8 +152,8 @@ def config_show(
 
 @config_app.command("history")
 def config_history(
-    project: str,
-    path: str,
+    project: ProjectArg,
+    path: PathArg,
     env: EnvOpt,
     diff: Annotated[
         str | None,
@@ -178,7 +183,7 @@ def config_history(
 
 @config_app.command("rm")
 def config_rm(
-    project: str, path: str, env: EnvOpt, label: LabelOpt = None, host: HostOpt = None
+    project: ProjectArg, path: PathArg, env: EnvOpt, label: LabelOpt = None, host: HostOpt = None
 ) -> None:
     """Remove a config file (its history is kept), or with --label/--host one override."""
     scope = _scope(label, host)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+from ferryman.cli import analysis
 from ferryman.cli.client import Client
 from ferryman.cli.follow import follow
+from ferryman.cli.options import DeployIdArg, JsonOpt, WaitOpt
 from ferryman.cli.output import console
 
 rollout_app = typer.Typer(help="Gray releases: continue, abort, roll back now.")
@@ -26,11 +27,12 @@ def _rollout_action(deploy_id: int, path: str, wait: bool) -> None:
 
 @rollout_app.command("show")
 def rollout_show(
-    deploy_id: int,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    deploy_id: DeployIdArg,
+    as_json: JsonOpt = False,
 ) -> None:
     """Batches, hosts done / healthy / failed, and whether it is paused."""
-    data = Client().get(f"/deploys/{deploy_id}")
+    client = Client()
+    data = client.get(f"/deploys/{deploy_id}")
     state = data.get("rollout")
     if as_json:
         sys.stdout.write(json.dumps(state, indent=2) + "\n")
@@ -55,21 +57,27 @@ def rollout_show(
         console.print(f"  batch {index}: {', '.join(batch)} {mark}", highlight=False)
     for host, why in state["failed"].items():
         console.print(f"  [red]{escape(host)}[/]: {escape(why)}", highlight=False)
+    if state.get("pause_reason"):
+        console.print(f"  paused: {escape(state['pause_reason'])}", highlight=False)
+    analysis.show(client, deploy_id)  # the metric canary analysis so far, if any
+
+
+rollout_app.command("analysis")(analysis.rollout_analysis)
 
 
 @rollout_app.command("continue")
-def rollout_continue(deploy_id: int, wait: Annotated[bool, typer.Option("--wait")] = False) -> None:
+def rollout_continue(deploy_id: DeployIdArg, wait: WaitOpt = False) -> None:
     """Continue a gray release paused after its canary."""
     _rollout_action(deploy_id, "continue", wait)
 
 
 @rollout_app.command("abort")
-def rollout_abort(deploy_id: int, wait: Annotated[bool, typer.Option("--wait")] = False) -> None:
+def rollout_abort(deploy_id: DeployIdArg, wait: WaitOpt = False) -> None:
     """Abort a gray release: its on_failure applies (rollback or halt)."""
     _rollout_action(deploy_id, "abort", wait)
 
 
 @rollout_app.command("rollback")
-def rollout_rollback(deploy_id: int, wait: Annotated[bool, typer.Option("--wait")] = False) -> None:
+def rollout_rollback(deploy_id: DeployIdArg, wait: WaitOpt = False) -> None:
     """Stop a gray release and put every host it switched back."""
     _rollout_action(deploy_id, "rollback-now", wait)

@@ -9,29 +9,49 @@ import typer
 from rich.markup import escape
 
 from ferryman.cli.client import Client
-from ferryman.cli.follow import follow
-from ferryman.cli.output import console, show
+from ferryman.cli.follow import follow, started
+from ferryman.cli.options import (
+    DescriptionOpt,
+    EnvFilter,
+    EnvOpt,
+    JsonOpt,
+    LimitOpt,
+    ProjectArg,
+    ProjectFilter,
+    ReasonOpt,
+    SpaceFilter,
+    TicketIdArg,
+    WaitOpt,
+)
+from ferryman.cli.output import console, print_json, show
 from ferryman.errors import ValidationError
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-WaitOpt = Annotated[bool, typer.Option("--wait", help="Follow the deploy until it ends.")]
 
 ticket_app = typer.Typer(help="Release tickets (上线单) and approvals.", no_args_is_help=True)
 COLUMNS = ["id", "project", "env", "kind", "ref", "status", "title", "created_by", "reviewed_by"]
 
 
-def _said(data: dict[str, Any], verb: str) -> None:
+def _said(data: dict[str, Any], verb: str, as_json: bool = False) -> None:
+    if as_json:
+        print_json(data)
+        return
     console.print(f"ticket #{data['id']} {verb}: {data['status']}")
 
 
 @ticket_app.command("list")
 def ticket_list(
-    project: Annotated[str | None, typer.Option()] = None,
-    space: Annotated[str | None, typer.Option()] = None,
-    status: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option()] = 50,
+    project: ProjectFilter = None,
+    space: SpaceFilter = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="Only tickets in this state (draft, pending_approval, approved, …).",
+            metavar="STATUS",
+        ),
+    ] = None,
+    limit: LimitOpt = 50,
     as_json: JsonOpt = False,
 ) -> None:
+    """Tickets you can see, newest first."""
     params = {"project": project, "space": space, "status": status, "limit": limit}
     rows = Client().get("/tickets", params={k: v for k, v in params.items() if v is not None})
     show(rows, COLUMNS, as_json)
@@ -39,14 +59,21 @@ def ticket_list(
 
 @ticket_app.command("create")
 def ticket_create(
-    project: str,
-    env: Annotated[str, typer.Option("--env")],
-    title: Annotated[str, typer.Option("--title")],
-    ref: Annotated[str | None, typer.Option("--ref", help="Branch, tag or commit.")] = None,
-    description: Annotated[str, typer.Option("--description")] = "",
-    hosts: Annotated[str | None, typer.Option(help="Only these hosts, comma-separated.")] = None,
+    project: ProjectArg,
+    env: EnvOpt,
+    title: Annotated[
+        str, typer.Option("--title", help="What it ships, for the approver.", metavar="TEXT")
+    ],
+    ref: Annotated[
+        str | None, typer.Option("--ref", help="Branch, tag or commit.", metavar="REF")
+    ] = None,
+    description: DescriptionOpt = "",
+    hosts: Annotated[
+        str | None, typer.Option(help="Only these hosts, comma-separated.", metavar="HOST,...")
+    ] = None,
     not_before: Annotated[
-        datetime | None, typer.Option("--not-before", help="Earliest start (ISO time, UTC).")
+        datetime | None,
+        typer.Option("--not-before", help="Earliest start (ISO time, UTC).", metavar="TIME"),
     ] = None,
     draft: Annotated[bool, typer.Option("--draft", help="Keep it a draft.")] = False,
     config_only: Annotated[
@@ -55,8 +82,10 @@ def ticket_create(
             "--config-only", help="Ship the live release again with the current config files."
         ),
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Create a ticket; REF is resolved to its commit now, and that commit is what ships.
+    """Create a ticket; REF is resolved to its commit now, and that commit ships.
+
     With --config-only: the live release again with the current config files."""
     if bool(ref) == config_only:
         raise ValidationError("give --ref REF or --config-only (one of them)")
@@ -73,6 +102,9 @@ def ticket_create(
     if not_before:
         body["not_before"] = not_before.isoformat()
     data = Client().post("/tickets", body)
+    if as_json:
+        print_json(data)
+        return
     console.print(
         f"ticket #{data['id']} {data['status']}: {data['kind']} "
         f"{escape(data['ref'] or '(live)')} = {data['commit'][:12]}"
@@ -81,22 +113,23 @@ def ticket_create(
 
 @ticket_app.command("show")
 def ticket_show(
-    ticket_id: int,
+    ticket_id: TicketIdArg,
     preview: Annotated[bool, typer.Option("--preview", help="Commits and files to ship.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
+    """One ticket; with --preview, the hosts and the commits and files it would ship."""
     client = Client()
     data = client.get(f"/tickets/{ticket_id}")
     if preview:
         data = {"ticket": data, "preview": client.get(f"/tickets/{ticket_id}/preview")}
         if not as_json:
             show(data["ticket"])
-            _print_preview(data["preview"])
+            print_preview(data["preview"])
             return
     show(data, as_json=as_json)
 
 
-def _print_preview(preview: dict[str, Any]) -> None:
+def print_preview(preview: dict[str, Any]) -> None:
     show(preview["hosts"], ["host", "release", "commit"])
     for change in preview["changes"]:
         start = (change["from"] or "nothing")[:12]
@@ -120,45 +153,72 @@ def _print_preview(preview: dict[str, Any]) -> None:
 
 
 @ticket_app.command("submit")
-def ticket_submit(ticket_id: int) -> None:
+def ticket_submit(ticket_id: TicketIdArg) -> None:
+    """Submit a draft for approval."""
     _said(Client().post(f"/tickets/{ticket_id}/submit"), "submitted")
 
 
 @ticket_app.command("approve")
-def ticket_approve(ticket_id: int, comment: Annotated[str, typer.Option("--comment")] = "") -> None:
-    _said(Client().post(f"/tickets/{ticket_id}/approve", {"comment": comment}), "approved")
+def ticket_approve(
+    ticket_id: TicketIdArg,
+    comment: Annotated[
+        str, typer.Option("--comment", help="A note kept with the approval.", metavar="TEXT")
+    ] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve someone else's ticket (masters and owners); it can then be deployed."""
+    _said(Client().post(f"/tickets/{ticket_id}/approve", {"comment": comment}), "approved", as_json)
 
 
 @ticket_app.command("reject")
-def ticket_reject(ticket_id: int, reason: Annotated[str, typer.Option("--reason")]) -> None:
+def ticket_reject(
+    ticket_id: TicketIdArg,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (required; the author sees it).", metavar="TEXT")
+    ],
+) -> None:
+    """Reject someone else's ticket (masters and owners), with a reason."""
     _said(Client().post(f"/tickets/{ticket_id}/reject", {"reason": reason}), "rejected")
 
 
 @ticket_app.command("deploy")
 def ticket_deploy(
-    ticket_id: int,
+    ticket_id: TicketIdArg,
     scheduled: Annotated[
         bool, typer.Option("--scheduled", help="Queue it now to start at its time.")
     ] = False,
     wait: WaitOpt = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON document on stdout: the ticket (with --wait: its deploy as "
+            "it ended).",
+        ),
+    ] = False,
 ) -> None:
     """Start an approved ticket (or, with --scheduled, queue it for its start time)."""
     client = Client()
     data = client.post(f"/tickets/{ticket_id}/deploy", {"schedule": scheduled})
-    console.print(f"ticket #{ticket_id} queued as deploy #{data['deploy_id']}")
-    if wait:
-        raise typer.Exit(follow(client, data["deploy_id"], console))
+    message = f"ticket #{ticket_id} queued as deploy #{data['deploy_id']}"
+    started(client, data, data["deploy_id"], message, wait, as_json, console)
 
 
 @ticket_app.command("cancel")
-def ticket_cancel(ticket_id: int, reason: Annotated[str, typer.Option("--reason")] = "") -> None:
+def ticket_cancel(ticket_id: TicketIdArg, reason: ReasonOpt = "") -> None:
+    """Cancel a ticket (yours, or anyone's as a master); a queued deploy of it is dropped."""
     _said(Client().post(f"/tickets/{ticket_id}/cancel", {"reason": reason}), "cancelled")
 
 
 @ticket_app.command("rollback")
 def ticket_rollback(
-    ticket_id: int,
-    to: Annotated[str | None, typer.Option("--to", help="Release name.")] = None,
+    ticket_id: TicketIdArg,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Release name (default: the one it replaced).", metavar="RELEASE"
+        ),
+    ] = None,
     wait: WaitOpt = False,
 ) -> None:
     """Roll back what a ticket deployed (a new rollback ticket, queued at once)."""
@@ -170,12 +230,18 @@ def ticket_rollback(
 
 
 def audit(
-    space: Annotated[str | None, typer.Option()] = None,
-    actor: Annotated[str | None, typer.Option()] = None,
-    project: Annotated[str | None, typer.Option()] = None,
-    action: Annotated[str | None, typer.Option(help="Prefix, e.g. ticket.")] = None,
-    since: Annotated[datetime | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option()] = 100,
+    space: SpaceFilter = None,
+    actor: Annotated[
+        str | None, typer.Option(help="Only what this user did.", metavar="USER")
+    ] = None,
+    project: ProjectFilter = None,
+    action: Annotated[
+        str | None, typer.Option(help="Action prefix, e.g. ticket.", metavar="PREFIX")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only entries from this time on (UTC).", metavar="TIME")
+    ] = None,
+    limit: LimitOpt = 100,
     as_json: JsonOpt = False,
 ) -> None:
     """Read the audit log (newest first)."""
@@ -192,10 +258,10 @@ def audit(
 
 
 def stats(
-    space: Annotated[str | None, typer.Option()] = None,
-    project: Annotated[str | None, typer.Option()] = None,
-    env: Annotated[str | None, typer.Option()] = None,
-    period: Annotated[str, typer.Option(help="day or week")] = "day",
+    space: SpaceFilter = None,
+    project: ProjectFilter = None,
+    env: EnvFilter = None,
+    period: Annotated[str, typer.Option(help="day or week.", metavar="PERIOD")] = "day",
     as_json: JsonOpt = False,
 ) -> None:
     """Deploys, successes, failures, rollbacks, median and p95 duration per period."""

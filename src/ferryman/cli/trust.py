@@ -10,8 +10,9 @@ import typer
 from rich.markup import escape
 
 from ferryman.cli.client import Client
+from ferryman.cli.options import JsonOpt, SpaceArg, SpaceOpt
 from ferryman.cli.output import console, show
-from ferryman.cli.teams import JsonOpt, SpaceOpt, server_app, space_app
+from ferryman.cli.teams import server_app, space_app
 from ferryman.domain.validate import is_digits
 from ferryman.errors import NotFound, RemoteError
 
@@ -34,7 +35,7 @@ def _server_id(client: Client, name: str, space: str) -> int:
 
 @server_app.command("trust")
 def server_trust(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Server name or id.", metavar="SERVER")],
     space: SpaceOpt = "default",
     fingerprint: FingerprintOpt = "",
     key: KeyOpt = "",
@@ -93,7 +94,7 @@ def space_repo_hosts(space: SpaceOpt = "default", as_json: JsonOpt = False) -> N
 
 
 @space_app.command("ssh-key")
-def space_ssh_key(space: Annotated[str, typer.Argument(help="Space name or id.")]) -> None:
+def space_ssh_key(space: SpaceArg) -> None:
     """The space's own public key: add it to authorized_keys on the space's servers."""
     data = Client().get(f"/spaces/{space}/ssh-key")
     console.print(data["public_key"], highlight=False, soft_wrap=True)

@@ -10,6 +10,12 @@ The deploy script has three phases, each reporting its exit code and output tail
    ``post_release`` (start);
 3. ``post-deploy``: the health checks; on failure the link goes back to the previous release,
    ``post_release`` runs again, and the host reports ``rolled_back``.
+
+The server confirms each report. A host switches only after the server took its ``pre-deploy``
+report, and a host whose later report is refused (the deploy ended meanwhile: cancelled,
+failed, taken over) switches back by itself and exits 14, so a late host never leaves the fleet
+split. A report that gets no answer at all changes nothing on the host: the server, which may
+have taken it, decides (a host that never reports back is told to roll back).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ferryman.domain import validate
 
 q = shlex.quote
 TOKEN_FILE = "/etc/ferryman/agent.token"
+EXIT_UNCONFIRMED = 14  # the server did not confirm the deploy: the host stays as it was
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,26 @@ FM_LOG=$(mktemp)
 trap 'rm -f "$FM_LOG" "$FM_LOG.body" "$FM_LOG.tail"' EXIT
 {exports}
 report() {{  # phase exit_code [status]: the output's last 64 KiB (the server takes 256)
+  # 0: taken; 3: refused (the deploy has ended, the token is revoked); 1: no answer
+  local code rc
   tail -c 65536 "$FM_LOG" > "$FM_LOG.tail"
-  curl -fsS -m 30 -o /dev/null -H "Authorization: Bearer $FM_TOKEN" \\
+  code=$(curl -sS -m 30 --retry 2 --retry-delay 1 -o /dev/null -w '%{{http_code}}' \\
+    -H "Authorization: Bearer $FM_TOKEN" \\
     -F task="$FM_TASK" -F phase="$1" -F exit_code="$2" -F status="${{3:-}}" \\
     -F previous="${{FM_PREVIOUS:-}}" -F "output=<$FM_LOG.tail" \\
-    "$FM_SERVER/api/v1/agent/$FM_AGENT_HOST/report" || echo "could not report $1" >&2
+    "$FM_SERVER/api/v1/agent/$FM_AGENT_HOST/report")
+  rc=$?
   : > "$FM_LOG"
+  case "$code" in
+    2??) return 0 ;;
+    4??) echo "the server refused the $1 report (HTTP $code)" >&2; return 3 ;;
+  esac
+  echo "could not report $1 (curl exit $rc, HTTP ${{code:-none}})" >&2
+  return 1
+}}
+confirm() {{  # a report after the switch: refused means the deploy is over, so switch back
+  report "$@"
+  [ $? != 3 ] || unconfirmed
 }}
 hook() {{  # name script: a user hook in the new release dir, under the task timeout
   ( cd -- "$2" && timeout {int(plan.task_timeout)} bash -c "$3" ) >> "$FM_LOG" 2>&1
@@ -165,6 +186,21 @@ def deploy_script(plan: ScriptPlan) -> str:
         _common(plan)
         + _checks(plan)
         + f"""
+back_to_previous() {{  # the hooks' variables name the release the host goes back to
+  export VERSION="$FM_PREVIOUS" RELEASE="$FM_RELEASES/$FM_PREVIOUS" COMMIT="" COMMIT_SHORT=""
+  switch_to "$FM_RELEASES/$FM_PREVIOUS" >> "$FM_LOG" 2>&1 \
+    && hook start "$FM_RELEASES/$FM_PREVIOUS" {q(plan.start)}
+}}
+unconfirmed() {{  # switched, but the server refused a report: back to where the host was
+  echo "the server did not confirm the deploy: switching back to ${{FM_PREVIOUS:-nothing}}" >&2
+  if [ -n "$FM_PREVIOUS" ] && [ -d "$FM_RELEASES/$FM_PREVIOUS" ]; then
+    back_to_previous
+  else
+    rm -f -- "$FM_WEBROOT"
+  fi
+  exit {EXIT_UNCONFIRMED}
+}}
+
 # --- 1. pre-deploy -----------------------------------------------------------------------
 if [ "$FM_PREVIOUS" = "$FM_RELEASE" ] && [ -f "$FM_NEW/.ferryman-release" ]; then
   echo "already on $FM_RELEASE" >> "$FM_LOG"; report pre-deploy 0 skipped; exit 0
@@ -188,7 +224,15 @@ if [ $rc != 0 ]; then
   rm -rf -- "$FM_NEW.ferryman-partial" "$FM_NEW.ferryman-partial.tgz"
   report pre-deploy $rc failed; exit $rc
 fi
-report pre-deploy 0
+# the go-ahead: a deploy that has ended (cancelled, failed, taken over) never switches a host
+report pre-deploy 0; rc=$?
+if [ $rc != 0 ]; then
+  echo "the server did not confirm the deploy: not switching" >&2
+  rm -rf -- "$FM_NEW"
+  # no answer: the server may have taken it, and would wait for this host; say it stopped
+  [ $rc = 3 ] || report pre-deploy {EXIT_UNCONFIRMED} failed
+  exit {EXIT_UNCONFIRMED}
+fi
 
 # --- 2. do-deploy --------------------------------------------------------------------------
 hook stop "$FM_NEW" {q(plan.stop)}
@@ -197,16 +241,15 @@ if [ $rc != 0 ]; then report do-deploy $rc failed; exit $rc; fi
 switch_to "$FM_NEW" >> "$FM_LOG" 2>&1 || {{ rc=$?; report do-deploy $rc failed; exit $rc; }}
 hook start "$FM_NEW" {q(plan.start)}
 rc=$?
-report do-deploy $rc
+confirm do-deploy $rc
 
 # --- 3. post-deploy ------------------------------------------------------------------------
 if [ $rc = 0 ] && checks; then
-  report post-deploy 0 success; exit 0
+  confirm post-deploy 0 success; exit 0
 fi
 echo "checks failed: switching back to ${{FM_PREVIOUS:-nothing}}" >> "$FM_LOG"
 if [ -n "$FM_PREVIOUS" ] && [ -d "$FM_RELEASES/$FM_PREVIOUS" ]; then
-  switch_to "$FM_RELEASES/$FM_PREVIOUS" >> "$FM_LOG" 2>&1
-  hook start "$FM_RELEASES/$FM_PREVIOUS" {q(plan.start)}
+  back_to_previous
   report post-deploy 1 rolled_back
 else
   report post-deploy 1 failed
@@ -217,7 +260,17 @@ exit 1
 
 
 def rollback_script(plan: ScriptPlan) -> str:
-    """Back to ``plan.release`` (the host's previous release): switch, start, checks."""
+    """Back to ``plan.release`` (the host's previous release): switch, start, checks. With
+    no release (the host served none before a first deploy), the webroot link is removed."""
+    if not plan.release:
+        return (
+            _common(plan)
+            + """
+rm -f -- "$FM_WEBROOT" >> "$FM_LOG" 2>&1 || { rc=$?; report rollback $rc failed; exit $rc; }
+echo "no release before this deploy: $FM_WEBROOT removed" >> "$FM_LOG"
+report rollback 0 success; exit 0
+"""
+        )
     return (
         _common(plan)
         + _checks(plan)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+# the probe has its own module (builder and parser together); ``remote.probe`` stays its name
+from ferryman.commands.probe import probe as probe
 from ferryman.domain.config_files import LIST_FILE as CONFIG_LIST
 from ferryman.domain.manifest import MANIFEST_FILE, VERSION_FILE
 
@@ -90,69 +92,6 @@ class Layout:
         return posixpath.dirname(self.webroot)
 
 
-def probe(
-    layout: Layout,
-    commands: Sequence[str] = (),
-    packages: Sequence[str] = (),
-    only: Sequence[str] | None = None,
-) -> Command:
-    """Report the webroot, its parent, the releases dir, tools and releases present, and what
-    the environment requires (commands on the PATH, installed packages: dpkg or rpm).
-
-    Output lines are tab-separated: ``webroot link TARGET|real|missing``, ``parent ok|missing``,
-    ``releases ok|unwritable``, ``tool NAME ok|missing``, ``release NAME [MANIFEST_SHA]``,
-    ``need command|package NAME ok|missing``. With ``only`` (an emergency rollback), just
-    those releases are looked for (``release NAME present``), without hashing every manifest.
-    """
-    w, r = q(layout.webroot), q(layout.releases)
-    if only is None:
-        releases = f"""if [ -d {r} ]; then
-  for d in {r}/*/; do
-    [ -d "$d" ] || continue
-    n=$(basename -- "$d")
-    if [ -f "$d{MANIFEST_FILE}" ]; then
-      printf 'release\\t%s\\t%s\\n' "$n" "$(sha1sum < "$d{MANIFEST_FILE}" | cut -c1-40)"
-    else printf 'release\\t%s\\n' "$n"; fi
-  done
-fi
-"""
-    else:
-        releases = "".join(
-            f"if [ -f {q(posixpath.join(layout.release(n), MANIFEST_FILE))} ]; then "
-            f"printf 'release\\t%s\\tpresent\\n' {q(n)}; fi\n"
-            for n in only
-        )
-    needs = "".join(
-        f"if command -v {q(c)} >/dev/null 2>&1; then printf 'need\\tcommand\\t%s\\tok\\n' {q(c)}\n"
-        f"else printf 'need\\tcommand\\t%s\\tmissing\\n' {q(c)}; fi\n"
-        for c in commands
-    ) + "".join(
-        f"if (dpkg-query -W -f='${{Status}}' {q(p)} 2>/dev/null | grep -q 'install ok installed')"
-        f" || rpm -q {q(p)} >/dev/null 2>&1; then printf 'need\\tpackage\\t%s\\tok\\n' {q(p)}\n"
-        f"else printf 'need\\tpackage\\t%s\\tmissing\\n' {q(p)}; fi\n"
-        for p in packages
-    )
-    return bash(
-        needs
-        + f"""set -u
-if [ -L {w} ]; then printf 'webroot\\tlink\\t%s\\n' "$(readlink -- {w})"
-elif [ -e {w} ]; then printf 'webroot\\treal\\n'
-else printf 'webroot\\tmissing\\n'; fi
-if [ -d {q(layout.webroot_parent)} ]; then printf 'parent\\tok\\n'
-else printf 'parent\\tmissing\\n'; fi
-if mkdir -p -- {r} 2>/dev/null && [ -w {r} ]; then printf 'releases\\tok\\n'
-else printf 'releases\\tunwritable\\n'; fi
-for t in tar bash timeout cp; do
-  if command -v "$t" >/dev/null 2>&1; then printf 'tool\\t%s\\tok\\n' "$t"
-  else printf 'tool\\t%s\\tmissing\\n' "$t"; fi
-done
-z=$(command -v zstd 2>/dev/null || true)
-if [ -n "$z" ] && [ -x "$z" ]; then printf 'optional\\tzstd\\tok\\n'
-else printf 'optional\\tzstd\\tmissing\\n'; fi
-{releases}"""
-    )
-
-
 def live_state(layout: Layout) -> Command:
     """Where the webroot points and the release file there: ``link TARGET`` (or ``nolink``),
     then the ``.ferryman-release`` lines of the live release (nothing when it has none)."""
@@ -222,6 +161,16 @@ def adopt_prelinked(layout: Layout, name: str, deploy_id: int) -> Command:
 
 def remove_staging(layout: Layout, deploy_id: int) -> Command:
     return ("rm", "-rf", "--", layout.staging(deploy_id))
+
+
+def remove_leftovers(layout: Layout, deploy_id: int) -> Command:
+    """What a deploy interrupted by a dead worker can leave on a host besides its release:
+    its staging copy and the half-made symlink of a switch (only if it is a symlink)."""
+    tmp = q(_switch_link(layout, deploy_id))
+    return bash(
+        f"set -eu\nrm -rf -- {q(layout.staging(deploy_id))}\n"
+        f"if [ -L {tmp} ]; then rm -f -- {tmp}; fi\n"
+    )
 
 
 def unpack(layout: Layout, name: str, compression: Compression) -> Command:
@@ -318,17 +267,20 @@ def link_shared(layout: Layout, name: str, paths: Sequence[str]) -> Command | No
     return bash("\n".join(lines) + "\n")
 
 
+def _switch_link(layout: Layout, deploy_id: int) -> str:
+    """The symlink a switch makes beside the webroot before renaming it over the webroot."""
+    return posixpath.join(
+        layout.webroot_parent, f".{posixpath.basename(layout.webroot)}.tmp-{deploy_id}"
+    )
+
+
 def switch(layout: Layout, name: str, deploy_id: int) -> Command:
     """Point the webroot at a release atomically: a new symlink renamed over the old one.
 
     A webroot that is a real directory is refused and left untouched.
     """
     w = q(layout.webroot)
-    tmp = q(
-        posixpath.join(
-            layout.webroot_parent, f".{posixpath.basename(layout.webroot)}.tmp-{deploy_id}"
-        )
-    )
+    tmp = q(_switch_link(layout, deploy_id))
     target = q(layout.release(name))
     return bash(
         f"""set -eu
@@ -357,10 +309,6 @@ def remove_webroot_link(layout: Layout) -> Command:
 
 def remove_releases(layout: Layout, names: Sequence[str]) -> Command:
     return ("rm", "-rf", "--", *(layout.release(n) for n in names))
-
-
-def release_exists(layout: Layout, name: str) -> Command:
-    return ("test", "-d", layout.release(name))
 
 
 # How a hook reaches a host: its script (exports of the deploy's variables, secrets too) goes

@@ -14,6 +14,12 @@ A sandboxed command is one argv, read left to right:
 
 Secret values never appear here: the script (with the deploy's variables) and any key reach
 the sandbox through file descriptors (``--ro-bind-data``), which the caller fills.
+
+Stopping it (a timeout, a cancel) kills the process group of the whole argv: steps 1–3 exec
+one another and bubblewrap's own processes stay in that group, while what runs inside has a
+session of its own (``--new-session``). It dies all the same: bubblewrap's first process inside
+is the PID namespace's init, killed with its parent (``--die-with-parent``), and the kernel ends
+every process of a PID namespace whose init is gone.
 """
 
 from __future__ import annotations

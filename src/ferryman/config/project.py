@@ -8,11 +8,13 @@ commented example is loaded by the tests.
 from __future__ import annotations
 
 import getpass
+import posixpath
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -25,14 +27,19 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from ferryman.config import yamlsafe
-from ferryman.domain import config_files, rollout, validate
+from ferryman.config.analysis import Analysis
+from ferryman.config.migrations import Migrations
+from ferryman.config.served import VerifyServed
+from ferryman.domain import config_files, display_name, local_paths, release, rollout, validate
 from ferryman.errors import ConfigError, ValidationError
 
 
 def _as(fn: Any, kind: str) -> Any:
     def check(value: Any) -> Any:
         if not isinstance(value, str):
-            raise PydanticCustomError(kind, "expected a string, got {value!r}", {"value": value})
+            raise PydanticCustomError(
+                kind, "expected a string, got {value}", {"value": repr(value)}
+            )
         try:
             return fn(value)
         except ValidationError as exc:
@@ -47,9 +54,21 @@ Host = Annotated[
     PlainSerializer(str, return_type=str),
     WithJsonSchema({"type": "string", "description": "[user@]address[:port]"}),
 ]
-AbsPath = Annotated[str, PlainValidator(_as(validate.absolute_path, "path"))]
-RelPath = Annotated[str, PlainValidator(_as(validate.relative_path, "path"))]
-Name = Annotated[str, PlainValidator(_as(validate.name, "name"))]
+AbsPath = Annotated[
+    str,
+    PlainValidator(_as(validate.absolute_path, "path")),
+    WithJsonSchema({"type": "string", "pattern": "^/", "description": "an absolute path"}),
+]
+RelPath = Annotated[
+    str,
+    PlainValidator(_as(validate.relative_path, "path")),
+    WithJsonSchema({"type": "string", "description": "a path inside the release"}),
+]
+Name = Annotated[
+    str,
+    PlainValidator(_as(validate.name, "name")),
+    WithJsonSchema({"type": "string", "description": "a name: letters, digits, . _ -"}),
+]
 
 
 class _Strict(BaseModel):
@@ -63,15 +82,93 @@ class Tasks(_Strict):
     post_deploy: str = ""  # deploy host, in the checked-out tree: the build
     pre_release: str = ""  # every target, in the new release dir, before the switch
     post_release: str = ""  # every target, after the switch
+    # every target at once, after an emergency rollback's switch; "post_release": that script
+    restart: str = ""
+
+    @model_validator(mode="after")
+    def _restart(self) -> Tasks:
+        problem = restart_problem(self.restart, self.post_release)
+        if problem:
+            raise PydanticCustomError("restart", problem)
+        return self
+
+    @property
+    def restart_script(self) -> str:
+        """The script an emergency rollback runs to restart the service ("" for none)."""
+        if self.restart.strip() == RESTART_AS_POST_RELEASE:
+            return self.post_release
+        return self.restart
 
 
-Label = Annotated[str, PlainValidator(_as(validate.label, "label"))]
+RESTART_AS_POST_RELEASE = "post_release"
 
 
+# Rules across keys, as plain functions: the validators apply them, and so does the report of
+# a file that fails other checks too (``problems.across_keys``), so that one run names every
+# error of the file, not one layer of them at a time.
+def restart_problem(restart: Any, post_release: Any) -> str | None:
+    if str(restart).strip() == RESTART_AS_POST_RELEASE and not str(post_release or "").strip():
+        return "restart: post_release names the post_release task, which is empty"
+    return None
+
+
+def hosts_problem(hosts: Any, servers: Any, labels: Any) -> str | None:
+    if not (hosts or servers or labels):
+        return "give hosts, servers or labels (at least one host)"
+    return None
+
+
+def paths_problem(web: str, rel: str) -> str | None:
+    if web == rel or web.startswith(rel + "/") or rel.startswith(web + "/"):
+        return "webroot and releases must not contain one another"
+    return None
+
+
+def requires_passed_problem(env: str, required: str | None, known: list[str]) -> str | None:
+    if required is None:
+        return None
+    if required == env:
+        return f"environments/{env}/requires_passed: an environment cannot require itself"
+    if required not in known:
+        return (
+            f"environments/{env}/requires_passed: no environment {required!r} in this project "
+            f"(has: {', '.join(sorted(known))})"
+        )
+    return None
+
+
+def local_problem(env: Environment) -> str | None:
+    """What keeps ``hosts: [local]`` (the deploy host itself) from being written as asked."""
+    local = [h for h in env.hosts if h.address == local_paths.LOCAL]
+    if not local:
+        return None
+    if any(h.user or h.key != local_paths.LOCAL for h in local):
+        return "local: give it as just `local` (it runs as the project's own user, no port)"
+    if env.mode != "push":
+        return "local: a local target is deployed by the worker (mode: push)"
+    shared = env.shared_dir or posixpath.join(posixpath.dirname(env.releases), "shared")
+    problems = local_paths.config_problems(env.webroot, env.releases, shared)
+    return "local: " + "; ".join(problems) if problems else None
+
+
+Label = Annotated[
+    str,
+    PlainValidator(_as(validate.label, "label")),
+    WithJsonSchema({"type": "string", "description": "a server label (NAME or NAME=VALUE)"}),
+]
+
+
+# what domain/rollout.duration accepts: a number of seconds with an optional unit
+DURATION_PATTERN = r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h)?\s*$"
 Duration = Annotated[
     float,
     PlainValidator(lambda v: _duration(v)),
-    WithJsonSchema({"type": ["string", "number"], "description": "30s, 5m, 1h or seconds"}),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string", "pattern": DURATION_PATTERN}],
+            "description": "30s, 5m, 1h or seconds",
+        }
+    ),
 ]
 
 
@@ -80,6 +177,54 @@ def _duration(value: Any) -> float:
         return rollout.duration(value)
     except ValidationError as exc:
         raise PydanticCustomError("duration", exc.message) from None
+
+
+def _spoken(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _within(low: float, high: float, zero_ok: bool) -> Any:
+    """A duration check: between ``low`` (excluded unless ``zero_ok``) and ``high``."""
+
+    def check(value: Any) -> float:
+        seconds = _duration(value)
+        too_low = seconds < low if zero_ok else seconds <= low
+        if too_low or seconds > high:
+            floor = f"at least {_spoken(low)}" if zero_ok else f"more than {_spoken(low)}"
+            raise PydanticCustomError(
+                "duration", "{floor}, at most {high}", {"floor": floor, "high": _spoken(high)}
+            )
+        return seconds
+
+    return check
+
+
+def _duration_schema(low: float, high: float, zero_ok: bool) -> dict[str, Any]:
+    floor = "at least" if zero_ok else "more than"
+    return {
+        "anyOf": [
+            {"type": "number", "minimum": low, "maximum": high},
+            {"type": "string", "pattern": DURATION_PATTERN},
+        ],
+        "description": f"30s, 5m, 1h or seconds ({floor} {_spoken(low)}, at most {_spoken(high)})",
+    }
+
+
+# Every duration key of the file takes the same syntax (30s, 10m, 1h or seconds), bounded.
+Timeout = Annotated[
+    float,
+    PlainValidator(_within(0, 86400, False)),
+    WithJsonSchema(_duration_schema(0, 86400, False)),
+]
+ConnectTimeout = Annotated[
+    float, PlainValidator(_within(0, 600, False)), WithJsonSchema(_duration_schema(0, 600, False))
+]
+Delay = Annotated[
+    float, PlainValidator(_within(0, 3600, True)), WithJsonSchema(_duration_schema(0, 3600, True))
+]
 
 
 class HealthCheck(_Strict):
@@ -130,6 +275,9 @@ class Strategy(_Strict):
     on_failure: Literal["rollback", "halt"] = "rollback"
     lb_out: str = ""  # on the deploy host, per host, before its switch ({HOST})
     lb_in: str = ""  # on the deploy host, per host, once it is healthy
+    # out_until_continue: the healthy canary stays out of the load balancer until continued
+    canary_lb: Literal["in", "out_until_continue"] = "in"
+    analysis: Analysis | None = None  # metric canary analysis (config/analysis.py)
 
     @model_validator(mode="after")
     def _valid(self) -> Strategy:
@@ -148,6 +296,20 @@ class Strategy(_Strict):
             raise PydanticCustomError("strategy", exc.message) from None
         if not isinstance(self.batches, list) and rollout.amount(self.batches, 100, "b") == 0:
             raise PydanticCustomError("strategy", "batches: at least one host per batch")
+        if self.analysis is not None and not self.canary:
+            raise PydanticCustomError("strategy", "analysis: compares a canary; give canary")
+        if self.analysis is not None and self.canary_lb != "in":
+            raise PydanticCustomError(
+                "strategy", "analysis: needs canary_lb: in (a canary held out serves no traffic)"
+            )
+        if self.canary_lb == "out_until_continue" and not (
+            self.canary and self.lb_out.strip() and self.lb_in.strip() and self.pause != "none"
+        ):
+            raise PydanticCustomError(
+                "strategy",
+                "canary_lb: out_until_continue needs a canary, lb_out, lb_in and a pause "
+                "(manual or a duration) to hold the canary out for",
+            )
         return self
 
     @property
@@ -161,10 +323,11 @@ class Strategy(_Strict):
 class Requires(_Strict):
     """What every host must have before a rollout: commands on the PATH, installed packages."""
 
-    commands: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._+-]{1,64}$")]] = Field(
+    # never a leading '-': each is an argument of command -v, dpkg-query and rpm on hosts
+    commands: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]] = Field(
         default_factory=list
     )
-    packages: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._+:-]{1,128}$")]] = Field(
+    packages: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+:-]{0,127}$")]] = Field(
         default_factory=list
     )
 
@@ -175,6 +338,23 @@ class Pull(_Strict):
     unreachable_after: Duration = 300.0  # a host that does not fetch its due deploy in time
     poll_every: Duration = 10.0  # what the install script sets the timer to
     download_timeout: Duration = 600.0
+
+
+class Watch(_Strict):
+    """After a deploy succeeded: its health checks again, every ``every``, for ``window``."""
+
+    window: Timeout  # how long after the deploy (10m)
+    every: Annotated[
+        float,
+        PlainValidator(_within(1, 3600, True)),
+        WithJsonSchema(_duration_schema(1, 3600, True)),
+    ] = 30.0
+    on_failure: Literal["notify", "rollback"] = "notify"  # rollback: to the last good release
+
+
+def _watch(value: Any) -> Any:
+    """``watch: 10m`` is short for ``watch: {window: 10m}``."""
+    return {"window": value} if isinstance(value, str | int | float) else value
 
 
 class Sandbox(_Strict):
@@ -206,12 +386,19 @@ class Environment(_Strict):
     excludes: list[str] = Field(default_factory=list)
     shared: list[RelPath] = Field(default_factory=list)
     shared_dir: AbsPath | None = None  # default: <releases>/../shared
+    # the release dir's name, e.g. "{project}_{env}_{version}_{time}"; default
+    # YYYYmmdd-HHMMSS_<ref>_<commit7> (domain/release.py)
+    release_name: str | None = None
+    # the static-asset version stamp (pipeline/stamp.py): a file naming the release, and
+    # files in which every {VERSION} becomes the release name (cache busting)
+    version_file: RelPath | None = None
+    stamp_version_in: list[RelPath] = Field(default_factory=list)
     tasks: Tasks = Field(default_factory=Tasks)
-    task_timeout: float = Field(default=600, gt=0, le=86400)
-    command_timeout: float = Field(default=120, gt=0, le=86400)
-    transfer_timeout: float = Field(default=1800, gt=0, le=86400)
-    connect_timeout: float = Field(default=15, gt=0, le=600)
-    post_release_delay: float = Field(default=0, ge=0, le=3600)
+    task_timeout: Timeout = 600.0
+    command_timeout: Timeout = 120.0
+    transfer_timeout: Timeout = 1800.0
+    connect_timeout: ConnectTimeout = 15.0
+    post_release_delay: Delay = 0.0
     parallel: int = Field(default=50, ge=1, le=1000)
     compress: bool = True
     post_release_on_revert: bool = False
@@ -221,12 +408,18 @@ class Environment(_Strict):
     config_files: list[str] = Field(default_factory=list)
     strategy: Strategy | None = None  # a gray release; without it every host at once
     health_check: list[HealthCheck] = Field(default_factory=list)  # after each host's switch
+    verify_served: VerifyServed | None = None  # each host proves it serves the new release
+    migrations: Migrations | None = None  # lists the applied migrations (rollback safety)
     requires: Requires = Field(default_factory=Requires)  # checked on every host first
     mode: Literal["push", "pull"] = "push"  # pull: hosts poll `/api/v1/agent/{host}`
     triggers: Triggers = Field(default_factory=Triggers)  # git webhooks that make tickets
     auto_deploy: bool = False  # a ticket made by a webhook is deployed at once (no approval)
     pull: Pull = Field(default_factory=Pull)
     sandbox: Sandbox = Field(default_factory=Sandbox)
+    # health checks keep watching after a successful deploy (10m, or window/every/on_failure)
+    watch: Annotated[Watch | None, BeforeValidator(_watch)] = None
+    # promotion: a commit deploys here only after a deploy of it succeeded in that environment
+    requires_passed: Name | None = None
 
     @field_validator("config_files")
     @classmethod
@@ -238,9 +431,17 @@ class Environment(_Strict):
             except ValidationError as exc:
                 raise PydanticCustomError("config_file", exc.message) from None
             if path in out:
-                raise PydanticCustomError("config_file", "listed twice: {p!r}", {"p": path})
+                raise PydanticCustomError("config_file", "listed twice: {p}", {"p": repr(path)})
             out.append(path)
         return out
+
+    @field_validator("release_name")
+    @classmethod
+    def _release_name(cls, value: str | None) -> str | None:
+        try:
+            return None if value is None else release.check_template(value)
+        except ValidationError as exc:
+            raise PydanticCustomError("release_name", exc.message) from None
 
     @field_validator("secrets")
     @classmethod
@@ -266,7 +467,7 @@ class Environment(_Strict):
         for pattern in value:
             if not pattern or "\n" in pattern or "\x00" in pattern or ".." in pattern.split("/"):
                 raise PydanticCustomError(
-                    "exclude", "not an exclude pattern: {p!r}", {"p": pattern}
+                    "exclude", "not an exclude pattern: {p}", {"p": repr(pattern)}
                 )
         return value
 
@@ -276,21 +477,43 @@ class Environment(_Strict):
         seen: set[str] = set()
         for spec in value:
             if spec.key in seen:
-                raise PydanticCustomError("host", "host listed twice: {h!r}", {"h": spec.key})
+                raise PydanticCustomError("host", "host listed twice: {h}", {"h": repr(spec.key)})
             seen.add(spec.key)
         return value
 
     @model_validator(mode="after")
     def _some_hosts(self) -> Environment:
-        if not (self.hosts or self.servers or self.labels):
-            raise PydanticCustomError("hosts", "give hosts, servers or labels (at least one host)")
+        problem = hosts_problem(self.hosts, self.servers, self.labels)
+        if problem:
+            raise PydanticCustomError("hosts", problem)
+        return self
+
+    @model_validator(mode="after")
+    def _watch_needs_checks(self) -> Environment:
+        if self.watch is not None and not self.health_check:
+            raise PydanticCustomError("watch", "watch: repeats health_check; give health_check")
+        return self
+
+    @model_validator(mode="after")
+    def _local_target(self) -> Environment:
+        problem = local_problem(self)
+        if problem:
+            raise PydanticCustomError("local", problem)
+        return self
+
+    @model_validator(mode="after")
+    def _analysis_in_push_mode(self) -> Environment:
+        if self.mode == "pull" and self.strategy is not None and self.strategy.analysis:
+            raise PydanticCustomError(
+                "strategy", "strategy/analysis: push mode only (pull-mode hosts switch themselves)"
+            )
         return self
 
     @model_validator(mode="after")
     def _paths_apart(self) -> Environment:
-        web, rel = self.webroot, self.releases
-        if web == rel or web.startswith(rel + "/") or rel.startswith(web + "/"):
-            raise PydanticCustomError("paths", "webroot and releases must not contain one another")
+        problem = paths_problem(self.webroot, self.releases)
+        if problem:
+            raise PydanticCustomError("paths", problem)
         return self
 
     def user_for(self, spec: validate.HostSpec) -> str:
@@ -303,7 +526,18 @@ class ProjectConfig(_Strict):
     repo: str
     vcs: Literal["git", "svn"] | None = None
     description: str = ""
+    display_name: str | None = None  # in any script, beside the slug ``project``
     environments: dict[Name, Environment] = Field(min_length=1)
+
+    @field_validator("display_name")
+    @classmethod
+    def _display_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return display_name.check(value, "display_name")
+        except ValidationError as exc:
+            raise PydanticCustomError("display_name", str(exc)) from None
 
     @field_validator("repo")
     @classmethod
@@ -319,11 +553,19 @@ class ProjectConfig(_Strict):
         ):
             raise PydanticCustomError(
                 "repo",
-                "not a repository URL: {v!r} "
+                "not a repository URL: {v} "
                 "(use ssh://, https://, file://, svn:// or user@host:path)",
-                {"v": value},
+                {"v": repr(value)},
             )
         return value
+
+    @model_validator(mode="after")
+    def _promotions(self) -> ProjectConfig:
+        for name, env in self.environments.items():
+            problem = requires_passed_problem(name, env.requires_passed, list(self.environments))
+            if problem:
+                raise PydanticCustomError("requires_passed", problem)
+        return self
 
     @property
     def vcs_kind(self) -> Literal["git", "svn"]:
@@ -343,18 +585,14 @@ class ProjectConfig(_Strict):
             ) from None
 
 
-def error_lines(exc: PydanticValidationError) -> list[str]:
-    """``path/to/key: message`` for every error, in the order pydantic found them."""
-    lines = []
-    for err in exc.errors():
-        path = "/".join(str(p) for p in err["loc"]) or "(top level)"
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"] == "missing":
-            message = "required key missing"
-        lines.append(f"{path}: {message}")
-    return lines
+def error_lines(exc: PydanticValidationError, data: Any = None) -> list[str]:
+    """``path/to/key: message`` for every error, in the order pydantic found them (an
+    unknown key with the known one it most looks like), then the rules across keys that
+    pydantic did not reach (``problems``)."""
+    from ferryman.config import problems
+
+    lines = [problems.line(ProjectConfig, err) for err in exc.errors()]
+    return lines + [extra for extra in problems.across_keys(data) if extra not in lines]
 
 
 def parse_project(data: Any) -> ProjectConfig:
@@ -364,18 +602,31 @@ def parse_project(data: Any) -> ProjectConfig:
     try:
         return ProjectConfig.model_validate(data)
     except PydanticValidationError as exc:
-        raise ConfigError("invalid project configuration", error_lines(exc)) from None
+        raise ConfigError("invalid project configuration", error_lines(exc, data)) from None
 
 
 MAX_FILE_CHARS = 1024 * 1024
 
 
-def load_project_yaml(text: str) -> ProjectConfig:
+def load_project_yaml(text: str, source: str = "project file") -> ProjectConfig:
+    """Parse and validate a project file; ``source`` (its name) prefixes a YAML syntax error
+    with where it is: ``project.yaml:3:7: …`` (line and column from 1)."""
     try:
         data = yamlsafe.load(text, MAX_FILE_CHARS)
     except yaml.YAMLError as exc:
-        raise ConfigError("project file is not valid YAML", [str(exc)]) from None
+        raise ConfigError(f"{source} is not valid YAML", [yamlsafe.describe(exc, source)]) from None
     return parse_project(data)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the project file (``ferryman schema``), from the model ``apply``
+    validates with: editors complete and check keys with it."""
+    schema = ProjectConfig.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Ferryman project file",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
 
 
 def dump_project(config: ProjectConfig) -> dict[str, Any]:

@@ -36,3 +36,19 @@ def load(text: str, max_chars: int) -> Any:
         raise yaml.YAMLError("nested too deeply") from None
     finally:
         loader.dispose()
+
+
+def describe(exc: yaml.YAMLError, source: str) -> str:
+    """One line for a YAML error: ``SOURCE:LINE:COLUMN: problem`` (from 1, as editors count)
+    where PyYAML knows the place, else ``SOURCE: problem``."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}"
+        problem = exc.problem or "not valid YAML"
+        if exc.context:
+            problem = f"{problem} ({exc.context}"
+            if exc.context_mark is not None and exc.context_mark.line != mark.line:
+                problem += f" at line {exc.context_mark.line + 1}"
+            problem += ")"
+        return f"{where}: {problem}"
+    return f"{source}: {exc}"

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -85,6 +86,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     language: Mapped[str] = mapped_column(String(16), default="", server_default="")  # web UI
+    # the IANA zone the web UI shows times in; "" = the browser's
+    time_zone: Mapped[str] = mapped_column(String(64), default="", server_default="")
     # local: a password here; ldap: checked against the directory at every sign-in
     source: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
 
@@ -130,6 +133,8 @@ class Space(Base):
     __tablename__ = "spaces"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    # a name in any script beside the slug (paths, URLs); empty: the slug is shown
+    display_name: Mapped[str] = mapped_column(String(100), default="", server_default="")
     description: Mapped[str] = mapped_column(String(500), default="")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -153,6 +158,42 @@ class SpaceMember(Base):
     )
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserGroup(Base):
+    """A group of users (Walle 2's 用户组): added to a space with a role, its members hold
+    that role there (a member's own higher role wins)."""
+
+    __tablename__ = "user_groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    description: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserGroupMember(Base):
+    __tablename__ = "user_group_members"
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("user_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class SpaceGroup(Base):
+    """A group added to a space with a role."""
+
+    __tablename__ = "space_groups"
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("user_groups.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -203,6 +244,9 @@ class Project(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # the git webhook secret (sealed); empty: webhooks are refused
     hook_secret: Mapped[str] = mapped_column(Text, default="", server_default="")
+    display_name: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    # deleted: the row stays for its deploys, tickets and audit; its name is set free (NAME~ID)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     __table_args__ = (UniqueConstraint("space_id", "name"),)
 
 
@@ -246,6 +290,8 @@ class Ticket(Base):
     # What the approval covers: a digest of everything that decides what runs (commit, hooks,
     # hosts, paths, strategy, config-file versions). Empty on approvals made before 0013.
     approved_digest: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # the release request (POST /api/v1/project) it was made from, as asked; NULL otherwise
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -564,3 +610,89 @@ class HookDelivery(Base):
     delivery: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     __table_args__ = (UniqueConstraint("provider", "delivery"),)
+
+
+class AnalysisMeasurement(Base):
+    """One metric of a canary analysis in one interval (``strategy.analysis``): the values
+    (None: none, or not finite), the verdict (pass, fail, error) and why."""
+
+    __tablename__ = "analysis_measurements"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deploy_id: Mapped[int] = mapped_column(ForeignKey("deploys.id", ondelete="CASCADE"))
+    interval_no: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(64))
+    canary: Mapped[float | None] = mapped_column(Double, nullable=True)
+    baseline: Mapped[float | None] = mapped_column(Double, nullable=True)
+    verdict: Mapped[str] = mapped_column(String(8))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (Index("ix_analysis_measurements_deploy", "deploy_id", "id"),)
+
+
+class ReleaseMigrations(Base):
+    """What a deploy's ``migrations:`` command listed after it switched (the database's
+    migrations then, each reversible or not), with the release it switched to; ``ok`` False
+    when the listing failed (``error`` says why): then nothing is known, and a rollback across
+    it needs forcing."""
+
+    __tablename__ = "release_migrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    env: Mapped[str] = mapped_column(String(64))
+    deploy_id: Mapped[int] = mapped_column(ForeignKey("deploys.id", ondelete="CASCADE"))
+    release: Mapped[str] = mapped_column(String(255))
+    ok: Mapped[bool] = mapped_column(Boolean, default=True)
+    error: Mapped[str] = mapped_column(String(500), default="")
+    applied: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[version, reversible]]
+    rejected: Mapped[int] = mapped_column(Integer, default=0)  # lines that were not one
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    listed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (Index("ix_release_migrations_env", "project_id", "env", "id"),)
+
+
+class DeployWatch(Base):
+    """A post-deploy watch (``watch:``): after a deploy succeeded, its environment's health
+    checks run again every ``interval`` seconds until ``deadline``. A row, not a timer: any
+    worker claims a due one (``lease_until``, in the database's clock), so a watch survives
+    any restart. ``status``: watching | passed | failed | ended (a newer deploy)."""
+
+    __tablename__ = "deploy_watches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deploy_id: Mapped[int] = mapped_column(ForeignKey("deploys.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    env: Mapped[str] = mapped_column(String(64))
+    release: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(16), default="watching")
+    on_failure: Mapped[str] = mapped_column(String(16), default="notify")  # | rollback
+    interval: Mapped[float] = mapped_column(Double, default=30.0)
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_check_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str] = mapped_column(String(200), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(String(1000), default="")
+    rollback_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (
+        Index("ix_deploy_watches_due", "status", "next_check_at"),
+        Index("ix_deploy_watches_env", "project_id", "env", "status"),
+    )
+
+
+class SpaceSummary(Base):
+    """A space's scheduled summary (报表汇总): deploys, failures, rollbacks, durations and
+    the top failing projects of each day or ISO week, sent to one of its channels.
+    ``last_period`` is the claim: a worker sends a period only after moving it there with a
+    conditional update, so two workers never both send one."""
+
+    __tablename__ = "space_summaries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), unique=True)
+    channel: Mapped[str] = mapped_column(String(64))  # a notify channel of the space, by name
+    period: Mapped[str] = mapped_column(String(8), default="daily")  # daily | weekly
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_period: Mapped[str] = mapped_column(String(16), default="")  # 2026-11-29, 2026-W48
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

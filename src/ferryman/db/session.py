@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ferryman.secretbox import SecretBox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+CONNECT_TIMEOUT = 10  # seconds to reach PostgreSQL or MariaDB
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -58,6 +59,10 @@ class Database:
         self._box = box
         self.directory: Any = None  # services.directory.Directory when LDAP is configured
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith(("postgresql", "mysql", "mariadb")):
+            # a database host that drops packets must not hang a request or a deploy's write
+            # for the kernel's TCP timeout: it is an outage, retried like a refused connection
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if ":memory:" not in url and url.startswith("sqlite:///"):

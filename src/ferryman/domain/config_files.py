@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,8 +247,3 @@ def _lines(text: str) -> list[str]:
 
 def diff(old: ConfigFile | None, new: ConfigFile | None, old_label: str, new_label: str) -> str:
     return "".join(difflib.unified_diff(version_text(old), version_text(new), old_label, new_label))
-
-
-def check_set(files: Sequence[ConfigFile]) -> None:
-    if len(files) > MAX_FILES:
-        raise ValidationError(f"at most {MAX_FILES} config files per environment")

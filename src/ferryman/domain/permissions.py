@@ -72,6 +72,8 @@ ACTIONS: dict[str, Rule] = {
     ),
     "member.read": Rule(R, False, "list members and project role overrides"),
     "member.manage": Rule(OWN, True, "add, change or remove members and project overrides"),
+    "group.read": Rule(USER, False, "list user groups, their members and spaces"),
+    "group.manage": Rule(SUPER, True, "create or delete user groups; add or remove their members"),
     "environment.read": Rule(R, False, "list environments and their variables"),
     "environment.manage": Rule(M, True, "create, change or delete environments"),
     "server.read": Rule(R, False, "list servers"),
@@ -93,6 +95,9 @@ ACTIONS: dict[str, Rule] = {
     "deploy.direct": Rule(D, True, "deploy without a ticket where no approval is required"),
     "deploy.rollback": Rule(M, True, "roll an environment back (also a gray release, now)"),
     "deploy.emergency": Rule(M, True, "emergency rollback: switch every host at once, no hooks"),
+    "deploy.force_migrations": Rule(
+        M, True, "roll back across irreversible database migrations, with a reason (audited)"
+    ),
     "rollout.continue": Rule(D, True, "continue a paused gray release"),
     "rollout.abort": Rule(D, True, "abort a gray release (its on_failure applies)"),
     "deploy.cancel": Rule(D, True, "stop a queued or running deploy you asked for"),

@@ -30,6 +30,8 @@ def duration(value: str | float | int | None, what: str = "duration") -> float:
         raise ValidationError(f"{what}: not a duration: {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
+    elif not isinstance(value, str):  # a list or a mapping from a config file
+        raise ValidationError(f"{what}: not a duration: {value!r} (like 30s, 5m, 1h)")
     else:
         found = _DURATION.match(value)
         if not found:
@@ -142,6 +144,9 @@ class Rollout:
     paused_since: str | None = None
     pause_reason: str = ""
     request: str = ""  # set by people while paused or running: continue | abort | rollback
+    # healthy canary hosts kept out of the load balancer until the rollout is continued
+    # (``strategy.canary_lb: out_until_continue``); lb_in puts them back
+    out_of_lb: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,7 +155,3 @@ class Rollout:
     def from_dict(cls, data: Mapping[str, Any]) -> Rollout:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-    @property
-    def done_hosts(self) -> int:
-        return sum(len(b) for b in self.batches[: self.next_batch])

@@ -13,6 +13,7 @@ ticket is created approved (only masters may create one) and queued at once.
 from __future__ import annotations
 
 from ferryman.errors import InvalidTransition
+from ferryman.said import said
 
 DRAFT = "draft"
 PENDING = "pending_approval"
@@ -69,9 +70,22 @@ def check_transition(ticket_id: int, current: str, target: str) -> None:
         return
     verb = VERBS.get(target, f"move to {target}")
     allowed = sorted(TRANSITIONS.get(current, frozenset()))
-    hint = f"from {current} it can go to: {', '.join(allowed)}" if allowed else "it is final"
     raise InvalidTransition(
-        f"cannot {verb} ticket #{ticket_id}: it is {current} ({hint})",
+        said(
+            "cannot %(verb)s ticket #%(id)s: it is %(status)s (from there it can go to: "
+            "%(allowed)s)",
+            verb=verb,
+            id=ticket_id,
+            status=current,
+            allowed=allowed,
+        )
+        if allowed
+        else said(
+            "cannot %(verb)s ticket #%(id)s: it is %(status)s (it is final)",
+            verb=verb,
+            id=ticket_id,
+            status=current,
+        ),
         ticket_id=ticket_id,
         state=current,
         wanted=target,

@@ -194,17 +194,12 @@ def health_check_problem(http: str | None, tcp: str | None) -> str:
 
 
 def release(value: str, what: str = "release") -> str:
-    """A release name as Ferryman makes them (``20240101-120000_v1_abc1234``): what a rollback
+    """A release name as Ferryman makes them (``20240101-120000_v1_abc1234``, or what an
+    environment's ``release_name`` template gives: one path-safe component): what a rollback
     may ask for, checked when it is requested rather than when a worker runs it."""
-    from ferryman.domain.release import is_release_name
+    from ferryman.domain.release import is_safe_name
 
-    if (
-        not isinstance(value, str)
-        or not value
-        or len(value) > 128
-        or _CONTROL.search(value)
-        or not is_release_name(value)
-    ):
+    if not isinstance(value, str) or _CONTROL.search(value) or not is_safe_name(value):
         raise ValidationError(
             f"{what}: not a release name: {value!r} (like 20240101-120000_v1_abc1234)"
         )

@@ -27,15 +27,18 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
+from ferryman.jobs import housekeeping, queue_wakeups
+from ferryman.jobs.deploy_job import run_deploy
+from ferryman.jobs.recover_job import recover
 from ferryman.notify import dispatcher
-from ferryman.pipeline.recover import recover
-from ferryman.pipeline.runner import run_deploy
-from ferryman.services import notifications, queue
+from ferryman.observability.logs import deploy_event
+from ferryman.services import notifications, queue, workers
 
 log = logging.getLogger(__name__)
 Runner = Callable[[Database, Settings, int, str], Awaitable[str]]
@@ -65,27 +68,62 @@ class Worker:
         self._stopping = asyncio.Event()
         self._recoveries = asyncio.Semaphore(RECOVERIES)
         self._recovering: dict[int, asyncio.Task[None]] = {}
+        self.last_beat: float | None = None  # time.monotonic() of the last heartbeat written
 
     def wake(self) -> None:
-        """Called after a deploy is queued in this process, so it starts without polling lag."""
+        """Called after a deploy is queued in this process, or (PostgreSQL) in any process
+        (``queue_wakeups``), so it starts without polling lag."""
         self._wake.set()
 
     async def run(self) -> None:
         """Claim and run deploys until ``stop()``; deliver notifications beside them."""
+        try:
+            await asyncio.to_thread(housekeeping.sweep_workspaces, self.db, self.settings)
+        except Exception:  # tidying never keeps a worker from starting
+            log.warning("sweeping old workspaces failed", exc_info=True)
         notifier = asyncio.create_task(dispatcher.run(self.db, self.settings, self._stopping))
         reaper = asyncio.create_task(self._reaper())
+        keeper = asyncio.create_task(  # post-deploy watches
+            housekeeping.periodic(self.db, self.settings, self._stopping, self.name)
+        )
+        heart = asyncio.create_task(self._heartbeat())
+        listener = asyncio.create_task(
+            queue_wakeups.listen(self.db.engine.url, self.wake, self.queues)
+        )
         try:
             await self._run()
         finally:
             self._stopping.set()
-            reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            for task in (reaper, heart, listener, keeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             for task in list(self._recovering.values()):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task  # a recovery runs to its end: it leaves hosts in order
             with contextlib.suppress(asyncio.CancelledError):
                 await notifier
+            try:
+                await asyncio.to_thread(workers.forget, self.db, self.name)
+            except Exception:  # its row goes stale and is swept
+                log.warning("removing the heartbeat of %s failed", self.name, exc_info=True)
+
+    async def _heartbeat(self) -> None:
+        """Say in the database that this worker is alive (``/readyz``, ``/metrics``)."""
+        while True:
+            try:
+                await asyncio.to_thread(
+                    workers.beat,
+                    self.db,
+                    self.name,
+                    concurrency=self.concurrency,
+                    running=len(self._running),
+                    queues=self.queues,
+                )
+                self.last_beat = time.monotonic()
+            except Exception:
+                log.warning("the heartbeat of %s failed", self.name, exc_info=True)
+            await asyncio.sleep(workers.HEARTBEAT)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -94,6 +132,9 @@ class Worker:
                 self._slots.release()
                 break
             claimed = None
+            # cleared before looking, never after: a wake-up that comes while the claim
+            # runs (a deploy queued just after its query) makes the wait below return at once
+            self._wake.clear()
             try:
                 claimed = await asyncio.to_thread(
                     queue.claim,
@@ -107,12 +148,17 @@ class Worker:
                 log.exception("claiming a deploy failed")
             if claimed is None:
                 self._slots.release()
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wait_for_work(), self.settings.worker_poll_seconds)
                 continue
             if claimed.ordinary:
                 self._ordinary += 1
+            deploy_event(
+                "claimed",
+                claimed.id,
+                f"deploy {claimed.id} claimed by worker {self.name}",
+                worker=self.name,
+            )
             task = asyncio.create_task(self._run_one(claimed.id, claimed.ordinary))
             self._running[claimed.id] = task
 
@@ -131,12 +177,15 @@ class Worker:
             wake.cancel()
 
     async def _run_one(self, deploy_id: int, ordinary: bool = True) -> str:
+        status = "failed"
         try:
-            return await self.runner(self.db, self.settings, deploy_id, self.name)
+            status = await self.runner(self.db, self.settings, deploy_id, self.name)
+            return status
         except Exception:
             log.exception("deploy %s could not be run", deploy_id)
-            return "failed"
+            return status
         finally:
+            _finished(deploy_id, status, self.name)
             self._running.pop(deploy_id, None)
             if ordinary:
                 self._ordinary -= 1
@@ -171,7 +220,16 @@ class Worker:
         for deploy_id in lost:
             if deploy_id in self._recovering:
                 continue
-            log.warning("deploy %s lost its worker; %s recovers it", deploy_id, self.name)
+            deploy_event(
+                "taken_over",
+                deploy_id,
+                f"deploy {deploy_id} lost its worker; {self.name} takes it over",
+                worker=self.name,
+            )
+            try:
+                await asyncio.to_thread(workers.record_take_over, self.db, deploy_id, self.name)
+            except Exception:
+                log.warning("recording the take-over of %s failed", deploy_id, exc_info=True)
             task = asyncio.create_task(self._recover(deploy_id))
             self._recovering[deploy_id] = task
 
@@ -185,6 +243,12 @@ class Worker:
                 while True:
                     try:
                         if await recover(self.db, self.settings, deploy_id, self.name):
+                            deploy_event(
+                                "recovered",
+                                deploy_id,
+                                f"deploy {deploy_id} recovered by worker {self.name}",
+                                worker=self.name,
+                            )
                             return
                     except Exception:
                         log.exception("recovering deploy %s failed", deploy_id)
@@ -228,3 +292,17 @@ class Worker:
         """Wait for running deploys to finish (tests)."""
         while self._running:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+
+def _finished(deploy_id: int, status: str, worker: str) -> None:
+    """The lifecycle event for a run's end: ``finished`` (success, failed, paused),
+    ``cancelled``, or ``lost`` when another worker took the deploy over."""
+    event = {"cancelled": "cancelled", "lost": "lost"}.get(status, "finished")
+    deploy_event(
+        event,
+        deploy_id,
+        f"deploy {deploy_id} {'ended ' + status if event == 'finished' else event} "
+        f"on worker {worker}",
+        worker=worker,
+        status=status,
+    )

@@ -16,7 +16,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from ferryman.config.settings import Settings
-from ferryman.db.models import NotifyChannel, NotifyDelivery, utcnow
+from ferryman.db.clock import db_now
+from ferryman.db.models import NotifyChannel, NotifyDelivery
 from ferryman.db.session import Database, rowcount
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.channels.base import DeliveryFailed
@@ -29,9 +30,9 @@ STUCK = timedelta(minutes=5)  # a "sending" left by a dead worker is due again a
 
 
 def _claim(db: Database, limit: int) -> list[int]:
-    now = utcnow()
     claimed = []
     with db.transaction() as s:
+        now = db_now(s)
         s.execute(
             update(NotifyDelivery)
             .where(NotifyDelivery.status == "sending", NotifyDelivery.next_attempt_at < now - STUCK)
@@ -65,8 +66,8 @@ def _load(db: Database, delivery_id: int) -> tuple[Message, str, dict[str, objec
 
 
 def _record(db: Database, delivery_id: int, error: str, backoff: float) -> None:
-    now = utcnow()
     with db.transaction() as s:
+        now = db_now(s)
         delivery = s.get(NotifyDelivery, delivery_id)
         if delivery is None:
             return

@@ -17,6 +17,7 @@ EVENTS = (
     "deploy.failed",
     "rollback.succeeded",
     "rollback.failed",
+    "rollback.forced",
     "lock.held_long",
 )
 
@@ -94,6 +95,17 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     "rollback.failed": {
         "en": ("Rollback #{deploy_id} failed", "{project} {env}: {error}"),
         "zh_CN": ("回滚 #{deploy_id} 失败", "{project} {env}：{error}"),
+    },
+    "rollback.forced": {
+        "en": (
+            "{project} {env}: rollback forced across migrations",
+            "{actor} forced a rollback to {release} across irreversible migrations: "
+            "{migrations}\nReason: {reason}",
+        ),
+        "zh_CN": (
+            "{project} {env}：强制回滚跨越了数据库迁移",
+            "{actor} 强制回滚到 {release}，跨越了不可逆的迁移：{migrations}\n理由：{reason}",
+        ),
     },
     "lock.held_long": {
         "en": ("{project} {env} is locked for {minutes} minutes", "deploy #{deploy_id} by {actor}"),

@@ -1,8 +1,9 @@
 """Configuration detection (``ferryman check``): everything a deploy needs, checked live.
 
 One line per check and host: SSH reachable with the key and the host key known, releases dir
-writable, webroot parent exists, webroot not a real directory, tools present; and the repository
-reachable from the deploy host. Nothing is changed except creating the releases dir.
+writable, webroot parent exists, webroot not a real directory, tools present, the live release
+matching its manifest (every file hashed on the host); and the repository reachable from the
+deploy host. Nothing is changed except creating the releases dir.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ferryman.commands import remote as cmd
+from ferryman.commands import probe
+from ferryman.commands.probe import ProbeReport
+from ferryman.config.problems import hook_notes
 from ferryman.errors import FerrymanError
+from ferryman.pipeline import integrity
 from ferryman.pipeline.checkout import repo_for
-from ferryman.pipeline.context import Context
+from ferryman.pipeline.context import Context, HostFacts
 from ferryman.remote.executor import Target, fan_out
 
 
@@ -26,37 +30,44 @@ class Check:
     detail: str = ""
 
 
-def checks_from_probe(host: str, output: str) -> list[Check]:
+WEBROOT_DETAIL = {
+    "missing": "not there yet (created on first deploy)",
+    "real": "a real directory or file: Ferryman will refuse to replace it",
+}
+
+
+def checks_from_probe(host: str, report: ProbeReport) -> list[Check]:
+    """One line per fact of the probe's report."""
+    webroot = (
+        f"symlink to {report.link or ''}"
+        if report.webroot == "link"
+        else WEBROOT_DETAIL[report.webroot]
+    )
     found: list[Check] = []
-    for line in output.splitlines():
-        parts = line.split("\t")
-        if parts[0] == "webroot":
-            state = parts[1]
-            ok = state != "real"
-            detail = {
-                "link": f"symlink to {parts[2] if len(parts) > 2 else ''}",
-                "missing": "not there yet (created on first deploy)",
-                "real": "a real directory or file: Ferryman will refuse to replace it",
-            }[state]
-            found.append(Check(host, "webroot is not a real directory", ok, detail))
-        elif parts[0] == "parent":
-            found.append(Check(host, "webroot parent exists", parts[1] == "ok"))
-        elif parts[0] == "releases":
-            found.append(Check(host, "releases dir writable", parts[1] == "ok"))
-        elif parts[0] == "tool":
-            found.append(Check(host, f"{parts[1]} present", parts[2] == "ok"))
-        elif parts[0] == "need" and len(parts) > 3:
-            ok = parts[3] == "ok"
-            fix = "" if ok else f"install the {parts[1]} {parts[2]} on this host"
-            found.append(Check(host, f"requires {parts[1]} {parts[2]}", ok, fix))
-        elif parts[0] == "optional":
-            missing = "" if parts[2] == "ok" else "missing: packages fall back to gzip"
-            found.append(Check(host, f"{parts[1]} present (optional)", True, missing))
+    for need in report.needs:
+        fix = "" if need.ok else f"install the {need.kind} {need.name} on this host"
+        found.append(Check(host, f"requires {need.kind} {need.name}", need.ok, fix))
+    found += [
+        Check(host, "webroot is not a real directory", report.webroot != "real", webroot),
+        Check(host, "webroot parent exists", report.parent_ok),
+        Check(host, "releases dir writable", report.releases_writable),
+    ]
+    found += [Check(host, f"{name} present", ok) for name, ok in report.tools.items()]
+    found += [
+        Check(
+            host,
+            f"{name} present (optional)",
+            True,
+            "" if ok else "missing: packages fall back to gzip",
+        )
+        for name, ok in report.optional.items()
+    ]
     return found
 
 
 async def run_checks(ctx: Context) -> list[Check]:
     results: list[Check] = []
+    lives: dict[str, str] = {}  # host -> the release its webroot points to
 
     async def one(target: Target) -> None:
         try:
@@ -70,14 +81,19 @@ async def run_checks(ctx: Context) -> list[Check]:
         try:
             result = await ctx.executor.run(
                 target,
-                cmd.probe(ctx.layout, ctx.env.requires.commands, ctx.env.requires.packages),
+                probe.probe(ctx.layout, ctx.env.requires.commands, ctx.env.requires.packages),
                 stage="check",
                 timeout=ctx.env.command_timeout,
+                full_output=True,
             )
-        except FerrymanError as exc:
+            report = probe.parse(result.stdout)
+        except (FerrymanError, ValueError) as exc:
             results.append(Check(target.key, "probe", False, str(exc)))
             return
-        results.extend(checks_from_probe(target.key, result.stdout))
+        results.extend(checks_from_probe(target.key, report))
+        live = HostFacts(link=report.link).live_release(ctx.layout)
+        if live:
+            lives[target.key] = live
 
     async def repo_check() -> None:
         try:
@@ -88,10 +104,28 @@ async def run_checks(ctx: Context) -> list[Check]:
 
     try:
         await asyncio.gather(fan_out(ctx.targets, one, ctx.env.parallel), repo_check())
+        results += await live_checks(ctx, lives)
+        results += [Check("deploy host", "hook variables", True, n) for n in hook_notes(ctx.env)]
     finally:
         await ctx.executor.close()
     order = {t.key: i for i, t in enumerate(ctx.targets)}
     return sorted(results, key=lambda c: (order.get(c.host, -1), c.check))
+
+
+async def live_checks(ctx: Context, lives: dict[str, str]) -> list[Check]:
+    """The release each host serves, against its manifest: a file deleted or changed there is
+    a failed check, naming what."""
+    found = await integrity.inspect(ctx, {host: [name] for host, name in lives.items()}, "check")
+    return [
+        Check(
+            host,
+            "live release matches its manifest",
+            not verdict.damaged,
+            f"{verdict.release}: {verdict.reason or verdict.notes or 'complete'}",
+        )
+        for host, verdicts in found.items()
+        for verdict in verdicts
+    ]
 
 
 def as_dicts(checks: list[Check]) -> list[dict[str, Any]]:

@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ferryman import sandbox
-from ferryman.domain.release import release_name
+from ferryman.domain.release import is_safe_name
 from ferryman.errors import Conflict, VcsError
-from ferryman.pipeline import builds
+from ferryman.pipeline import builds, naming, parked_trees, prepare
 from ferryman.pipeline.context import Context
 from ferryman.process import LocalResult
-from ferryman.services import deploy_records
 from ferryman.vcs.base import Resolved, SandboxRun, Vcs
 from ferryman.vcs.factory import open_repo
 
@@ -43,25 +42,31 @@ def sandboxed(ctx: Context) -> SandboxRun | None:
         readonly: tuple[Path, ...],
         files: Mapping[str, bytes],
     ) -> LocalResult:
-        return await sandbox.run(
-            ctx.settings,
-            deploy_id=ctx.deploy_id,
-            workspace=ctx.workspace,
-            script=script,
-            cwd=ctx.workspace,
-            network=network,
-            timeout=ctx.env.task_timeout,
-            on_line=on_line,
-            what="checkout",
-            stage=STAGE,
-            readonly=readonly,
-            files=files,
+        return await ctx.cancellable(  # a cancel stops a long clone too
+            sandbox.run(
+                ctx.settings,
+                deploy_id=ctx.deploy_id,
+                workspace=ctx.workspace,
+                script=script,
+                cwd=ctx.workspace,
+                network=network,
+                timeout=ctx.env.task_timeout,
+                on_line=on_line,
+                what="checkout",
+                stage=STAGE,
+                readonly=readonly,
+                files=files,
+            )
         )
 
     return run
 
 
 async def run(ctx: Context) -> None:
+    await prepare.beside(ctx, _check_out(ctx))
+
+
+async def _check_out(ctx: Context) -> None:
     repo = repo_for(ctx)
     await repo.update()
     try:
@@ -76,9 +81,9 @@ async def run(ctx: Context) -> None:
             stage=STAGE,
         )
         resolved = await repo.pin(resolved, ctx.pinned_commit)
-    await adopt(ctx, resolved)
-    await repo.export(resolved, ctx.tree, sandboxed(ctx))
+    await parked_trees.check_out(ctx, repo, resolved, sandboxed(ctx))
     sandbox.check_workspace(ctx.workspace, ctx.tree, STAGE)
+    await adopt(ctx, resolved)
 
 
 async def reuse_build(ctx: Context, tree: Path, resolved: Resolved) -> None:
@@ -109,16 +114,16 @@ async def adopt_live(ctx: Context) -> None:
 
 
 async def adopt(ctx: Context, resolved: Resolved) -> None:
-    """Take ``resolved`` as what this deploy ships: name the release, record both."""
+    """Take ``resolved`` as what this deploy ships: name the release (once the probe says
+    which releases the hosts have), record both."""
+    await prepare.probed(ctx)
     ctx.resolved = resolved
-    ctx.release = release_name(ctx.started, ctx.ref, resolved.commit)
-    if any(ctx.release in facts.releases for facts in ctx.facts.values()):
-        ctx.release = f"{ctx.release}-{ctx.deploy_id}"
+    same = str(ctx.options.get("release") or "")
+    if same and is_safe_name(same):
+        # a retry of the hosts a finished deploy missed: the release the others serve, so
+        # the environment ends on one (a leftover dir of that name here is replaced)
+        ctx.release = same
+    else:  # the environment's release_name template, or the default; never one taken
+        ctx.release = await naming.name_release(ctx, resolved)
     ctx.recorder.log(f"{ctx.ref} is {resolved.commit}; release {ctx.release}", stage=STAGE)
-    await asyncio.to_thread(
-        deploy_records.set_resolved,
-        ctx.db,
-        ctx.deploy_id,
-        commit=resolved.commit,
-        release_name=ctx.release,
-    )
+    await ctx.store.set_resolved(resolved.commit, ctx.release)

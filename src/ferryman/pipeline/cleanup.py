@@ -3,32 +3,29 @@ unfinished ones first), and on failure remove the partial release dirs of this d
 
 from __future__ import annotations
 
-import asyncio
-
 from ferryman.commands import remote as cmd
 from ferryman.domain.release import choose_prunable, is_release_name
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target
-from ferryman.services import deploy_records, deploy_views
 
 STAGE = "cleanup"
 
 
 async def prune(ctx: Context) -> None:
-    complete = await asyncio.to_thread(
-        deploy_views.complete_releases, ctx.db, ctx.project_id, ctx.env_name
-    )
+    complete = await ctx.store.complete_releases()
+    order = await ctx.store.release_order()  # ours, by age: templated names too
     removed: dict[str, list[str]] = {}
 
     async def one(target: Target) -> None:
         facts = ctx.facts[target.key]
-        on_host = [n for n in facts.releases if is_release_name(n)] + [ctx.release]
+        on_host = [n for n in facts.releases if is_release_name(n) or n in order]
         doomed = choose_prunable(
-            on_host,
+            [*on_host, ctx.release],
             ctx.env.keep_releases,
             live=ctx.release,
             previous_good=facts.live_release(ctx.layout),
             complete=complete.get(target.key, set()) | {ctx.release},
+            order=order,
         )
         if doomed:
             await ctx.remote(
@@ -45,9 +42,7 @@ async def prune(ctx: Context) -> None:
     try:
         await ctx.each_host(STAGE, one)
     finally:
-        await asyncio.to_thread(
-            deploy_records.mark_removed, ctx.db, ctx.project_id, ctx.env_name, removed
-        )
+        await ctx.store.mark_removed(removed)
 
 
 async def remove_partial(ctx: Context) -> None:
@@ -79,10 +74,4 @@ async def remove_partial(ctx: Context) -> None:
         with ctx.recorder.stage("remove_partial", len(hosts)):
             await ctx.each_host("remove_partial", one, hosts)
     finally:
-        await asyncio.to_thread(
-            deploy_records.mark_removed,
-            ctx.db,
-            ctx.project_id,
-            ctx.env_name,
-            {host: [ctx.release] for host in done},
-        )
+        await ctx.store.mark_removed({host: [ctx.release] for host in done})

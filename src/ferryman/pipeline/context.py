@@ -9,28 +9,31 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from ferryman.clock import utcnow
+from ferryman.commands import processes
 from ferryman.commands.remote import Command, Layout
 from ferryman.config.project import Environment, ProjectConfig
 from ferryman.config.settings import Settings
-from ferryman.db.models import utcnow
-from ferryman.db.session import Database
 from ferryman.domain.config_files import ConfigFile, HostIdentity
+from ferryman.domain.overlap import shared_dir
 from ferryman.domain.rollout import Rollout
-from ferryman.errors import Cancelled, Conflict, FerrymanError, RemoteError
+from ferryman.domain.variables import with_aliases
+from ferryman.errors import Cancelled, FerrymanError, OwnershipLost, RemoteError
+from ferryman.pipeline.ports import DeployStore, RecordWriter
 from ferryman.pipeline.recorder import Recorder
+from ferryman.remote import local
 from ferryman.remote.executor import Executor, Result, Target, fan_out
 from ferryman.vcs.base import Resolved
 
+if TYPE_CHECKING:
+    from ferryman.db.session import Database
 
-class OwnershipLost(Conflict):
-    """This worker no longer owns the deploy: another took it over (its lease ran out) or the
-    project lock is gone. The run stops before its next host action, undoes nothing on hosts
-    (the new owner puts them in order) and writes no outcome."""
-
-    code = "ownership_lost"
+T = TypeVar("T")
+STOP_WAIT = 10.0  # seconds a stopped command has to end before it is abandoned
 
 
 @dataclass
@@ -74,7 +77,6 @@ class Context:
     target_release: str
     requested_by: str
     settings: Settings
-    db: Database
     recorder: Recorder
     executor: Executor
     targets: list[Target]
@@ -85,10 +87,13 @@ class Context:
     retry_of: int | None = None  # a retry ships that failed deploy's kept build
     prelinked: dict[str, str] = field(default_factory=dict)  # host -> base linked into staging
     prelink_task: asyncio.Task[None] | None = None
-    cancel_reason: str = ""  # set (by the runner's watcher) when someone asks to stop
+    probing: asyncio.Task[None] | None = None  # prepare's probe, running beside the checkout
+    _cancel_reason: str = field(default="", repr=False)
+    _cancel_asked: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     undoing: bool = False  # undo runs to its end, cancel or not
     committed: bool = False  # every host switched and post_release done: too late to cancel
-    lost: str = ""  # set (by the runner's heartbeat) when the deploy is no longer this worker's
+    _lost: str = field(default="", repr=False)
+    _store: DeployStore | None = field(default=None, repr=False)
     # the runner's check that the deploy is still ours, awaited before a host action once the
     # last confirmed lease (``owned_until``, monotonic seconds) has run out
     confirm_owner: Callable[[], Awaitable[None]] | None = None
@@ -106,6 +111,49 @@ class Context:
     created: set[str] = field(default_factory=set)  # hosts holding the new release dir
     switched: list[str] = field(default_factory=list)  # hosts already switched
     switching: bool = False  # a failure from here on is reverted, not cleaned
+
+    @property
+    def cancel_reason(self) -> str:
+        """Why someone asked the deploy to stop ("" while nobody has)."""
+        return self._cancel_reason
+
+    @cancel_reason.setter
+    def cancel_reason(self, reason: str) -> None:
+        """Set by the runner's watcher: the pipeline stops at its next safe point, and a
+        running hook (``cancellable``) is stopped at once."""
+        self._cancel_reason = reason
+        if reason:
+            self._cancel_asked.set()
+
+    @property
+    def store(self) -> DeployStore:
+        """What the deploy reads and records, through the one port (``pipeline.ports``)."""
+        if self._store is None:
+            raise RuntimeError("a context without a store (new_context gives one)")
+        return self._store
+
+    @store.setter
+    def store(self, store: DeployStore) -> None:
+        self._store = store
+
+    @property
+    def owner(self) -> str | None:
+        """The worker running the deploy: every write it makes is fenced by it."""
+        return self.recorder.owner
+
+    @property
+    def lost(self) -> str:
+        """Why the deploy is no longer this worker's ("" while it is)."""
+        return self._lost
+
+    @lost.setter
+    def lost(self, reason: str) -> None:
+        """Set by the runner's heartbeat: the pipeline stops at its next checkpoint or host
+        action, and a running hook (``cancellable``) is abandoned at once — a build's sandbox
+        killed; what runs on hosts is the new owner's to stop."""
+        self._lost = reason
+        if reason:
+            self._cancel_asked.set()
 
     @property
     def tree(self) -> Path:
@@ -138,7 +186,7 @@ class Context:
         }
         if host:
             values["HOST"] = host
-        return values
+        return with_aliases(self.env_variables, values)  # and Walle 2's names for some
 
     # --- running things on hosts ------------------------------------------------------------
 
@@ -155,8 +203,11 @@ class Context:
         quiet: bool = False,
         full_output: bool = False,
         shown: str | None = None,
+        track: bool = True,
     ) -> Result:
-        """Run one command on one host, logging its output and recording it as a step."""
+        """Run one command on one host, logging its output and recording it as a step.
+        It is started so that ``stop_commands`` can stop it later, from any connection
+        (``commands.processes``); ``track=False`` for the stop itself."""
         label = shown or shlex.join(command)
         await self.ensure_owner()
 
@@ -176,6 +227,7 @@ class Context:
                 on_line=on_line,
                 check=check,
                 full_output=full_output,
+                track=partial(processes.track, self.layout, self.deploy_id) if track else None,
             )
         except RemoteError as exc:
             self.recorder.step(
@@ -220,6 +272,45 @@ class Context:
             raise OwnershipLost(self.lost)
         if self.cancel_reason and not (self.undoing or self.committed):
             raise Cancelled(self.cancel_reason)
+
+    async def cancellable(
+        self, work: Awaitable[T], stop: Callable[[], Awaitable[object]] | None = None
+    ) -> T:
+        """Await ``work`` (a hook) unless a cancel that may still interrupt the deploy comes
+        first: then ``stop()`` (stopping it on its host), give it ``STOP_WAIT`` seconds to
+        end, abandon it (cancelling the task: a local command's process group is killed)
+        and raise ``Cancelled``. Once undoing or committed, ``work`` runs to its end. When
+        the deploy is lost meanwhile, ``work`` is abandoned at once (``OwnershipLost``)."""
+        if self.undoing or self.committed:
+            return await work
+        task = asyncio.ensure_future(work)
+        asked = asyncio.ensure_future(self._interrupting_cancel())
+        try:
+            await asyncio.wait({task, asked}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                return task.result()
+            if self.lost:
+                await _abandon(task)
+                raise OwnershipLost(self.lost)
+            if stop is not None:
+                try:
+                    await stop()
+                except FerrymanError as exc:  # the command is abandoned below all the same
+                    self.recorder.log(f"could not stop the running command: {exc}")
+                await asyncio.wait({task}, timeout=STOP_WAIT)
+            await _abandon(task)
+        finally:
+            asked.cancel()
+            if not task.done():  # we were cancelled ourselves: so is the work
+                task.cancel()
+        raise Cancelled(self.cancel_reason)
+
+    async def _interrupting_cancel(self) -> None:
+        """Returns once a cancel is asked while it may still interrupt the deploy, or once
+        the deploy is lost."""
+        await self._cancel_asked.wait()
+        if (self.undoing or self.committed) and not self.lost:
+            await asyncio.Future()  # too late to interrupt: never returns
 
     async def ensure_owner(self) -> None:
         """Before a host action: stop if the deploy is no longer ours; if our lease may have
@@ -274,13 +365,23 @@ class Context:
         raise KeyError(key)
 
 
+async def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` unless it is done, and wait until it is; its own failure (the doing of
+    whatever stopped it) is dropped."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()
+
+
 async def sleep(seconds: float) -> None:
     if seconds > 0:
         await asyncio.sleep(seconds)
 
 
 def new_context(
-    db: Database,
+    db: Database | None,
     settings: Settings,
     config: ProjectConfig,
     env_name: str,
@@ -299,10 +400,22 @@ def new_context(
     config_files: list[ConfigFile] | None = None,
     host_ids: dict[str, HostIdentity] | None = None,
     space: SpaceAccess | None = None,
+    store: DeployStore | None = None,
+    writer: RecordWriter | None = None,
 ) -> Context:
     """A context for one project environment: its hosts (all, or the chosen subset), its
     layout, and an executor using the space's key and pinned host keys (a superuser may have
-    named other key and known_hosts paths in the environment)."""
+    named other key and known_hosts paths in the environment). It records and reads through
+    the database ``db``, or (``db`` None) through ``store`` and ``writer``, e.g. in memory
+    (``pipeline.memory``)."""
+    if db is not None:
+        # the one place the engine meets the database: its adapters, handed to the context
+        # (allowed by tests/test_layers.py; everything else in pipeline/ uses the ports)
+        from ferryman.services.deploy_records import DatabaseWriter
+
+        writer = writer or DatabaseWriter(db)
+    if writer is None:
+        raise ValueError("a context needs a database or a store and a writer")
     space = space or SpaceAccess()
     env = config.environment(env_name)
     if env.task_timeout > space.max_task_timeout:  # the space's maximum wins
@@ -318,7 +431,7 @@ def new_context(
     layout = Layout(
         webroot=env.webroot,
         releases=env.releases,
-        shared_dir=env.shared_dir or posixpath.join(posixpath.dirname(env.releases), "shared"),
+        shared_dir=shared_dir(env.shared_dir, env.releases, config.project, env_name),
     )
     executor = Executor(
         client_key=Path(env.ssh_key) if env.ssh_key else space.ssh_key or settings.ssh_key,
@@ -326,7 +439,10 @@ def new_context(
         host_keys={} if env.known_hosts else space.host_keys,
         connect_timeout=env.connect_timeout,
     )
-    return Context(
+    if any(t.key == local.LOCAL for t in targets):  # the deploy host itself, sandboxed
+        place = local.LocalPlace(env.releases, env.webroot, layout.shared_dir, env.sandbox.network)
+        executor = local.with_local(executor, settings, project_id, place)
+    ctx = Context(
         deploy_id=deploy_id,
         project_id=project_id,
         kind=kind,
@@ -337,8 +453,7 @@ def new_context(
         target_release=target_release,
         requested_by=requested_by,
         settings=settings,
-        db=db,
-        recorder=Recorder(db, deploy_id, secrets),
+        recorder=Recorder(writer, deploy_id, secrets),
         executor=executor,
         targets=targets,
         layout=layout,
@@ -350,3 +465,11 @@ def new_context(
         host_ids=dict(host_ids or {}),
         space=space,
     )
+    if store is None:
+        if db is None:
+            raise ValueError("a context needs a database or a store and a writer")
+        from ferryman.services.deploy_store import DatabaseStore
+
+        store = DatabaseStore(db, deploy_id, project_id, env_name, ctx)
+    ctx.store = store
+    return ctx

@@ -55,7 +55,7 @@ async def _try(ctx: Context, check: HealthCheck, target: Target) -> str | None:
             return f"cannot connect: {exc or type(exc).__name__}"[:300]
         writer.close()
         return None
-    script = task_script(check.command or "", ctx.variables(target.key))
+    script = task_script(check.command or "", ctx.variables(target.key), where="target")
     try:  # the script (with the variables) on stdin, never on the host's command lines
         await ctx.remote(
             target,

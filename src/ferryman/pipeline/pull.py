@@ -14,12 +14,11 @@ from pathlib import Path
 
 from ferryman.config.project import Strategy
 from ferryman.domain import rollout as rules
-from ferryman.errors import Cancelled, Conflict, RolloutFailed
+from ferryman.domain.pull import FINAL
+from ferryman.errors import Cancelled, Conflict, OwnershipLost, RolloutFailed
 from ferryman.pipeline import checkout, tasks, transfer
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.package import build_manifest, write_package
-from ferryman.services import agents, deploy_records, deploy_views
-from ferryman.services.projects import space_of_project
 
 POLL = 0.5
 STAGE = "hosts"
@@ -65,20 +64,26 @@ async def build(ctx: Context) -> dict[str, object]:
 
 
 async def _wait(ctx: Context, hosts: list[str], action: str) -> dict[str, str]:
-    """Until every host of ``hosts`` has a final status (or is unreachable)."""
+    """Until every host of ``hosts`` has a final status or is past its deadline. An overdue
+    rollback counts as ``unreachable`` here but stays handed out: the host rolls back
+    whenever it polls again (it may have switched; the record then says where it is)."""
     pull = ctx.env.pull
+    overdue: set[str] = set()
     while True:
         ctx.checkpoint()
-        await asyncio.to_thread(
-            agents.mark_unreachable,
-            ctx.db,
-            ctx.deploy_id,
+        late = await ctx.store.mark_unreachable(
             pull.unreachable_after,
             pull.unreachable_after + pull.download_timeout + ctx.env.task_timeout * 3,
         )
-        found = await asyncio.to_thread(agents.tasks_of, ctx.db, ctx.deploy_id, action)
-        states = {h: found[h].status for h in hosts if h in found}
-        if all(s in agents.FINAL for s in states.values()):
+        if action == "rollback":
+            overdue.update(late)
+        found = await ctx.store.host_tasks(action)
+        states = {
+            h: found[h].status if found[h].final or h not in overdue else "unreachable"
+            for h in hosts
+            if h in found
+        }
+        if all(s in FINAL for s in states.values()):
             return states
         await asyncio.sleep(POLL)
 
@@ -87,20 +92,17 @@ async def run(ctx: Context) -> None:
     """A deploy (kind ``deploy``) or rollback to a pull-mode environment."""
     if ctx.kind == "config":
         raise Conflict("config-only deploys are not available in pull mode yet")
-    space_id = await asyncio.to_thread(space_of_project, ctx.db, ctx.project_id)
     hosts = [t.key for t in ctx.targets]
     if ctx.kind == "rollback":
-        await _rollback(ctx, space_id, hosts)
+        await _rollback(ctx, hosts)
         return
     info = await build(ctx)
-    await asyncio.to_thread(deploy_records.set_options, ctx.db, ctx.deploy_id, {"artifact": info})
+    await ctx.store.set_options({"artifact": info})
     state = ctx.rollout or rules.Rollout(batches=[hosts])
     strategy = ctx.env.strategy or Strategy()
     budget = rules.amount(strategy.max_failed, len(hosts), "strategy/max_failed")
-    await asyncio.to_thread(
-        agents.create_tasks, ctx.db, ctx.deploy_id, space_id, hosts, "deploy", ctx.release
-    )
-    await asyncio.to_thread(agents.host_rows, ctx.db, ctx.deploy_id)
+    await ctx.store.create_host_tasks(hosts, "deploy", ctx.release)
+    await ctx.store.add_host_rows()
     failed: dict[str, str] = {}
     try:
         with ctx.recorder.stage(STAGE, len(hosts)):
@@ -108,7 +110,7 @@ async def run(ctx: Context) -> None:
                 ctx.recorder.log(
                     f"batch {index + 1}/{len(state.batches)} is due: {', '.join(batch)}"
                 )
-                await asyncio.to_thread(agents.make_due, ctx.db, ctx.deploy_id, batch)
+                await ctx.store.make_due(batch)
                 states = await _wait(ctx, batch, "deploy")
                 for host, status in states.items():
                     ok = status in ("success", "skipped")
@@ -118,86 +120,97 @@ async def run(ctx: Context) -> None:
                 state.next_batch = index + 1
                 if len(failed) > budget:
                     host = next(iter(failed))
-                    await _tell_rollback(ctx, space_id, failed)
+                    ctx.undoing = True  # the rollback runs to its end, cancel or not
+                    await _tell_rollback(ctx)
                     raise RolloutFailed(
                         f"{len(failed)} host(s) failed, {budget} allowed: {host} is {failed[host]}",
                         host=host,
                         stage="post-deploy",
                         failed=failed,
                     )
-    except Cancelled:
-        await asyncio.to_thread(agents.cancel_open, ctx.db, ctx.deploy_id)
+    except (RolloutFailed, OwnershipLost):
+        raise  # told already; or no longer ours: the new owner recalls the hosts
+    except Exception:
+        # cancelled or failed, as a push deploy reverts its switched hosts: the hosts that
+        # switched roll back, and one still running its script is refused and goes back
+        ctx.undoing = True
+        await _tell_rollback(ctx)
         raise
     if failed:
         ctx.recorder.log(f"done; within max_failed: {failed}")
-    await asyncio.to_thread(prune_artifacts, ctx)
+    await prune_artifacts(ctx)
 
 
-def prune_artifacts(ctx: Context) -> None:
+async def prune_artifacts(ctx: Context) -> None:
     """Keep the artifacts of the newest ``keep_releases`` deploys of this environment (a host
     that rolls back needs none: its old releases are on disk)."""
-    from sqlalchemy import select
-
-    from ferryman.db.models import Deploy
-
-    with ctx.db.read() as s:
-        ids = s.scalars(
-            select(Deploy.id)
-            .where(Deploy.project_id == ctx.project_id, Deploy.env == ctx.env_name)
-            .order_by(Deploy.id.desc())
-        ).all()
+    ids = await ctx.store.environment_deploys()
     root = ctx.settings.home / "artifacts"
     for deploy_id in ids[ctx.env.keep_releases :]:
-        shutil.rmtree(root / f"deploy-{deploy_id}", ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, root / f"deploy-{deploy_id}", True)
 
 
-async def _tell_rollback(ctx: Context, space_id: int, failed: dict[str, str]) -> None:
-    """Stop handing out the deploy; hosts that switched roll back on their next poll."""
-    await asyncio.to_thread(agents.cancel_open, ctx.db, ctx.deploy_id)
-    found = await asyncio.to_thread(agents.tasks_of, ctx.db, ctx.deploy_id, "deploy")
-    switched = {h: t.previous for h, t in found.items() if t.status == "success" and t.previous}
-    if not switched:
-        return
-    ctx.recorder.log(f"telling {', '.join(switched)} to roll back")
-    await asyncio.to_thread(
-        agents.create_tasks,
-        ctx.db,
-        ctx.deploy_id,
-        space_id,
-        list(switched),
-        "rollback",
-        "",
-        switched,
+async def recover(ctx: Context) -> str:
+    """A pull-mode deploy whose worker died (``pipeline.recover``): a rollback's tasks were
+    all handed out, so the hosts are waited for — every host ends on its target; a deploy
+    stops being handed out and the hosts that had switched are told to roll back, so none
+    is left alone on the new release. Returns what happened, for the outcome."""
+    if ctx.kind == "rollback":
+        found = await ctx.store.host_tasks("rollback")
+        states = await _wait(ctx, list(found), "rollback")
+        bad = sorted(h for h, status in states.items() if status != "success")
+        return "; the hosts finished the rollback" + (f" except {', '.join(bad)}" if bad else "")
+    # a host in the middle of its deploy script is refused its next report and stops before
+    # its switch or switches back by itself; those that had switched are told to roll back
+    told = await _tell_rollback(ctx)
+    return "; the hosts that had switched were told to roll back" + (
+        f" ({', '.join(sorted(told))})" if told else ""
     )
-    await asyncio.to_thread(agents.make_due, ctx.db, ctx.deploy_id, list(switched), "rollback")
+
+
+async def _tell_rollback(ctx: Context) -> set[str]:
+    """Stop handing out the deploy (``cancel_host_tasks``); hosts that switched roll back on
+    their next poll. Returns the hosts told."""
+    await ctx.store.cancel_host_tasks()
+    found = await ctx.store.host_tasks("deploy")
+    # a host that went silent or was stopped after its go-ahead may have switched: it is
+    # told too. Back to what it served before, or (a first deploy) to no release at all.
+    # One that stays away past its deadline ends the wait but keeps the task (``_wait``).
+    switched = {h: t.previous for h, t in found.items() if t.may_have_switched}
+    if not switched:
+        return set()
+    ctx.recorder.log(f"telling {', '.join(switched)} to roll back")
+    await ctx.store.create_host_tasks(list(switched), "rollback", "", switched)
+    await ctx.store.make_due(list(switched), "rollback")
     with ctx.recorder.stage("rollback", len(switched)):
         states = await _wait(ctx, list(switched), "rollback")
     for host, status in states.items():
         ctx.recorder.stage_host("rollback", host, status == "success", 0.0)
+    return set(switched)
 
 
-async def _rollback(ctx: Context, space_id: int, hosts: list[str]) -> None:
-    """Every host back to its previous release (from the records), on its next poll."""
-    complete = await asyncio.to_thread(
-        deploy_views.complete_releases, ctx.db, ctx.project_id, ctx.env_name
-    )
-    live = await asyncio.to_thread(deploy_views.live_releases, ctx.db, ctx.project_id, ctx.env_name)
-    from ferryman.domain.release import previous_release
+async def _rollback(ctx: Context, hosts: list[str]) -> None:
+    """Every host to one release — the one asked for, or the last good one before what they
+    serve — on its next poll; refused, naming them, when hosts have no record of it."""
+    from ferryman.pipeline.rollback import target_release
 
-    targets = {}
-    for host in hosts:
-        name = ctx.target_release or previous_release(
-            sorted(complete.get(host, set())), live.get(host)
-        )
-        if not name:
-            raise Conflict(f"{host} has no earlier release to roll back to")
-        targets[host] = name
-    await asyncio.to_thread(
-        agents.create_tasks, ctx.db, ctx.deploy_id, space_id, hosts, "rollback", "", targets
-    )
-    await asyncio.to_thread(agents.make_due, ctx.db, ctx.deploy_id, hosts, "rollback")
-    with ctx.recorder.stage("rollback", len(hosts)):
-        states = await _wait(ctx, hosts, "rollback")
+    name = await target_release(ctx)
+    if not name:
+        raise Conflict("cannot roll back: no earlier good release on these hosts")
+    good = await ctx.store.good_releases()
+    missing = [h for h in hosts if name not in good.get(h, set())]
+    if missing and not ctx.target_release:
+        raise Conflict(f"cannot roll back to {name}: not complete on {', '.join(missing)}")
+    targets = dict.fromkeys(hosts, name)
+    await ctx.store.create_host_tasks(hosts, "rollback", "", targets)
+    await ctx.store.make_due(hosts, "rollback")
+    try:
+        with ctx.recorder.stage("rollback", len(hosts)):
+            states = await _wait(ctx, hosts, "rollback")
+    except Cancelled:
+        # a host that has not fetched its rollback yet never carries it out later
+        await ctx.store.cancel_host_tasks()
+        raise
     bad = {h: s for h, s in states.items() if s != "success"}
     for host, status in states.items():
         ctx.recorder.stage_host("rollback", host, status == "success", 0.0)

@@ -10,23 +10,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ferryman.db.models import utcnow
-from ferryman.db.session import Database
+from ferryman.clock import utcnow
 from ferryman.domain.masking import Masker
-from ferryman.services import deploy_records
-from ferryman.services.deploy_records import LogRecord, StepRecord
+from ferryman.domain.records import LogRecord, StepRecord
+from ferryman.errors import DatabaseUnavailable
+from ferryman.observability.logs import deploy_event
+from ferryman.pipeline.ports import RecordWriter
 
 FLUSH_SECONDS = 0.3
+OUTAGE_SECONDS = 1.0  # between tries while the database is out
 log = logging.getLogger(__name__)
 
 
 class Recorder:
-    def __init__(self, db: Database, deploy_id: int, secrets: Iterable[str] = ()) -> None:
-        self.db = db
+    def __init__(self, writer: RecordWriter, deploy_id: int, secrets: Iterable[str] = ()) -> None:
+        self.writer = writer
         self.deploy_id = deploy_id
         self.mask = Masker(secrets)  # secret values never reach the database
         self._lines: list[LogRecord] = []
@@ -36,6 +38,11 @@ class Recorder:
         self._stages_dirty = False
         self._starts: dict[str, float] = {}
         self._flush_lock = asyncio.Lock()
+        # the worker whose run this is: batches are written only while it holds the deploy
+        self.owner: str | None = None
+        self.on_lost: Callable[[], None] | None = None  # told once a batch was refused
+        self.refused = False
+        self.host_status: dict[str, str] = {}  # the last status given to each host
 
     # --- facts -----------------------------------------------------------------------------
 
@@ -71,6 +78,15 @@ class Recorder:
         """Per-host status and error: masked like everything else stored (a failing hook's
         stderr in an error often holds a secret it printed)."""
         self._hosts.setdefault(host, {}).update({k: self.mask(v) for k, v in values.items()})
+        if "status" in values:
+            self.host_status[host] = values["status"]
+
+    def settle_hosts(self, hosts: Iterable[str], status: str) -> None:
+        """At the end of a run: every host still ``running`` (or never reached) gets a final
+        status — no host row of an ended deploy says it is still running."""
+        for host in hosts:
+            if self.host_status.get(host, "running") == "running":
+                self.host(host, status=status)
 
     # --- stages ----------------------------------------------------------------------------
 
@@ -111,6 +127,9 @@ class Recorder:
 
     def stage_host(self, name: str, host: str, ok: bool, seconds: float) -> None:
         stage = self._stage(name)
+        before = stage["hosts"].get(host)
+        if before is not None:  # a host counts once per stage: its last outcome
+            stage["done" if before["ok"] else "failed"] -= 1
         stage["done" if ok else "failed"] += 1
         stage["hosts"][host] = {"ok": ok, "duration": round(seconds, 3)}
         self._stages_dirty = True
@@ -121,6 +140,14 @@ class Recorder:
         stage["duration"] = round(time.monotonic() - self._starts[name], 3)
         self._stages_dirty = True
         self.log(f"{name}: {status} in {stage['duration']:.2f}s", stage=name)
+        deploy_event(
+            "stage_finished",
+            self.deploy_id,
+            f"deploy {self.deploy_id} stage {name} {status} in {stage['duration']:.2f}s",
+            stage=name,
+            status=status,
+            duration=stage["duration"],
+        )
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -137,19 +164,21 @@ class Recorder:
             self._stages_dirty = False
             if not (lines or steps or hosts or stages is not None):
                 return
+            if self.refused:
+                return  # no longer ours: the new owner's record is left alone
             write = asyncio.ensure_future(
                 asyncio.to_thread(
-                    deploy_records.write_batch,
-                    self.db,
+                    self.writer.write_batch,
                     self.deploy_id,
                     lines,
                     steps,
                     hosts,
                     stages,
+                    self.owner,
                 )
             )
             try:
-                await asyncio.shield(write)
+                written = await asyncio.shield(write)
             except asyncio.CancelledError:
                 # the thread cannot be stopped: let it finish; keep the batch only if it failed
                 with contextlib.suppress(Exception):
@@ -160,6 +189,10 @@ class Recorder:
             except Exception:
                 self._keep(lines, steps, hosts, stages)  # the database may be back next time
                 raise
+            if not written:
+                self.refused = True
+                if self.on_lost is not None:
+                    self.on_lost()
 
     def _keep(
         self,
@@ -179,5 +212,18 @@ class Recorder:
             await asyncio.sleep(FLUSH_SECONDS)
             try:
                 await self.flush()
+            except DatabaseUnavailable:
+                log.warning("deploy %s: the database is out; its records wait", self.deploy_id)
+                await asyncio.sleep(OUTAGE_SECONDS)
             except Exception:
-                log.exception("writing the records of deploy %s failed; retrying", self.deploy_id)
+                log.exception("writing the records of deploy %s failed", self.deploy_id)
+
+    async def flush_all(self) -> None:
+        """The last flush of a run: waits for the database through an outage (a record
+        with lines missing would not tell what happened)."""
+        while True:
+            try:
+                await self.flush()
+                return
+            except DatabaseUnavailable:
+                await asyncio.sleep(OUTAGE_SECONDS)

@@ -1,129 +1,180 @@
-"""Recovering a deploy whose worker died (SIGKILL, lost machine): another worker takes over its
-lease and its project lock, looks at every host, and leaves each on a complete release —
-switched hosts go back to the release they had before, this deploy's partial or unused
-release dirs and early links are removed — then records what every host really serves and
-ends the deploy ``failed`` with ``worker_lost``. Nothing is resumed: redeploying is cheap and
-safe, guessing what a dead process had half done is not."""
+"""Recovering a deploy whose worker died (SIGKILL, lost machine, a lease that ran out).
+
+Another worker has taken over the deploy's lease (``services.queue.take_over_lost``) and the
+project lock (``jobs.recover_job``); here it stops what the dead owner still runs on the
+hosts, looks at every host and puts the fleet in order by the rule of ``domain.recovery``: a
+deploy that had finished is recorded as the success it was; any other deploy is undone (every
+host back on what it served before, the new release dir removed); a rollback is carried
+forward to its target when that is complete everywhere. Nothing else is resumed: redeploying
+is cheap and safe, guessing what a dead process had half done is not.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
-from sqlalchemy import select
+from dataclasses import dataclass
+from typing import Any
 
 from ferryman.commands import remote as cmd
-from ferryman.config.settings import Settings
-from ferryman.db.models import DeployHost
-from ferryman.db.session import Database
+from ferryman.domain import recovery
 from ferryman.errors import FerrymanError
-from ferryman.pipeline import prepare
+from ferryman.pipeline import prepare, pull, stopping, tasks
 from ferryman.pipeline.context import Context
-from ferryman.pipeline.runner import build_context
 from ferryman.remote.executor import Target
-from ferryman.services import agents, deploy_records, deploys, locks
 
-log = logging.getLogger(__name__)
 STAGE = "recover"
 
 
-def _previous(db: Database, deploy_id: int) -> dict[str, str]:
-    with db.read() as s:
-        rows = s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy_id))
-        return {r.host: r.previous_release for r in rows if r.previous_release}
+@dataclass(frozen=True)
+class Abandoned:
+    """What the record says of a deploy whose worker died."""
+
+    kind: str
+    release_name: str
+    target: str  # the one release a rollback went to ("" when it went to several or none)
+    stages: dict[str, str]  # stage name -> its status
+    emergency: bool = False
+
+    def committed(self, restarts: bool) -> bool:
+        """The record shows the deploy's work on hosts was done: a deploy reached its
+        cleanup; a rollback finished its ``post_release`` (an emergency one, its switch and,
+        when ``tasks.restart`` is set, the restart)."""
+        if self.kind == "rollback":
+            last = ("restart" if restarts else "switch") if self.emergency else "post_release"
+            return self.stages.get(last) == "success"
+        return "cleanup" in self.stages
 
 
-async def recover(db: Database, settings: Settings, deploy_id: int, worker: str) -> bool:
-    """Returns False when the project lock is still held (try again on the next round)."""
-    ctx = await asyncio.to_thread(build_context, db, settings, deploy_id)
-    deploy, _ = await asyncio.to_thread(deploys.load, db, deploy_id)
-    key = locks.deploy_key(ctx.project.project, ctx.env_name)
-    owner = f"{worker}:recover-{deploy_id}"
+async def put_in_order(
+    ctx: Context, abandoned: Abandoned, worker: str
+) -> tuple[str, dict[str, Any] | None]:
+    """Every host of a deploy whose worker died back in order (``ctx.undoing``, the dead
+    run's stages in the recorder): the outcome and error to record."""
+    rec = ctx.recorder
+    rec.log(f"the worker running #{ctx.deploy_id} was lost; {worker} puts hosts in order")
+    with rec.stage(STAGE, len(ctx.targets)):
+        if ctx.env.mode == "pull":  # no SSH: the hosts act on their next poll
+            return "failed", lost_error(worker, await pull.recover(ctx))
+        return await _put_hosts_in_order(ctx, abandoned, worker)
+
+
+def lost_error(worker: str, problem: str) -> dict[str, Any]:
+    return {
+        "code": "worker_lost",
+        "message": "the worker running this deploy stopped" + problem,
+        "details": {"recovered_by": worker},
+    }
+
+
+async def _put_hosts_in_order(
+    ctx: Context, abandoned: Abandoned, worker: str
+) -> tuple[str, dict[str, Any] | None]:
+    rec = ctx.recorder
+    # first, nothing the dead owner started may still run: a late switch or hook would undo
+    # the repair (the stop waits until they are gone)
+    stuck = await stopping.stop_deploy_commands(ctx, stage=STAGE)
+    # what each host served before the deploy, read before anything is probed or written
+    before = await ctx.store.hosts_before(ctx.layout.releases)
     try:
-        await asyncio.to_thread(
-            locks.acquire,
-            db,
-            key,
-            owner=owner,
-            deploy_id=deploy_id,
-            holder="recovery",
-            lease=settings.lock_lease_seconds,
+        await prepare.probe_hosts(ctx, stage=STAGE, refuse=False, record=False)
+    except FerrymanError:  # the hosts that answered are put in order; the others are named
+        pass
+    unreachable = [t.key for t in ctx.targets if t.key not in ctx.facts]
+    for key in unreachable:
+        rec.host(key, status="failed", error="could not be reached to put it in order")
+    views = {
+        key: recovery.HostView(
+            live=facts.live_release(ctx.layout),
+            link=facts.link,
+            # a host the dead run never probed was never touched: it stays as it is
+            before=before.get(key, facts.live_release(ctx.layout) or facts.link or ""),
+            complete=frozenset(n for n, sha in facts.releases.items() if sha),
+            present=frozenset(facts.releases),
         )
-    except FerrymanError:
-        await ctx.executor.close()
-        return False
-    ctx.undoing = True
-    ctx.release = deploy.release_name
-    # keep the dead worker's stage record; what it was in the middle of is marked lost
-    ctx.recorder.stages = [
-        {**stage, "status": "lost"} if stage.get("status") == "running" else dict(stage)
-        for stage in deploy.stages
-    ]
-    flusher = asyncio.create_task(ctx.recorder.run_flusher())
-    problem = ""
-    try:
-        ctx.recorder.log(f"the worker running #{deploy_id} was lost; {worker} puts hosts in order")
-        with ctx.recorder.stage(STAGE, len(ctx.targets)):
-            if ctx.env.mode == "pull":  # no SSH: stop handing it out; hosts keep a release
-                await asyncio.to_thread(agents.cancel_open, db, deploy_id)
-            else:
-                await _put_hosts_in_order(ctx, _previous(db, deploy_id))
-    except Exception as exc:  # record it; the deploy still ends and the lock is released
-        problem = f"; recovery incomplete: {exc}"
-        log.exception("recovering deploy %s", deploy_id)
-    finally:
-        await ctx.executor.close()
-        flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
-        await ctx.recorder.flush()
-        await asyncio.to_thread(
-            deploys.finish,
-            db,
-            deploy_id,
-            "failed",
-            {
-                "code": "worker_lost",
-                "message": "the worker running this deploy stopped" + problem,
-                "details": {"recovered_by": worker},
-            },
-        )
-        await asyncio.to_thread(locks.release, db, key, owner=owner)
-    return True
-
-
-async def _put_hosts_in_order(ctx: Context, previous: dict[str, str]) -> None:
-    await prepare.probe_hosts(ctx, stage=STAGE, refuse=False)
-    new = ctx.release
-    live_now: dict[str, str | None] = {}
+        for key, facts in ctx.facts.items()
+    }
+    decided = recovery.plan(
+        abandoned.kind,
+        ctx.layout.releases,
+        abandoned.release_name if abandoned.kind != "rollback" else "",
+        abandoned.target,
+        abandoned.committed(bool(ctx.env.tasks.restart_script.strip())),
+        views,
+    )
+    decided.problems.update(dict.fromkeys(unreachable, "could not be reached"))
+    for key, why in stuck.items():
+        decided.problems.setdefault(key, f"its running commands could not be stopped: {why}")
+    if decided.outcome == recovery.SUCCESS and not unreachable:
+        rec.log("every host had finished this deploy before its worker was lost")
+        for target in ctx.targets:
+            rec.host(target.key, status="success")
+        return "success", None
+    done: dict[str, str | None] = {}
     removed: dict[str, list[str]] = {}
 
     async def one(target: Target) -> None:
-        facts = ctx.facts[target.key]
-        live = facts.live_release(ctx.layout)
-        before = previous.get(target.key)
-        if ctx.kind == "deploy" and new and live == new and before and before in facts.releases:
+        key = target.key
+        if key in decided.switch:
+            path = decided.switch[key]
             await ctx.remote(
                 target,
-                cmd.switch(ctx.layout, ctx.layout.release(before), ctx.deploy_id),
+                cmd.switch(ctx.layout, path, ctx.deploy_id),
                 stage=STAGE,
-                shown=f"switch {ctx.layout.webroot} back -> {before}",
+                shown=f"switch {ctx.layout.webroot} -> {path}",
             )
-            live = before
-            ctx.recorder.host(target.key, status="reverted")
-        live_now[target.key] = live
-        await ctx.remote(target, cmd.remove_staging(ctx.layout, ctx.deploy_id), stage=STAGE)
-        if ctx.kind == "deploy" and new and live != new and new in facts.releases:
-            await ctx.remote(target, cmd.remove_releases(ctx.layout, [new]), stage=STAGE)
-            removed[target.key] = [new]
+        elif key in decided.unlink:
+            await ctx.remote(
+                target,
+                cmd.remove_webroot_link(ctx.layout),
+                stage=STAGE,
+                shown=f"remove {ctx.layout.webroot} (no release before this deploy)",
+            )
+        done[key] = decided.live.get(key)
+        await ctx.remote(
+            target,
+            cmd.remove_leftovers(ctx.layout, ctx.deploy_id),
+            stage=STAGE,
+            shown="remove the staging copy and a half-made switch link",
+        )
+        if key in decided.remove:
+            name = decided.remove[key]
+            await ctx.remote(target, cmd.remove_releases(ctx.layout, [name]), stage=STAGE)
+            removed[key] = [name]
+        changed = key in decided.switch or key in decided.unlink
+        forward = decided.outcome == recovery.FORWARD
+        rec.host(
+            key,
+            status=("success" if forward else "reverted") if changed else "unchanged",
+            **({"error": decided.problems[key]} if key in decided.problems else {}),
+        )
 
+    reached = [t for t in ctx.targets if t.key in ctx.facts]
+    emergency = decided.outcome == recovery.FORWARD and abandoned.emergency
     try:
-        await ctx.each_host(STAGE, one)
+        await ctx.each_host(STAGE, one, reached)
+        if emergency:
+            # the site is down and every host now serves the release it needs: restart it
+            # there (the dead run may have stopped a restart half way), as the rollback would
+            await tasks.restart(ctx, {t.key: abandoned.target for t in reached})
     finally:
-        await asyncio.to_thread(
-            deploy_records.set_live, ctx.db, ctx.project_id, ctx.env_name, ctx.deploy_id, live_now
+        await ctx.store.set_live(done)
+        await ctx.store.mark_removed(removed)
+    if emergency and not decided.problems:
+        rec.log("the emergency rollback was completed on every host by the recovery")
+        return "success", None
+    return "failed", lost_error(worker, _summary(ctx, decided))
+
+
+def _summary(ctx: Context, decided: recovery.Plan) -> str:
+    """What the hosts serve now, in a few words for the deploy's error."""
+    names = sorted({v or "no release" for v in decided.live.values()})
+    what = (
+        "; the rollback was completed on every host, without its hooks"
+        if decided.outcome == recovery.FORWARD
+        else "; every host was put back on the release it served before"
+    )
+    text = what + f" (now: {', '.join(names)})"
+    if decided.problems:
+        text += "; not in order: " + "; ".join(
+            f"{host}: {why}" for host, why in sorted(decided.problems.items())
         )
-        await asyncio.to_thread(
-            deploy_records.mark_removed, ctx.db, ctx.project_id, ctx.env_name, removed
-        )
+    return text

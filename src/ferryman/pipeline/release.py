@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from ferryman.commands import remote as cmd
 from ferryman.pipeline import tasks
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target
-from ferryman.services import deploy_records
 
 SWITCH = "switch"
 REVERT = "revert"
@@ -32,14 +29,7 @@ async def switch_all(ctx: Context, releases: dict[str, str]) -> None:
     try:
         await ctx.each_host(SWITCH, one, [ctx.target(k) for k in releases])
     finally:
-        await asyncio.to_thread(
-            deploy_records.set_live,
-            ctx.db,
-            ctx.project_id,
-            ctx.env_name,
-            ctx.deploy_id,
-            {k: releases[k] for k in ctx.switched if k in releases},
-        )
+        await ctx.store.set_live({k: releases[k] for k in ctx.switched if k in releases})
 
 
 async def run(ctx: Context) -> None:
@@ -94,6 +84,4 @@ async def revert(ctx: Context, keys: list[str] | None = None) -> None:
                             ctx, "post_release", [target], cwd=ctx.layout.release(old)
                         )
     finally:
-        await asyncio.to_thread(
-            deploy_records.set_live, ctx.db, ctx.project_id, ctx.env_name, ctx.deploy_id, live
-        )
+        await ctx.store.set_live(live)

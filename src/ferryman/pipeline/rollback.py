@@ -1,93 +1,94 @@
-"""rollback: verify the target release is complete on every host, then the same atomic switch,
-then ``post_release``. Recorded as its own deploy."""
+"""rollback: one release for every chosen host — the one asked for, or the last good one
+before what they serve — verified complete on every host against its manifest, then the
+same atomic switch, then ``post_release``. Recorded as its own deploy. A host that cannot go
+there is named and nothing is switched: a rollback never mixes releases."""
 
 from __future__ import annotations
 
-import asyncio
-
-from ferryman.domain.release import previous_release
+from ferryman.domain.release import rollback_target
 from ferryman.errors import Conflict
-from ferryman.pipeline import rollout, tasks
+from ferryman.pipeline import integrity, rollout, tasks
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.release import SWITCH, switch_all
-from ferryman.services import deploy_records, deploy_views, rollouts
 
 STAGE = "verify"
 
 
-def candidates(ctx: Context) -> list[str]:
-    """The releases a rollback can go to, from the records alone (what an emergency rollback
-    then checks on the hosts): ``to``, or each host's previous good release."""
+async def target_release(
+    ctx: Context, facts_live: dict[str, str | None] | None = None
+) -> str | None:
+    """The one release this rollback goes to: ``to``, or the last good release before the
+    newest one the chosen hosts serve (``domain.release.rollback_target``)."""
     if ctx.target_release:
-        return [ctx.target_release]
-    complete = deploy_views.complete_releases(ctx.db, ctx.project_id, ctx.env_name)
-    live = deploy_views.live_releases(ctx.db, ctx.project_id, ctx.env_name)
-    bad = (
-        set()
-        if ctx.options.get("force")
-        else rollouts.bad_releases(ctx.db, ctx.project_id, ctx.env_name)
-    )
-    names = set()
-    for target in ctx.targets:
-        current = live.get(target.key)
-        found = previous_release(sorted(complete.get(target.key, set()) - bad), current)
-        if found:
-            names.add(found)
-    return sorted(names)
+        return ctx.target_release
+    good = await ctx.store.good_releases()
+    live: dict[str, str | None] = dict(await ctx.store.live_releases())
+    for key, name in (facts_live or {}).items():
+        live[key] = name or live.get(key)  # what a host really serves wins over the record
+    bad = set() if ctx.options.get("force") else await ctx.store.bad_releases()
+    order = await ctx.store.release_order()  # older/newer by the records, not by name
+    return rollback_target(good, [t.key for t in ctx.targets], live, bad, order)
+
+
+async def candidates(ctx: Context) -> list[str]:
+    """The release a rollback goes to, from the records alone (what an emergency rollback
+    then looks for on the hosts)."""
+    found = await target_release(ctx)
+    return [found] if found else []
 
 
 async def choose_targets(ctx: Context) -> dict[str, str]:
-    """{host: release to switch to}, or ``Conflict`` naming every host that cannot go there."""
-    wanted: dict[str, str | None] = {}
-    if ctx.target_release:
-        wanted = dict.fromkeys((t.key for t in ctx.targets), ctx.target_release)
-    else:
-        complete = await asyncio.to_thread(
-            deploy_views.complete_releases, ctx.db, ctx.project_id, ctx.env_name
+    """{host: the release to switch to} — one release for every host — or ``Conflict``
+    naming every host that cannot go there (not recorded as complete there by a successful
+    deploy, missing, or not matching its manifest)."""
+    facts_live = {k: f.live_release(ctx.layout) for k, f in ctx.facts.items()}
+    name = await target_release(ctx, facts_live)
+    if name is None:
+        raise Conflict("cannot roll back: no earlier good release on these hosts")
+    checked = ctx.options.get("migrations_target")
+    if checked and name != checked:  # the request's migration check was for another release
+        raise Conflict(
+            f"cannot roll back to {name}: the request was checked for database migrations "
+            f"against {checked}, and the hosts now call for {name}; ask for the rollback again",
+            release=name,
         )
-        live = await asyncio.to_thread(
-            deploy_views.live_releases, ctx.db, ctx.project_id, ctx.env_name
-        )
-        bad = set()
-        if not ctx.options.get("force"):
-            bad = await asyncio.to_thread(
-                rollouts.bad_releases, ctx.db, ctx.project_id, ctx.env_name
-            )
-        for target in ctx.targets:
-            present = {n for n, sha in ctx.facts[target.key].releases.items() if sha}
-            current = live.get(target.key) or ctx.facts[target.key].live_release(ctx.layout)
-            history = (complete.get(target.key, set()) & present) - (bad - {current})
-            wanted[target.key] = previous_release(sorted(history), current)
-    missing = []
+    good = {} if ctx.target_release else await ctx.store.good_releases()
+    missing: dict[str, str] = {}
     for target in ctx.targets:
-        name = wanted[target.key]
-        if name is None or not ctx.facts[target.key].releases.get(name):
-            missing.append(f"{target.key} ({name or 'no earlier release'})")
+        if not ctx.facts[target.key].releases.get(name):
+            missing[target.key] = "not on the host"
+        elif not ctx.target_release and name not in good.get(target.key, set()):
+            missing[target.key] = "no successful deploy completed it there"
+    present = {t.key: name for t in ctx.targets if t.key not in missing}
+    if present and not ctx.options.get("emergency"):  # the site is down: no hashing then
+        missing.update(await integrity.damaged(ctx, present, STAGE))
     if missing:
-        what = ctx.target_release or "the previous release"
-        raise Conflict(f"cannot roll back to {what}: not complete on " + ", ".join(missing))
-    return {k: v for k, v in wanted.items() if v}
+        raise Conflict(
+            f"cannot roll back to {name}: "
+            + ", ".join(f"{host} ({why})" for host, why in sorted(missing.items())),
+            release=name,
+            hosts=missing,
+        )
+    return dict.fromkeys((t.key for t in ctx.targets), name)
 
 
 async def run(ctx: Context) -> None:
     with ctx.recorder.stage(STAGE, len(ctx.targets)):
         chosen = await choose_targets(ctx)
-        names = sorted(set(chosen.values()))
-        ctx.release = names[0] if len(names) == 1 else ""
-        await asyncio.to_thread(
-            deploy_records.set_resolved,
-            ctx.db,
-            ctx.deploy_id,
-            commit="",
-            release_name=", ".join(names),
-        )
-        ctx.recorder.log("rolling back to " + ", ".join(names), stage=STAGE)
+        name = next(iter(chosen.values()))
+        ctx.release = name
+        await ctx.store.set_resolved("", name)
+        ctx.recorder.log(f"rolling back to {name}", stage=STAGE)
     if ctx.options.get("emergency"):
-        # the site is down: the link switch only, every host at once, no hooks
+        # the site is down: the link switch, every host at once, then the restart task
+        # (``tasks.restart``, none by default) everywhere at once; no other hooks
         with ctx.recorder.stage(SWITCH, len(chosen)):
             await switch_all(ctx, chosen)
+        # a restart that fails is reported; the hosts stay on the release they need
+        ctx.switching = False
+        await tasks.restart(ctx, chosen)
         return
-    if ctx.rollout is not None and len(names) == 1:
+    if ctx.rollout is not None:
         # a normal rollback of a gray-released environment: the same batch flow, no pause
         ctx.rollout.previous = {t.key: ctx.facts[t.key].link for t in ctx.targets}
         await rollout.run(ctx, ctx.rollout, pause=False)
@@ -95,12 +96,10 @@ async def run(ctx: Context) -> None:
     with ctx.recorder.stage(SWITCH, len(chosen)):
         await switch_all(ctx, chosen)
     with ctx.recorder.stage("post_release", len(chosen)):
-        for name in names:
-            hosts = [ctx.target(k) for k, v in chosen.items() if v == name]
-            await tasks.remote_task(
-                ctx,
-                "post_release",
-                hosts,
-                cwd=ctx.layout.release(name),
-                delay=ctx.env.post_release_delay,
-            )
+        await tasks.remote_task(
+            ctx,
+            "post_release",
+            ctx.targets,
+            cwd=ctx.layout.release(name),
+            delay=ctx.env.post_release_delay,
+        )

@@ -21,10 +21,9 @@ from datetime import UTC, datetime
 from ferryman.config.project import Strategy
 from ferryman.domain import rollout as rules
 from ferryman.errors import Cancelled, FerrymanError, RolloutFailed
-from ferryman.pipeline import health, release, tasks
+from ferryman.pipeline import analysis, health, release, served, tasks
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target, fan_out
-from ferryman.services import rollouts
 
 PAUSED = "paused"
 DONE = "done"
@@ -87,7 +86,9 @@ async def _step(
     return [t for t in hosts if t.key not in failures]
 
 
-async def _batch(ctx: Context, state: rules.Rollout, batch: list[Target]) -> None:
+async def _batch(
+    ctx: Context, state: rules.Rollout, batch: list[Target], hold_out: bool = False
+) -> None:
     new_dir = ctx.layout.release(ctx.release)
     hosts = await _step(ctx, state, "lb_out", batch, lambda t: _lb(ctx, "lb_out", t))
     hosts = await _step(
@@ -104,7 +105,7 @@ async def _batch(ctx: Context, state: rules.Rollout, batch: list[Target]) -> Non
                         state.failed[target.key] = ctx.recorder.mask(f"switch: {exc.message}")[:500]
         hosts = [t for t in hosts if t.key in ctx.switched]
     state.switched = [k for k in ctx.switched]
-    rollouts.save(ctx.db, ctx.deploy_id, state)
+    await ctx.store.save_rollout(state)
     if ctx.env.post_release_delay > 0:
         passed = []
         for index, target in enumerate(hosts):
@@ -135,7 +136,13 @@ async def _batch(ctx: Context, state: rules.Rollout, batch: list[Target]) -> Non
 
     if ctx.env.health_check:
         hosts = await _step(ctx, state, health.STAGE, hosts, healthy)
-    hosts = await _step(ctx, state, "lb_in", hosts, lambda t: _lb(ctx, "lb_in", t))
+    if ctx.env.verify_served is not None:  # it serves the new release, not a cached old one
+        hosts = await _step(ctx, state, served.STAGE, hosts, lambda t: served.prove(ctx, t))
+    if hold_out:  # canary_lb: out_until_continue: lb_in when the rollout is continued
+        state.out_of_lb += [t.key for t in hosts if t.key not in state.out_of_lb]
+        ctx.recorder.log(f"kept out of the load balancer until continue: {len(hosts)} host(s)")
+    else:
+        hosts = await _step(ctx, state, "lb_in", hosts, lambda t: _lb(ctx, "lb_in", t))
     state.healthy += [t.key for t in hosts if t.key not in state.healthy]
     # hosts that failed: back on their old release, and back into the load balancer
     broken = [t for t in batch if t.key in state.failed]
@@ -160,7 +167,7 @@ async def _wait(ctx: Context, state: rules.Rollout, seconds: float, why: str) ->
     while time.monotonic() < deadline:
         await asyncio.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
         ctx.checkpoint()
-        asked = await asyncio.to_thread(rollouts.take_request, ctx.db, ctx.deploy_id)
+        asked = await ctx.store.take_rollout_request()
         if asked == "continue":
             ctx.recorder.log("continued early")
             return
@@ -168,8 +175,19 @@ async def _wait(ctx: Context, state: rules.Rollout, seconds: float, why: str) ->
             raise _Abort(asked, f"{asked} asked while waiting")
 
 
+async def _back_in(ctx: Context, state: rules.Rollout) -> None:
+    """``lb_in`` for the canary hosts held out of the load balancer (``canary_lb``); a host
+    whose ``lb_in`` fails is logged and still counted as back (nothing else would retry it)."""
+    held, state.out_of_lb = [ctx.target(k) for k in state.out_of_lb], []
+    if held:
+        ctx.recorder.log(f"back into the load balancer: {', '.join(t.key for t in held)}")
+        for key, exc in (await _each(ctx, "lb_in", held, lambda t: _lb(ctx, "lb_in", t))).items():
+            ctx.recorder.log(f"lb_in: {_why(exc)}", host=key)
+        await ctx.store.save_rollout(state)
+
+
 async def _asked(ctx: Context) -> None:
-    asked = await asyncio.to_thread(rollouts.take_request, ctx.db, ctx.deploy_id)
+    asked = await ctx.store.take_rollout_request()
     if asked in ("abort", "rollback"):
         raise _Abort(asked, f"{asked} asked")
 
@@ -198,6 +216,8 @@ async def run(ctx: Context, state: rules.Rollout, asked: str = "", pause: bool =
         while state.next_batch < len(state.batches):
             index = state.next_batch
             keys = state.batches[index]
+            if index > 0:
+                await _back_in(ctx, state)  # continued: the held canary serves again
             if index > 0 and strategy.between_batches and not asked:
                 await _wait(ctx, state, strategy.between_batches, "between batches")
             asked = ""
@@ -208,9 +228,10 @@ async def run(ctx: Context, state: rules.Rollout, asked: str = "", pause: bool =
             )
             with ctx.recorder.stage(name, len(keys)):
                 ctx.recorder.log(f"{name}: {', '.join(keys)}")
-                await _batch(ctx, state, [ctx.target(k) for k in keys])
+                hold = canary and index == 0 and strategy.canary_lb == "out_until_continue"
+                await _batch(ctx, state, [ctx.target(k) for k in keys], hold)
             state.next_batch += 1
-            await asyncio.to_thread(rollouts.save, ctx.db, ctx.deploy_id, state)
+            await ctx.store.save_rollout(state)
             batch_failed = [k for k in keys if k in state.failed]
             if batch_failed and (canary and index == 0):
                 host, what = _first_failure(state, keys)
@@ -222,8 +243,18 @@ async def run(ctx: Context, state: rules.Rollout, asked: str = "", pause: bool =
                     f"{len(state.failed)} host(s) failed, {budget} allowed: {host}: {what}",
                     host,
                 )
+            promoted = False
+            if pause and canary and index == 0 and strategy.analysis is not None:
+                judged = await analysis.run(ctx, state, keys)  # metric canary analysis
+                if judged.action == analysis.ABORT:
+                    raise _Abort(judged.how, judged.reason, judged.host)
+                if judged.action == analysis.PAUSE:
+                    state.state, state.pause_reason = "paused", judged.reason
+                    state.paused_since = datetime.now(UTC).isoformat()
+                    return PAUSED
+                promoted = judged.action == analysis.PROMOTED
             if pause and canary and index == 0 and state.next_batch < len(state.batches):
-                wait = strategy.pause_seconds
+                wait = 0.0 if promoted else strategy.pause_seconds
                 if wait is None:
                     state.state = "paused"
                     state.paused_since = datetime.now(UTC).isoformat()
@@ -232,9 +263,16 @@ async def run(ctx: Context, state: rules.Rollout, asked: str = "", pause: bool =
                     return PAUSED
                 if wait:
                     await _wait(ctx, state, wait, "after the canary")
+        await _back_in(ctx, state)
         state.state = "done"
-        await asyncio.to_thread(rollouts.save, ctx.db, ctx.deploy_id, state)
+        await ctx.store.save_rollout(state)
         return DONE
+    except Cancelled:
+        if state.out_of_lb:  # a held canary goes back on its old release, then in
+            ctx.undoing = True  # as the runner's undo: no cancel stops this
+            await release.revert(ctx, [k for k in state.out_of_lb if k in ctx.switched])
+            await _back_in(ctx, state)
+        raise
     except _Abort as abort:
         # a person's "abort" applies on_failure; "rollback" always puts hosts back
         how = strategy.on_failure if abort.how == "abort" else abort.how
@@ -271,13 +309,14 @@ async def abort_rollout(
                     await _lb(ctx, "lb_in", target)
                 except FerrymanError as exc:
                     ctx.recorder.log(f"lb_in: {exc.message}", host=target.key)
-        state.state = "aborted"
+        state.state, state.out_of_lb = "aborted", []
     else:
         state.state = "halted" if how == "halt" else "aborted"
         ctx.switched.clear()  # halt: nothing is put back
+        await _back_in(ctx, state)  # but a held canary serves again
     state.switched = list(ctx.switched)
-    await asyncio.to_thread(rollouts.save, ctx.db, ctx.deploy_id, state)
-    await asyncio.to_thread(rollouts.mark_bad, ctx.db, ctx.project_id, ctx.env_name, ctx.release)
+    await ctx.store.save_rollout(state)
+    await ctx.store.mark_bad(ctx.release)
     detail = state.failed.get(host, "")
     stage, _, what = detail.partition(": ")
     raise RolloutFailed(

@@ -17,7 +17,7 @@ from ferryman.commands import remote as cmd
 from ferryman.commands.remote import inline_delete_fits, receive_release
 from ferryman.domain.manifest import Manifest, decode, diff, excluded
 from ferryman.errors import Conflict, RemoteError
-from ferryman.pipeline import configs
+from ferryman.pipeline import configs, integrity, prepare
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.package import (
     ALWAYS_EXCLUDED,
@@ -26,7 +26,6 @@ from ferryman.pipeline.package import (
     write_package,
 )
 from ferryman.remote.executor import Target, fan_out
-from ferryman.services import deploy_records
 
 STAGE = "transfer"
 Base = tuple[str, str] | None  # (release name, manifest sha1) or a full transfer
@@ -65,9 +64,14 @@ def base_of(ctx: Context, target: Target) -> str | None:
 
 
 async def prelink(ctx: Context) -> None:
-    """While the deploy host checks out and builds, every host with a live release makes the
-    hard-linked copy the delta will start from (the slow part of a small redeploy: one
-    ``mkdir``/``link`` per entry). A host where this fails simply starts from scratch later."""
+    """While the deploy host checks out and builds, every host with a live release checks it
+    against its manifest and makes the hard-linked copy the delta will start from (the slow
+    part of a small redeploy: one ``mkdir``/``link`` per entry), both at once. A host where the
+    link fails simply starts from scratch later; one whose live release is damaged gets the
+    full release (its copy is removed after the transfer). Starts once the probe (running
+    beside the checkout) has said what each host serves; nothing when it failed."""
+    if not await prepare.probed_ok(ctx):
+        return
 
     async def one(target: Target) -> None:
         base = base_of(ctx, target)
@@ -81,9 +85,56 @@ async def prelink(ctx: Context) -> None:
         )
         ctx.prelinked[target.key] = base
 
-    failures = await fan_out(ctx.targets, one, ctx.env.parallel)
+    failures, _ = await asyncio.gather(
+        fan_out(ctx.targets, one, ctx.env.parallel), check_bases(ctx)
+    )
     for host, exc in failures.items():
         ctx.recorder.log(f"early link failed ({exc}); linking during transfer", host=host)
+
+
+async def check_bases(ctx: Context) -> None:
+    """Check every host's delta base (its live release) against its manifest; a host whose
+    base does not match, or cannot be checked, gets the full release, so that a file or
+    directory deleted or changed in the live release is never carried into the new one —
+    nor a file dropped into it, or a changed mode (a config-only deploy, which ships the live
+    release again, keeps those).
+
+    (A base is dropped by marking its manifest unknown in the facts, as for a release without
+    one. This runs in the background from the start of the deploy: a config-only deploy has
+    checked the live releases' facts before it first awaits.)"""
+    wanted = {t.key: [base] for t in ctx.targets if (base := base_of(ctx, t)) is not None}
+    try:
+        found = await integrity.inspect(ctx, wanted, STAGE, background=True)
+    except Exception as exc:  # cancelled or no longer ours: the deploy stops at its next step
+        found = {
+            host: [integrity.Verdict(names[0], f"{integrity.UNCHECKED}: {exc}")]
+            for host, names in wanted.items()
+        }
+    for host, verdicts in found.items():
+        for verdict in verdicts:
+            if verdict.damaged:
+                ctx.facts[host].releases[verdict.release] = None  # never a delta base
+                why = (
+                    verdict.reason
+                    if verdict.reason.startswith(integrity.UNCHECKED)
+                    else f"does not match its manifest ({verdict.reason})"
+                )
+                ctx.recorder.log(
+                    f"live release {verdict.release} {why}: sending the full release",
+                    host=host,
+                    stage=STAGE,
+                )
+            elif verdict.notes and ctx.kind != "config":
+                # complete, but with entries or modes its manifest does not have (a file
+                # dropped in, a chmod): a hard-linked copy would carry them into the new
+                # release, which must be exactly the build
+                ctx.facts[host].releases[verdict.release] = None
+                ctx.recorder.log(
+                    f"live release {verdict.release} has what its manifest does not "
+                    f"({verdict.notes}): sending the full release",
+                    host=host,
+                    stage=STAGE,
+                )
 
 
 async def _base_manifest(ctx: Context, base: str, hosts: list[Target]) -> Manifest | None:
@@ -111,6 +162,17 @@ async def _live_manifest(ctx: Context) -> Manifest:
     return {path: entry for path, entry in base.items() if not excluded(path, patterns)}
 
 
+def _refuse_damaged_live(ctx: Context) -> None:
+    """A config-only deploy copies the live release: there is no build to send in full."""
+    damaged = sorted(t.key for t in ctx.targets if base_of(ctx, t) is None)
+    if damaged:
+        raise Conflict(
+            f"the live release {ctx.target_release} does not match its manifest on "
+            f"{', '.join(damaged)} (see the log); a config-only deploy would copy it: "
+            "deploy a commit instead"
+        )
+
+
 async def run(ctx: Context) -> None:
     if ctx.kind == "config":
         manifest = await _live_manifest(ctx)
@@ -126,6 +188,10 @@ async def run(ctx: Context) -> None:
     )
     if ctx.prelink_task is not None:
         await ctx.prelink_task  # never raises: failed hosts just were not prelinked
+    else:
+        await check_bases(ctx)
+    if ctx.kind == "config":
+        _refuse_damaged_live(ctx)
     version = version_text(ctx)
     groups = group_by_base(ctx)
     plans: list[tuple[str | None, list[str], Path, list[Target]]] = []
@@ -197,14 +263,6 @@ async def run(ctx: Context) -> None:
 
     await ctx.each_host(STAGE, one)
     assert ctx.resolved is not None
-    await asyncio.to_thread(
-        deploy_records.record_releases,
-        ctx.db,
-        ctx.project_id,
-        ctx.env_name,
-        ctx.deploy_id,
-        ctx.resolved.commit,
-        ctx.release,
-        [t.key for t in ctx.targets],
-        "complete",
+    await ctx.store.record_releases(
+        ctx.resolved.commit, ctx.release, [t.key for t in ctx.targets], "complete"
     )

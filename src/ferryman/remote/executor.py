@@ -2,14 +2,17 @@
 
 ``run`` executes an argv command with a timeout on both ends (the remote ``timeout`` utility kills
 the process tree, and the client gives up a little later in case the host itself is gone); it
-streams output lines to a callback. ``send_file`` streams a local file to a command's stdin in
-chunks, waiting for each to drain, so memory stays flat however many hosts are fed at once.
+streams output lines to a callback. A deploy's commands are also recorded on the host so that
+they can be stopped from another connection (``track``: ``commands.processes``). ``send_file``
+streams a local file to a command's stdin in chunks, waiting for each to drain, so memory stays
+flat however many hosts are fed at once.
 asyncssh and OS errors become ``RemoteError`` naming the host and stage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import shlex
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -57,9 +60,15 @@ class Result:
         return self.exit_status == 0
 
 
-def wrap(command: Command, timeout: float) -> str:
-    """The command line sent to the host: ``timeout -k 5 T argv…``, every element quoted."""
-    return shlex.join(["timeout", "-k", str(KILL_GRACE), f"{max(1, round(timeout))}", *command])
+Wrapper = Callable[[Command], Command]
+
+
+def wrap(command: Command, timeout: float, track: Wrapper | None = None) -> str:
+    """The command line sent to the host: ``timeout -k 5 T argv…``, every element quoted;
+    with ``track`` (``commands.processes.track``) that argv is started so it can be stopped
+    later from another connection."""
+    argv = ("timeout", "-k", str(KILL_GRACE), f"{max(1, round(timeout))}", *command)
+    return shlex.join(track(argv) if track is not None else argv)
 
 
 class _Tail:
@@ -189,15 +198,18 @@ class Executor:
         on_line: LineCallback | None = None,
         check: bool = True,
         full_output: bool = False,
+        track: Wrapper | None = None,
     ) -> Result:
         """Run ``command`` on ``target``; feed ``stdin`` bytes or the file ``source``.
 
         ``stdout``/``stderr`` of the result keep the last few KB, or all of stdout when
-        ``full_output`` is set (for reading a file such as a manifest).
+        ``full_output`` is set (for reading a file such as a manifest). ``track`` makes the
+        command stoppable from elsewhere (see ``wrap``). When the caller stops waiting
+        (cancelled), the channel is closed.
         """
         await self.connect(target, stage)
         conn = self._conn(target, stage)
-        line = wrap(command, timeout)
+        line = wrap(command, timeout, track)
         shown = shlex.join(command)
         out, err = _Tail(None if full_output else TAIL), _Tail(TAIL)
         process: asyncssh.SSHClientProcess[bytes] | None = None
@@ -214,6 +226,10 @@ class Executor:
                     pass  # the command ended early; its exit status tells why
                 await readers
                 completed = await process.wait(check=False)
+        except asyncio.CancelledError:
+            if process is not None:
+                process.close()  # nobody reads it any more
+            raise
         except TimeoutError:
             if process is not None:
                 process.close()  # the host stopped answering; do not leave the channel open
@@ -255,11 +271,6 @@ class Executor:
             conn.close()
         await asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True)
 
-    def drop(self, target: Target) -> None:
-        conn = self._connections.pop(target.key, None)
-        if conn is not None:
-            conn.close()
-
 
 async def _feed(stdin: asyncssh.SSHWriter[bytes], data: bytes | None, source: Path | None) -> None:
     if source is not None:
@@ -281,12 +292,14 @@ async def _pump(
     reader: asyncssh.SSHReader[bytes], tail: _Tail, stream: str, on_line: LineCallback | None
 ) -> None:
     pending = b""
+    # one decoder for the whole stream: a character split between two reads stays whole
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
     while True:
         chunk = await reader.read(65536)
         if not chunk:
+            tail.add(decoder.decode(b"", final=True))
             break
-        text_chunk = chunk.decode("utf-8", "replace")
-        tail.add(text_chunk)
+        tail.add(decoder.decode(chunk))
         if on_line is not None:
             pending += chunk
             *lines, pending = pending.split(b"\n")

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ferryman.db.clock import db_now
 from ferryman.db.models import (
+    ACTIVE_STATUSES,
     AgentTask,
     AgentToken,
     Deploy,
@@ -34,6 +36,7 @@ from ferryman.db.models import (
     utcnow,
 )
 from ferryman.db.session import Database, rowcount
+from ferryman.domain import pull as pull_states
 from ferryman.domain import validate
 from ferryman.domain.masking import Masker
 from ferryman.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied
@@ -41,8 +44,7 @@ from ferryman.services import deploy_records
 from ferryman.services.audit import Actor, record
 from ferryman.services.spaces import visible_space
 
-ACTIVE = ("due", "running")
-FINAL = ("success", "failed", "rolled_back", "skipped", "unreachable", "cancelled")
+ACTIVE, FINAL = pull_states.ACTIVE, pull_states.FINAL
 REFRESH_SECONDS = 0.5
 TOKEN_CACHE_SECONDS = 30.0  # a revoked token stops working within this
 REPLAY_WINDOW = 300.0
@@ -228,7 +230,10 @@ class DueIndex:
                     .where(AgentTask.status.in_(ACTIVE))
                     .order_by(AgentTask.id)
                 ).all()
-            self._due = {(r[0], r[1]): Due(r[2], r[3], r[4], r[5]) for r in rows}
+            due: dict[tuple[int, str], Due] = {}
+            for r in rows:  # the oldest per host: the one ``take`` hands out
+                due.setdefault((r[0], r[1]), Due(r[2], r[3], r[4], r[5]))
+            self._due = due
             self._at = time.monotonic()
 
     def forget(self) -> None:
@@ -238,8 +243,18 @@ class DueIndex:
 index = DueIndex()
 
 
-def _task(db_session: Session, space_id: int, host: str, task_id: int) -> AgentTask:
-    task = db_session.get(AgentTask, task_id)
+def _serialized(s: Session) -> None:
+    """On SQLite, take the database's write lock before reading what is about to change (it
+    has no row locks: a read would not see a write committed before this one's own);
+    PostgreSQL and MariaDB lock the rows read ``FOR UPDATE`` instead."""
+    if s.get_bind().dialect.name == "sqlite":
+        s.execute(text("BEGIN IMMEDIATE"))
+
+
+def _task(
+    db_session: Session, space_id: int, host: str, task_id: int, lock: bool = False
+) -> AgentTask:
+    task = db_session.get(AgentTask, task_id, with_for_update=lock)
     if task is None or task.host != host or task.space_id != space_id:
         raise PermissionDenied(f"task #{task_id} is not {host}'s")
     return task
@@ -248,6 +263,7 @@ def _task(db_session: Session, space_id: int, host: str, task_id: int) -> AgentT
 def take(db: Database, space_id: int, host: str) -> tuple[AgentTask, Deploy, Project] | None:
     """The host's due task, now ``running`` (the script is being fetched), with its deploy."""
     with db.transaction() as s:
+        _serialized(s)
         task = s.scalar(
             select(AgentTask)
             .where(
@@ -256,11 +272,22 @@ def take(db: Database, space_id: int, host: str) -> tuple[AgentTask, Deploy, Pro
                 AgentTask.status.in_(ACTIVE),
             )
             .order_by(AgentTask.id)
+            .limit(1)
+            .with_for_update()  # a cancel committing meanwhile is seen, not overwritten
         )
         if task is None:
             return None
-        task.status = "running"
-        task.fetched_at = utcnow()
+        # conditional on its state as read: a cancel committed meanwhile is never undone
+        # (SQLite takes no row lock for the read above)
+        handed = s.execute(
+            update(AgentTask)
+            .where(AgentTask.id == task.id, AgentTask.status.in_(ACTIVE))
+            .values(status="running", fetched_at=db_now(s))  # compared by mark_unreachable
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(handed) != 1:
+            return None
+        s.refresh(task)
         deploy = s.get(Deploy, task.deploy_id)
         project = s.get(Project, deploy.project_id) if deploy else None
         assert deploy is not None and project is not None
@@ -303,56 +330,94 @@ def report(
     previous: str = "",
 ) -> None:
     """A phase's exit code and output (its tail) from a host; ``status`` when it is the last
-    word (success, failed, rolled_back, skipped). Shown in the console like push hosts."""
+    word (success, failed, rolled_back, skipped). Shown in the console like push hosts.
+
+    Taken only while the deploy is active, checked with its row locked and written in the
+    same transaction: a late host (the deploy was cancelled, failed or recovered meanwhile)
+    gets ``Conflict``, records nothing, and must not switch or switches back
+    (``commands/agent_script.py``). The same last word twice (a retry after a lost answer)
+    is taken once."""
     if status and status not in FINAL:
         raise Conflict(f"status: one of {', '.join(FINAL)}")
-    with db.transaction() as s:
-        task = _task(s, space_id, host, task_id)
-        if task.status in FINAL:
-            raise Conflict(f"task #{task_id} is already {task.status}")
-        task.phase = phase[:32]
-        if previous and not task.previous:
-            task.previous = previous[:255]
-        if status:
-            task.status = status
-            task.finished_at = utcnow()
-            task.detail = f"{phase}: exit {exit_code}"
-        deploy_id, release, action = task.deploy_id, task.release, task.action
-        prior = task.previous
-        project_id = s.scalar(select(Deploy.project_id).where(Deploy.id == deploy_id))
-        env = s.scalar(select(Deploy.env).where(Deploy.id == deploy_id))
+    with db.read() as s:
+        deploy_id = _task(s, space_id, host, task_id).deploy_id
     tail = _masker(db, deploy_id)(output)[-OUTPUT_LIMIT:]  # a hook may print a secret
-    now = utcnow()
+    last_word = f"{phase}: exit {exit_code}"
+    ended = ""
+    with db.transaction() as s:
+        _serialized(s)
+        task = _task(s, space_id, host, task_id, lock=True)
+        # a rollback the host fetched, then ran after its deadline: what it did is the truth
+        late_rollback = (
+            task.action == "rollback" and task.status == "unreachable" and task.fetched_at
+        )
+        if task.status in FINAL and not late_rollback:
+            if status == task.status and task.detail == last_word:
+                return
+            raise Conflict(f"task #{task_id} is already {task.status}")
+        if task.status != "running" and not late_rollback:
+            raise Conflict(f"task #{task_id} was never handed to {host} (it is {task.status})")
+        deploy = s.get(Deploy, deploy_id, with_for_update=True)
+        # a rollback a host carried out is recorded whenever it reports: it restored what
+        # the host served; a deploy's report counts only while the deploy is active
+        ended_deploy = deploy is None or deploy.status not in ACTIVE_STATUSES
+        if deploy is None or (ended_deploy and task.action == "deploy"):
+            ended = deploy.status if deploy is not None else "deleted"
+            task.status, task.finished_at = "cancelled", utcnow()
+            task.detail = f"{phase}: reported after the deploy ended ({ended})"
+        else:
+            task.phase = phase[:32]
+            if previous and not task.previous:
+                task.previous = previous[:255]
+            if status:
+                task.status, task.finished_at, task.detail = status, utcnow(), last_word
+            _record_report(s, task, deploy, tail, last_word, status)
+    if ended or status:
+        index.forget()
+    if ended:
+        raise Conflict(f"deploy #{deploy_id} has ended ({ended}): {host} must not switch")
+
+
+def _record_report(
+    s: Session, task: AgentTask, deploy: Deploy, tail: str, last_word: str, status: str
+) -> None:
+    """A host's report in its deploy's record: the output's lines, and with a last word the
+    host's row and (success, rolled back) the release it now serves."""
+    now, host, stage = utcnow(), task.host, task.phase
     lines = [
-        deploy_records.LogRecord(text=line, host=host, stage=phase[:32], stream="stdout", ts=now)
+        deploy_records.LogRecord(text=line, host=host, stage=stage, stream="stdout", ts=now)
         for line in tail.splitlines()
     ]
     lines.append(
         deploy_records.LogRecord(
-            text=f"{phase}: exit {exit_code}" + (f" ({status})" if status else ""),
-            host=host,
-            stage=phase[:32],
-            stream="",
-            ts=now,
+            text=last_word + (f" ({status})" if status else ""), host=host, stage=stage, ts=now
         )
     )
-    deploy_records.append_logs(db, deploy_id, lines)
-    if status:
-        index.forget()
-        host_status = "success" if status in ("success", "skipped") else status
-        deploy_records.set_hosts(db, deploy_id, {host: {"status": host_status}})
-        if status == "success" and project_id is not None and env is not None:
-            live = release
-            deploy_records.set_live(db, project_id, env, deploy_id, {host: live})
-            if action == "deploy":
-                commit = ""
-                with db.read() as s:
-                    commit = s.scalar(select(Deploy.commit).where(Deploy.id == deploy_id)) or ""
-                deploy_records.record_releases(
-                    db, project_id, env, deploy_id, commit, release, [host], "complete"
-                )
-        elif status == "rolled_back" and project_id is not None and env is not None and prior:
-            deploy_records.set_live(db, project_id, env, deploy_id, {host: prior})
+    deploy_records.append_logs_in(s, deploy.id, lines)
+    if not status:
+        return
+    host_status = "success" if status in ("success", "skipped") else status
+    deploy_records.set_hosts_in(s, deploy.id, {host: {"status": host_status}})
+    if status == "success":
+        # a rollback to nothing (the host had no release before a first deploy) unlinked it
+        deploy_records.set_live_in(
+            s, deploy.project_id, deploy.env, deploy.id, {host: task.release or None}
+        )
+        if task.action == "deploy":
+            deploy_records.record_releases_in(
+                s,
+                deploy.project_id,
+                deploy.env,
+                deploy.id,
+                deploy.commit or "",
+                task.release,
+                [host],
+                "complete",
+            )
+    elif status == "rolled_back" and task.previous:
+        deploy_records.set_live_in(
+            s, deploy.project_id, deploy.env, deploy.id, {host: task.previous}
+        )
 
 
 def _masker(db: Database, deploy_id: int) -> Masker:
@@ -402,9 +467,19 @@ def make_due(db: Database, deploy_id: int, hosts: list[str], action: str = "depl
                 AgentTask.action == action,
                 AgentTask.status == "pending",
             )
-            .values(status="due", due_at=utcnow())
+            .values(status="due", due_at=db_now(s))
         )
     index.forget()
+
+
+def task_states(
+    db: Database, deploy_id: int, action: str = "deploy"
+) -> dict[str, pull_states.HostTask]:
+    """{host: its task's state} for the worker waiting on them."""
+    return {
+        host: pull_states.HostTask(task.status, task.previous or "", went_ahead=bool(task.phase))
+        for host, task in tasks_of(db, deploy_id, action).items()
+    }
 
 
 def tasks_of(db: Database, deploy_id: int, action: str = "deploy") -> dict[str, AgentTask]:
@@ -416,45 +491,91 @@ def tasks_of(db: Database, deploy_id: int, action: str = "deploy") -> dict[str, 
     return {r.host: r for r in rows}
 
 
+OVERDUE = "overdue: rolls back when the host polls again"
+
+
 def mark_unreachable(
     db: Database, deploy_id: int, fetch_within: float, run_within: float
 ) -> list[str]:
-    """Hosts that did not fetch their due task in time, or never reported after fetching."""
-    now = utcnow()
+    """Hosts whose task is past its deadline (not fetched within ``fetch_within``, or not
+    reported within ``run_within`` of fetching). A deploy task becomes ``unreachable``. A
+    rollback task stays handed out — the host may have switched, and rolls back whenever it
+    polls again — and only its host row says it is overdue. Each change is conditional on
+    the task's state as read, so a report taken meanwhile is never overwritten."""
     late: list[str] = []
+    newly: dict[str, dict[str, str]] = {}
     with db.transaction() as s:
-        for task in s.scalars(
-            select(AgentTask).where(AgentTask.deploy_id == deploy_id, AgentTask.status.in_(ACTIVE))
-        ):
-            if (
-                task.status == "due"
-                and task.due_at
-                and now - task.due_at > timedelta(seconds=fetch_within)
-            ) or (
-                task.status == "running"
-                and task.fetched_at
-                and now - task.fetched_at > (timedelta(seconds=run_within))
+        _serialized(s)
+        now = db_now(s)  # due_at and fetched_at are the database's time too
+        tasks = s.execute(
+            select(
+                AgentTask.id,
+                AgentTask.host,
+                AgentTask.action,
+                AgentTask.status,
+                AgentTask.due_at,
+                AgentTask.fetched_at,
+                AgentTask.detail,
+            )
+            .where(AgentTask.deploy_id == deploy_id, AgentTask.status.in_(ACTIVE))
+            .with_for_update()
+        ).all()
+        for task_id, host, action, status, due_at, fetched_at, detail in tasks:
+            if not (
+                (status == "due" and due_at and now - due_at > timedelta(seconds=fetch_within))
+                or (
+                    status == "running"
+                    and fetched_at
+                    and now - fetched_at > timedelta(seconds=run_within)
+                )
             ):
-                late.append(task.host)
-            else:
                 continue
-            task.status, task.finished_at = "unreachable", now
-            task.detail = "did not poll in time" if not task.fetched_at else "never reported back"
-    if late:
+            same = (AgentTask.id == task_id, AgentTask.status == status)
+            if action == "rollback":
+                late.append(host)
+                if detail != OVERDUE and rowcount(
+                    s.execute(update(AgentTask).where(*same).values(detail=OVERDUE))
+                ):
+                    newly[host] = {"status": "unreachable", "error": OVERDUE}
+                continue
+            why = "did not poll in time" if not fetched_at else "never reported back"
+            if rowcount(
+                s.execute(
+                    update(AgentTask)
+                    .where(*same)
+                    .values(status="unreachable", finished_at=now, detail=why)
+                )
+            ):
+                late.append(host)
+                newly[host] = {"status": "unreachable", "error": "no report"}
+    if newly:
         index.forget()
-        deploy_records.set_hosts(
-            db, deploy_id, {h: {"status": "unreachable", "error": "no report"} for h in late}
-        )
+        deploy_records.set_hosts(db, deploy_id, newly)
     return late
 
 
 def cancel_open(db: Database, deploy_id: int) -> None:
-    """Stop handing out a deploy: its pending and due tasks are cancelled."""
+    """Stop handing out a deploy: its pending and due tasks are cancelled, and so is a deploy
+    task a host is running — its next report is refused, and the host stops before its
+    switch or switches back by itself (``commands/agent_script.py``)."""
     with db.transaction() as s:
         s.execute(
             update(AgentTask)
             .where(AgentTask.deploy_id == deploy_id, AgentTask.status.in_(("pending", "due")))
             .values(status="cancelled", finished_at=utcnow())
+        )
+        s.execute(
+            update(AgentTask)
+            .where(
+                AgentTask.deploy_id == deploy_id,
+                AgentTask.action == "deploy",
+                AgentTask.status == "running",
+            )
+            .values(
+                status="cancelled",
+                finished_at=utcnow(),
+                detail="the deploy stopped while the host ran it",
+            )
         )
     index.forget()
 

@@ -4,15 +4,23 @@ an approval covers exactly the configuration that was approved (``domain.approva
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ferryman.config.project import ProjectConfig
+from ferryman.config.settings import value_of
 from ferryman.db.models import Environment, Project, Server, Ticket
 from ferryman.domain import approval, validate
+from ferryman.domain.permissions import Role
+from ferryman.errors import OwnTicket, ValidationError
+from ferryman.services.audit import Actor
+from ferryman.services.authz import space_role
 from ferryman.services.config_files import config_views
+
+SELF_APPROVAL = "FERRYMAN_SELF_APPROVAL"
 
 
 def approving_environments(
@@ -68,3 +76,33 @@ def _variables(s: Session, project: Project, env: str) -> dict[str, str]:
     )
     values = {f"env:{k}": v for k, v in (row.variables if row else {}).items()}
     return values | {f"secret:{k}": v for k, v in sealed_for(s, project.id, env).items()}
+
+
+def self_approval_mode() -> str:
+    """``FERRYMAN_SELF_APPROVAL`` of this server: ``off`` or ``owners``."""
+    mode: str = value_of(os.environ, SELF_APPROVAL)
+    return mode
+
+
+def check_self_approval(s: Session, actor: Actor, ticket: Ticket, reason: str) -> None:
+    """``actor`` created ``ticket`` and wants to approve it. Allowed only where the server
+    lets owners do so (``FERRYMAN_SELF_APPROVAL=owners``: a team of one), to an owner of the
+    ticket's space or a superuser, with a written reason; refused otherwise, saying how a
+    team of one gets going."""
+    what = f"you created ticket #{ticket.id}; another master must approve it"
+    if self_approval_mode() != "owners":
+        raise OwnTicket(
+            f"{what}. Alone on this server? Add a second master "
+            "(`ferryman space add-member SPACE USER --role master`), turn approval off for "
+            f"the environment (`ferryman env set {ticket.env} --no-approval`), or let owners "
+            f"approve their own tickets with a written reason ({SELF_APPROVAL}=owners in the "
+            "server's environment, then `ferryman ticket approve "
+            f'{ticket.id} --comment "why"`)'
+        )
+    if not actor.is_superuser and space_role(s, actor, ticket.space_id) != Role.owner:
+        raise OwnTicket(f"{what} (only an owner of the space may approve their own tickets)")
+    if not reason.strip():
+        raise ValidationError(
+            f"comment: approving your own ticket #{ticket.id} needs a written reason "
+            '(`--comment "why"`); it is kept in the audit log and sent with the approval'
+        )

@@ -13,10 +13,13 @@ from sqlalchemy.orm import Session
 from ferryman.db.models import Project, ProjectMember, Space, SpaceMember
 from ferryman.domain.permissions import PUBLIC, SUPER, USER, Role, rule
 from ferryman.errors import InsufficientScope, NotFound, PermissionDenied
+from ferryman.said import said
+from ferryman.services import group_roles
 from ferryman.services.audit import Actor
 
 
 def space_role(s: Session, actor: Actor, space_id: int) -> Role | None:
+    """The member's role in the space: the highest of their own and their groups'."""
     if actor.id is None:
         return None
     row = s.execute(
@@ -28,7 +31,10 @@ def space_role(s: Session, actor: Actor, space_id: int) -> Role | None:
             Space.is_active.is_(True),
         )
     ).first()
-    return Role[row[0]] if row else None
+    roles = [Role[r] for r in group_roles.roles_in_space(s, actor.id, space_id)]
+    if row:
+        roles.append(Role[row[0]])
+    return max(roles, default=None)
 
 
 def project_role(s: Session, actor: Actor, project: Project) -> Role | None:
@@ -50,13 +56,12 @@ def visible_space_ids(s: Session, actor: Actor) -> list[int] | None:
         return None
     if actor.id is None:
         return []
-    return list(
-        s.scalars(
-            select(SpaceMember.space_id)
-            .join(Space, Space.id == SpaceMember.space_id)
-            .where(SpaceMember.user_id == actor.id, Space.is_active.is_(True))
-        )
+    direct = s.scalars(
+        select(SpaceMember.space_id)
+        .join(Space, Space.id == SpaceMember.space_id)
+        .where(SpaceMember.user_id == actor.id, Space.is_active.is_(True))
     )
+    return sorted(set(direct) | group_roles.spaces(s, actor.id))
 
 
 def require(
@@ -72,12 +77,20 @@ def require(
     ``InsufficientScope``. ``what`` names the object for the not-found message."""
     spec = rule(action)
     if spec.writes and "write" not in actor.scopes:
-        raise InsufficientScope(f"this token is read-only; {action} needs the 'write' scope")
+        raise InsufficientScope(
+            said("this token is read-only; %(action)s needs the 'write' scope", action=action)
+        )
     if spec.needs in (PUBLIC, USER):
         return
     if spec.needs == SUPER:
         if not actor.is_superuser:
-            raise PermissionDenied(f"only superusers may {spec.description} ({action})")
+            raise PermissionDenied(
+                said(
+                    "only superusers may %(what)s (%(action)s)",
+                    what=spec.description,
+                    action=action,
+                )
+            )
         return
     if actor.is_superuser:
         return
@@ -89,12 +102,17 @@ def require(
         assert space_id is not None, f"{action} needs a space"
         role = space_role(s, actor, space_id)
     if role is None:
-        raise NotFound(f"no {what}" if what else "not found")
+        raise NotFound(said("no %(what)s", what=what) if what else said("not found"))
     if role < spec.needs:
         space = s.get(Space, space_id)
-        where = f"space {space.name!r}" if space else "this space"
         raise PermissionDenied(
-            f"{action} needs the {spec.needs.name} role or above in {where}; you are {role.name}",
+            said(
+                "%(action)s needs the %(needs)s role or above in space %(space)s; you are %(role)s",
+                action=action,
+                needs=spec.needs.name,
+                space=repr(space.name) if space else "?",
+                role=role.name,
+            ),
             action=action,
             needs=spec.needs.name,
             role=role.name,

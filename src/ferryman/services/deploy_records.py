@@ -1,24 +1,49 @@
 """What a running deploy records as it goes: the resolved commit and release name, stage and
 per-host progress, log lines and command records (batched by ``pipeline.recorder``), which
 release dirs exist on which host and which one each host serves. Only the worker writes these.
+
+Every write a run makes takes the run's ``owner`` (its worker id): the deploy's row is locked,
+and unless that worker still holds the deploy nothing is written (``OwnershipLost``; the
+recorder's batch returns False). A run frozen past its lease, whose deploy another worker took
+over, never records a release or a live link over the new owner's repair.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ferryman.db.models import Deploy, DeployHost, DeployStep, HostState, LogLine, Release, utcnow
+from ferryman.db.outage import is_outage
 from ferryman.db.session import Database
+from ferryman.domain.records import LogRecord as LogRecord
+from ferryman.domain.records import StepRecord as StepRecord
+from ferryman.errors import DatabaseUnavailable, OwnershipLost
 
 
-def set_resolved(db: Database, deploy_id: int, *, commit: str, release_name: str) -> None:
+def _holds(s: Session, deploy_id: int, owner: str | None) -> bool:
+    """Whether ``owner`` (None: nobody is checked) holds the deploy; its row stays locked to
+    the end of the transaction, so a take-over waits for this write or comes before it."""
+    if owner is None:
+        return True
+    holder = s.scalar(select(Deploy.worker).where(Deploy.id == deploy_id).with_for_update())
+    return holder == owner
+
+
+def fence(s: Session, deploy_id: int, owner: str | None) -> None:
+    """Raise ``OwnershipLost`` unless ``owner`` holds the deploy (see ``_holds``)."""
+    if not _holds(s, deploy_id, owner):
+        raise OwnershipLost(f"deploy #{deploy_id} was taken over: {owner} no longer holds it")
+
+
+def set_resolved(
+    db: Database, deploy_id: int, *, commit: str, release_name: str, owner: str | None = None
+) -> None:
     with db.transaction() as s:
+        fence(s, deploy_id, owner)
         s.execute(
             update(Deploy)
             .where(Deploy.id == deploy_id)
@@ -26,18 +51,13 @@ def set_resolved(db: Database, deploy_id: int, *, commit: str, release_name: str
         )
 
 
-def set_stages(db: Database, deploy_id: int, stages: list[dict[str, Any]]) -> None:
-    with db.transaction() as s:
-        s.execute(update(Deploy).where(Deploy.id == deploy_id).values(stages=stages))
-
-
 def set_hosts(db: Database, deploy_id: int, rows: dict[str, dict[str, str]]) -> None:
     """Upsert per-host rows: {host: {status, previous_release, error}}."""
     with db.transaction() as s:
-        _set_hosts(s, deploy_id, rows)
+        set_hosts_in(s, deploy_id, rows)
 
 
-def _set_hosts(s: Session, deploy_id: int, rows: dict[str, dict[str, str]]) -> None:
+def set_hosts_in(s: Session, deploy_id: int, rows: dict[str, dict[str, str]]) -> None:
     existing = {
         h.host: h for h in s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy_id))
     }
@@ -50,23 +70,14 @@ def _set_hosts(s: Session, deploy_id: int, rows: dict[str, dict[str, str]]) -> N
             setattr(row, key, value)
 
 
-@dataclass(frozen=True)
-class LogRecord:
-    host: str
-    stage: str
-    text: str
-    ts: datetime
-    stream: str = ""  # stdout | stderr of a command; "" for Ferryman's own lines
-
-
 def append_logs(db: Database, deploy_id: int, lines: Sequence[LogRecord]) -> None:
     if not lines:
         return
     with db.transaction() as s:
-        _append_logs(s, deploy_id, lines)
+        append_logs_in(s, deploy_id, lines)
 
 
-def _append_logs(s: Session, deploy_id: int, lines: Sequence[LogRecord]) -> None:
+def append_logs_in(s: Session, deploy_id: int, lines: Sequence[LogRecord]) -> None:
     s.add_all(
         LogLine(
             deploy_id=deploy_id,
@@ -78,24 +89,6 @@ def _append_logs(s: Session, deploy_id: int, lines: Sequence[LogRecord]) -> None
         )
         for r in lines
     )
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    host: str
-    stage: str
-    command: str
-    exit_status: int | None
-    output: str
-    started_at: datetime
-    duration: float
-
-
-def record_steps(db: Database, deploy_id: int, steps: Sequence[StepRecord]) -> None:
-    if not steps:
-        return
-    with db.transaction() as s:
-        _record_steps(s, deploy_id, steps)
 
 
 def _record_steps(s: Session, deploy_id: int, steps: Sequence[StepRecord]) -> None:
@@ -121,16 +114,47 @@ def write_batch(
     steps: Sequence[StepRecord],
     hosts: dict[str, dict[str, str]],
     stages: list[dict[str, Any]] | None,
-) -> None:
+    owner: str | None = None,
+) -> bool:
     """A recorder's batch in one transaction: all of it is written, or none (so a retry
-    never writes a line twice)."""
+    never writes a line twice). With ``owner``, only while that worker still holds the
+    deploy (the row is locked for the check): False, and nothing written, once another
+    worker took it over — a run that lost its deploy never writes over the new owner's
+    record."""
     with db.transaction() as s:
-        _append_logs(s, deploy_id, lines)
+        if not _holds(s, deploy_id, owner):
+            return False
+        append_logs_in(s, deploy_id, lines)
         _record_steps(s, deploy_id, steps)
         if hosts:
-            _set_hosts(s, deploy_id, hosts)
+            set_hosts_in(s, deploy_id, hosts)
         if stages is not None:
             s.execute(update(Deploy).where(Deploy.id == deploy_id).values(stages=stages))
+    return True
+
+
+class DatabaseWriter:
+    """The recorder's writer (``pipeline.ports.RecordWriter``) over the database: an outage
+    is ``DatabaseUnavailable``, so the recorder keeps the batch and tries again."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def write_batch(
+        self,
+        deploy_id: int,
+        lines: Sequence[LogRecord],
+        steps: Sequence[StepRecord],
+        hosts: dict[str, dict[str, str]],
+        stages: list[dict[str, Any]] | None,
+        owner: str | None,
+    ) -> bool:
+        try:
+            return write_batch(self.db, deploy_id, lines, steps, hosts, stages, owner)
+        except Exception as exc:
+            if is_outage(exc):
+                raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise
 
 
 def record_releases(
@@ -142,44 +166,70 @@ def record_releases(
     name: str,
     hosts: Sequence[str],
     state: str,
+    owner: str | None = None,
 ) -> None:
     """Mark release ``name`` on ``hosts`` as complete, failed or removed."""
     with db.transaction() as s:
-        existing = {
-            r.host: r
-            for r in s.scalars(
-                select(Release).where(
-                    Release.project_id == project_id,
-                    Release.env == env,
-                    Release.name == name,
-                    Release.host.in_(list(hosts)),
+        fence(s, deploy_id, owner)
+        record_releases_in(s, project_id, env, deploy_id, commit, name, hosts, state)
+
+
+def record_releases_in(
+    s: Session,
+    project_id: int,
+    env: str,
+    deploy_id: int,
+    commit: str,
+    name: str,
+    hosts: Sequence[str],
+    state: str,
+) -> None:
+    existing = {
+        r.host: r
+        for r in s.scalars(
+            select(Release).where(
+                Release.project_id == project_id,
+                Release.env == env,
+                Release.name == name,
+                Release.host.in_(list(hosts)),
+            )
+        )
+    }
+    for host in hosts:
+        row = existing.get(host)
+        if row is None:
+            s.add(
+                Release(
+                    project_id=project_id,
+                    env=env,
+                    host=host,
+                    name=name,
+                    deploy_id=deploy_id,
+                    commit=commit,
+                    state=state,
                 )
             )
-        }
-        for host in hosts:
-            row = existing.get(host)
-            if row is None:
-                s.add(
-                    Release(
-                        project_id=project_id,
-                        env=env,
-                        host=host,
-                        name=name,
-                        deploy_id=deploy_id,
-                        commit=commit,
-                        state=state,
-                    )
-                )
-            else:
-                row.state = state
+        else:
+            row.state = state
 
 
-def mark_removed(db: Database, project_id: int, env: str, removed: dict[str, list[str]]) -> None:
-    """Record, in one transaction, the release dirs deleted from each host ({host: names})."""
+def mark_removed(
+    db: Database,
+    project_id: int,
+    env: str,
+    removed: dict[str, list[str]],
+    *,
+    deploy_id: int | None = None,
+    owner: str | None = None,
+) -> None:
+    """Record, in one transaction, the release dirs deleted from each host ({host: names}) by
+    deploy ``deploy_id`` (fenced by ``owner`` when both are given)."""
     pairs = [(host, name) for host, names in removed.items() for name in names]
     if not pairs:
         return
     with db.transaction() as s:
+        if deploy_id is not None:
+            fence(s, deploy_id, owner)
         rows = s.scalars(
             select(Release).where(
                 Release.project_id == project_id,
@@ -194,35 +244,50 @@ def mark_removed(db: Database, project_id: int, env: str, removed: dict[str, lis
 
 
 def set_live(
-    db: Database, project_id: int, env: str, deploy_id: int, live: dict[str, str | None]
+    db: Database,
+    project_id: int,
+    env: str,
+    deploy_id: int,
+    live: dict[str, str | None],
+    owner: str | None = None,
 ) -> None:
     """Record which release each host now serves (None: the webroot link was removed)."""
     with db.transaction() as s:
-        for host, name in live.items():
-            row = s.get(HostState, (project_id, env, host))
-            if name is None:
-                if row is not None:
-                    s.delete(row)
-                continue
-            if row is None:
-                s.add(
-                    HostState(
-                        project_id=project_id,
-                        env=env,
-                        host=host,
-                        current_release=name,
-                        deploy_id=deploy_id,
-                    )
+        fence(s, deploy_id, owner)
+        set_live_in(s, project_id, env, deploy_id, live)
+
+
+def set_live_in(
+    s: Session, project_id: int, env: str, deploy_id: int, live: dict[str, str | None]
+) -> None:
+    for host, name in live.items():
+        row = s.get(HostState, (project_id, env, host))
+        if name is None:
+            if row is not None:
+                s.delete(row)
+            continue
+        if row is None:
+            s.add(
+                HostState(
+                    project_id=project_id,
+                    env=env,
+                    host=host,
+                    current_release=name,
+                    deploy_id=deploy_id,
                 )
-            else:
-                row.current_release = name
-                row.deploy_id = deploy_id
-                row.updated_at = utcnow()
+            )
+        else:
+            row.current_release = name
+            row.deploy_id = deploy_id
+            row.updated_at = utcnow()
 
 
-def set_options(db: Database, deploy_id: int, values: dict[str, Any]) -> None:
+def set_options(
+    db: Database, deploy_id: int, values: dict[str, Any], owner: str | None = None
+) -> None:
     """Merge ``values`` into the deploy's options (a pull deploy's artifact)."""
     with db.transaction() as s:
+        fence(s, deploy_id, owner)
         deploy = s.get(Deploy, deploy_id)
         assert deploy is not None
         deploy.options = {**(deploy.options or {}), **values}

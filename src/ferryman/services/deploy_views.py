@@ -5,9 +5,13 @@ Read-only views for the API, the CLI and the pipeline; the writers are in ``depl
 
 from __future__ import annotations
 
+import posixpath
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from ferryman.db.models import Deploy, DeployHost, DeployStep, HostState, LogLine, Project, Release
 from ferryman.db.session import Database
@@ -31,6 +35,72 @@ def complete_releases(db: Database, project_id: int, env: str) -> dict[str, set[
     for host, name in rows:
         complete.setdefault(host, set()).add(name)
     return complete
+
+
+def release_order(db: Database, project_id: int, env: str) -> dict[str, int]:
+    """Every release name the records of a project environment know (any host, any state),
+    with its rank: the id of its first record, so a higher rank is a newer release."""
+    with db.read() as s:
+        rows = s.execute(
+            select(Release.name, func.min(Release.id))
+            .where(Release.project_id == project_id, Release.env == env)
+            .group_by(Release.name)
+        ).all()
+    return {name: rank for name, rank in rows}
+
+
+def good_releases(db: Database, project_id: int, env: str) -> dict[str, set[str]]:
+    """Per host: the releases a *successful* deploy completed there and that were not removed
+    since (a failed deploy's release may still be on disk: it is never rolled back to)."""
+    with db.read() as s:
+        rows = s.execute(
+            select(Release.host, Release.name)
+            .join(Deploy, Deploy.id == Release.deploy_id)
+            .where(
+                Release.project_id == project_id,
+                Release.env == env,
+                Release.state == "complete",
+                Deploy.status == "success",
+            )
+        ).all()
+    good: dict[str, set[str]] = {}
+    for host, name in rows:
+        good.setdefault(host, set()).add(name)
+    return good
+
+
+def hosts_before(db: Database, deploy_id: int, releases_dir: str) -> dict[str, str]:
+    """What each host served before the deploy: a release name, a foreign link, or "".
+
+    A gray release's saved state wins (a resumed rollout probes again, after some hosts
+    switched); otherwise the first probe's record of each host."""
+    with db.read() as s:
+        deploy = s.get(Deploy, deploy_id)
+        if deploy is None:
+            raise NotFound(f"no deploy #{deploy_id}")
+        saved = (deploy.rollout or {}).get("previous") or {}
+        rows = s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy_id))
+        found = {r.host: r.previous_release or "" for r in rows}
+    for host, link in saved.items():
+        if not link:
+            found[host] = ""
+        elif posixpath.dirname(str(link).rstrip("/")) == releases_dir:
+            found[host] = posixpath.basename(str(link).rstrip("/"))
+        else:
+            found[host] = str(link)
+    return found
+
+
+def environment_deploys(db: Database, project_id: int, env: str) -> list[int]:
+    """The ids of an environment's deploys, newest first."""
+    with db.read() as s:
+        return list(
+            s.scalars(
+                select(Deploy.id)
+                .where(Deploy.project_id == project_id, Deploy.env == env)
+                .order_by(Deploy.id.desc())
+            )
+        )
 
 
 def live_releases(db: Database, project_id: int, env: str) -> dict[str, str]:
@@ -153,30 +223,80 @@ def visible_deploy(db: Database, actor: Actor, deploy_id: int) -> Deploy:
         return deploy
 
 
+@dataclass(frozen=True)
+class DeployFilter:
+    """What ``list_deploys`` keeps: each field set narrows the list (all of them at once)."""
+
+    status: str | None = None
+    env: str | None = None
+    user: str | None = None  # who asked for it
+    since: datetime | None = None  # created at or after
+    before: int | None = None  # a page: deploys older than this id
+
+
 def list_deploys(
     db: Database,
     actor: Actor,
     project: int | str | None = None,
     limit: int = 50,
     space: int | str | None = None,
+    only: DeployFilter = DeployFilter(),
 ) -> list[dict[str, Any]]:
+    with db.read() as s:
+        query = _filtered(
+            select(Deploy, Project.name).join(Project, Project.id == Deploy.project_id), only
+        )
+        query = _scoped(s, actor, query, project, space)
+        rows = s.execute(query.order_by(Deploy.id.desc()).limit(min(limit, 500))).all()
+    return [describe(d, name) for d, name in rows]
+
+
+def count_deploys(
+    db: Database,
+    actor: Actor,
+    project: int | str | None = None,
+    space: int | str | None = None,
+    only: DeployFilter = DeployFilter(),
+) -> int:
+    """How many deploys ``list_deploys`` would page through with the same arguments
+    (``before`` aside)."""
+    every = DeployFilter(only.status, only.env, only.user, only.since)
+    with db.read() as s:
+        query = _filtered(
+            select(func.count()).select_from(Deploy).join(Project, Project.id == Deploy.project_id),
+            every,
+        )
+        query = _scoped(s, actor, query, project, space)
+        return int(s.scalar(query) or 0)
+
+
+def _scoped(
+    s: Session, actor: Actor, query: Any, project: int | str | None, space: int | str | None
+) -> Any:
+    """``query`` narrowed to one project, one space, or every space the actor sees."""
     from ferryman.services.projects import find_project
     from ferryman.services.spaces import visible_space
 
-    with db.read() as s:
-        query = select(Deploy, Project.name).join(Project, Project.id == Deploy.project_id)
-        if project is not None:
-            query = query.where(Project.id == find_project(s, actor, project, "deploy.read").id)
-        elif space is not None:
-            query = query.where(
-                Project.space_id == visible_space(s, actor, space, "deploy.read").id
-            )
-        else:
-            ids = visible_space_ids(s, actor)
-            if ids is not None:
-                query = query.where(Project.space_id.in_(ids))
-        rows = s.execute(query.order_by(Deploy.id.desc()).limit(min(limit, 500))).all()
-    return [describe(d, name) for d, name in rows]
+    if project is not None:
+        return query.where(Project.id == find_project(s, actor, project, "deploy.read").id)
+    if space is not None:
+        return query.where(Project.space_id == visible_space(s, actor, space, "deploy.read").id)
+    ids = visible_space_ids(s, actor)
+    return query if ids is None else query.where(Project.space_id.in_(ids))
+
+
+def _filtered(query: Any, only: DeployFilter) -> Any:
+    if only.status is not None:
+        query = query.where(Deploy.status == only.status)
+    if only.env is not None:
+        query = query.where(Deploy.env == only.env)
+    if only.user is not None:
+        query = query.where(Deploy.requested_by_name == only.user)
+    if only.since is not None:
+        query = query.where(Deploy.created_at >= only.since)
+    if only.before is not None:
+        query = query.where(Deploy.id < only.before)
+    return query
 
 
 def logs_after(
@@ -240,21 +360,66 @@ def release_details(db: Database, project_id: int, env: str) -> dict[str, dict[s
     """Per release name kept anywhere in the environment: commit, ref, kind, who, when."""
     with db.read() as s:
         rows = s.execute(
-            select(Release.name, Release.commit, Deploy)
+            select(  # columns, not whole deploys: a release is kept on every host
+                Release.name,
+                Release.commit,
+                Deploy.ref,
+                Deploy.kind,
+                Deploy.id,
+                Deploy.requested_by_name,
+                Deploy.created_at,
+            )
             .join(Deploy, Deploy.id == Release.deploy_id)
             .where(
                 Release.project_id == project_id, Release.env == env, Release.state == "complete"
             )
         ).all()
     out: dict[str, dict[str, Any]] = {}
-    for name, commit, deploy in rows:
+    for name, commit, ref, kind, deploy_id, by, at in rows:
         out[name] = {
             "name": name,
             "commit": commit,
-            "ref": deploy.ref,
-            "kind": deploy.kind,
-            "deploy_id": deploy.id,
-            "by": deploy.requested_by_name,
-            "at": deploy.created_at.isoformat(),
+            "ref": ref,
+            "kind": kind,
+            "deploy_id": deploy_id,
+            "by": by,
+            "at": at.isoformat(),
         }
     return out
+
+
+def rollbacks_after(db: Database, deploy_id: int) -> list[dict[str, Any]]:
+    """The rollbacks of a deploy's environment that came after it and before the next
+    successful deploy there — those that took its release away (or tried to), oldest first,
+    each with ``undid`` telling whether it ended on another release than the deploy's."""
+    with db.read() as s:
+        original = s.get(Deploy, deploy_id)
+        if original is None:
+            raise NotFound(f"no deploy #{deploy_id}")
+        same_env = (Deploy.project_id == original.project_id, Deploy.env == original.env)
+        next_deploy = s.scalar(
+            select(func.min(Deploy.id)).where(
+                *same_env,
+                Deploy.id > deploy_id,
+                Deploy.kind.in_(("deploy", "config")),
+                Deploy.status == "success",
+            )
+        )
+        query = select(Deploy).where(*same_env, Deploy.id > deploy_id, Deploy.kind == "rollback")
+        if next_deploy is not None:
+            query = query.where(Deploy.id < next_deploy)
+        rows = s.scalars(query.order_by(Deploy.id)).all()
+        return [
+            {
+                "id": r.id,
+                "status": r.status,
+                "release": r.release_name or r.target_release or "",
+                "requested_by": r.requested_by_name,
+                "ticket_id": r.ticket_id,
+                "created_at": r.created_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "undid": r.status == "success"
+                and (r.release_name or "") != (original.release_name or ""),
+            }
+            for r in rows
+        ]

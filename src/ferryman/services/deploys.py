@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,7 +15,6 @@ from ferryman.config.project import ProjectConfig, dump_project
 from ferryman.db.models import (
     ACTIVE_STATUSES,
     Deploy,
-    DeployHost,
     Environment,
     HostState,
     Project,
@@ -22,6 +22,7 @@ from ferryman.db.models import (
     Ticket,
     utcnow,
 )
+from ferryman.db.outage import retries_lost_races
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.errors import (
@@ -32,7 +33,9 @@ from ferryman.errors import (
     NotFound,
     ValidationError,
 )
-from ferryman.services import config_files, rollouts
+from ferryman.observability.logs import deploy_event
+from ferryman.said import said
+from ferryman.services import config_files, promotion, rollouts, watch
 from ferryman.services.audit import Actor, record
 from ferryman.services.queue import cancel_queued, record_outcome, sync_ticket
 
@@ -54,8 +57,15 @@ def _refuse_if_active(s: Session, project: Project, env: str) -> None:
 
 def _busy(project: Project, env: str, active: Deploy) -> Conflict:
     return Conflict(
-        f"{project.name} {env} is busy: {active.kind} #{active.id} by "
-        f"{active.requested_by_name} is {active.status}",
+        said(
+            "%(project)s %(env)s is busy: %(kind)s #%(id)s by %(who)s is %(status)s",
+            project=project.name,
+            env=env,
+            kind=active.kind,
+            id=active.id,
+            who=active.requested_by_name,
+            status=active.status,
+        ),
         deploy_id=active.id,
         holder=active.requested_by_name,
     )
@@ -167,6 +177,8 @@ def create_deploy(
     with the current config files: its commit and base are the release the hosts are on."""
     from ferryman.services.projects import effective_config
 
+    if project.deleted_at is not None:  # a retry, a ticket, a watch: nothing deploys it
+        raise NotFound(said("no project %(name)s", name=repr(project.name)))
     config = effective_config(s, project)
     config.environment(env)
     chosen = select_hosts(config, env, hosts)
@@ -193,6 +205,7 @@ def create_deploy(
     plan = None
     if not (options or {}).get("emergency"):
         plan = rollouts.plan_for(s, project, config, env, chosen)
+    promotion.require_passed(s, project, config, env, kind, commit)
     variables = {**environment.variables, **project_secrets}
     secrets = [*(environment.secrets or []), *project_secrets]
     _refuse_if_active(s, project, env)
@@ -202,7 +215,18 @@ def create_deploy(
             select(HostState).where(HostState.project_id == project.id, HostState.env == env)
         ).first()
     ):
-        raise Conflict(f"{project.name} {env} has never been deployed; nothing to roll back")
+        raise Conflict(
+            said(
+                "%(project)s %(env)s has never been deployed; nothing to roll back",
+                project=project.name,
+                env=env,
+            )
+        )
+    if kind == "rollback":  # never across an irreversible migration unless a master forces it
+        from ferryman.services.migrations import guard_rollback
+
+        checked = guard_rollback(s, actor, project, config, env, chosen, target_release, options)
+        options = {**(options or {}), **checked} or None
     values: dict[str, Any] = dict(
         project_id=project.id,
         env=env,
@@ -227,6 +251,7 @@ def create_deploy(
         priority=claim_priority(kind, options),
     )
     deploy = _insert_active(s, project, env, values)
+    watch.end_for_env(s, project.id, env, f"{kind} #{deploy.id} requested")
     record(
         s,
         actor,
@@ -241,7 +266,26 @@ def create_deploy(
         ticket_id=ticket_id,
         not_before=not_before.isoformat() if not_before else None,
     )
+    _log_once_committed(s, deploy, project, actor)
     return deploy
+
+
+def _log_once_committed(s: Session, deploy: Deploy, project: Project, actor: Actor) -> None:
+    """The ``queued`` lifecycle event, logged when (and only if) the request commits."""
+    deploy_id, kind, env, name = deploy.id, deploy.kind, deploy.env, project.name
+    who = actor.username
+
+    def committed(_session: Session) -> None:
+        deploy_event(
+            "queued",
+            deploy_id,
+            f"{kind} #{deploy_id} of {name} {env} queued by {who}",
+            kind=kind,
+            project=name,
+            env=env,
+        )
+
+    event.listen(s, "after_commit", committed, once=True)
 
 
 def live_release(
@@ -284,7 +328,9 @@ def _refuse_without_ticket(
     s: Session, project: Project, env: str, hosts: Sequence[str] | None, how: str
 ) -> None:
     """A deploy without a ticket is refused when ``env`` needs approval, or when any server
-    it touches serves an environment that does (approval follows the servers)."""
+    it touches serves an environment that does (approval follows the servers). The refusal
+    names the ticket to create as a command that runs as written (``how``: its ``--ref REF``
+    or ``--config-only``; a title is made up)."""
     from ferryman.services.approval import approving_environments, describe
     from ferryman.services.projects import effective_config
 
@@ -292,12 +338,19 @@ def _refuse_without_ticket(
     chosen = select_hosts(config, env, hosts)
     needed = approving_environments(s, project, config, env, chosen)
     if needed:
-        hint = f" (`ferryman ticket create {project.name} --env {env}{' ' + how if how else ''}`)"
+        what = how.split()[-1] if how.startswith("--ref ") else "config files"
+        title = shlex.quote(f"{what} to {env}")
+        hint = (
+            f" (`ferryman ticket create {project.name} --env {env}"
+            f"{' ' + how if how else ''}"
+            f"{' --hosts ' + shlex.quote(','.join(hosts)) if hosts else ''} --title {title}`)"
+        )
         raise ApprovalRequired(
             f"{describe(needed, env)}: create a ticket{hint}", env=env, approval=needed
         )
 
 
+@retries_lost_races
 def request_config_deploy(
     db: Database,
     actor: Actor,
@@ -315,6 +368,7 @@ def request_config_deploy(
         return create_deploy(s, actor, project, env, kind="config", hosts=hosts)
 
 
+@retries_lost_races
 def request_deploy(
     db: Database,
     actor: Actor,
@@ -323,9 +377,11 @@ def request_deploy(
     ref: str,
     hosts: Sequence[str] | None = None,
     not_before: datetime | None = None,
+    commit: str = "",
 ) -> Deploy:
     """A deploy without a ticket: only where the environment needs no approval. With
-    ``not_before`` it waits in the queue until then (a scheduled deploy)."""
+    ``not_before`` it waits in the queue until then (a scheduled deploy); with ``commit``
+    (``promotion.pinned_commit``) exactly that commit of ``ref`` ships."""
     from ferryman.services.projects import find_project
 
     validate.ref(ref)
@@ -333,10 +389,19 @@ def request_deploy(
         project = find_project(s, actor, project_ref, "deploy.direct")
         _refuse_without_ticket(s, project, env, hosts, f"--ref {ref}")
         return create_deploy(
-            s, actor, project, env, kind="deploy", ref=ref, hosts=hosts, not_before=not_before
+            s,
+            actor,
+            project,
+            env,
+            kind="deploy",
+            ref=ref,
+            commit=commit,
+            hosts=hosts,
+            not_before=not_before,
         )
 
 
+@retries_lost_races
 def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool = False) -> Deploy:
     """Deploy a failed (or cancelled) deploy's commit again — to the same hosts, or only to
     those that failed — shipping its kept build when it is still there. A ticket's deploy is
@@ -375,7 +440,8 @@ def _retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool) -> Dep
             require(s, actor, "ticket.deploy", project=project, what=f"deploy #{deploy_id}")
         else:
             require(s, actor, "deploy.direct", project=project, what=f"deploy #{deploy_id}")
-            _refuse_without_ticket(s, project, original.env, original.hosts, "")
+            again = "--config-only" if original.kind == "config" else f"--ref {original.commit}"
+            _refuse_without_ticket(s, project, original.env, original.hosts, again)
         partly = original.status == "success" and failed_only  # a rollout within max_failed
         if original.kind not in ("deploy", "config") or not (
             original.status in ("failed", "cancelled") or partly
@@ -386,14 +452,9 @@ def _retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool) -> Dep
                 "finished gray release, with failed_only)"
             )
         hosts = original.hosts
+        options: dict[str, Any] | None = None
         if failed_only:
-            hosts = [
-                h.host
-                for h in s.scalars(select(DeployHost).where(DeployHost.deploy_id == deploy_id))
-                if h.status == "failed"
-            ]
-            if not hosts:
-                raise Conflict(f"no host failed in deploy #{deploy_id}")
+            hosts, options = _hosts_to_retry(s, original, project)
         if ticket is not None:
             from ferryman.services.tickets import stale_approval
 
@@ -414,6 +475,7 @@ def _retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool) -> Dep
             commit=original.commit,
             hosts=hosts,
             ticket_id=None if partly else original.ticket_id,
+            options=options,
         )
         deploy.retry_of = original.id
         if ticket is not None and not partly:
@@ -432,6 +494,39 @@ def _retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool) -> Dep
         return deploy
 
 
+def _hosts_to_retry(
+    s: Session, original: Deploy, project: Project
+) -> tuple[list[str], dict[str, Any] | None]:
+    """``--failed-only``: the hosts of ``original`` that do not serve its release, and the
+    option that makes the retry ship that same release name to them — so the environment
+    ends on one release. When no host serves it (a failed deploy was undone everywhere),
+    shipping to the failed hosts alone would split the fleet: every host is retried."""
+    from ferryman.config.project import parse_project
+
+    release = original.release_name
+    chosen = original.hosts or [
+        h.key for h in parse_project(original.config).environment(original.env).hosts
+    ]
+    live = {
+        row.host: row.current_release
+        for row in s.scalars(
+            select(HostState).where(
+                HostState.project_id == project.id, HostState.env == original.env
+            )
+        )
+    }
+    serving = {h for h in chosen if release and live.get(h) == release}
+    if not serving:
+        return list(chosen), None
+    rest = [h for h in chosen if h not in serving]
+    if not rest:
+        raise Conflict(
+            f"every host of deploy #{original.id} already serves {release}: nothing to retry"
+        )
+    return rest, {"release": release}
+
+
+@retries_lost_races
 def request_rollback(
     db: Database,
     actor: Actor,
@@ -441,20 +536,41 @@ def request_rollback(
     *,
     emergency: bool = False,
     force: bool = False,
+    force_migrations: bool = False,
+    reason: str = "",
 ) -> Deploy:
     """Back to the previous release (from the records, never a bad one unless ``force``) or
-    ``to``. ``emergency``: the link switch only, every host at once, no hooks, no batches."""
+    ``to``. ``emergency``: the link switch only, every host at once, no hooks, no batches.
+    Across an irreversible database migration only with ``force_migrations`` and a
+    ``reason``, by a master (``services/migrations.py``)."""
+    from ferryman.services.migrations import check_reason
     from ferryman.services.projects import find_project
 
     if to is not None:
         validate.release(to, "to")
+    reason = check_reason(force_migrations, reason)
     with db.transaction() as s:
         project = find_project(
             s, actor, project_ref, "deploy.emergency" if emergency else "deploy.rollback"
         )
         if to and not force and to in rollouts.bad_releases(db, project.id, env):
-            raise Conflict(f"{to} is marked bad (its rollout aborted); roll back to it with force")
-        options = {k: True for k, v in (("emergency", emergency), ("force", force)) if v}
+            raise Conflict(
+                said(
+                    "%(release)s is marked bad (its rollout aborted); roll back to it with force",
+                    release=to,
+                )
+            )
+        options: dict[str, Any] = {
+            k: True
+            for k, v in (
+                ("emergency", emergency),
+                ("force", force),
+                ("force_migrations", force_migrations),
+            )
+            if v
+        }
+        if reason:
+            options["force_migrations_reason"] = reason
         return create_deploy(
             s,
             actor,

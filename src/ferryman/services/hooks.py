@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import tempfile
 from collections.abc import AsyncIterator
@@ -27,10 +28,17 @@ from ferryman.config.project import ProjectConfig
 from ferryman.config.settings import Settings
 from ferryman.db.models import HookDelivery, Space
 from ferryman.db.session import Database
-from ferryman.errors import AuthenticationFailed, FerrymanError, NotFound, ValidationError
+from ferryman.errors import (
+    AuthenticationFailed,
+    Conflict,
+    FerrymanError,
+    NotFound,
+    ValidationError,
+)
 from ferryman.services import projects, tickets
 from ferryman.services.audit import SYSTEM, Actor, record
 
+log = logging.getLogger(__name__)
 PROVIDERS = ("gitlab", "gitea", "github")
 SIGNATURE_HEADERS = {
     "gitlab": ("x-gitlab-token",),
@@ -200,16 +208,24 @@ async def receive(
         if not triggered:
             continue
         ref = push.tag or push.branch
-        ticket = await tickets.create_ticket(
-            db,
-            settings,
-            actor,
-            found.project_id,
-            env_name,
-            ref,
-            title=f"{provider}: {'tag' if push.tag else 'push to'} {ref}",
-            description=f"commit {push.commit}" if push.commit else "",
-        )
+        try:
+            ticket = await tickets.create_ticket(
+                db,
+                settings,
+                actor,
+                found.project_id,
+                env_name,
+                ref,
+                title=f"{provider}: {'tag' if push.tag else 'push to'} {ref}",
+                description=f"commit {push.commit}" if push.commit else "",
+            )
+        except Conflict as exc:
+            if not env.requires_passed:
+                raise
+            # promotion: the commit has not passed that environment yet; the push still
+            # makes the tickets of the others (it reaches this one by `ferryman promote`)
+            log.info("webhook: no %s ticket: %s", env_name, exc.message)
+            continue
         if env.auto_deploy and ticket["status"] == "approved":
             try:
                 ticket = await asyncio.to_thread(tickets.deploy_ticket, db, actor, ticket["id"])

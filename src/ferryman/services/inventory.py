@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from ferryman.db.models import Environment, Project, Server, Space
+from ferryman.db.models import Environment, Project, Server
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.masking import MASK
@@ -315,6 +316,9 @@ def create_server(
         )
         s.add(server)
         s.flush()
+        from ferryman.services.overlap import refuse_for_server
+
+        refuse_for_server(s, actor, server)  # its labels may aim an environment at it
         record(
             s,
             actor,
@@ -353,6 +357,10 @@ def update_server(db: Database, actor: Actor, server_id: int, **changes: Any) ->
                 s, server.space_id, list(changes["environments"])
             )
         server.labels = sorted(set(merged["labels"]))
+        s.flush()
+        from ferryman.services.overlap import refuse_for_server
+
+        refuse_for_server(s, actor, server)  # a new address or labels: on another's paths?
         after = server_dict(server)
         record(
             s,
@@ -400,7 +408,50 @@ def servers_of_space(s: Session, space_id: int) -> list[Server]:
     return list(s.scalars(select(Server).where(Server.space_id == space_id)))
 
 
-def space_of(s: Session, space_id: int) -> Space:
-    space = s.get(Space, space_id)
-    assert space is not None
-    return space
+def servers_for(s: Session, space_id: int, environments: Mapping[str, Any]) -> list[Server]:
+    """The servers of a space that ``environments`` (a stored project's) can name: by
+    address (a literal host), by name, or — when any environment picks servers by label —
+    every one. A page or a deploy of a project with literal hosts in a space of a thousand
+    servers reads a handful of rows, not the inventory."""
+    addresses: set[str] = set()
+    names: set[str] = set()
+    for env in environments.values():
+        if env.get("labels"):
+            return servers_of_space(s, space_id)
+        addresses.update(validate.host(raw).address for raw in env.get("hosts", []))
+        names.update(env.get("servers", []))
+    if not addresses and not names:
+        return []
+    return list(
+        s.scalars(
+            select(Server).where(
+                Server.space_id == space_id,
+                or_(Server.address.in_(sorted(addresses)), Server.name.in_(sorted(names))),
+            )
+        )
+    )
+
+
+def server_page(
+    db: Database, actor: Actor, space: int | str, *, after: str = "", limit: int = 100
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of a space's servers by name (those after ``after``), and how many it has:
+    the Servers page of a large inventory reads a hundred, not every one."""
+    with db.read() as s:
+        space_id = visible_space(s, actor, space, "server.read").id
+        total = s.scalar(
+            select(func.count()).select_from(Server).where(Server.space_id == space_id)
+        )
+        stmt = select(Server).where(Server.space_id == space_id, Server.name > after)
+        rows = s.scalars(stmt.order_by(Server.name).limit(limit))
+        return [server_dict(x) for x in rows], int(total or 0)
+
+
+def server_names(db: Database, actor: Actor, space: int | str) -> dict[str, str]:
+    """{host key: server name} for a space (what forms show beside an address)."""
+    with db.read() as s:
+        space_id = visible_space(s, actor, space, "server.read").id
+        rows = s.execute(
+            select(Server.address, Server.port, Server.name).where(Server.space_id == space_id)
+        ).all()
+    return {validate.HostSpec(a, p, None).key: n for a, p, n in rows}

@@ -10,8 +10,10 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from ferryman.db.models import Lock, utcnow
+from ferryman.db.clock import db_now
+from ferryman.db.models import Lock
 from ferryman.db.session import Database, rowcount
 from ferryman.errors import LockHeld
 
@@ -23,10 +25,10 @@ def deploy_key(project: str, env: str) -> str:
 def acquire(
     db: Database, key: str, *, owner: str, deploy_id: int | None, holder: str, lease: float
 ) -> None:
-    now = utcnow()
-    expires = now + timedelta(seconds=lease)
     try:
         with db.transaction() as s:
+            now = db_now(s)
+            expires = now + timedelta(seconds=lease)
             s.add(
                 Lock(
                     key=key,
@@ -41,6 +43,8 @@ def acquire(
     except IntegrityError:
         pass
     with db.transaction() as s:
+        now = db_now(s)
+        expires = now + timedelta(seconds=lease)
         taken = rowcount(
             s.execute(
                 update(Lock)
@@ -76,7 +80,7 @@ def heartbeat(db: Database, key: str, *, owner: str, lease: float) -> bool:
                 s.execute(
                     update(Lock)
                     .where(Lock.key == key, Lock.owner == owner)
-                    .values(expires_at=utcnow() + timedelta(seconds=lease))
+                    .values(expires_at=db_now(s) + timedelta(seconds=lease))
                 )
             )
         )
@@ -84,4 +88,10 @@ def heartbeat(db: Database, key: str, *, owner: str, lease: float) -> bool:
 
 def release(db: Database, key: str, *, owner: str) -> None:
     with db.transaction() as s:
-        s.execute(delete(Lock).where(Lock.key == key, Lock.owner == owner))
+        release_in(s, key, owner=owner)
+
+
+def release_in(s: Session, key: str, *, owner: str) -> None:
+    """Release in the caller's transaction (with the outcome that ends a deploy, so no one
+    sees the deploy ended and its lock still held, or the lock free and the deploy running)."""
+    s.execute(delete(Lock).where(Lock.key == key, Lock.owner == owner))

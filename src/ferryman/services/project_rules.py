@@ -104,6 +104,12 @@ def _waits(env: Any) -> list[tuple[str, float]]:
     for i, check in enumerate(env.health_check):
         worst = check.retries * check.timeout + (check.retries - 1) * check.interval
         out.append((f"health_check/{i} (retries x (timeout + interval))", float(worst)))
+    if env.verify_served is not None:
+        out.append(
+            ("verify_served (attempts x (timeout + interval))", env.verify_served.worst_seconds)
+        )
+    if env.migrations is not None:
+        out.append(("migrations/timeout", float(env.migrations.timeout)))
     return out
 
 

@@ -22,11 +22,14 @@ from ferryman.db.models import (
     utcnow,
 )
 from ferryman.db.session import Database
+from ferryman.domain import overlap as overlap_rules
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
 from ferryman.domain.validate import is_digits
 from ferryman.errors import ConfigError, Conflict, NotFound
-from ferryman.services import inventory, project_rules
+from ferryman.outbound import for_database
+from ferryman.said import said
+from ferryman.services import analysis, inventory, overlap, project_rules
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import require, visible_space_ids
 from ferryman.services.spaces import find_user, load_space, visible_space
@@ -36,6 +39,7 @@ def project_dict(project: Project, space: Space | None = None) -> dict[str, Any]
     return {
         "id": project.id,
         "name": project.name,
+        "display_name": project.display_name,
         "space_id": project.space_id,
         "space": space.name if space else None,
         "repo": project.config.get("repo"),
@@ -70,8 +74,8 @@ def find_project(s: Session, actor: Actor, ref: int | str, action: str) -> Proje
                 ids=[p.id for p in found],
             )
         project = found[0] if found else None
-    if project is None:
-        raise NotFound(f"no project {text!r}")
+    if project is None or project.deleted_at is not None:  # deleted: kept for its records
+        raise NotFound(said("no project %(name)s", name=repr(text)))
     require(s, actor, action, project=project, what=f"project {text!r}")
     return project
 
@@ -112,7 +116,7 @@ def _labelled(servers: list[Server], labels: list[str]) -> list[Server]:
 def effective_config(s: Session, project: Project) -> ProjectConfig:
     """The project's configuration with servers and labels expanded into ``hosts``."""
     data = dict(project.config)
-    servers = inventory.servers_of_space(s, project.space_id)
+    servers = inventory.servers_for(s, project.space_id, data.get("environments", {}))
     by_name = {x.name: x for x in servers}
     envs = {}
     for env_name, env in data.get("environments", {}).items():
@@ -149,8 +153,31 @@ def effective_config(s: Session, project: Project) -> ProjectConfig:
     return parse_project(data)
 
 
-def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Project, bool]:
-    """Create the project or replace its configuration; returns (project, created)."""
+class _DryRun(Exception):
+    """Ends a dry run's transaction: everything it did is rolled back."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        super().__init__("dry run")
+        self.plan = plan
+
+
+def plan_apply(db: Database, actor: Actor, config: ProjectConfig) -> dict[str, Any]:
+    """What ``apply_project`` would do, with every check it makes (permissions, the space's
+    environments and servers, its policy), and nothing written: ``created`` and the project
+    as it would read, and ``changes``, each ``{path, before, after}`` (empty: unchanged)."""
+    try:
+        apply_project(db, actor, config, dry_run=True)
+    except _DryRun as done:
+        return done.plan
+    raise AssertionError("a dry run always ends in _DryRun")  # pragma: no cover
+
+
+def apply_project(
+    db: Database, actor: Actor, config: ProjectConfig, dry_run: bool = False
+) -> tuple[Project, bool]:
+    """Create the project or replace its configuration; returns (project, created). A
+    ``dry_run`` raises ``_DryRun`` with the plan, rolling the transaction back
+    (``plan_apply``)."""
     data = dump_project(config)
     with db.transaction() as s:
         space = visible_space(s, actor, config.space, "space.read")
@@ -163,19 +190,35 @@ def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Pr
         else:
             require(s, actor, "project.manage", project=project)
         _check_against_space(s, space, config)
+        overlap.refuse_overlaps(s, actor, space, config)  # no two envs on one host's paths
         project_rules.check_policy(s, actor, space, config, project.config if project else None)
+        analysis.check_destinations(config, for_database(db))  # Prometheus: outbound policy
         project_rules.register_hosts(s, actor, space, config)
         created = project is None
         before = None
         if project is None:
-            project = Project(space_id=space.id, name=config.project, config=data)
+            project = Project(
+                space_id=space.id,
+                name=config.project,
+                config=data,
+                display_name=config.display_name or "",
+            )
             s.add(project)
             s.flush()
         else:
             before = project.config
             project.config = data
+            project.display_name = config.display_name or ""
             project.updated_at = utcnow()
         s.flush()
+        if dry_run:
+            raise _DryRun(
+                {
+                    "created": created,
+                    **project_dict(project, space),
+                    "changes": changes(before, data),
+                }
+            )
         record(
             s,
             actor,
@@ -187,6 +230,27 @@ def apply_project(db: Database, actor: Actor, config: ProjectConfig) -> tuple[Pr
             changed=_changed_keys(before, data),
         )
         return project, created
+
+
+def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every leaf that differs between two stored configurations, as ``{path, before,
+    after}`` (``path`` like ``environments/production/keep_releases``; a missing side is
+    null). Lists are compared whole."""
+    old, new = _leaves(before or {}), _leaves(after)
+    return [
+        {"path": path, "before": old.get(path), "after": new.get(path)}
+        for path in sorted(set(old) | set(new))
+        if old.get(path) != new.get(path)
+    ]
+
+
+def _leaves(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict) and data:
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out |= _leaves(value, f"{prefix}/{key}" if prefix else str(key))
+        return out
+    return {prefix: data}
 
 
 def _changed_keys(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
@@ -223,7 +287,11 @@ def list_projects(
     db: Database, actor: Actor, space: int | str | None = None
 ) -> list[dict[str, Any]]:
     with db.read() as s:
-        stmt = select(Project, Space).join(Space, Space.id == Project.space_id)
+        stmt = (
+            select(Project, Space)
+            .join(Space, Space.id == Project.space_id)
+            .where(Project.deleted_at.is_(None))
+        )
         if space is not None:
             stmt = stmt.where(Project.space_id == visible_space(s, actor, space, "project.read").id)
         else:
@@ -238,7 +306,10 @@ def copy_project(
     db: Database, actor: Actor, ref: int | str, name: str, space: int | str | None = None
 ) -> Project:
     """Copy a project's configuration under a new name, in its space or another one the
-    actor masters (same environments must exist there)."""
+    actor masters (same environments must exist there). A path component naming the project
+    in a webroot, releases or shared dir names the copy (``/srv/www/site`` becomes
+    ``/srv/www/site-copy``), and a copy whose paths still overlap another environment's on
+    a host is refused, as ``apply`` refuses it."""
     validate.name(name, "project name")
     with db.transaction() as s:
         source = find_project(s, actor, ref, "project.read")
@@ -248,14 +319,23 @@ def copy_project(
             else load_space(s, source.space_id)
         )
         require(s, actor, "project.manage", space_id=target.id, what=f"space {target.name!r}")
-        data = {**source.config, "project": name, "space": target.name}
+        data = overlap_rules.renamed_paths(
+            {**source.config, "project": name, "space": target.name}, source.name, name
+        )
         config = parse_project(data)
         _check_against_space(s, target, config)
+        overlap.refuse_overlaps(s, actor, target, config)  # as apply: never on another's paths
         project_rules.check_policy(s, actor, target, config, None)
+        analysis.check_destinations(config, for_database(db))  # Prometheus: outbound policy
         project_rules.register_hosts(s, actor, target, config)
         if s.scalar(select(Project).where(Project.space_id == target.id, Project.name == name)):
             raise Conflict(f"space {target.name} already has a project {name!r}")
-        project = Project(space_id=target.id, name=name, config=dump_project(config))
+        project = Project(
+            space_id=target.id,
+            name=name,
+            config=dump_project(config),
+            display_name=config.display_name or "",
+        )
         s.add(project)
         s.flush()
         record(

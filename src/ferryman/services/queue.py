@@ -14,10 +14,12 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from ferryman.db.clock import db_now
 from ferryman.db.models import Deploy, Project, Space, Ticket, utcnow
 from ferryman.db.session import Database, rowcount
 from ferryman.domain.tickets import FROM_DEPLOY
 from ferryman.errors import Conflict
+from ferryman.services import locks
 from ferryman.services.audit import SYSTEM, record
 
 
@@ -82,7 +84,7 @@ def claim(
     so the second sees the first's claim); SQLite starts the claim with ``BEGIN IMMEDIATE``,
     which takes the database's one write lock before anything is read."""
     with db.read() as s:  # idle workers poll: only a due job is worth the write lock
-        if s.scalar(_due(utcnow(), queues, rollbacks_only).limit(1)) is None:
+        if s.scalar(_due(db_now(s), queues, rollbacks_only).limit(1)) is None:
             return None
     for _ in range(_ATTEMPTS):
         outcome = _claim_once(db, worker, queues, lease, rollbacks_only)
@@ -105,13 +107,13 @@ def _claim_once(
     lease: float,
     rollbacks_only: bool,
 ) -> Claim | _Retry | None:
-    now = utcnow()
     with db.transaction() as s:
         locking = s.get_bind().dialect.name in ("postgresql", "mysql", "mariadb")
         if locking:
             s.connection(execution_options={"isolation_level": "READ COMMITTED"})
         else:
             s.execute(text("BEGIN IMMEDIATE"))
+        now = db_now(s)
         due = _due(now, queues, rollbacks_only).add_columns(Deploy.priority, Deploy.project_id)
         held = _projects_of_full_spaces(s)
         if held:
@@ -208,7 +210,7 @@ def extend_lease(db: Database, deploy_id: int, worker: str, lease: float) -> boo
                         Deploy.worker == worker,
                         Deploy.status == "running",
                     )
-                    .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
+                    .values(lease_expires_at=db_now(s) + timedelta(seconds=lease))
                 )
             )
             == 1
@@ -222,9 +224,9 @@ def take_over_lost(db: Database, worker: str, lease: float) -> list[int]:
     Never ``worker``'s own: a lease of its own that ran out (a database outage longer than
     the lease) belongs to a run that may still be going; it either extends the lease again
     once the database is back or is taken over by another worker."""
-    now = utcnow()
     taken = []
     with db.transaction() as s:
+        now = db_now(s)
         lost = s.scalars(
             select(Deploy.id).where(
                 Deploy.status == "running",
@@ -266,6 +268,10 @@ def record_outcome(s: Session, deploy: Deploy, status: str, error: dict[str, Any
 
         event = "deploy.succeeded" if status == "success" else "deploy.failed"
         notifications.deploy_event(s, event, deploy)
+    if status == "success":  # health checks keep watching where the env asks (watch:)
+        from ferryman.services import watch
+
+        watch.start_for(s, deploy)
     project = s.get(Project, deploy.project_id)
     record(
         s,
@@ -280,12 +286,17 @@ def record_outcome(s: Session, deploy: Deploy, status: str, error: dict[str, Any
 
 
 def finish_if_owner(
-    db: Database, deploy_id: int, worker: str, status: str, error: dict[str, Any] | None
+    db: Database,
+    deploy_id: int,
+    worker: str,
+    status: str,
+    error: dict[str, Any] | None,
+    lock: tuple[str, str] | None = None,
 ) -> bool:
     """Write a running deploy's outcome only while ``worker`` still owns it (one conditional
-    update, like ``deploys.finish`` otherwise: ticket, notification, audit row). False, and
-    nothing written, when another worker took the deploy over: its outcome is the new
-    owner's to write."""
+    update, like ``deploys.finish`` otherwise: ticket, notification, audit row), releasing
+    its project lock ``(key, owner)`` in the same transaction. False, and nothing written,
+    when another worker took the deploy over: its outcome is the new owner's to write."""
     with db.transaction() as s:
         ended = rowcount(  # the conditional update also locks the row until the commit
             s.execute(
@@ -300,6 +311,8 @@ def finish_if_owner(
         assert deploy is not None
         s.refresh(deploy)
         record_outcome(s, deploy, status, error)
+        if lock is not None:
+            locks.release_in(s, lock[0], owner=lock[1])
         return True
 
 

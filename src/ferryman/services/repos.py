@@ -9,7 +9,7 @@ from typing import Any
 from ferryman.config.project import ProjectConfig
 from ferryman.config.settings import Settings
 from ferryman.domain import validate
-from ferryman.errors import VcsError
+from ferryman.errors import ValidationError, VcsError
 from ferryman.vcs.base import Changes, Resolved
 from ferryman.vcs.factory import SpacePolicy, open_repo
 
@@ -32,6 +32,29 @@ async def resolve(
     repo = open_repo(settings, config, config.environment(env), space=space, timeout=TIMEOUT)
     await repo.update()
     return await repo.resolve(ref)
+
+
+async def require_ref(
+    settings: Settings,
+    config: ProjectConfig,
+    env: str,
+    ref: str,
+    space: SpacePolicy,
+) -> str:
+    """The commit ``ref`` names in the repository, or ``ValidationError`` (422) naming the
+    ref when the repository, once fetched, has no such branch, tag or commit. A repository
+    that cannot be fetched stays a ``VcsError`` (502): that says nothing about the ref."""
+    validate.ref(ref)
+    repo = open_repo(settings, config, config.environment(env), space=space, timeout=TIMEOUT)
+    await repo.update()
+    try:
+        return (await repo.resolve(ref)).commit
+    except VcsError as exc:
+        raise ValidationError(
+            f"ref {ref!r} does not exist in the repository of {config.project}: {exc.message}",
+            ref=ref,
+            errors=[{"loc": ["body", "ref"], "code": "unknown_ref", "message": exc.message}],
+        ) from None
 
 
 async def refs(

@@ -11,10 +11,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ferryman.config.project import ProjectConfig
-from ferryman.db.models import Deploy, Project, Release, utcnow
+from ferryman.db.models import Deploy, Project, Release
 from ferryman.db.session import Database
 from ferryman.domain import rollout as rules
 from ferryman.errors import Conflict, NotFound, ValidationError
+from ferryman.services import deploy_records, locks
 from ferryman.services.audit import Actor, record
 
 ACTIONS = {
@@ -27,11 +28,13 @@ ACTIONS = {
 def plan_for(
     s: Session, project: Project, config: ProjectConfig, env: str, chosen: Sequence[str] | None
 ) -> dict[str, Any] | None:
-    """The batches of a deploy to ``env`` (None without a strategy or health checks)."""
+    """The batches of a deploy to ``env`` (None without a strategy, health checks or
+    ``verify_served``)."""
     from ferryman.services.config_files import host_identities
 
     environment = config.environment(env)
-    if environment.strategy is None and not environment.health_check:
+    checked = environment.health_check or environment.verify_served is not None
+    if environment.strategy is None and not checked:
         return None
     hosts = [h.key for h in environment.hosts if not chosen or h.key in chosen]
     idents = host_identities(s, project, config, env)
@@ -52,14 +55,25 @@ def plan_for(
     return rules.Rollout(batches=batches).to_dict()
 
 
-def save(db: Database, deploy_id: int, state: rules.Rollout) -> None:
+def save(db: Database, deploy_id: int, state: rules.Rollout, owner: str | None = None) -> None:
+    """The rollout's progress, written only while ``owner`` holds the deploy."""
     with db.transaction() as s:
+        deploy_records.fence(s, deploy_id, owner)
         s.execute(update(Deploy).where(Deploy.id == deploy_id).values(rollout=state.to_dict()))
 
 
-def pause(db: Database, deploy_id: int, state: rules.Rollout, worker: str) -> None:
-    """Let the job go, paused: no worker holds it until someone continues or aborts it."""
+def pause(
+    db: Database,
+    deploy_id: int,
+    state: rules.Rollout,
+    worker: str,
+    lock: tuple[str, str] | None = None,
+) -> None:
+    """Let the job go, paused: no worker holds it until someone continues or aborts it;
+    its project lock ``(key, owner)`` is released in the same transaction."""
     with db.transaction() as s:
+        if lock is not None:
+            locks.release_in(s, lock[0], owner=lock[1])
         s.execute(
             update(Deploy)
             .where(Deploy.id == deploy_id, Deploy.worker == worker)
@@ -86,11 +100,6 @@ def take_request(db: Database, deploy_id: int) -> str:
         asked = deploy.rollout_request
         deploy.rollout_request = ""
         return asked
-
-
-def peek_request(db: Database, deploy_id: int) -> str:
-    with db.read() as s:
-        return s.scalar(select(Deploy.rollout_request).where(Deploy.id == deploy_id)) or ""
 
 
 def request(db: Database, actor: Actor, deploy_id: int, action: str) -> Deploy:
@@ -130,9 +139,20 @@ def request(db: Database, actor: Actor, deploy_id: int, action: str) -> Deploy:
         return deploy
 
 
-def mark_bad(db: Database, project_id: int, env: str, release: str) -> None:
-    """A release whose rollout aborted: rollbacks do not go back to it unless forced."""
+def mark_bad(
+    db: Database,
+    project_id: int,
+    env: str,
+    release: str,
+    *,
+    deploy_id: int | None = None,
+    owner: str | None = None,
+) -> None:
+    """A release whose rollout aborted: rollbacks do not go back to it unless forced (marked
+    by deploy ``deploy_id``, fenced by ``owner`` when both are given)."""
     with db.transaction() as s:
+        if deploy_id is not None:
+            deploy_records.fence(s, deploy_id, owner)
         s.execute(
             update(Release)
             .where(Release.project_id == project_id, Release.env == env, Release.name == release)
@@ -149,13 +169,3 @@ def bad_releases(db: Database, project_id: int, env: str) -> set[str]:
                 )
             )
         )
-
-
-def paused_for(deploy: Deploy) -> float | None:
-    """Seconds a paused rollout has waited (for views)."""
-    since = (deploy.rollout or {}).get("paused_since")
-    if deploy.status != "paused" or not since:
-        return None
-    from datetime import datetime
-
-    return (utcnow() - datetime.fromisoformat(since)).total_seconds()

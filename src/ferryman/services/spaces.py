@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from ferryman.db.models import Environment, Space, SpaceMember, User
 from ferryman.db.session import Database
+from ferryman.domain import display_name as display_names
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
 from ferryman.domain.rollout import duration
@@ -30,6 +31,7 @@ def space_dict(space: Space) -> dict[str, Any]:
     return {
         "id": space.id,
         "name": space.name,
+        "display_name": space.display_name,
         "description": space.description,
         "is_active": space.is_active,
         "created_at": space.created_at.isoformat(),
@@ -66,14 +68,21 @@ def visible_space(s: Session, actor: Actor, ref: int | str, action: str) -> Spac
 
 
 def create_space(
-    db: Database, actor: Actor, name: str, description: str = "", owner: str | None = None
+    db: Database,
+    actor: Actor,
+    name: str,
+    description: str = "",
+    owner: str | None = None,
+    *,
+    display_name: str = "",
 ) -> dict[str, Any]:
     validate.name(name, "space name")
+    shown = display_names.check(display_name)
     with db.transaction() as s:
         require(s, actor, "space.create")
         if s.scalar(select(Space).where(Space.name == name)) is not None:
             raise Conflict(f"space {name!r} already exists")
-        space = Space(name=name, description=description)
+        space = Space(name=name, description=description, display_name=shown)
         s.add(space)
         s.flush()
         for env_name, env_description in SEEDED_ENVIRONMENTS:
@@ -125,10 +134,14 @@ def update_space(
     *,
     description: str | None = None,
     is_active: bool | None = None,
+    display_name: str | None = None,
 ) -> dict[str, Any]:
+    shown = None if display_name is None else display_names.check(display_name)
     with db.transaction() as s:
         space = visible_space(s, actor, ref, "space.manage")
         before = space_dict(space)
+        if shown is not None:
+            space.display_name = shown
         if description is not None:
             space.description = description
         if is_active is not None:
@@ -140,8 +153,8 @@ def update_space(
             "space.update",
             f"space:{space.name}",
             space_id=space.id,
-            before={k: before[k] for k in ("description", "is_active")},
-            after={k: after[k] for k in ("description", "is_active")},
+            before={k: before[k] for k in ("display_name", "description", "is_active")},
+            after={k: after[k] for k in ("display_name", "description", "is_active")},
         )
         return after
 

@@ -64,8 +64,17 @@ def deploy_stats(
     until = until or utcnow()
     since = since or until - timedelta(days=30)
     with db.read() as s:
-        stmt = (
-            select(Deploy, Project.name, Space.name)
+        stmt = (  # the columns the figures need, not whole deploys (configs, stages, logs)
+            select(
+                Deploy.created_at,
+                Deploy.env,
+                Deploy.kind,
+                Deploy.status,
+                Deploy.started_at,
+                Deploy.finished_at,
+                Project.name.label("project_name"),
+                Space.name.label("space_name"),
+            )
             .join(Project, Project.id == Deploy.project_id)
             .join(Space, Space.id == Project.space_id)
             .where(Deploy.created_at >= since, Deploy.created_at < until)
@@ -81,10 +90,10 @@ def deploy_stats(
         if env is not None:
             stmt = stmt.where(Deploy.env == env)
         rows = s.execute(stmt.order_by(Deploy.created_at)).all()
-    groups: dict[tuple[str, str, str, str], list[Deploy]] = {}
-    for deploy, project_name, space_name in rows:
-        key = (period_start(deploy.created_at, period), space_name, project_name, deploy.env)
-        groups.setdefault(key, []).append(deploy)
+    groups: dict[tuple[str, str, str, str], list[Any]] = {}
+    for row in rows:
+        key = (period_start(row.created_at, period), row.space_name, row.project_name, row.env)
+        groups.setdefault(key, []).append(row)
     series = [
         {"period": k[0], "space": k[1], "project": k[2], "env": k[3], **_summary(v)}
         for k, v in sorted(groups.items())
@@ -94,11 +103,11 @@ def deploy_stats(
         "since": since.isoformat(),
         "until": until.isoformat(),
         "series": series,
-        "total": _summary([d for d, _, _ in rows]),
+        "total": _summary(list(rows)),
     }
 
 
-def _summary(deploys: Sequence[Deploy]) -> dict[str, Any]:
+def _summary(deploys: Sequence[Any]) -> dict[str, Any]:
     durations = [
         (d.finished_at - d.started_at).total_seconds()
         for d in deploys

@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ferryman.config.settings import Settings
 from ferryman.db.models import Deploy, DeployHost, HostState, Project, Release, Ticket, utcnow
+from ferryman.db.outage import retries_lost_races
 from ferryman.db.session import Database
+from ferryman.domain import release_request, validate
 from ferryman.domain import tickets as states
-from ferryman.domain import validate
 from ferryman.errors import (
     ApprovalStale,
     Conflict,
@@ -28,7 +29,8 @@ from ferryman.errors import (
     TooEarly,
     ValidationError,
 )
-from ferryman.services import approval, deploys, notifications, projects, queue, repos
+from ferryman.said import said
+from ferryman.services import approval, deploys, notifications, projects, promotion, queue, repos
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import project_role, require, visible_space_ids
 from ferryman.services.config_files import config_views
@@ -65,7 +67,7 @@ def ticket_dict(ticket: Ticket, project: Project | None = None) -> dict[str, Any
 def _load(s: Session, actor: Actor, ticket_id: int, action: str) -> tuple[Ticket, Project]:
     ticket = s.get(Ticket, ticket_id)
     if ticket is None:
-        raise NotFound(f"no ticket #{ticket_id}")
+        raise NotFound(said("no ticket #%(id)s", id=ticket_id))
     project = s.get(Project, ticket.project_id)
     assert project is not None
     require(s, actor, action, project=project, what=f"ticket #{ticket_id}")
@@ -144,7 +146,7 @@ def back_to_review(db: Database, actor: Actor, ticket_id: int, why: str) -> None
 def _refuse_stale(db: Database, actor: Actor, ticket_id: int, why: str) -> None:
     back_to_review(db, actor, ticket_id, why)
     raise ApprovalStale(
-        f"{why}: the ticket is back in review; a master approves it again",
+        said("%(why)s: the ticket is back in review; a master approves it again", why=why),
         ticket_id=ticket_id,
     )
 
@@ -163,6 +165,7 @@ async def create_ticket(
     not_before: datetime | None = None,
     draft: bool = False,
     config_only: bool = False,
+    promoted_from: int | None = None,
 ) -> dict[str, Any]:
     """Resolve ``ref`` to its commit now (it is what the approver reviews), then store the
     ticket as draft, pending_approval or — where no approval is needed — approved. A
@@ -187,11 +190,13 @@ async def create_ticket(
     def insert() -> dict[str, Any]:
         with db.transaction() as s:
             fresh = projects.find_project(s, actor, project.id, "ticket.create")
+            kind = "config" if config_only else "deploy"
+            promotion.require_passed(s, fresh, config, env, kind, commit)
             ticket = Ticket(
                 space_id=fresh.space_id,
                 project_id=fresh.id,
                 env=env,
-                kind="config" if config_only else "deploy",
+                kind=kind,
                 ref=ref,
                 commit=commit,
                 hosts=chosen,
@@ -204,7 +209,8 @@ async def create_ticket(
             )
             s.add(ticket)
             s.flush()
-            _audit(s, actor, "ticket.create", ticket, ref=ref, commit=commit, env=env)
+            extra = {"promoted_from": promoted_from} if promoted_from else {}
+            _audit(s, actor, "ticket.create", ticket, ref=ref, commit=commit, env=env, **extra)
             if ticket.status == states.PENDING:
                 notifications.ticket_event(s, "ticket.submitted", ticket, actor)
             return ticket_dict(ticket, fresh)
@@ -234,26 +240,28 @@ def submit_ticket(db: Database, actor: Actor, ticket_id: int) -> dict[str, Any]:
 def approve_ticket(db: Database, actor: Actor, ticket_id: int, comment: str = "") -> dict[str, Any]:
     with db.transaction() as s:
         ticket, project = _load(s, actor, ticket_id, "ticket.approve")
-        if actor.id is not None and actor.id == ticket.created_by:
-            raise OwnTicket(f"you created ticket #{ticket.id}; another master must approve it")
+        own = actor.id is not None and actor.id == ticket.created_by
+        if own:
+            approval.check_self_approval(s, actor, ticket, comment)
+            comment = f"self-approved: {comment.strip()}"
         _move(s, ticket, states.APPROVED)
         ticket.reviewed_by_name = actor.username
         ticket.review_comment = comment
         ticket.reviewed_at = utcnow()
         config = projects.effective_config(s, project)
         ticket.approved_digest = approval.ticket_digest(s, project, config, ticket)
-        _audit(s, actor, "ticket.approve", ticket, comment=comment)
+        _audit(s, actor, "ticket.approve", ticket, comment=comment, self_approved=own)
         notifications.ticket_event(s, "ticket.approved", ticket, actor, comment)
         return ticket_dict(ticket, project)
 
 
 def reject_ticket(db: Database, actor: Actor, ticket_id: int, reason: str) -> dict[str, Any]:
     if not reason.strip():
-        raise ValidationError("reason: a rejection needs a reason")
+        raise ValidationError(said("reason: a rejection needs a reason"))
     with db.transaction() as s:
         ticket, project = _load(s, actor, ticket_id, "ticket.approve")
         if actor.id is not None and actor.id == ticket.created_by:
-            raise OwnTicket(f"you created ticket #{ticket.id}; cancel it instead")
+            raise OwnTicket(said("you created ticket #%(id)s; cancel it instead", id=ticket.id))
         _move(s, ticket, states.REJECTED)
         ticket.reviewed_by_name = actor.username
         ticket.review_comment = reason
@@ -266,12 +274,22 @@ def reject_ticket(db: Database, actor: Actor, ticket_id: int, reason: str) -> di
 def _queue(
     s: Session, actor: Actor, ticket: Ticket, project: Project, schedule: bool = False
 ) -> Deploy:
+    closed = release_request.window_closed(ticket.request, utcnow())
+    if closed:  # a release request's time window (POST /api/v1/project)
+        raise Conflict(
+            f"ticket #{ticket.id}'s time window closed at {closed}; change the window "
+            f"(PUT /api/v1/project/{ticket.id}) or cancel it"
+        )
     start = ticket.not_before
     early = start is not None and utcnow() < start
     if start is not None and early and not schedule:
         raise TooEarly(
-            f"ticket #{ticket.id} is scheduled for {start.isoformat()}; "
-            "it cannot start earlier (deploy with schedule to queue it for then)",
+            said(
+                "ticket #%(id)s is scheduled for %(when)s; it cannot start earlier (deploy "
+                "with schedule to queue it for then)",
+                id=ticket.id,
+                when=start.isoformat(),
+            ),
             not_before=start.isoformat(),
         )
     _move(s, ticket, states.QUEUED)
@@ -302,6 +320,7 @@ def _queue(
     return deploy
 
 
+@retries_lost_races
 def deploy_ticket(
     db: Database, actor: Actor, ticket_id: int, schedule: bool = False
 ) -> dict[str, Any]:
@@ -340,6 +359,7 @@ def cancel_ticket(db: Database, actor: Actor, ticket_id: int, reason: str = "") 
         return ticket_dict(ticket, project)
 
 
+@retries_lost_races
 def rollback_ticket(
     db: Database, actor: Actor, ticket_id: int, title: str = "", to: str | None = None
 ) -> dict[str, Any]:
@@ -351,7 +371,9 @@ def rollback_ticket(
     with db.transaction() as s:
         original, project = _load(s, actor, ticket_id, "ticket.rollback")
         if original.kind not in ("deploy", "config") or original.deploy_id is None:
-            raise Conflict(f"ticket #{original.id} has not deployed anything to roll back")
+            raise Conflict(
+                said("ticket #%(id)s has not deployed anything to roll back", id=original.id)
+            )
         target = to or _release_before(s, original)
         ticket = Ticket(
             space_id=original.space_id,
@@ -408,31 +430,76 @@ def list_tickets(
     project: int | str | None = None,
     status: str | None = None,
     limit: int = 50,
+    env: str | None = None,
+    user: str | None = None,
+    since: datetime | None = None,
+    before: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Newest first; ``user`` is who created it, ``since`` when, ``before`` an id cursor."""
+    with db.read() as s:
+        stmt = _ticket_query(s, actor, select(Ticket, Project), space, project, status)
+        stmt = _narrowed(stmt, env, user, since, before).order_by(Ticket.id.desc()).limit(limit)
+        return [ticket_dict(t, p) for t, p in s.execute(stmt).all()]
+
+
+def count_tickets(
+    db: Database,
+    actor: Actor,
+    *,
+    space: int | str | None = None,
+    project: int | str | None = None,
+    status: str | None = None,
+    env: str | None = None,
+    user: str | None = None,
+    since: datetime | None = None,
+) -> int:
+    """How many tickets ``list_tickets`` pages through with the same filters."""
+    with db.read() as s:
+        query = select(func.count()).select_from(Ticket)
+        stmt = _ticket_query(s, actor, query, space, project, status)
+        return int(s.scalar(_narrowed(stmt, env, user, since, None)) or 0)
+
+
+def _ticket_query(
+    s: Session,
+    actor: Actor,
+    stmt: Any,
+    space: int | str | None,
+    project: int | str | None,
+    status: str | None,
+) -> Any:
     from ferryman.services.spaces import visible_space
 
-    with db.read() as s:
-        stmt = (
-            select(Ticket, Project)
-            .join(Project, Project.id == Ticket.project_id)
-            .order_by(Ticket.id.desc())
-            .limit(limit)
+    stmt = stmt.join(Project, Project.id == Ticket.project_id)
+    if project is not None:
+        stmt = stmt.where(
+            Ticket.project_id == projects.find_project(s, actor, project, "ticket.read").id
         )
-        if project is not None:
-            stmt = stmt.where(
-                Ticket.project_id == projects.find_project(s, actor, project, "ticket.read").id
-            )
-        elif space is not None:
-            stmt = stmt.where(Ticket.space_id == visible_space(s, actor, space, "ticket.read").id)
-        else:
-            ids = visible_space_ids(s, actor)
-            if ids is not None:
-                stmt = stmt.where(Ticket.space_id.in_(ids))
-        if status is not None:
-            if status not in states.STATES:
-                raise ValidationError(f"status: one of {', '.join(states.STATES)}")
-            stmt = stmt.where(Ticket.status == status)
-        return [ticket_dict(t, p) for t, p in s.execute(stmt).all()]
+    elif space is not None:
+        stmt = stmt.where(Ticket.space_id == visible_space(s, actor, space, "ticket.read").id)
+    else:
+        ids = visible_space_ids(s, actor)
+        if ids is not None:
+            stmt = stmt.where(Ticket.space_id.in_(ids))
+    if status is not None:
+        if status not in states.STATES:
+            raise ValidationError(f"status: one of {', '.join(states.STATES)}")
+        stmt = stmt.where(Ticket.status == status)
+    return stmt
+
+
+def _narrowed(
+    stmt: Any, env: str | None, user: str | None, since: datetime | None, before: int | None
+) -> Any:
+    if env is not None:
+        stmt = stmt.where(Ticket.env == env)
+    if user is not None:
+        stmt = stmt.where(Ticket.created_by_name == user)
+    if since is not None:
+        stmt = stmt.where(Ticket.created_at >= since)
+    if before is not None:
+        stmt = stmt.where(Ticket.id < before)
+    return stmt
 
 
 async def preview(db: Database, settings: Settings, actor: Actor, ticket_id: int) -> dict[str, Any]:
@@ -493,6 +560,19 @@ async def preview(db: Database, settings: Settings, actor: Actor, ticket_id: int
         "changes": [],
         "config": [],
     }
+    from ferryman.services.migrations import ticket_preview
+
+    out["migrations"] = await asyncio.to_thread(
+        ticket_preview,
+        db,
+        ticket.project_id,
+        config,
+        ticket.env,
+        ticket.kind,
+        hosts,
+        ticket.target_release,
+        ticket.commit,
+    )
     if ticket.kind == "rollback":
         return out
     out["config"] = [

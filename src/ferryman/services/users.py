@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import available_timezones
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -61,6 +62,7 @@ def user_dict(user: User) -> dict[str, Any]:
         "is_superuser": user.is_superuser,
         "is_active": user.is_active,
         "language": user.language,
+        "time_zone": user.time_zone,
         "created_at": user.created_at.isoformat(),
     }
 
@@ -242,6 +244,27 @@ def set_language(db: Database, actor: Actor, language: str) -> None:
             raise NotFound("no such user")
         user.language = language
         record(s, actor, "user.language", f"user:{user.username}", language=language)
+
+
+def time_zones() -> list[str]:
+    """The IANA zones a user may choose (``Asia/Shanghai``), sorted."""
+    return sorted(available_timezones())
+
+
+def set_time_zone(db: Database, actor: Actor, zone: str) -> None:
+    """Remember the zone the web UI shows the signed-in user's times in ('' = the browser's)."""
+    zone = zone.strip()
+    if zone and zone not in available_timezones():
+        raise ValidationError(
+            f"time_zone: {zone[:64]!r} is not a time zone (an IANA name like Asia/Shanghai)"
+        )
+    with db.transaction() as s:
+        require(s, actor, "me.preferences")
+        user = s.get(User, actor.id)
+        if user is None:
+            raise NotFound("no such user")
+        user.time_zone = zone
+        record(s, actor, "user.time_zone", f"user:{user.username}", time_zone=zone)
 
 
 _SIGN_IN_LOCK = "ferryman_sign_in"

@@ -266,7 +266,3 @@ def start_svnserve(fleet: Fleet, root: Path, address: str) -> str:
                 raise RuntimeError("svnserve did not start") from None
             time.sleep(0.02)
     return f"svn://{address}"
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -28,10 +28,6 @@ class Resolved:
     branch: str = ""
     tag: str = ""
 
-    @property
-    def short(self) -> str:
-        return self.commit[:7]
-
 
 @dataclass(frozen=True)
 class Commit:

@@ -79,6 +79,46 @@ def checkout_script(
     return "\n".join(lines) + "\n"
 
 
+# Settings a refreshed tree's git must use whatever its config says: stat checks that a build
+# cannot fool (a changed file always has a new ctime), no hooks, no fsmonitor, no cache of
+# untracked files.
+_REFRESH_CONFIG = (
+    "core.trustctime=true",
+    "core.checkStat=default",
+    "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
+    "core.untrackedCache=false",
+    "core.sparseCheckout=false",
+)
+
+
+def refresh_script(dest: Path, commit: str) -> str:
+    """Move a kept work tree (its ``.git`` the trusted copy made right after its own checkout)
+    to exactly ``commit`` and make it clean: tracked files as in ``commit`` (those whose content
+    or mode differs from the trusted index are written again), every untracked or ignored file
+    and directory removed; then prove it (``git status`` says nothing), or fail."""
+    q = shlex.quote
+    settings = [arg for c in _REFRESH_CONFIG for arg in ("-c", c)]
+    git = shlex.join(["git", "-C", str(dest), *settings])
+    lines = [
+        "set -eu",
+        f"export GIT_CONFIG_GLOBAL={GITCONFIG} GIT_CONFIG_NOSYSTEM=1",
+        "export GIT_TERMINAL_PROMPT=0 LC_ALL=C GIT_ALLOW_PROTOCOL=none",
+        f'g() {{ {git} "$@"; }}',
+        # a file whose stat changed (every one: the tree changed owner) is compared with the
+        # trusted index by content, so that only files that differ are written again
+        "g update-index -q --refresh >/dev/null || true",
+        f"g checkout --quiet --force --detach {q(commit)}",
+        "g clean -ffdxq",
+        "left=$(g status --porcelain --ignored --untracked-files=all)",
+        'if [ -n "$left" ]; then',
+        '  echo "not clean after the refresh:" >&2; printf "%s\\n" "$left" | head -5 >&2; exit 3',
+        "fi",
+        f'test "$(g rev-parse HEAD)" = {q(commit)}',
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _commits(text: str) -> list[Commit]:
     out = []
     for line in text.splitlines():
@@ -314,6 +354,26 @@ class GitRepo:
             await self._git(
                 "-C", str(dest), "submodule", "update", "--init", "--recursive", "--quiet"
             )
+
+    async def refresh(
+        self, resolved: Resolved, dest: Path, sandboxed: SandboxRun | None = None
+    ) -> None:
+        """Bring the kept tree at ``dest`` (see ``pipeline/parked_trees.py``) to exactly
+        ``resolved``, clean; ``VcsError`` when that cannot be done or proven (the caller then
+        checks out afresh). Only for commits without submodules."""
+        script = refresh_script(dest, resolved.commit)
+        files = {GITCONFIG: safe_config(self.mirror).encode()}
+        if sandboxed is not None:
+            await run_sandboxed(
+                sandboxed, "refresh", script, network=False, readonly=(self.mirror,), files=files
+            )
+            return
+        await run_vcs(
+            ["bash", "-c", script.replace(GITCONFIG, "/dev/null")],
+            env=self.env,
+            timeout=self.timeout,
+            on_line=self.on_line,
+        )
 
     async def _export_sandboxed(
         self,

@@ -83,3 +83,67 @@ def trend(days: list[dict[str, Any]]) -> dict[str, Any]:
         "height": HEIGHT,
         "pad": PAD,
     }
+
+
+SMALL_W, SMALL_H, SMALL_PAD = 320, 90, 8
+
+
+def analysis(
+    metrics: list[dict[str, Any]], measurements: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One small chart per metric of a canary analysis: the canary's and the baseline's
+    value per interval as two lines (a gap where an interval had none), each interval a dot
+    coloured by its verdict, and how many intervals failed."""
+    out = []
+    for metric in metrics:
+        rows = [m for m in measurements if m["metric"] == metric["name"]]
+        values = [
+            v for m in rows for v in (m["canary"], m["baseline"]) if isinstance(v, int | float)
+        ]
+        top = max(values, default=0.0)
+        low = min(values, default=0.0)
+        span = (top - low) or 1.0
+        last = max((m["interval"] for m in rows), default=1) or 1
+
+        def x(interval: int, last: int = last) -> float:
+            return round(
+                SMALL_PAD + (SMALL_W - 2 * SMALL_PAD) * (interval - 1) / max(last - 1, 1), 1
+            )
+
+        def y(value: float, low: float = low, span: float = span) -> float:
+            return round(SMALL_H - SMALL_PAD - (SMALL_H - 2 * SMALL_PAD) * (value - low) / span, 1)
+
+        def line(key: str, rows: list[dict[str, Any]] = rows) -> list[str]:
+            """Polyline point lists, split where a value is missing."""
+            parts: list[list[str]] = [[]]
+            for m in rows:
+                value = m[key]
+                if isinstance(value, int | float):
+                    parts[-1].append(f"{x(m['interval'])},{y(value)}")
+                elif parts[-1]:
+                    parts.append([])
+            return [" ".join(p) for p in parts if p]
+
+        out.append(
+            {
+                "name": metric["name"],
+                "compare": metric.get("compare", ""),
+                "canary": line("canary"),
+                "baseline": line("baseline"),
+                "dots": [
+                    {
+                        "x": x(m["interval"]),
+                        "verdict": m["verdict"],
+                        "title": f"#{m['interval']} {m['verdict']}: {m.get('detail') or ''}",
+                    }
+                    for m in rows
+                ],
+                "intervals": len(rows),
+                "failed": sum(1 for m in rows if m["verdict"] == "fail"),
+                "top": top,
+                "low": low,
+                "width": SMALL_W,
+                "height": SMALL_H,
+            }
+        )
+    return out

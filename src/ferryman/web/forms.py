@@ -8,6 +8,7 @@ fields are left out so the schema's defaults apply; the schema's errors
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ import yaml
 
 from ferryman.config import yamlsafe
 from ferryman.config.project import Environment, Tasks
+from ferryman.web.i18n import N_
 
 LISTS = ("hosts", "servers", "labels", "excludes", "shared", "secrets", "config_files")
 NUMBERS = (
@@ -40,7 +42,7 @@ TEXTS = (
     "mode",
 )
 HOOKS = tuple(Tasks.model_fields)
-YAMLS = (
+_NESTED = (
     "strategy",
     "health_check",
     "requires",
@@ -48,9 +50,54 @@ YAMLS = (
     "triggers",
     "sandbox",
 )  # nested keys: a YAML text field each
-# every key of an environment has a field
-assert set(LISTS + NUMBERS + FLAGS + TEXTS + YAMLS + ("tasks",)) == set(Environment.model_fields)
+# every key of an environment has a field: a key this form has no better field for is a YAML
+# text in the Advanced section (a scalar is a one-line YAML text)
+OTHERS = tuple(
+    k
+    for k in Environment.model_fields
+    if k not in set(LISTS + NUMBERS + FLAGS + TEXTS + _NESTED + ("tasks",))
+)
+YAMLS = _NESTED + OTHERS
 MAX_YAML_CHARS = 64 * 1024
+
+# The form's sections, in order: (id, title, keys, folded unless it holds a value or an error)
+SECTIONS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
+    ("hosts", N_("Hosts"), ("servers", "labels", "hosts", "user", "parallel"), False),
+    (
+        "releases",
+        N_("Releases"),
+        ("webroot", "releases", "keep_releases", "shared", "shared_dir", "excludes"),
+        False,
+    ),
+    ("hooks", N_("Hooks"), tuple(f"tasks.{h}" for h in HOOKS), False),
+    ("gray", N_("Gray release"), ("strategy", "health_check", "post_release_delay"), False),
+    ("pull", N_("Pull mode"), ("mode", "pull"), True),
+    (
+        "advanced",
+        N_("Advanced"),
+        (
+            "secrets",
+            "config_files",
+            "requires",
+            "triggers",
+            "auto_deploy",
+            "queue",
+            "compress",
+            "post_release_on_revert",
+            "ssh_key",
+            "known_hosts",
+            "repo_ssh_key",
+            "repo_known_hosts",
+            "task_timeout",
+            "command_timeout",
+            "transfer_timeout",
+            "connect_timeout",
+            "sandbox",
+            *OTHERS,
+        ),
+        True,
+    ),
+)
 
 
 def load_yaml(text: str) -> Any:
@@ -145,6 +192,38 @@ def from_form(form: Mapping[str, str], environments: list[str], space: str) -> d
     return config
 
 
+# What the schema's validator says, as a person would say it (the text is a msgid: the page
+# translates it); anything not listed is shown as the schema said it.
+PLAIN = (
+    (
+        re.compile(r"^Input should be a valid dictionary( or instance of \w+)?$"),
+        N_("write key: value lines here"),
+    ),
+    (re.compile(r"^Input should be a valid list$"), N_("one item a line")),
+    (re.compile(r"^Input should be a valid integer.*$"), N_("a whole number")),
+    (re.compile(r"^Input should be a valid number.*$"), N_("a number")),
+    (re.compile(r"^Input should be a valid boolean.*$"), N_("yes or no")),
+    (re.compile(r"^Input should be a valid string$"), N_("text")),
+    (re.compile(r"^Input should be greater than or equal to (\S+)$"), N_("at least %(n)s")),
+    (re.compile(r"^Input should be greater than (\S+)$"), N_("more than %(n)s")),
+    (re.compile(r"^Input should be less than or equal to (\S+)$"), N_("at most %(n)s")),
+    (re.compile(r"^required key missing$"), N_("required")),
+    (re.compile(r"^Field required$"), N_("required")),
+    (re.compile(r"^unknown key$"), N_("not a setting Ferryman knows")),
+    (re.compile(r"^not a repository URL: \{v!r\} (.*)$"), N_("not a repository URL %(hint)s")),
+)
+
+
+def plain(message: str) -> tuple[str, dict[str, str]]:
+    """A schema message → a msgid and its values (``("at least %(n)s", {"n": "1"})``)."""
+    for pattern, said in PLAIN:
+        found = pattern.match(message.strip())
+        if found:
+            key = "hint" if "%(hint)s" in said else "n"
+            return said, ({key: found.group(1)} if "%(" in said else {})
+    return message, {}
+
+
 def field_errors(lines: list[str]) -> dict[str, str]:
     """``environments/production/webroot: msg`` → ``{"env.production.webroot": "msg"}``."""
     out: dict[str, str] = {}
@@ -160,4 +239,17 @@ def field_errors(lines: list[str]) -> dict[str, str]:
         else:
             key = parts[0] if parts[0] != "(top level)" else "environments"
         out.setdefault(key, message)
+    return out
+
+
+def kinds() -> dict[str, str]:
+    """How each field of an environment is entered: text, list, number, flag, yaml, hook or
+    choice (``mode``)."""
+    out = {k: "text" for k in TEXTS}
+    out.update({k: "list" for k in LISTS})
+    out.update({k: "number" for k in NUMBERS})
+    out.update({k: "flag" for k in FLAGS})
+    out.update({k: "yaml" for k in YAMLS})
+    out.update({f"tasks.{h}": "hook" for h in HOOKS})
+    out["mode"] = "choice"
     return out

@@ -12,10 +12,13 @@ import gettext
 import io
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from babel.core import negotiate_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+
+from ferryman.said import Said
 
 LOCALES = Path(__file__).parent / "locales"
 SUPPORTED = ("en", "zh_CN")
@@ -104,6 +107,7 @@ LABELS = {
     "deploy.success": N_("deploy succeeded"),
     "deploy.failed": N_("deploy failed"),
     "deploy.cancelled": N_("deploy cancelled"),
+    "rollback.requested": N_("asked for a rollback"),
     "rollback.success": N_("rollback succeeded"),
     "rollback.failed": N_("rollback failed"),
     "rollback.cancelled": N_("rollback cancelled"),
@@ -119,3 +123,31 @@ LABELS = {
 def label(lang: str, value: str) -> str:
     """A state, kind, role or action as words in ``lang`` (unknown values as they are)."""
     return translations(lang).gettext(LABELS[value]) if value in LABELS else value
+
+
+# the values of a ``said`` message that are states, kinds or roles: shown as their label
+LABELLED = ("status", "kind", "role", "needs")
+
+
+def say(lang: str, text: Any) -> Any:
+    """A ``said`` message in ``lang``: its template from the catalogue, filled with its values
+    (states, kinds and roles as labels, nested messages said too). Anything else — and a
+    message whose translation does not fit its values — is returned as it is."""
+    if not isinstance(text, Said):
+        return text
+    values = {
+        name: (
+            say(lang, value)
+            if isinstance(value, Said)
+            else label(lang, str(value))
+            if name in LABELLED
+            else ", ".join(map(str, value))
+            if isinstance(value, list | tuple)
+            else value
+        )
+        for name, value in text.values.items()
+    }
+    try:
+        return translations(lang).gettext(text.template) % values
+    except (KeyError, ValueError, TypeError):
+        return str(text)

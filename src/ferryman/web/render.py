@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from ferryman import __version__
-from ferryman.web import i18n
+from ferryman.web import i18n, paths
 from ferryman.web.session import FLASH_COOKIE, SPACE_COOKIE, Web
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -59,6 +59,7 @@ def environment(lang: str) -> Environment:
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=lambda value: i18n.say(lang, value),  # a service's ``said`` message
     )
     env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(when=_when, seconds=_seconds, short=_short, json=_json)
@@ -73,9 +74,15 @@ def page(
     html = (
         environment(web.lang)
         .get_template(template)
-        .render(request=request, web=web, here=request.url.path, **context)
+        .render(
+            request=request,
+            web=web,
+            here=paths.route_path(request),
+            back=paths.here(request),
+            **context,
+        )
     )
-    response = HTMLResponse(html, status_code=status)
+    response = HTMLResponse(paths.prefixed(html, paths.root(request)), status_code=status)
     if web.flash:
         response.delete_cookie(FLASH_COOKIE)
     if web.space is not None:
@@ -93,8 +100,9 @@ def page(
 
 
 def redirect(request: Request, url: str, flash: str = "") -> RedirectResponse:
-    """After a form: go to ``url`` (303, so a reload does not post again), saying ``flash``."""
-    response = RedirectResponse(url, status_code=303)
+    """After a form: go to ``url`` (303, so a reload does not post again), saying ``flash``.
+    A route path gets the prefix the application is served under."""
+    response = RedirectResponse(paths.location(request, url), status_code=303)
     if flash:
         set_cookie(request, response, FLASH_COOKIE, quote(flash[:300]))
     return response

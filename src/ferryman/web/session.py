@@ -10,15 +10,15 @@ from urllib.parse import quote, unquote
 
 from fastapi import Request
 
-from ferryman.api.deps import SESSION_COOKIE, client_ip
 from ferryman.db.models import User
 from ferryman.db.session import Database
 from ferryman.domain.permissions import Role, role_allows
 from ferryman.errors import AuthenticationFailed, CsrfFailed, FerrymanError
+from ferryman.http_deps import SESSION_COOKIE, client_ip
 from ferryman.services import spaces, users
 from ferryman.services.audit import Actor
 from ferryman.services.authz import space_role
-from ferryman.web import i18n
+from ferryman.web import i18n, paths
 
 SPACE_COOKIE = "ferryman_space"
 FLASH_COOKIE = "ferryman_flash"
@@ -46,6 +46,7 @@ class Web:
     space: dict[str, Any] | None = None
     role: Role | None = None  # in the current space
     flash: str = ""
+    zone: str = ""  # the IANA zone the viewer chose for times ('' = the browser's)
 
     @property
     def signed_in(self) -> bool:
@@ -62,6 +63,11 @@ class Web:
 
     def login_url(self, path: str) -> str:
         return "/login?next=" + quote(path)
+
+    def say(self, text: str) -> str:
+        """A service's message (an error's, say) in the viewer's language where it was
+        made with ``said``; as it is otherwise."""
+        return str(i18n.say(self.lang, text))
 
     def _(self, text: str, **values: Any) -> str:
         """``text`` in the viewer's language (``%(name)s`` filled from ``values``)."""
@@ -86,15 +92,16 @@ def signed_in(request: Request, db: Database, space: str | None = None) -> Web:
     current one: ``space`` from the URL, else the last one used, else the first."""
     secret = request.cookies.get(SESSION_COOKIE)
     if not secret:
-        raise LoginRequired(_here(request))
+        raise LoginRequired(paths.here(request))
     try:
         actor, csrf = users.actor_for_session(db, secret, client_ip(request))
     except AuthenticationFailed:
-        raise LoginRequired(_here(request)) from None
+        raise LoginRequired(paths.here(request)) from None
     with db.read() as s:
         user = s.get(User, actor.id)
         user_language = user.language if user else ""
-    web = Web(lang=language(request, user_language), actor=actor, csrf=csrf)
+        zone = user.time_zone if user else ""
+    web = Web(lang=language(request, user_language), actor=actor, csrf=csrf, zone=zone)
     web.spaces = spaces.list_spaces(db, actor)
     wanted = space or request.cookies.get(SPACE_COOKIE)
     chosen = next((x for x in web.spaces if x["name"] == wanted), None)
@@ -114,8 +121,3 @@ def check_csrf(web: Web, sent: str | None) -> None:
     """Every form posts the session's CSRF token back."""
     if not sent or not web.csrf or not secrets.compare_digest(sent, web.csrf):
         raise CsrfFailed("the form is stale or was not sent by this site: reload the page")
-
-
-def _here(request: Request) -> str:
-    query = f"?{request.url.query}" if request.url.query else ""
-    return request.url.path + query

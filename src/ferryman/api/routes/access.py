@@ -12,10 +12,13 @@ from ferryman.api.deps import (
     SESSION_COOKIE,
     ClientIp,
     CurrentActor,
+    Id,
     SettingsDep,
     perm,
     presented_credentials,
 )
+from ferryman.api.envelope import RATE_LIMITED
+from ferryman.api.paging import Page, PerPage, page_of, paged
 from ferryman.api.schemas import (
     LoginBody,
     PasswordBody,
@@ -24,7 +27,9 @@ from ferryman.api.schemas import (
     UserCreateBody,
     UserUpdateBody,
 )
+from ferryman.api.team_views import LoginToken, Me, PublicKey, SessionStarted, Token, User
 from ferryman.errors import RateLimited
+from ferryman.keys import public_line
 from ferryman.services import users
 
 router = APIRouter()
@@ -44,7 +49,8 @@ def _limited(exc: RateLimited) -> JSONResponse:
     "/auth/login",
     tags=["auth"],
     openapi_extra=perm("auth.login"),
-    response_model=dict[str, str],
+    responses=RATE_LIMITED,
+    response_model=LoginToken,
 )
 def login(body: LoginBody, db: DB, ip: ClientIp) -> dict[str, str] | JSONResponse:
     """Exchange a user name and password for an API token (shown once). Failed attempts are
@@ -68,7 +74,8 @@ def login(body: LoginBody, db: DB, ip: ClientIp) -> dict[str, str] | JSONRespons
     "/auth/session",
     tags=["auth"],
     openapi_extra=perm("auth.login"),
-    response_model=dict[str, str],
+    responses=RATE_LIMITED,
+    response_model=SessionStarted,
 )
 def start_session(
     body: SessionBody, db: DB, ip: ClientIp, request: Request, response: Response
@@ -99,7 +106,7 @@ def end_session(db: DB, actor: CurrentActor, request: Request) -> Response:
     return response
 
 
-@router.get("/me", tags=["auth"], openapi_extra=perm("me.read"))
+@router.get("/me", response_model=Me, tags=["auth"], openapi_extra=perm("me.read"))
 def me(actor: CurrentActor) -> dict[str, Any]:
     return {
         "id": actor.id,
@@ -120,19 +127,45 @@ def change_password(body: PasswordBody, db: DB, actor: CurrentActor, request: Re
     return Response(status_code=204)
 
 
-@router.get("/ssh-key", tags=["system"], openapi_extra=perm("me.read"))
+@router.get(
+    "/ssh-key",
+    response_model=PublicKey,
+    response_model_exclude_unset=True,
+    tags=["system"],
+    openapi_extra=perm("me.read"),
+)
 def ssh_key(settings: SettingsDep, actor: CurrentActor) -> dict[str, str]:
     """The server's public key: add it to ``authorized_keys`` on every target host."""
-    return {"public_key": settings.ssh_key.with_suffix(".pub").read_text().strip()}
+    return {"public_key": public_line(settings.ssh_key)}
 
 
-@router.get("/users", tags=["users"], openapi_extra=perm("user.list"))
-def list_users(db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
+@router.get(
+    "/users",
+    response_model=list[User],
+    response_model_exclude_unset=True,
+    tags=["users"],
+    openapi_extra=perm("user.list") | paged("users"),
+)
+def list_users(
+    db: DB,
+    actor: CurrentActor,
+    request: Request,
+    response: Response,
+    page: Page = 1,
+    per_page: PerPage = 100,
+) -> list[dict[str, Any]]:
     """Superusers: every user. Anyone else: the users who share a space with them."""
-    return users.list_users(db, actor)
+    return page_of(request, response, users.list_users(db, actor), page, per_page)
 
 
-@router.post("/users", status_code=201, tags=["users"], openapi_extra=perm("user.manage"))
+@router.post(
+    "/users",
+    status_code=201,
+    response_model=User,
+    response_model_exclude_unset=True,
+    tags=["users"],
+    openapi_extra=perm("user.manage"),
+)
 def create_user(body: UserCreateBody, db: DB, actor: CurrentActor) -> dict[str, Any]:
     created = users.create_user(
         db,
@@ -145,7 +178,13 @@ def create_user(body: UserCreateBody, db: DB, actor: CurrentActor) -> dict[str, 
     return {"id": created.id, "username": created.username, "is_superuser": created.is_superuser}
 
 
-@router.patch("/users/{user}", tags=["users"], openapi_extra=perm("user.manage"))
+@router.patch(
+    "/users/{user}",
+    response_model=User,
+    response_model_exclude_unset=True,
+    tags=["users"],
+    openapi_extra=perm("user.manage"),
+)
 def update_user(
     user: str, body: UserUpdateBody, db: DB, actor: CurrentActor, request: Request
 ) -> dict[str, Any]:
@@ -162,12 +201,32 @@ def update_user(
     )
 
 
-@router.get("/tokens", tags=["tokens"], openapi_extra=perm("token.read"))
-def list_tokens(db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
-    return users.list_tokens(db, actor)
+@router.get(
+    "/tokens",
+    response_model=list[Token],
+    response_model_exclude_unset=True,
+    tags=["tokens"],
+    openapi_extra=perm("token.read") | paged("tokens"),
+)
+def list_tokens(
+    db: DB,
+    actor: CurrentActor,
+    request: Request,
+    response: Response,
+    page: Page = 1,
+    per_page: PerPage = 100,
+) -> list[dict[str, Any]]:
+    return page_of(request, response, users.list_tokens(db, actor), page, per_page)
 
 
-@router.post("/tokens", status_code=201, tags=["tokens"], openapi_extra=perm("token.manage"))
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=Token,
+    response_model_exclude_unset=True,
+    tags=["tokens"],
+    openapi_extra=perm("token.manage"),
+)
 def create_token(body: TokenBody, db: DB, actor: CurrentActor) -> dict[str, Any]:
     """A personal token with scopes (``read``, ``write``) and an optional expiry; the secret is
     in this response only."""
@@ -177,6 +236,6 @@ def create_token(body: TokenBody, db: DB, actor: CurrentActor) -> dict[str, Any]
 @router.delete(
     "/tokens/{token_id}", status_code=204, tags=["tokens"], openapi_extra=perm("token.manage")
 )
-def revoke_token(token_id: int, db: DB, actor: CurrentActor) -> Response:
+def revoke_token(token_id: Id, db: DB, actor: CurrentActor) -> Response:
     users.revoke_token(db, actor, token_id)
     return Response(status_code=204)

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response
 
+from ferryman.api.config_views import ConfigDiff, ConfigFile, ConfigPreview, ConfigVersion
 from ferryman.api.deps import DB, CurrentActor, perm
 from ferryman.api.schemas import ConfigFileBody, ConfigOverrideBody
 from ferryman.services import config_files, config_views
@@ -14,14 +15,19 @@ from ferryman.services import config_files, config_views
 router = APIRouter(prefix="/projects/{project}/envs/{env}/config", tags=["config"])
 
 
-@router.get("", openapi_extra=perm("config.read"))
+@router.get(
+    "",
+    response_model=list[ConfigFile],
+    response_model_exclude_unset=True,
+    openapi_extra=perm("config.read"),
+)
 def list_files(project: str, env: str, db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
     """Every config file (path, mode, version, override scopes) and the ones the project's
     YAML declares but nobody has set yet (``missing``)."""
     return config_views.list_files(db, actor, project, env)
 
 
-@router.get("/preview", openapi_extra=perm("config.read"))
+@router.get("/preview", response_model=list[ConfigPreview], openapi_extra=perm("config.read"))
 def preview(
     project: str,
     env: str,
@@ -34,12 +40,22 @@ def preview(
     return config_views.preview(db, actor, project, env, host=host, path=path)
 
 
-@router.get("/files/{path:path}", openapi_extra=perm("config.read"))
+@router.get(
+    "/files/{path:path}",
+    response_model=ConfigFile,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("config.read"),
+)
 def get_file(project: str, env: str, path: str, db: DB, actor: CurrentActor) -> dict[str, Any]:
     return config_views.get_file(db, actor, project, env, path)
 
 
-@router.put("/files/{path:path}", openapi_extra=perm("config.manage"))
+@router.put(
+    "/files/{path:path}",
+    response_model=ConfigFile,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("config.manage"),
+)
 def set_file(
     project: str, env: str, path: str, body: ConfigFileBody, db: DB, actor: CurrentActor
 ) -> dict[str, Any]:
@@ -53,7 +69,12 @@ def delete_file(project: str, env: str, path: str, db: DB, actor: CurrentActor) 
     return Response(status_code=204)
 
 
-@router.put("/overrides/{scope}/{path:path}", openapi_extra=perm("config.manage"))
+@router.put(
+    "/overrides/{scope}/{path:path}",
+    response_model=ConfigFile,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("config.manage"),
+)
 def set_override(
     project: str,
     env: str,
@@ -70,20 +91,32 @@ def set_override(
     )
 
 
-@router.delete("/overrides/{scope}/{path:path}", openapi_extra=perm("config.manage"))
+@router.delete(
+    "/overrides/{scope}/{path:path}",
+    response_model=ConfigFile,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("config.manage"),
+)
 def delete_override(
     project: str, env: str, scope: str, path: str, db: DB, actor: CurrentActor
 ) -> dict[str, Any]:
     return config_files.delete_override(db, actor, project, env, path, scope)
 
 
-@router.get("/history/{path:path}", openapi_extra=perm("config.read"))
+@router.get(
+    "/history/{path:path}", response_model=list[ConfigVersion], openapi_extra=perm("config.read")
+)
 def history(project: str, env: str, path: str, db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
     """Every version, newest first: who, when, what changed (also deletions)."""
     return config_views.history(db, actor, project, env, path)
 
 
-@router.get("/diff/{path:path}", openapi_extra=perm("config.read"))
+@router.get(
+    "/diff/{path:path}",
+    response_model=ConfigDiff,
+    response_model_by_alias=True,
+    openapi_extra=perm("config.read"),
+)
 def diff(
     project: str,
     env: str,

@@ -11,6 +11,14 @@ release waiting for someone to continue it) and every line was sent.
 Access is checked again while streaming, every ``RECHECK_SECONDS``: a viewer whose token was
 revoked, whose account was disabled, or who left the project's space is cut off with close
 code 1008 (policy violation) and the reason.
+
+A stream ends as soon as its socket closes, whoever closes it: the viewer leaving, or the
+server shutting down (uvicorn closes every WebSocket with 1012, service restart, and then waits
+for the handlers to return before it runs the lifespan shutdown — a handler that only noticed
+on its next send would hold a graceful stop until the deploy it follows ended). So a watcher
+awaits the socket's disconnect beside the polling loop, and whichever finishes first ends the
+other. During a database outage the stream stays open and polls again once the database is
+back; a stream that cannot even authorise its viewer closes with 1013 (try again later).
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
-from ferryman.api.deps import DB, CurrentActor, perm, websocket_actor, websocket_route
+from ferryman.api.deps import DB, CurrentActor, Id, perm, websocket_actor, websocket_route
+from ferryman.api.views import LogPage
+from ferryman.db.outage import is_outage
 from ferryman.db.session import Database
 from ferryman.errors import FerrymanError
 from ferryman.services import deploy_views
@@ -33,18 +43,20 @@ POLL_SECONDS = 0.25
 PAGE = 1000
 RECHECK_SECONDS = 2.0
 POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+OUTAGE_PAUSE = 1.0
 
 
 class AccessLost(Exception):
     """The viewer may no longer read this deploy (the socket was closed)."""
 
 
-@router.get("/{deploy_id}/log", openapi_extra=perm("deploy.read"))
+@router.get("/{deploy_id}/log", response_model=LogPage, openapi_extra=perm("deploy.read"))
 def get_log(
-    deploy_id: int,
+    deploy_id: Id,
     db: DB,
     actor: CurrentActor,
-    after: int = Query(0, ge=0, description="the id of the last line you have"),
+    after: int = Query(0, ge=0, le=2**63 - 1, description="the id of the last line you have"),
     limit: int = Query(PAGE, ge=1, le=5000),
 ) -> dict[str, Any]:
     """Lines after the cursor, oldest first, each with host, stage, stream and time;
@@ -68,6 +80,11 @@ async def stream(websocket: WebSocket, deploy_id: int, after: int = 0) -> None:
     except FerrymanError as exc:
         await websocket.close(code=4000 + exc.http_status, reason=exc.message[:120])
         return
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        await websocket.close(code=TRY_AGAIN_LATER, reason="the database is unavailable")
+        return
 
     checked = time.monotonic()
 
@@ -84,24 +101,56 @@ async def stream(websocket: WebSocket, deploy_id: int, after: int = 0) -> None:
             raise AccessLost from exc
         checked = time.monotonic()
 
+    follower = asyncio.create_task(_follow(websocket, db, deploy_id, max(after, 0), still_allowed))
+    watcher = asyncio.create_task(_until_closed(websocket))
+    tasks = (follower, watcher)
     try:
-        await _follow(websocket, db, deploy_id, max(after, 0), still_allowed)
-    except (WebSocketDisconnect, AccessLost):
-        return  # the viewer left (or was cut off); the deploy does not care
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        # asyncio.wait, not gather: a cancellation of this handler keeps its own message
+        # (anyio, under Starlette's test client, tells its cancellations by it)
+        await asyncio.wait(tasks)
+    for task in tasks:
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None and not isinstance(failure, WebSocketDisconnect | AccessLost):
+            raise failure
+    # else: the deploy ended, the viewer left (or was cut off), or the server is stopping
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    """Return once the socket is closed: by the viewer, or by the server shutting down.
+    A viewer has nothing to say; whatever it sends is ignored."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def _read(db: Database, deploy_id: Id, cursor: int) -> tuple[dict[str, Any], list[Any]]:
+    """The deploy, then its lines after the cursor (in that order: a finished status read
+    first means every line flushed before it is in the page)."""
+    deploy = await asyncio.to_thread(deploy_views.get, db, deploy_id)
+    lines = await asyncio.to_thread(deploy_views.logs_after, db, deploy_id, cursor, PAGE)
+    return deploy, lines
 
 
 async def _follow(
     websocket: WebSocket,
     db: Database,
-    deploy_id: int,
+    deploy_id: Id,
     cursor: int,
     still_allowed: Callable[[], Awaitable[None]],
 ) -> None:
     shown: tuple[str, str] | None = None
     while True:
-        await still_allowed()
-        deploy = await asyncio.to_thread(deploy_views.get, db, deploy_id)
-        lines = await asyncio.to_thread(deploy_views.logs_after, db, deploy_id, cursor, PAGE)
+        try:
+            await still_allowed()
+            deploy, lines = await _read(db, deploy_id, cursor)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            await asyncio.sleep(OUTAGE_PAUSE)  # the database is out: the viewer waits with us
+            continue
         for line in lines:
             await websocket.send_json({"type": "line", **line})
             cursor = line["id"]
@@ -112,8 +161,14 @@ async def _follow(
         if len(lines) == PAGE:
             continue  # replaying: no waiting between pages
         if deploy["status"] in FINISHED or deploy["status"] == "paused":
-            # a last look: lines flushed together with the final status
-            tail = await asyncio.to_thread(deploy_views.logs_after, db, deploy_id, cursor, PAGE)
+            # a last look: lines flushed together with the final status (an outage here
+            # goes round again: the next read finds them)
+            try:
+                tail = await asyncio.to_thread(deploy_views.logs_after, db, deploy_id, cursor, PAGE)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                continue
             if tail:
                 continue
             await websocket.send_json({"type": "end", "status": deploy["status"], "next": cursor})

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 
 from ferryman.api.deps import DB, CurrentActor, SettingsDep, perm
 from ferryman.api.schemas import HookSecretBody
+from ferryman.api.team_views import HookSecret
 from ferryman.services import hooks
 
 router = APIRouter(tags=["git webhooks"])
@@ -32,7 +33,11 @@ async def receive(
     return await hooks.receive(db, settings, found, headers, body)
 
 
-@router.put("/projects/{project}/hook-secret", openapi_extra=perm("project.manage"))
+@router.put(
+    "/projects/{project}/hook-secret",
+    response_model=HookSecret,
+    openapi_extra=perm("project.manage"),
+)
 def set_secret(
     project: str, db: DB, actor: CurrentActor, body: HookSecretBody | None = None
 ) -> dict[str, str]:

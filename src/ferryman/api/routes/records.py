@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
 
-from ferryman.api.deps import DB, CurrentActor, perm
+from ferryman.api.config_views import AuditEntry, Stats
+from ferryman.api.deps import DB, MAX_ID, CurrentActor, perm
+from ferryman.api.paging import IsoTime
 from ferryman.services import audit_views, stats
 
 router = APIRouter()
 
 
-@router.get("/audit", tags=["audit"], openapi_extra=perm("audit.read"))
+@router.get(
+    "/audit", response_model=list[AuditEntry], tags=["audit"], openapi_extra=perm("audit.read")
+)
 def audit(
     db: DB,
     actor: CurrentActor,
@@ -21,9 +24,11 @@ def audit(
     actor_name: str | None = Query(None, alias="actor", max_length=64),
     project: str | None = Query(None, max_length=64),
     action: str | None = Query(None, max_length=64),
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before: int | None = Query(None, ge=1, description="page: entries older than this id"),
+    since: IsoTime = None,
+    until: IsoTime = None,
+    before: int | None = Query(
+        None, ge=1, le=MAX_ID, description="page: entries older than this id"
+    ),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
     """Newest first. Without ``space``: every space where you are master or owner (all for
@@ -42,7 +47,7 @@ def audit(
     )
 
 
-@router.get("/stats", tags=["stats"], openapi_extra=perm("stats.read"))
+@router.get("/stats", response_model=Stats, tags=["stats"], openapi_extra=perm("stats.read"))
 def deploy_stats(
     db: DB,
     actor: CurrentActor,
@@ -50,8 +55,8 @@ def deploy_stats(
     project: str | None = Query(None, max_length=130),
     env: str | None = Query(None, max_length=64),
     period: str = Query("day", pattern="^(day|week)$"),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoTime = None,
+    until: IsoTime = None,
 ) -> dict[str, Any]:
     """Deploys, successes, failures, rollbacks, median and p95 duration per period."""
     return stats.deploy_stats(

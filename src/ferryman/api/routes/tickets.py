@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from ferryman.api.deps import DB, CurrentActor, SettingsDep, perm, wake_worker
+from ferryman.api.deps import DB, MAX_ID, CurrentActor, Id, SettingsDep, perm, wake_worker
+from ferryman.api.paging import IsoTime, paged, paginate
 from ferryman.api.schemas import (
     CommentBody,
     ReasonBody,
@@ -14,24 +15,55 @@ from ferryman.api.schemas import (
     TicketDeployBody,
     TicketRollbackBody,
 )
+from ferryman.api.views import Ticket, TicketPreview, TicketStatus
 from ferryman.services import tickets
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
 
-@router.get("", openapi_extra=perm("ticket.read"))
+@router.get(
+    "",
+    response_model=list[Ticket],
+    openapi_extra=perm("ticket.read") | paged("tickets"),
+)
 def list_tickets(
     db: DB,
     actor: CurrentActor,
+    request: Request,
+    response: Response,
     space: str | None = Query(None, max_length=64),
     project: str | None = Query(None, max_length=130),
-    status: str | None = Query(None, max_length=24),
+    status: Annotated[TicketStatus | None, Query()] = None,
+    env: str | None = Query(None, max_length=64),
+    user: str | None = Query(None, max_length=64, description="who created it"),
+    since: Annotated[IsoTime, Query(description="created at or after (ISO 8601)")] = None,
+    before: int | None = Query(
+        None, ge=1, le=MAX_ID, description="the cursor: tickets older than this id"
+    ),
     limit: int = Query(50, ge=1, le=500),
 ) -> list[dict[str, Any]]:
-    return tickets.list_tickets(db, actor, space=space, project=project, status=status, limit=limit)
+    """Newest first, ``limit`` at a time; ``Link`` rel="next" and ``X-Total-Count`` as on
+    ``GET /deploys``."""
+    filters: dict[str, Any] = {
+        "space": space,
+        "project": project,
+        "status": status,
+        "env": env,
+        "user": user,
+        "since": since,
+    }
+    rows = tickets.list_tickets(db, actor, **filters, limit=limit, before=before)
+    paginate(request, response, rows, limit, tickets.count_tickets(db, actor, **filters))
+    return rows
 
 
-@router.post("", status_code=201, openapi_extra=perm("ticket.create"))
+@router.post(
+    "",
+    status_code=201,
+    response_model=Ticket,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("ticket.create"),
+)
 async def create_ticket(
     body: TicketBody, db: DB, settings: SettingsDep, actor: CurrentActor
 ) -> dict[str, Any]:
@@ -54,41 +86,71 @@ async def create_ticket(
     )
 
 
-@router.get("/{ticket_id}", openapi_extra=perm("ticket.read"))
-def get_ticket(ticket_id: int, db: DB, actor: CurrentActor) -> dict[str, Any]:
+@router.get(
+    "/{ticket_id}",
+    response_model=Ticket,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("ticket.read"),
+)
+def get_ticket(ticket_id: Id, db: DB, actor: CurrentActor) -> dict[str, Any]:
     return tickets.get_ticket(db, actor, ticket_id)
 
 
-@router.get("/{ticket_id}/preview", openapi_extra=perm("ticket.read"))
+@router.get(
+    "/{ticket_id}/preview",
+    response_model=TicketPreview,
+    response_model_by_alias=True,
+    openapi_extra=perm("ticket.read"),
+)
 async def preview(
-    ticket_id: int, db: DB, settings: SettingsDep, actor: CurrentActor
+    ticket_id: Id, db: DB, settings: SettingsDep, actor: CurrentActor
 ) -> dict[str, Any]:
     """The exact hosts, what each runs now, and the commits and files that would change."""
     return await tickets.preview(db, settings, actor, ticket_id)
 
 
-@router.post("/{ticket_id}/submit", openapi_extra=perm("ticket.create"))
-def submit(ticket_id: int, db: DB, actor: CurrentActor) -> dict[str, Any]:
+@router.post(
+    "/{ticket_id}/submit",
+    response_model=Ticket,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("ticket.create"),
+)
+def submit(ticket_id: Id, db: DB, actor: CurrentActor) -> dict[str, Any]:
     return tickets.submit_ticket(db, actor, ticket_id)
 
 
-@router.post("/{ticket_id}/approve", openapi_extra=perm("ticket.approve"))
+@router.post(
+    "/{ticket_id}/approve",
+    response_model=Ticket,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("ticket.approve"),
+)
 def approve(
-    ticket_id: int, db: DB, actor: CurrentActor, body: CommentBody | None = None
+    ticket_id: Id, db: DB, actor: CurrentActor, body: CommentBody | None = None
 ) -> dict[str, Any]:
     """Masters and owners approve others' tickets, never their own."""
     return tickets.approve_ticket(db, actor, ticket_id, body.comment if body else "")
 
 
-@router.post("/{ticket_id}/reject", openapi_extra=perm("ticket.approve"))
-def reject(ticket_id: int, body: ReasonBody, db: DB, actor: CurrentActor) -> dict[str, Any]:
+@router.post(
+    "/{ticket_id}/reject",
+    response_model=Ticket,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("ticket.approve"),
+)
+def reject(ticket_id: Id, body: ReasonBody, db: DB, actor: CurrentActor) -> dict[str, Any]:
     """A rejection needs a reason."""
     return tickets.reject_ticket(db, actor, ticket_id, body.reason)
 
 
-@router.post("/{ticket_id}/deploy", openapi_extra=perm("ticket.deploy"))
+@router.post(
+    "/{ticket_id}/deploy",
+    response_model=Ticket,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("ticket.deploy"),
+)
 def deploy(
-    ticket_id: int,
+    ticket_id: Id,
     db: DB,
     actor: CurrentActor,
     request: Request,
@@ -101,17 +163,28 @@ def deploy(
     return result
 
 
-@router.post("/{ticket_id}/cancel", openapi_extra=perm("ticket.create"))
+@router.post(
+    "/{ticket_id}/cancel",
+    response_model=Ticket,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("ticket.create"),
+)
 def cancel(
-    ticket_id: int, db: DB, actor: CurrentActor, body: ReasonBody | None = None
+    ticket_id: Id, db: DB, actor: CurrentActor, body: ReasonBody | None = None
 ) -> dict[str, Any]:
     """Creators cancel their own tickets, masters anyone's; a queued deploy is dropped."""
     return tickets.cancel_ticket(db, actor, ticket_id, body.reason if body else "")
 
 
-@router.post("/{ticket_id}/rollback", status_code=201, openapi_extra=perm("ticket.rollback"))
+@router.post(
+    "/{ticket_id}/rollback",
+    status_code=201,
+    response_model=Ticket,
+    response_model_exclude_unset=True,
+    openapi_extra=perm("ticket.rollback"),
+)
 def rollback(
-    ticket_id: int,
+    ticket_id: Id,
     db: DB,
     actor: CurrentActor,
     request: Request,

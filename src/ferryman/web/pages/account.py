@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ferryman.api.deps import DB, SESSION_COOKIE, client_ip
 from ferryman.errors import FerrymanError, PermissionDenied
+from ferryman.http_deps import DB, SESSION_COOKIE, client_ip
 from ferryman.services import users
 from ferryman.web import i18n
 from ferryman.web.render import page, redirect, set_cookie
@@ -25,6 +26,11 @@ def _safe_next(target: str) -> str:
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
+
+
+@cache
+def _zones() -> tuple[str, ...]:
+    return tuple(users.time_zones())
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -94,7 +100,24 @@ def account(request: Request, db: DB) -> HTMLResponse:
     web = signed_in(request, db)
     assert web.actor is not None
     tokens = users.list_tokens(db, web.actor)
-    return page(request, web, "account.html", tokens=tokens, new_token=None, error="")
+    return page(
+        request, web, "account.html", tokens=tokens, new_token=None, error="", zones=_zones()
+    )
+
+
+@router.post("/account/time-zone", response_model=None)
+def set_time_zone(
+    request: Request, db: DB, csrf: Csrf, zone: Annotated[str, Form()] = ""
+) -> Response:
+    """The zone the UI shows this user's times in ('' = the browser's)."""
+    web = signed_in(request, db)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    try:
+        users.set_time_zone(db, web.actor, zone)
+    except FerrymanError as exc:
+        return redirect(request, "/account", web.say(exc.message))
+    return redirect(request, "/account", web._("Time zone saved."))
 
 
 @router.post("/account/password", response_model=None)
@@ -118,7 +141,14 @@ def change_password(
     if error:
         tokens = users.list_tokens(db, web.actor)
         return page(
-            request, web, "account.html", status=422, tokens=tokens, new_token=None, error=error
+            request,
+            web,
+            "account.html",
+            status=422,
+            tokens=tokens,
+            new_token=None,
+            error=error,
+            zones=_zones(),
         )
     # every other session and token has ended; this one goes on under a new cookie secret
     response = redirect(request, "/account", web._("Password changed."))
@@ -143,7 +173,9 @@ def create_token(
     scopes = ["read", "write"] if write else ["read"]
     made = users.create_token(db, web.actor, name, scopes, expires_in_days=days or None)
     tokens = users.list_tokens(db, web.actor)
-    return page(request, web, "account.html", tokens=tokens, new_token=made, error="")
+    return page(
+        request, web, "account.html", tokens=tokens, new_token=made, error="", zones=_zones()
+    )
 
 
 @router.post("/account/tokens/{token_id}/revoke", response_model=None)

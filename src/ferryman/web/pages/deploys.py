@@ -2,49 +2,226 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ferryman.api.deps import DB, wake_worker
-from ferryman.services import audit_views, deploy_views, deploys, rollouts
+from ferryman.errors import FerrymanError
+from ferryman.http_deps import DB, SettingsDep, wake_worker
+from ferryman.services import (
+    analysis,
+    audit_views,
+    deploy_views,
+    deploys,
+    inventory,
+    projects,
+    promotion,
+    rollouts,
+)
+from ferryman.services.authz import project_role
+from ferryman.web import audit_text, charts, listing, paths
+from ferryman.web.failure import failure
 from ferryman.web.render import page, redirect
-from ferryman.web.session import check_csrf, signed_in
+from ferryman.web.session import Web, check_csrf, signed_in
 
 router = APIRouter()
 Csrf = Annotated[str, Form()]
+ENDED = ("success", "failed", "cancelled")
 
 
 @router.get("/s/{space}/deploys", response_class=HTMLResponse)
-def deploy_list(request: Request, space: str, db: DB) -> HTMLResponse:
+def deploy_list(
+    request: Request,
+    space: str,
+    db: DB,
+    project: str = "",
+    env: str = "",
+    status: str = "",
+    user: str = "",
+    since: str = "",
+    before: int | None = None,
+) -> HTMLResponse:
+    """Every deploy of the space, newest first, filtered, a page at a time."""
     web = signed_in(request, db, space)
     assert web.actor is not None
-    rows = deploy_views.list_deploys(db, web.actor, space=space, limit=100)
-    return page(request, web, "deploys.html", deploys=rows)
+    only = deploy_views.DeployFilter(
+        status=status or None,
+        env=env or None,
+        user=user or None,
+        since=listing.since(since),
+        before=before,
+    )
+    scope = f"{space}:{project}" if project else None
+    rows = deploy_views.list_deploys(
+        db, web.actor, project=scope, space=space, limit=listing.PAGE, only=only
+    )
+    filters = {"project": project, "env": env, "status": status, "user": user, "since": since}
+    return page(
+        request,
+        web,
+        "deploys.html",
+        deploys=rows,
+        total=deploy_views.count_deploys(db, web.actor, project=scope, space=space, only=only),
+        filters=filters,
+        paged=before is not None,
+        first_url=listing.first_page(paths.route_path(request), filters, before is not None),
+        next_url=listing.next_page(paths.route_path(request), filters, rows),
+        projects=projects.list_projects(db, web.actor, space),
+        environments=[e["name"] for e in inventory.list_environments(db, web.actor, space)],
+        states=("queued", "running", "paused", *ENDED),
+    )
+
+
+def _actions(web: Web, deploy: dict[str, Any], role: Any) -> dict[str, bool]:
+    """Which buttons the console offers: the same rules the services apply (they check
+    again when the form is posted)."""
+    assert web.actor is not None
+    status = deploy["status"]
+    own = deploy["requested_by"] == web.actor.username
+    live = status in ("running", "paused") and deploy["rollout"] is not None
+    retryable = deploy["kind"] in ("deploy", "config") and status in ("failed", "cancelled")
+    may_retry = web.can("ticket.deploy" if deploy["ticket_id"] else "deploy.direct", role)
+    hosts = deploy.get("hosts") or []
+    failed = [h for h in hosts if h["status"] == "failed"]
+    served = [h for h in hosts if h["status"] == "success"]
+    deployish = deploy["kind"] in ("deploy", "config") and status in ENDED
+    return {
+        "cancel": status in ("queued", "running")
+        and web.can("deploy.cancel" if own else "deploy.cancel_any", role),
+        "continue": live and status == "paused" and web.can("rollout.continue", role),
+        "abort": live and web.can("rollout.abort", role),
+        "rollout_rollback": live and web.can("deploy.rollback", role),
+        "retry": retryable and may_retry,
+        # some hosts serve the release and some failed: shipping it to the rest ends the
+        # environment on one release (a failed deploy undone everywhere is retried whole)
+        "retry_failed": deployish and may_retry and bool(failed) and bool(served),
+        "rollback": retryable and web.can("deploy.rollback", role),
+        "promote": deploy["kind"] == "deploy"
+        and status == "success"
+        and bool(deploy["commit"])
+        and web.can("ticket.create", role),
+    }
+
+
+def _promote_to(config: dict[str, Any], env: str) -> list[str]:
+    """Where a successful deploy of ``env`` may be promoted: the environments that require a
+    commit to pass ``env`` first, then the project's other environments."""
+    environments = config.get("environments", {})
+    gated = sorted(e for e, c in environments.items() if c.get("requires_passed") == env)
+    return gated + sorted(e for e in environments if e != env and e not in gated)
 
 
 @router.get("/s/{space}/deploys/{deploy_id}", response_class=HTMLResponse)
 def console(request: Request, space: str, deploy_id: int, db: DB) -> HTMLResponse:
     """The live console: the page holds the deploy's state; its script replays the whole log
-    over the WebSocket and follows it (and reconnects) from there."""
+    over the WebSocket and follows it (and reconnects) from there, and fetches the page's
+    live parts (banner, rollout card, buttons) again when the deploy's status changes."""
     web = signed_in(request, db, space)
     assert web.actor is not None
-    deploy_views.visible_deploy(db, web.actor, deploy_id)
+    row = deploy_views.visible_deploy(db, web.actor, deploy_id)
     deploy = deploy_views.get(db, deploy_id)
-    own = deploy["requested_by"] == web.actor.username
-    can_cancel = deploy["status"] in ("queued", "running") and (
-        web.can("deploy.cancel") if own else web.can("deploy.cancel_any")
-    )
-    live = deploy["status"] in ("running", "paused") and deploy["rollout"] is not None
-    can_rollout = {
-        "continue": live and deploy["status"] == "paused" and web.can("rollout.continue"),
-        "abort": live and web.can("rollout.abort"),
-        "rollback": live and web.can("deploy.rollback"),
-    }
+    with db.read() as s:
+        project = projects.find_project(s, web.actor, row.project_id, "deploy.read")
+        role = project_role(s, web.actor, project)
+    shown = failure(deploy, deploy_views.secret_masker(db, row))
+    took = None
+    if deploy["started_at"] and deploy["finished_at"]:
+        took = (
+            datetime.fromisoformat(deploy["finished_at"])
+            - datetime.fromisoformat(deploy["started_at"])
+        ).total_seconds()
+    serving = sorted(h["host"] for h in deploy["hosts"] if h["status"] == "success")
+    measured = analysis.of_deploy(db, web.actor, deploy_id) if deploy["rollout"] else None
     return page(
-        request, web, "console.html", deploy=deploy, can_cancel=can_cancel, can_rollout=can_rollout
+        request,
+        web,
+        "console.html",
+        analysis=charts.analysis(measured["metrics"], measured["measurements"]) if measured else [],
+        promote_to=_promote_to(project.config, deploy["env"]),
+        deploy=deploy,
+        actions=_actions(web, deploy, role),
+        failure=shown,
+        ended=deploy["status"] in ENDED,
+        took=took,
+        serving=serving,
+    )
+
+
+def _back(request: Request, web: Web, space: str, deploy_id: int, exc: FerrymanError) -> Response:
+    """A refusal that is not about who may do it (a conflict, a stale approval) goes back to
+    the console with the reason; 401/403/404 stay error pages."""
+    if exc.http_status in (401, 403, 404):
+        raise exc
+    return redirect(request, f"/s/{space}/deploys/{deploy_id}", web.say(exc.message))
+
+
+@router.post("/s/{space}/deploys/{deploy_id}/retry", response_model=None)
+def retry(
+    request: Request,
+    space: str,
+    deploy_id: int,
+    db: DB,
+    csrf: Csrf,
+    failed_only: Annotated[str, Form()] = "",
+) -> Response:
+    """Ship a failed deploy's commit again (its kept build), to every host or to the hosts
+    that do not serve its release; ``request_retry`` checks the role and the approval."""
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    try:
+        again = deploys.request_retry(db, web.actor, deploy_id, failed_only=bool(failed_only))
+    except FerrymanError as exc:
+        return _back(request, web, space, deploy_id, exc)
+    wake_worker(request)
+    return redirect(
+        request, f"/s/{space}/deploys/{again.id}", web._("Retry #%(id)s queued.", id=again.id)
+    )
+
+
+@router.post("/s/{space}/deploys/{deploy_id}/promote", response_model=None)
+async def promote(
+    request: Request,
+    space: str,
+    deploy_id: int,
+    db: DB,
+    settings: SettingsDep,
+    csrf: Csrf,
+    env: Annotated[str, Form()],
+) -> Response:
+    """A ticket for ``env`` from this successful deploy: the same commit, its preview against
+    what ``env`` runs (``requires_passed``: test → approval → production)."""
+    web = await asyncio.to_thread(signed_in, request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    try:
+        made = await promotion.promote(db, settings, web.actor, deploy_id, env.strip())
+    except FerrymanError as exc:
+        return _back(request, web, space, deploy_id, exc)
+    return redirect(
+        request,
+        f"/s/{space}/tickets/{made['id']}",
+        web._("Ticket #%(id)s made for %(env)s.", id=made["id"], env=env.strip()),
+    )
+
+
+@router.post("/s/{space}/deploys/{deploy_id}/rollback", response_model=None)
+def rollback(request: Request, space: str, deploy_id: int, db: DB, csrf: Csrf) -> Response:
+    """Roll the deploy's environment back to its previous good release."""
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    row = deploy_views.visible_deploy(db, web.actor, deploy_id)
+    try:
+        back = deploys.request_rollback(db, web.actor, row.project_id, row.env)
+    except FerrymanError as exc:
+        return _back(request, web, space, deploy_id, exc)
+    wake_worker(request)
+    return redirect(
+        request, f"/s/{space}/deploys/{back.id}", web._("Rollback #%(id)s queued.", id=back.id)
     )
 
 
@@ -105,6 +282,10 @@ def audit(
         limit=100,
         before_id=before,
     )
+    for row in rows:
+        verb = audit_text.VERBS.get(row["action"])
+        row["verb"] = web._(verb) if verb else row["action"]
+        row["link"] = audit_text.link(str(row["target"]), space)
     return page(
         request,
         web,

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ferryman.api.deps import DB, SettingsDep
 from ferryman.domain.validate import is_digits
 from ferryman.errors import FerrymanError
+from ferryman.http_deps import DB, SettingsDep
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.message import EVENTS
 from ferryman.outbound import Outbound

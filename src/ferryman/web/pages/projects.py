@@ -9,10 +9,20 @@ import yaml
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from ferryman.api.deps import DB, wake_worker
 from ferryman.config.project import parse_project
 from ferryman.errors import ConfigError, FerrymanError
-from ferryman.services import config_files, config_views, deploy_views, deploys, inventory, projects
+from ferryman.http_deps import DB, wake_worker
+from ferryman.services import (
+    config_files,
+    config_views,
+    deploy_views,
+    deploys,
+    inventory,
+    migrations,
+    project_deletion,
+    projects,
+    rollouts,
+)
 from ferryman.services.authz import project_role
 from ferryman.web import forms
 from ferryman.web.render import page, redirect
@@ -71,6 +81,8 @@ def _form(
         texts=forms.TEXTS,
         hooks=forms.HOOKS,
         yamls=forms.YAMLS,
+        sections=forms.SECTIONS,
+        kinds=forms.kinds(),
     )
 
 
@@ -117,7 +129,12 @@ async def save_project(request: Request, space: str, db: DB) -> Response:
         config = parse_project(data)
         await asyncio.to_thread(projects.apply_project, db, web.actor, config)
     except ConfigError as exc:
-        errors = forms.field_errors(exc.errors) or {"environments": exc.message}
+        errors = {
+            key: web._(said, **values) if values else web._(said)
+            for key, (said, values) in (
+                (k, forms.plain(v)) for k, v in forms.field_errors(exc.errors).items()
+            )
+        } or {"environments": exc.message}
         return _form(request, web, db, space, form, errors, editing, 422)
     except FerrymanError as exc:
         if exc.http_status in (401, 403, 404):
@@ -181,14 +198,49 @@ def copy_project(
     )
 
 
+@router.post("/s/{space}/projects/{name}/delete", response_model=None)
+def delete_project(request: Request, space: str, name: str, db: DB, csrf: Csrf) -> Response:
+    """Delete the project (masters): refused while one of its deploys is active; its
+    releases stay on the hosts and its records are kept (``services/project_deletion``)."""
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    try:
+        project_deletion.delete_project(db, web.actor, _ref(space, name))
+    except FerrymanError as exc:
+        if exc.http_status in (401, 403, 404):
+            raise
+        return redirect(request, f"/s/{space}/projects/{name}", web.say(exc.message))
+    return redirect(request, f"/s/{space}/projects", web._("%(name)s deleted.", name=name))
+
+
 # --- releases ------------------------------------------------------------------------------
+
+
+def _target_hosts(db: Any, found: Any, env: str) -> list[str]:
+    """The hosts an environment deploys to, with ``servers:`` and ``labels:`` expanded the
+    way a deploy expands them (a literal host no longer in the space is left out)."""
+    named = found.config.get("environments", {}).get(env, {})
+    if not (named.get("servers") or named.get("labels")):  # literal hosts: no inventory read
+        config = parse_project(found.config)
+        return [h.key for h in config.environment(env).hosts] if env in config.environments else []
+    try:
+        with db.read() as s:
+            config = projects.effective_config(s, found)
+    except ConfigError:
+        config = parse_project(found.config)
+        if env not in config.environments:
+            return []
+        return [h.key for h in config.environment(env).hosts]
+    return [h.key for h in config.environment(env).hosts] if env in config.environments else []
 
 
 def _releases(db: Any, found: Any, env: str) -> dict[str, Any]:
     history = deploy_views.host_history(db, found.id, env)
     details = deploy_views.release_details(db, found.id, env)
-    config = parse_project(found.config)
-    hosts = [h.key for h in config.environment(env).hosts] if env in config.environments else []
+    good = deploy_views.good_releases(db, found.id, env)
+    bad = rollouts.bad_releases(db, found.id, env)
+    hosts = _target_hosts(db, found, env)
     lives = [history.get(h, {}).get("live") for h in hosts]
     counted = {x: lives.count(x) for x in lives if x}
     usual = max(counted, key=lambda x: (counted[x], x)) if counted else None
@@ -202,15 +254,29 @@ def _releases(db: Any, found: Any, env: str) -> dict[str, Any]:
         for h in hosts
     ]
     names = sorted({n for r in rows for n in r["releases"]}, reverse=True)
-    kept = [
-        {
-            **details.get(n, {"name": n}),
-            "on": [r["host"] for r in rows if n in r["releases"]],
-            "live_on": [r["host"] for r in rows if r["live"] == n],
-        }
-        for n in names
-    ]
-    return {"hosts": rows, "kept": kept, "usual": usual}
+    kept = []
+    for n in names:
+        on = [r["host"] for r in rows if n in r["releases"]]
+        live_on = [r["host"] for r in rows if r["live"] == n]
+        everywhere = bool(hosts) and all(n in good.get(h, set()) for h in hosts)
+        kept.append(
+            {
+                **details.get(n, {"name": n}),
+                "on": on,
+                "live_on": live_on,
+                "bad": n in bad,
+                # a rollback is refused unless the release is complete on every host
+                "can_roll_back": everywhere and n not in bad and len(live_on) < len(hosts),
+            }
+        )
+    crossings = migrations.for_releases(db, found.id, env, names, hosts)
+    return {
+        "hosts": rows,
+        "kept": kept,
+        "usual": usual,
+        "migrations": crossings["migrations"],
+        "rollback_crosses": crossings["rollback_crosses"],
+    }
 
 
 @router.get("/s/{space}/projects/{name}/releases", response_class=HTMLResponse)
@@ -223,13 +289,18 @@ def releases(
     found, role = _project_role(db, web, space, name)
     envs = sorted(found.config.get("environments", {}))
     env = env if env in envs else (envs[0] if envs else "")
-    table = _releases(db, found, env) if env else {"hosts": [], "kept": [], "usual": None}
+    table = (
+        _releases(db, found, env)
+        if env
+        else {"hosts": [], "kept": [], "usual": None, "migrations": {}, "rollback_crosses": None}
+    )
     confirm = None
     if to:
         target = next((k for k in table["kept"] if k["name"] == to), None)
-        if target is not None:
+        if target is not None and target["can_roll_back"]:
             confirm = {
                 "release": target,
+                "crossing": table["migrations"].get(to, {}).get("crossing"),
                 "moves": [
                     {"host": h["host"], "from": h["live"], "has": to in h["releases"]}
                     for h in table["hosts"]
@@ -250,12 +321,28 @@ def releases(
 
 @router.post("/s/{space}/projects/{name}/releases/rollback", response_model=None)
 def rollback(
-    request: Request, space: str, name: str, db: DB, csrf: Csrf, env: Text, to: Text
+    request: Request,
+    space: str,
+    name: str,
+    db: DB,
+    csrf: Csrf,
+    env: Text,
+    to: Text,
+    force_migrations: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
 ) -> Response:
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
     assert web.actor is not None
-    deploy = deploys.request_rollback(db, web.actor, _ref(space, name), env, to or None)
+    deploy = deploys.request_rollback(
+        db,
+        web.actor,
+        _ref(space, name),
+        env,
+        to or None,
+        force_migrations=force_migrations == "1",
+        reason=reason.strip(),
+    )
     wake_worker(request)
     return redirect(
         request, f"/s/{space}/deploys/{deploy.id}", web._("Rollback #%(id)s queued.", id=deploy.id)

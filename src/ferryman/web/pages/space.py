@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from ferryman.api.deps import DB, SettingsDep
 from ferryman.db.models import utcnow
 from ferryman.db.session import Database
-from ferryman.errors import FerrymanError, NotFound, RemoteError
-from ferryman.remote.executor import Executor, Target
-from ferryman.services import deploy_views, inventory, projects, spaces, stats, tickets
+from ferryman.errors import FerrymanError, NotFound
+from ferryman.http_deps import DB, SettingsDep
+from ferryman.services import checks, deploy_views, inventory, projects, spaces, stats, tickets
 from ferryman.web import charts, i18n
 from ferryman.web.render import page, redirect
 from ferryman.web.session import Web, check_csrf, signed_in
 
 router = APIRouter()
+SERVERS_PAGE = 100
 Csrf = Annotated[str, Form()]
 Text = Annotated[str, Form()]
 DAYS = 14
@@ -29,14 +30,14 @@ def home(request: Request, db: DB) -> Response:
     web = signed_in(request, db)
     if web.space is None:
         return page(request, web, "no_space.html")
-    return RedirectResponse(f"/s/{web.space['name']}/", status_code=303)
+    return redirect(request, f"/s/{web.space['name']}/")
 
 
 @router.get("/spaces/switch", response_model=None)
 def switch_space(request: Request, db: DB, space: str) -> Response:
     web = signed_in(request, db, space)
     assert web.space is not None
-    return RedirectResponse(f"/s/{web.space['name']}/", status_code=303)
+    return redirect(request, f"/s/{web.space['name']}/")
 
 
 @router.get("/s/{space}/", response_class=HTMLResponse)
@@ -51,12 +52,19 @@ def dashboard(
     web = signed_in(request, db, space)
     actor = web.actor
     assert actor is not None
-    recent = deploy_views.list_deploys(
-        db, actor, project=f"{space}:{project}" if project else None, space=space, limit=200
+    scope = f"{space}:{project}" if project else None
+
+    def deploys_with(status: str | None, limit: int) -> list[dict[str, Any]]:
+        only = deploy_views.DeployFilter(status=status, env=env or None)
+        return deploy_views.list_deploys(
+            db, actor, project=scope, space=space, limit=limit, only=only
+        )
+
+    # the newest few, and what runs or waits now: read by the query, not filtered from 200
+    recent = deploys_with(None, 15)
+    active = sorted(
+        deploys_with("running", 50) + deploys_with("queued", 50), key=lambda d: -d["id"]
     )
-    if env:
-        recent = [d for d in recent if d["env"] == env]
-    active = [d for d in recent if d["status"] in ("queued", "running")]
     pending = [
         t
         for t in tickets.list_tickets(db, actor, space=space, status="pending_approval", limit=50)
@@ -89,7 +97,43 @@ def dashboard(
         project=project,
         env=env,
         sandbox_off=settings.sandbox == "off",
+        onboarding=_onboarding(db, web, space),
     )
+
+
+def _onboarding(db: Database, web: Web, space: str) -> list[dict[str, Any]] | None:
+    """The steps to a first deploy, for a space that has not had one yet (``None`` after):
+    each with whether it is done as far as the records tell, and where to do it."""
+    assert web.actor is not None
+    shipped = deploy_views.count_deploys(
+        db, web.actor, space=space, only=deploy_views.DeployFilter(status="success")
+    )
+    if shipped:
+        return None
+    servers = inventory.list_servers(db, web.actor, space)
+    owned = projects.list_projects(db, web.actor, space)
+    base = f"/s/{space}"
+    first = owned[0]["name"] if owned else ""
+    return [
+        {"text": web._("Add a server"), "done": bool(servers), "href": f"{base}/servers/new"},
+        {
+            "text": web._("Trust its host key (compare the fingerprint with the host's own)"),
+            "done": any(x["host_key"] for x in servers),
+            "href": f"{base}/servers",
+        },
+        {
+            "text": web._("Add this space's public key to the server's authorized_keys"),
+            "done": False,
+            "href": f"{base}/servers#public-key",
+        },
+        {"text": web._("Create a project"), "done": bool(owned), "href": f"{base}/projects/new"},
+        {
+            "text": web._("Run detection on the project"),
+            "done": False,
+            "href": f"{base}/projects/{first}" if first else f"{base}/projects",
+        },
+        {"text": web._("Deploy for the first time"), "done": False, "href": f"{base}/tickets/new"},
+    ]
 
 
 # --- members -------------------------------------------------------------------------------
@@ -148,20 +192,30 @@ def _public_key(settings: Any, db: Database, web: Web) -> str:
     try:
         space_id, uses_server_key, _name = space_key(db, web.actor, web.space["id"])
         return public_key(settings, space_id, uses_server_key)
-    except OSError:
+    except (OSError, NotFound):  # no key made yet: the page says how to make one
         return ""
 
 
 @router.get("/s/{space}/servers", response_class=HTMLResponse)
-def servers(request: Request, space: str, db: DB, settings: SettingsDep) -> HTMLResponse:
+def servers(
+    request: Request, space: str, db: DB, settings: SettingsDep, after: str = ""
+) -> HTMLResponse:
+    """The space's servers by name, a hundred at a time."""
     web = signed_in(request, db, space)
     assert web.actor is not None
-    rows = inventory.list_servers(db, web.actor, space)
+    rows, total = inventory.server_page(db, web.actor, space, after=after, limit=SERVERS_PAGE)
     return page(
         request,
         web,
         "servers.html",
         servers=rows,
+        total=total,
+        first_url=f"/s/{space}/servers" if after else "",
+        next_url=(
+            f"/s/{space}/servers?{urlencode({'after': rows[-1]['name']})}"
+            if len(rows) == SERVERS_PAGE
+            else ""
+        ),
         public_key=_public_key(settings, db, web),
         install=None,
     )
@@ -288,47 +342,30 @@ def agent_install(
 async def check_server(
     request: Request, space: str, server_id: int, db: DB, settings: SettingsDep
 ) -> JSONResponse:
-    """Connect with the server's key and run ``true``: ok, or what failed and how to fix it.
-    (Called by the page's script with the CSRF header.)"""
+    """Connect with the server's key and run ``true`` (``services/checks.py``): ok, or what
+    failed and how to fix it. (Called by the page's script with the CSRF header.)"""
     import asyncio
 
     web = await asyncio.to_thread(signed_in, request, db, space)
     check_csrf(web, request.headers.get("x-csrf-token"))
     assert web.actor is not None
-    server = await asyncio.to_thread(inventory.get_server, db, web.actor, server_id)
+    # the server as the viewer may see it, before anything connects
+    await asyncio.to_thread(inventory.get_server, db, web.actor, server_id)
     if not web.can("server.read"):
         raise NotFound(f"no server #{server_id}")
-    target = Target(
-        key=server["name"],
-        address=server["address"],
-        port=server["port"],
-        user=server["user"] or "root",
-    )
-    from ferryman.services.space_access import space_access
-
-    access = await asyncio.to_thread(space_access, db, settings, server["space_id"])
-    executor = Executor(
-        client_key=access.ssh_key or settings.ssh_key,
-        known_hosts=settings.known_hosts,
-        host_keys={target.key: access.host_keys.get(server["host"].rpartition("@")[2], "")},
-        connect_timeout=10,
-    )
-    try:
-        await executor.run(target, ("true",), stage="check", timeout=15)
+    checked = await checks.server(db, settings, web.actor, server_id)
+    if checked.ok:
         result = {"ok": True, "message": web._("Connected and ran a command.")}
-    except RemoteError as exc:
-        text = exc.message
-        if "host key" in text:
+    else:
+        if checked.cause == "host_key":
             fix = web._("Check the host key on the host, then pin it here (Trust host key).")
-        elif "permission denied" in text:
+        elif checked.cause == "permission":
             fix = web._(
-                "Add the public key below to ~%(user)s/.ssh/authorized_keys.", user=target.user
+                "Add the public key below to ~%(user)s/.ssh/authorized_keys.", user=checked.user
             )
         else:
             fix = web._("Check the address, the port and the firewall.")
-        result = {"ok": False, "message": text, "fix": fix}
-    finally:
-        await executor.close()
+        result = {"ok": False, "message": checked.message, "fix": fix}
     return JSONResponse(result)
 
 

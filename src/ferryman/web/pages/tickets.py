@@ -4,17 +4,19 @@ the detail page with preview, review, deploy, cancel, rollback and the timeline.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ferryman.api.deps import DB, SettingsDep, wake_worker
 from ferryman.domain import tickets as states
 from ferryman.errors import FerrymanError
-from ferryman.services import projects, tickets
+from ferryman.http_deps import DB, SettingsDep, wake_worker
+from ferryman.services import deploy_views, inventory, projects, tickets
 from ferryman.services.authz import project_role
+from ferryman.web import listing, paths
 from ferryman.web.render import page, redirect
 from ferryman.web.session import Web, check_csrf, signed_in
 
@@ -30,31 +32,65 @@ def ticket_list(
     status: str = "",
     project: str = "",
     env: str = "",
+    user: str = "",
+    since: str = "",
     mine: str = "",
+    before: int | None = None,
 ) -> HTMLResponse:
+    """Every ticket of the space, newest first, filtered, a page at a time."""
     web = signed_in(request, db, space)
     assert web.actor is not None
-    rows = tickets.list_tickets(
-        db,
-        web.actor,
-        space=space,
-        project=f"{space}:{project}" if project else None,
-        status=status or None,
-        limit=200,
-    )
-    if env:
-        rows = [t for t in rows if t["env"] == env]
-    if mine:
-        rows = [t for t in rows if t["created_by"] == web.actor.username]
+    who = web.actor.username if mine else (user or None)
+    narrowed: dict[str, Any] = {
+        "space": space,
+        "project": f"{space}:{project}" if project else None,
+        "status": status if status in states.STATES else None,
+        "env": env or None,
+        "user": who,
+        "since": listing.since(since),
+    }
+    rows = tickets.list_tickets(db, web.actor, limit=listing.PAGE, before=before, **narrowed)
+    filters = {
+        "status": status,
+        "project": project,
+        "env": env,
+        "user": user,
+        "since": since,
+        "mine": mine,
+    }
     return page(
         request,
         web,
         "tickets.html",
         tickets=rows,
+        total=tickets.count_tickets(db, web.actor, **narrowed),
         states=states.STATES,
         projects=projects.list_projects(db, web.actor, space),
-        filters={"status": status, "project": project, "env": env, "mine": mine},
+        environments=[e["name"] for e in inventory.list_environments(db, web.actor, space)],
+        filters=filters,
+        paged=before is not None,
+        first_url=listing.first_page(paths.route_path(request), filters, before is not None),
+        next_url=listing.next_page(paths.route_path(request), filters, rows),
     )
+
+
+def _as_utc(typed: str, offset: str, zone: str = "") -> datetime:
+    """A time typed in the viewer's zone → UTC: the zone they chose in their account, else
+    the browser's — ``offset`` is what the page's script read from
+    ``Date.getTimezoneOffset()`` (minutes from local to UTC); without either, UTC."""
+    moment = datetime.fromisoformat(typed)
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC)
+    if zone:
+        return moment.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    minutes = int(offset) if offset.lstrip("-").isdigit() else 0
+    if abs(minutes) > 14 * 60:
+        raise ValueError("no such time zone")
+    return moment.replace(tzinfo=UTC) + timedelta(minutes=minutes)
+
+
+def _by_name(host: dict[str, str]) -> tuple[str, str]:
+    return (host["name"] or "\uffff", host["key"])
 
 
 def _new_form(
@@ -80,6 +116,8 @@ def _new_form(
         envs = sorted(config.environments)
         env = env if env in envs else (envs[0] if envs else "")
         hosts = [h.key for h in config.environment(env).hosts] if env else []
+    names = inventory.server_names(db, web.actor, space)
+    shown = sorted(({"key": h, "name": names.get(h, "")} for h in hosts), key=_by_name)
     return page(
         request,
         web,
@@ -89,7 +127,7 @@ def _new_form(
         project=project,
         envs=envs,
         env=env,
-        hosts=hosts,
+        hosts=shown,
         values=values,
         error=error,
     )
@@ -116,7 +154,7 @@ async def create_ticket(request: Request, space: str, db: DB, settings: Settings
     not_before = None
     if values.get("not_before"):
         try:
-            not_before = datetime.fromisoformat(values["not_before"]).replace(tzinfo=UTC)
+            not_before = _as_utc(values["not_before"], values.get("tz_offset", ""), web.zone)
         except ValueError:
             return await asyncio.to_thread(
                 _new_form,
@@ -178,6 +216,12 @@ async def ticket_detail(
     except FerrymanError as exc:
         preview, preview_error = None, exc.message
     events = await asyncio.to_thread(tickets.timeline, db, web.actor, ticket_id)
+    rollbacks: list[dict[str, Any]] = []
+    if ticket["kind"] in ("deploy", "config") and ticket["deploy_id"] is not None:
+        rollbacks = await asyncio.to_thread(deploy_views.rollbacks_after, db, ticket["deploy_id"])
+    events = _with_rollbacks(events, rollbacks)
+    rolled_back = next((r for r in reversed(rollbacks) if r["undid"]), None)
+    rolling_back = any(r["status"] in ("queued", "running", "paused") for r in rollbacks)
     own = ticket["created_by"] == web.actor.username
     can = {
         "approve": ticket["status"] == states.PENDING
@@ -192,6 +236,8 @@ async def ticket_detail(
         "rollback": ticket["kind"] in ("deploy", "config")
         and ticket["deploy_id"] is not None
         and ticket["status"] == "succeeded"
+        and rolled_back is None
+        and not rolling_back
         and web.can("ticket.rollback", project_role_now),
     }
     return page(
@@ -203,7 +249,39 @@ async def ticket_detail(
         preview_error=preview_error,
         events=events,
         can=can,
+        rolled_back=rolled_back,
     )
+
+
+def _with_rollbacks(
+    events: list[dict[str, Any]], rollbacks: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The ticket's timeline with the rollbacks that took its release away (from any
+    ticket, the Releases page or the CLI), in time order."""
+    shown = {e.get("deploy_id") for e in events if str(e["action"]).startswith("rollback.")}
+    for r in rollbacks:
+        if r["id"] in shown:
+            continue
+        events.append(
+            {
+                "ts": r["created_at"],
+                "actor": r["requested_by"],
+                "action": "rollback.requested",
+                "comment": r["release"],
+                "deploy_id": r["id"],
+            }
+        )
+        if r["finished_at"]:
+            events.append(
+                {
+                    "ts": r["finished_at"],
+                    "actor": "ferryman",
+                    "action": f"rollback.{r['status']}",
+                    "comment": r["release"],
+                    "deploy_id": r["id"],
+                }
+            )
+    return sorted(events, key=lambda e: str(e["ts"]))
 
 
 @router.post("/s/{space}/tickets/{ticket_id}/{action}", response_model=None)

@@ -26,10 +26,10 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function confirmations() {
-  document.querySelectorAll("form[data-confirm]").forEach((form) => {
-    form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-    });
+  // delegated: forms a page swaps in later (the console's live parts) ask as well
+  document.addEventListener("submit", (event) => {
+    const form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
   });
   document.querySelectorAll("[data-back]").forEach((link) => {
     link.addEventListener("click", (event) => { if (history.length > 1) { event.preventDefault(); history.back(); } });
@@ -157,7 +157,10 @@ function refPickers() {
       if (!branchName) {
         fill(branch, data.branches.map((b) => ({ value: b.name, ...b })), (b) => b.name);
         fill(tag, data.tags.map((t) => ({ value: t.name, ...t })), (t) => `${t.name} (${(t.commit || "").slice(0, 8)})`);
-        if (data.branch) branch.value = data.branch;
+        if (data.branch) {
+          branch.value = data.branch;
+          if (!ref.value) ref.value = data.branch;  // the form starts with a ref chosen
+        }
       }
       fill(commit, data.commits.map((c) => ({ value: c.id, ...c })), (c) => `${c.id.slice(0, 8)} ${c.message} — ${c.author}`);
       status.textContent = "";
@@ -169,14 +172,28 @@ function refPickers() {
   load("");
 }
 
+// the zone the viewer chose in their account ("" = the browser's own)
+const chosenZone = () => document.body.dataset.zone || "";
+
+function timeZones() {
+  // times typed into a form are the viewer's own: the server is told the browser's offset to
+  // UTC, unless the viewer chose a zone (the server reads the time in that zone)
+  if (chosenZone()) return;
+  document.querySelectorAll("[data-tz-offset]").forEach((input) => { input.value = String(new Date().getTimezoneOffset()); });
+}
+
 function localTimes() {
+  const zone = chosenZone();
+  const options = zone ? { timeZone: zone, timeZoneName: "short" } : {};
   document.querySelectorAll("time[datetime]").forEach((node) => {
     const when = new Date(node.getAttribute("datetime"));
-    if (!Number.isNaN(when.getTime())) { node.title = node.textContent + " UTC"; node.textContent = when.toLocaleString(); }
+    if (Number.isNaN(when.getTime())) return;
+    node.title = node.textContent + " UTC";
+    try { node.textContent = when.toLocaleString(undefined, options); } catch { node.textContent = when.toLocaleString(); }
   });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  confirmations(); autosubmit(); lineNumbers(); toggles(); copyButtons(); sshChecks(); detection(); refPickers(); localTimes();
+  confirmations(); autosubmit(); lineNumbers(); toggles(); copyButtons(); sshChecks(); detection(); refPickers(); timeZones(); localTimes();
 });
 window.ferryman = { api, el };

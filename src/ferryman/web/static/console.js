@@ -12,7 +12,6 @@
   const follow = document.getElementById("follow");
   const conn = document.getElementById("conn");
   const stagesList = document.getElementById("stages");
-  const banner = document.getElementById("banner");
   const badge = document.getElementById("status-badge");
   let deploy = JSON.parse(document.getElementById("deploy-data").textContent);
   let cursor = 0;
@@ -51,7 +50,11 @@
     const button = window.ferryman.el("button", { type: "button", class: "tab", "data-host": host }, host);
     button.addEventListener("click", () => show(host));
     hostTabs.set(host, button);
-    tabs.append(button);
+    // tabs in a stable order (by address, numerically), whatever host printed first
+    const after = [...hostTabs.keys()].filter((h) => h !== host)
+      .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }))
+      .find((h) => h.localeCompare(host, undefined, { numeric: true }) > 0);
+    if (after) tabs.insertBefore(button, hostTabs.get(after)); else tabs.append(button);
   }
 
   function show(host) {
@@ -80,13 +83,20 @@
       const host = document.createElement("span");
       host.className = "host"; host.textContent = `[${line.host}] `; row.append(host);
     }
-    if (line.stage) {
+    // Ferryman's own lines already name their stage ("── prepare ──", "prepare: success")
+    // a line that redraws itself with \r (npm, composer progress) shows what a terminal
+    // would end with: the text after the last carriage return that has any
+    const text = (line.text || "").split("\r").filter((part) => part.length).pop() || "";
+    const named = !line.stream && (text.startsWith(`${line.stage}: `) || text.startsWith("── "));
+    if (line.stage && !named) {
       const stage = document.createElement("span");
       stage.className = "stage"; stage.textContent = `${line.stage}: `; row.append(stage);
     }
     const body = document.createElement("span");
     body.className = line.stream === "stderr" ? "err" : (line.stream ? "" : "ours");
-    body.append(ansi(line.text));
+    if (!line.stream && / (failed|cancelled)( |$)|^(error|failed)\b/i.test(text)) body.className = "ours bad";
+    body.append(ansi(text));
+    if (line.stream === "stderr") row.classList.add("stderr");
     row.append(body, "\n");
     log.append(row);
   }
@@ -98,13 +108,19 @@
     stagesList.replaceChildren();
     for (const stage of deploy.stages || []) {
       const total = stage.total || 0;
-      const done = (stage.done || 0) + (stage.failed || 0);
+      const done = stage.done || 0;
+      const failed = stage.failed || 0;
+      // a stage that counted no host (a rollback's verify) shows no "0/3"
+      const counted = total && (done + failed > 0 || stage.status === "running");
       const item = window.ferryman.el("li", { class: stage.status || "running", "data-stage": stage.name });
       item.append(window.ferryman.el("strong", {}, stage.name), " ");
-      if (total) item.append(`${done}/${total} `);
+      if (counted) {
+        item.append(window.ferryman.el("span", { class: "count" }, `${done}/${total}`), " ");
+        if (failed) item.append(window.ferryman.el("span", { class: "error" }, texts.failedCount.replace("%(n)s", String(failed))), " ");
+      }
       if (stage.duration != null) item.append(texts.duration.replace("%(s)s", `${stage.duration.toFixed(1)}s`));
-      if (total) {
-        const bar = window.ferryman.el("progress", { max: String(total), value: String(done) });
+      if (counted) {
+        const bar = window.ferryman.el("progress", { max: String(total), value: String(done + failed) });
         item.append(bar);
       }
       stagesList.append(item);
@@ -120,31 +136,38 @@
       tab.classList.toggle("bad", host.status === "failed");
       tab.classList.toggle("good", host.status === "success");
     }
+    if (deploy.status !== shownStatus) refresh();
+  }
+
+  // The banner, the buttons and the rollout card come from the server: fetched again
+  // whenever the deploy's status changes (a Continue, the end), so none is ever stale.
+  let shownStatus = document.getElementById("live").dataset.status;
+  let refreshing = null;
+  function refresh(tries = 0) {
+    if (shownStatus === deploy.status) return Promise.resolve();
+    if (refreshing) return refreshing;
+    refreshing = fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+      .then((html) => {
+        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
+        if (fresh) {
+          document.getElementById("live").replaceWith(document.adoptNode(fresh));
+          shownStatus = fresh.dataset.status;
+        }
+      })
+      .catch(() => {})
+      .finally(() => { refreshing = null; });
+    // the page may lag the stream by a moment: ask again until it shows the same status
+    return refreshing.then(() => (shownStatus === deploy.status || tries >= 8
+      ? undefined
+      : new Promise((done) => setTimeout(done, 400)).then(() => refresh(tries + 1))));
   }
 
   function finish(status) {
     ended = true;
-    if (status === "paused") {
-      conn.textContent = texts.statusPaused;
-      banner.className = "banner paused";
-      banner.replaceChildren(texts.pausedRollout);
-      root.dataset.ended = status;
-      return;
-    }
-    conn.textContent = texts.ended;
-    banner.className = `banner ${status}`;
-    banner.replaceChildren(texts[status] || status);
-    const error = deploy.error;
-    if (error && status !== "success") {
-      const d = error.details || {};
-      const lines = [error.message];
-      if (d.host) lines.push(`${texts.host}: ${d.host}`);
-      if (d.stage) lines.push(`${texts.stage}: ${d.stage}`);
-      if (d.command) lines.push(`${texts.command}: ${d.command}`);
-      banner.append(window.ferryman.el("span", { class: "detail" }, lines.join("\n")));
-    }
-    document.getElementById("cancel-button")?.closest("form")?.remove();
-    root.dataset.ended = status;
+    conn.textContent = status === "paused" ? texts.statusPaused : texts.ended;
+    deploy.status = status;
+    refresh().then(() => { root.dataset.ended = status; });
   }
 
   function connect() {

@@ -1,0 +1,33 @@
+"""Display names: a project's or a space's name as people write it, in any script
+(``兼容-测试-1.0``, ``Boutique en ligne``), shown beside the ASCII slug that paths and URLs use.
+At most 100 characters; no control characters, no line or paragraph separators and no
+bidirectional overrides (which would make a name read as another); surrounding spaces
+dropped. Empty: the slug is shown."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from ferryman.errors import ValidationError
+
+LIMIT = 100
+# bidirectional embeddings, overrides and isolates: a name that reads as another
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+
+def check(value: str, what: str = "display_name") -> str:
+    name = value.strip()
+    if len(name) > LIMIT:
+        raise ValidationError(f"{what}: at most {LIMIT} characters (this one has {len(name)})")
+    for char in name:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI:
+            raise ValidationError(
+                f"{what}: no control characters, line breaks or direction overrides "
+                f"(found U+{ord(char):04X})"
+            )
+    return name
+
+
+def shown(display_name: str, slug: str) -> str:
+    """What a page or a table shows for a project or space."""
+    return display_name or slug

@@ -1,0 +1,79 @@
+"""What a worker tidies when it starts: the workspaces that runs on this machine left behind
+when they died (SIGKILL, a lost machine coming back). A workspace is
+``workspaces/<space id>/deploy-<id>``; it is removed unless that deploy is running now (another
+worker sharing this ``FERRYMAN_HOME`` may be building in it).
+
+And what it does every few seconds beside its deploys (``periodic``): the post-deploy
+watches that are due (``jobs/watch_job.py``) and the scheduled summaries whose period ended
+(``services/summaries.py``), each claimed in the database so that one worker does it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ferryman.config.settings import Settings
+from ferryman.db.models import Deploy
+from ferryman.db.session import Database
+
+log = logging.getLogger(__name__)
+_WORKSPACE = re.compile(r"deploy-([0-9]{1,18})")
+
+
+def sweep_workspaces(db: Database, settings: Settings) -> int:
+    """Remove the workspaces of deploys that are not running; returns how many."""
+    root = settings.workspaces
+    if not root.is_dir():
+        return 0
+    found: dict[int, list[Path]] = {}
+    for space in root.iterdir():
+        if not space.is_dir() or space.is_symlink():
+            continue
+        for each in space.iterdir():
+            match = _WORKSPACE.fullmatch(each.name)
+            if match and each.is_dir() and not each.is_symlink():
+                found.setdefault(int(match.group(1)), []).append(each)
+    if not found:
+        return 0
+    with db.read() as s:
+        running = set(
+            s.scalars(
+                select(Deploy.id).where(Deploy.id.in_(list(found)), Deploy.status == "running")
+            )
+        )
+    removed = 0
+    for deploy_id, paths in found.items():
+        if deploy_id in running:
+            continue
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    if removed:
+        log.info("removed %d workspace(s) left by runs that ended without tidying", removed)
+    return removed
+
+
+PERIOD = 2.0  # seconds between rounds of the periodic jobs
+
+
+async def periodic(db: Database, settings: Settings, stopping: asyncio.Event, worker: str) -> None:
+    """Until ``stopping``: every ``PERIOD``, the due post-deploy watches and scheduled
+    summaries (each claimed in the database: one worker does each). A round that fails
+    (a database outage) is logged and the next one tries again."""
+    from ferryman.jobs import watch_job
+    from ferryman.services import summaries
+
+    while not stopping.is_set():
+        try:
+            await watch_job.tick(db, settings, worker)
+            await asyncio.to_thread(summaries.send_due, db)
+        except Exception:
+            log.warning("a round of the periodic jobs failed", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), PERIOD)

@@ -1,0 +1,89 @@
+"""The worker's side of post-deploy watches (``services/watch.py``): claim the due ones, run
+the environment's health checks on every host the deploy went to — the same checks, with
+the same timeouts and retries, as after the switch (``pipeline/health.py``) — and write the
+verdict. Nothing here is kept in memory between rounds: a watch is a row with a deadline,
+so a restarted or different worker carries it on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ferryman.config.project import parse_project
+from ferryman.config.settings import Settings
+from ferryman.db.session import Database
+from ferryman.errors import FerrymanError
+from ferryman.pipeline import health
+from ferryman.pipeline.context import Context, new_context
+from ferryman.pipeline.memory import MemoryStore, MemoryWriter
+from ferryman.remote.executor import Target, fan_out
+from ferryman.services import deploys, watch
+from ferryman.services.space_access import space_access
+
+log = logging.getLogger(__name__)
+LEASE = 300.0  # seconds a worker holds a watch while it checks (checks have timeouts)
+
+
+def _context(db: Database, settings: Settings, deploy_id: int) -> Context:
+    """The watched deploy's environment as it was deployed (its config snapshot), checked
+    with its space's key; its lines go nowhere but the verdict."""
+    deploy, project = deploys.load(db, deploy_id)
+    config = parse_project(deploy.config)
+    return new_context(
+        None,
+        settings,
+        config,
+        deploy.env,
+        deploy_id=deploy.id,
+        project_id=project.id,
+        hosts=deploy.hosts,
+        space=space_access(db, settings, project.space_id),
+        store=MemoryStore(),
+        writer=MemoryWriter(),
+    )
+
+
+async def check_once(ctx: Context) -> tuple[str, str] | None:
+    """Every health check on every host; None, or (host, what failed) of one that failed."""
+    failed: dict[str, tuple[str, str]] = {}
+
+    async def one(target: Target) -> None:
+        verdict = await health.check_host(ctx, target)
+        if verdict is not None:
+            failed[target.key] = verdict
+
+    errors = await fan_out(ctx.targets, one, ctx.env.parallel)
+    for key, exc in errors.items():
+        why = exc.message if isinstance(exc, FerrymanError) else f"{type(exc).__name__}: {exc}"
+        failed.setdefault(key, ("health check", why))
+    for target in ctx.targets:
+        if target.key in failed:
+            what, why = failed[target.key]
+            return target.key, f"{what}: {why}"
+    return None
+
+
+async def _watch_one(db: Database, settings: Settings, claimed: watch.Claimed, worker: str) -> str:
+    ctx = await asyncio.to_thread(_context, db, settings, claimed.deploy_id)
+    try:
+        failed = await check_once(ctx)
+    finally:
+        await ctx.executor.close()
+    if failed is None:
+        return await asyncio.to_thread(watch.record_pass, db, claimed.watch_id, worker)
+    host, why = failed
+    log.warning("post-deploy watch #%d failed on %s: %s", claimed.watch_id, host, why)
+    return await asyncio.to_thread(watch.record_failure, db, claimed.watch_id, worker, host, why)
+
+
+async def tick(db: Database, settings: Settings, worker: str, lease: float = LEASE) -> int:
+    """One round: every due watch checked (at once, each on its own); returns how many."""
+    claimed = await asyncio.to_thread(watch.claim_due, db, worker, lease)
+    results = await asyncio.gather(
+        *(_watch_one(db, settings, c, worker) for c in claimed), return_exceptions=True
+    )
+    for item, result in zip(claimed, results, strict=True):
+        if isinstance(result, BaseException):  # tried again when its lease runs out
+            log.warning("post-deploy watch #%d: %s", item.watch_id, result)
+    return len(claimed)

@@ -1,0 +1,207 @@
+"""User groups (Walle 2's 用户组): superusers make groups and choose their members
+(``group.manage``); a space's owners add a group to their space with a role
+(``member.manage``), and every member of the group holds that role there — or their own
+role, when it is higher (``authz.space_role``). A member who leaves the group, or a group
+removed from the space, takes the role away at once: nothing is copied into the space's
+member list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ferryman.db.models import Space, SpaceGroup, User, UserGroup, UserGroupMember
+from ferryman.db.session import Database
+from ferryman.domain import display_name as display_names
+from ferryman.domain import validate
+from ferryman.domain.permissions import Role
+from ferryman.errors import Conflict, NotFound
+from ferryman.services.audit import Actor, record
+from ferryman.services.authz import require, visible_space_ids
+from ferryman.services.spaces import find_user, visible_space
+
+
+def _group(s: Session, ref: int | str) -> UserGroup:
+    text = str(ref)
+    found = (
+        s.get(UserGroup, int(text))
+        if validate.is_digits(text)
+        else s.scalar(select(UserGroup).where(UserGroup.name == text))
+    )
+    if found is None:
+        raise NotFound(f"no group {text!r}")
+    return found
+
+
+def _members(s: Session, group: UserGroup) -> list[str]:
+    return list(
+        s.scalars(
+            select(User.username)
+            .join(UserGroupMember, UserGroupMember.user_id == User.id)
+            .where(UserGroupMember.group_id == group.id)
+            .order_by(User.username)
+        )
+    )
+
+
+def _spaces(s: Session, actor: Actor, group: UserGroup) -> list[dict[str, str]]:
+    """The spaces the group is in, with its role — those the actor sees."""
+    stmt = (
+        select(Space.name, SpaceGroup.role)
+        .join(SpaceGroup, SpaceGroup.space_id == Space.id)
+        .where(SpaceGroup.group_id == group.id)
+        .order_by(Space.name)
+    )
+    ids = visible_space_ids(s, actor)
+    if ids is not None:
+        stmt = stmt.where(Space.id.in_(ids))
+    return [{"space": name, "role": role} for name, role in s.execute(stmt)]
+
+
+def group_dict(s: Session, actor: Actor, group: UserGroup) -> dict[str, Any]:
+    return {
+        "id": group.id,
+        "name": group.name,
+        "display_name": group.display_name,
+        "description": group.description,
+        "members": _members(s, group),
+        "spaces": _spaces(s, actor, group),
+        "created_at": group.created_at.isoformat(),
+    }
+
+
+def list_groups(db: Database, actor: Actor) -> list[dict[str, Any]]:
+    with db.read() as s:
+        require(s, actor, "group.read")
+        groups = s.scalars(select(UserGroup).order_by(UserGroup.name))
+        return [group_dict(s, actor, g) for g in groups]
+
+
+def get_group(db: Database, actor: Actor, ref: int | str) -> dict[str, Any]:
+    with db.read() as s:
+        require(s, actor, "group.read")
+        return group_dict(s, actor, _group(s, ref))
+
+
+def create_group(
+    db: Database, actor: Actor, name: str, display_name: str = "", description: str = ""
+) -> dict[str, Any]:
+    validate.name(name, "group name")
+    shown = display_names.check(display_name)
+    with db.transaction() as s:
+        require(s, actor, "group.manage")
+        if s.scalar(select(UserGroup).where(UserGroup.name == name)) is not None:
+            raise Conflict(f"group {name!r} already exists")
+        group = UserGroup(name=name, display_name=shown, description=description)
+        s.add(group)
+        s.flush()
+        record(s, actor, "group.create", f"group:{name}")
+        return group_dict(s, actor, group)
+
+
+def delete_group(db: Database, actor: Actor, ref: int | str) -> None:
+    """Delete a group: its members lose what it gave them in every space."""
+    with db.transaction() as s:
+        require(s, actor, "group.manage")
+        group = _group(s, ref)
+        spaces = [row["space"] for row in _spaces(s, actor, group)]
+        s.execute(delete(UserGroupMember).where(UserGroupMember.group_id == group.id))
+        s.execute(delete(SpaceGroup).where(SpaceGroup.group_id == group.id))
+        s.delete(group)
+        record(s, actor, "group.delete", f"group:{group.name}", spaces=spaces)
+
+
+def add_member(db: Database, actor: Actor, ref: int | str, user_ref: int | str) -> dict[str, Any]:
+    with db.transaction() as s:
+        require(s, actor, "group.manage")
+        group = _group(s, ref)
+        user = find_user(s, user_ref)
+        if s.get(UserGroupMember, (group.id, user.id)) is None:
+            s.add(UserGroupMember(group_id=group.id, user_id=user.id))
+            record(s, actor, "group.member_add", f"group:{group.name}/user:{user.username}")
+        s.flush()
+        return group_dict(s, actor, group)
+
+
+def remove_member(db: Database, actor: Actor, ref: int | str, user_ref: int | str) -> None:
+    with db.transaction() as s:
+        require(s, actor, "group.manage")
+        group = _group(s, ref)
+        user = find_user(s, user_ref)
+        member = s.get(UserGroupMember, (group.id, user.id))
+        if member is None:
+            raise NotFound(f"{user.username} is not in group {group.name}")
+        s.delete(member)
+        record(s, actor, "group.member_remove", f"group:{group.name}/user:{user.username}")
+
+
+def list_space_groups(db: Database, actor: Actor, space_ref: int | str) -> list[dict[str, Any]]:
+    with db.read() as s:
+        space = visible_space(s, actor, space_ref, "member.read")
+        rows = s.execute(
+            select(UserGroup, SpaceGroup.role)
+            .join(SpaceGroup, SpaceGroup.group_id == UserGroup.id)
+            .where(SpaceGroup.space_id == space.id)
+            .order_by(UserGroup.name)
+        ).all()
+        return [
+            {
+                "group": g.name,
+                "display_name": g.display_name,
+                "role": role,
+                "members": _members(s, g),
+            }
+            for g, role in rows
+        ]
+
+
+def set_space_group(
+    db: Database, actor: Actor, space_ref: int | str, ref: int | str, role: str
+) -> dict[str, Any]:
+    """Add the group to the space with ``role``, or change its role there."""
+    parsed = Role.parse(role)
+    with db.transaction() as s:
+        space = visible_space(s, actor, space_ref, "member.manage")
+        group = _group(s, ref)
+        row = s.get(SpaceGroup, (space.id, group.id))
+        before = row.role if row else None
+        if row is None:
+            s.add(SpaceGroup(space_id=space.id, group_id=group.id, role=parsed.name))
+        else:
+            row.role = parsed.name
+        record(
+            s,
+            actor,
+            "space.group_set",
+            f"space:{space.name}/group:{group.name}",
+            space_id=space.id,
+            before=before,
+            after=parsed.name,
+        )
+        s.flush()
+        return {
+            "group": group.name,
+            "display_name": group.display_name,
+            "role": parsed.name,
+            "members": _members(s, group),
+        }
+
+
+def remove_space_group(db: Database, actor: Actor, space_ref: int | str, ref: int | str) -> None:
+    with db.transaction() as s:
+        space = visible_space(s, actor, space_ref, "member.manage")
+        group = _group(s, ref)
+        row = s.get(SpaceGroup, (space.id, group.id))
+        if row is None:
+            raise NotFound(f"group {group.name} is not in {space.name}")
+        s.delete(row)
+        record(
+            s,
+            actor,
+            "space.group_remove",
+            f"space:{space.name}/group:{group.name}",
+            space_id=space.id,
+            before=row.role,
+        )

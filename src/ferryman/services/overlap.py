@@ -1,0 +1,136 @@
+"""Refuse a project configuration whose environments would tread on another's paths on a
+shared host (``domain/overlap.py``): called by ``projects.apply_project`` before anything
+is written. The error names the other project and environment (or, when the applier cannot
+see its space, says only that it is another space's), the host and the paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ferryman.config.project import ProjectConfig, parse_project
+from ferryman.db.models import Project, Server, Space
+from ferryman.domain import validate
+from ferryman.domain.overlap import Claim, claims, collisions, shared_dir
+from ferryman.errors import ConfigError, ValidationError
+from ferryman.services import inventory
+from ferryman.services.audit import Actor
+from ferryman.services.authz import visible_space_ids
+
+Where = tuple[str, str, set[str], list[Claim]]  # owner, env, host keys, claims
+
+
+def refuse_overlaps(s: Session, actor: Actor, space: Space, config: ProjectConfig) -> None:
+    """``ConfigError`` listing every path of ``config`` that overlaps a path of another
+    environment (of this project or any other) on one host; nothing when none does."""
+    servers: dict[int, list[Server]] = {}
+    mine = [
+        (f"project {config.project}", name, _hosts(s, servers, space.id, env.model_dump()), paths)
+        for name, env in config.environments.items()
+        if (paths := _claims(config.project, name, env.model_dump()))
+    ]
+    theirs: list[Where] = []
+    visible = visible_space_ids(s, actor)
+    rows = s.execute(
+        select(Project.space_id, Project.name, Project.config)
+        .where(Project.deleted_at.is_(None))  # a deleted project's paths are free again
+        .order_by(Project.id)
+    )
+    for space_id, project_name, stored in rows:
+        if space_id == space.id and project_name == config.project:
+            continue  # its stored configuration is the one being replaced
+        owner = (
+            f"project {project_name}"
+            if visible is None or space_id in visible
+            else "a project of another space"
+        )
+        # the stored file as it was validated when applied, read as it is (parsing every
+        # project's file again on every apply costs ~2 ms each)
+        envs = stored.get("environments") if isinstance(stored, dict) else None
+        for name, env in (envs or {}).items():
+            paths = _claims(str(stored.get("project") or project_name), name, env)
+            if paths:
+                theirs.append((owner, name, _hosts(s, servers, space_id, env), paths))
+    problems: list[str] = []
+    for index, (_owner, name, hosts, paths) in enumerate(mine):
+        # the project's own other environments, then everyone else's
+        for other_owner, other_name, other_hosts, other_paths in mine[index + 1 :] + theirs:
+            shared = sorted(hosts & other_hosts)
+            if not shared:
+                continue
+            for a, b in collisions(paths, other_paths):
+                problems.append(
+                    f"environments/{name}: {a.what} {a.path} overlaps the {b.what} {b.path} "
+                    f"of {other_owner} (environment {other_name}) on {', '.join(shared)}"
+                )
+    if problems:
+        raise ConfigError(
+            f"project {config.project}: paths overlap another environment's on the same host",
+            problems,
+        )
+
+
+def _claims(project: str, env_name: str, env: Any) -> list[Claim]:
+    """The paths an environment (its stored or dumped mapping) claims; none from a mapping
+    that is not one."""
+    if not isinstance(env, dict):
+        return []
+    webroot, releases = env.get("webroot"), env.get("releases")
+    if not isinstance(webroot, str) or not isinstance(releases, str):
+        return []
+    given = env.get("shared_dir")
+    shared = [p for p in env.get("shared") or [] if isinstance(p, str)]
+    root = shared_dir(given if isinstance(given, str) else None, releases, project, env_name)
+    return claims(webroot, releases, root, shared)
+
+
+def _hosts(s: Session, cache: dict[int, list[Server]], space_id: int, env: Any) -> set[str]:
+    """The ``address:port`` of every host the environment targets: literal hosts, servers
+    by name and by labels."""
+    if space_id not in cache:
+        cache[space_id] = inventory.servers_of_space(s, space_id)
+    keys: set[str] = set()
+    for raw in env.get("hosts") or []:
+        try:
+            keys.add(validate.host(str(raw)).key)
+        except ValidationError:
+            continue  # not a host this schema reads: it targets nothing
+    names = set(env.get("servers") or [])
+    wanted = set(env.get("labels") or [])
+    for server in cache[space_id]:
+        if server.name in names or (wanted and wanted <= set(server.labels)):
+            keys.add(validate.HostSpec(server.address, server.port).key)
+    return keys
+
+
+def refuse_for_server(s: Session, actor: Actor, server: Server) -> None:
+    """``ConfigError`` when ``server`` (just added, moved or relabelled; flushed) makes an
+    environment that targets it overlap another's paths on a host: ``apply`` checks the
+    hosts a file names, this what a change of the inventory aims at them. Only the projects
+    of the server's space whose environments target it (by address, name or labels) are
+    checked again."""
+    space = s.get(Space, server.space_id)
+    if space is None:
+        return
+    key = validate.HostSpec(server.address, server.port).key
+    cache: dict[int, list[Server]] = {}
+    live = Project.deleted_at.is_(None)
+    rows = s.execute(
+        select(Project.config).where(Project.space_id == space.id, live).order_by(Project.id)
+    )
+    for (stored,) in rows:
+        envs = stored.get("environments") if isinstance(stored, dict) else None
+        aimed = [
+            env
+            for env in (envs or {}).values()
+            if isinstance(env, dict) and key in _hosts(s, cache, space.id, env)
+        ]
+        if not aimed:
+            continue
+        try:
+            config = parse_project(stored)
+        except ConfigError:
+            continue  # a stored file the schema no longer reads: nothing to compare
+        refuse_overlaps(s, actor, space, config)
