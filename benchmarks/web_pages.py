@@ -41,12 +41,12 @@ from ferryman.db.models import (
     Ticket,
     utcnow,
 )
-from ferryman.services import projects, spaces, tickets, users
+from ferryman.services import inventory, projects, spaces, tickets, users
 from ferryman.services.audit import SYSTEM, record
 from ferryman.testing import databases
 
 PASSWORD = "correct horse battery"
-HOSTS = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+HOSTS = ["127.0.150.1", "127.0.150.2", "127.0.150.3"]  # loopback: never contacted
 
 
 def git_repo(base: Path) -> tuple[str, str, str]:
@@ -81,7 +81,7 @@ def fill(db, count: int, repo_url: str, live_commit: str) -> str:
         name = f"app{i}"
         config = {
             "project": name,
-            "repo": repo_url if i == 0 else "ssh://git@git.example.com/team/app.git",
+            "repo": repo_url if i == 0 else "ssh://git@127.0.0.1/team/app.git",
             "environments": {
                 env: {"hosts": HOSTS, "webroot": f"/srv/www/{name}", "releases": f"/srv/r/{name}"}
                 for env in ("staging", "production")
@@ -211,6 +211,7 @@ def main() -> None:
     parser.add_argument("--deploys", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--backend", default="sqlite", choices=databases.BACKENDS)
+    parser.add_argument("--servers", type=int, default=0, help="more servers in the space")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="ferryman-web-bench-"))
     env = {"FERRYMAN_HOME": str(base / "home")}
@@ -223,6 +224,10 @@ def main() -> None:
     try:
         users.create_user(db, "lead", PASSWORD)
         spaces.set_member(db, SYSTEM, "default", "lead", "master")
+        spaces.update_limits(db, SYSTEM, "default", allow_local_repos=True)  # app0's repo
+        for n in range(args.servers):  # a big inventory (addresses on loopback, never used)
+            address = f"127.1.{n // 250}.{n % 250 + 1}"
+            inventory.create_server(db, SYSTEM, "default", f"srv-{n}", address, labels=["bulk"])
         repo_url, v1, _v2 = git_repo(base)
         project = fill(db, args.deploys, repo_url, v1)
         ticket = asyncio.run(
