@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,10 @@ class Settings:
     # ("off"), or a space's owners and superusers ("owners": a team of one).
     self_approval: str = "off"
     metrics_token: str = ""  # /metrics answers only with it (Bearer); empty: /metrics is off
+    # How long the log lines and command records of an ended deploy are kept (``180d``);
+    # None keeps them for ever. The pruning job (``services/retention.py``) never touches a
+    # running deploy's, the newest per project environment's, or what a host runs now.
+    log_retention: timedelta | None = None
 
     @property
     def ssh_key(self) -> Path:
@@ -168,6 +173,25 @@ def _token(text: str) -> str:
     return value
 
 
+_RETENTION_UNITS = {"d": 1.0, "w": 7.0, "h": 1 / 24}
+_RETENTION_HELP = "must be off or a number of days of at least 1 (180d, 26w, 72h)"
+
+
+def parse_retention(text: str) -> timedelta | None:
+    """``180d``, ``26w``, ``72h`` → that long; ``off`` (or ``0``) → None: kept for ever.
+    At least a day, at most 100 years."""
+    value = text.strip().lower()
+    if value in ("off", "0", "none", "never"):
+        return None
+    unit = value[-1:]
+    if unit not in _RETENTION_UNITS or not value[:-1].isascii() or not value[:-1].isdigit():
+        raise ValueError(_RETENTION_HELP)
+    days = int(value[:-1]) * _RETENTION_UNITS[unit]
+    if not 1 <= days <= 36_500:
+        raise ValueError(_RETENTION_HELP)
+    return timedelta(days=days)
+
+
 def _home(text: str) -> Path:
     return Path(text.strip()).absolute()
 
@@ -227,6 +251,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("FERRYMAN_OUTBOUND_ALLOW", "outbound_allow", "", _networks),
     Variable("FERRYMAN_SELF_APPROVAL", "self_approval", "off", _choice(*SELF_APPROVAL_MODES)),
     Variable("FERRYMAN_METRICS_TOKEN", "metrics_token", "", _token, secret=True),
+    Variable("FERRYMAN_LOG_RETENTION", "log_retention", "off", parse_retention),
     # options of `ferryman serve`/`worker` that can come from the environment (a unit's file),
     # checked by those commands
     Variable("FERRYMAN_FORWARDED_ALLOW_IPS", None, ""),
