@@ -11,14 +11,23 @@ from fastapi.staticfiles import StaticFiles
 from ferryman.errors import FerrymanError
 from ferryman.http_deps import SESSION_COOKIE
 from ferryman.web import paths
-from ferryman.web.pages import account, deploys, notify, projects, setup, space, tickets
+from ferryman.web.pages import (
+    account,
+    deploys,
+    groups,
+    notify,
+    projects,
+    setup,
+    space,
+    tickets,
+)
 from ferryman.web.render import page, redirect
 from ferryman.web.session import LoginRequired, Web, language, signed_in
 
 STATIC = Path(__file__).parent / "static"
 
 router = APIRouter(include_in_schema=False)
-for module in (account, space, setup, projects, tickets, deploys, notify):
+for module in (account, space, setup, projects, tickets, deploys, notify, groups):
     router.include_router(module.router)
 
 

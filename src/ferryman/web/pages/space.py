@@ -15,6 +15,7 @@ from ferryman.errors import FerrymanError, NotFound
 from ferryman.http_deps import DB, SettingsDep
 from ferryman.services import checks, deploy_views, inventory, projects, spaces, stats, tickets
 from ferryman.web import charts, i18n
+from ferryman.web.pages import groups
 from ferryman.web.render import page, redirect
 from ferryman.web.session import Web, check_csrf, signed_in
 
@@ -142,9 +143,7 @@ def _onboarding(db: Database, web: Web, space: str) -> list[dict[str, Any]] | No
 @router.get("/s/{space}/members", response_class=HTMLResponse)
 def members(request: Request, space: str, db: DB) -> HTMLResponse:
     web = signed_in(request, db, space)
-    assert web.actor is not None
-    rows = spaces.list_members(db, web.actor, space)
-    return page(request, web, "members.html", members=rows, error="")
+    return groups.members_page(request, web, db, space)
 
 
 @router.post("/s/{space}/members", response_model=None)
@@ -160,9 +159,15 @@ def set_member(
     except FerrymanError as exc:
         if exc.http_status in (401, 403):
             raise
-        rows = spaces.list_members(db, web.actor, space)
-        return page(
-            request, web, "members.html", status=exc.http_status, members=rows, error=exc.message
+        return groups.members_page(
+            request,
+            web,
+            db,
+            space,
+            exc.message,
+            "member",
+            {"username": username, "role": role},
+            exc.http_status,
         )
     return redirect(
         request,
