@@ -97,6 +97,8 @@ LABELS = {
     "master": N_("master"),
     "developer": N_("developer"),
     "reporter": N_("reporter"),
+    "daily": N_("daily"),
+    "weekly": N_("weekly"),
     "ticket.create": N_("created the ticket"),
     "ticket.submit": N_("submitted it for approval"),
     "ticket.approve": N_("approved"),

@@ -20,6 +20,7 @@ from ferryman.services import (
     projects,
     promotion,
     rollouts,
+    watch_views,
 )
 from ferryman.services.authz import project_role
 from ferryman.web import audit_text, charts, listing, paths
@@ -147,6 +148,7 @@ def console(request: Request, space: str, deploy_id: int, db: DB) -> HTMLRespons
         ended=deploy["status"] in ENDED,
         took=took,
         serving=serving,
+        watch=watch_views.of_deploy(db, deploy_id),
     )
 
 

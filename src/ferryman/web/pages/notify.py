@@ -9,12 +9,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ferryman.domain.validate import is_digits
-from ferryman.errors import FerrymanError
+from ferryman.errors import FerrymanError, ValidationError
 from ferryman.http_deps import DB, SettingsDep
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.message import EVENTS
 from ferryman.outbound import Outbound
-from ferryman.services import notifications
+from ferryman.services import notifications, summaries
+from ferryman.web import i18n
 from ferryman.web.render import page, redirect
 from ferryman.web.session import Web, check_csrf, signed_in
 
@@ -30,6 +31,8 @@ def _page(
     error: str = "",
     values: dict[str, Any] | None = None,
     status: int = 200,
+    summary_error: str = "",
+    summary_values: dict[str, str] | None = None,
 ) -> HTMLResponse:
     assert web.actor is not None
     channels = notifications.list_channels(db, web.actor, space)
@@ -45,6 +48,10 @@ def _page(
         events=EVENTS,
         error=error,
         values=values or {},
+        summary=summaries.get_summary(db, web.actor, space),
+        periods=summaries.PERIODS,
+        summary_error=summary_error,
+        summary_values=summary_values or {},
     )
 
 
@@ -97,6 +104,54 @@ async def save(request: Request, space: str, db: DB, server: SettingsDep) -> Res
             raise
         return await asyncio.to_thread(_page, request, web, db, space, exc.message, values, 422)
     return redirect(request, f"/s/{space}/notify", web._("Channel saved."))
+
+
+@router.post("/s/{space}/notify/summary", response_model=None)
+def save_summary(
+    request: Request,
+    space: str,
+    db: DB,
+    csrf: Csrf,
+    channel: Annotated[str, Form()] = "",
+    period: Annotated[str, Form()] = "",
+    enabled: Annotated[str, Form()] = "",
+) -> Response:
+    """The space's scheduled summary (报表汇总): daily or weekly, to one of its channels
+    (masters and owners; ``summaries.set_summary`` checks the role)."""
+    web = signed_in(request, db, space)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    typed = {"channel": channel, "period": period, "enabled": enabled}
+    try:
+        if not channel.strip():
+            raise ValidationError(web._("Choose the channel the summary goes to."))
+        if period not in summaries.PERIODS:
+            raise ValidationError(web._("Choose daily or weekly."))
+        summaries.set_summary(
+            db, web.actor, space, channel=channel.strip(), period=period, enabled=enabled == "1"
+        )
+    except FerrymanError as exc:
+        if exc.http_status in (401, 403):
+            raise
+        return _page(
+            request,
+            web,
+            db,
+            space,
+            status=exc.http_status,
+            summary_error=exc.message,
+            summary_values=typed,
+        )
+    said = (
+        web._(
+            "The %(period)s summary goes to %(channel)s.",
+            period=i18n.label(web.lang, period),
+            channel=channel,
+        )
+        if enabled == "1"
+        else web._("No scheduled summary is sent now.")
+    )
+    return redirect(request, f"/s/{space}/notify#summary", said)
 
 
 @router.post("/s/{space}/notify/{channel_id}/{action}", response_model=None)

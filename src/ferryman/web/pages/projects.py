@@ -22,6 +22,7 @@ from ferryman.services import (
     project_deletion,
     projects,
     rollouts,
+    watch_views,
 )
 from ferryman.services.authz import project_role
 from ferryman.web import forms
@@ -161,6 +162,7 @@ def project_detail(request: Request, space: str, name: str, db: DB) -> HTMLRespo
         config=found.config,
         role=role,
         spaces=[s for s in web.spaces],
+        watches=watch_views.newest_by_env(db, found.id),
     )
 
 
