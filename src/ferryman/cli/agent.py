@@ -10,8 +10,6 @@ from rich.markup import escape
 
 from ferryman.cli.client import Client
 from ferryman.cli.output import console, err
-from ferryman.commands import agent_script
-from ferryman.domain import validate
 
 agent_app = typer.Typer(help="Pull-mode hosts: tokens and install scripts.", no_args_is_help=True)
 SpaceOpt = Annotated[str, typer.Option("--space", help="Space name or id.")]
@@ -54,6 +52,9 @@ def install_script(
     """Register a host and print the one-liner that installs its poller.
 
     The host gets a new token; run the one-liner as root on the host."""
+    from ferryman.commands import agent_script  # the project schema: only when printing one
+    from ferryman.domain import validate
+
     validate.username(user)  # it goes into a root script: a plain user name, or nothing
     client = Client()
     data = client.post(f"/spaces/{space}/agents", {"host": host})
@@ -72,6 +73,8 @@ def uninstall_script(
     plain: Annotated[bool, typer.Option("--plain", help="The script, not a one-liner.")] = False,
 ) -> None:
     """Revoke the host's token and print the one-liner that removes the poller."""
+    from ferryman.commands import agent_script
+
     Client().delete(f"/spaces/{space}/agents/{host}")
     script = agent_script.uninstall_script()
     console.print(

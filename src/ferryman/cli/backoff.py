@@ -11,11 +11,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-
-import websockets
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from ferryman.errors import FerrymanError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FIRST = 0.5
 LONGEST = 5.0
@@ -76,6 +77,8 @@ def refuses(status: int) -> bool:
 
 def describe(exc: BaseException) -> str:
     """One short phrase for a failed attempt."""
+    import websockets  # imported by the stream already; not by `ferryman --help`
+
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, TimeoutError):

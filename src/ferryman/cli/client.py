@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import platformdirs
 
 from ferryman import errors
 
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+if TYPE_CHECKING:  # httpx is imported by the first request, not by `ferryman --help`
+    import httpx
+
+TIMEOUT = 30.0  # seconds for a whole request
+CONNECT_TIMEOUT = 10.0
 
 
 def _error_classes() -> dict[str, type[errors.FerrymanError]]:
@@ -112,9 +115,15 @@ class Client:
                 f"not logged in to {self.url}: run `ferryman login --server {self.url}` "
                 f"(logged in to: {known})"
             )
-        self.http = httpx.Client(base_url=self.url, timeout=TIMEOUT)
+        import httpx
+
+        self.http = httpx.Client(
+            base_url=self.url, timeout=httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
+        )
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             response = self.http.request(method, "/api/v1" + path, headers=headers, **kwargs)

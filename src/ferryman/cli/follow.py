@@ -11,15 +11,11 @@ or skipped. Only a refusal (401, 403, 404) stops it early."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-import websockets
-from rich.console import Console, Group
-from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -29,6 +25,10 @@ from ferryman.cli.backoff import Backoff, describe, is_refusal, refuses
 from ferryman.cli.client import Client, error_for_status
 from ferryman.cli.output import err, print_json
 from ferryman.errors import FerrymanError, PermissionDenied
+
+if TYPE_CHECKING:  # the stream's libraries load when a command follows, not at start-up
+    from rich.console import Console
+    from rich.live import Live
 
 STYLE = {"success": "green", "failed": "red", "running": "yellow", "queued": "dim"}
 
@@ -82,6 +82,9 @@ def follow(
     With ``as_json`` the log, the stage table and the outcome go to stderr, and stdout gets
     one JSON document: the deploy as it ended (``GET /deploys/{id}``: status, hosts,
     release, error)."""
+    from rich.console import Group
+    from rich.live import Live
+
     if as_json:
         console, live_table = err, False
     use_live = live_table and console.is_terminal
@@ -128,6 +131,10 @@ def stream_lines(
     stream, which replays from a cursor and then follows), reconnecting from the last line
     seen whenever the connection is lost, and ``on_deploy`` whenever its state changes;
     returns the deploy as it ended (or paused)."""
+    import asyncio
+
+    import websockets
+
     backoff = Backoff(client.url, err)
     deploy = _patiently(backoff, lambda: client.get(f"/deploys/{deploy_id}"))
     if on_deploy is not None:
@@ -219,6 +226,8 @@ async def _stream(
     """Follow one connection: True once the server said ``end`` (every line was sent and the
     deploy ended or paused), False when it closed before. A refusal raises its error; a lost
     connection raises ``OSError`` or a ``WebSocketException``."""
+    import websockets
+
     url = client.url.replace("http", "ws", 1) + f"/api/v1/deploys/{deploy_id}/stream?after={after}"
     headers = {"Authorization": f"Bearer {client.token}"} if client.token else {}
     try:

@@ -9,15 +9,19 @@ and database it acts on, and one that finds no Ferryman home there refuses unles
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ferryman.cli.output import err
-from ferryman.config.settings import Settings, load_settings
 from ferryman.errors import ConfigError
-from ferryman.secretbox import key_file
+
+if TYPE_CHECKING:  # the settings import httpx and cryptography: only when a command runs
+    from ferryman.config.settings import Settings
 
 
 def is_home(settings: Settings) -> bool:
     """Whether a Ferryman home is there: its SQLite database, its secret key or its SSH key."""
+    from ferryman.secretbox import key_file
+
     home = settings.home
     marks: list[Path] = [home / "ferryman.db", key_file(home), settings.ssh_key]
     return home.is_dir() and any(mark.exists() for mark in marks)
@@ -27,6 +31,7 @@ def server_home(create: bool) -> Settings:
     """The settings of the home to act on, said on stderr; a missing home is refused unless
     ``create``."""
     from ferryman.cli.server import redact
+    from ferryman.config.settings import load_settings
 
     settings = load_settings()
     found = is_home(settings)

@@ -18,9 +18,7 @@ import typer
 from ferryman import __version__
 from ferryman.cli.output import console, err
 from ferryman.cli.server import redact
-from ferryman.config.settings import load_settings
 from ferryman.errors import ConfigError
-from ferryman.observability import logs
 
 LogLevel = Annotated[
     str,
@@ -51,6 +49,8 @@ def register(app: typer.Typer) -> None:
 
 
 def check_logging(level: str, fmt: str) -> tuple[str, str]:
+    from ferryman.observability import logs
+
     level, fmt = level.strip().lower(), fmt.strip().lower()
     if level not in logs.LEVELS:
         raise ConfigError(
@@ -158,6 +158,8 @@ def serve(
 
     from ferryman.api.app import create_app
     from ferryman.bootstrap import ensure_ssh_key, prepare_home
+    from ferryman.config.settings import load_settings
+    from ferryman.observability import logs
 
     level, fmt = check_logging(log_level, log_format)
     proxies = trusted_proxies(forwarded_allow_ips)
@@ -215,7 +217,9 @@ def worker_command(
     import signal
 
     from ferryman.bootstrap import prepare_home
+    from ferryman.config.settings import load_settings
     from ferryman.jobs.worker import Worker
+    from ferryman.observability import logs
 
     if concurrency is not None and concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
@@ -306,6 +310,7 @@ def restore(
     kind."""
     from ferryman import backup as backups
     from ferryman.bootstrap import prepare_home
+    from ferryman.config.settings import load_settings
     from ferryman.secretbox import KEY_ENV
 
     settings = load_settings()

@@ -9,13 +9,11 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-import yaml
 from rich.markup import escape
 
 from ferryman.cli.client import Client
 from ferryman.cli.options import EnvOpt, JsonOpt, ProjectArg, SpaceFilter
 from ferryman.cli.output import console, print_json, show
-from ferryman.config.project import load_project_yaml
 from ferryman.errors import ConfigError
 
 
@@ -90,6 +88,10 @@ def _read_project(file: Path) -> Any:
         text = file.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
+    import yaml
+
+    from ferryman.config.project import load_project_yaml  # pydantic: only when applying
+
     load_project_yaml(text, str(file))
     return yaml.safe_load(text)
 

@@ -9,12 +9,12 @@ import typer
 
 from ferryman.cli.home import server_home
 from ferryman.cli.output import console, err
-from ferryman.config.settings import load_settings
 
 
 def migrate() -> None:
     """Bring the database schema to this version (run after upgrading Ferryman)."""
     from ferryman.bootstrap import prepare_home
+    from ferryman.config.settings import load_settings
 
     settings = load_settings()
     db = prepare_home(settings)
