@@ -1,17 +1,15 @@
-"""Reading the audit log: a space's masters and owners read their space; superusers read all."""
+"""Reading the audit log: a space's masters and owners read their space — as members or through
+a group (``group_roles``) — and superusers read all."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
-from ferryman.db.models import SpaceMember
 from ferryman.db.session import Database
 from ferryman.domain.permissions import Role, rule
 from ferryman.services.audit import Actor, query
-from ferryman.services.authz import require
+from ferryman.services.authz import require, space_role, visible_space_ids
 from ferryman.services.spaces import visible_space
 
 
@@ -36,16 +34,14 @@ def read_audit(
             require(s, actor, "me.read")
             space_ids = None
         else:
+            # the spaces where their role — their own or a group's — reads the audit log
             needs = rule("audit.read").needs
             assert isinstance(needs, Role)
-            allowed = [r.name for r in Role if r >= needs]
-            space_ids = list(
-                s.scalars(
-                    select(SpaceMember.space_id).where(
-                        SpaceMember.user_id == actor.id, SpaceMember.role.in_(allowed)
-                    )
-                )
-            )
+            space_ids = [
+                space_id
+                for space_id in visible_space_ids(s, actor) or []
+                if (role := space_role(s, actor, space_id)) is not None and role >= needs
+            ]
         return query(
             s,
             space_ids=space_ids,

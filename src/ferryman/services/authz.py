@@ -22,19 +22,7 @@ def space_role(s: Session, actor: Actor, space_id: int) -> Role | None:
     """The member's role in the space: the highest of their own and their groups'."""
     if actor.id is None:
         return None
-    row = s.execute(
-        select(SpaceMember.role)
-        .join(Space, Space.id == SpaceMember.space_id)
-        .where(
-            SpaceMember.space_id == space_id,
-            SpaceMember.user_id == actor.id,
-            Space.is_active.is_(True),
-        )
-    ).first()
-    roles = [Role[r] for r in group_roles.roles_in_space(s, actor.id, space_id)]
-    if row:
-        roles.append(Role[row[0]])
-    return max(roles, default=None)
+    return group_roles.user_role(s, actor.id, space_id)
 
 
 def project_role(s: Session, actor: Actor, project: Project) -> Role | None:

@@ -18,8 +18,6 @@ from ferryman.db.models import (
     NotifyChannel,
     NotifyDelivery,
     Project,
-    ProjectMember,
-    SpaceMember,
     Ticket,
     User,
 )
@@ -30,6 +28,7 @@ from ferryman.errors import Conflict, NotFound, ValidationError
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.message import EVENTS, Message, render
 from ferryman.outbound import Outbound, for_database
+from ferryman.services import group_roles
 from ferryman.services.audit import Actor, record
 from ferryman.services.spaces import visible_space
 
@@ -250,20 +249,10 @@ def emit(
 
 
 def approvers_emails(s: Session, project: Project, exclude: int | None) -> list[str]:
-    """Emails of the space's masters and owners (and project overrides up to master)."""
-    allowed = [r.name for r in Role if r >= Role.master]
-    ids = set(
-        s.scalars(
-            select(SpaceMember.user_id).where(
-                SpaceMember.space_id == project.space_id, SpaceMember.role.in_(allowed)
-            )
-        )
-    )
-    for member in s.scalars(select(ProjectMember).where(ProjectMember.project_id == project.id)):
-        if member.role in allowed:
-            ids.add(member.user_id)
-        else:
-            ids.discard(member.user_id)
+    """Emails of those who may approve the project's tickets: its masters and owners — by
+    their own role, a group's (``group_roles``) or a project override — and nobody whose
+    override lowers them or who no longer holds a role in the space."""
+    ids = group_roles.at_least(group_roles.project_roles(s, project), Role.master)
     ids.discard(exclude or -1)
     rows = s.scalars(select(User).where(User.id.in_(ids), User.is_active.is_(True))).all()
     return sorted(u.email for u in rows if u.email)

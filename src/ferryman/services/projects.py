@@ -17,7 +17,6 @@ from ferryman.db.models import (
     ProjectMember,
     Server,
     Space,
-    SpaceMember,
     User,
     utcnow,
 )
@@ -29,7 +28,7 @@ from ferryman.domain.validate import is_digits
 from ferryman.errors import ConfigError, Conflict, NotFound
 from ferryman.outbound import for_database
 from ferryman.said import said
-from ferryman.services import analysis, inventory, overlap, project_rules
+from ferryman.services import analysis, group_roles, inventory, overlap, project_rules
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import require, visible_space_ids
 from ferryman.services.spaces import find_user, load_space, visible_space
@@ -409,8 +408,10 @@ def remove_project_member(db: Database, actor: Actor, ref: int | str, user_ref: 
 
 
 def _member_user(s: Session, project: Project, user_ref: int | str) -> User:
+    """A user who holds a role in the project's space — their own or a group's: only they
+    can have an override (which replaces that role for the project, as ``authz`` reads it)."""
     user = find_user(s, user_ref)
-    if s.get(SpaceMember, (project.space_id, user.id)) is None:
+    if group_roles.user_role(s, user.id, project.space_id) is None:
         raise NotFound(f"{user.username} is not a member of the project's space")
     return user
 

@@ -103,16 +103,19 @@ def create_user(
 
 def list_users(db: Database, actor: Actor) -> list[dict[str, Any]]:
     """Every user for superusers; for anyone else, the users who share a space with them
-    (themselves included), with only id, name and whether they are active."""
-    from ferryman.db.models import SpaceMember
+    (themselves included) — as members or through a group, on either side — with only id,
+    name and whether they are active."""
+    from ferryman.services import group_roles
+    from ferryman.services.authz import visible_space_ids
 
     with db.read() as s:
         require(s, actor, "user.list")
         query = select(User).order_by(User.username)
         if not actor.is_superuser:
-            mine = select(SpaceMember.space_id).where(SpaceMember.user_id == actor.id)
-            shared = select(SpaceMember.user_id).where(SpaceMember.space_id.in_(mine))
-            query = query.where((User.id == actor.id) | User.id.in_(shared))
+            shared = {actor.id}
+            for space_id in visible_space_ids(s, actor) or []:
+                shared |= set(group_roles.space_roles(s, space_id))
+            query = query.where(User.id.in_(shared))
         rows = [user_dict(u) for u in s.scalars(query)]
         if not actor.is_superuser:
             rows = [{k: r[k] for k in ("id", "username", "is_active")} for r in rows]
