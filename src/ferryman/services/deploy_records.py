@@ -22,6 +22,7 @@ from ferryman.db.session import Database
 from ferryman.domain.records import LogRecord as LogRecord
 from ferryman.domain.records import StepRecord as StepRecord
 from ferryman.errors import DatabaseUnavailable, OwnershipLost
+from ferryman.services import deploy_signals
 
 
 def _holds(s: Session, deploy_id: int, owner: str | None) -> bool:
@@ -130,6 +131,7 @@ def write_batch(
             set_hosts_in(s, deploy_id, hosts)
         if stages is not None:
             s.execute(update(Deploy).where(Deploy.id == deploy_id).values(stages=stages))
+        deploy_signals.changed(s, deploy_id)  # the console reads the batch at the commit
     return True
 
 

@@ -19,7 +19,7 @@ from ferryman.db.models import Deploy, Project, Space, Ticket, utcnow
 from ferryman.db.session import Database, rowcount
 from ferryman.domain.tickets import FROM_DEPLOY
 from ferryman.errors import Conflict
-from ferryman.services import locks
+from ferryman.services import deploy_signals, locks
 from ferryman.services.audit import SYSTEM, record
 
 
@@ -262,6 +262,7 @@ def record_outcome(s: Session, deploy: Deploy, status: str, error: dict[str, Any
     deploy.status = status  # through the model: leaving the active states frees the env
     deploy.error = error
     deploy.finished_at = deploy.finished_at or utcnow()
+    deploy_signals.changed(s, deploy.id)  # its followers learn the end at the commit
     sync_ticket(s, deploy)
     if status in ("success", "failed"):
         from ferryman.services import notifications
@@ -327,6 +328,7 @@ def cancel_queued(s: Session, deploy: Deploy) -> None:
     )
     if taken != 1:
         raise Conflict(f"deploy #{deploy.id} has already started; it cannot be cancelled")
+    deploy_signals.changed(s, deploy.id)
     s.refresh(deploy)
 
 

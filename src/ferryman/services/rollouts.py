@@ -15,7 +15,7 @@ from ferryman.db.models import Deploy, Project, Release
 from ferryman.db.session import Database
 from ferryman.domain import rollout as rules
 from ferryman.errors import Conflict, NotFound, ValidationError
-from ferryman.services import deploy_records, locks
+from ferryman.services import deploy_records, deploy_signals, locks
 from ferryman.services.audit import Actor, record
 
 ACTIONS = {
@@ -84,6 +84,7 @@ def pause(
                 lease_expires_at=None,
             )
         )
+        deploy_signals.changed(s, deploy_id)  # its console ends: paused
         from ferryman.services import notifications
 
         deploy = s.get(Deploy, deploy_id)

@@ -2,11 +2,17 @@
 from a cursor and then follows live (``WS …/stream?after=``).
 
 The stream reads the stored log (lines reach the database within ``FLUSH_SECONDS`` of being
-printed) and polls it, so a viewer on any server sees what a worker on any machine writes; a
-viewer connecting, reconnecting or leaving never touches the deploy. Messages are JSON:
-``{"type": "line", ...}`` for each log line, ``{"type": "deploy", ...}`` whenever its status or
-stages change, and ``{"type": "end", "status": ...}`` once it has ended (or paused: a gray
-release waiting for someone to continue it) and every line was sent.
+printed), so a viewer on any server sees what a worker on any machine writes; a viewer
+connecting, reconnecting or leaving never touches the deploy. It reads again as soon as the
+deploy changes — a new batch of lines, new stages, its end — and not on a fixed tick: the
+writer's commit wakes it (``services/deploy_signals.py``: directly in this process, by
+PostgreSQL ``NOTIFY`` from any other). A bounded wait stays underneath for what no signal
+reaches: every ``POLL_SECONDS`` where only this process can wake it (SQLite, MariaDB, or while
+PostgreSQL is not listened to), every ``FALLBACK_SECONDS`` while it is (a lost notification).
+
+Messages are JSON: ``{"type": "line", ...}`` for each log line, ``{"type": "deploy", ...}``
+whenever its status or stages change, and ``{"type": "end", "status": ...}`` once it has ended
+(or paused: a gray release waiting for someone to continue it) and every line was sent.
 
 Access is checked again while streaming, every ``RECHECK_SECONDS``: a viewer whose token was
 revoked, whose account was disabled, or who left the project's space is cut off with close
@@ -16,7 +22,7 @@ A stream ends as soon as its socket closes, whoever closes it: the viewer leavin
 server shutting down (uvicorn closes every WebSocket with 1012, service restart, and then waits
 for the handlers to return before it runs the lifespan shutdown — a handler that only noticed
 on its next send would hold a graceful stop until the deploy it follows ended). So a watcher
-awaits the socket's disconnect beside the polling loop, and whichever finishes first ends the
+awaits the socket's disconnect beside the reading loop, and whichever finishes first ends the
 other. During a database outage the stream stays open and polls again once the database is
 back; a stream that cannot even authorise its viewer closes with 1013 (try again later).
 """
@@ -35,11 +41,12 @@ from ferryman.api.views import LogPage
 from ferryman.db.outage import is_outage
 from ferryman.db.session import Database
 from ferryman.errors import FerrymanError
-from ferryman.services import deploy_views
+from ferryman.services import deploy_signals, deploy_views
 from ferryman.services.deploys import FINISHED
 
 router = APIRouter(prefix="/deploys", tags=["deploys"])
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.25  # between reads when another process's change may come unannounced
+FALLBACK_SECONDS = 2.0  # between reads while every change is announced (PostgreSQL, listening)
 PAGE = 1000
 RECHECK_SECONDS = 2.0
 POLICY_VIOLATION = 1008
@@ -141,6 +148,18 @@ async def _follow(
     cursor: int,
     still_allowed: Callable[[], Awaitable[None]],
 ) -> None:
+    async with deploy_signals.follow(db.url, deploy_id) as follower:
+        await _follow_until_end(websocket, db, deploy_id, cursor, still_allowed, follower)
+
+
+async def _follow_until_end(
+    websocket: WebSocket,
+    db: Database,
+    deploy_id: Id,
+    cursor: int,
+    still_allowed: Callable[[], Awaitable[None]],
+    follower: deploy_signals.Follower,
+) -> None:
     shown: tuple[str, str] | None = None
     while True:
         try:
@@ -174,4 +193,4 @@ async def _follow(
             await websocket.send_json({"type": "end", "status": deploy["status"], "next": cursor})
             await websocket.close()
             return
-        await asyncio.sleep(POLL_SECONDS)
+        await follower.wait(FALLBACK_SECONDS if follower.notified else POLL_SECONDS)
