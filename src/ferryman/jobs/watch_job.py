@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
@@ -22,7 +23,7 @@ from ferryman.services import deploys, watch
 from ferryman.services.space_access import space_access
 
 log = logging.getLogger(__name__)
-LEASE = 300.0  # seconds a worker holds a watch while it checks (checks have timeouts)
+LEASE = 300.0  # seconds a claim holds a watch; renewed every third of it while a round runs
 
 
 def _context(db: Database, settings: Settings, deploy_id: int) -> Context:
@@ -64,24 +65,69 @@ async def check_once(ctx: Context) -> tuple[str, str] | None:
     return None
 
 
-async def _watch_one(db: Database, settings: Settings, claimed: watch.Claimed, worker: str) -> str:
+async def _keep(
+    db: Database, claimed: watch.Claimed, lease: float, round_: asyncio.Task[Any], lost: list[bool]
+) -> None:
+    """Renew the claim's lease every third of it while the round runs, so a round longer than
+    the lease (many hosts, slow checks) keeps its watch; a claim that was lost (the lease ran
+    out while the database was unreachable, or a new deploy ended the watch) cancels the
+    round, which then writes nothing."""
+    while not round_.done():
+        await asyncio.sleep(lease / 3)
+        if round_.done():
+            return
+        try:
+            held = await asyncio.to_thread(watch.renew, db, claimed.watch_id, claimed.holder, lease)
+        except Exception:  # the database is away: try again; the fence still holds
+            log.warning("post-deploy watch #%d: lease not renewed", claimed.watch_id, exc_info=True)
+            continue
+        if not held:
+            log.warning("post-deploy watch #%d: lease lost, round abandoned", claimed.watch_id)
+            lost.append(True)
+            round_.cancel()
+            return
+
+
+async def _round(
+    db: Database, settings: Settings, claimed: watch.Claimed
+) -> tuple[str, str] | None:
     ctx = await asyncio.to_thread(_context, db, settings, claimed.deploy_id)
     try:
-        failed = await check_once(ctx)
+        return await check_once(ctx)
     finally:
         await ctx.executor.close()
+
+
+async def _watch_one(
+    db: Database, settings: Settings, claimed: watch.Claimed, lease: float = LEASE
+) -> str:
+    """One round of one claimed watch, its lease renewed while it runs; then its verdict,
+    written only if this claim still holds the watch (``services/watch.py``)."""
+    lost: list[bool] = []
+    round_ = asyncio.create_task(_round(db, settings, claimed))
+    keeper = asyncio.create_task(_keep(db, claimed, lease, round_, lost))
+    try:
+        failed = await round_
+    except asyncio.CancelledError:
+        if not lost:
+            raise
+        return watch.ENDED  # the lease was lost: another claim (or nobody) decides
+    finally:
+        keeper.cancel()
     if failed is None:
-        return await asyncio.to_thread(watch.record_pass, db, claimed.watch_id, worker)
+        return await asyncio.to_thread(watch.record_pass, db, claimed.watch_id, claimed.holder)
     host, why = failed
     log.warning("post-deploy watch #%d failed on %s: %s", claimed.watch_id, host, why)
-    return await asyncio.to_thread(watch.record_failure, db, claimed.watch_id, worker, host, why)
+    return await asyncio.to_thread(
+        watch.record_failure, db, claimed.watch_id, claimed.holder, host, why
+    )
 
 
 async def tick(db: Database, settings: Settings, worker: str, lease: float = LEASE) -> int:
     """One round: every due watch checked (at once, each on its own); returns how many."""
     claimed = await asyncio.to_thread(watch.claim_due, db, worker, lease)
     results = await asyncio.gather(
-        *(_watch_one(db, settings, c, worker) for c in claimed), return_exceptions=True
+        *(_watch_one(db, settings, c, lease) for c in claimed), return_exceptions=True
     )
     for item, result in zip(claimed, results, strict=True):
         if isinstance(result, BaseException):  # tried again when its lease runs out

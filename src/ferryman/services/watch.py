@@ -3,13 +3,16 @@ with ``watch`` starts one (``start_for``, in the transaction that writes the out
 new deploy of the environment ends it (``end_for_env``, when that deploy is requested).
 Workers claim due watches like jobs (``claim_due``: a lease in the database's clock, taken
 by a conditional update, so one worker checks each and another carries on after a crash),
-run the checks (``jobs/watch_job.py``) and write what they found: ``passed`` once the
-window is over, or ``failed`` — which notifies (``deploy.failed``, naming the watch) and,
-with ``on_failure: rollback``, queues a normal rollback by the system actor.
+run the checks (``jobs/watch_job.py``, renewing the lease while a round runs: ``renew``) and
+write what they found — only the claim that still holds the watch writes (its holder token
+is the fence): ``passed`` once the window is over, or ``failed`` — which notifies
+(``deploy.failed``, naming the watch) and, with ``on_failure: rollback``, queues a normal
+rollback by the system actor.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,11 +87,14 @@ class Claimed:
     watch_id: int
     deploy_id: int
     checks: int
+    holder: str = ""  # this claim's fencing token (``claimed_by``): only it writes the outcome
 
 
 def claim_due(db: Database, worker: str, lease: float, limit: int = 20) -> list[Claimed]:
     """Take up to ``limit`` due watches for ``worker`` for ``lease`` seconds; a watch whose
-    lease ran out (its worker died) is due again."""
+    lease ran out (its worker died, or stopped renewing it) is due again. Each claim gets its
+    own holder token — the worker's name and a nonce — so a claim that was lost and taken
+    again, even by the same worker, can no longer write (``renew``, ``record_*``)."""
     out: list[Claimed] = []
     with db.transaction() as s:
         now = db_now(s)
@@ -103,6 +109,7 @@ def claim_due(db: Database, worker: str, lease: float, limit: int = 20) -> list[
             .limit(limit)
         ).all()
         for watch_id, deploy_id, checks in due:
+            holder = f"{worker[:180]}~{secrets.token_hex(6)}"
             taken = s.execute(
                 update(DeployWatch)
                 .where(
@@ -110,17 +117,37 @@ def claim_due(db: Database, worker: str, lease: float, limit: int = 20) -> list[
                     DeployWatch.status == WATCHING,
                     or_(DeployWatch.lease_until.is_(None), DeployWatch.lease_until < now),
                 )
-                .values(claimed_by=worker[:200], lease_until=now + timedelta(seconds=lease))
+                .values(claimed_by=holder, lease_until=now + timedelta(seconds=lease))
             )
             if getattr(taken, "rowcount", 0) == 1:
-                out.append(Claimed(watch_id, deploy_id, checks))
+                out.append(Claimed(watch_id, deploy_id, checks, holder))
     return out
 
 
+def renew(db: Database, watch_id: int, holder: str, lease: float) -> bool:
+    """Extend the lease of a round still running, in the database's clock: True while
+    ``holder`` holds the watch (and it still watches), False once it was taken by another
+    claim, ended by a new deploy, or is no longer this claim's — the round must then stop
+    and write nothing."""
+    with db.transaction() as s:
+        now = db_now(s)
+        result = s.execute(
+            update(DeployWatch)
+            .where(
+                DeployWatch.id == watch_id,
+                DeployWatch.status == WATCHING,
+                DeployWatch.claimed_by == holder,
+            )
+            .values(lease_until=now + timedelta(seconds=lease))
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+
 def _mine(s: Session, watch_id: int, worker: str) -> DeployWatch | None:
-    """The watch, locked, if ``worker`` still holds it and it still watches."""
+    """The watch, locked, if ``worker`` (a claim's holder token) still holds it and it still
+    watches: the fence every outcome is written behind."""
     row = s.scalar(select(DeployWatch).where(DeployWatch.id == watch_id).with_for_update())
-    if row is None or row.status != WATCHING or row.claimed_by != worker:
+    if row is None or row.status != WATCHING or not worker or row.claimed_by != worker:
         return None
     return row
 
