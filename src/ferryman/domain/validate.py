@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ferryman.errors import ValidationError
+from ferryman.said import said
 
 _REF_CHARS = re.compile(r"^[A-Za-z0-9._/@+-]+$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -27,24 +28,28 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def ref(value: str) -> str:
     """A branch, tag, commit id or svn path (``trunk``, ``tags/v1``, ``trunk@123``)."""
     if not value:
-        raise ValidationError("ref is empty")
+        raise ValidationError(said("ref is empty"))
     shown = repr(value)
     if _CONTROL.search(value):
-        raise ValidationError(f"invalid ref {shown}: control characters are not allowed")
+        raise ValidationError(
+            said("invalid ref %(ref)s: control characters are not allowed", ref=shown)
+        )
     if value.startswith("-"):
-        raise ValidationError(f"invalid ref {shown}: must not start with '-'")
+        raise ValidationError(said("invalid ref %(ref)s: must not start with '-'", ref=shown))
     if not _REF_CHARS.match(value):
         raise ValidationError(
-            f"invalid ref {shown}: only letters, digits and . _ / @ + - are allowed"
+            said("invalid ref %(ref)s: only letters, digits and . _ / @ + - are allowed", ref=shown)
         )
     if ".." in value or "//" in value or "@{" in value:
-        raise ValidationError(f"invalid ref {shown}: '..', '//' and '@{{' are not allowed")
+        raise ValidationError(
+            said("invalid ref %(ref)s: '..', '//' and '@{' are not allowed", ref=shown)
+        )
     if value.startswith(("/", ".")) or value.endswith(("/", ".", ".lock")):
-        raise ValidationError(f"invalid ref {shown}: bad start or end")
+        raise ValidationError(said("invalid ref %(ref)s: bad start or end", ref=shown))
     if any(part.startswith(".") for part in value.split("/")):
-        raise ValidationError(f"invalid ref {shown}: a component starts with '.'")
+        raise ValidationError(said("invalid ref %(ref)s: a component starts with '.'", ref=shown))
     if len(value) > 200:
-        raise ValidationError(f"invalid ref {shown}: longer than 200 characters")
+        raise ValidationError(said("invalid ref %(ref)s: longer than 200 characters", ref=shown))
     return value
 
 
@@ -58,8 +63,12 @@ def name(value: str, what: str = "name") -> str:
     """A project or environment name: letters, digits, ``._-``, starting with a letter or digit."""
     if not _NAME.match(value or ""):
         raise ValidationError(
-            f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            said(
+                "invalid %(what)s %(value)s: use 1-64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit",
+                what=what,
+                value=repr(value),
+            )
         )
     return value
 
@@ -67,20 +76,38 @@ def name(value: str, what: str = "name") -> str:
 def absolute_path(value: str, what: str = "path") -> str:
     """An absolute remote path with no ``..`` component, no control characters, not ``/``."""
     if _CONTROL.search(value) or not value.startswith("/"):
-        raise ValidationError(f"invalid {what} {value!r}: must be an absolute path")
+        raise ValidationError(
+            said(
+                "invalid %(what)s %(value)s: must be an absolute path", what=what, value=repr(value)
+            )
+        )
     parts = [p for p in value.split("/") if p]
     if not parts or any(p in (".", "..") for p in parts):
-        raise ValidationError(f"invalid {what} {value!r}: no '.', '..' or bare '/'")
+        raise ValidationError(
+            said(
+                "invalid %(what)s %(value)s: no '.', '..' or bare '/'", what=what, value=repr(value)
+            )
+        )
     return "/" + "/".join(parts)
 
 
 def relative_path(value: str, what: str = "path") -> str:
     """A path inside a release: relative, no ``..`` escape, no control characters."""
     if _CONTROL.search(value) or not value or value.startswith("/"):
-        raise ValidationError(f"invalid {what} {value!r}: must be a relative path")
+        raise ValidationError(
+            said(
+                "invalid %(what)s %(value)s: must be a relative path", what=what, value=repr(value)
+            )
+        )
     parts = [p for p in value.split("/") if p and p != "."]
     if not parts or any(p == ".." for p in parts) or parts[0].startswith("-"):
-        raise ValidationError(f"invalid {what} {value!r}: no '..' and no leading '-'")
+        raise ValidationError(
+            said(
+                "invalid %(what)s %(value)s: no '..' and no leading '-'",
+                what=what,
+                value=repr(value),
+            )
+        )
     return "/".join(parts)
 
 
@@ -105,7 +132,7 @@ class HostSpec:
 def host(value: str) -> HostSpec:
     """Parse ``[user@]address[:port]`` (IPv6 in brackets) or raise a ``ValidationError``."""
     text = value.strip() if isinstance(value, str) else ""
-    bad = ValidationError(f"not a host: {value!r}")
+    bad = ValidationError(said("not a host: %(value)s", value=repr(value)))
     if not text or text != value or _CONTROL.search(text) or " " in text or text.startswith("-"):
         raise bad
     user: str | None = None
@@ -149,7 +176,7 @@ def _port(text: str, bad: ValidationError) -> int:
 
 def username(value: str) -> str:
     if not _USER.match(value or ""):
-        raise ValidationError(f"invalid user name {value!r}")
+        raise ValidationError(said("invalid user name %(value)s", value=repr(value)))
     return value
 
 
@@ -160,7 +187,12 @@ _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 def label(value: str) -> str:
     """A server label: ``canary`` or ``key=value`` (``region=bj``)."""
     if not isinstance(value, str) or not _LABEL.match(value):
-        raise ValidationError(f"not a label: {value!r} (use name or key=value, letters/digits/._-)")
+        raise ValidationError(
+            said(
+                "not a label: %(value)s (use name or key=value, letters/digits/._-)",
+                value=repr(value),
+            )
+        )
     return value
 
 
@@ -168,11 +200,15 @@ def variables(values: dict[str, str], reserved: tuple[str, ...] = ()) -> dict[st
     """Environment variables for tasks: shell-safe names, values without NUL, none reserved."""
     for key, value in values.items():
         if not isinstance(key, str) or not _VARIABLE.match(key):
-            raise ValidationError(f"variables/{key}: not a variable name")
+            raise ValidationError(said("variables/%(key)s: not a variable name", key=key))
         if key in reserved:
-            raise ValidationError(f"variables/{key}: reserved, Ferryman sets it for every task")
+            raise ValidationError(
+                said("variables/%(key)s: reserved, Ferryman sets it for every task", key=key)
+            )
         if not isinstance(value, str) or "\x00" in value or len(value) > 4096:
-            raise ValidationError(f"variables/{key}: a string without NUL, at most 4096 chars")
+            raise ValidationError(
+                said("variables/%(key)s: a string without NUL, at most 4096 chars", key=key)
+            )
     return values
 
 

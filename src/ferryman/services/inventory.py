@@ -14,6 +14,7 @@ from ferryman.domain import validate
 from ferryman.domain.masking import MASK
 from ferryman.domain.variables import NAMES as RESERVED_VARIABLES
 from ferryman.errors import Conflict, NotFound, ValidationError
+from ferryman.said import said
 from ferryman.secretbox import is_sealed
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import require, visible_space_ids
@@ -46,7 +47,9 @@ def _sealed(db: Database, variables: dict[str, str], secrets: list[str]) -> dict
 def _check_secrets(variables: dict[str, str], secrets: list[str]) -> list[str]:
     missing = [name for name in secrets if name not in variables]
     if missing:
-        raise ValidationError(f"secrets: not variables of this environment: {', '.join(missing)}")
+        raise ValidationError(
+            said("secrets: not variables of this environment: %(names)s", names=missing)
+        )
     return sorted(set(secrets))
 
 
@@ -102,7 +105,13 @@ def create_environment(
     with db.transaction() as s:
         sp = visible_space(s, actor, space, "environment.manage")
         if space_environment(s, sp.id, name) is not None:
-            raise Conflict(f"space {sp.name} already has an environment {name!r}")
+            raise Conflict(
+                said(
+                    "space %(space)s already has an environment %(name)s",
+                    space=sp.name,
+                    name=repr(name),
+                )
+            )
         env = Environment(
             space_id=sp.id,
             name=name,
@@ -179,7 +188,11 @@ def delete_environment(db: Database, actor: Actor, env_id: int) -> None:
         ]
         if users:
             raise Conflict(
-                f"environment {env.name} is used by project(s) {', '.join(sorted(users))}"
+                said(
+                    "environment %(env)s is used by project(s) %(projects)s",
+                    env=env.name,
+                    projects=sorted(users),
+                )
             )
         s.delete(env)
         record(
@@ -228,7 +241,7 @@ def _check_environments(s: Session, space_id: int, names: list[str]) -> list[str
     known = {e.name for e in s.scalars(select(Environment).where(Environment.space_id == space_id))}
     unknown = sorted(set(names) - known)
     if unknown:
-        raise ValidationError(f"environments: the space has no {', '.join(unknown)}")
+        raise ValidationError(said("environments: the space has no %(names)s", names=unknown))
     return sorted(set(names))
 
 
@@ -242,13 +255,18 @@ def _check_server(address: str, port: int, user: str, labels: list[str]) -> str:
     """Validate a server's fields; returns the bare address (IPv6 without brackets)."""
     spec = validate.host(address)
     if spec.user is not None or validate.HostSpec(spec.address).key != address:
-        raise ValidationError(f"address: give only the address (port and user apart): {address!r}")
+        raise ValidationError(
+            said(
+                "address: give only the address (port and user apart): %(address)s",
+                address=repr(address),
+            )
+        )
     if not 0 < port < 65536:
-        raise ValidationError(f"port: not a port: {port}")
+        raise ValidationError(said("port: not a port: %(port)s", port=port))
     if user:
         validate.username(user)
     if len(labels) > 50:
-        raise ValidationError("labels: at most 50")
+        raise ValidationError(said("labels: at most 50"))
     for item in labels:
         validate.label(item)
     return spec.address
@@ -302,7 +320,11 @@ def create_server(
     with db.transaction() as s:
         sp = visible_space(s, actor, space, "server.manage")
         if s.scalar(select(Server).where(Server.space_id == sp.id, Server.name == name)):
-            raise Conflict(f"space {sp.name} already has a server {name!r}")
+            raise Conflict(
+                said(
+                    "space %(space)s already has a server %(name)s", space=sp.name, name=repr(name)
+                )
+            )
         server = Server(
             space_id=sp.id,
             name=name,

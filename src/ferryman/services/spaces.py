@@ -15,6 +15,7 @@ from ferryman.domain.permissions import Role
 from ferryman.domain.rollout import duration
 from ferryman.domain.validate import is_digits
 from ferryman.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from ferryman.said import said
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import require, visible_space_ids
 
@@ -54,7 +55,7 @@ def load_space(s: Session, ref: int | str) -> Space:
     else:
         space = s.scalar(select(Space).where(Space.name == ref))
     if space is None:
-        raise NotFound(f"no space {ref!r}")
+        raise NotFound(said("no space %(space)s", space=repr(ref)))
     return space
 
 
@@ -62,7 +63,7 @@ def visible_space(s: Session, actor: Actor, ref: int | str, action: str) -> Spac
     try:
         space = load_space(s, ref)
     except NotFound:
-        raise NotFound(f"no space {ref!r}") from None
+        raise NotFound(said("no space %(space)s", space=repr(ref))) from None
     require(s, actor, action, space_id=space.id, what=f"space {ref!r}")
     return space
 
@@ -81,7 +82,7 @@ def create_space(
     with db.transaction() as s:
         require(s, actor, "space.create")
         if s.scalar(select(Space).where(Space.name == name)) is not None:
-            raise Conflict(f"space {name!r} already exists")
+            raise Conflict(said("space %(space)s already exists", space=repr(name)))
         space = Space(name=name, description=description, display_name=shown)
         s.add(space)
         s.flush()
@@ -230,7 +231,7 @@ def find_user(s: Session, ref: int | str) -> User:
     else:
         user = s.scalar(select(User).where(User.username == ref))
     if user is None:
-        raise NotFound(f"no user {ref!r}")
+        raise NotFound(said("no user %(user)s", user=repr(ref)))
     return user
 
 
@@ -283,7 +284,9 @@ def remove_member(db: Database, actor: Actor, ref: int | str, user_ref: int | st
         user = find_user(s, user_ref)
         member = s.get(SpaceMember, (space.id, user.id))
         if member is None:
-            raise NotFound(f"{user.username} is not a member of {space.name}")
+            raise NotFound(
+                said("%(user)s is not a member of %(space)s", user=user.username, space=space.name)
+            )
         if member.role == Role.owner.name:
             _keep_an_owner(s, space, user)
         s.delete(member)
@@ -304,4 +307,10 @@ def _keep_an_owner(s: Session, space: Space, user: User) -> None:
         )
     ).all()
     if list(owners) == [user.id]:
-        raise Conflict(f"{user.username} is the last owner of {space.name}; add another first")
+        raise Conflict(
+            said(
+                "%(user)s is the last owner of %(space)s; add another first",
+                user=user.username,
+                space=space.name,
+            )
+        )
