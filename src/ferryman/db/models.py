@@ -340,6 +340,8 @@ class Deploy(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # when the retention job removed its log lines and command records (FERRYMAN_LOG_RETENTION)
+    logs_pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         Index("ix_deploys_project_env", "project_id", "env"),

@@ -5,7 +5,10 @@ worker sharing this ``FERRYMAN_HOME`` may be building in it).
 
 And what it does every few seconds beside its deploys (``periodic``): the post-deploy
 watches that are due (``jobs/watch_job.py``) and the scheduled summaries whose period ended
-(``services/summaries.py``), each claimed in the database so that one worker does it."""
+(``services/summaries.py``), each claimed in the database so that one worker does it.
+
+And once an hour (``retention``), claimed the same way: the logs past
+``FERRYMAN_LOG_RETENTION`` and the artifacts nothing can use (``services/retention.py``)."""
 
 from __future__ import annotations
 
@@ -77,3 +80,21 @@ async def periodic(db: Database, settings: Settings, stopping: asyncio.Event, wo
             log.warning("a round of the periodic jobs failed", exc_info=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), PERIOD)
+
+
+RETENTION_LOOK = 60.0  # seconds between looks at whether the hourly retention run is due
+
+
+async def retention(db: Database, settings: Settings, stopping: asyncio.Event) -> None:
+    """Until ``stopping``: the retention run, when this worker claims it (at most one an
+    hour over every worker). It stops between batches once ``stopping`` is set."""
+    from ferryman.services import retention as pruning
+
+    while not stopping.is_set():
+        try:
+            if await asyncio.to_thread(pruning.claim_run, db):
+                await asyncio.to_thread(pruning.run, db, settings, stopping=stopping.is_set)
+        except Exception:
+            log.warning("a retention run failed", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), RETENTION_LOOK)

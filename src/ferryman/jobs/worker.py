@@ -86,6 +86,9 @@ class Worker:
         keeper = asyncio.create_task(  # post-deploy watches
             housekeeping.periodic(self.db, self.settings, self._stopping, self.name)
         )
+        pruner = asyncio.create_task(  # FERRYMAN_LOG_RETENTION, unusable artifacts
+            housekeeping.retention(self.db, self.settings, self._stopping)
+        )
         heart = asyncio.create_task(self._heartbeat())
         listener = asyncio.create_task(
             queue_wakeups.listen(self.db.engine.url, self.wake, self.queues)
@@ -94,7 +97,7 @@ class Worker:
             await self._run()
         finally:
             self._stopping.set()
-            for task in (reaper, heart, listener, keeper):
+            for task in (reaper, heart, listener, keeper, pruner):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -38,9 +38,13 @@ GIT = "git"
 FROM = "from"  # the deploy whose tree is parked
 
 
+def slot_name(project_id: int, env: str) -> str:
+    """The name of a project environment's slot under ``trees/<space id>/``."""
+    return f"{project_id}-{hashlib.sha256(env.encode()).hexdigest()[:16]}"
+
+
 def slot(ctx: Context) -> Path:
-    digest = hashlib.sha256(ctx.env_name.encode()).hexdigest()[:16]
-    return ctx.settings.home / "trees" / str(ctx.space.id) / f"{ctx.project_id}-{digest}"
+    return ctx.settings.home / "trees" / str(ctx.space.id) / slot_name(ctx.project_id, ctx.env_name)
 
 
 def _pending(ctx: Context) -> Path:

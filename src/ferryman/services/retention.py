@@ -1,0 +1,313 @@
+"""Retention (``FERRYMAN_LOG_RETENTION``, e.g. ``180d``): what the workers prune, once an hour.
+
+**Logs.** The log lines and command records (``deploy_steps``) of a deploy that ended longer
+ago than the retention are deleted, in batches of ``BATCH`` rows, each batch its own short
+transaction (never one DELETE holding locks over millions of rows). Never pruned: a deploy
+that has not ended (queued, running, paused), the newest deploy of each project environment,
+and a deploy whose release a host serves now (``host_state``). The deploy row stays, with its
+hosts, releases, stages, error, ticket and audit rows: the audit log and every list still
+read it whole. Its ``logs_pruned_at`` is set and one log line says what happened, so the
+console shows why the log is short.
+
+**Artifacts.** Beside the logs, every run removes what nobody can use any more: the pull-mode
+packages (``artifacts/deploy-N``) and kept failed builds (``builds/deploy-N``) of deploys whose
+log was pruned, whose project was deleted, or which no longer exist; and the parked trees of
+the incremental checkout (``trees/<space>/<project>-<env digest>``) of deleted projects and of
+environments a project no longer has. These are removed whether or not a retention is set:
+nothing can ever use them.
+
+**Two workers.** A run is claimed in ``server_facts`` (``retention.next_run``, a conditional
+update), so one worker prunes an hour at a time. Two pruning at once anyway (a claim lost to a
+clock, a manual run) is harmless: deleting rows already deleted deletes nothing, and the
+conditional update of ``logs_pruned_at`` lets one of them write the note.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from ferryman.config.settings import Settings
+from ferryman.db.clock import db_now
+from ferryman.db.models import (
+    ACTIVE_STATUSES,
+    Deploy,
+    DeployStep,
+    HostState,
+    KeyValue,
+    LogLine,
+    Project,
+)
+from ferryman.db.session import Database
+from ferryman.services.audit import SYSTEM, record
+
+log = logging.getLogger(__name__)
+
+BATCH = 5000  # rows per DELETE
+DEPLOYS = 200  # deploys looked at per round
+EVERY = timedelta(hours=1)
+CLAIM = "retention.next_run"
+_DEPLOY_DIR = re.compile(r"deploy-([0-9]{1,18})")
+_SLOT = re.compile(r"([0-9]{1,18})-([0-9a-f]{16})")
+
+
+@dataclass
+class Pruned:
+    """What one run removed."""
+
+    deploys: int = 0  # deploys whose log was pruned
+    lines: int = 0
+    steps: int = 0
+    artifacts: int = 0  # pull-mode packages
+    builds: int = 0  # kept failed builds
+    trees: int = 0  # parked trees
+
+    @property
+    def anything(self) -> bool:
+        return any(asdict(self).values())
+
+
+def claim_run(db: Database, every: timedelta = EVERY) -> bool:
+    """Whether this caller runs the retention now: the first to move ``retention.next_run``
+    past the database's clock does, once per ``every``."""
+    with db.transaction() as s:
+        now = db_now(s)
+        row = s.get(KeyValue, CLAIM)
+        following = _stamp(now + every)
+        if row is None:
+            s.add(KeyValue(key=CLAIM, value=following))
+            try:
+                s.flush()
+            except IntegrityError:  # another worker inserted it first
+                return False
+            return True
+        if row.value > _stamp(now):
+            return False
+        done = s.execute(
+            update(KeyValue)
+            .where(KeyValue.key == CLAIM, KeyValue.value == row.value)
+            .values(value=following)
+        )
+        return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _stamp(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%S.%f}"  # one width: compared as text
+
+
+def prunable(cutoff: datetime, after: int) -> Select[Any]:
+    """Deploys (ids above ``after``) whose log may go: ended before ``cutoff``, not pruned
+    yet, a newer deploy in their project environment, and no host serving their release."""
+    newer = aliased(Deploy)
+    return (
+        select(Deploy.id)
+        .where(
+            Deploy.id > after,
+            Deploy.logs_pruned_at.is_(None),
+            Deploy.status.not_in(ACTIVE_STATUSES),
+            func.coalesce(Deploy.finished_at, Deploy.created_at) < cutoff,
+            exists().where(
+                newer.project_id == Deploy.project_id,
+                newer.env == Deploy.env,
+                newer.id > Deploy.id,
+            ),
+            ~exists().where(HostState.deploy_id == Deploy.id),
+        )
+        .order_by(Deploy.id)
+        .limit(DEPLOYS)
+    )
+
+
+def prune_logs(
+    db: Database,
+    keep: timedelta,
+    *,
+    now: datetime | None = None,
+    batch: int = BATCH,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Pruned:
+    """Delete the log lines and command records of deploys that ended more than ``keep``
+    ago (see the module's docstring for what is never touched)."""
+    done = Pruned()
+    with db.read() as s:
+        cutoff = (now or db_now(s)) - keep
+    after = 0
+    while not stopping():
+        with db.read() as s:
+            ids: list[int] = list(s.scalars(prunable(cutoff, after)))
+        if not ids:
+            break
+        after = ids[-1]
+        done.lines += _delete_rows(db, LogLine, ids, batch, stopping)
+        done.steps += _delete_rows(db, DeployStep, ids, batch, stopping)
+        if stopping():
+            break
+        done.deploys += _mark(db, ids, keep)
+    return done
+
+
+def _delete_rows(
+    db: Database,
+    table: type[LogLine] | type[DeployStep],
+    deploy_ids: list[int],
+    batch: int,
+    stopping: Callable[[], bool],
+) -> int:
+    """Delete ``table``'s rows of these deploys, ``batch`` rows per transaction."""
+    removed = 0
+    while not stopping():
+        with db.transaction() as s:
+            rows = list(
+                s.scalars(select(table.id).where(table.deploy_id.in_(deploy_ids)).limit(batch))
+            )
+            if not rows:
+                break
+            gone = s.execute(delete(table).where(table.id.in_(rows)))
+        removed += gone.rowcount  # type: ignore[attr-defined]  # 0 where another worker was first
+    return removed
+
+
+def _mark(db: Database, deploy_ids: list[int], keep: timedelta) -> int:
+    """Say on each deploy that its log was pruned (once, whoever else prunes at once)."""
+    marked = 0
+    with db.transaction() as s:
+        now = db_now(s)
+        note = (
+            f"The log of this deploy was removed on {now:%Y-%m-%d}: it ended more than "
+            f"{keep.days} days ago (FERRYMAN_LOG_RETENTION)."
+        )
+        for deploy_id in deploy_ids:
+            won = s.execute(
+                update(Deploy)
+                .where(Deploy.id == deploy_id, Deploy.logs_pruned_at.is_(None))
+                .values(logs_pruned_at=now)
+            )
+            if won.rowcount == 1:  # type: ignore[attr-defined]
+                s.execute(insert(LogLine).values(deploy_id=deploy_id, ts=now, text=note))
+                marked += 1
+    return marked
+
+
+def sweep_artifacts(db: Database, settings: Settings) -> Pruned:
+    """Remove the packages, kept builds and parked trees nothing can use any more."""
+    done = Pruned()
+    for folder, field in (
+        (settings.home / "artifacts", "artifacts"),
+        (settings.kept_builds, "builds"),
+    ):
+        found = _deploy_dirs(folder)
+        if not found:
+            continue
+        with db.read() as s:
+            keep = set(
+                s.scalars(
+                    select(Deploy.id)
+                    .join(Project, Project.id == Deploy.project_id)
+                    .where(
+                        Deploy.id.in_(list(found)),
+                        Deploy.logs_pruned_at.is_(None),
+                        Project.deleted_at.is_(None),
+                    )
+                )
+            )
+        for deploy_id, path in found.items():
+            if deploy_id not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+                setattr(done, field, getattr(done, field) + 1)
+    done.trees = _sweep_trees(db, settings.home / "trees")
+    return done
+
+
+def _deploy_dirs(folder: Path) -> dict[int, Path]:
+    if not folder.is_dir():
+        return {}
+    found: dict[int, Path] = {}
+    for each in folder.iterdir():
+        match = _DEPLOY_DIR.fullmatch(each.name)
+        if match and each.is_dir() and not each.is_symlink():
+            found[int(match.group(1))] = each
+    return found
+
+
+def _sweep_trees(db: Database, root: Path) -> int:
+    """Parked trees of deleted projects and of environments their project no longer has
+    (never while the project has a deploy queued, running or paused)."""
+    from ferryman.pipeline.parked_trees import slot_name
+
+    if not root.is_dir():
+        return 0
+    slots: list[tuple[int, int, Path]] = []
+    for space in root.iterdir():
+        if not space.name.isdigit() or not space.is_dir() or space.is_symlink():
+            continue
+        for each in space.iterdir():
+            match = _SLOT.fullmatch(each.name)
+            if match and each.is_dir() and not each.is_symlink():
+                slots.append((int(space.name), int(match.group(1)), each))
+    if not slots:
+        return 0
+    with db.read() as s:
+        wanted = {project_id for _space, project_id, _path in slots}
+        rows = s.execute(
+            select(Project.id, Project.space_id, Project.deleted_at, Project.config).where(
+                Project.id.in_(wanted)
+            )
+        ).all()
+        busy = set(
+            s.scalars(
+                select(Deploy.project_id).where(
+                    Deploy.project_id.in_(wanted), Deploy.status.in_(ACTIVE_STATUSES)
+                )
+            )
+        )
+    live: set[tuple[int, str]] = set()
+    for project_id, space_id, deleted_at, config in rows:
+        if project_id in busy:  # a deploy may be parking or taking its tree right now
+            live.update((space_id, p.name) for p in root.glob(f"{space_id}/{project_id}-*"))
+        elif deleted_at is None:
+            for env in (config or {}).get("environments", {}):
+                live.add((space_id, slot_name(project_id, str(env))))
+    removed = 0
+    for space_id, _project_id, path in slots:
+        if (space_id, path.name) not in live:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def run(
+    db: Database,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Pruned:
+    """One run: the logs past ``settings.log_retention`` (if set), then the artifacts; one
+    audit row (``retention.prune``, by ``system``) when anything went."""
+    done = Pruned()
+    if settings.log_retention is not None:
+        done = prune_logs(db, settings.log_retention, now=now, stopping=stopping)
+    swept = sweep_artifacts(db, settings)
+    done.artifacts, done.builds, done.trees = swept.artifacts, swept.builds, swept.trees
+    if done.anything:
+        with db.transaction() as s:
+            record(
+                s,
+                SYSTEM,
+                "retention.prune",
+                "server",
+                retention_days=settings.log_retention.days if settings.log_retention else None,
+                **asdict(done),
+            )
+        log.info("retention: %s", asdict(done))
+    return done
