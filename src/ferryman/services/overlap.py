@@ -1,7 +1,10 @@
 """Refuse a project configuration whose environments would tread on another's paths on a
 shared host (``domain/overlap.py``): called by ``projects.apply_project`` before anything
-is written. The error names the other project and environment (or, when the applier cannot
-see its space, says only that it is another space's), the host and the paths."""
+is written. The error names the other project and environment, the host and the paths — or,
+when the applier cannot see the other project's space, says only "a project of another
+space" and the applier's own path and host: nothing of the other space's layout. A local
+target (``hosts: [local]``) also claims its whole shared dir, which its sandbox binds
+writable."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from sqlalchemy.orm import Session
 from ferryman.config.project import ProjectConfig, parse_project
 from ferryman.db.models import Project, Server, Space
 from ferryman.domain import validate
+from ferryman.domain.local_paths import LOCAL
 from ferryman.domain.overlap import Claim, claims, collisions, shared_dir
 from ferryman.errors import ConfigError, ValidationError
 from ferryman.services import inventory
@@ -20,17 +24,37 @@ from ferryman.services.audit import Actor
 from ferryman.services.authz import visible_space_ids
 
 Where = tuple[str, str, set[str], list[Claim]]  # owner, env, host keys, claims
+FOREIGN = "a project of another space"  # named so, and nothing more of it is shown
+
+
+def _where(
+    owner: str, env: str, hosts: set[str], claims: list[Claim], local: list[Claim]
+) -> list[Where]:
+    """An environment's claims per kind of host: its remote hosts claim ``claims``; the
+    deploy host itself (``local``) claims those and ``local`` as well."""
+    out: list[Where] = []
+    remote = hosts - {LOCAL}
+    if remote and claims:
+        out.append((owner, env, remote, claims))
+    if LOCAL in hosts and claims:
+        out.append((owner, env, {LOCAL}, claims + local))
+    return out
 
 
 def refuse_overlaps(s: Session, actor: Actor, space: Space, config: ProjectConfig) -> None:
     """``ConfigError`` listing every path of ``config`` that overlaps a path of another
     environment (of this project or any other) on one host; nothing when none does."""
     servers: dict[int, list[Server]] = {}
-    mine = [
-        (f"project {config.project}", name, _hosts(s, servers, space.id, env.model_dump()), paths)
-        for name, env in config.environments.items()
-        if (paths := _claims(config.project, name, env.model_dump()))
-    ]
+    mine: list[Where] = []
+    for name, env in config.environments.items():
+        dumped = env.model_dump()
+        mine += _where(
+            f"project {config.project}",
+            name,
+            _hosts(s, servers, space.id, dumped),
+            _claims(config.project, name, dumped),
+            _local_claims(config.project, name, dumped),
+        )
     theirs: list[Where] = []
     visible = visible_space_ids(s, actor)
     rows = s.execute(
@@ -41,18 +65,20 @@ def refuse_overlaps(s: Session, actor: Actor, space: Space, config: ProjectConfi
     for space_id, project_name, stored in rows:
         if space_id == space.id and project_name == config.project:
             continue  # its stored configuration is the one being replaced
-        owner = (
-            f"project {project_name}"
-            if visible is None or space_id in visible
-            else "a project of another space"
-        )
+        owner = f"project {project_name}" if visible is None or space_id in visible else FOREIGN
         # the stored file as it was validated when applied, read as it is (parsing every
         # project's file again on every apply costs ~2 ms each)
         envs = stored.get("environments") if isinstance(stored, dict) else None
         for name, env in (envs or {}).items():
-            paths = _claims(str(stored.get("project") or project_name), name, env)
-            if paths:
-                theirs.append((owner, name, _hosts(s, servers, space_id, env), paths))
+            named = str(stored.get("project") or project_name)
+            if isinstance(env, dict):
+                theirs += _where(
+                    owner,
+                    name,
+                    _hosts(s, servers, space_id, env),
+                    _claims(named, name, env),
+                    _local_claims(named, name, env),
+                )
     problems: list[str] = []
     for index, (_owner, name, hosts, paths) in enumerate(mine):
         # the project's own other environments, then everyone else's
@@ -61,6 +87,12 @@ def refuse_overlaps(s: Session, actor: Actor, space: Space, config: ProjectConfi
             if not shared:
                 continue
             for a, b in collisions(paths, other_paths):
+                if other_owner == FOREIGN:  # its paths and environment are not the user's to see
+                    problems.append(
+                        f"environments/{name}: {a.what} {a.path} overlaps a path of {FOREIGN} "
+                        f"on {', '.join(shared)}"
+                    )
+                    continue
                 problems.append(
                     f"environments/{name}: {a.what} {a.path} overlaps the {b.what} {b.path} "
                     f"of {other_owner} (environment {other_name}) on {', '.join(shared)}"
@@ -84,6 +116,22 @@ def _claims(project: str, env_name: str, env: Any) -> list[Claim]:
     shared = [p for p in env.get("shared") or [] if isinstance(p, str)]
     root = shared_dir(given if isinstance(given, str) else None, releases, project, env_name)
     return claims(webroot, releases, root, shared)
+
+
+def _local_claims(project: str, env_name: str, env: Any) -> list[Claim]:
+    """What a local target claims beyond ``_claims``: its whole shared dir, which the sandbox
+    binds writable whenever it exists (``remote/local.py``), ``shared:`` entries or not."""
+    if not isinstance(env, dict):
+        return []
+    releases, given = env.get("releases"), env.get("shared_dir")
+    if not isinstance(releases, str):
+        return []
+    return [
+        Claim(
+            "shared dir",
+            shared_dir(given if isinstance(given, str) else None, releases, project, env_name),
+        )
+    ]
 
 
 def _hosts(s: Session, cache: dict[int, list[Server]], space_id: int, env: Any) -> set[str]:

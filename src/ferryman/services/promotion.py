@@ -28,14 +28,16 @@ GATED_KINDS = ("deploy",)  # a rollback or a config-only deploy ships nothing ne
 
 
 def passed_in(s: Session, project_id: int, env: str, commit: str) -> Deploy | None:
-    """The newest successful deploy of ``commit`` to ``env`` (None: it never passed there)."""
+    """The newest successful deploy of ``commit`` to ``env`` (None: it never passed there).
+    Only a deploy of the commit counts: a config-only deploy ships the live release again
+    with the current config files, whatever put that release there, so it passes nothing."""
     return s.scalar(
         select(Deploy)
         .where(
             Deploy.project_id == project_id,
             Deploy.env == env,
             Deploy.commit == commit,
-            Deploy.kind.in_(("deploy", "config")),
+            Deploy.kind == "deploy",
             Deploy.status == "success",
         )
         .order_by(Deploy.id.desc())
