@@ -270,6 +270,19 @@ def count_deploys(
         return int(s.scalar(query) or 0)
 
 
+def any_deploy(
+    db: Database,
+    actor: Actor,
+    space: int | str | None = None,
+    only: DeployFilter = DeployFilter(),
+) -> bool:
+    """Whether ``list_deploys`` would find any (the first one answers: no count of 100,000)."""
+    with db.read() as s:
+        query = _filtered(select(Deploy.id).join(Project, Project.id == Deploy.project_id), only)
+        query = _scoped(s, actor, query, None, space)
+        return s.scalar(query.limit(1)) is not None
+
+
 def _scoped(
     s: Session, actor: Actor, query: Any, project: int | str | None, space: int | str | None
 ) -> Any:

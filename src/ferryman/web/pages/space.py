@@ -106,7 +106,7 @@ def _onboarding(db: Database, web: Web, space: str) -> list[dict[str, Any]] | No
     """The steps to a first deploy, for a space that has not had one yet (``None`` after):
     each with whether it is done as far as the records tell, and where to do it."""
     assert web.actor is not None
-    shipped = deploy_views.count_deploys(
+    shipped = deploy_views.any_deploy(
         db, web.actor, space=space, only=deploy_views.DeployFilter(status="success")
     )
     if shipped:
