@@ -346,6 +346,9 @@ class Deploy(Base):
     __table_args__ = (
         Index("ix_deploys_project_env", "project_id", "env"),
         Index("ix_deploys_claim", "status", "queue", "id"),
+        # at 100,000 deploys (docs/benchmarks.md): the figures of a period of a space's
+        # projects (dashboard, /stats) without reading every deploy of those projects
+        Index("ix_deploys_project_created", "project_id", "created_at"),
         Index("ux_deploys_active_key", "active_key", unique=True),
     )
 
@@ -415,6 +418,9 @@ class Release(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "env", "host", "name"),
         Index("ix_releases_lookup", "project_id", "env", "host"),
+        # the kept (complete) and the bad releases of an environment, among every removed one
+        Index("ix_releases_state", "project_id", "env", "state"),
+        Index("ix_releases_bad", "project_id", "env", "bad"),
     )
 
 
