@@ -92,6 +92,7 @@ VERBS = {
     "user.logout": N_("signed out as"),
     "user.password": N_("changed the password of"),
     "watch.failed": N_("saw the post-deploy watch fail for"),
+    "retention.prune": N_("pruned old deploy logs on"),
 }
 
 _PARTS = re.compile(r"(?P<kind>[a-z_]+):(?P<name>[^/]+)")

@@ -16,6 +16,7 @@ import yaml
 
 from ferryman.config import yamlsafe
 from ferryman.config.project import Environment, Tasks
+from ferryman.said import Said
 from ferryman.web.i18n import N_
 
 LISTS = ("hosts", "servers", "labels", "excludes", "shared", "secrets", "config_files")
@@ -193,7 +194,12 @@ def from_form(form: Mapping[str, str], environments: list[str], space: str) -> d
 
 
 # What the schema's validator says, as a person would say it (the text is a msgid: the page
-# translates it); anything not listed is shown as the schema said it.
+# says it in the viewer's language, with the values the named groups caught); anything not
+# listed is shown as the schema said it. Messages the validators make with ``said`` (the
+# checks of ``domain/validate.py``) reach the form as English text through pydantic: they are
+# matched back to their template here.
+_NAME_RULE = "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+_WHAT = r"(?P<what>[a-z][a-z ]*?) (?P<value>'.*'|\".*\")"
 PLAIN = (
     (
         re.compile(r"^Input should be a valid dictionary( or instance of \w+)?$"),
@@ -204,24 +210,67 @@ PLAIN = (
     (re.compile(r"^Input should be a valid number.*$"), N_("a number")),
     (re.compile(r"^Input should be a valid boolean.*$"), N_("yes or no")),
     (re.compile(r"^Input should be a valid string$"), N_("text")),
-    (re.compile(r"^Input should be greater than or equal to (\S+)$"), N_("at least %(n)s")),
-    (re.compile(r"^Input should be greater than (\S+)$"), N_("more than %(n)s")),
-    (re.compile(r"^Input should be less than or equal to (\S+)$"), N_("at most %(n)s")),
+    (re.compile(r"^Input should be greater than or equal to (?P<n>\S+)$"), N_("at least %(n)s")),
+    (re.compile(r"^Input should be greater than (?P<n>\S+)$"), N_("more than %(n)s")),
+    (re.compile(r"^Input should be less than or equal to (?P<n>\S+)$"), N_("at most %(n)s")),
     (re.compile(r"^required key missing$"), N_("required")),
     (re.compile(r"^Field required$"), N_("required")),
-    (re.compile(r"^unknown key$"), N_("not a setting Ferryman knows")),
-    (re.compile(r"^not a repository URL: \{v!r\} (.*)$"), N_("not a repository URL %(hint)s")),
+    (re.compile(r"^unknown key( \(did you mean `.*`\?\))?$"), N_("not a setting Ferryman knows")),
+    (
+        re.compile(
+            r"^not a repository URL: (?P<value>.*) "
+            r"\(use ssh://, https://, file://, svn:// or user@host:path\)$"
+        ),
+        N_(
+            "not a repository URL: %(value)s "
+            "(use ssh://, https://, file://, svn:// or user@host:path)"
+        ),
+    ),
+    (
+        re.compile(rf"^invalid {_WHAT}: " + re.escape(_NAME_RULE) + "$"),
+        N_(
+            "invalid %(what)s %(value)s: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        ),
+    ),
+    (
+        re.compile(rf"^invalid {_WHAT}: must be an absolute path$"),
+        N_("invalid %(what)s %(value)s: must be an absolute path"),
+    ),
+    (
+        re.compile(rf"^invalid {_WHAT}: no '\.', '\.\.' or bare '/'$"),
+        N_("invalid %(what)s %(value)s: no '.', '..' or bare '/'"),
+    ),
+    (
+        re.compile(rf"^invalid {_WHAT}: must be a relative path$"),
+        N_("invalid %(what)s %(value)s: must be a relative path"),
+    ),
+    (
+        re.compile(rf"^invalid {_WHAT}: no '\.\.' and no leading '-'$"),
+        N_("invalid %(what)s %(value)s: no '..' and no leading '-'"),
+    ),
+    (re.compile(r"^not a host: (?P<value>.*)$"), N_("not a host: %(value)s")),
+    (re.compile(r"^invalid user name (?P<value>.*)$"), N_("invalid user name %(value)s")),
+    (
+        re.compile(r"^give hosts, servers or labels \(at least one host\)$"),
+        N_("give hosts, servers or labels (at least one host)"),
+    ),
+    (
+        re.compile(r"^webroot and releases must not contain one another$"),
+        N_("webroot and releases must not contain one another"),
+    ),
 )
 
 
-def plain(message: str) -> tuple[str, dict[str, str]]:
-    """A schema message → a msgid and its values (``("at least %(n)s", {"n": "1"})``)."""
-    for pattern, said in PLAIN:
+def plain(message: str) -> str:
+    """A schema message → the message a person reads: a ``Said`` with its msgid and values
+    (``Said("at least %(n)s", {"n": "1"})``) that the page says in the viewer's language, or
+    the message as it is."""
+    for pattern, template in PLAIN:
         found = pattern.match(message.strip())
         if found:
-            key = "hint" if "%(hint)s" in said else "n"
-            return said, ({key: found.group(1)} if "%(" in said else {})
-    return message, {}
+            return Said(template, {k: v for k, v in found.groupdict().items() if v is not None})
+    return message
 
 
 def field_errors(lines: list[str]) -> dict[str, str]:

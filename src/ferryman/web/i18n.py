@@ -99,6 +99,16 @@ LABELS = {
     "reporter": N_("reporter"),
     "daily": N_("daily"),
     "weekly": N_("weekly"),
+    # what a validation message names (``invalid %(what)s …``)
+    "name": N_("name"),
+    "path": N_("path"),
+    "project name": N_("project name"),
+    "space name": N_("space name"),
+    "server name": N_("server name"),
+    "group name": N_("group name"),
+    "environment name": N_("environment name"),
+    "channel name": N_("channel name"),
+    "config path": N_("config path"),
     "ticket.create": N_("created the ticket"),
     "ticket.submit": N_("submitted it for approval"),
     "ticket.approve": N_("approved"),
@@ -128,7 +138,7 @@ def label(lang: str, value: str) -> str:
 
 
 # the values of a ``said`` message that are states, kinds or roles: shown as their label
-LABELLED = ("status", "kind", "role", "needs")
+LABELLED = ("status", "kind", "role", "needs", "what")
 
 
 def say(lang: str, text: Any) -> Any:

@@ -15,6 +15,7 @@ from ferryman.db.session import Database
 from ferryman.domain.permissions import Role, role_allows
 from ferryman.errors import AuthenticationFailed, CsrfFailed, FerrymanError
 from ferryman.http_deps import SESSION_COOKIE, client_ip
+from ferryman.said import said
 from ferryman.services import spaces, users
 from ferryman.services.audit import Actor
 from ferryman.services.authz import space_role
@@ -108,7 +109,7 @@ def signed_in(request: Request, db: Database, space: str | None = None) -> Web:
     if space is not None and chosen is None:
         from ferryman.errors import NotFound
 
-        raise NotFound(f"no space {space!r}")
+        raise NotFound(said("no space %(space)s", space=repr(space)))
     web.space = chosen or (web.spaces[0] if web.spaces else None)
     if web.space is not None:
         with db.read() as s:

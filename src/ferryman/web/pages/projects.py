@@ -131,10 +131,8 @@ async def save_project(request: Request, space: str, db: DB) -> Response:
         await asyncio.to_thread(projects.apply_project, db, web.actor, config)
     except ConfigError as exc:
         errors = {
-            key: web._(said, **values) if values else web._(said)
-            for key, (said, values) in (
-                (k, forms.plain(v)) for k, v in forms.field_errors(exc.errors).items()
-            )
+            key: web.say(forms.plain(message))
+            for key, message in forms.field_errors(exc.errors).items()
         } or {"environments": exc.message}
         return _form(request, web, db, space, form, errors, editing, 422)
     except FerrymanError as exc:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from ferryman.errors import FerrymanError, ValidationError
 from ferryman.http_deps import DB
+from ferryman.said import said
 from ferryman.services import inventory, projects, secrets, spaces
 from ferryman.services.authz import project_role
 from ferryman.web import i18n
@@ -89,10 +90,10 @@ def set_active(request: Request, name: str, db: DB, csrf: Csrf, active: Optional
     check_csrf(web, csrf)
     assert web.actor is not None
     spaces.update_space(db, web.actor, name, is_active=bool(active))
-    said = (
+    told = (
         web._("%(name)s enabled.", name=name) if active else web._("%(name)s disabled.", name=name)
     )
-    return redirect(request, "/spaces", said)
+    return redirect(request, "/spaces", told)
 
 
 # --- environments ----------------------------------------------------------------------------
@@ -107,7 +108,7 @@ def parse_variables(text: str, field: str) -> dict[str, str]:
             continue
         name, sep, value = line.partition("=")
         if not sep or not name.strip():
-            raise ValidationError(f"line {number}: write NAME=value", field=field)
+            raise ValidationError(said("line %(n)s: write NAME=value", n=number), field=field)
         out[name.strip()] = value.strip()
     return out
 
@@ -189,7 +190,7 @@ def save_environment(
         both = plain & hidden.keys()
         if both:
             raise ValidationError(
-                f"{', '.join(sorted(both))}: both a variable and a secret variable",
+                said("%(names)s: both a variable and a secret variable", names=sorted(both)),
                 field="secret_variables",
             )
         merged = {**plain, **hidden}
@@ -334,12 +335,12 @@ def set_secret(
     try:
         if delete:
             secrets.delete_secret(db, web.actor, ref, env, secret.strip())
-            said = web._("Secret %(name)s deleted.", name=secret.strip())
+            told = web._("Secret %(name)s deleted.", name=secret.strip())
         else:
             if not value:
-                raise ValidationError("a value is required", field="value")
+                raise ValidationError(said("a value is required"), field="value")
             secrets.set_secret(db, web.actor, ref, env, secret.strip(), value)
-            said = web._("Secret %(name)s saved.", name=secret.strip())
+            told = web._("Secret %(name)s saved.", name=secret.strip())
     except FerrymanError as exc:
         _refused(exc)
         field = str(exc.details.get("field") or "secret")
@@ -347,7 +348,7 @@ def set_secret(
         return _access_page(
             request, web, db, space, name, {field: exc.message}, kept, exc.http_status
         )
-    return redirect(request, f"/s/{space}/projects/{name}/access", said)
+    return redirect(request, f"/s/{space}/projects/{name}/access", told)
 
 
 @router.post("/s/{space}/projects/{name}/members", response_model=None)
@@ -369,14 +370,14 @@ def set_project_member(
     try:
         if role:
             projects.set_project_member(db, web.actor, ref, user, role)
-            said = web._(
+            told = web._(
                 "%(name)s is %(role)s on this project.",
                 name=user,
                 role=i18n.label(web.lang, role),
             )
         else:
             projects.remove_project_member(db, web.actor, ref, user)
-            said = web._("%(name)s has the space role again.", name=user)
+            told = web._("%(name)s has the space role again.", name=user)
     except FerrymanError as exc:
         if exc.http_status in (401, 403):
             raise
@@ -390,4 +391,4 @@ def set_project_member(
             {"username": user, "role": role},
             exc.http_status,
         )
-    return redirect(request, f"/s/{space}/projects/{name}/access", said)
+    return redirect(request, f"/s/{space}/projects/{name}/access", told)
