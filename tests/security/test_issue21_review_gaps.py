@@ -176,3 +176,34 @@ def test_the_same_shared_dir_on_remote_hosts_without_shared_paths_still_treads_o
         data["environments"]["production"]["hosts"] = ["127.0.0.4:1"]
         data["environments"]["production"]["user"] = "root"
         projects.apply_project(w.db, SYSTEM, parse_project({**data, "repo": w.repo_url}))
+
+
+# --- d. one host written two ways -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "elsewhere"),
+    [
+        ("127.0.0.1:2201", "localhost:2201", "127.0.0.9:2201"),
+        ("[::1]:2202", "localhost:2202", "[::2]:2202"),
+        ("127.0.0.1:2203", "[::ffff:127.0.0.1]:2203", "[::ffff:127.0.0.9]:2203"),
+        ("127.0.0.1:2204", "0x7f.0.0.1:2204", "0x7f.0.0.9:2204"),
+        ("WEB1.example.com:2205", "web1.example.com:2205", "web2.example.com:2205"),
+    ],
+)
+def test_one_host_written_another_way_is_still_one_host_for_the_overlap_check(
+    world, first, second, elsewhere
+):
+    w = world
+    name, other = fresh("same"), fresh("same")
+    root = f"/srv/{name}"
+    one = {"project": name, "space": SPACE, "repo": w.repo_url}
+    projects.apply_project(
+        w.db, SYSTEM, parse_project({**one, "environments": {"production": _env(first, root)}})
+    )
+    two = {"project": other, "space": SPACE, "repo": w.repo_url}
+    text = _refusal(w, "super", {**two, "environments": {"production": _env(second, root)}})
+    assert f"releases dir {root}/rel overlaps" in text and f"project {name}" in text, text
+    # another host is another host: the same paths are fine there
+    there = {"production": _env(elsewhere, root)}
+    projects.apply_project(w.db, SYSTEM, parse_project({**two, "environments": there}))

@@ -4,10 +4,14 @@ is written. The error names the other project and environment, the host and the 
 when the applier cannot see the other project's space, says only "a project of another
 space" and the applier's own path and host: nothing of the other space's layout. A local
 target (``hosts: [local]``) also claims its whole shared dir, which its sandbox binds
-writable."""
+writable. One host written two ways (``localhost`` and ``127.0.0.1``, ``127.1``) is one host
+(``same_host``); no name is ever looked up."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +28,7 @@ from ferryman.services.audit import Actor
 from ferryman.services.authz import visible_space_ids
 
 Where = tuple[str, str, set[str], list[Claim]]  # owner, env, host keys, claims
+_NUMERIC = re.compile(r"(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}")
 FOREIGN = "a project of another space"  # named so, and nothing more of it is shown
 
 
@@ -136,21 +141,51 @@ def _local_claims(project: str, env_name: str, env: Any) -> list[Claim]:
 
 def _hosts(s: Session, cache: dict[int, list[Server]], space_id: int, env: Any) -> set[str]:
     """The ``address:port`` of every host the environment targets: literal hosts, servers
-    by name and by labels."""
+    by name and by labels, each in the forms ``same_host`` knows it by."""
     if space_id not in cache:
         cache[space_id] = inventory.servers_of_space(s, space_id)
     keys: set[str] = set()
     for raw in env.get("hosts") or []:
         try:
-            keys.add(validate.host(str(raw)).key)
+            keys |= same_host(validate.host(str(raw)))
         except ValidationError:
             continue  # not a host this schema reads: it targets nothing
     names = set(env.get("servers") or [])
     wanted = set(env.get("labels") or [])
     for server in cache[space_id]:
         if server.name in names or (wanted and wanted <= set(server.labels)):
-            keys.add(validate.HostSpec(server.address, server.port).key)
+            keys |= same_host(validate.HostSpec(server.address, server.port))
     return keys
+
+
+def same_host(spec: validate.HostSpec) -> set[str]:
+    """The keys one host is known by, found without asking any resolver: an address written
+    another way (``127.1``, ``0x7f.0.0.1``, ``::ffff:127.0.0.1``, ``::0001``) is its one
+    literal form, and ``localhost`` (and ``*.localhost``, RFC 6761) is ``127.0.0.1`` and
+    ``::1``. Other names stay as written: a DNS name and the address it resolves to are not
+    matched, since finding out would send a lookup to the network."""
+    address = spec.address.lower().rstrip(".")
+    if address == "localhost" or address.endswith(".localhost"):
+        forms = {"127.0.0.1", "::1"}
+    else:
+        forms = {_literal(address)}
+    return {validate.HostSpec(form, spec.port).key for form in forms}
+
+
+def _literal(address: str) -> str:
+    """An IP address in its one canonical form; anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        if not _NUMERIC.fullmatch(address):
+            return address
+        try:  # the forms inet_aton (and so ssh) reads as IPv4: 127.1, 2130706433, 0x7f.1
+            return socket.inet_ntoa(socket.inet_aton(address))
+        except OSError:
+            return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 def refuse_for_server(s: Session, actor: Actor, server: Server) -> None:
@@ -162,7 +197,7 @@ def refuse_for_server(s: Session, actor: Actor, server: Server) -> None:
     space = s.get(Space, server.space_id)
     if space is None:
         return
-    key = validate.HostSpec(server.address, server.port).key
+    keys = same_host(validate.HostSpec(server.address, server.port))
     cache: dict[int, list[Server]] = {}
     live = Project.deleted_at.is_(None)
     rows = s.execute(
@@ -173,7 +208,7 @@ def refuse_for_server(s: Session, actor: Actor, server: Server) -> None:
         aimed = [
             env
             for env in (envs or {}).values()
-            if isinstance(env, dict) and key in _hosts(s, cache, space.id, env)
+            if isinstance(env, dict) and keys & _hosts(s, cache, space.id, env)
         ]
         if not aimed:
             continue
