@@ -243,11 +243,17 @@ def list_deploys(
     only: DeployFilter = DeployFilter(),
 ) -> list[dict[str, Any]]:
     with db.read() as s:
-        query = _filtered(
-            select(Deploy, Project.name).join(Project, Project.id == Deploy.project_id), only
-        )
+        # the ids first, then their rows: a planner that walks a space's projects (SQLite
+        # without statistics) sorts ids from an index, not 100,000 whole deploys
+        query = _filtered(select(Deploy.id).join(Project, Project.id == Deploy.project_id), only)
         query = _scoped(s, actor, query, project, space)
-        rows = s.execute(query.order_by(Deploy.id.desc()).limit(min(limit, 500))).all()
+        ids = list(s.scalars(query.order_by(Deploy.id.desc()).limit(min(limit, 500))))
+        rows = s.execute(
+            select(Deploy, Project.name)
+            .join(Project, Project.id == Deploy.project_id)
+            .where(Deploy.id.in_(ids))
+            .order_by(Deploy.id.desc())
+        ).all()
     return [describe(d, name) for d, name in rows]
 
 
