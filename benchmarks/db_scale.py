@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 from ferryman.api.app import create_app
 from ferryman.bootstrap import prepare_home
 from ferryman.config.project import parse_project
-from ferryman.config.settings import load_settings
+from ferryman.config.settings import load_settings, parse_retention
 from ferryman.db.models import (
     AuditEntry,
     Deploy,
@@ -55,7 +55,7 @@ from ferryman.db.models import (
     utcnow,
 )
 from ferryman.db.session import Database
-from ferryman.services import projects, spaces, users
+from ferryman.services import projects, retention, spaces, users
 from ferryman.services.audit import SYSTEM
 from ferryman.testing import databases
 
@@ -397,7 +397,9 @@ def replay(client: TestClient, deploy_id: int, headers: dict[str, str]) -> tuple
     return first, (time.perf_counter() - start) * 1000, count
 
 
-def run_pages(settings: Any, db: Database, ids: dict[str, Any], rounds: int) -> None:
+def run_pages(
+    settings: Any, db: Database, ids: dict[str, Any], rounds: int, replays: bool = True
+) -> None:
     client = TestClient(create_app(settings, db, embedded_worker=False))
     assert client.post("/login", data={"username": "lead", "password": PASSWORD}).status_code in (
         200,
@@ -458,12 +460,37 @@ def run_pages(settings: Any, db: Database, ids: dict[str, Any], rounds: int) -> 
         print(f"{name:<28} {median:>10.1f} {max(times):>9.1f}", flush=True)
         if median >= 200:
             slow.append(name)
-    first, whole, count = replay(client, big, api)
-    print(
-        f"console replay over the WebSocket: first line {first:.0f} ms, "
-        f"all {count} lines {whole:.0f} ms"
-    )
+    if replays:
+        first, whole, count = replay(client, big, api)
+        print(
+            f"console replay over the WebSocket: first line {first:.0f} ms, "
+            f"all {count} lines {whole:.0f} ms"
+        )
     print("over 200 ms (median):", ", ".join(slow) or "none")
+
+
+def prune(db: Database, url: str, keep: timedelta) -> None:
+    """The retention job's log pruning, timed, with the longest batch and the size after."""
+    longest = 0.0
+    last = time.perf_counter()
+
+    def stopping() -> bool:  # called between batches: the longest gap is one batch's time
+        nonlocal longest, last
+        now = time.perf_counter()
+        longest = max(longest, now - last)
+        last = now
+        return False
+
+    start = time.perf_counter()
+    done = retention.prune_logs(db, keep, stopping=stopping)
+    took = time.perf_counter() - start
+    print(
+        f"retention {keep.days} days: {done.deploys} deploys, {done.lines} log lines and "
+        f"{done.steps} command records pruned in {took:.0f} s "
+        f"({done.lines / max(took, 1e-9):.0f} lines/s; longest step {longest * 1000:.0f} ms)"
+    )
+    total, _tables = sizes(db, url)
+    print(f"database after pruning (before any VACUUM): {total / 1e6:.0f} MB")
 
 
 def main() -> None:
@@ -476,6 +503,11 @@ def main() -> None:
     parser.add_argument("--reuse", help="time this seeded database again (with --home)")
     parser.add_argument("--home", help="the FERRYMAN_HOME of --reuse")
     parser.add_argument("--drop", help="drop this database and exit")
+    parser.add_argument(
+        "--prune",
+        metavar="RETENTION",
+        help="after timing: run the retention job (e.g. 180d), report it, and time again",
+    )
     args = parser.parse_args()
     if args.drop:
         databases.drop(args.drop)
@@ -511,6 +543,9 @@ def main() -> None:
         for name, size in tables:
             print(f"  {name:<32} {size / 1e6:>9.1f} MB {size / max(deploys, 1):>9.0f} B/deploy")
         run_pages(settings, db, ids, args.rounds)
+        if args.prune:
+            prune(db, url, parse_retention(args.prune))
+            run_pages(settings, db, ids, args.rounds, replays=False)
     finally:
         db.dispose()
         if args.keep or args.reuse:
