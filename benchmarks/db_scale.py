@@ -21,6 +21,7 @@ named ``ferryman_bench_scale_*``; drop them when done (``--drop URL``).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -367,16 +368,21 @@ def sizes(db: Database, url: str) -> tuple[int, list[tuple[str, int]]]:
     return total, [(str(r[0]), int(r[1])) for r in rows]
 
 
-def timed(client: TestClient, path: str, rounds: int, headers: dict[str, str]) -> list[float]:
+def timed(
+    client: TestClient, path: str, rounds: int, headers: dict[str, str]
+) -> tuple[list[float], list[float]]:
+    """Wall and CPU milliseconds of each request (CPU: this process's, the server's thread
+    included; unlike wall time it hardly moves with the load of a shared machine)."""
     response = client.get(path, headers=headers)  # warm-up: templates, caches, plans
     assert response.status_code == 200, (path, response.status_code, response.text[:300])
-    times = []
+    times, cpu = [], []
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, used = time.perf_counter(), time.process_time()
         response = client.get(path, headers=headers)
         times.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - used) * 1000)
         assert response.status_code == 200, (path, response.text[:300])
-    return times
+    return times, cpu
 
 
 def replay(client: TestClient, deploy_id: int, headers: dict[str, str]) -> tuple[float, float, int]:
@@ -451,13 +457,16 @@ def run_pages(
         "api: releases": f"/api/v1/projects/{project}/envs/production/releases",
         "api: servers": "/api/v1/servers",
     }
-    print(f"{'page / endpoint':<28} {'median ms':>10} {'worst ms':>9}")
+    print(f"{'page / endpoint':<28} {'median ms':>10} {'worst ms':>9} {'CPU ms':>7}")
     slow = []
     for name, path in pages.items():
         headers = api if name.startswith("api") else {}
-        times = timed(client, path, rounds, headers)
+        times, cpu = timed(client, path, rounds, headers)
         median = statistics.median(times)
-        print(f"{name:<28} {median:>10.1f} {max(times):>9.1f}", flush=True)
+        print(
+            f"{name:<28} {median:>10.1f} {max(times):>9.1f} {statistics.median(cpu):>7.1f}",
+            flush=True,
+        )
         if median >= 200:
             slow.append(name)
     if replays:
@@ -467,6 +476,7 @@ def run_pages(
             f"all {count} lines {whole:.0f} ms"
         )
     print("over 200 ms (median):", ", ".join(slow) or "none")
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 def prune(db: Database, url: str, keep: timedelta) -> None:
