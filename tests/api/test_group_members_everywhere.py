@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from ferryman.api.app import create_app
 from ferryman.db.models import NotifyDelivery, Project
-from ferryman.services import group_roles, groups, notifications, projects, users
+from ferryman.services import group_roles, groups, notifications, projects, spaces, users
 from ferryman.services.audit import SYSTEM
 from tests.api.world import PASSWORD, SPACE, World, build_world, fresh
 
@@ -161,6 +161,17 @@ def test_a_group_member_and_the_spaces_members_see_each_other_in_the_user_list(w
     groups.remove_member(w.db, SYSTEM, group, gina)
     assert _listed(w, client, gina) == {gina}
     assert gina not in _listed(w, client, "reporter")
+
+
+def test_the_space_list_shows_a_group_members_role_there(world):
+    w, client = world
+    gina, group = _grouped(w, "developer")
+    spaces.set_member(w.db, SYSTEM, SPACE, gina, "reporter")  # her own, lower one
+    roles = {s["name"]: s["role"] for s in _call(w, client, gina, "GET", "/spaces").json()}
+    assert roles == {SPACE: "developer"}
+    groups.remove_space_group(w.db, SYSTEM, SPACE, group)
+    roles = {s["name"]: s["role"] for s in _call(w, client, gina, "GET", "/spaces").json()}
+    assert roles == {SPACE: "reporter"}
 
 
 def test_a_group_of_another_space_shows_nobody_of_this_one(world):

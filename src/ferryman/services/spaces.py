@@ -16,6 +16,7 @@ from ferryman.domain.rollout import duration
 from ferryman.domain.validate import is_digits
 from ferryman.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from ferryman.said import said
+from ferryman.services import group_roles
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import require, visible_space_ids
 
@@ -118,7 +119,10 @@ def list_spaces(db: Database, actor: Actor) -> list[dict[str, Any]]:
                         SpaceMember.space_id == space.id, SpaceMember.user_id == actor.id
                     )
                 )
-                row["role"] = role
+                # the highest of their own and their groups' roles, as authz.space_role
+                roles = [Role[r] for r in group_roles.roles_in_space(s, actor.id, space.id)]
+                roles += [Role[role]] if role else []
+                row["role"] = max(roles).name if roles else None
             out.append(row)
         return out
 
