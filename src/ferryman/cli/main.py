@@ -10,8 +10,11 @@ rollout, agent, trust. Exit statuses: ``cli/exits.py`` (the README's table).
 
 from __future__ import annotations
 
+import copy
+import os
 import sys
 import traceback
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -134,19 +137,65 @@ app.command("audit")(tickets.audit)
 app.command("stats")(tickets.stats)
 
 
-def command() -> Any:
+def command(argv: Sequence[str] | None = None) -> Any:
     """The click command tree that ``ferryman`` runs (the help test walks it); typer brings
-    its own copy of click, so this is typer's ``Command``."""
-    tree = typer.main.get_command(app)
+    its own copy of click, so this is typer's ``Command``.
+
+    With ``argv`` (the arguments of a run), the groups of commands it does not name are built
+    without their commands: they read the same in ``ferryman --help``, and building every
+    command of every group (their parameters' types) costs each run more than the rest of
+    its start-up together."""
+    named = _named_group(argv) if argv is not None else None
+    tree = typer.main.get_command(app if named is None else _shallow(app, keep=named))
     helptext.readable_metavars(tree)
     if not sys.stdout.isatty():  # help piped or saved: whole lines, no "…" (cli/output.py)
         tree.context_settings = {**tree.context_settings, "terminal_width": helptext.UNWRAPPED}
     return tree
 
 
+def _named_group(argv: Sequence[str]) -> str | None:
+    """The group a run names (``""``: none), or None when the whole tree is needed (shell
+    completion, or a name that is not a group, which may be a typo of one)."""
+    if any(name.startswith("_FERRYMAN_COMPLETE") for name in os.environ):
+        return None
+    words = iter(argv)
+    for word in words:
+        if word == "--server":
+            next(words, None)
+        elif not word.startswith("-"):
+            groups = {info.name for info in app.registered_groups}
+            return word if word in groups else "" if word in _command_names() else None
+    return ""
+
+
+def _command_names() -> set[str]:
+    """The names of the commands (not groups) at the top, as typer names them."""
+    names = set()
+    for info in app.registered_commands:
+        if info.name:
+            names.add(info.name)
+        elif info.callback is not None:
+            names.add(typer.main.get_command_name(info.callback.__name__))
+    return names
+
+
+def _shallow(whole: typer.Typer, keep: str) -> typer.Typer:
+    """``whole`` whose groups but ``keep`` have no commands (their help and options stay)."""
+    tree = copy.copy(whole)
+    tree.registered_groups = []
+    for info in whole.registered_groups:
+        if info.name != keep and info.typer_instance is not None:
+            empty = copy.copy(info.typer_instance)
+            empty.registered_commands, empty.registered_groups = [], []
+            info = copy.copy(info)
+            info.typer_instance = empty
+        tree.registered_groups.append(info)
+    return tree
+
+
 def main() -> None:
     try:
-        command()(prog_name="ferryman")
+        command(sys.argv[1:])(prog_name="ferryman")
     except FerrymanError as exc:
         if _state["debug"]:
             traceback.print_exc()
