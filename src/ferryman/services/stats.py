@@ -89,13 +89,29 @@ def deploy_stats(
                 stmt = stmt.where(Project.space_id.in_(ids))
         if env is not None:
             stmt = stmt.where(Deploy.env == env)
-        rows = s.execute(stmt.order_by(Deploy.created_at)).all()
-    groups: dict[tuple[str, str, str, str], list[Any]] = {}
-    for row in rows:
-        key = (period_start(row.created_at, period), row.space_name, row.project_name, row.env)
-        groups.setdefault(key, []).append(row)
+        rows = s.execute(stmt.order_by(Deploy.created_at)).tuples().all()
+    # one pass over the rows (100,000 deploys a year: 8,000 in 30 days), tallied per group
+    groups: dict[tuple[str, str, str, str], _Tally] = {}
+    total = _Tally()
+    starts: dict[Any, str] = {}  # date → the start of its period
+    for created, env_name, kind, status, started, finished, project_name, space_name in rows:
+        day = created.date()
+        start = starts.get(day)
+        if start is None:
+            start = starts[day] = period_start(created, period)
+        key = (start, space_name, project_name, env_name)
+        tally = groups.get(key)
+        if tally is None:
+            tally = groups[key] = _Tally()
+        seconds = (
+            (finished - started).total_seconds()
+            if started and finished and status in ("success", "failed")
+            else None
+        )
+        tally.add(kind, status, seconds)
+        total.add(kind, status, seconds)
     series = [
-        {"period": k[0], "space": k[1], "project": k[2], "env": k[3], **_summary(v)}
+        {"period": k[0], "space": k[1], "project": k[2], "env": k[3], **v.summary()}
         for k, v in sorted(groups.items())
     ]
     return {
@@ -103,22 +119,38 @@ def deploy_stats(
         "since": since.isoformat(),
         "until": until.isoformat(),
         "series": series,
-        "total": _summary(list(rows)),
+        "total": total.summary(),
     }
 
 
-def _summary(deploys: Sequence[Any]) -> dict[str, Any]:
-    durations = [
-        (d.finished_at - d.started_at).total_seconds()
-        for d in deploys
-        if d.started_at and d.finished_at and d.status in ("success", "failed")
-    ]
-    p50, p95 = median(durations), percentile(durations, 0.95)
-    return {
-        "deploys": sum(1 for d in deploys if d.kind == "deploy"),
-        "rollbacks": sum(1 for d in deploys if d.kind == "rollback"),
-        "successes": sum(1 for d in deploys if d.status == "success"),
-        "failures": sum(1 for d in deploys if d.status == "failed"),
-        "median_seconds": round(p50, 3) if p50 is not None else None,
-        "p95_seconds": round(p95, 3) if p95 is not None else None,
-    }
+class _Tally:
+    """The figures of one group of deploys, added one deploy at a time."""
+
+    __slots__ = ("deploys", "durations", "failures", "rollbacks", "successes")
+
+    def __init__(self) -> None:
+        self.deploys = self.rollbacks = self.successes = self.failures = 0
+        self.durations: list[float] = []
+
+    def add(self, kind: str, status: str, seconds: float | None) -> None:
+        if kind == "deploy":
+            self.deploys += 1
+        elif kind == "rollback":
+            self.rollbacks += 1
+        if status == "success":
+            self.successes += 1
+        elif status == "failed":
+            self.failures += 1
+        if seconds is not None:
+            self.durations.append(seconds)
+
+    def summary(self) -> dict[str, Any]:
+        p50, p95 = median(self.durations), percentile(self.durations, 0.95)
+        return {
+            "deploys": self.deploys,
+            "rollbacks": self.rollbacks,
+            "successes": self.successes,
+            "failures": self.failures,
+            "median_seconds": round(p50, 3) if p50 is not None else None,
+            "p95_seconds": round(p95, 3) if p95 is not None else None,
+        }
