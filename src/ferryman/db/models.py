@@ -346,9 +346,11 @@ class Deploy(Base):
     __table_args__ = (
         Index("ix_deploys_project_env", "project_id", "env"),
         Index("ix_deploys_claim", "status", "queue", "id"),
-        # at 100,000 deploys (docs/benchmarks.md): the figures of a period of a space's
-        # projects (dashboard, /stats) without reading every deploy of those projects
+        # at 100,000 deploys (docs/benchmarks.md): the figures of a period (dashboard,
+        # /stats) without reading every deploy: SQLite walks the space's projects,
+        # PostgreSQL the period
         Index("ix_deploys_project_created", "project_id", "created_at"),
+        Index("ix_deploys_created_at", "created_at"),
         Index("ux_deploys_active_key", "active_key", unique=True),
     )
 

@@ -1,8 +1,9 @@
 """indexes at scale: what 100,000 deploys showed (docs/benchmarks.md, benchmarks/db_scale.py)
 
-The dashboard's and /stats' figures of a period read a space's projects' deploys by
-``(project_id, created_at)``, not every deploy of those projects; the releases page reads an
-environment's complete and bad releases among every removed one.
+The dashboard's and /stats' figures of a period read the deploys of that period, not every
+deploy: SQLite by ``(project_id, created_at)`` (it walks the space's projects), PostgreSQL by
+``created_at``; the releases page reads an environment's complete and bad releases among
+every removed one.
 
 Revision ID: 0023
 Revises: 0022
@@ -20,6 +21,7 @@ depends_on = None
 
 INDEXES = (
     ("ix_deploys_project_created", "deploys", ["project_id", "created_at"]),
+    ("ix_deploys_created_at", "deploys", ["created_at"]),
     ("ix_releases_state", "releases", ["project_id", "env", "state"]),
     ("ix_releases_bad", "releases", ["project_id", "env", "bad"]),
 )
