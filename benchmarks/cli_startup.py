@@ -13,7 +13,16 @@ system, from the kernel's accounting of the child) and of its wall time are prin
   one of ``FERRYMAN_URL`` and ``FERRYMAN_TOKEN`` when both are set.
 
 CPU seconds are the figure to compare on a shared machine: wall time includes waiting for a
-core. ``--json`` prints the figures as one JSON document instead of a table.
+core. ``--before SRC`` (the ``src`` directory of another checkout, e.g. ``git archive HEAD~5
+src | tar -x -C /tmp/before``) measures that code too, alternating run by run with this one so
+that both see the same load, and prints both columns. ``--json`` prints the figures as one
+JSON document instead of a table.
+
+Bytecode: an installed Ferryman has its ``.pyc`` files; a checkout run with
+``PYTHONDONTWRITEBYTECODE=1`` (as on the development machines) compiles every module it imports
+at every start. By default the commands here keep their bytecode in a private directory
+(``PYTHONPYCACHEPREFIX``), as an installed package would; ``--bytecode as-is`` measures the
+environment as it is.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 PYTHON = sys.executable
 FERRYMAN = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
@@ -49,12 +59,20 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return cpu, wall
 
 
-def measure(argv: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
-    run_once(argv, env)  # warm the page cache and the bytecode cache
-    samples = [run_once(argv, env) for _ in range(runs)]
+def measure(argv: list[str], envs: dict[str, dict[str, str]], runs: int) -> dict[str, Any]:
+    """Per code under test (``envs``): the medians of ``runs`` runs, taken in turns."""
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in envs}
+    for env in envs.values():
+        run_once(argv, env)  # warm the page cache and the bytecode cache
+    for _ in range(runs):
+        for name, env in envs.items():
+            samples[name].append(run_once(argv, env))
     return {
-        "cpu": statistics.median(c for c, _ in samples),
-        "wall": statistics.median(w for _, w in samples),
+        name: {
+            "cpu": statistics.median(c for c, _ in got),
+            "wall": statistics.median(w for _, w in got),
+        }
+        for name, got in samples.items()
     }
 
 
@@ -65,12 +83,12 @@ def _free_port(address: str) -> int:
 
 
 @contextlib.contextmanager
-def throwaway_server(net: str, base: Path) -> Iterator[dict[str, str]]:
+def throwaway_server(net: str, base: Path, env: dict[str, str]) -> Iterator[dict[str, str]]:
     """A real server with a fresh home on ``<net>.1``; yields the environment of a client
     logged in to it (its own config directory, so no real login is touched)."""
     address = f"{net}.1"
     home = base / "home"
-    env = {**os.environ, "FERRYMAN_HOME": str(home), "XDG_CONFIG_HOME": str(base / "config")}
+    env = {**env, "FERRYMAN_HOME": str(home), "XDG_CONFIG_HOME": str(base / "config")}
     for name in ("FERRYMAN_URL", "FERRYMAN_TOKEN"):
         env.pop(name, None)
     create = ["admin", "create-user", "bench", "--password", PASSWORD, "--superuser"]
@@ -124,11 +142,43 @@ def main() -> None:
         "--net", default=os.environ.get("FERRYMAN_BENCH_NET", "127.0.120"), help="loopback /24"
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--before", type=Path, help="the src directory of the code to compare")
+    parser.add_argument(
+        "--bytecode",
+        choices=["cached", "as-is"],
+        default="cached",
+        help="cached: .pyc files kept in a private directory (an installed package); "
+        "as-is: the environment's PYTHONDONTWRITEBYTECODE and cache as they are",
+    )
     args = parser.parse_args()
     if not args.net.startswith("127."):
         parser.error("--net must be a loopback /24 (127.x.y)")
+    with tempfile.TemporaryDirectory(prefix="ferryman-cli-bench-") as tmp:
+        envs = {"now": dict(os.environ)}
+        if args.before:
+            before = {**os.environ, "PYTHONPATH": str(args.before.resolve())}
+            envs = {"before": before, **envs}
+        for name, env in envs.items():
+            if args.bytecode == "cached":
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache" / name)
+        figures = measure_all(envs, args.runs, args.net, Path(tmp))
+    if args.json:
+        print(json.dumps({"runs": args.runs, "bytecode": args.bytecode, "figures": figures}))
+        return
+    print(
+        f"medians of {args.runs} runs, bytecode {args.bytecode}, {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    print(f"{'case':<40}" + "".join(f" {name + ' CPU s':>14} {'wall s':>7}" for name in envs))
+    for case, per in figures.items():
+        cells = "".join(f" {per[name]['cpu']:>14.3f} {per[name]['wall']:>7.3f}" for name in envs)
+        print(f"{case:<40}{cells}")
 
-    env = dict(os.environ)
+
+def measure_all(
+    envs: dict[str, dict[str, str]], runs: int, net: str, tmp: Path
+) -> dict[str, dict[str, Any]]:
     cases: dict[str, list[str]] = {
         "python -c pass": [PYTHON, "-c", "pass"],
         "import typer, rich, httpx, pydantic": [
@@ -139,21 +189,19 @@ def main() -> None:
         "ferryman --help": [FERRYMAN, "--help"],
         "ferryman deploy --help": [FERRYMAN, "deploy", "--help"],
     }
-    figures = {name: measure(argv, env, args.runs) for name, argv in cases.items()}
-    with tempfile.TemporaryDirectory(prefix="ferryman-cli-bench-") as tmp:
-        if os.environ.get("FERRYMAN_URL") and os.environ.get("FERRYMAN_TOKEN"):
-            figures["ferryman deploys"] = measure([FERRYMAN, "deploys"], env, args.runs)
-        else:
-            with throwaway_server(args.net, Path(tmp)) as client_env:
-                figures["ferryman deploys"] = measure([FERRYMAN, "deploys"], client_env, args.runs)
+    figures = {name: measure(argv, envs, runs) for name, argv in cases.items()}
+    if os.environ.get("FERRYMAN_URL") and os.environ.get("FERRYMAN_TOKEN"):
+        figures["ferryman deploys"] = measure([FERRYMAN, "deploys"], envs, runs)
+    else:
+        with throwaway_server(net, tmp, envs["now"]) as client_env:
+            clients = {name: {**env, **_client(client_env)} for name, env in envs.items()}
+            figures["ferryman deploys"] = measure([FERRYMAN, "deploys"], clients, runs)
+    return figures
 
-    if args.json:
-        print(json.dumps({"runs": args.runs, "figures": figures}, indent=2))
-        return
-    print(f"medians of {args.runs} runs, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    print(f"{'case':<40} {'CPU s':>7} {'wall s':>7}")
-    for name, f in figures.items():
-        print(f"{name:<40} {f['cpu']:>7.3f} {f['wall']:>7.3f}")
+
+def _client(env: dict[str, str]) -> dict[str, str]:
+    """What makes a command a client of the throwaway server."""
+    return {name: env[name] for name in ("FERRYMAN_HOME", "XDG_CONFIG_HOME")}
 
 
 if __name__ == "__main__":
