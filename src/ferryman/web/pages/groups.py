@@ -154,11 +154,8 @@ def members_page(
     assert web.actor is not None
     in_space = groups.list_space_groups(db, web.actor, space)
     taken = {g["group"] for g in in_space}
-    others = (
-        [g for g in groups.list_groups(db, web.actor) if g["name"] not in taken]
-        if web.can("member.manage")
-        else []
-    )
+    every = groups.list_groups(db, web.actor) if web.can("member.manage") else []
+    others = [g for g in every if g["name"] not in taken]
     return page(
         request,
         web,
@@ -167,6 +164,7 @@ def members_page(
         members=spaces.list_members(db, web.actor, space),
         space_groups=in_space,
         other_groups=others,
+        any_group=bool(every),
         roles=ROLES,
         error=error,
         form=form,
