@@ -158,6 +158,48 @@ def test_a_follower_learns_the_end_written_by_another_process_on_postgresql(
     assert [line["text"] for line in stored] == ["elsewhere 1", "elsewhere 2"]
 
 
+def _listening(world: World) -> list[int]:
+    """The backends of the world's database listening for deploy changes."""
+    with world.db.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE 'LISTEN ferryman_deploy%%'"
+        ).all()
+    return [int(row[0]) for row in rows]
+
+
+def test_a_follower_learns_the_end_after_the_servers_listening_connection_was_cut(
+    pg_url, tmp_path, no_poll
+):
+    """The end written while nobody listened is not lost: the server listens again and
+    reads once more (every poll is still an hour long)."""
+    world = build_world(tmp_path, database_url=pg_url)
+    deploy_id = world.queued_deploy()
+    with serving(world) as url:
+        following = Following(url, world.tokens["super"], deploy_id)
+        assert following.streaming.wait(BOUND)
+        for _ in range(int(BOUND / 0.05)):  # the server listens once someone follows
+            if _listening(world):
+                break
+            threading.Event().wait(0.05)
+        [listener] = _listening(world)
+        with world.db.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT pg_terminate_backend(%s)", (listener,))
+        subprocess.run(
+            [sys.executable, "-c", WRITER, pg_url, str(deploy_id)],
+            check=True,
+            timeout=120,
+            env={**os.environ, "FERRYMAN_HOME": str(world.settings.home)},
+        )
+        ended = following.ended()
+    assert ended["status"] == "failed"
+    assert following.seen[2:] == [
+        ("line", "elsewhere 1"),
+        ("line", "elsewhere 2"),
+        ("deploy", "failed"),
+    ]
+
+
 def test_a_follower_learns_the_end_written_in_the_servers_own_process(tmp_path, no_poll):
     world = build_world(tmp_path)  # SQLite: no notifications, only the in-process wake-up
     deploy_id = world.queued_deploy()
