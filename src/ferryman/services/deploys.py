@@ -140,7 +140,14 @@ def select_hosts(config: ProjectConfig, env: str, hosts: Sequence[str] | None) -
     for raw in hosts:
         key = validate.host(raw).key
         if key not in known:
-            raise ValidationError(f"host {raw!r} is not in {config.project} {env}")
+            raise ValidationError(
+                said(
+                    "host %(host)s is not in %(project)s %(env)s",
+                    host=repr(raw),
+                    project=config.project,
+                    env=env,
+                )
+            )
         if key not in chosen:
             chosen.append(key)
     return chosen
@@ -151,7 +158,13 @@ def space_environment(s: Session, project: Project, env: str) -> Environment:
         select(Environment).where(Environment.space_id == project.space_id, Environment.name == env)
     )
     if row is None:
-        raise NotFound(f"the space of {project.name} has no environment {env!r}")
+        raise NotFound(
+            said(
+                "the space of %(project)s has no environment %(env)s",
+                project=project.name,
+                env=repr(env),
+            )
+        )
     return row
 
 

@@ -15,6 +15,7 @@ from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.variables import NAMES as RESERVED
 from ferryman.errors import NotFound, ValidationError
+from ferryman.said import said
 from ferryman.services.audit import Actor, record
 from ferryman.services.projects import find_project
 
@@ -24,7 +25,7 @@ MAX_VALUE = 64 * 1024
 def _check(name: str, value: str | None = None) -> None:
     validate.variables({name: value or "x"}, RESERVED)
     if value is not None and len(value) > MAX_VALUE:
-        raise ValidationError(f"{name}: at most {MAX_VALUE} characters")
+        raise ValidationError(said("%(name)s: at most %(n)s characters", name=name, n=MAX_VALUE))
 
 
 def _secret(s: Session, project: Project, env: str, name: str) -> Secret:
@@ -34,7 +35,14 @@ def _secret(s: Session, project: Project, env: str, name: str) -> Secret:
         )
     )
     if row is None:
-        raise NotFound(f"{project.name} {env} has no secret {name!r}")
+        raise NotFound(
+            said(
+                "%(project)s %(env)s has no secret %(name)s",
+                project=project.name,
+                env=env,
+                name=repr(name),
+            )
+        )
     return row
 
 

@@ -174,7 +174,7 @@ async def create_ticket(
     if not config_only:
         validate.ref(ref)
     if not title.strip():
-        raise ValidationError("title: required")
+        raise ValidationError(said("title: required"))
     project, config = await asyncio.to_thread(
         projects.project_config, db, actor, project_ref, "ticket.create"
     )
