@@ -12,15 +12,15 @@ rollback by the system actor.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ferryman.config.project import parse_project
+from ferryman.db import claims
 from ferryman.db.clock import db_now
 from ferryman.db.models import Deploy, DeployWatch, Project, Release
 from ferryman.db.session import Database
@@ -29,6 +29,9 @@ from ferryman.services.audit import SYSTEM, record
 
 WATCHING, PASSED, FAILED, ENDED = "watching", "passed", "failed", "ended"
 WATCHED_KINDS = ("deploy", "config")
+# the queue of due watches (``db/claims.py``): a watching row is claimed when its next check
+# is due; the claim holds it in the same state, under its holder token and lease
+WATCHES = claims.Queue(DeployWatch, ready=(WATCHING,), held=WATCHING, due="next_check_at")
 
 
 def start_for(s: Session, deploy: Deploy) -> DeployWatch | None:
@@ -95,33 +98,9 @@ def claim_due(db: Database, worker: str, lease: float, limit: int = 20) -> list[
     lease ran out (its worker died, or stopped renewing it) is due again. Each claim gets its
     own holder token — the worker's name and a nonce — so a claim that was lost and taken
     again, even by the same worker, can no longer write (``renew``, ``record_*``)."""
-    out: list[Claimed] = []
     with db.transaction() as s:
-        now = db_now(s)
-        due = s.execute(
-            select(DeployWatch.id, DeployWatch.deploy_id, DeployWatch.checks)
-            .where(
-                DeployWatch.status == WATCHING,
-                DeployWatch.next_check_at <= now,
-                or_(DeployWatch.lease_until.is_(None), DeployWatch.lease_until < now),
-            )
-            .order_by(DeployWatch.next_check_at)
-            .limit(limit)
-        ).all()
-        for watch_id, deploy_id, checks in due:
-            holder = f"{worker[:180]}~{secrets.token_hex(6)}"
-            taken = s.execute(
-                update(DeployWatch)
-                .where(
-                    DeployWatch.id == watch_id,
-                    DeployWatch.status == WATCHING,
-                    or_(DeployWatch.lease_until.is_(None), DeployWatch.lease_until < now),
-                )
-                .values(claimed_by=holder, lease_until=now + timedelta(seconds=lease))
-            )
-            if getattr(taken, "rowcount", 0) == 1:
-                out.append(Claimed(watch_id, deploy_id, checks, holder))
-    return out
+        taken = claims.claim_due(s, WATCHES, worker, lease, limit, read=("deploy_id", "checks"))
+    return [Claimed(c.id, c.row[0], c.row[1], c.holder) for c in taken]
 
 
 def renew(db: Database, watch_id: int, holder: str, lease: float) -> bool:
@@ -130,25 +109,13 @@ def renew(db: Database, watch_id: int, holder: str, lease: float) -> bool:
     claim, ended by a new deploy, or is no longer this claim's — the round must then stop
     and write nothing."""
     with db.transaction() as s:
-        now = db_now(s)
-        result = s.execute(
-            update(DeployWatch)
-            .where(
-                DeployWatch.id == watch_id,
-                DeployWatch.status == WATCHING,
-                DeployWatch.claimed_by == holder,
-            )
-            .values(lease_until=now + timedelta(seconds=lease))
-        )
-        return bool(getattr(result, "rowcount", 0) == 1)
+        return claims.renew(s, WATCHES, watch_id, holder, lease) is not None
 
 
 def _mine(s: Session, watch_id: int, worker: str) -> DeployWatch | None:
     """The watch, locked, if ``worker`` (a claim's holder token) still holds it and it still
     watches: the fence every outcome is written behind."""
-    row = s.scalar(select(DeployWatch).where(DeployWatch.id == watch_id).with_for_update())
-    if row is None or row.status != WATCHING or not worker or row.claimed_by != worker:
-        return None
+    row: DeployWatch | None = claims.held(s, WATCHES, watch_id, worker)
     return row
 
 
@@ -160,7 +127,7 @@ def record_pass(db: Database, watch_id: int, worker: str) -> str:
             return ENDED
         now = db_now(s)
         row.checks += 1
-        row.lease_until, row.claimed_by = None, ""
+        claims.let_go(WATCHES, row)
         if now >= row.deadline:
             row.status, row.ended_at = PASSED, now
             row.reason = f"healthy through the window ({row.checks} rounds)"
@@ -181,7 +148,8 @@ def record_failure(db: Database, watch_id: int, worker: str, host: str, why: str
         assert deploy is not None and project is not None
         now = db_now(s)
         row.checks += 1
-        row.status, row.ended_at, row.lease_until = FAILED, now, None
+        row.status, row.ended_at = FAILED, now
+        claims.let_go(WATCHES, row, keep_holder=True)
         row.reason = f"{host}: {why}"[:1000]
         s.execute(
             update(Release)
