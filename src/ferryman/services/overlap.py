@@ -29,6 +29,8 @@ from ferryman.services.authz import visible_space_ids
 
 Where = tuple[str, str, set[str], list[Claim]]  # owner, env, host keys, claims
 _NUMERIC = re.compile(r"(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}")
+_THIS_HOST = frozenset({"127.0.0.1", "::1"})
+_UNSPECIFIED = frozenset({"0.0.0.0", "::"})  # noqa: S104 (compared, never bound)
 FOREIGN = "a project of another space"  # named so, and nothing more of it is shown
 
 
@@ -162,13 +164,18 @@ def same_host(spec: validate.HostSpec) -> set[str]:
     """The keys one host is known by, found without asking any resolver: an address written
     another way (``127.1``, ``0x7f.0.0.1``, ``::ffff:127.0.0.1``, ``::0001``) is its one
     literal form, and ``localhost`` (and ``*.localhost``, RFC 6761) is ``127.0.0.1`` and
-    ``::1``. Other names stay as written: a DNS name and the address it resolves to are not
-    matched, since finding out would send a lookup to the network."""
+    ``::1`` — as are those two written literally and ``0.0.0.0`` and ``::``, which a
+    connection reaches as the local host. Other names stay as written: a DNS name and the
+    address it resolves to are not matched, since finding out would send a lookup to the
+    network."""
     address = spec.address.lower().rstrip(".")
     if address == "localhost" or address.endswith(".localhost"):
-        forms = {"127.0.0.1", "::1"}
+        forms = set(_THIS_HOST)
     else:
-        forms = {_literal(address)}
+        literal = _literal(address)
+        # the deploy host's own loopback, and the unspecified addresses a connection reaches
+        # it by (Linux): one host however it is written, as ``localhost`` is
+        forms = set(_THIS_HOST) if literal in _THIS_HOST | _UNSPECIFIED else {literal}
     return {validate.HostSpec(form, spec.port).key for form in forms}
 
 
