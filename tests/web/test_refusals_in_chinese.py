@@ -114,3 +114,13 @@ def test_inviting_an_unknown_user_reads_in_chinese(world):
     assert bad.status_code == 404
     text = bad.text.replace("&#39;", "'")
     assert "没有用户 'ghost-x'" in text and 'value="ghost-x"' in text
+
+
+def test_a_ticket_without_a_title_reads_in_chinese(world):
+    developer = browser(world, "developer", language=CHINESE)
+    token = csrf_of(developer)
+    bad = developer.post(
+        f"/s/{SPACE}/tickets",
+        data={"csrf": token, "project": world.project, "env": "staging", "ref": "v1"},
+    )
+    assert bad.status_code == 422 and "标题：必填" in bad.text
