@@ -32,6 +32,7 @@ class Job(_Base):
     claimed_by: Mapped[str] = mapped_column(String(200), default="")
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     result: Mapped[str] = mapped_column(String(32), default="")
+    last_period: Mapped[str] = mapped_column(String(16), default="")
 
 
 # held in the state it waits in (like post-deploy watches)
@@ -190,3 +191,36 @@ def test_an_outcome_is_written_behind_the_fence_of_the_locked_row(db: Database) 
     row = _row(db, row_id)
     assert (row.status, row.claimed_by, row.lease_until, row.result) == ("waiting", "", None, "ok")
     assert _claim(db, SAME, "w2", 60) == []  # waits for its next turn
+
+
+def test_a_period_is_claimed_once_and_never_moved_back(db_url: str, db: Database) -> None:
+    [row_id] = _add(db, 1)
+    claimers = [Database(db_url) for _ in range(3)]
+    start = threading.Barrier(len(claimers))
+    won: list[bool] = []
+
+    def claimer(i: int) -> None:
+        start.wait(timeout=30)
+        while True:
+            try:
+                with claimers[i].transaction() as s:
+                    got = claims.claim_once(s, Job, row_id, "last_period", "2026-W48")
+            except Exception as exc:  # SQLite's one writer, or a lost race: again
+                if is_lost_race(exc) or is_outage(exc):
+                    continue
+                raise
+            won.append(got)
+            return
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(len(claimers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for each in claimers:
+        each.dispose()
+    assert sorted(won) == [False, False, True]
+    with db.transaction() as s:
+        assert not claims.claim_once(s, Job, row_id, "last_period", "2026-W47")
+        assert claims.claim_once(s, Job, row_id, "last_period", "2026-W49")
+    assert _row(db, row_id).last_period == "2026-W49"

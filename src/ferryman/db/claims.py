@@ -114,7 +114,6 @@ def claim_due(
             update(q.model)
             .where(q.column("id") == row_id, _takeable(q, now), *where)
             .values({q.status: q.held, q.holder: holder, q.lease: until, **(values or {})})
-            .execution_options(synchronize_session=False)
         )
         if rowcount(taken) == 1:
             out.append(Claim(int(row_id), holder, until, tuple(rest)))
@@ -126,12 +125,7 @@ def renew(s: Session, q: Queue, row_id: int, holder: str, lease: float) -> datet
     end while ``holder`` still holds the row, None once the claim was lost (taken over, ended
     by someone else, or finished) — its work must then stop and write nothing."""
     until = db_now(s) + timedelta(seconds=lease)
-    done = s.execute(
-        update(q.model)
-        .where(_held_by(q, row_id, holder))
-        .values({q.lease: until})
-        .execution_options(synchronize_session=False)
-    )
+    done = s.execute(update(q.model).where(_held_by(q, row_id, holder)).values({q.lease: until}))
     return until if rowcount(done) == 1 else None
 
 
@@ -173,6 +167,16 @@ def finish(
         update(q.model)
         .where(_held_by(q, row_id, holder))
         .values({**values, q.lease: None, **({} if keep_holder else {q.holder: ""})})
-        .execution_options(synchronize_session=False)
     )
+    return rowcount(done) == 1
+
+
+def claim_once(s: Session, model: type[Any], row_id: int, marker: str, key: str) -> bool:
+    """Claim the work of ``key`` (a period: ``2026-11-29``, ``2026-W48``) on a row for good:
+    move its ``marker`` column forward to ``key`` by a conditional update, True for the one
+    claimer that moved it, False when it is there already or past it. No lease and no holder:
+    for work that commits in the claim's own transaction (queueing a message), so a claimer
+    that dies takes its claim with it."""
+    column = getattr(model, marker)
+    done = s.execute(update(model).where(model.id == row_id, column < key).values({marker: key}))
     return rowcount(done) == 1

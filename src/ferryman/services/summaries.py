@@ -5,8 +5,9 @@ space's notification channels once per period.
 Masters set it per space (``set_summary``: API ``PUT /spaces/{space}/summary``, CLI
 ``ferryman notify summary``). Workers call ``send_due`` every few seconds beside their
 deploys (``jobs/housekeeping.periodic``): a period is sent only after its key is moved into
-``last_period`` by a conditional update, so with any number of workers each period is sent
-once. The message goes through the channel's delivery queue like every other notification.
+``last_period`` by a conditional update (``db/claims.claim_once``), so with any number of
+workers each period is sent once. The message goes through the channel's delivery queue like
+every other notification.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ferryman.db import claims
 from ferryman.db.clock import db_now
 from ferryman.db.models import Deploy, NotifyChannel, NotifyDelivery, Project, Space, SpaceSummary
 from ferryman.db.session import Database
@@ -215,16 +217,6 @@ def message(space: str, period: str, facts: dict[str, Any], language: str, link:
 # --- sending -----------------------------------------------------------------------------
 
 
-def _claim(s: Session, row: SpaceSummary, key: str) -> bool:
-    """Move ``last_period`` to ``key`` if no one did yet: the one worker that does sends."""
-    done = s.execute(
-        update(SpaceSummary)
-        .where(SpaceSummary.id == row.id, SpaceSummary.last_period < key)
-        .values(last_period=key)
-    )
-    return getattr(done, "rowcount", 0) == 1
-
-
 def send_due(db: Database, now: datetime | None = None) -> list[str]:
     """Queue every summary whose period has ended and was not sent yet; returns
     ``space/period`` of each queued. ``now``: the database's clock unless given."""
@@ -237,7 +229,9 @@ def send_due(db: Database, now: datetime | None = None) -> list[str]:
             if row is None or not row.enabled:
                 continue
             window = last_complete(row.period, now or db_now(s))
-            if row.last_period >= window.key or not _claim(s, row, window.key):
+            if row.last_period >= window.key or not claims.claim_once(
+                s, SpaceSummary, row.id, "last_period", window.key
+            ):
                 continue
             space = s.get(Space, row.space_id)
             channel = s.scalar(
