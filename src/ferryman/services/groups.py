@@ -18,6 +18,7 @@ from ferryman.domain import display_name as display_names
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
 from ferryman.errors import Conflict, NotFound
+from ferryman.services import group_roles
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import require, visible_space_ids
 from ferryman.services.spaces import find_user, visible_space
@@ -35,15 +36,29 @@ def _group(s: Session, ref: int | str) -> UserGroup:
     return found
 
 
-def _members(s: Session, group: UserGroup) -> list[str]:
-    return list(
-        s.scalars(
-            select(User.username)
-            .join(UserGroupMember, UserGroupMember.user_id == User.id)
-            .where(UserGroupMember.group_id == group.id)
-            .order_by(User.username)
-        )
+def _seen(s: Session, actor: Actor) -> set[int] | None:
+    """The users ``actor`` may see named, as ``users.list_users`` shows them: everyone for a
+    superuser (None); else themselves and whoever holds a role in a space they see."""
+    if actor.is_superuser:
+        return None
+    seen = {actor.id} if actor.id is not None else set()
+    for space_id in visible_space_ids(s, actor) or []:
+        seen |= set(group_roles.space_roles(s, space_id))
+    return seen
+
+
+def _members(s: Session, group: UserGroup, seen: set[int] | None = None) -> list[str]:
+    """The group's members — only those in ``seen`` unless it is None: a group's list names
+    no one the user list would hide."""
+    stmt = (
+        select(User.username)
+        .join(UserGroupMember, UserGroupMember.user_id == User.id)
+        .where(UserGroupMember.group_id == group.id)
+        .order_by(User.username)
     )
+    if seen is not None:
+        stmt = stmt.where(User.id.in_(seen))
+    return list(s.scalars(stmt))
 
 
 def _spaces(s: Session, actor: Actor, group: UserGroup) -> list[dict[str, str]]:
@@ -60,13 +75,16 @@ def _spaces(s: Session, actor: Actor, group: UserGroup) -> list[dict[str, str]]:
     return [{"space": name, "role": role} for name, role in s.execute(stmt)]
 
 
-def group_dict(s: Session, actor: Actor, group: UserGroup) -> dict[str, Any]:
+def group_dict(
+    s: Session, actor: Actor, group: UserGroup, seen: set[int] | None = None
+) -> dict[str, Any]:
+    """The group as ``actor`` sees it; ``seen``: ``_seen(s, actor)`` when already known."""
     return {
         "id": group.id,
         "name": group.name,
         "display_name": group.display_name,
         "description": group.description,
-        "members": _members(s, group),
+        "members": _members(s, group, _seen(s, actor) if seen is None else seen),
         "spaces": _spaces(s, actor, group),
         "created_at": group.created_at.isoformat(),
     }
@@ -75,8 +93,9 @@ def group_dict(s: Session, actor: Actor, group: UserGroup) -> dict[str, Any]:
 def list_groups(db: Database, actor: Actor) -> list[dict[str, Any]]:
     with db.read() as s:
         require(s, actor, "group.read")
+        seen = _seen(s, actor)
         groups = s.scalars(select(UserGroup).order_by(UserGroup.name))
-        return [group_dict(s, actor, g) for g in groups]
+        return [group_dict(s, actor, g, seen) for g in groups]
 
 
 def get_group(db: Database, actor: Actor, ref: int | str) -> dict[str, Any]:
