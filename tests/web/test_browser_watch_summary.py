@@ -1,7 +1,8 @@
 """The post-deploy watch and the scheduled summary in a real Chromium against a real
 ``ferryman serve`` (``FERRYMAN_EMBEDDED_WORKER=0``: the records stay as written here, no
 check runs): a console says its deploy is watched, another that its watch failed on a host;
-the project page says both; a master sets the weekly summary on the notifications page.
+the project page says both; a master sets the weekly summary on the notifications page; an
+open console shows its watch's failure when it comes, without a reload.
 English and Chinese screenshots go to the test's output (and ``$FERRYMAN_SCREENSHOTS``)."""
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ def _project(db: Database, name: str, on_failure: str) -> None:
     projects.apply_project(db, SYSTEM, parse_project(config))
 
 
+def _fail(db: Database, deploy_id: int) -> None:
+    """A worker's round of checks that finds the host down (the watch made due first)."""
+    with db.transaction() as s:
+        s.execute(
+            update(DeployWatch)
+            .where(DeployWatch.deploy_id == deploy_id)
+            .values(next_check_at=datetime(2000, 1, 1, tzinfo=UTC))
+        )
+    claim = next(c for c in watch.claim_due(db, "browser-test", 60) if c.deploy_id == deploy_id)
+    holder = getattr(claim, "holder", "browser-test")
+    watch.record_failure(db, claim.watch_id, holder, HOST, "HTTP 502 from /health")
+
+
 @pytest.fixture
 def watched(settings) -> Iterator[tuple[str, int, int]]:
     db = prepare_home(settings)
@@ -71,15 +85,7 @@ def watched(settings) -> Iterator[tuple[str, int, int]]:
     _project(db, "blog", "notify")
     watching = _succeeded(db, "shop", "staging")
     failing = _succeeded(db, "blog", "staging")
-    with db.transaction() as s:  # its first round is due now
-        s.execute(
-            update(DeployWatch)
-            .where(DeployWatch.deploy_id == failing)
-            .values(next_check_at=datetime(2000, 1, 1, tzinfo=UTC))
-        )
-    claim = next(c for c in watch.claim_due(db, "browser-test", 60) if c.deploy_id == failing)
-    holder = getattr(claim, "holder", "browser-test")
-    watch.record_failure(db, claim.watch_id, holder, HOST, "HTTP 502 from /health")
+    _fail(db, failing)
     notifications.save_channel(
         db,
         SYSTEM,
@@ -119,6 +125,13 @@ def test_the_watch_and_the_summary_read_in_the_browser(watched, chromium, settin
     db = prepare_home(settings)
     try:
         got = summaries.get_summary(db, SYSTEM, "default")
+        assert (got["channel"], got["period"], got["enabled"]) == ("ops-chat", "weekly", True)
+        # an open console follows its watch to the end: a failed round shows without a reload
+        lead = browser_for(chromium, url, "lead")
+        lead.goto(f"/s/default/deploys/{watching}")
+        assert lead.get_attribute("#watch .watch", "data-watch") == "watching"
+        _fail(db, watching)
+        lead.wait_for_selector('#watch [data-watch="failed"]')
+        assert HOST in lead.inner_text("#watch")
     finally:
         db.dispose()
-    assert (got["channel"], got["period"], got["enabled"]) == ("ops-chat", "weekly", True)

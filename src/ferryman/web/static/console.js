@@ -153,6 +153,7 @@
         if (fresh) {
           document.getElementById("live").replaceWith(document.adoptNode(fresh));
           shownStatus = fresh.dataset.status;
+          followWatch();
         }
       })
       .catch(() => {})
@@ -162,6 +163,31 @@
       ? undefined
       : new Promise((done) => setTimeout(done, 400)).then(() => refresh(tries + 1))));
   }
+
+  // A post-deploy watch goes on after the deploy ended: while it watches, the page is asked
+  // for again now and then, and its end (passed, failed on a host, ended) replaces it.
+  const WATCH_POLL = 10000;
+  let watchTimer = null;
+  function followWatch() {
+    const shown = document.querySelector("#live [data-watch]");
+    if (watchTimer || !shown || shown.dataset.watch !== "watching") return;
+    watchTimer = setTimeout(() => {
+      fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+        .then((html) => {
+          const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
+          const now = fresh && fresh.querySelector("[data-watch]");
+          const before = document.querySelector("#live [data-watch]");
+          if (now && before && !refreshing && fresh.dataset.status === shownStatus
+              && now.dataset.watch !== before.dataset.watch) {
+            document.getElementById("live").replaceWith(document.adoptNode(fresh));
+          }
+        })
+        .catch(() => {})
+        .finally(() => { watchTimer = null; followWatch(); });
+    }, WATCH_POLL);
+  }
+  followWatch();
 
   function finish(status) {
     ended = true;
