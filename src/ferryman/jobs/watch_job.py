@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
 from ferryman.db.session import Database
 from ferryman.errors import FerrymanError
+from ferryman.jobs import held
 from ferryman.pipeline import health
 from ferryman.pipeline.context import Context, new_context
 from ferryman.pipeline.memory import MemoryStore, MemoryWriter
@@ -65,29 +65,6 @@ async def check_once(ctx: Context) -> tuple[str, str] | None:
     return None
 
 
-async def _keep(
-    db: Database, claimed: watch.Claimed, lease: float, round_: asyncio.Task[Any], lost: list[bool]
-) -> None:
-    """Renew the claim's lease every third of it while the round runs, so a round longer than
-    the lease (many hosts, slow checks) keeps its watch; a claim that was lost (the lease ran
-    out while the database was unreachable, or a new deploy ended the watch) cancels the
-    round, which then writes nothing."""
-    while not round_.done():
-        await asyncio.sleep(lease / 3)
-        if round_.done():
-            return
-        try:
-            held = await asyncio.to_thread(watch.renew, db, claimed.watch_id, claimed.holder, lease)
-        except Exception:  # the database is away: try again; the fence still holds
-            log.warning("post-deploy watch #%d: lease not renewed", claimed.watch_id, exc_info=True)
-            continue
-        if not held:
-            log.warning("post-deploy watch #%d: lease lost, round abandoned", claimed.watch_id)
-            lost.append(True)
-            round_.cancel()
-            return
-
-
 async def _round(
     db: Database, settings: Settings, claimed: watch.Claimed
 ) -> tuple[str, str] | None:
@@ -101,19 +78,20 @@ async def _round(
 async def _watch_one(
     db: Database, settings: Settings, claimed: watch.Claimed, lease: float = LEASE
 ) -> str:
-    """One round of one claimed watch, its lease renewed while it runs; then its verdict,
-    written only if this claim still holds the watch (``services/watch.py``)."""
-    lost: list[bool] = []
-    round_ = asyncio.create_task(_round(db, settings, claimed))
-    keeper = asyncio.create_task(_keep(db, claimed, lease, round_, lost))
+    """One round of one claimed watch, its lease renewed while it runs (``jobs/held.py``: a
+    claim that was lost — the lease ran out while the database was unreachable, or a new
+    deploy ended the watch — cancels the round, which then writes nothing); then its
+    verdict, written only if this claim still holds the watch (``services/watch.py``)."""
     try:
-        failed = await round_
-    except asyncio.CancelledError:
-        if not lost:
-            raise
-        return watch.ENDED  # the lease was lost: another claim (or nobody) decides
-    finally:
-        keeper.cancel()
+        failed = await held.run_held(
+            _round(db, settings, claimed),
+            lambda: watch.renew(db, claimed.watch_id, claimed.holder, lease),
+            lease,
+            f"post-deploy watch #{claimed.watch_id}",
+            log,
+        )
+    except held.ClaimLost:
+        return watch.ENDED  # another claim (or nobody) decides
     if failed is None:
         return await asyncio.to_thread(watch.record_pass, db, claimed.watch_id, claimed.holder)
     host, why = failed
