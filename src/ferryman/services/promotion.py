@@ -1,5 +1,6 @@
 """Promotion (QA → approval → production): an environment with ``requires_passed: test``
-takes a commit only after a deploy of that very commit succeeded in ``test``, and a
+takes a commit only after a deploy of that very commit succeeded in ``test`` (and was not
+found broken after: its post-deploy watch failed, its release marked bad), and a
 successful deploy becomes a ticket for another environment carrying exactly its commit.
 
 The gate is checked where deploys and tickets are made (``deploys.create_deploy``,
@@ -13,12 +14,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from ferryman.config.project import ProjectConfig
 from ferryman.config.settings import Settings
-from ferryman.db.models import Deploy, Project
+from ferryman.db.models import Deploy, DeployWatch, Project, Release
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.errors import Conflict, NotFound, ValidationError
@@ -30,7 +31,9 @@ GATED_KINDS = ("deploy",)  # a rollback or a config-only deploy ships nothing ne
 def passed_in(s: Session, project_id: int, env: str, commit: str) -> Deploy | None:
     """The newest successful deploy of ``commit`` to ``env`` (None: it never passed there).
     Only a deploy of the commit counts: a config-only deploy ships the live release again
-    with the current config files, whatever put that release there, so it passes nothing."""
+    with the current config files, whatever put that release there, so it passes nothing.
+    Nor does a deploy found broken after it succeeded: its post-deploy watch failed, or its
+    release was marked bad."""
     return s.scalar(
         select(Deploy)
         .where(
@@ -39,6 +42,8 @@ def passed_in(s: Session, project_id: int, env: str, commit: str) -> Deploy | No
             Deploy.commit == commit,
             Deploy.kind == "deploy",
             Deploy.status == "success",
+            ~exists().where(DeployWatch.deploy_id == Deploy.id, DeployWatch.status == "failed"),
+            ~exists().where(Release.deploy_id == Deploy.id, Release.bad.is_(True)),
         )
         .order_by(Deploy.id.desc())
         .limit(1)
