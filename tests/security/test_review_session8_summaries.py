@@ -67,9 +67,6 @@ def _two_days_on(w: World) -> None:
     summaries.send_due(w.db, now=later)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="session 8 review: the summary is queued to a channel turned off"
-)
 def test_a_summary_is_not_queued_to_a_channel_that_was_turned_off(world):
     w = world
     channel_id, name = _channel(w, "other")
@@ -89,9 +86,6 @@ def test_a_summary_is_not_queued_to_a_channel_that_was_turned_off(world):
     assert _queued(w, channel_id) == 0
 
 
-@pytest.mark.xfail(
-    strict=True, reason="session 8 review: a disabled space's summary is still queued"
-)
 def test_a_disabled_spaces_summary_is_not_queued(world):
     w = world
     channel_id, name = _channel(w, "other")

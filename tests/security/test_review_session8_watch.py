@@ -65,9 +65,6 @@ def _claimed(w: World, deploy_id: int) -> list[watch.Claimed]:
     return [c for c in watch.claim_due(w.db, "review8", 60.0) if c.deploy_id == deploy_id]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="session 8 review: a disabled space's post-deploy watch still runs"
-)
 def test_a_disabled_spaces_watch_is_not_handed_to_a_worker(world):
     w = world
     space = fresh("team")

@@ -239,7 +239,8 @@ def send_due(db: Database, now: datetime | None = None) -> list[str]:
                     NotifyChannel.space_id == row.space_id, NotifyChannel.name == row.channel
                 )
             )
-            if space is None or channel is None:  # the channel was removed: skipped, said
+            if space is None or not space.is_active or channel is None or not channel.enabled:
+                # a disabled space, a channel removed or turned off: skipped, said
                 record(s, SYSTEM, "summary.skipped", f"space:{row.space_id}", period=window.key)
                 continue
             facts = report(s, space.id, window)

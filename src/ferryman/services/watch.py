@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ferryman.config.project import parse_project
 from ferryman.db import claims
 from ferryman.db.clock import db_now
-from ferryman.db.models import Deploy, DeployWatch, Project, Release
+from ferryman.db.models import Deploy, DeployWatch, Project, Release, Space
 from ferryman.db.session import Database
 from ferryman.errors import FerrymanError
 from ferryman.services.audit import SYSTEM, record
@@ -32,6 +32,11 @@ WATCHED_KINDS = ("deploy", "config")
 # the queue of due watches (``db/claims.py``): a watching row is claimed when its next check
 # is due; the claim holds it in the same state, under its holder token and lease
 WATCHES = claims.Queue(DeployWatch, ready=(WATCHING,), held=WATCHING, due="next_check_at")
+# A disabled space's watches wait: nothing of a space nobody may act in runs (its hosts are
+# not checked, no rollback is queued); they go on if it is enabled again.
+_ACTIVE = DeployWatch.project_id.in_(
+    select(Project.id).join(Space, Space.id == Project.space_id).where(Space.is_active.is_(True))
+)
 
 
 def start_for(s: Session, deploy: Deploy) -> DeployWatch | None:
@@ -99,7 +104,9 @@ def claim_due(db: Database, worker: str, lease: float, limit: int = 20) -> list[
     own holder token — the worker's name and a nonce — so a claim that was lost and taken
     again, even by the same worker, can no longer write (``renew``, ``record_*``)."""
     with db.transaction() as s:
-        taken = claims.claim_due(s, WATCHES, worker, lease, limit, read=("deploy_id", "checks"))
+        taken = claims.claim_due(
+            s, WATCHES, worker, lease, limit, read=("deploy_id", "checks"), where=(_ACTIVE,)
+        )
     return [Claimed(c.id, c.row[0], c.row[1], c.holder) for c in taken]
 
 
