@@ -48,7 +48,7 @@ from ferryman.db.models import (
     LogLine,
     Project,
 )
-from ferryman.db.session import Database
+from ferryman.db.session import Database, rowcount
 from ferryman.services.audit import SYSTEM, record
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def claim_run(db: Database, every: timedelta = EVERY) -> bool:
             .where(KeyValue.key == CLAIM, KeyValue.value == row.value)
             .values(value=following)
         )
-        return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+        return rowcount(done) == 1
 
 
 def _stamp(moment: datetime) -> str:
@@ -173,7 +173,7 @@ def _delete_rows(
             if not rows:
                 break
             gone = s.execute(delete(table).where(table.id.in_(rows)))
-        removed += gone.rowcount  # type: ignore[attr-defined]  # 0 where another worker was first
+        removed += rowcount(gone)  # 0 where another worker was first
     return removed
 
 
@@ -192,7 +192,7 @@ def _mark(db: Database, deploy_ids: list[int], keep: timedelta) -> int:
                 .where(Deploy.id == deploy_id, Deploy.logs_pruned_at.is_(None))
                 .values(logs_pruned_at=now)
             )
-            if won.rowcount == 1:  # type: ignore[attr-defined]
+            if rowcount(won) == 1:
                 s.execute(insert(LogLine).values(deploy_id=deploy_id, ts=now, text=note))
                 marked += 1
     return marked
