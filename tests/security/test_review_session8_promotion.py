@@ -146,3 +146,34 @@ def test_a_commit_deployed_to_staging_again_and_healthy_passes(world):
     _staging_success(w, name, commit)  # shipped again; its watch is still watching
     assert _to_production(w, name, commit) > 0
     assert _production_deploys(w, name) == 1
+
+
+def test_a_deploy_whose_watch_failed_is_not_promoted_to_a_ticket(world):
+    """Without ``requires_passed`` the gate says nothing — but a promotion's ticket says the
+    source deploy succeeded, and its approvers read that: a deploy its watch found broken
+    is refused as a source, and no ticket is written."""
+    import asyncio
+
+    from ferryman.db.models import Ticket
+    from ferryman.services import promotion
+
+    w = world
+    name = fresh("promo")
+    data = w.config(name)
+    data["environments"]["staging"]["health_check"] = [{"command": "true"}]
+    data["environments"]["staging"]["watch"] = {"window": "10m", "every": 1}
+    projects.apply_project(w.db, SYSTEM, parse_project(data))
+    deploy_id = _staging_success(w, name, _commit(w))
+    _fail_its_watch(w, deploy_id)
+    with pytest.raises(Conflict) as refused:
+        asyncio.run(
+            promotion.promote(w.db, w.settings, w.actors["developer"], deploy_id, "production")
+        )
+    assert "watch" in refused.value.message
+    with w.db.read() as s:
+        made = s.scalars(
+            select(Ticket.id)
+            .join(Project, Project.id == Ticket.project_id)
+            .where(Project.name == name, Ticket.env == "production")
+        ).all()
+    assert made == []

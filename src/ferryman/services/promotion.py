@@ -1,7 +1,8 @@
 """Promotion (QA → approval → production): an environment with ``requires_passed: test``
 takes a commit only after a deploy of that very commit succeeded in ``test`` (and was not
 found broken after: its post-deploy watch failed, its release marked bad), and a
-successful deploy becomes a ticket for another environment carrying exactly its commit.
+successful deploy (not found broken so) becomes a ticket for another environment carrying
+exactly its commit.
 
 The gate is checked where deploys and tickets are made (``deploys.create_deploy``,
 ``tickets.create_ticket``), so a direct deploy, a ticket for another ref, a retry and a
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
 from ferryman.config.project import ProjectConfig
@@ -26,6 +27,19 @@ from ferryman.errors import Conflict, NotFound, ValidationError
 from ferryman.services.audit import Actor
 
 GATED_KINDS = ("deploy",)  # a rollback or a config-only deploy ships nothing new
+
+
+def _broken(deploy_id: Any) -> ColumnElement[bool]:
+    """Whether the deploy was found broken after it succeeded: its post-deploy watch failed,
+    or its release was marked bad."""
+    return or_(
+        exists().where(DeployWatch.deploy_id == deploy_id, DeployWatch.status == "failed"),
+        exists().where(Release.deploy_id == deploy_id, Release.bad.is_(True)),
+    )
+
+
+def found_broken(s: Session, deploy_id: int) -> bool:
+    return bool(s.scalar(select(_broken(deploy_id))))
 
 
 def passed_in(s: Session, project_id: int, env: str, commit: str) -> Deploy | None:
@@ -42,8 +56,7 @@ def passed_in(s: Session, project_id: int, env: str, commit: str) -> Deploy | No
             Deploy.commit == commit,
             Deploy.kind == "deploy",
             Deploy.status == "success",
-            ~exists().where(DeployWatch.deploy_id == Deploy.id, DeployWatch.status == "failed"),
-            ~exists().where(Release.deploy_id == Deploy.id, Release.bad.is_(True)),
+            ~_broken(Deploy.id),
         )
         .order_by(Deploy.id.desc())
         .limit(1)
@@ -108,6 +121,12 @@ def _source(db: Database, actor: Actor, deploy_id: int, env: str) -> tuple[Deplo
             raise Conflict(
                 f"deploy #{deploy_id} is a {deploy.kind} that is {deploy.status}; only a "
                 "successful deploy of a commit is promoted",
+                deploy_id=deploy_id,
+            )
+        if found_broken(s, deploy.id):
+            raise Conflict(
+                f"deploy #{deploy_id} succeeded, but its post-deploy watch failed (or its "
+                "release was marked bad); only a deploy that stayed good is promoted",
                 deploy_id=deploy_id,
             )
         if env == deploy.env:
