@@ -28,6 +28,7 @@ from ferryman.db.models import (
     utcnow,
 )
 from ferryman.db.session import Database
+from ferryman.errors import ConfigError
 from ferryman.pipeline.parked_trees import slot_name
 from ferryman.services import project_deletion, projects, retention
 from ferryman.services.audit import SYSTEM, record
@@ -57,7 +58,10 @@ def home_settings(db_url: str, tmp_path: Path) -> Settings:
     )
 
 
-def _project(db: Database, name: str, envs: tuple[str, ...]) -> int:
+def _project(
+    db: Database, name: str, envs: tuple[str, ...], own: dict[str, str] | None = None
+) -> int:
+    """A project with these environments; ``own``: an environment's ``log_retention:``."""
     config = {
         "project": name,
         "repo": f"ssh://git@{NET}.96/{name}.git",  # never reached: nothing runs
@@ -66,6 +70,7 @@ def _project(db: Database, name: str, envs: tuple[str, ...]) -> int:
                 "hosts": [f"{NET}.90"],
                 "webroot": f"/srv/www/{name}-{env}",
                 "releases": f"/srv/releases/{name}-{env}",
+                **({"log_retention": (own or {})[env]} if env in (own or {}) else {}),
             }
             for env in envs
         },
@@ -245,3 +250,52 @@ def test_a_run_prunes_artifacts_nobody_can_use_and_writes_one_audit_row(
     assert len(rows) == 2
     assert rows[0].actor == "system"
     assert rows[0].detail["deploys"] == 3 and rows[0].detail["retention_days"] == 180
+
+
+def test_an_environments_own_log_retention_wins_over_the_servers_both_ways(database, home_settings):
+    """The server keeps 180 days; ``log_retention: 30d`` in staging prunes sooner there and
+    ``log_retention: off`` in production keeps everything, whatever the server says."""
+    shop = _project(
+        database,
+        "keepers",
+        ("production", "staging", "test"),
+        {"staging": "30d", "production": "off"},
+    )
+    made = {
+        "production_old": _deploy(database, shop, "production", "success", 400),
+        "production_new": _deploy(database, shop, "production", "success", 1),
+        "staging_month": _deploy(database, shop, "staging", "success", 60),
+        "staging_new": _deploy(database, shop, "staging", "success", 1),
+        "test_month": _deploy(database, shop, "test", "success", 60),  # server's 180 days
+        "test_old": _deploy(database, shop, "test", "failed", 200),
+        "test_new": _deploy(database, shop, "test", "success", 1),
+    }
+
+    done = retention.run(database, home_settings)
+
+    lines = _lines(database)
+    assert done.deploys == 2  # staging_month by its own 30 days, test_old by the server's
+    assert lines[made["staging_month"]] == [lines[made["staging_month"]][0]] and lines[
+        made["staging_month"]
+    ][0].endswith("30 days ago (log_retention).")
+    assert lines[made["test_old"]][0].endswith("180 days ago (FERRYMAN_LOG_RETENTION).")
+    assert len(lines[made["test_old"]]) == 1
+    for name in ("production_old", "production_new", "staging_new", "test_month", "test_new"):
+        assert len(lines[made[name]]) == LINES, name
+
+
+def test_an_environment_cannot_set_a_log_retention_under_a_day():
+    base = {
+        "project": "short",
+        "repo": f"ssh://git@{NET}.96/short.git",
+        "environments": {
+            "production": {
+                "hosts": [f"{NET}.90"],
+                "webroot": "/srv/www/short",
+                "releases": "/srv/releases/short",
+                "log_retention": "12h",
+            }
+        },
+    }
+    with pytest.raises(ConfigError, match="log_retention: 180d, 26w, 72h or off"):
+        parse_project(base)

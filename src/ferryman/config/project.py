@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 from ferryman.config import yamlsafe
 from ferryman.config.analysis import Analysis
 from ferryman.config.migrations import Migrations
+from ferryman.config.retention import parse_retention
 from ferryman.config.served import VerifyServed
 from ferryman.domain import config_files, display_name, local_paths, release, rollout, validate
 from ferryman.errors import ConfigError, ValidationError
@@ -227,6 +228,29 @@ Delay = Annotated[
 ]
 
 
+def _retention(value: Any) -> str | None:
+    """``log_retention: 180d`` (also ``26w``, ``72h``, ``off``): kept as its text, checked."""
+    if value is None:
+        return None
+    if value is False or (isinstance(value, int) and not isinstance(value, bool) and value == 0):
+        return "off"  # YAML reads a bare off/no as false
+    if not isinstance(value, str):
+        raise PydanticCustomError("log_retention", HELP_RETENTION)
+    try:
+        parse_retention(value)
+    except ValueError:
+        raise PydanticCustomError("log_retention", HELP_RETENTION) from None
+    return value.strip().lower()
+
+
+HELP_RETENTION = "180d, 26w, 72h or off (at least a day)"
+Retention = Annotated[
+    str | None,
+    PlainValidator(_retention),
+    WithJsonSchema({"type": "string", "pattern": r"^(off|[0-9]+[dwh])$"}),
+]
+
+
 class HealthCheck(_Strict):
     """One check per host after its switch: an HTTP GET from the deploy host (``{HOST}`` is
     the host's address), a TCP connect, or a command on the host. Retried until it passes."""
@@ -420,6 +444,8 @@ class Environment(_Strict):
     watch: Annotated[Watch | None, BeforeValidator(_watch)] = None
     # promotion: a commit deploys here only after a deploy of it succeeded in that environment
     requires_passed: Name | None = None
+    # how long an ended deploy's log is kept here (180d, off); default: FERRYMAN_LOG_RETENTION
+    log_retention: Retention = None
 
     @field_validator("config_files")
     @classmethod

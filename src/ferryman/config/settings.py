@@ -19,6 +19,7 @@ from typing import Any
 
 import platformdirs
 
+from ferryman.config.retention import parse_retention
 from ferryman.errors import ConfigError
 from ferryman.outbound import Network, parse_allow
 
@@ -171,25 +172,6 @@ def _token(text: str) -> str:
     if value and (len(value) < 16 or any(c.isspace() or not c.isprintable() for c in value)):
         raise ValueError("must be at least 16 printable characters, no spaces")
     return value
-
-
-_RETENTION_UNITS = {"d": 1.0, "w": 7.0, "h": 1 / 24}
-_RETENTION_HELP = "must be off or a number of days of at least 1 (180d, 26w, 72h)"
-
-
-def parse_retention(text: str) -> timedelta | None:
-    """``180d``, ``26w``, ``72h`` → that long; ``off`` (or ``0``) → None: kept for ever.
-    At least a day, at most 100 years."""
-    value = text.strip().lower()
-    if value in ("off", "0", "none", "never"):
-        return None
-    unit = value[-1:]
-    if unit not in _RETENTION_UNITS or not value[:-1].isascii() or not value[:-1].isdigit():
-        raise ValueError(_RETENTION_HELP)
-    days = int(value[:-1]) * _RETENTION_UNITS[unit]
-    if not 1 <= days <= 36_500:
-        raise ValueError(_RETENTION_HELP)
-    return timedelta(days=days)
 
 
 def _home(text: str) -> Path:

@@ -62,7 +62,9 @@ def ticket_digest(s: Session, project: Project, config: ProjectConfig, ticket: T
         hosts=[str(h) for h in env.hosts if h.key in set(hosts)],
         repo=config.repo,
         vcs=config.vcs_kind,
-        env_config=env.model_dump(mode="json"),
+        # how long logs are kept decides nothing a ticket runs (and a new key must not send
+        # every approved ticket back to review)
+        env_config=env.model_dump(mode="json", exclude={"log_retention"}),
         config_versions={v["path"]: v["version"] for v in config_views(s, project, ticket.env)},
         variables=_variables(s, project, ticket.env),
     )

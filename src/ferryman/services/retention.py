@@ -7,7 +7,8 @@ that has not ended (queued, running, paused), the newest deploy of each project 
 and a deploy whose release a host serves now (``host_state``). The deploy row stays, with its
 hosts, releases, stages, error, ticket and audit rows: the audit log and every list still
 read it whole. Its ``logs_pruned_at`` is set and one log line says what happened, so the
-console shows why the log is short.
+console shows why the log is short. An environment whose project YAML says ``log_retention:``
+(``30d``, ``off``) is pruned by its own setting instead of the server's (``overrides``).
 
 **Artifacts.** Beside the logs, every run removes what nobody can use any more: the pull-mode
 packages (``artifacts/deploy-N``) and kept failed builds (``builds/deploy-N``) of deploys whose
@@ -27,16 +28,29 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from ferryman.config.retention import parse_retention
 from ferryman.config.settings import Settings
 from ferryman.db.clock import db_now
 from ferryman.db.models import (
@@ -105,13 +119,44 @@ def _stamp(moment: datetime) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S.%f}"  # one width: compared as text
 
 
-def prunable(cutoff: datetime, after: int) -> Select[Any]:
+Pair = tuple[int, str]  # (project id, environment)
+
+
+def overrides(db: Database) -> dict[Pair, timedelta | None]:
+    """The environments whose project's YAML says ``log_retention:`` (None: ``off``, kept for
+    ever): theirs wins over the server's for their deploys."""
+    found: dict[Pair, timedelta | None] = {}
+    with db.read() as s:
+        rows = s.execute(
+            select(Project.id, Project.config).where(Project.deleted_at.is_(None))
+        ).all()
+    for project_id, config in rows:
+        for env, values in ((config or {}).get("environments") or {}).items():
+            text = values.get("log_retention") if isinstance(values, dict) else None
+            if isinstance(text, str):
+                try:
+                    found[(int(project_id), str(env))] = parse_retention(text)
+                except ValueError:  # checked at apply; an older row is left alone
+                    continue
+    return found
+
+
+def _pair_is(pair: Pair) -> ColumnElement[bool]:
+    return and_(Deploy.project_id == pair[0], Deploy.env == pair[1])
+
+
+def prunable(
+    cutoff: datetime, after: int, *, only: Pair | None = None, skip: Sequence[Pair] = ()
+) -> Select[Any]:
     """Deploys (ids above ``after``) whose log may go: ended before ``cutoff``, not pruned
-    yet, a newer deploy in their project environment, and no host serving their release."""
+    yet, a newer deploy in their project environment, and no host serving their release;
+    ``only`` one environment's, or every one but those in ``skip``."""
     newer = aliased(Deploy)
+    scope = [_pair_is(only)] if only else [not_(or_(*map(_pair_is, skip)))] if skip else []
     return (
         select(Deploy.id)
         .where(
+            *scope,
             Deploy.id > after,
             Deploy.logs_pruned_at.is_(None),
             Deploy.status.not_in(ACTIVE_STATUSES),
@@ -135,16 +180,20 @@ def prune_logs(
     now: datetime | None = None,
     batch: int = BATCH,
     stopping: Callable[[], bool] = lambda: False,
+    only: Pair | None = None,
+    skip: Sequence[Pair] = (),
+    setting: str = "FERRYMAN_LOG_RETENTION",
 ) -> Pruned:
     """Delete the log lines and command records of deploys that ended more than ``keep``
-    ago (see the module's docstring for what is never touched)."""
+    ago (see the module's docstring for what is never touched); ``only``/``skip`` as in
+    ``prunable``, ``setting`` named in the note left on each deploy."""
     done = Pruned()
     with db.read() as s:
         cutoff = (now or db_now(s)) - keep
     after = 0
     while not stopping():
         with db.read() as s:
-            ids: list[int] = list(s.scalars(prunable(cutoff, after)))
+            ids: list[int] = list(s.scalars(prunable(cutoff, after, only=only, skip=skip)))
         if not ids:
             break
         after = ids[-1]
@@ -152,7 +201,7 @@ def prune_logs(
         done.steps += _delete_rows(db, DeployStep, ids, batch, stopping)
         if stopping():
             break
-        done.deploys += _mark(db, ids, keep)
+        done.deploys += _mark(db, ids, keep, setting)
     return done
 
 
@@ -177,14 +226,14 @@ def _delete_rows(
     return removed
 
 
-def _mark(db: Database, deploy_ids: list[int], keep: timedelta) -> int:
+def _mark(db: Database, deploy_ids: list[int], keep: timedelta, setting: str) -> int:
     """Say on each deploy that its log was pruned (once, whoever else prunes at once)."""
     marked = 0
     with db.transaction() as s:
         now = db_now(s)
         note = (
             f"The log of this deploy was removed on {now:%Y-%m-%d}: it ended more than "
-            f"{keep.days} days ago (FERRYMAN_LOG_RETENTION)."
+            f"{keep.days} days ago ({setting})."
         )
         for deploy_id in deploy_ids:
             won = s.execute(
@@ -292,11 +341,21 @@ def run(
     now: datetime | None = None,
     stopping: Callable[[], bool] = lambda: False,
 ) -> Pruned:
-    """One run: the logs past ``settings.log_retention`` (if set), then the artifacts; one
-    audit row (``retention.prune``, by ``system``) when anything went."""
+    """One run: the logs past ``settings.log_retention`` (if set) — or past an environment's
+    own ``log_retention:`` for its deploys — then the artifacts; one audit row
+    (``retention.prune``, by ``system``) when anything went."""
     done = Pruned()
+    own = overrides(db)
     if settings.log_retention is not None:
-        done = prune_logs(db, settings.log_retention, now=now, stopping=stopping)
+        done = prune_logs(db, settings.log_retention, now=now, stopping=stopping, skip=sorted(own))
+    for pair, keep in sorted(own.items()):
+        if keep is None or stopping():
+            continue
+        theirs = prune_logs(
+            db, keep, now=now, stopping=stopping, only=pair, setting="log_retention"
+        )
+        done.deploys, done.lines = done.deploys + theirs.deploys, done.lines + theirs.lines
+        done.steps += theirs.steps
     swept = sweep_artifacts(db, settings)
     done.artifacts, done.builds, done.trees = swept.artifacts, swept.builds, swept.trees
     if done.anything:
