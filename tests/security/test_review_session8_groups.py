@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from ferryman.db.models import SpaceGroup, SpaceMember, UserGroup, UserGroupMember
-from ferryman.errors import NotFound, PermissionDenied
+from ferryman.errors import Conflict, NotFound, PermissionDenied
 from ferryman.services import groups, spaces, users
 from ferryman.services.audit import SYSTEM, Actor
 from tests.api.world import PASSWORD, SPACE, World, build_world, fresh
@@ -115,3 +115,40 @@ def test_a_developer_through_a_group_cannot_raise_the_groups_role(world):
     with w.db.read() as s:
         own = s.scalar(select(SpaceMember.role).where(SpaceMember.user_id == dev.id))
     assert own is None  # no member row written for them either
+
+
+def test_the_last_owners_group_cannot_be_removed_or_lowered(world):
+    """A space keeps an owner (``spaces._keep_an_owner``: its last owner cannot be removed or
+    demoted). A space whose owners hold the role through a group lost them all when one of
+    them removed the group, or lowered its role: nobody but a superuser could manage it."""
+    w = world
+    space = fresh("solo")
+    spaces.create_space(w.db, SYSTEM, space)  # no direct member at all
+    lead = _user(w, "lead")
+    admins = groups.create_group(w.db, SYSTEM, fresh("admins"))["name"]
+    groups.add_member(w.db, SYSTEM, admins, lead.username)
+    groups.set_space_group(w.db, SYSTEM, space, admins, "owner")
+    with pytest.raises(Conflict):
+        groups.set_space_group(w.db, lead, space, admins, "master")
+    with pytest.raises(Conflict):
+        groups.remove_space_group(w.db, lead, space, admins)
+    with w.db.read() as s:
+        held = s.scalars(
+            select(SpaceGroup.role)
+            .join(UserGroup, UserGroup.id == SpaceGroup.group_id)
+            .where(UserGroup.name == admins)
+        ).all()
+    assert held == ["owner"]
+    # another owner first (directly here): then the group may go
+    second = _user(w, "second")
+    spaces.set_member(w.db, lead, space, second.username, "owner")
+    groups.remove_space_group(w.db, lead, space, admins)
+    with w.db.read() as s:
+        assert (
+            s.scalar(
+                select(SpaceGroup.role)
+                .join(UserGroup, UserGroup.id == SpaceGroup.group_id)
+                .where(UserGroup.name == admins)
+            )
+            is None
+        )

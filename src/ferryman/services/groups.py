@@ -186,10 +186,13 @@ def set_space_group(
         group = _group(s, ref)
         row = s.get(SpaceGroup, (space.id, group.id))
         before = row.role if row else None
+        owned = _has_owner(s, space)
         if row is None:
             s.add(SpaceGroup(space_id=space.id, group_id=group.id, role=parsed.name))
         else:
             row.role = parsed.name
+        if owned and before == Role.owner.name and parsed is not Role.owner:
+            _keep_an_owner(s, space, group)
         record(
             s,
             actor,
@@ -215,7 +218,10 @@ def remove_space_group(db: Database, actor: Actor, space_ref: int | str, ref: in
         row = s.get(SpaceGroup, (space.id, group.id))
         if row is None:
             raise NotFound(f"group {group.name} is not in {space.name}")
+        owned = _has_owner(s, space)
         s.delete(row)
+        if owned and row.role == Role.owner.name:
+            _keep_an_owner(s, space, group)
         record(
             s,
             actor,
@@ -223,4 +229,19 @@ def remove_space_group(db: Database, actor: Actor, space_ref: int | str, ref: in
             f"space:{space.name}/group:{group.name}",
             space_id=space.id,
             before=row.role,
+        )
+
+
+def _has_owner(s: Session, space: Space) -> bool:
+    """Whether anyone owns the space, directly or through a group."""
+    s.flush()
+    return Role.owner in group_roles.space_roles(s, space.id).values()
+
+
+def _keep_an_owner(s: Session, space: Space, group: UserGroup) -> None:
+    """Refuse a change (made in ``s``, not committed) that leaves a space that had an owner
+    without one — as ``spaces`` refuses removing or demoting its last owner."""
+    if not _has_owner(s, space):
+        raise Conflict(
+            f"group {group.name} gives {space.name} its last owners; add another owner first"
         )
