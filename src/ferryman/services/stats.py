@@ -89,7 +89,7 @@ def deploy_stats(
                 stmt = stmt.where(Project.space_id.in_(ids))
         if env is not None:
             stmt = stmt.where(Deploy.env == env)
-        rows = s.execute(stmt.order_by(Deploy.created_at)).tuples().all()
+        rows = s.execute(stmt.order_by(Deploy.created_at)).all()
     # one pass over the rows (100,000 deploys a year: 8,000 in 30 days), tallied per group
     groups: dict[tuple[str, str, str, str], _Tally] = {}
     total = _Tally()
