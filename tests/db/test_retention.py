@@ -252,35 +252,40 @@ def test_a_run_prunes_artifacts_nobody_can_use_and_writes_one_audit_row(
     assert rows[0].detail["deploys"] == 3 and rows[0].detail["retention_days"] == 180
 
 
-def test_an_environments_own_log_retention_wins_over_the_servers_both_ways(database, home_settings):
-    """The server keeps 180 days; ``log_retention: 30d`` in staging prunes sooner there and
-    ``log_retention: off`` in production keeps everything, whatever the server says."""
+def test_an_environment_keeps_its_logs_longer_than_the_server_but_never_shorter(
+    database, home_settings
+):
+    """The server keeps 180 days; ``log_retention: off`` in production keeps everything,
+    ``400d`` in staging keeps a 200-day-old log, and ``30d`` in test cannot go under the
+    server's 180 days (the operator's floor)."""
     shop = _project(
         database,
         "keepers",
         ("production", "staging", "test"),
-        {"staging": "30d", "production": "off"},
+        {"production": "off", "staging": "400d", "test": "30d"},
     )
     made = {
         "production_old": _deploy(database, shop, "production", "success", 400),
         "production_new": _deploy(database, shop, "production", "success", 1),
-        "staging_month": _deploy(database, shop, "staging", "success", 60),
+        "staging_old": _deploy(database, shop, "staging", "success", 500),
+        "staging_kept": _deploy(database, shop, "staging", "success", 200),
         "staging_new": _deploy(database, shop, "staging", "success", 1),
-        "test_month": _deploy(database, shop, "test", "success", 60),  # server's 180 days
         "test_old": _deploy(database, shop, "test", "failed", 200),
+        "test_month": _deploy(database, shop, "test", "success", 60),
         "test_new": _deploy(database, shop, "test", "success", 1),
     }
 
     done = retention.run(database, home_settings)
 
     lines = _lines(database)
-    assert done.deploys == 2  # staging_month by its own 30 days, test_old by the server's
-    assert lines[made["staging_month"]] == [lines[made["staging_month"]][0]] and lines[
-        made["staging_month"]
-    ][0].endswith("30 days ago (log_retention).")
-    assert lines[made["test_old"]][0].endswith("180 days ago (FERRYMAN_LOG_RETENTION).")
+    assert done.deploys == 2  # staging_old by its own 400 days, test_old by the server's
+    assert len(lines[made["staging_old"]]) == 1
+    assert lines[made["staging_old"]][0].endswith("400 days ago (log_retention).")
     assert len(lines[made["test_old"]]) == 1
-    for name in ("production_old", "production_new", "staging_new", "test_month", "test_new"):
+    assert lines[made["test_old"]][0].endswith("180 days ago (log_retention).")
+    for name in ("production_old", "production_new", "staging_kept", "staging_new"):
+        assert len(lines[made[name]]) == LINES, name
+    for name in ("test_month", "test_new"):
         assert len(lines[made[name]]) == LINES, name
 
 

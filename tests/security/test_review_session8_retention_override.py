@@ -67,10 +67,6 @@ def _kept(w: World, deploy_id: int) -> tuple[int, int]:
         return int(lines or 0), int(steps or 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session 8 review: a master's log_retention shortens the operator's retention",
-)
 def test_a_masters_log_retention_does_not_shorten_what_the_operator_keeps(world):
     w = world
     assert w.settings.log_retention is None  # the operator keeps every log

@@ -8,7 +8,9 @@ and a deploy whose release a host serves now (``host_state``). The deploy row st
 hosts, releases, stages, error, ticket and audit rows: the audit log and every list still
 read it whole. Its ``logs_pruned_at`` is set and one log line says what happened, so the
 console shows why the log is short. An environment whose project YAML says ``log_retention:``
-(``30d``, ``off``) is pruned by its own setting instead of the server's (``overrides``).
+(``400d``, ``off``) keeps its logs longer than the server's setting says, never shorter
+(``kept_for``: the server's is the operator's floor; with the server's ``off`` nothing is
+pruned).
 
 **Artifacts.** Beside the logs, every run removes what nobody can use any more: the pull-mode
 packages (``artifacts/deploy-N``) and kept failed builds (``builds/deploy-N``) of deploys whose
@@ -139,6 +141,15 @@ def overrides(db: Database) -> dict[Pair, timedelta | None]:
                 except ValueError:  # checked at apply; an older row is left alone
                     continue
     return found
+
+
+def kept_for(server: timedelta | None, environment: timedelta | None) -> timedelta | None:
+    """How long an environment with its own ``log_retention:`` keeps its logs: never less
+    than the server keeps (the operator's floor — a master's YAML cannot erase what the
+    operator keeps, a record of every command run on the fleet), longer when it asks."""
+    if server is None or environment is None:
+        return None
+    return max(server, environment)
 
 
 def _pair_is(pair: Pair) -> ColumnElement[bool]:
@@ -345,10 +356,12 @@ def run(
     own ``log_retention:`` for its deploys — then the artifacts; one audit row
     (``retention.prune``, by ``system``) when anything went."""
     done = Pruned()
+    server = settings.log_retention
     own = overrides(db)
-    if settings.log_retention is not None:
-        done = prune_logs(db, settings.log_retention, now=now, stopping=stopping, skip=sorted(own))
-    for pair, keep in sorted(own.items()):
+    if server is not None:
+        done = prune_logs(db, server, now=now, stopping=stopping, skip=sorted(own))
+    for pair, asked in sorted(own.items()):
+        keep = kept_for(server, asked)
         if keep is None or stopping():
             continue
         theirs = prune_logs(
