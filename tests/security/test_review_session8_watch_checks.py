@@ -33,10 +33,6 @@ def _watch(db, deploy_id: int) -> DeployWatch:
         return row
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session 8 review: the watch runs health checks without the deploy's variables",
-)
 def test_a_health_check_that_reads_the_deploys_variables_passes_in_the_watch_too(
     db, settings, git_host, targets, tmp_path: Path
 ):

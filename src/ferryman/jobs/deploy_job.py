@@ -42,12 +42,16 @@ CANCEL_POLL = 1.0  # seconds between looks at the cancel flag
 _SETTLED = {"success": "success"}  # a host row's final status by the deploy's outcome
 
 
+def opened_variables(db: Database, variables: dict[str, str]) -> dict[str, str]:
+    """A deploy's variables with their secret values opened — only here, in the worker's
+    memory (the deploy's run and its post-deploy watch)."""
+    return {k: db.box.open(v) if is_sealed(v) else v for k, v in variables.items()}
+
+
 def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
     deploy, project = deploys.load(db, deploy_id)
     ctx: Context
-    variables = {  # secret values are opened only here, in the worker's memory
-        k: db.box.open(v) if is_sealed(v) else v for k, v in deploy.variables.items()
-    }
+    variables = opened_variables(db, deploy.variables)
     files, host_ids = (
         config_files.open_bundle(db.box, deploy.config_bundle) if deploy.config_bundle else ([], {})
     )

@@ -15,12 +15,14 @@ from ferryman.config.settings import Settings
 from ferryman.db.session import Database
 from ferryman.errors import FerrymanError
 from ferryman.jobs import held
+from ferryman.jobs.deploy_job import opened_variables
 from ferryman.pipeline import health
 from ferryman.pipeline.context import Context, new_context
 from ferryman.pipeline.memory import MemoryStore, MemoryWriter
 from ferryman.remote.executor import Target, fan_out
 from ferryman.services import deploys, watch
 from ferryman.services.space_access import space_access
+from ferryman.vcs.base import Resolved
 
 log = logging.getLogger(__name__)
 LEASE = 300.0  # seconds a claim holds a watch; renewed every third of it while a round runs
@@ -28,21 +30,33 @@ LEASE = 300.0  # seconds a claim holds a watch; renewed every third of it while 
 
 def _context(db: Database, settings: Settings, deploy_id: int) -> Context:
     """The watched deploy's environment as it was deployed (its config snapshot), checked
-    with its space's key; its lines go nowhere but the verdict."""
+    with its space's key and with the variables the checks after its switch saw (its
+    release, commit, variables and secrets: the same checks must read the same values);
+    its lines go nowhere but the verdict."""
     deploy, project = deploys.load(db, deploy_id)
     config = parse_project(deploy.config)
-    return new_context(
+    ctx = new_context(
         None,
         settings,
         config,
         deploy.env,
         deploy_id=deploy.id,
         project_id=project.id,
+        kind=deploy.kind,
+        ref=deploy.ref,
+        target_release=deploy.target_release,
+        requested_by=deploy.requested_by_name,
         hosts=deploy.hosts,
+        pinned_commit=deploy.commit,
+        env_variables=opened_variables(db, deploy.variables),
+        secret_names=deploy.secret_names,
         space=space_access(db, settings, project.space_id),
         store=MemoryStore(),
         writer=MemoryWriter(),
     )
+    ctx.release = deploy.release_name
+    ctx.resolved = Resolved(ref=deploy.ref, commit=deploy.commit)
+    return ctx
 
 
 async def check_once(ctx: Context) -> tuple[str, str] | None:
@@ -70,9 +84,13 @@ async def _round(
 ) -> tuple[str, str] | None:
     ctx = await asyncio.to_thread(_context, db, settings, claimed.deploy_id)
     try:
-        return await check_once(ctx)
+        failed = await check_once(ctx)
     finally:
         await ctx.executor.close()
+    if failed is None:
+        return None
+    host, why = failed
+    return host, ctx.recorder.mask(why)  # a check's output may print a secret it was given
 
 
 async def _watch_one(
