@@ -55,9 +55,6 @@ def _until(what, why: str) -> bool:
     return False
 
 
-@pytest.mark.xfail(
-    strict=True, reason="session 8 review: one slow watch round stalls the worker's watches"
-)
 def test_a_slow_watch_round_does_not_hold_up_another_projects_watch(
     db, settings, git_host, targets, tmp_path: Path
 ):

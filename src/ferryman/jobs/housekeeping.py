@@ -66,20 +66,25 @@ PERIOD = 2.0  # seconds between rounds of the periodic jobs
 
 
 async def periodic(db: Database, settings: Settings, stopping: asyncio.Event, worker: str) -> None:
-    """Until ``stopping``: every ``PERIOD``, the due post-deploy watches and scheduled
+    """Until ``stopping``: every ``PERIOD``, the due post-deploy watches (each round a task
+    of its own: a slow one holds up nothing else, ``watch_job.Rounds``) and scheduled
     summaries (each claimed in the database: one worker does each). A round that fails
     (a database outage) is logged and the next one tries again."""
     from ferryman.jobs import watch_job
     from ferryman.services import summaries
 
-    while not stopping.is_set():
-        try:
-            await watch_job.tick(db, settings, worker)
-            await asyncio.to_thread(summaries.send_due, db)
-        except Exception:
-            log.warning("a round of the periodic jobs failed", exc_info=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), PERIOD)
+    rounds = watch_job.Rounds()
+    try:
+        while not stopping.is_set():
+            try:
+                await rounds.start_due(db, settings, worker)
+                await asyncio.to_thread(summaries.send_due, db)
+            except Exception:
+                log.warning("a round of the periodic jobs failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), PERIOD)
+    finally:
+        await rounds.close()
 
 
 RETENTION_LOOK = 60.0  # seconds between looks at whether the hourly retention run is due

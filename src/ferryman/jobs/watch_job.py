@@ -119,6 +119,49 @@ async def _watch_one(
     )
 
 
+ROUNDS = 20  # watch rounds one worker runs at once
+
+
+class Rounds:
+    """The watch rounds a worker's periodic loop runs, each a task of its own, at most
+    ``cap`` at once: the loop claims what is due every period without waiting for rounds
+    still running, so one project's slow check holds only its own watch — never another
+    project's (or space's) watch, nor the summaries the same loop sends."""
+
+    def __init__(self, cap: int = ROUNDS) -> None:
+        self.cap = cap
+        self.running: set[asyncio.Task[str]] = set()
+
+    async def start_due(
+        self, db: Database, settings: Settings, worker: str, lease: float = LEASE
+    ) -> int:
+        """Claim due watches for the room left and start their rounds; returns how many."""
+        room = self.cap - len(self.running)
+        if room <= 0:
+            return 0
+        claimed = await asyncio.to_thread(watch.claim_due, db, worker, lease, room)
+        for item in claimed:
+            task = asyncio.create_task(self._one(db, settings, item, lease))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        return len(claimed)
+
+    @staticmethod
+    async def _one(db: Database, settings: Settings, item: watch.Claimed, lease: float) -> str:
+        try:
+            return await _watch_one(db, settings, item, lease)
+        except Exception as exc:  # tried again when its lease runs out
+            log.warning("post-deploy watch #%d: %s", item.watch_id, exc)
+            return ""
+
+    async def close(self) -> None:
+        """Stop the rounds still running (their leases run out; another worker carries the
+        watches on) and wait for them to end."""
+        for task in list(self.running):
+            task.cancel()
+        await asyncio.gather(*self.running, return_exceptions=True)
+
+
 async def tick(db: Database, settings: Settings, worker: str, lease: float = LEASE) -> int:
     """One round: every due watch checked (at once, each on its own); returns how many."""
     claimed = await asyncio.to_thread(watch.claim_due, db, worker, lease)
