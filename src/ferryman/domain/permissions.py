@@ -72,7 +72,9 @@ ACTIONS: dict[str, Rule] = {
     ),
     "member.read": Rule(R, False, "list members and project role overrides"),
     "member.manage": Rule(OWN, True, "add, change or remove members and project overrides"),
-    "group.read": Rule(USER, False, "list user groups, their members and spaces"),
+    "group.read": Rule(
+        USER, False, "list user groups, their spaces and the members you share a space with"
+    ),
     "group.manage": Rule(SUPER, True, "create or delete user groups; add or remove their members"),
     "environment.read": Rule(R, False, "list environments and their variables"),
     "environment.manage": Rule(M, True, "create, change or delete environments"),
