@@ -39,7 +39,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.bootstrap import prepare_home
 from ferryman.config.project import parse_project
 from ferryman.config.settings import load_settings, parse_retention

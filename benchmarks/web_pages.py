@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.bootstrap import prepare_home
 from ferryman.config.project import parse_project
 from ferryman.config.settings import load_settings

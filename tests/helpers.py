@@ -276,7 +276,7 @@ def web_session(
 
     from fastapi.testclient import TestClient
 
-    from ferryman.api.app import create_app
+    from ferryman.app import create_app
 
     client = TestClient(
         create_app(settings, db, embedded_worker=False), headers={"Accept-Language": language}

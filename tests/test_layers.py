@@ -29,10 +29,8 @@ PIPELINE_STORAGE_TODAY = {
     ("pipeline/context.py", "ferryman.services.deploy_store"),
 }
 
-# api/ → web/: the app mounts the pages (a module that builds the app from both would end it).
-API_TO_WEB_TODAY = {
-    ("api/app.py", "ferryman.web.routes"),
-}
+# api/ → web/: none (ferryman/app.py builds the server from both).
+API_TO_WEB_TODAY: set[tuple[str, str]] = set()
 
 # api/ → pipeline/ and remote/: none (checks go through ``services/checks.py``).
 API_TO_ENGINE_TODAY: set[tuple[str, str]] = set()
@@ -98,7 +96,7 @@ def test_the_import_reader_sees_top_level_function_level_and_relative_imports(tm
     assert ("pipeline/prepare.py", "ferryman.commands.probe") in _edges("pipeline")
     # an import inside a function body counts the same as one at the top
     assert ("web/pages/space.py", "ferryman.services.host_keys") in _edges("web")
-    assert ("api/app.py", "ferryman.web.routes") in _edges("api")
+    assert ("api/app.py", "ferryman.jobs.worker") in _edges("api")
 
 
 @pytest.mark.parametrize("package", ["domain", "commands"])

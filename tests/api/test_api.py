@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.testing.fleet import FleetHost
 from tests.helpers import Repo, create_admin, finish, project_config, unique
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from tests.conftest import set_approval
 from tests.helpers import Repo, apply, create_admin, project_config, unique
 

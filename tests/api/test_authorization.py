@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.config.settings import load_settings
 from ferryman.db.session import Database
 from ferryman.domain.permissions import ACTIONS, PUBLIC, SUPER, USER, Role, role_allows

@@ -8,7 +8,7 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.services import deploy_views, deploys, users
 from tests.helpers import ADMIN, Repo, apply, finish, project_config, unique
 

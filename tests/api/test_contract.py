@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.config.settings import load_settings
 from ferryman.errors import FerrymanError
 from ferryman.services import users

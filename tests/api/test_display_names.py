@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from tests.api.world import SPACE, World, build_world, fresh
 
 P = "/api/v1"

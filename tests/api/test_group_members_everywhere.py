@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.db.models import NotifyDelivery, Project
 from ferryman.services import group_roles, groups, notifications, projects, spaces, users
 from ferryman.services.audit import SYSTEM

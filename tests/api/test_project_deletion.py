@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.config.project import parse_project
 from ferryman.db.models import AuditEntry, Deploy, Project, Ticket
 from ferryman.services import deploys, projects

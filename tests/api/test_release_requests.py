@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.db.models import AuditEntry, Project, Ticket
 from ferryman.services import projects
 from ferryman.services.audit import SYSTEM

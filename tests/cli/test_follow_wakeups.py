@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from ferryman.api.app import create_app
 from ferryman.api.routes import console
+from ferryman.app import create_app
 from ferryman.cli.client import Client
 from ferryman.cli.follow import stream_lines
 from ferryman.clock import utcnow

@@ -293,7 +293,7 @@ def home(db_url: str, tmp_path: Path) -> Iterator[tuple[Settings, Database]]:
 
 def test_the_limits_api_lets_owners_lower_and_refuses_them_raising(home):
     settings, db = home
-    from ferryman.api.app import create_app
+    from ferryman.app import create_app
 
     team = _team(db)
     tokens = {

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.config.project import parse_project
 from ferryman.db.models import Ticket
 from ferryman.services import hooks, projects

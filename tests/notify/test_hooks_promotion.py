@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.config.project import parse_project
 from ferryman.services import hooks, projects
 from ferryman.services.audit import SYSTEM

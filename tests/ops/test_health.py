@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.bootstrap import attach_key
 from ferryman.config.settings import Settings, load_settings
 from ferryman.db.session import Database

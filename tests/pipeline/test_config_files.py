@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.db.session import Database
 from ferryman.errors import ConfigError, Conflict
 from ferryman.secretbox import SecretBox, load_key, new_key

@@ -221,7 +221,7 @@ def test_the_api_and_a_ticket_preview_show_the_crossing_and_refuse_it_until_forc
 
     from fastapi.testclient import TestClient
 
-    from ferryman.api.app import create_app
+    from ferryman.app import create_app
     from ferryman.services import tickets
 
     hosts = targets[:1]

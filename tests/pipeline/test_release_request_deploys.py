@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.services import spaces, users
 from ferryman.services.audit import SYSTEM
 from tests.conftest import set_approval

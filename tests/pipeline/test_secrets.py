@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.bootstrap import prepare_home
 from ferryman.config.settings import load_settings
 from ferryman.errors import ConfigError

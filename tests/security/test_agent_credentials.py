@@ -41,7 +41,7 @@ def _basic(user: str, token: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
-    from ferryman.api.app import create_app
+    from ferryman.app import create_app
 
     w = build_world(tmp_path_factory.mktemp("agent-credentials"))
     busy = agents.register(w.db, SYSTEM, SPACE, "web1.example.com")

@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from ferryman.api import limits
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.config.project import parse_project
 from ferryman.db.models import Deploy, HookDelivery, Ticket
 from ferryman.services import agents, hooks, projects, spaces

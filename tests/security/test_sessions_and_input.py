@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from starlette.websockets import WebSocketDisconnect
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.bootstrap import attach_key
 from ferryman.db.models import LoginFailure, Ticket
 from ferryman.db.session import Database

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.services import projects as project_service
 from ferryman.services import stats
 from tests.api.world import PASSWORD, SPACE, World, build_world

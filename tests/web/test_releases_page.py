@@ -8,7 +8,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.config.project import parse_project
 from ferryman.services import inventory, projects, spaces, users
 from ferryman.services.audit import SYSTEM

@@ -10,7 +10,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from ferryman.api.app import create_app
+from ferryman.app import create_app
 from ferryman.services import deploys, spaces, tickets, users
 from ferryman.services.audit import SYSTEM
 from tests.helpers import ADMIN, Repo, apply, finish, project_config, unique

@@ -1,5 +1,7 @@
 """The FastAPI application: REST under /api/v1, OpenAPI at /docs (Swagger UI served from the
 installed package, so it works on a network without the internet), an embedded worker.
+The web pages are handed in (``Pages``) by the module that builds the whole server,
+``ferryman/app.py``: the API imports no page.
 
 Every response carries ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy:
 same-origin``; ``/docs`` its own Content-Security-Policy; every body is bounded
@@ -17,7 +19,7 @@ import contextlib
 import html
 from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import fastapi_offline
 import swagger_ui_bundle  # type: ignore[import-untyped]  # Swagger UI dist, no types
@@ -39,7 +41,6 @@ from ferryman.db.session import Database
 from ferryman.errors import FerrymanError, NotFound, ValidationError
 from ferryman.jobs.worker import Worker
 from ferryman.observability import health
-from ferryman.web import routes as web
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
@@ -170,9 +171,38 @@ def _docs_page(root: str, openapi_url: str) -> str:
 """
 
 
-def create_app(
-    settings: Settings, db: Database | None = None, embedded_worker: bool | None = None
+class Pages(Protocol):
+    """What the API needs of the web pages: mount them, tell a page request from an API one,
+    and answer a page's error with a page (``web/routes.py``)."""
+
+    def mount(self, app: FastAPI) -> None: ...
+
+    def is_page(self, request: Request) -> bool: ...
+
+    def error_page(self, request: Request, exc: FerrymanError) -> Response: ...
+
+
+class NoPages:
+    """An API without pages: every request is answered as the API answers."""
+
+    def mount(self, app: FastAPI) -> None:
+        return None
+
+    def is_page(self, request: Request) -> bool:
+        return False
+
+    def error_page(self, request: Request, exc: FerrymanError) -> Response:
+        raise AssertionError("no page is ever asked for")  # is_page is always False
+
+
+def create_api(
+    settings: Settings,
+    db: Database | None = None,
+    embedded_worker: bool | None = None,
+    pages: Pages | None = None,
 ) -> FastAPI:
+    """The API (and, with ``pages``, the web UI); ``ferryman.app.create_app`` is the server."""
+    web = pages or NoPages()
     database = db or Database(settings.database_url)
     run_worker = settings.embedded_worker if embedded_worker is None else embedded_worker
 

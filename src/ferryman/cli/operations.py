@@ -156,7 +156,7 @@ def serve(
 
     import uvicorn
 
-    from ferryman.api.app import create_app
+    from ferryman.app import create_app
     from ferryman.bootstrap import ensure_ssh_key, prepare_home
     from ferryman.config.settings import load_settings
     from ferryman.observability import logs
