@@ -61,8 +61,14 @@ def test_two_worker_processes_run_each_of_500_jobs_exactly_once(db_url: str, tmp
         )
         for _ in range(2)
     ]
-    for worker in workers:
-        assert worker.wait(timeout=240) == 0
+    try:
+        for worker in workers:
+            assert worker.wait(timeout=240) == 0
+    finally:  # a worker that did not finish must not outlive the test
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(timeout=10)
     ran = [line.split() for line in log.read_text().splitlines()]
     assert sorted(int(d) for d, _ in ran) == sorted(ids)  # all of them, none twice
     assert len({pid for _, pid in ran}) == 2  # both workers took part
