@@ -166,6 +166,25 @@ def test_a_local_targets_shared_dir_without_shared_paths_is_counted_in_the_overl
     )
 
 
+def test_a_local_target_cannot_put_its_webroot_beside_another_local_projects_paths(world, tmp_path):
+    """A local target's sandbox binds its webroot's directory writable (the switch renames the
+    link there): a second project whose webroot link sits in the same directory would let
+    the first one's hooks replace it. Refused; a webroot in a directory of its own is not."""
+    w = world
+    www = tmp_path / "www"
+    first, second = fresh("web"), fresh("web")
+    one = {**_local(first, tmp_path, webroot=str(www / first)), "repo": w.repo_url}
+    projects.apply_project(w.db, SYSTEM, parse_project(one))
+    two = {**_local(second, tmp_path, webroot=str(www / second)), "repo": w.repo_url}
+    text = _refusal(w, "super", two)
+    assert f"webroot's directory {www}" in text and f"project {first}" in text, text
+    apart = {**_local(second, tmp_path, webroot=str(www / second / "current")), "repo": w.repo_url}
+    text = _refusal(w, "super", apart)  # its link would still be inside the first's directory
+    assert f"project {first}" in text, text
+    own = {**_local(second, tmp_path), "repo": w.repo_url}  # <root>/<name>/www/current
+    projects.apply_project(w.db, SYSTEM, parse_project(own))
+
+
 def test_the_same_shared_dir_on_remote_hosts_without_shared_paths_still_treads_on_nothing(
     world, tmp_path
 ):

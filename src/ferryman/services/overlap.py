@@ -3,13 +3,14 @@ shared host (``domain/overlap.py``): called by ``projects.apply_project`` before
 is written. The error names the other project and environment, the host and the paths — or,
 when the applier cannot see the other project's space, says only "a project of another
 space" and the applier's own path and host: nothing of the other space's layout. A local
-target (``hosts: [local]``) also claims its whole shared dir, which its sandbox binds
-writable. One host written two ways (``localhost`` and ``127.0.0.1``, ``127.1``) is one host
-(``same_host``); no name is ever looked up."""
+target (``hosts: [local]``) also claims its whole shared dir and its webroot's directory,
+which its sandbox binds writable. One host written two ways (``localhost`` and
+``127.0.0.1``, ``127.1``) is one host (``same_host``); no name is ever looked up."""
 
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 import socket
 from typing import Any
@@ -126,19 +127,24 @@ def _claims(project: str, env_name: str, env: Any) -> list[Claim]:
 
 
 def _local_claims(project: str, env_name: str, env: Any) -> list[Claim]:
-    """What a local target claims beyond ``_claims``: its whole shared dir, which the sandbox
-    binds writable whenever it exists (``remote/local.py``), ``shared:`` entries or not."""
+    """What a local target claims beyond ``_claims``: what its sandbox binds writable
+    (``remote/local.py``) — its whole shared dir, ``shared:`` entries or not, and the
+    directory its webroot link is in (the switch renames the link there), so another
+    project's paths under that directory are refused, not left writable to this one's hooks."""
     if not isinstance(env, dict):
         return []
-    releases, given = env.get("releases"), env.get("shared_dir")
+    releases, given, webroot = env.get("releases"), env.get("shared_dir"), env.get("webroot")
     if not isinstance(releases, str):
         return []
-    return [
+    out = [
         Claim(
             "shared dir",
             shared_dir(given if isinstance(given, str) else None, releases, project, env_name),
         )
     ]
+    if isinstance(webroot, str) and webroot.rstrip("/"):
+        out.append(Claim("webroot's directory", posixpath.dirname(webroot.rstrip("/")) or "/"))
+    return out
 
 
 def _hosts(s: Session, cache: dict[int, list[Server]], space_id: int, env: Any) -> set[str]:
