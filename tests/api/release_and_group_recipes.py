@@ -49,6 +49,11 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         {"name": f"made{next(_groups)}", "display_name": "运维组"},
     ),
     ("GET", "/api/v1/groups/{group}"): lambda w, r: ("GET", f"{P}/groups/{new_group(w)}", None),
+    ("PATCH", "/api/v1/groups/{group}"): lambda w, r: (
+        "PATCH",
+        f"{P}/groups/{new_group(w)}",
+        {"name": f"renamed{next(_groups)}", "description": "运维"},
+    ),
     ("DELETE", "/api/v1/groups/{group}"): lambda w, r: (
         "DELETE",
         f"{P}/groups/{new_group(w)}",

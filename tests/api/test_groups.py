@@ -159,3 +159,34 @@ def test_a_group_role_that_is_not_a_role_is_refused(world):
     group = _call(w, client, "super", "POST", "/groups", {"name": fresh("bad")}).json()["name"]
     refused = _call(w, client, "owner", "PUT", f"/spaces/{SPACE}/groups/{group}", {"role": "god"})
     assert refused.status_code == 422
+
+
+def test_a_renamed_group_keeps_its_members_and_spaces_and_a_taken_name_is_refused(world):
+    w, client = world
+    carol = _newcomer(w)
+    old, new = fresh("ops"), fresh("sre")
+    taken = _call(w, client, "super", "POST", "/groups", {"name": fresh("dba")}).json()["name"]
+    _call(w, client, "super", "POST", "/groups", {"name": old})
+    _call(w, client, "super", "PUT", f"/groups/{old}/members/{carol}")
+    _call(w, client, "owner", "PUT", f"/spaces/{SPACE}/groups/{old}", {"role": "developer"})
+
+    renamed = _call(w, client, "super", "PATCH", f"/groups/{old}", {"name": new})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["members"] == [carol]
+    assert renamed.json()["spaces"] == [{"space": SPACE, "role": "developer"}]
+    assert _call(w, client, "super", "GET", f"/groups/{old}").status_code == 404
+    assert _can(w, client, carol)["ticket"] == 201  # the role came along
+
+    for body, status in (
+        ({"name": taken}, 409),
+        ({"name": "bad name"}, 422),
+        ({"display_name": "ops\u202eevil"}, 422),
+        ({"description": "x" * 501}, 422),
+    ):
+        refused = _call(w, client, "super", "PATCH", f"/groups/{new}", body)
+        assert refused.status_code == status, (body, refused.text)
+    kept = _call(w, client, "super", "GET", f"/groups/{new}").json()
+    assert (kept["name"], kept["display_name"], kept["description"]) == (new, "", "")
+    # an owner manages the space's groups, not the groups themselves
+    assert _call(w, client, "owner", "PATCH", f"/groups/{new}", {"name": "mine"}).status_code == 403
+    assert _call(w, client, "super", "GET", f"/groups/{new}").json()["name"] == new

@@ -32,5 +32,13 @@ def test_a_user_follows_the_group_granted_to_a_space_and_revoked(cli, signed_in)
     listed = json.loads(cli("group", "list", "--json", user="carl").stdout)
     assert listed[0]["name"] == "ops" and listed[0]["members"] == ["carl"]
 
-    cli("group", "revoke", "ops", "default", user="olga")
+    renamed = cli("group", "rename", "ops", "sre", user="root")
+    assert "renamed group ops to sre" in renamed.stdout
+    assert cli("group", "rename", "sre", "x", check=False, user="olga").returncode != 0
+    cli("group", "set", "sre", "--description", "on call", user="root")
+    listed = json.loads(cli("group", "list", "--json", user="carl").stdout)
+    assert (listed[0]["name"], listed[0]["description"]) == ("sre", "on call")
+    assert _spaces(cli, "carl") == {"default"}  # the role follows the renamed group
+
+    cli("group", "revoke", "sre", "default", user="olga")
     assert _spaces(cli, "carl") == set()

@@ -189,3 +189,34 @@ def test_a_master_cannot_give_a_group_a_role_in_the_space(world):
     )
     assert refused.status_code == 403
     assert name not in space_roles(world)
+
+
+def test_a_superuser_renames_a_group_and_a_developer_posting_the_form_changes_nothing(world):
+    name = fresh_group(world, SPACE)
+    developer = browser(world, "developer")
+    refused = developer.post(
+        f"/groups/{name}/edit", data={"csrf": csrf_of(developer), "name": "hijacked"}
+    )
+    assert refused.status_code == 403
+    assert {g["name"] for g in groups.list_groups(world.db, SYSTEM)} >= {name}
+
+    root = browser(world, "super")
+    shown = root.get("/groups").text
+    assert f'action="/groups/{name}/edit"' in shown
+    bad = root.post(f"/groups/{name}/edit", data={"csrf": csrf_of(root), "name": "no spaces!"})
+    assert bad.status_code == 422 and 'value="no spaces!"' in bad.text  # kept, said at the form
+    new = f"{name}-renamed"
+    done = root.post(
+        f"/groups/{name}/edit",
+        data={
+            "csrf": csrf_of(root),
+            "name": new,
+            "display_name": "值班组",
+            "description": "on call",
+        },
+    )
+    assert done.status_code in (200, 303), done.text[:300]
+    after = groups.get_group(world.db, SYSTEM, new)
+    assert (after["display_name"], after["description"]) == ("值班组", "on call")
+    assert after["members"] == [world.actors["author"].username]
+    assert space_roles(world)[new] == "developer"

@@ -47,6 +47,36 @@ def group_create(
     console.print(f"created group {escape(data['name'])} (#{data['id']})")
 
 
+@group_app.command("rename")
+def group_rename(
+    group: GroupArg,
+    new_name: Annotated[str, typer.Argument(help="Its new name.", metavar="NEW_NAME")],
+) -> None:
+    """Rename a group (superusers): its members and spaces follow it."""
+    data = Client().patch(f"/groups/{_q(group)}", {"name": new_name})
+    console.print(f"renamed group {escape(group)} to {escape(data['name'])}")
+
+
+@group_app.command("set")
+def group_set(
+    group: GroupArg,
+    display_name: Annotated[
+        str | None, typer.Option(help="Its name in any script.", metavar="TEXT")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="What it is for.", metavar="TEXT")] = None,
+) -> None:
+    """Change a group's display name or description (superusers)."""
+    body = {
+        key: value
+        for key, value in (("display_name", display_name), ("description", description))
+        if value is not None
+    }
+    if not body:
+        raise typer.BadParameter("give --display-name or --description")
+    data = Client().patch(f"/groups/{_q(group)}", body)
+    console.print(f"updated group {escape(data['name'])}")
+
+
 @group_app.command("delete")
 def group_delete(group: GroupArg) -> None:
     """Delete a group (superusers): its members lose its role in every space."""

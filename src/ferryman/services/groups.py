@@ -17,11 +17,13 @@ from ferryman.db.session import Database
 from ferryman.domain import display_name as display_names
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
-from ferryman.errors import Conflict, NotFound
+from ferryman.errors import Conflict, NotFound, ValidationError
 from ferryman.services import group_roles
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import require, visible_space_ids
 from ferryman.services.spaces import find_user, visible_space
+
+DESCRIPTION = 500  # characters of a group's description
 
 
 def _group(s: Session, ref: int | str) -> UserGroup:
@@ -117,6 +119,44 @@ def create_group(
         s.add(group)
         s.flush()
         record(s, actor, "group.create", f"group:{name}")
+        return group_dict(s, actor, group)
+
+
+def update_group(
+    db: Database,
+    actor: Actor,
+    ref: int | str,
+    *,
+    name: str | None = None,
+    display_name: str | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """Rename a group, or change its display name or description (``None``: unchanged).
+    Members and the spaces it is in follow it: they are kept by the group's id."""
+    if name is not None:
+        validate.name(name, "group name")
+    shown = display_names.check(display_name) if display_name is not None else None
+    if description is not None and len(description.strip()) > DESCRIPTION:
+        raise ValidationError(f"description: at most {DESCRIPTION} characters")
+    with db.transaction() as s:
+        require(s, actor, "group.manage")
+        group = _group(s, ref)
+        before = group.name
+        changed: list[str] = []
+        if name is not None and name != group.name:
+            if s.scalar(select(UserGroup).where(UserGroup.name == name)) is not None:
+                raise Conflict(f"group {name!r} already exists")
+            group.name = name
+            changed.append("name")
+        if shown is not None and shown != group.display_name:
+            group.display_name = shown
+            changed.append("display_name")
+        if description is not None and description.strip() != group.description:
+            group.description = description.strip()
+            changed.append("description")
+        if changed:
+            s.flush()
+            record(s, actor, "group.update", f"group:{group.name}", was=before, changed=changed)
         return group_dict(s, actor, group)
 
 

@@ -75,6 +75,7 @@ VERBS = {
     "hook.receive": N_("received a webhook for"),
     "hook.secret": N_("made a new webhook secret for"),
     "group.create": N_("created the group"),
+    "group.update": N_("changed the group"),
     "group.delete": N_("deleted the group"),
     "group.member_add": N_("added a member to the group"),
     "group.member_remove": N_("removed a member from the group"),

@@ -64,6 +64,26 @@ def get_group(group: str, db: DB, actor: CurrentActor) -> dict[str, Any]:
     return groups.get_group(db, actor, group)
 
 
+class GroupChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str | None = Field(default=None, min_length=1, max_length=64, description="a new name")
+    display_name: str | None = Field(default=None, max_length=200, description="in any script")
+    description: str | None = Field(default=None, max_length=500)
+
+
+@router.patch("/groups/{group}", response_model=Group, openapi_extra=perm("group.manage"))
+def update_group(group: str, body: GroupChange, db: DB, actor: CurrentActor) -> dict[str, Any]:
+    """Rename it, or change its display name or description; members and spaces follow it."""
+    return groups.update_group(
+        db,
+        actor,
+        group,
+        name=body.name,
+        display_name=body.display_name,
+        description=body.description,
+    )
+
+
 @router.delete("/groups/{group}", status_code=204, openapi_extra=perm("group.manage"))
 def delete_group(group: str, db: DB, actor: CurrentActor) -> Response:
     """Its members lose what it gave them, in every space, at once."""

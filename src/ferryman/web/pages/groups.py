@@ -86,6 +86,40 @@ def create_group(
     return redirect(request, "/groups", web._("Group %(name)s created.", name=made["name"]))
 
 
+@router.post("/groups/{group}/edit", response_model=None)
+def edit_group(
+    request: Request,
+    group: str,
+    db: DB,
+    csrf: Csrf,
+    name: Optional = "",
+    display_name: Optional = "",
+    description: Optional = "",
+) -> Response:
+    web = signed_in(request, db)
+    check_csrf(web, csrf)
+    assert web.actor is not None
+    values = {"name": name, "display_name": display_name, "description": description}
+    try:
+        if not name.strip():
+            raise ValidationError(web._("Give the group a name."))
+        if len(description) > 500:
+            raise ValidationError(web._("The description is at most 500 characters."))
+        changed = groups.update_group(
+            db,
+            web.actor,
+            group,
+            name=name.strip(),
+            display_name=display_name,
+            description=description,
+        )
+    except FerrymanError as exc:
+        if _refused(exc):
+            raise
+        return _groups_page(request, web, db, exc.message, f"edit:{group}", values, exc.http_status)
+    return redirect(request, "/groups", web._("Group %(name)s saved.", name=changed["name"]))
+
+
 @router.post("/groups/{group}/delete", response_model=None)
 def delete_group(request: Request, group: str, db: DB, csrf: Csrf) -> Response:
     web = signed_in(request, db)
