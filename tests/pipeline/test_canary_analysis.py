@@ -46,13 +46,16 @@ NOTHING = f"{NET}.91"  # nothing listens here
 HOSTILE = f"{NET}.92"
 LOOPBACK_NET = parse_allow(f"{NET}.0/24")
 
+# Rates over 5 s of 1 s scrapes: a loaded machine delays scrapes, and a window holding fewer
+# than two samples has no rate — "no data", which pauses the rollout (fail safe) instead of
+# judging it. 5 s still shows a canary's degradation from its first second.
 ERROR_RATE = (
-    'sum(rate(http_requests_total{instance=~"{HOSTS_RE}",code=~"5.."}[3s]))'
-    ' / sum(rate(http_requests_total{instance=~"{HOSTS_RE}"}[3s]))'
+    'sum(rate(http_requests_total{instance=~"{HOSTS_RE}",code=~"5.."}[5s]))'
+    ' / sum(rate(http_requests_total{instance=~"{HOSTS_RE}"}[5s]))'
 )
 P99 = (
     "histogram_quantile(0.99, sum by (le) "
-    '(rate(http_request_duration_seconds_bucket{instance=~"{HOSTS_RE}"}[3s])))'
+    '(rate(http_request_duration_seconds_bucket{instance=~"{HOSTS_RE}"}[5s])))'
 )
 
 
