@@ -64,13 +64,37 @@ os.environ["FERRYMAN_SANDBOX_UID_BASE"] = str(SANDBOX_UID_BASE)  # servers and w
 # empty mount points, bound on inside each sandbox's own private mount namespace.
 
 
+# The modules whose tests take longest (the durations scripts/test prints), started first:
+# pytest-xdist deals the first quarter of the tests to its workers in turn, so these spread
+# over every worker at the start instead of one of them running late while the others idle.
+SLOW_FIRST = (
+    "tests/ops/test_container.py",
+    "tests/jobs/test_queue.py",
+    "tests/ops/test_backup_units.py",
+    "tests/jobs/test_fairness.py",
+    "tests/pipeline/test_review_16_pull.py",
+    "tests/pipeline/test_pull.py",
+    "tests/jobs/test_review_16_late_agents.py",
+    "tests/cli/test_project_delete.py",
+    "tests/web/test_browser_walle.py",
+    "tests/ops/test_serve.py",
+    "tests/ops/test_backup_fleet.py",
+    "tests/cli/test_groups_cli.py",
+    "tests/ops/test_upgrade.py",
+    "tests/cli/test_cli.py",
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the fleet (any of its fixtures asks for ``fleet``) is marked
-    ``fleet``, so ``-m "not fleet"`` — the inner loop — never starts one."""
+    ``fleet``, so ``-m "not fleet"`` — the inner loop — never starts one. The slowest
+    modules (``SLOW_FIRST``) go first, each keeping its own order."""
     for item in items:
         if "fleet" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("fleet"):
             item.add_marker(pytest.mark.fleet)
+    rank = {module: place for place, module in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 @pytest.fixture(scope="session", autouse=True)
