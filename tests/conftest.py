@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url
 
 from ferryman.bootstrap import attach_key
 from ferryman.config.settings import Settings, load_settings
@@ -228,30 +227,12 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
     databases.drop(url)
 
 
-@pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One SQLite file brought to the newest revision once per worker: running every
-    migration takes ~0.4 s, and most tests want a database at head, not the way there
-    (tests/ops/test_upgrade.py and every ``db_url`` test still migrate from empty)."""
-    path = tmp_path_factory.mktemp("migrated") / "ferryman.db"
-    template = Database(f"sqlite:///{path}")
-    template.upgrade()
-    template.dispose()
-    assert not Path(f"{path}-wal").exists()  # closed: everything is in the file itself
-    return path
-
-
 @pytest.fixture
-def db(settings: Settings, migrated_sqlite: Path) -> Iterator[Database]:
+def db(settings: Settings) -> Iterator[Database]:
     """A migrated database. The engine tests deploy straight to ``production``, so its
     approval flag is off here; ticket tests turn it back on."""
-    target = make_url(settings.database_url).database
-    if settings.database_url.startswith("sqlite:///") and target and not Path(target).exists():
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(migrated_sqlite, target)
-        Path(target).chmod(0o600)
     database = Database(settings.database_url)
-    database.upgrade()  # at head already: only checks
+    database.upgrade()
     attach_key(database, SecretBox(load_key(settings.home)))  # the key file servers use too
     set_approval(database, "production", False)
     yield database
