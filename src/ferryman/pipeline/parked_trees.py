@@ -10,11 +10,11 @@ project and environment, so a build of one environment never prepares another's 
 only one deploy of an environment runs at a time (the lock); the tree is *moved* (a rename),
 never shared or linked, so each deploy still has a tree of its own.
 
-Clean, and proven: every entry of the tree gets a new ctime (``_own``), so git compares every
-file with the trusted index by content; the refresh (``vcs/git.refresh_script``, in the
-deploy's sandbox) then writes again what differs (``checkout --force``), removes every
-untracked and ignored path (``clean -ffdx``), and fails unless ``git status --ignored`` says
-nothing. Any failure, a repository with
+Clean, and proven: every entry of the tree gets a new ctime (``_own``) and the trusted index
+an mtime before every file's (``_all_racy``), so git compares every file with it by content;
+the refresh (``vcs/git.refresh_script``, in the deploy's sandbox) then writes again what
+differs (``checkout --force``), removes every untracked and ignored path (``clean -ffdx``),
+and fails unless ``git status --ignored`` says nothing. Any failure, a repository with
 submodules, or svn: a fresh checkout, as before.
 """
 
@@ -126,6 +126,7 @@ def _take(ctx: Context, mirror: Path) -> str | None:
         _remove(ctx.tree / ".git")  # whatever the build left there: never trusted
         os.rename(git, ctx.tree / ".git")
         _own(ctx.tree, _sandbox_uid(ctx))
+        _all_racy(ctx.tree / ".git" / "index")
     except OSError:
         _remove(ctx.tree)
         _remove(git)
@@ -162,6 +163,17 @@ def _own(tree: Path, uid: int | None) -> None:
         mode = stat.S_IMODE(os.lstat(folder).st_mode)
         if mode & 0o700 != 0o700:
             os.chmod(folder, mode | 0o700)
+
+
+def _all_racy(index: Path) -> None:
+    """The trusted index dated the first second of 1970: every entry is then "racily clean"
+    to git (modified no earlier than the index was written), so git compares each file by
+    content even where its size, mtime and ctime match. The new ctimes ``_own`` gives are not
+    enough alone: git compares ctime to the second, and a deploy that follows within the
+    second of the previous checkout would find a build's in-place edit (size and mtime kept)
+    matching the index."""
+    if index.is_file() and not index.is_symlink():
+        os.utime(index, (1, 1))
 
 
 def _remember(ctx: Context) -> None:
