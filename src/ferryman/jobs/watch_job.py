@@ -163,12 +163,9 @@ class Rounds:
 
 
 async def tick(db: Database, settings: Settings, worker: str, lease: float = LEASE) -> int:
-    """One round: every due watch checked (at once, each on its own); returns how many."""
-    claimed = await asyncio.to_thread(watch.claim_due, db, worker, lease)
-    results = await asyncio.gather(
-        *(_watch_one(db, settings, c, lease) for c in claimed), return_exceptions=True
-    )
-    for item, result in zip(claimed, results, strict=True):
-        if isinstance(result, BaseException):  # tried again when its lease runs out
-            log.warning("post-deploy watch #%d: %s", item.watch_id, result)
-    return len(claimed)
+    """One round, waited for: every due watch claimed and checked (at once, each on its own,
+    as ``Rounds`` runs them); returns how many."""
+    rounds = Rounds()
+    started = await rounds.start_due(db, settings, worker, lease)
+    await asyncio.gather(*rounds.running)
+    return started
