@@ -228,6 +228,7 @@ class Context:
                 check=check,
                 full_output=full_output,
                 track=partial(processes.track, self.layout, self.deploy_id) if track else None,
+                on_progress=self.recorder.transfer_progress(stage, target.key) if source else None,
             )
         except RemoteError as exc:
             self.recorder.step(

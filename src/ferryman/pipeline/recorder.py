@@ -2,6 +2,10 @@
 
 Everything is buffered and written in batches (one transaction per flush, a few per second), never
 one commit per line. The console, the API and the tests all read these same records.
+
+A stage that streams a package to hosts (transfer) also keeps each host's bytes sent and total in
+its record, ``bytes: {host: {"sent": n, "total": n}}``: taken from the executor at most every
+``PROGRESS_SECONDS`` per host (the first and the last always), and written with the next batch.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from ferryman.domain.records import LogRecord, StepRecord
 from ferryman.errors import DatabaseUnavailable
 from ferryman.observability.logs import deploy_event
 from ferryman.pipeline.ports import RecordWriter
+from ferryman.remote.executor import ProgressCallback
 
 FLUSH_SECONDS = 0.3
+PROGRESS_SECONDS = 0.25  # a host's transfer progress is taken at most this often
 OUTAGE_SECONDS = 1.0  # between tries while the database is out
 log = logging.getLogger(__name__)
 
@@ -134,6 +140,28 @@ class Recorder:
         stage["hosts"][host] = {"ok": ok, "duration": round(seconds, 3)}
         self._stages_dirty = True
 
+    def transfer_progress(self, name: str, host: str) -> ProgressCallback:
+        """The executor's progress callback for one upload to ``host`` in stage ``name``:
+        the bytes sent and in all, kept in the stage's ``bytes`` at most every
+        ``PROGRESS_SECONDS`` (the start and the end always), never a write per chunk."""
+        last = -PROGRESS_SECONDS
+
+        def progress(sent: int, total: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if 0 < sent < total and now - last < PROGRESS_SECONDS:
+                return
+            last = now
+            try:
+                stage = self._stage(name)
+            except KeyError:
+                return  # run outside a recorded stage: nothing to show it in
+            # a new dict each time, never changed in place: a flush copies the mapping only
+            stage.setdefault("bytes", {})[host] = {"sent": sent, "total": total}
+            self._stages_dirty = True
+
+        return progress
+
     def stage_end(self, name: str, status: str) -> None:
         stage = self._stage(name)
         stage["status"] = status
@@ -156,11 +184,7 @@ class Recorder:
             lines, self._lines = self._lines, []
             steps, self._steps = self._steps, []
             hosts, self._hosts = self._hosts, {}
-            stages = (
-                [dict(s, hosts=dict(s["hosts"])) for s in self.stages]
-                if self._stages_dirty
-                else None
-            )
+            stages = [_snapshot(s) for s in self.stages] if self._stages_dirty else None
             self._stages_dirty = False
             if not (lines or steps or hosts or stages is not None):
                 return
@@ -227,3 +251,11 @@ class Recorder:
                 return
             except DatabaseUnavailable:
                 await asyncio.sleep(OUTAGE_SECONDS)
+
+
+def _snapshot(stage: dict[str, Any]) -> dict[str, Any]:
+    """A stage's record as it is now, for a batch written from another thread."""
+    copy = dict(stage, hosts=dict(stage["hosts"]))
+    if "bytes" in stage:
+        copy["bytes"] = dict(stage["bytes"])
+    return copy

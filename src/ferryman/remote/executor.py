@@ -5,7 +5,8 @@ the process tree, and the client gives up a little later in case the host itself
 streams output lines to a callback. A deploy's commands are also recorded on the host so that
 they can be stopped from another connection (``track``: ``commands.processes``). ``send_file``
 streams a local file to a command's stdin in chunks, waiting for each to drain, so memory stays
-flat however many hosts are fed at once.
+flat however many hosts are fed at once; ``on_progress`` hears the bytes sent so far after each
+chunk (the caller throttles what it records: ``Recorder.transfer_progress``).
 asyncssh and OS errors become ``RemoteError`` naming the host and stage.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import os
 import shlex
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from ferryman.commands.remote import Command
 from ferryman.errors import RemoteError, StageTimeout
 
 LineCallback = Callable[[str, str], None]  # (stream, line)
+ProgressCallback = Callable[[int, int], None]  # (bytes sent so far, bytes in all)
 CHUNK = 256 * 1024
 TAIL = 4000
 KILL_GRACE = 5
@@ -199,8 +202,10 @@ class Executor:
         check: bool = True,
         full_output: bool = False,
         track: Wrapper | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> Result:
-        """Run ``command`` on ``target``; feed ``stdin`` bytes or the file ``source``.
+        """Run ``command`` on ``target``; feed ``stdin`` bytes or the file ``source``
+        (``on_progress`` is told the bytes of ``source`` sent after each chunk has drained).
 
         ``stdout``/``stderr`` of the result keep the last few KB, or all of stdout when
         ``full_output`` is set (for reading a file such as a manifest). ``track`` makes the
@@ -221,7 +226,7 @@ class Executor:
                     _pump(process.stderr, err, "stderr", on_line),
                 )
                 try:
-                    await _feed(process.stdin, stdin, source)
+                    await _feed(process.stdin, stdin, source, on_progress)
                 except (asyncssh.Error, OSError, BrokenPipeError):
                     pass  # the command ended early; its exit status tells why
                 await readers
@@ -272,16 +277,28 @@ class Executor:
         await asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True)
 
 
-async def _feed(stdin: asyncssh.SSHWriter[bytes], data: bytes | None, source: Path | None) -> None:
+async def _feed(
+    stdin: asyncssh.SSHWriter[bytes],
+    data: bytes | None,
+    source: Path | None,
+    on_progress: ProgressCallback | None = None,
+) -> None:
     if source is not None:
         loop = asyncio.get_running_loop()
         with source.open("rb") as fh:
+            total = os.fstat(fh.fileno()).st_size
+            sent = 0
+            if on_progress is not None:
+                on_progress(sent, total)
             while True:
                 chunk = await loop.run_in_executor(None, fh.read, CHUNK)
                 if not chunk:
                     break
                 stdin.write(chunk)
                 await stdin.drain()
+                sent += len(chunk)
+                if on_progress is not None:
+                    on_progress(sent, max(total, sent))  # a file that grew: never past 100 %
     elif data:
         stdin.write(data)
         await stdin.drain()

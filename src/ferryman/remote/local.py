@@ -41,6 +41,7 @@ from ferryman.remote.executor import (
     TAIL,
     Executor,
     LineCallback,
+    ProgressCallback,
     Result,
     Target,
     Wrapper,
@@ -123,6 +124,7 @@ class LocalExecutor:
         on_line: LineCallback | None = None,
         check: bool = True,
         full_output: bool = False,
+        on_progress: ProgressCallback | None = None,
     ) -> Result:
         paths = self._paths(stage)
         await sandbox.require(self.settings, "a local target's command", stage, LOCAL)
@@ -145,7 +147,7 @@ class LocalExecutor:
                     _pump(process.stdout, out, "stdout", on_line),
                     _pump(process.stderr, err, "stderr", on_line),
                 )
-                await _feed(process.stdin, stdin, source)
+                await _feed(process.stdin, stdin, source, on_progress)
                 await readers
                 status = await process.wait()
         except TimeoutError:
@@ -231,6 +233,7 @@ class WithLocal(Executor):
         check: bool = True,
         full_output: bool = False,
         track: Wrapper | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> Result:
         if target.key != LOCAL:
             return await super().run(
@@ -244,6 +247,7 @@ class WithLocal(Executor):
                 check=check,
                 full_output=full_output,
                 track=track,
+                on_progress=on_progress,
             )
         # not tracked: each command has a PID namespace of its own, and is stopped by killing
         # its process group here (a cancel, a timeout)
@@ -256,6 +260,7 @@ class WithLocal(Executor):
             on_line=on_line,
             check=check,
             full_output=full_output,
+            on_progress=on_progress,
         )
 
 
@@ -264,7 +269,10 @@ def _refused(why: str, stage: str) -> RemoteError:
 
 
 async def _feed(
-    stdin: asyncio.StreamWriter | None, data: bytes | None, source: Path | None
+    stdin: asyncio.StreamWriter | None,
+    data: bytes | None,
+    source: Path | None,
+    on_progress: ProgressCallback | None = None,
 ) -> None:
     if stdin is None:
         return
@@ -272,9 +280,15 @@ async def _feed(
         if source is not None:
             loop = asyncio.get_running_loop()
             with source.open("rb") as fh:
+                total, sent = os.fstat(fh.fileno()).st_size, 0
+                if on_progress is not None:
+                    on_progress(sent, total)
                 while chunk := await loop.run_in_executor(None, fh.read, CHUNK):
                     stdin.write(chunk)
                     await stdin.drain()
+                    sent += len(chunk)
+                    if on_progress is not None:
+                        on_progress(sent, max(total, sent))
         elif data:
             stdin.write(data)
             await stdin.drain()
