@@ -21,13 +21,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ferryman"
 
-# pipeline/ → db/ and services/ today (file, module imported). The engine-owns-no-database
-# step of issue 20 empties this list.
-PIPELINE_STORAGE_TODAY = {
-    ("pipeline/context.py", "ferryman.db.session"),
-    ("pipeline/context.py", "ferryman.services.deploy_records"),
-    ("pipeline/context.py", "ferryman.services.deploy_store"),
-}
+# pipeline/ → db/ and services/: none (the callers hand the engine its store and writer).
+PIPELINE_STORAGE_TODAY: set[tuple[str, str]] = set()
 
 # api/ → web/: none (ferryman/app.py builds the server from both).
 API_TO_WEB_TODAY: set[tuple[str, str]] = set()

@@ -33,9 +33,7 @@ def _context(tmp_path, store: MemoryStore, writer: MemoryWriter, **env: object) 
         }
     )
     settings = load_settings({"FERRYMAN_HOME": str(tmp_path)})
-    return new_context(
-        None, settings, config, "production", deploy_id=7, store=store, writer=writer
-    )
+    return new_context(settings, config, "production", deploy_id=7, store=store, writer=writer)
 
 
 def test_a_rollback_goes_to_the_newest_good_release_before_what_the_hosts_serve(tmp_path):

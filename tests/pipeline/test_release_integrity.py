@@ -14,6 +14,8 @@ import pytest
 from ferryman.pipeline import integrity
 from ferryman.pipeline.context import Context, new_context
 from ferryman.services import deploy_views, projects
+from ferryman.services.deploy_records import DatabaseWriter
+from ferryman.services.deploy_store import database_store
 from ferryman.testing.fleet import FleetHost
 from tests.helpers import (
     ADMIN,
@@ -45,7 +47,9 @@ def repo(git_host: FleetHost, tmp_path: Path) -> Repo:
 
 def _context(db, settings, name: str) -> Context:
     _found, config = projects.project_config(db, ADMIN, name, "project.read")
-    return new_context(db, settings, config, "production")
+    return new_context(
+        settings, config, "production", writer=DatabaseWriter(db), store_for=database_store(db)
+    )
 
 
 def _damaged(db, settings, name: str, releases: dict[str, str]) -> dict[str, str]:

@@ -368,6 +368,8 @@ def test_the_drift_check_flags_hosts_switched_or_edited_by_hand(
     from ferryman.pipeline.context import new_context
     from ferryman.pipeline.verify import verify
     from ferryman.services import projects
+    from ferryman.services.deploy_records import DatabaseWriter
+    from ferryman.services.deploy_store import database_store
 
     hosts = targets[:3]
     repo = Repo(git_host, tmp_path, unique("drift"))
@@ -383,7 +385,18 @@ def test_the_drift_check_flags_hosts_switched_or_edited_by_hand(
     version.write_text(version.read_text().replace(second, "edited"))
     found, config = projects.project_config(db, ADMIN, repo.name, "project.read")
     recorded = deploy_views.live_releases(db, found.id, "production")
-    seen = asyncio.run(verify(new_context(db, settings, config, "production"), recorded))
+    seen = asyncio.run(
+        verify(
+            new_context(
+                settings,
+                config,
+                "production",
+                writer=DatabaseWriter(db),
+                store_for=database_store(db),
+            ),
+            recorded,
+        )
+    )
     assert seen[hosts[0].address] == {"actual": second, "drift": ""}
     assert seen[hosts[1].address]["drift"] == f"live on {first}, the records say {second}"
     assert "changed by hand" in seen[hosts[2].address]["drift"]

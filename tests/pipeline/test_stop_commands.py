@@ -15,6 +15,8 @@ from ferryman.commands import remote as cmd
 from ferryman.config.project import parse_project
 from ferryman.pipeline.context import Context, new_context
 from ferryman.pipeline.stopping import stop_deploy_commands
+from ferryman.services.deploy_records import DatabaseWriter
+from ferryman.services.deploy_store import database_store
 from ferryman.testing.fleet import FleetHost
 from tests.helpers import project_config, unique
 
@@ -33,7 +35,14 @@ def _alive(pid: int) -> bool:
 
 def _context(db, settings, name: str, hosts: list[FleetHost], deploy_id: int) -> Context:
     config = parse_project(project_config(name, "ssh://git@127.0.0.1/none.git", hosts))
-    return new_context(db, settings, config, "production", deploy_id=deploy_id)
+    return new_context(
+        settings,
+        config,
+        "production",
+        writer=DatabaseWriter(db),
+        store_for=database_store(db),
+        deploy_id=deploy_id,
+    )
 
 
 async def _stop_and_probe(ctx: Context) -> tuple[dict[str, str], list[str]]:

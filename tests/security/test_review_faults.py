@@ -23,6 +23,8 @@ from ferryman.pipeline import integrity
 from ferryman.pipeline.context import new_context
 from ferryman.remote.executor import Executor, Target
 from ferryman.services import projects
+from ferryman.services.deploy_records import DatabaseWriter
+from ferryman.services.deploy_store import database_store
 from ferryman.testing.fleet import Fleet, FleetHost
 from tests.helpers import ADMIN, Repo, apply, deploy, project_config, unique
 
@@ -233,7 +235,9 @@ def test_the_integrity_check_never_follows_a_release_link_nor_hangs_on_a_special
     os.mkfifo(piped / "lib/a.txt")
 
     _found, config = projects.project_config(db, ADMIN, repo.name, "project.read")
-    ctx = new_context(db, settings, config, "production")
+    ctx = new_context(
+        settings, config, "production", writer=DatabaseWriter(db), store_for=database_store(db)
+    )
 
     async def check() -> dict[str, list[integrity.Verdict]]:
         try:

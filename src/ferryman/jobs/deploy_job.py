@@ -33,7 +33,8 @@ from ferryman.services import (
     queue,
     rollouts,
 )
-from ferryman.services.deploy_records import LogRecord
+from ferryman.services.deploy_records import DatabaseWriter, LogRecord
+from ferryman.services.deploy_store import database_store
 from ferryman.services.space_access import space_access
 from ferryman.vcs.base import Resolved
 
@@ -56,10 +57,11 @@ def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
         config_files.open_bundle(db.box, deploy.config_bundle) if deploy.config_bundle else ([], {})
     )
     ctx = new_context(
-        db,
         settings,
         parse_project(deploy.config),
         deploy.env,
+        writer=DatabaseWriter(db),
+        store_for=database_store(db),
         deploy_id=deploy.id,
         project_id=project.id,
         kind=deploy.kind,

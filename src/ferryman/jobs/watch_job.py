@@ -36,7 +36,6 @@ def _context(db: Database, settings: Settings, deploy_id: int) -> Context:
     deploy, project = deploys.load(db, deploy_id)
     config = parse_project(deploy.config)
     ctx = new_context(
-        None,
         settings,
         config,
         deploy.env,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ferryman.clock import utcnow
 from ferryman.commands import processes
@@ -28,9 +28,6 @@ from ferryman.pipeline.recorder import Recorder
 from ferryman.remote import local
 from ferryman.remote.executor import Executor, Result, Target, fan_out
 from ferryman.vcs.base import Resolved
-
-if TYPE_CHECKING:
-    from ferryman.db.session import Database
 
 T = TypeVar("T")
 STOP_WAIT = 10.0  # seconds a stopped command has to end before it is abandoned
@@ -382,11 +379,13 @@ async def sleep(seconds: float) -> None:
 
 
 def new_context(
-    db: Database | None,
     settings: Settings,
     config: ProjectConfig,
     env_name: str,
     *,
+    writer: RecordWriter,
+    store: DeployStore | None = None,
+    store_for: Callable[[Context], DeployStore] | None = None,
     deploy_id: int = 0,
     project_id: int = 0,
     kind: str = "deploy",
@@ -401,22 +400,16 @@ def new_context(
     config_files: list[ConfigFile] | None = None,
     host_ids: dict[str, HostIdentity] | None = None,
     space: SpaceAccess | None = None,
-    store: DeployStore | None = None,
-    writer: RecordWriter | None = None,
 ) -> Context:
     """A context for one project environment: its hosts (all, or the chosen subset), its
     layout, and an executor using the space's key and pinned host keys (a superuser may have
-    named other key and known_hosts paths in the environment). It records and reads through
-    the database ``db``, or (``db`` None) through ``store`` and ``writer``, e.g. in memory
-    (``pipeline.memory``)."""
-    if db is not None:
-        # the one place the engine meets the database: its adapters, handed to the context
-        # (allowed by tests/test_layers.py; everything else in pipeline/ uses the ports)
-        from ferryman.services.deploy_records import DatabaseWriter
-
-        writer = writer or DatabaseWriter(db)
-    if writer is None:
-        raise ValueError("a context needs a database or a store and a writer")
+    named other key and known_hosts paths in the environment). It records through ``writer``
+    and reads through its store: ``store`` itself, or the one ``store_for`` builds for the
+    new context (the store of a database needs the context, which holds the deploy). The
+    caller chooses both — the database's (``services.deploy_store``) or memory's
+    (``pipeline.memory``): the engine owns no database."""
+    if writer is None or (store is None) == (store_for is None):
+        raise ValueError("a context needs a store and a writer (store or store_for, not both)")
     space = space or SpaceAccess()
     env = config.environment(env_name)
     if env.task_timeout > space.max_task_timeout:  # the space's maximum wins
@@ -466,11 +459,8 @@ def new_context(
         host_ids=dict(host_ids or {}),
         space=space,
     )
-    if store is None:
-        if db is None:
-            raise ValueError("a context needs a database or a store and a writer")
-        from ferryman.services.deploy_store import DatabaseStore
-
-        store = DatabaseStore(db, deploy_id, project_id, env_name, ctx)
-    ctx.store = store
+    if store_for is not None:
+        store = store_for(ctx)
+    if store is not None:  # always, by the check above
+        ctx.store = store
     return ctx

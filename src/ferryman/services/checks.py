@@ -30,6 +30,8 @@ from ferryman.pipeline.verify import verify
 from ferryman.remote.executor import Executor, Target
 from ferryman.services import inventory, projects
 from ferryman.services.audit import Actor
+from ferryman.services.deploy_records import DatabaseWriter
+from ferryman.services.deploy_store import database_store
 from ferryman.services.space_access import space_access
 
 SERVER_CONNECT_TIMEOUT = 10
@@ -89,10 +91,11 @@ async def project(
         projects.project_config, db, actor, ref, "project.detect"
     )
     ctx = new_context(
-        db,
         settings,
         config,
         env,
+        writer=DatabaseWriter(db),
+        store_for=database_store(db),
         space=await asyncio.to_thread(space_access, db, settings, found.space_id),
     )
     results = as_dicts(await run_checks(ctx))
@@ -115,10 +118,11 @@ async def releases(
     ``notes`` as ``pipeline/verify.py`` finds them. The caller has read the project with the
     actor's rights (``project.read``)."""
     ctx = new_context(
-        db,
         settings,
         config,
         env,
+        writer=DatabaseWriter(db),
+        store_for=database_store(db),
         space=await asyncio.to_thread(space_access, db, settings, space_id),
     )
     return await verify(ctx, live, kept)

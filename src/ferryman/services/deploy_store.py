@@ -18,6 +18,7 @@ from ferryman.domain.analysis import Measurement
 from ferryman.domain.pull import HostTask
 from ferryman.domain.rollout import Rollout
 from ferryman.errors import OwnershipLost
+from ferryman.pipeline.context import Context
 from ferryman.pipeline.ports import Holder
 from ferryman.services import (
     agents,
@@ -31,6 +32,16 @@ from ferryman.services.projects import space_of_project
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def database_store(db: Database) -> Callable[[Context], DatabaseStore]:
+    """For ``new_context(store_for=...)``: the store over ``db`` of the new context's deploy,
+    held by that context (its owner, its lease, whether it lost the deploy)."""
+
+    def store_for(ctx: Context) -> DatabaseStore:
+        return DatabaseStore(db, ctx.deploy_id, ctx.project_id, ctx.env_name, ctx)
+
+    return store_for
 
 
 class DatabaseStore:
