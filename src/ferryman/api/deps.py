@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ferryman.db.session import Database
 from ferryman.domain.permissions import ACTIONS
-from ferryman.errors import AuthenticationFailed, CsrfFailed, ValidationError
+from ferryman.errors import AuthenticationFailed, CsrfFailed, FerrymanError, ValidationError
 
 # what routes and pages both need from a request lives in http_deps (one definition)
 from ferryman.http_deps import DB as DB
@@ -92,15 +92,23 @@ def websocket_route(
     router: APIRouter, path: str, action: str
 ) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]:
     """``router.websocket(path)``, recording the action it is authorised as."""
-    assert action in ACTIONS, action
+    _known(action)
     WEBSOCKET_ACTIONS["/api/v1" + (router.prefix or "") + path] = action
     return router.websocket(path)
 
 
 def perm(action: str) -> dict[str, Any]:
     """``openapi_extra`` for a route: the action it performs (must be in the table)."""
-    assert action in ACTIONS, action
+    _known(action)
     return {"x-permission": action}
+
+
+def _known(action: str) -> None:
+    """A route names an action of the permissions table, or the server does not start."""
+    if action not in ACTIONS:
+        raise FerrymanError(
+            f"route declares unknown action {action!r}: add it to domain/permissions.py"
+        )
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

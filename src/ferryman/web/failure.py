@@ -44,9 +44,10 @@ def failure(deploy: Mapping[str, Any], mask: Callable[[str], str]) -> dict[str, 
     error = deploy.get("error")
     if deploy.get("status") == "success" and failed_hosts:  # a gray release within max_failed
         error = {}
-    elif deploy.get("status") not in ("failed", "cancelled") or not isinstance(error, dict):
+    elif deploy.get("status") not in ("failed", "cancelled"):
         return None
-    assert isinstance(error, dict)
+    if not isinstance(error, dict):  # a failure that recorded no error: nothing to show
+        return None
     details = error.get("details") or {}
     if not isinstance(details, dict):
         details = {}

@@ -76,6 +76,14 @@ class Web:
         return translated % values if values else translated
 
 
+@dataclass
+class Viewer(Web):
+    """A signed-in viewer, as ``signed_in`` returns one: ``actor`` is always someone (an
+    anonymous request never gets this far: ``signed_in`` sends it to the login page)."""
+
+    actor: Actor
+
+
 def language(request: Request, user_language: str = "") -> str:
     return i18n.choose(
         user_language,
@@ -88,7 +96,7 @@ def anonymous(request: Request) -> Web:
     return Web(lang=language(request))
 
 
-def signed_in(request: Request, db: Database, space: str | None = None) -> Web:
+def signed_in(request: Request, db: Database, space: str | None = None) -> Viewer:
     """The signed-in viewer (else ``LoginRequired``), with the spaces they see and the
     current one: ``space`` from the URL, else the last one used, else the first."""
     secret = request.cookies.get(SESSION_COOKIE)
@@ -102,7 +110,7 @@ def signed_in(request: Request, db: Database, space: str | None = None) -> Web:
         user = s.get(User, actor.id)
         user_language = user.language if user else ""
         zone = user.time_zone if user else ""
-    web = Web(lang=language(request, user_language), actor=actor, csrf=csrf, zone=zone)
+    web = Viewer(lang=language(request, user_language), actor=actor, csrf=csrf, zone=zone)
     web.spaces = spaces.list_spaces(db, actor)
     wanted = space or request.cookies.get(SPACE_COOKIE)
     chosen = next((x for x in web.spaces if x["name"] == wanted), None)

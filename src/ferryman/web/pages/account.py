@@ -71,7 +71,6 @@ def login(
 def logout(request: Request, db: DB, csrf: Csrf) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     users.end_session(db, web.actor, request.cookies.get(SESSION_COOKIE))
     response = redirect(request, "/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -88,7 +87,6 @@ def set_language(
     if request.cookies.get(SESSION_COOKIE):
         web = signed_in(request, db)
         check_csrf(web, csrf)
-        assert web.actor is not None
         users.set_language(db, web.actor, lang)
     response = redirect(request, _safe_next(back))
     set_cookie(request, response, i18n.COOKIE, lang, max_age=365 * 86400)
@@ -98,7 +96,6 @@ def set_language(
 @router.get("/account", response_class=HTMLResponse)
 def account(request: Request, db: DB) -> HTMLResponse:
     web = signed_in(request, db)
-    assert web.actor is not None
     tokens = users.list_tokens(db, web.actor)
     return page(
         request, web, "account.html", tokens=tokens, new_token=None, error="", zones=_zones()
@@ -112,7 +109,6 @@ def set_time_zone(
     """The zone the UI shows this user's times in ('' = the browser's)."""
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     try:
         users.set_time_zone(db, web.actor, zone)
     except FerrymanError as exc:
@@ -126,7 +122,6 @@ def change_password(
 ) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     current = request.cookies.get(SESSION_COOKIE)
     error, renewed = "", None
     if new != again:
@@ -169,7 +164,6 @@ def create_token(
     """The token is shown on this page once, never again."""
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     scopes = ["read", "write"] if write else ["read"]
     made = users.create_token(db, web.actor, name, scopes, expires_in_days=days or None)
     tokens = users.list_tokens(db, web.actor)
@@ -182,7 +176,6 @@ def create_token(
 def revoke_token(request: Request, db: DB, token_id: int, csrf: Csrf) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     users.revoke_token(db, web.actor, token_id)
     return redirect(request, "/account", web._("Token revoked."))
 
@@ -190,7 +183,6 @@ def revoke_token(request: Request, db: DB, token_id: int, csrf: Csrf) -> Respons
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request, db: DB) -> HTMLResponse:
     web = signed_in(request, db)
-    assert web.actor is not None
     if not web.actor.is_superuser:
         raise PermissionDenied(web._("Only superusers manage users."))
     return page(request, web, "users.html", users=users.list_users(db, web.actor), error="")
@@ -208,7 +200,6 @@ def create_user(
 ) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     try:
         users.create_user(db, username, password, email=email, superuser=superuser, actor=web.actor)
     except FerrymanError as exc:
@@ -232,7 +223,6 @@ def update_user(
 ) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     choices: dict[str, dict[str, object]] = {
         "disable": {"is_active": False},
         "enable": {"is_active": True},

@@ -16,7 +16,7 @@ from ferryman.http_deps import DB
 from ferryman.services import groups, spaces
 from ferryman.web import i18n
 from ferryman.web.render import page, redirect
-from ferryman.web.session import Web, check_csrf, signed_in
+from ferryman.web.session import Viewer, check_csrf, signed_in
 
 router = APIRouter()
 Csrf = Annotated[str, Form()]
@@ -32,7 +32,7 @@ def _refused(exc: FerrymanError) -> bool:
 
 def _groups_page(
     request: Request,
-    web: Web,
+    web: Viewer,
     db: Database,
     error: str = "",
     form: str = "",
@@ -41,7 +41,6 @@ def _groups_page(
 ) -> HTMLResponse:
     """``form`` names the form ``error`` belongs to (``create`` or ``member:GROUP``), so the
     message is shown at it with what was typed."""
-    assert web.actor is not None
     return page(
         request,
         web,
@@ -71,7 +70,6 @@ def create_group(
 ) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     values = {"name": name, "display_name": display_name, "description": description}
     try:
         if not name.strip():
@@ -98,7 +96,6 @@ def edit_group(
 ) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     values = {"name": name, "display_name": display_name, "description": description}
     try:
         if not name.strip():
@@ -124,7 +121,6 @@ def edit_group(
 def delete_group(request: Request, group: str, db: DB, csrf: Csrf) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     groups.delete_group(db, web.actor, group)
     return redirect(request, "/groups", web._("Group %(name)s deleted.", name=group))
 
@@ -135,7 +131,6 @@ def add_member(
 ) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     try:
         if not username.strip():
             raise ValidationError(web._("Give the user name of the member to add."))
@@ -163,7 +158,6 @@ def add_member(
 def remove_member(request: Request, group: str, username: str, db: DB, csrf: Csrf) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     groups.remove_member(db, web.actor, group, username)
     return redirect(
         request, "/groups", web._("%(user)s removed from %(group)s.", user=username, group=group)
@@ -175,7 +169,7 @@ def remove_member(request: Request, group: str, username: str, db: DB, csrf: Csr
 
 def members_page(
     request: Request,
-    web: Web,
+    web: Viewer,
     db: Database,
     space: str,
     error: str = "",
@@ -185,7 +179,6 @@ def members_page(
 ) -> HTMLResponse:
     """The members page: the space's members, its groups with their roles, and (for owners)
     the groups it could add. ``form`` is ``member`` or ``group``: where ``error`` is shown."""
-    assert web.actor is not None
     in_space = groups.list_space_groups(db, web.actor, space)
     taken = {g["group"] for g in in_space}
     every = groups.list_groups(db, web.actor) if web.can("member.manage") else []
@@ -213,7 +206,6 @@ def set_space_group(
     """Add a group to the space with a role, or change its role there (owners)."""
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     try:
         if not group.strip():
             raise ValidationError(web._("Choose a group."))
@@ -248,7 +240,6 @@ def set_space_group(
 def remove_space_group(request: Request, space: str, group: str, db: DB, csrf: Csrf) -> Response:
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     groups.remove_space_group(db, web.actor, space, group)
     return redirect(
         request,

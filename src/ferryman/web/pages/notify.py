@@ -17,7 +17,7 @@ from ferryman.outbound import Outbound
 from ferryman.services import notifications, summaries
 from ferryman.web import i18n
 from ferryman.web.render import page, redirect
-from ferryman.web.session import Web, check_csrf, signed_in
+from ferryman.web.session import Viewer, check_csrf, signed_in
 
 router = APIRouter()
 Csrf = Annotated[str, Form()]
@@ -25,7 +25,7 @@ Csrf = Annotated[str, Form()]
 
 def _page(
     request: Request,
-    web: Web,
+    web: Viewer,
     db: Any,
     space: str,
     error: str = "",
@@ -34,7 +34,6 @@ def _page(
     summary_error: str = "",
     summary_values: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    assert web.actor is not None
     channels = notifications.list_channels(db, web.actor, space)
     recent = {c["id"]: notifications.deliveries(db, web.actor, c["id"], 10) for c in channels}
     return page(
@@ -68,7 +67,6 @@ async def save(request: Request, space: str, db: DB, server: SettingsDep) -> Res
     web = await asyncio.to_thread(signed_in, request, db, space)
     form = await request.form()
     check_csrf(web, str(form.get("csrf", "")))
-    assert web.actor is not None
     values = {k: str(v) for k, v in form.items()}
     settings: dict[str, Any] = {}
     for line in values.get("settings", "").splitlines():
@@ -120,7 +118,6 @@ def save_summary(
     (masters and owners; ``summaries.set_summary`` checks the role)."""
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     typed = {"channel": channel, "period": period, "enabled": enabled}
     try:
         if not channel.strip():
@@ -160,7 +157,6 @@ def channel_action(
 ) -> Response:
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     if action == "test":
         notifications.test_channel(db, web.actor, channel_id)
         said = web._("A test message is on its way.")

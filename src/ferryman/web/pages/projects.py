@@ -27,7 +27,7 @@ from ferryman.services import (
 from ferryman.services.authz import project_role
 from ferryman.web import forms
 from ferryman.web.render import page, redirect
-from ferryman.web.session import Web, check_csrf, signed_in
+from ferryman.web.session import Viewer, check_csrf, signed_in
 
 router = APIRouter()
 Csrf = Annotated[str, Form()]
@@ -38,9 +38,8 @@ def _ref(space: str, name: str) -> str:
     return f"{space}:{name}"
 
 
-def _project_role(db: Any, web: Web, space: str, name: str) -> Any:
+def _project_role(db: Any, web: Viewer, space: str, name: str) -> Any:
     with db.read() as s:
-        assert web.actor is not None
         found = projects.find_project(s, web.actor, _ref(space, name), "project.read")
         return found, project_role(s, web.actor, found)
 
@@ -48,7 +47,6 @@ def _project_role(db: Any, web: Web, space: str, name: str) -> Any:
 @router.get("/s/{space}/projects", response_class=HTMLResponse)
 def project_list(request: Request, space: str, db: DB) -> HTMLResponse:
     web = signed_in(request, db, space)
-    assert web.actor is not None
     return page(
         request, web, "projects.html", projects=projects.list_projects(db, web.actor, space)
     )
@@ -56,7 +54,7 @@ def project_list(request: Request, space: str, db: DB) -> HTMLResponse:
 
 def _form(
     request: Request,
-    web: Web,
+    web: Viewer,
     db: Any,
     space: str,
     values: dict[str, Any],
@@ -64,7 +62,6 @@ def _form(
     editing: str = "",
     status: int = 200,
 ) -> HTMLResponse:
-    assert web.actor is not None
     envs = [e["name"] for e in inventory.list_environments(db, web.actor, space)]
     return page(
         request,
@@ -108,7 +105,6 @@ async def save_project(request: Request, space: str, db: DB) -> Response:
     web = await asyncio.to_thread(signed_in, request, db, space)
     form = {k: str(v) for k, v in (await request.form()).items()}
     check_csrf(web, form.get("csrf"))
-    assert web.actor is not None
     envs = [
         e["name"]
         for e in await asyncio.to_thread(inventory.list_environments, db, web.actor, space)
@@ -188,7 +184,6 @@ def copy_project(
 ) -> Response:
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     target = to_space or space
     copied = projects.copy_project(db, web.actor, _ref(space, name), new_name.strip(), target)
     return redirect(
@@ -204,7 +199,6 @@ def delete_project(request: Request, space: str, name: str, db: DB, csrf: Csrf) 
     releases stay on the hosts and its records are kept (``services/project_deletion``)."""
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     try:
         project_deletion.delete_project(db, web.actor, _ref(space, name))
     except FerrymanError as exc:
@@ -333,7 +327,6 @@ def rollback(
 ) -> Response:
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     deploy = deploys.request_rollback(
         db,
         web.actor,
@@ -358,7 +351,6 @@ def config_page(
 ) -> HTMLResponse:
     web = signed_in(request, db, space)
     found, role = _project_role(db, web, space, name)
-    assert web.actor is not None
     envs = sorted(found.config.get("environments", {}))
     env = env if env in envs else (envs[0] if envs else "")
     ref = _ref(space, name)
@@ -419,7 +411,6 @@ def save_config(
     """Save a file (or, with ``scope``, its override for a label or host)."""
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     ref = _ref(space, name)
     content = content.replace("\r\n", "\n")
     if delete and scope:

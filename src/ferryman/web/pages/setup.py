@@ -18,7 +18,7 @@ from ferryman.services import inventory, projects, secrets, spaces
 from ferryman.services.authz import project_role
 from ferryman.web import i18n
 from ferryman.web.render import page, redirect
-from ferryman.web.session import Web, check_csrf, signed_in
+from ferryman.web.session import Viewer, check_csrf, signed_in
 
 router = APIRouter()
 Csrf = Annotated[str, Form()]
@@ -37,9 +37,13 @@ def _refused(exc: FerrymanError) -> None:
 
 
 def _spaces_page(
-    request: Request, web: Web, db: Any, errors: dict[str, str], values: dict[str, str], code: int
+    request: Request,
+    web: Viewer,
+    db: Any,
+    errors: dict[str, str],
+    values: dict[str, str],
+    code: int,
 ) -> HTMLResponse:
-    assert web.actor is not None
     return page(
         request,
         web,
@@ -68,7 +72,6 @@ def create_space(
 ) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     values = {"name": name, "description": description, "owner": owner}
     try:
         made = spaces.create_space(
@@ -88,7 +91,6 @@ def set_active(request: Request, name: str, db: DB, csrf: Csrf, active: Optional
     """Disable a space (its projects stop deploying) or enable it again: an owner's call."""
     web = signed_in(request, db)
     check_csrf(web, csrf)
-    assert web.actor is not None
     spaces.update_space(db, web.actor, name, is_active=bool(active))
     told = (
         web._("%(name)s enabled.", name=name) if active else web._("%(name)s disabled.", name=name)
@@ -130,14 +132,13 @@ def _env_values(env: dict[str, Any]) -> dict[str, str]:
 
 def _environments_page(
     request: Request,
-    web: Web,
+    web: Viewer,
     db: Any,
     space: str,
     errors: dict[str, dict[str, str]] | None = None,
     kept: dict[str, dict[str, str]] | None = None,
     code: int = 200,
 ) -> HTMLResponse:
-    assert web.actor is not None
     envs = inventory.list_environments(db, web.actor, space)
     forms = {str(e["id"]): _env_values(e) for e in envs}
     forms["new"] = {"name": "", "description": "", "approval": "", "variables": ""}
@@ -176,7 +177,6 @@ def save_environment(
     """Create an environment (``form_id`` ``new``) or change one (its id)."""
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     typed = {
         "name": name,
         "description": description,
@@ -239,12 +239,11 @@ def save_environment(
     )
 
 
-def _env_of_space(db: Any, web: Web, space: str, env_id: int) -> dict[str, Any]:
+def _env_of_space(db: Any, web: Viewer, space: str, env_id: int) -> dict[str, Any]:
     """The environment, only if it belongs to the space in the URL (an id from another
     space is not found here, whatever the viewer may do there)."""
     from ferryman.errors import NotFound
 
-    assert web.actor is not None
     env = inventory.get_environment(db, web.actor, env_id)
     if web.space is None or env["space_id"] != web.space["id"] or web.space["name"] != space:
         raise NotFound(f"no environment #{env_id} in {space}")
@@ -255,7 +254,6 @@ def _env_of_space(db: Any, web: Web, space: str, env_id: int) -> dict[str, Any]:
 def delete_environment(request: Request, space: str, env_id: int, db: DB, csrf: Csrf) -> Response:
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     env = _env_of_space(db, web, space, env_id)
     try:
         inventory.delete_environment(db, web.actor, env_id)
@@ -272,7 +270,7 @@ def delete_environment(request: Request, space: str, env_id: int, db: DB, csrf: 
 
 def _access_page(
     request: Request,
-    web: Web,
+    web: Viewer,
     db: Any,
     space: str,
     name: str,
@@ -280,7 +278,6 @@ def _access_page(
     kept: dict[str, str] | None = None,
     code: int = 200,
 ) -> HTMLResponse:
-    assert web.actor is not None
     ref = f"{space}:{name}"
     with db.read() as s:
         found = projects.find_project(s, web.actor, ref, "project.read")
@@ -330,7 +327,6 @@ def set_secret(
     """Set a secret (its value is never shown again) or delete it."""
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     ref = f"{space}:{name}"
     try:
         if delete:
@@ -364,7 +360,6 @@ def set_project_member(
     """Override a member's role for this project; an empty role removes the override."""
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     ref = f"{space}:{name}"
     user = username.strip()
     try:

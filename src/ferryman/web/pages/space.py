@@ -17,7 +17,7 @@ from ferryman.services import checks, deploy_views, inventory, projects, spaces,
 from ferryman.web import charts, i18n
 from ferryman.web.pages import groups
 from ferryman.web.render import page, redirect
-from ferryman.web.session import Web, check_csrf, signed_in
+from ferryman.web.session import Viewer, check_csrf, signed_in
 
 router = APIRouter()
 SERVERS_PAGE = 100
@@ -37,7 +37,8 @@ def home(request: Request, db: DB) -> Response:
 @router.get("/spaces/switch", response_model=None)
 def switch_space(request: Request, db: DB, space: str) -> Response:
     web = signed_in(request, db, space)
-    assert web.space is not None
+    if web.space is None:  # no space at all: the home page says what to do
+        return redirect(request, "/")
     return redirect(request, f"/s/{web.space['name']}/")
 
 
@@ -52,7 +53,6 @@ def dashboard(
 ) -> HTMLResponse:
     web = signed_in(request, db, space)
     actor = web.actor
-    assert actor is not None
     scope = f"{space}:{project}" if project else None
 
     def deploys_with(status: str | None, limit: int) -> list[dict[str, Any]]:
@@ -102,10 +102,9 @@ def dashboard(
     )
 
 
-def _onboarding(db: Database, web: Web, space: str) -> list[dict[str, Any]] | None:
+def _onboarding(db: Database, web: Viewer, space: str) -> list[dict[str, Any]] | None:
     """The steps to a first deploy, for a space that has not had one yet (``None`` after):
     each with whether it is done as far as the records tell, and where to do it."""
-    assert web.actor is not None
     shipped = deploy_views.any_deploy(
         db, web.actor, space=space, only=deploy_views.DeployFilter(status="success")
     )
@@ -153,7 +152,6 @@ def set_member(
     """Invite a user into the space, or change a member's role."""
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     try:
         spaces.set_member(db, web.actor, space, username.strip(), role)
     except FerrymanError as exc:
@@ -180,7 +178,6 @@ def set_member(
 def remove_member(request: Request, space: str, username: str, db: DB, csrf: Csrf) -> Response:
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     spaces.remove_member(db, web.actor, space, username)
     return redirect(request, f"/s/{space}/members", web._("%(name)s removed.", name=username))
 
@@ -188,12 +185,13 @@ def remove_member(request: Request, space: str, username: str, db: DB, csrf: Csr
 # --- servers -------------------------------------------------------------------------------
 
 
-def _public_key(settings: Any, db: Database, web: Web) -> str:
+def _public_key(settings: Any, db: Database, web: Viewer) -> str:
     """The current space's own public key (the default space's is the server's)."""
     from ferryman.keys import public_key
     from ferryman.services.host_keys import space_key
 
-    assert web.actor is not None and web.space is not None
+    if web.space is None:  # no space of their own yet: no key to show
+        return ""
     try:
         space_id, uses_server_key, _name = space_key(db, web.actor, web.space["id"])
         return public_key(settings, space_id, uses_server_key)
@@ -207,7 +205,6 @@ def servers(
 ) -> HTMLResponse:
     """The space's servers by name, a hundred at a time."""
     web = signed_in(request, db, space)
-    assert web.actor is not None
     rows, total = inventory.server_page(db, web.actor, space, after=after, limit=SERVERS_PAGE)
     return page(
         request,
@@ -227,7 +224,7 @@ def servers(
 
 
 def _server_form(
-    request: Request, web: Web, server: dict[str, Any] | None, error: str = "", status: int = 200
+    request: Request, web: Viewer, server: dict[str, Any] | None, error: str = "", status: int = 200
 ) -> HTMLResponse:
     return page(request, web, "server_form.html", status=status, server=server or {}, error=error)
 
@@ -241,7 +238,6 @@ def new_server(request: Request, space: str, db: DB) -> HTMLResponse:
 @router.get("/s/{space}/servers/{server_id}", response_class=HTMLResponse)
 def edit_server(request: Request, space: str, server_id: int, db: DB) -> HTMLResponse:
     web = signed_in(request, db, space)
-    assert web.actor is not None
     return _server_form(request, web, inventory.get_server(db, web.actor, server_id))
 
 
@@ -262,7 +258,6 @@ def save_server(
 ) -> Response:
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     label_list = [x.strip() for x in labels.replace(",", " ").split() if x.strip()]
     fields = {
         "address": address.strip(),
@@ -294,7 +289,6 @@ def save_server(
 def delete_server(request: Request, space: str, server_id: int, db: DB, csrf: Csrf) -> Response:
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     inventory.delete_server(db, web.actor, server_id)
     return redirect(request, f"/s/{space}/servers", web._("Server removed."))
 
@@ -320,7 +314,6 @@ def agent_install(
 
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     user = validate.username(user or "root")  # before a token is made: it goes in a root script
     server = inventory.get_server(db, web.actor, server_id)
     made = agents.register(db, web.actor, space, server["address"])
@@ -353,7 +346,6 @@ async def check_server(
 
     web = await asyncio.to_thread(signed_in, request, db, space)
     check_csrf(web, request.headers.get("x-csrf-token"))
-    assert web.actor is not None
     # the server as the viewer may see it, before anything connects
     await asyncio.to_thread(inventory.get_server, db, web.actor, server_id)
     if not web.can("server.read"):
@@ -383,7 +375,6 @@ async def trust_form(request: Request, space: str, server_id: int, db: DB) -> HT
     from ferryman.services import host_keys
 
     web = await asyncio.to_thread(signed_in, request, db, space)
-    assert web.actor is not None
     server = await asyncio.to_thread(inventory.get_server, db, web.actor, server_id)
     seen = await host_keys.server_key(db, web.actor, server_id)
     error = seen["error"] or ""
@@ -412,7 +403,6 @@ async def trust_server(
 
     web = await asyncio.to_thread(signed_in, request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     data = await host_keys.trust_server(db, web.actor, server_id, fingerprint.strip())
     return redirect(
         request,

@@ -18,7 +18,7 @@ from ferryman.services import deploy_views, inventory, projects, tickets
 from ferryman.services.authz import project_role
 from ferryman.web import listing, paths
 from ferryman.web.render import page, redirect
-from ferryman.web.session import Web, check_csrf, signed_in
+from ferryman.web.session import Viewer, check_csrf, signed_in
 
 router = APIRouter()
 Csrf = Annotated[str, Form()]
@@ -39,7 +39,6 @@ def ticket_list(
 ) -> HTMLResponse:
     """Every ticket of the space, newest first, filtered, a page at a time."""
     web = signed_in(request, db, space)
-    assert web.actor is not None
     who = web.actor.username if mine else (user or None)
     narrowed: dict[str, Any] = {
         "space": space,
@@ -95,7 +94,7 @@ def _by_name(host: dict[str, str]) -> tuple[str, str]:
 
 def _new_form(
     request: Request,
-    web: Web,
+    web: Viewer,
     db: Any,
     space: str,
     project: str,
@@ -104,7 +103,6 @@ def _new_form(
     error: str = "",
     status: int = 200,
 ) -> HTMLResponse:
-    assert web.actor is not None
     project_rows = projects.list_projects(db, web.actor, space)
     project = project or (project_rows[0]["name"] if project_rows else "")
     hosts: list[str] = []
@@ -146,7 +144,6 @@ async def create_ticket(request: Request, space: str, db: DB, settings: Settings
     web = await asyncio.to_thread(signed_in, request, db, space)
     form = await request.form()
     check_csrf(web, str(form.get("csrf", "")))
-    assert web.actor is not None
     values = {k: str(v) for k, v in form.items()}
     project, env = values.get("project", ""), values.get("env", "")
     chosen = [str(h) for h in form.getlist("hosts")]
@@ -200,12 +197,10 @@ async def ticket_detail(
     request: Request, space: str, ticket_id: int, db: DB, settings: SettingsDep
 ) -> HTMLResponse:
     web = await asyncio.to_thread(signed_in, request, db, space)
-    assert web.actor is not None
     ticket = await asyncio.to_thread(tickets.get_ticket, db, web.actor, ticket_id)
 
     def role() -> Any:
         with db.read() as s:
-            assert web.actor is not None
             found = projects.find_project(s, web.actor, ticket["project_id"], "ticket.read")
             return project_role(s, web.actor, found)
 
@@ -299,7 +294,6 @@ def ticket_action(
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
     actor = web.actor
-    assert actor is not None
     go_to = f"/s/{space}/tickets/{ticket_id}"
     if action == "approve":
         tickets.approve_ticket(db, actor, ticket_id, comment)
