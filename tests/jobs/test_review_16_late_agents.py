@@ -49,6 +49,7 @@ class Pull:
 
     def __init__(self, db: Database, batches: list[list[str]] | None = None) -> None:
         self.db = db
+        self.claims: dict[int, str] = {}  # task id -> the holder token its fetch got
         name = unique("late")
         config = {
             "project": name,
@@ -81,10 +82,25 @@ class Pull:
     def fetch(self, host: str) -> int:
         taken = agents.take(self.db, self.space, host)
         assert taken is not None, f"nothing due for {host}"
+        self.claims[taken[0].id] = taken[0].claimed_by  # the script it got carries its claim
         return taken[0].id
 
+    def claim(self, task: int) -> str:
+        return self.claims.get(task, "")
+
     def report(self, host: str, task: int, phase: str, status: str = "", code: int = 0) -> None:
-        agents.report(self.db, self.space, host, task, phase, code, f"{phase} out", status, V1)
+        agents.report(
+            self.db,
+            self.space,
+            host,
+            task,
+            phase,
+            code,
+            f"{phase} out",
+            status,
+            V1,
+            claim=self.claim(task),
+        )
 
     def end(self, status: str = "cancelled") -> None:
         with self.db.transaction() as s:
@@ -193,9 +209,30 @@ def test_another_hosts_task_cannot_be_reported_with_a_token_of_this_host(pdb):
     victim = pull.fetch(HOSTS[1])
     for host in (HOSTS[0], HOSTS[2]):  # the space and host the token authenticates as
         with pytest.raises(PermissionDenied):
-            agents.report(pdb, pull.space, host, victim, "post-deploy", 0, "", "success", V1)
+            agents.report(
+                pdb,
+                pull.space,
+                host,
+                victim,
+                "post-deploy",
+                0,
+                "",
+                "success",
+                V1,
+                claim=pull.claim(victim),
+            )
     with pytest.raises(PermissionDenied):  # another space's
-        agents.report(pdb, pull.space + 1000, HOSTS[1], victim, "post-deploy", 0, "", "success")
+        agents.report(
+            pdb,
+            pull.space + 1000,
+            HOSTS[1],
+            victim,
+            "post-deploy",
+            0,
+            "",
+            "success",
+            claim=pull.claim(victim),
+        )
     assert agents.tasks_of(pdb, pull.id)[HOSTS[1]].status == "running"
     assert pull.live()[HOSTS[1]] == V1
 
@@ -237,7 +274,17 @@ def test_a_rollback_reported_after_the_deploy_ended_is_still_recorded(pdb):
     pull.end("failed")  # the worker stopped waiting (or the run was lost) meanwhile
     # the rollback script switched the host to V1 and restarted it, then reported:
     try:
-        agents.report(pdb, pull.space, host, rollback, "rollback", 0, "", "success")
+        agents.report(
+            pdb,
+            pull.space,
+            host,
+            rollback,
+            "rollback",
+            0,
+            "",
+            "success",
+            claim=pull.claim(rollback),
+        )
     except Conflict:
         pass  # the rollback script ignores the answer: the host is on V1 either way
     assert pull.live()[host] == V1, "the record names a release the host left"
@@ -312,8 +359,11 @@ def _recover(db: Database, settings, pull: Pull) -> dict:
         for host, each in agents.tasks_of(db, pull.id, "rollback").items():
             if each.status in ("due", "running") and each.id not in answered:
                 agents.index.forget()
-                agents.take(db, pull.space, host)  # the host polls and fetches its script
-                agents.report(db, pull.space, host, each.id, "rollback", 0, "", "success")
+                taken = agents.take(db, pull.space, host)  # the host polls, fetches its script
+                claim = taken[0].claimed_by if taken else ""
+                agents.report(
+                    db, pull.space, host, each.id, "rollback", 0, "", "success", claim=claim
+                )
                 answered.add(each.id)
         time.sleep(0.2)
     rescuer.join(30)
@@ -355,17 +405,31 @@ def test_a_recovered_first_deploy_does_not_leave_the_switched_hosts_on_it(sdb, s
     agents.make_due(sdb, pull.id, HOSTS)
     done = HOSTS[0]
     task = pull.fetch(done)
-    agents.report(sdb, pull.space, done, task, "pre-deploy", 0, "", "", "")
-    agents.report(sdb, pull.space, done, task, "post-deploy", 0, "", "success", "")
+    mine = pull.claim(task)
+    agents.report(sdb, pull.space, done, task, "pre-deploy", 0, "", "", "", claim=mine)
+    agents.report(sdb, pull.space, done, task, "post-deploy", 0, "", "success", "", claim=mine)
     assert pull.live()[done] == V2
     busy = HOSTS[1]
     busy_task = pull.fetch(busy)
-    agents.report(sdb, pull.space, busy, busy_task, "pre-deploy", 0, "", "", "")
+    agents.report(
+        sdb, pull.space, busy, busy_task, "pre-deploy", 0, "", "", "", claim=pull.claim(busy_task)
+    )
     shown = _recover(sdb, settings, pull)
     assert shown["status"] == "failed"
     # the busy host's next report is refused: its script removes its webroot link
     with pytest.raises(Conflict):
-        agents.report(sdb, pull.space, busy, busy_task, "do-deploy", 0, "", "", "")
+        agents.report(
+            sdb,
+            pull.space,
+            busy,
+            busy_task,
+            "do-deploy",
+            0,
+            "",
+            "",
+            "",
+            claim=pull.claim(busy_task),
+        )
     told = agents.tasks_of(sdb, pull.id, "rollback")
     assert done in told or pull.live().get(done) != V2, (
         f"{done} stays on the failed first deploy's release; {busy} serves nothing"

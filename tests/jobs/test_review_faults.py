@@ -166,7 +166,9 @@ def test_pull_recovery_leaves_no_host_that_was_mid_deploy_alone_on_the_new_relea
     agents.make_due(db, request.id, hosts)
     done, busy, _idle = hosts
     task = agents.take(db, space, done)[0]  # this host switched and reported
-    agents.report(db, space, done, task.id, "post-deploy", 0, "", "success", v1)
+    agents.report(
+        db, space, done, task.id, "post-deploy", 0, "", "success", v1, claim=task.claimed_by
+    )
     busy_task = agents.take(db, space, busy)[0]  # this one fetched its script: switching now
     _orphan(db, request.id, ["hosts"])
     assert queue.take_over_lost(db, "rescuer", 30) == [request.id]
@@ -181,14 +183,26 @@ def test_pull_recovery_leaves_no_host_that_was_mid_deploy_alone_on_the_new_relea
     while time.monotonic() < deadline and (recovered.is_alive() or not refused):
         for host, each in agents.tasks_of(db, request.id, "rollback").items():
             if each.status in ("due", "running") and each.id not in answered:
-                agents.take(db, space, host)  # the host fetches its rollback, then reports
-                agents.report(db, space, host, each.id, "rollback", 0, "", "success")
+                taken = agents.take(db, space, host)  # the host fetches its rollback
+                claim = taken[0].claimed_by if taken else ""  # its script carries its claim
+                agents.report(db, space, host, each.id, "rollback", 0, "", "success", claim=claim)
                 answered.add(each.id)
         if answered and not refused:
             # the busy host's script goes on: its next report is refused, so the real
             # script switches back by itself (tests/pipeline/test_pull.py shows it on hosts)
             with pytest.raises(Conflict) as no:
-                agents.report(db, space, busy, busy_task.id, "do-deploy", 0, "", "", v1)
+                agents.report(
+                    db,
+                    space,
+                    busy,
+                    busy_task.id,
+                    "do-deploy",
+                    0,
+                    "",
+                    "",
+                    v1,
+                    claim=busy_task.claimed_by,
+                )
             refused.append(str(no.value))
         time.sleep(0.2)
     recovered.join(30)

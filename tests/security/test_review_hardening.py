@@ -163,7 +163,8 @@ def test_a_pull_hosts_reported_output_is_stored_and_shown_masked(surface):  # no
         deploy_id = deploy.id
     agents.create_tasks(w.db, deploy_id, project.space_id, [surface.agent_host], "deploy", "r1")
     agents.make_due(w.db, deploy_id, [surface.agent_host])
-    assert agents.take(w.db, project.space_id, surface.agent_host) is not None  # fetched
+    taken = agents.take(w.db, project.space_id, surface.agent_host)
+    assert taken is not None  # fetched: its script carries the claim it reports with
     with w.db.read() as s:
         task_id = s.scalar(select(AgentTask.id).where(AgentTask.deploy_id == deploy_id))
     answer = surface.client.post(
@@ -171,6 +172,7 @@ def test_a_pull_hosts_reported_output_is_stored_and_shown_masked(surface):  # no
         headers={"Authorization": f"Bearer {surface.agent_token}"},
         data={
             "task": str(task_id),
+            "claim": taken[0].claimed_by,
             "phase": "pre-deploy",
             "exit_code": "1",
             "output": f"psql: password {PULL_SECRET} rejected\n",

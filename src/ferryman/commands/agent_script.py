@@ -54,6 +54,7 @@ class ScriptPlan:
     variables: Mapping[str, str] = field(default_factory=dict)
     download_timeout: float = 600
     task_timeout: float = 600
+    claim: str = ""  # the holder token of this fetch's claim: every report carries it
 
 
 def _common(plan: ScriptPlan) -> str:
@@ -65,6 +66,7 @@ FM_SERVER={q(plan.server)}
 FM_AGENT_HOST={q(plan.host)}
 FM_AGENT_HOST_ADDRESS="${{FM_AGENT_HOST%:*}}"
 FM_TASK={plan.task_id}
+FM_CLAIM={q(plan.claim)}
 FM_TOKEN=$(cat "${{FERRYMAN_TOKEN_FILE:-{TOKEN_FILE}}}") || {{ echo "no agent token" >&2; exit 2; }}
 FM_WEBROOT={q(plan.webroot)}
 FM_RELEASES={q(plan.releases)}
@@ -80,6 +82,7 @@ report() {{  # phase exit_code [status]: the output's last 64 KiB (the server ta
   code=$(curl -sS -m 30 --retry 2 --retry-delay 1 -o /dev/null -w '%{{http_code}}' \\
     -H "Authorization: Bearer $FM_TOKEN" \\
     -F task="$FM_TASK" -F phase="$1" -F exit_code="$2" -F status="${{3:-}}" \\
+    --form-string claim="$FM_CLAIM" \\
     -F previous="${{FM_PREVIOUS:-}}" -F "output=<$FM_LOG.tail" \\
     "$FM_SERVER/api/v1/agent/$FM_AGENT_HOST/report")
   rc=$?

@@ -70,7 +70,7 @@ def token(worker: str) -> str:
     return f"{worker[:180]}~{secrets.token_hex(6)}"
 
 
-def _takeable(q: Queue, now: datetime) -> ColumnElement[bool]:
+def takeable(q: Queue, now: datetime) -> ColumnElement[bool]:
     """Due, and held by nobody: ready with no lease or an expired one, or held under a lease
     that ran out (its claimer died or stopped renewing: taken over)."""
     lease = q.column(q.lease)
@@ -102,22 +102,56 @@ def claim_due(
     order = q.column(q.order or q.due or "id")
     ids = s.execute(
         select(q.column("id"), *(q.column(name) for name in read))
-        .where(_takeable(q, now), *where)
+        .where(takeable(q, now), *where)
         .order_by(order, q.column("id"))
         .limit(limit)
     ).all()
-    until = now + timedelta(seconds=lease)
     out: list[Claim] = []
     for row_id, *rest in ids:
-        holder = token(worker)
-        taken = s.execute(
-            update(q.model)
-            .where(q.column("id") == row_id, _takeable(q, now), *where)
-            .values({q.status: q.held, q.holder: holder, q.lease: until, **(values or {})})
-        )
-        if rowcount(taken) == 1:
-            out.append(Claim(int(row_id), holder, until, tuple(rest)))
+        claim = claim_row(s, q, int(row_id), worker, lease, now, where=where, values=values)
+        if claim is not None:
+            out.append(Claim(claim.id, claim.holder, claim.lease_until, tuple(rest)))
     return out
+
+
+def claim_row(
+    s: Session,
+    q: Queue,
+    row_id: int,
+    worker: str,
+    lease: float,
+    now: datetime,
+    *,
+    where: tuple[ColumnElement[bool], ...] = (),
+    values: dict[str, Any] | None = None,
+) -> Claim | None:
+    """Claim one row the caller picked (``now``: the database's time it read it at) by the
+    same conditional update as ``claim_due``: the claim, or None when it is not takeable any
+    more (another claim, or a change committed meanwhile, came first)."""
+    holder = token(worker)
+    until = now + timedelta(seconds=lease)
+    taken = s.execute(
+        update(q.model)
+        .where(q.column("id") == row_id, takeable(q, now), *where)
+        .values({q.status: q.held, q.holder: holder, q.lease: until, **(values or {})})
+        .execution_options(synchronize_session=False)
+    )
+    return Claim(row_id, holder, until) if rowcount(taken) == 1 else None
+
+
+def expire(
+    s: Session, q: Queue, row_id: int, *, where: tuple[ColumnElement[bool], ...] = ()
+) -> bool:
+    """End the lease of a held row now, keeping it held: whoever judged its claimer late
+    (a deadline of the queue's own) lets the next claim take it over, and the late claim
+    is fenced once another claim took it. True when the row was held (and is now free)."""
+    done = s.execute(
+        update(q.model)
+        .where(q.column("id") == row_id, q.column(q.status) == q.held, *where)
+        .values({q.lease: db_now(s) - timedelta(seconds=1)})
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(done) == 1
 
 
 def renew(s: Session, q: Queue, row_id: int, holder: str, lease: float) -> datetime | None:

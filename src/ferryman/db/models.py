@@ -566,6 +566,10 @@ class AgentTask(Base):
     fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+    # the host's claim of a running task (``db/claims.py``): its holder token, which the
+    # host's reports carry (the fence), and until when it holds it (the run's deadline)
+    claimed_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     __table_args__ = (
         Index("ix_agent_tasks_host_status", "host", "status"),
         Index("ix_agent_tasks_deploy", "deploy_id"),
@@ -593,7 +597,8 @@ class NotifyChannel(Base):
 
 
 class NotifyDelivery(Base):
-    """One message to one channel: a job, retried with backoff; every attempt is kept."""
+    """One message to one channel: a job, retried with backoff; every attempt is kept.
+    ``status``: pending → sending (claimed) → sent | failed, or pending again to retry."""
 
     __tablename__ = "notify_deliveries"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -608,6 +613,9 @@ class NotifyDelivery(Base):
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the claim of a worker sending it (``db/claims.py``): only this holder records the attempt
+    claimed_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     __table_args__ = (Index("ix_notify_deliveries_due", "status", "next_attempt_at"),)
 
 

@@ -5,7 +5,16 @@ lookup), the tasks the worker hands out batch by batch, and what hosts report.
 A token of a disabled space is refused like an unknown one. Optional request signing is keyed
 by the host's *signing key* — HMAC-SHA256 of the token's hash under a server secret (stored
 sealed in ``server_facts``), handed out with the token at registration — never by the bearer
-token itself, so whoever sees a token on the wire or in a proxy log cannot sign with it."""
+token itself, so whoever sees a token on the wire or in a proxy log cannot sign with it.
+
+Tasks are a queue of ``db/claims.py`` (``TASKS``) claimed by hosts: a host fetching its due
+task claims it (``take``: ``due`` → ``running`` under a holder token and a lease until its
+run's deadline, in the database's clock), and the script it gets carries the token in every
+report — the fence: ``report`` takes only the reports of the claim that holds the task, so a
+run of a task that was handed out again (taken over) can write nothing. The worker waiting on
+the deploy judges the deadlines (``mark_unreachable``): a late deploy task ends
+``unreachable``; a late rollback task's lease is ended (``claims.expire``) so that its host's
+next fetch takes it over with a new claim."""
 
 from __future__ import annotations
 
@@ -23,6 +32,8 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ferryman.config.project import parse_project
+from ferryman.db import claims
 from ferryman.db.clock import db_now
 from ferryman.db.models import (
     ACTIVE_STATUSES,
@@ -50,6 +61,10 @@ TOKEN_CACHE_SECONDS = 30.0  # a revoked token stops working within this
 REPLAY_WINDOW = 300.0
 OUTPUT_LIMIT = 16_000
 SIGNING_SECRET = "agent_signing_secret"  # server_facts key: sealed, made on first use
+# the queue of due tasks: a host claims its oldest due one when it fetches it, and holds it
+# as ``running`` under its holder token until it reports a last word or its lease ends
+TASKS = claims.Queue(AgentTask, ready=("due",), held="running", due="due_at", order="id")
+LEASE = 3600.0  # a task's lease when its deploy's config cannot say (see ``_run_within``)
 
 
 def _hash(token: str) -> str:
@@ -260,8 +275,21 @@ def _task(
     return task
 
 
+def _run_within(deploy: Deploy | None) -> float:
+    """Seconds a host has from fetching its task to its last word: the deadline the worker
+    waiting on the deploy judges it by (``pipeline/pull.py``), and the lease of its claim."""
+    try:
+        assert deploy is not None
+        env = parse_project(deploy.config).environment(deploy.env)
+        return env.pull.unreachable_after + env.pull.download_timeout + env.task_timeout * 3
+    except Exception:  # a config that no longer parses: the task still gets a deadline
+        return LEASE
+
+
 def take(db: Database, space_id: int, host: str) -> tuple[AgentTask, Deploy, Project] | None:
-    """The host's due task, now ``running`` (the script is being fetched), with its deploy."""
+    """The host's due task, now ``running`` (the script is being fetched) under a new claim
+    of the host's, with its deploy. A task the host runs already is handed out again only
+    once its lease ended (its deadline passed: taken over, and the earlier run is fenced)."""
     with db.transaction() as s:
         _serialized(s)
         task = s.scalar(
@@ -277,19 +305,23 @@ def take(db: Database, space_id: int, host: str) -> tuple[AgentTask, Deploy, Pro
         )
         if task is None:
             return None
-        # conditional on its state as read: a cancel committed meanwhile is never undone
-        # (SQLite takes no row lock for the read above)
-        handed = s.execute(
-            update(AgentTask)
-            .where(AgentTask.id == task.id, AgentTask.status.in_(ACTIVE))
-            .values(status="running", fetched_at=db_now(s))  # compared by mark_unreachable
-            .execution_options(synchronize_session=False)
-        )
-        if rowcount(handed) != 1:
-            return None
-        s.refresh(task)
         deploy = s.get(Deploy, task.deploy_id)
         project = s.get(Project, deploy.project_id) if deploy else None
+        # conditional on its state as read: a cancel committed meanwhile is never undone
+        # (SQLite takes no row lock for the read above), and a held task is not taken
+        now = db_now(s)
+        claim = claims.claim_row(
+            s,
+            TASKS,
+            task.id,
+            host,
+            _run_within(deploy),
+            now,
+            values={"fetched_at": now},  # compared by mark_unreachable
+        )
+        if claim is None:
+            return None
+        s.refresh(task)
         assert deploy is not None and project is not None
         s.flush()  # the change is written before the objects are handed out
         s.expunge_all()
@@ -328,9 +360,14 @@ def report(
     output: str,
     status: str = "",
     previous: str = "",
+    claim: str = "",
 ) -> None:
     """A phase's exit code and output (its tail) from a host; ``status`` when it is the last
     word (success, failed, rolled_back, skipped). Shown in the console like push hosts.
+
+    Taken only from the claim that holds the task (``claim``: the holder token its script
+    carries; a task handed out before claims had none, and neither had its script): a run of
+    a task that was taken over since gets ``Conflict`` and records nothing.
 
     Taken only while the deploy is active, checked with its row locked and written in the
     same transaction: a late host (the deploy was cancelled, failed or recovered meanwhile)
@@ -352,11 +389,13 @@ def report(
             task.action == "rollback" and task.status == "unreachable" and task.fetched_at
         )
         if task.status in FINAL and not late_rollback:
-            if status == task.status and task.detail == last_word:
+            if status == task.status and task.detail == last_word and task.claimed_by == claim:
                 return
             raise Conflict(f"task #{task_id} is already {task.status}")
         if task.status != "running" and not late_rollback:
             raise Conflict(f"task #{task_id} was never handed to {host} (it is {task.status})")
+        if task.status == "running" and task.claimed_by != claim:  # the fence
+            raise Conflict(f"task #{task_id} was handed out again: this run of it is over")
         deploy = s.get(Deploy, deploy_id, with_for_update=True)
         # a rollback a host carried out is recorded whenever it reports: it restored what
         # the host served; a deploy's report counts only while the deploy is active
@@ -365,12 +404,14 @@ def report(
             ended = deploy.status if deploy is not None else "deleted"
             task.status, task.finished_at = "cancelled", utcnow()
             task.detail = f"{phase}: reported after the deploy ended ({ended})"
+            claims.let_go(TASKS, task, keep_holder=True)
         else:
             task.phase = phase[:32]
             if previous and not task.previous:
                 task.previous = previous[:255]
             if status:
                 task.status, task.finished_at, task.detail = status, utcnow(), last_word
+                claims.let_go(TASKS, task, keep_holder=True)  # a retry of it is recognised
             _record_report(s, task, deploy, tail, last_word, status)
     if ended or status:
         index.forget()
@@ -537,13 +578,15 @@ def mark_unreachable(
                     s.execute(update(AgentTask).where(*same).values(detail=OVERDUE))
                 ):
                     newly[host] = {"status": "unreachable", "error": OVERDUE}
+                if status == "running":  # its host's next fetch takes it over
+                    claims.expire(s, TASKS, task_id, where=(AgentTask.lease_until > now,))
                 continue
             why = "did not poll in time" if not fetched_at else "never reported back"
             if rowcount(
                 s.execute(
                     update(AgentTask)
                     .where(*same)
-                    .values(status="unreachable", finished_at=now, detail=why)
+                    .values(status="unreachable", finished_at=now, detail=why, lease_until=None)
                 )
             ):
                 late.append(host)
@@ -575,6 +618,7 @@ def cancel_open(db: Database, deploy_id: int) -> None:
                 status="cancelled",
                 finished_at=utcnow(),
                 detail="the deploy stopped while the host ran it",
+                lease_until=None,  # the claim ends; its next report is refused
             )
         )
     index.forget()

@@ -2,17 +2,30 @@
 services emit (each becomes one delivery per matching channel, rendered in the channel's
 language), and the deliveries with every attempt. A channel's destination (URL or SMTP host)
 is checked when it is saved: an address inside the install's networks is refused unless a
-superuser allowed it (``ferryman.outbound``); the dispatcher checks again at delivery."""
+superuser allowed it (``ferryman.outbound``); the dispatcher checks again at delivery.
+
+Deliveries are a queue of ``db/claims.py`` (``DELIVERIES``): a worker claims a due one
+(``claim_delivery``: ``pending`` → ``sending`` under its holder token and a lease in the
+database's clock), renews the lease while it sends (``renew_delivery``) and records the
+attempt behind the fence (``record_attempt``): a claim that was lost — its lease ran out and
+another worker took the delivery over — records nothing, so an attempt is never counted
+twice nor a status overwritten. A delivery whose worker died is taken over once its lease
+ends."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ferryman.db import claims
+from ferryman.db.clock import db_now
 from ferryman.db.models import (
     Deploy,
     NotifyChannel,
@@ -33,6 +46,10 @@ from ferryman.services.audit import Actor, record
 from ferryman.services.spaces import visible_space
 
 MASK = "***"
+ATTEMPTS = 6  # a delivery is tried at most this many times
+# the queue of due deliveries: a pending one is claimed when its next attempt is due, and
+# held as ``sending`` under its holder token and lease until its attempt is recorded
+DELIVERIES = claims.Queue(NotifyDelivery, ready=("pending",), held="sending", due="next_attempt_at")
 
 
 def _settings_out(channel: NotifyChannel, plain: dict[str, Any]) -> dict[str, Any]:
@@ -332,8 +349,6 @@ def emit_for_deploy(db: Database, deploy_id: int, event: str) -> None:
 def warn_long_locks(db: Database, minutes: float) -> int:
     """Announce (once) every deploy that has held its environment for more than ``minutes``:
     running, or paused waiting for a person."""
-    from datetime import timedelta
-
     from ferryman.db.models import utcnow
 
     cutoff = utcnow() - timedelta(minutes=minutes)
@@ -364,3 +379,83 @@ def warn_long_locks(db: Database, minutes: float) -> int:
             )
             count += 1
     return count
+
+
+# --- deliveries: the dispatcher's queue ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery claimed for one attempt: its message, its channel's kind and settings
+    (opened; empty with ``problem`` set when they cannot be used) and this claim's holder
+    token, the fence its attempt is recorded behind."""
+
+    delivery_id: int
+    holder: str
+    message: Message
+    kind: str
+    settings: dict[str, Any]
+    problem: str = ""
+
+
+def claim_delivery(
+    db: Database, worker: str, lease: float, skip: Collection[int] = ()
+) -> Claimed | None:
+    """Claim the delivery due first (one whose worker died is due again once its lease
+    ran out: taken over) for ``lease`` seconds; None when nothing is due. ``skip``: the ones
+    this round already tried (each is tried at most once a round)."""
+    where = (NotifyDelivery.id.notin_(list(skip)),) if skip else ()
+    with db.transaction() as s:
+        taken = claims.claim_due(
+            s, DELIVERIES, worker, lease, 1, read=("channel_id", "message"), where=where
+        )
+        if not taken:
+            return None
+        claim = taken[0]
+        channel_id, message = claim.row
+        channel = s.get(NotifyChannel, channel_id)
+        kind, sealed = (channel.kind, channel.settings) if channel else ("", "")
+    problem, settings = "", {}
+    if not kind:
+        problem = "the channel is gone"
+    elif kind not in CHANNELS:
+        problem = f"unknown channel kind {kind}"
+    else:
+        try:
+            settings = json.loads(db.box.open(sealed))
+        except Exception as exc:  # a key changed or a row damaged: an attempt that failed
+            problem = f"the channel's settings cannot be opened ({type(exc).__name__})"
+    return Claimed(claim.id, claim.holder, Message.from_dict(message), kind, settings, problem)
+
+
+def renew_delivery(db: Database, delivery_id: int, holder: str, lease: float) -> bool:
+    """Extend the lease of a delivery being sent: True while ``holder`` still holds it."""
+    with db.transaction() as s:
+        return claims.renew(s, DELIVERIES, delivery_id, holder, lease) is not None
+
+
+def record_attempt(db: Database, delivery_id: int, holder: str, error: str, backoff: float) -> str:
+    """Record one attempt (``error`` empty: it was sent), behind the claim's fence: the
+    delivery's new status (``sent``, ``failed`` after ``ATTEMPTS``, else ``pending`` again
+    after a doubling backoff), or "" when ``holder`` no longer holds it — a claim that was
+    taken over records nothing."""
+    with db.transaction() as s:
+        row: NotifyDelivery | None = claims.held(s, DELIVERIES, delivery_id, holder)
+        if row is None:
+            return ""
+        now = db_now(s)
+        row.attempts += 1
+        row.history = [
+            *row.history,
+            {"at": now.isoformat(), "ok": not error, "error": error[:300], "v": 2},
+        ]
+        if not error:
+            row.status, row.sent_at = "sent", now
+        elif row.attempts >= ATTEMPTS:
+            row.status = "failed"
+        else:
+            row.status = "pending"
+            row.next_attempt_at = now + timedelta(seconds=backoff * 2 ** (row.attempts - 1))
+        # a sent or failed delivery keeps who finished it; a retry is anybody's again
+        claims.let_go(DELIVERIES, row, keep_holder=row.status != "pending")
+        return row.status

@@ -176,6 +176,7 @@ def _plan(request: Request, task: AgentTask, deploy: Deploy, project: Project) -
         variables=variables,
         download_timeout=env.pull.download_timeout,
         task_timeout=env.task_timeout,
+        claim=task.claimed_by,
     )
     if task.action == "rollback":
         return agent_script.rollback_script(plan)
@@ -236,5 +237,6 @@ async def report(host: str, request: Request) -> Response:
         text,
         str(form.get("status", "")),
         str(form.get("previous", "")),
+        str(form.get("claim", "")),
     )
     return Response(status_code=204)
