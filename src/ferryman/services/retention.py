@@ -19,6 +19,16 @@ the incremental checkout (``trees/<space>/<project>-<env digest>``) of deleted p
 environments a project no longer has. These are removed whether or not a retention is set:
 nothing can ever use them.
 
+**Git mirrors.** The cached mirrors (``repos/<space id>/<url digest>.git``, one per space and
+repository URL: ``vcs/factory.mirror_path``) that no live project of their space names as
+its repository any more (deleted projects, changed URLs) and no deploy queued, running or
+paused uses (by the URL its own configuration holds) go too. Each is locked first with the
+lock a fetch or clone takes (``<digest>.git.lock``, an flock; one held is skipped, as in
+use), then the database is read, then it is removed under the lock: a deploy that got to its
+fetch before the lock is active in the database by then, and one that comes after waits for
+the lock and clones afresh. The lock files stay (unlinking a lock another process may be
+waiting on would let two clone at once; they are empty). Svn keeps no cache: nothing to sweep.
+
 **Two workers.** A run is claimed in ``server_facts`` (``retention.next_run``, a conditional
 update), so one worker prunes an hour at a time. Two pruning at once anyway (a claim lost to a
 clock, a manual run) is harmless: deleting rows already deleted deletes nothing, and the
@@ -27,7 +37,9 @@ conditional update of ``logs_pruned_at`` lets one of them write the note.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import re
 import shutil
 from collections.abc import Callable, Sequence
@@ -66,6 +78,7 @@ from ferryman.db.models import (
 )
 from ferryman.db.session import Database, rowcount
 from ferryman.services.audit import SYSTEM, record
+from ferryman.vcs.factory import mirror_path
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +88,8 @@ EVERY = timedelta(hours=1)
 CLAIM = "retention.next_run"
 _DEPLOY_DIR = re.compile(r"deploy-([0-9]{1,18})")
 _SLOT = re.compile(r"([0-9]{1,18})-([0-9a-f]{16})")
+_ID = re.compile(r"[1-9][0-9]{0,17}")  # as mirror_path writes a space's id
+_MIRROR = re.compile(r"[0-9a-f]{24}\.git")
 
 
 @dataclass
@@ -87,6 +102,7 @@ class Pruned:
     artifacts: int = 0  # pull-mode packages
     builds: int = 0  # kept failed builds
     trees: int = 0  # parked trees
+    mirrors: int = 0  # git mirrors
 
     @property
     def anything(self) -> bool:
@@ -259,7 +275,8 @@ def _mark(db: Database, deploy_ids: list[int], keep: timedelta, setting: str) ->
 
 
 def sweep_artifacts(db: Database, settings: Settings) -> Pruned:
-    """Remove the packages, kept builds and parked trees nothing can use any more."""
+    """Remove the packages, kept builds, parked trees and git mirrors nothing can use any
+    more."""
     done = Pruned()
     for folder, field in (
         (settings.home / "artifacts", "artifacts"),
@@ -285,6 +302,7 @@ def sweep_artifacts(db: Database, settings: Settings) -> Pruned:
                 shutil.rmtree(path, ignore_errors=True)
                 setattr(done, field, getattr(done, field) + 1)
     done.trees = _sweep_trees(db, settings.home / "trees")
+    done.mirrors = sweep_mirrors(db, settings.repo_cache)
     return done
 
 
@@ -345,6 +363,77 @@ def _sweep_trees(db: Database, root: Path) -> int:
     return removed
 
 
+def sweep_mirrors(db: Database, root: Path) -> int:
+    """Remove the git mirrors under ``root`` that no live project of their space and no
+    active deploy uses (see the module's docstring for the locking); returns how many."""
+    mirrors: list[tuple[int, Path]] = []
+    if root.is_dir():
+        for space in root.iterdir():
+            if not _ID.fullmatch(space.name) or not space.is_dir() or space.is_symlink():
+                continue
+            for each in space.iterdir():
+                if _MIRROR.fullmatch(each.name) and each.is_dir() and not each.is_symlink():
+                    mirrors.append((int(space.name), each))
+    if not mirrors:
+        return 0
+    held: dict[Path, int] = {}  # mirror → the descriptor of its lock, held
+    try:
+        for _space, path in mirrors:
+            fd = _try_lock(path.with_name(path.name + ".lock"))
+            if fd is not None:
+                held[path] = fd
+        if not held:
+            return 0
+        used = _mirrors_in_use(db, root)
+        removed = 0
+        for path in held:
+            if path in used:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(path.with_name(path.name + ".cloning"), ignore_errors=True)
+            removed += not path.exists()
+        return removed
+    finally:
+        for fd in held.values():
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _try_lock(path: Path) -> int | None:
+    """The descriptor of ``path`` locked (flock, exclusive), or None: someone holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _mirrors_in_use(db: Database, root: Path) -> set[Path]:
+    """The mirror of every live project's repository in its space, and of every active
+    deploy's (its own configuration's URL: the project's may have changed since)."""
+    with db.read() as s:
+        live = s.execute(
+            select(Project.space_id, Project.config).where(Project.deleted_at.is_(None))
+        ).all()
+        active = s.execute(
+            select(Project.space_id, Deploy.config, Project.config)
+            .join(Project, Project.id == Deploy.project_id)
+            .where(Deploy.status.in_(ACTIVE_STATUSES))
+        ).all()
+    used: set[Path] = set()
+    for space_id, *configs in [*live, *active]:
+        for config in configs:
+            url = (config or {}).get("repo") if isinstance(config, dict) else None
+            if isinstance(url, str) and url:
+                used.add(mirror_path(root, url, int(space_id)))
+    return used
+
+
 def run(
     db: Database,
     settings: Settings,
@@ -371,6 +460,7 @@ def run(
         done.steps += theirs.steps
     swept = sweep_artifacts(db, settings)
     done.artifacts, done.builds, done.trees = swept.artifacts, swept.builds, swept.trees
+    done.mirrors = swept.mirrors
     if done.anything:
         with db.transaction() as s:
             record(
