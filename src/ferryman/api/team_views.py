@@ -33,10 +33,21 @@ class Space(View):
     role: Role | None = Field(default=None, description="yours (lists; null: not a member)")
 
 
+class MemberGroup(View):
+    group: str
+    role: Role
+
+
 class Member(View):
     user_id: int
     username: str
-    role: Role
+    role: Role = Field(description="the role held: the highest of their own and their groups'")
+    own_role: Role | None = Field(
+        default=None, description="(lists) their own membership; null: through groups only"
+    )
+    groups: list[MemberGroup] | None = Field(
+        default=None, description="(lists) the groups that give them a role here"
+    )
     is_active: bool | None = Field(default=None, description="(lists)")
 
 

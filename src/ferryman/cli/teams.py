@@ -77,8 +77,12 @@ def space_rename(
 
 @space_app.command("members")
 def space_members(space: SpaceArg, as_json: JsonOpt = False) -> None:
-    """The members of a space and their roles."""
-    show(Client().get(f"/spaces/{space}/members"), ["username", "role", "is_active"], as_json)
+    """The members of a space and their roles, directly or through groups."""
+    rows = Client().get(f"/spaces/{space}/members")
+    if not as_json:
+        for row in rows:
+            row["via"] = [f"{g['group']} ({g['role']})" for g in row.get("groups") or []]
+    show(rows, ["username", "role", "own_role", "via", "is_active"], as_json)
 
 
 @space_app.command("add-member")

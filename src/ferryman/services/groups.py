@@ -161,15 +161,25 @@ def update_group(
 
 
 def delete_group(db: Database, actor: Actor, ref: int | str) -> None:
-    """Delete a group: its members lose what it gave them in every space."""
+    """Delete a group: its members lose what it gave them in every space. Refused when it
+    would leave a space that has owners without one."""
     with db.transaction() as s:
         require(s, actor, "group.manage")
         group = _group(s, ref)
-        spaces = [row["space"] for row in _spaces(s, actor, group)]
+        touched = _space_rows(s, group)
+        owned = _owned(s, touched)
         s.execute(delete(UserGroupMember).where(UserGroupMember.group_id == group.id))
         s.execute(delete(SpaceGroup).where(SpaceGroup.group_id == group.id))
+        _keep_owners(s, owned, group)
         s.delete(group)
-        record(s, actor, "group.delete", f"group:{group.name}", spaces=spaces)
+        _record_in_spaces(
+            s,
+            actor,
+            "group.delete",
+            f"group:{group.name}",
+            touched,
+            spaces=sorted(space.name for space, _role in touched),
+        )
 
 
 def add_member(db: Database, actor: Actor, ref: int | str, user_ref: int | str) -> dict[str, Any]:
@@ -179,12 +189,20 @@ def add_member(db: Database, actor: Actor, ref: int | str, user_ref: int | str) 
         user = find_user(s, user_ref)
         if s.get(UserGroupMember, (group.id, user.id)) is None:
             s.add(UserGroupMember(group_id=group.id, user_id=user.id))
-            record(s, actor, "group.member_add", f"group:{group.name}/user:{user.username}")
+            _record_in_spaces(
+                s,
+                actor,
+                "group.member_add",
+                f"group:{group.name}/user:{user.username}",
+                _space_rows(s, group),
+            )
         s.flush()
         return group_dict(s, actor, group)
 
 
 def remove_member(db: Database, actor: Actor, ref: int | str, user_ref: int | str) -> None:
+    """Take a user out of a group. Refused when it would leave a space that has owners
+    without one (the user was the last owner there through this group)."""
     with db.transaction() as s:
         require(s, actor, "group.manage")
         group = _group(s, ref)
@@ -192,8 +210,58 @@ def remove_member(db: Database, actor: Actor, ref: int | str, user_ref: int | st
         member = s.get(UserGroupMember, (group.id, user.id))
         if member is None:
             raise NotFound(f"{user.username} is not in group {group.name}")
+        touched = _space_rows(s, group)
+        owned = _owned(s, touched)
         s.delete(member)
-        record(s, actor, "group.member_remove", f"group:{group.name}/user:{user.username}")
+        _keep_owners(s, owned, group)
+        _record_in_spaces(
+            s,
+            actor,
+            "group.member_remove",
+            f"group:{group.name}/user:{user.username}",
+            touched,
+        )
+
+
+def _space_rows(s: Session, group: UserGroup) -> list[tuple[Space, str]]:
+    """Every space the group has a role in, with the role — whoever the actor is."""
+    return [
+        (space, role)
+        for space, role in s.execute(
+            select(Space, SpaceGroup.role)
+            .join(SpaceGroup, SpaceGroup.space_id == Space.id)
+            .where(SpaceGroup.group_id == group.id)
+            .order_by(Space.name)
+        )
+    ]
+
+
+def _owned(s: Session, touched: list[tuple[Space, str]]) -> list[Space]:
+    """The spaces among ``touched`` where the group gives the owner role and someone owns
+    the space now: those a change to the group must not leave without an owner."""
+    return [space for space, role in touched if role == Role.owner.name and _has_owner(s, space)]
+
+
+def _keep_owners(s: Session, owned: list[Space], group: UserGroup) -> None:
+    for space in owned:
+        _keep_an_owner(s, space, group)
+
+
+def _record_in_spaces(
+    s: Session,
+    actor: Actor,
+    action: str,
+    target: str,
+    touched: list[tuple[Space, str]],
+    **detail: Any,
+) -> None:
+    """One audit row per space the group has a role in, so each space's owners read in their
+    own log who gained or lost a role there through the group; one row without a space when
+    it is in none (superusers read those)."""
+    if not touched:
+        record(s, actor, action, target, **detail)
+    for space, role in touched:
+        record(s, actor, action, target, space_id=space.id, role=role, **detail)
 
 
 def list_space_groups(db: Database, actor: Actor, space_ref: int | str) -> list[dict[str, Any]]:

@@ -7,7 +7,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ferryman.db.models import Environment, Space, SpaceMember, User
+from ferryman.db.models import (
+    Environment,
+    Space,
+    SpaceGroup,
+    SpaceMember,
+    User,
+    UserGroup,
+    UserGroupMember,
+)
 from ferryman.db.session import Database
 from ferryman.domain import display_name as display_names
 from ferryman.domain import validate
@@ -240,18 +248,47 @@ def find_user(s: Session, ref: int | str) -> User:
 
 
 def list_members(db: Database, actor: Actor, ref: int | str) -> list[dict[str, Any]]:
+    """Everyone holding a role in the space, directly or through a group. ``role`` is the role
+    they hold (the highest of their own and their groups'); ``own_role`` their own membership
+    (None for a member through groups only); ``groups`` the groups that give them one."""
     with db.read() as s:
         space = visible_space(s, actor, ref, "member.read")
-        rows = s.execute(
-            select(SpaceMember, User)
-            .join(User, User.id == SpaceMember.user_id)
-            .where(SpaceMember.space_id == space.id)
-            .order_by(User.username)
-        ).all()
-        return [
-            {"user_id": u.id, "username": u.username, "role": m.role, "is_active": u.is_active}
-            for m, u in rows
-        ]
+        own: dict[int, str] = {
+            user_id: role
+            for user_id, role in s.execute(
+                select(SpaceMember.user_id, SpaceMember.role).where(
+                    SpaceMember.space_id == space.id
+                )
+            )
+        }
+        via: dict[int, list[dict[str, str]]] = {}
+        for user_id, group, role in s.execute(
+            select(UserGroupMember.user_id, UserGroup.name, SpaceGroup.role)
+            .join(UserGroup, UserGroup.id == UserGroupMember.group_id)
+            .join(SpaceGroup, SpaceGroup.group_id == UserGroupMember.group_id)
+            .where(SpaceGroup.space_id == space.id)
+            .order_by(UserGroup.name)
+        ):
+            via.setdefault(user_id, []).append({"group": group, "role": role})
+        users = s.scalars(
+            select(User).where(User.id.in_(set(own) | set(via))).order_by(User.username)
+        )
+        out = []
+        for u in users:
+            roles = [Role[g["role"]] for g in via.get(u.id, [])]
+            if u.id in own:
+                roles.append(Role[own[u.id]])
+            out.append(
+                {
+                    "user_id": u.id,
+                    "username": u.username,
+                    "role": max(roles).name,
+                    "own_role": own.get(u.id),
+                    "groups": via.get(u.id, []),
+                    "is_active": u.is_active,
+                }
+            )
+        return out
 
 
 def set_member(
