@@ -104,3 +104,79 @@ def test_another_loopback_address_is_still_another_host(world):
             ),
         )
     assert _stored(w, first) and _stored(w, second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("local", "127.0.0.1"),
+        ("local", "localhost:2322"),
+        ("local", "[::1]"),
+        ("[::ffff:127.0.0.1]:2323", "local"),
+        ("0.0.0.0:2324", "local"),
+    ],
+)
+def test_an_ssh_host_on_the_deploy_hosts_loopback_overlaps_a_local_target(world, first, second):
+    """Issue 21: ``hosts: [local]`` is the deploy host itself, and so is an ssh host written
+    as its loopback (on any port: an sshd there serves the same files). Their paths overlap
+    whichever is applied first, and the second is refused with nothing stored."""
+    w = world
+    kept, refused = fresh("kept"), fresh("refused")
+    root = f"/srv/{fresh('same')}"
+    projects.apply_project(
+        w.db,
+        SYSTEM,
+        parse_project(
+            {
+                "project": kept,
+                "space": SPACE,
+                "repo": w.repo_url,
+                "environments": {"production": _env(first, root)},
+            }
+        ),
+    )
+    second_env = {**_env(second, root), "releases": f"{root}/rel/old"}  # inside the other's
+    if second == "local":
+        second_env.pop("user")
+    with pytest.raises(ConfigError) as caught:
+        projects.apply_project(
+            w.db,
+            SYSTEM,
+            parse_project(
+                {
+                    "project": refused,
+                    "space": SPACE,
+                    "repo": w.repo_url,
+                    "environments": {"production": second_env},
+                }
+            ),
+        )
+    text = "\n".join([caught.value.message, *caught.value.errors])
+    assert "paths overlap another environment's on the same host" in text, text
+    assert f"of project {kept} (environment production) on" in text, text
+    assert "local" in text.split(" on ")[-1], text
+    assert not _stored(w, refused)
+    assert _stored(w, kept)
+
+
+def test_an_ssh_host_on_another_loopback_address_does_not_overlap_a_local_target(world):
+    w = world
+    root = f"/srv/{fresh('apart')}"
+    names = fresh("here"), fresh("there")
+    for name, host in zip(names, ("local", "127.0.0.9"), strict=True):
+        env = _env(host, root)
+        if host == "local":
+            env.pop("user")
+        projects.apply_project(
+            w.db,
+            SYSTEM,
+            parse_project(
+                {
+                    "project": name,
+                    "space": SPACE,
+                    "repo": w.repo_url,
+                    "environments": {"production": env},
+                }
+            ),
+        )
+    assert all(_stored(w, name) for name in names)

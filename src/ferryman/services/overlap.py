@@ -5,14 +5,12 @@ when the applier cannot see the other project's space, says only "a project of a
 space" and the applier's own path and host: nothing of the other space's layout. A local
 target (``hosts: [local]``) also claims its whole shared dir and its webroot's directory,
 which its sandbox binds writable. One host written two ways (``localhost`` and
-``127.0.0.1``, ``127.1``) is one host (``same_host``); no name is ever looked up."""
+``127.0.0.1``, ``127.1``) is one host (``same_host``), and the deploy host's own loopback
+so written is ``local`` as well; no name is ever looked up."""
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
-import re
-import socket
 from typing import Any
 
 from sqlalchemy import select
@@ -22,16 +20,21 @@ from ferryman.config.project import ProjectConfig, parse_project
 from ferryman.db.models import Project, Server, Space
 from ferryman.domain import validate
 from ferryman.domain.local_paths import LOCAL
-from ferryman.domain.overlap import Claim, claims, collisions, shared_dir
+from ferryman.domain.overlap import (
+    Claim,
+    claims,
+    collisions,
+    is_deploy_host,
+    same_host,
+    shared_dir,
+)
 from ferryman.errors import ConfigError, ValidationError
+from ferryman.said import said
 from ferryman.services import inventory
 from ferryman.services.audit import Actor
 from ferryman.services.authz import visible_space_ids
 
 Where = tuple[str, str, set[str], list[Claim]]  # owner, env, host keys, claims
-_NUMERIC = re.compile(r"(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}")
-_THIS_HOST = frozenset({"127.0.0.1", "::1"})
-_UNSPECIFIED = frozenset({"0.0.0.0", "::"})  # noqa: S104 (compared, never bound)
 FOREIGN = "a project of another space"  # named so, and nothing more of it is shown
 
 
@@ -39,11 +42,14 @@ def _where(
     owner: str, env: str, hosts: set[str], claims: list[Claim], local: list[Claim]
 ) -> list[Where]:
     """An environment's claims per kind of host: its remote hosts claim ``claims``; the
-    deploy host itself (``local``) claims those and ``local`` as well."""
+    deploy host itself (``local``) claims those and ``local`` as well. A remote host that is
+    the deploy host's own loopback (``127.0.0.1``, ``localhost``) is ``local`` too: its
+    paths are the ones a ``hosts: [local]`` environment writes."""
     out: list[Where] = []
     remote = hosts - {LOCAL}
     if remote and claims:
-        out.append((owner, env, remote, claims))
+        here = {LOCAL} if any(is_deploy_host(key) for key in remote) else set()
+        out.append((owner, env, remote | here, claims))
     if LOCAL in hosts and claims:
         out.append((owner, env, {LOCAL}, claims + local))
     return out
@@ -57,7 +63,7 @@ def refuse_overlaps(s: Session, actor: Actor, space: Space, config: ProjectConfi
     for name, env in config.environments.items():
         dumped = env.model_dump()
         mine += _where(
-            f"project {config.project}",
+            config.project,
             name,
             _hosts(s, servers, space.id, dumped),
             _claims(config.project, name, dumped),
@@ -73,7 +79,7 @@ def refuse_overlaps(s: Session, actor: Actor, space: Space, config: ProjectConfi
     for space_id, project_name, stored in rows:
         if space_id == space.id and project_name == config.project:
             continue  # its stored configuration is the one being replaced
-        owner = f"project {project_name}" if visible is None or space_id in visible else FOREIGN
+        owner = project_name if visible is None or space_id in visible else FOREIGN
         # the stored file as it was validated when applied, read as it is (parsing every
         # project's file again on every apply costs ~2 ms each)
         envs = stored.get("environments") if isinstance(stored, dict) else None
@@ -94,20 +100,43 @@ def refuse_overlaps(s: Session, actor: Actor, space: Space, config: ProjectConfi
             shared = sorted(hosts & other_hosts)
             if not shared:
                 continue
+            # ``local`` is named when it is the only way the two meet (a local target and
+            # an ssh host on the loopback); beside the loopback's own keys it says nothing
+            shared = [key for key in shared if key != LOCAL] or shared
             for a, b in collisions(paths, other_paths):
                 if other_owner == FOREIGN:  # its paths and environment are not the user's to see
                     problems.append(
-                        f"environments/{name}: {a.what} {a.path} overlaps a path of {FOREIGN} "
-                        f"on {', '.join(shared)}"
+                        said(
+                            "environments/%(env)s: %(claim)s %(path)s overlaps a path of "
+                            "a project of another space on %(hosts)s",
+                            env=name,
+                            claim=a.what,
+                            path=a.path,
+                            hosts=shared,
+                        )
                     )
                     continue
                 problems.append(
-                    f"environments/{name}: {a.what} {a.path} overlaps the {b.what} {b.path} "
-                    f"of {other_owner} (environment {other_name}) on {', '.join(shared)}"
+                    said(
+                        "environments/%(env)s: %(claim)s %(path)s overlaps the %(other_claim)s "
+                        "%(other_path)s of project %(project)s (environment %(other_env)s) "
+                        "on %(hosts)s",
+                        env=name,
+                        claim=a.what,
+                        path=a.path,
+                        other_claim=b.what,
+                        other_path=b.path,
+                        project=other_owner,
+                        other_env=other_name,
+                        hosts=shared,
+                    )
                 )
     if problems:
         raise ConfigError(
-            f"project {config.project}: paths overlap another environment's on the same host",
+            said(
+                "project %(project)s: paths overlap another environment's on the same host",
+                project=config.project,
+            ),
             problems,
         )
 
@@ -138,12 +167,13 @@ def _local_claims(project: str, env_name: str, env: Any) -> list[Claim]:
         return []
     out = [
         Claim(
-            "shared dir",
+            said("shared dir"),
             shared_dir(given if isinstance(given, str) else None, releases, project, env_name),
         )
     ]
     if isinstance(webroot, str) and webroot.rstrip("/"):
-        out.append(Claim("webroot's directory", posixpath.dirname(webroot.rstrip("/")) or "/"))
+        directory = posixpath.dirname(webroot.rstrip("/")) or "/"
+        out.append(Claim(said("webroot's directory"), directory))
     return out
 
 
@@ -164,41 +194,6 @@ def _hosts(s: Session, cache: dict[int, list[Server]], space_id: int, env: Any) 
         if server.name in names or (wanted and wanted <= set(server.labels)):
             keys |= same_host(validate.HostSpec(server.address, server.port))
     return keys
-
-
-def same_host(spec: validate.HostSpec) -> set[str]:
-    """The keys one host is known by, found without asking any resolver: an address written
-    another way (``127.1``, ``0x7f.0.0.1``, ``::ffff:127.0.0.1``, ``::0001``) is its one
-    literal form, and ``localhost`` (and ``*.localhost``, RFC 6761) is ``127.0.0.1`` and
-    ``::1`` — as are those two written literally and ``0.0.0.0`` and ``::``, which a
-    connection reaches as the local host. Other names stay as written: a DNS name and the
-    address it resolves to are not matched, since finding out would send a lookup to the
-    network."""
-    address = spec.address.lower().rstrip(".")
-    if address == "localhost" or address.endswith(".localhost"):
-        forms = set(_THIS_HOST)
-    else:
-        literal = _literal(address)
-        # the deploy host's own loopback, and the unspecified addresses a connection reaches
-        # it by (Linux): one host however it is written, as ``localhost`` is
-        forms = set(_THIS_HOST) if literal in _THIS_HOST | _UNSPECIFIED else {literal}
-    return {validate.HostSpec(form, spec.port).key for form in forms}
-
-
-def _literal(address: str) -> str:
-    """An IP address in its one canonical form; anything else as it is."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        if not _NUMERIC.fullmatch(address):
-            return address
-        try:  # the forms inet_aton (and so ssh) reads as IPv4: 127.1, 2130706433, 0x7f.1
-            return socket.inet_ntoa(socket.inet_aton(address))
-        except OSError:
-            return address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
 
 
 def refuse_for_server(s: Session, actor: Actor, server: Server) -> None:
