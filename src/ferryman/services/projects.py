@@ -69,7 +69,12 @@ def find_project(s: Session, actor: Actor, ref: int | str, action: str) -> Proje
         found = list(s.scalars(stmt))
         if len(found) > 1:
             raise Conflict(
-                f"{len(found)} projects are named {text!r}; use SPACE:{text} or the project id",
+                said(
+                    "%(n)s projects are named %(name)s; use SPACE:%(bare)s or the project id",
+                    n=len(found),
+                    name=repr(text),
+                    bare=text,
+                ),
                 ids=[p.id for p in found],
             )
         project = found[0] if found else None
@@ -81,26 +86,48 @@ def find_project(s: Session, actor: Actor, ref: int | str, action: str) -> Proje
 
 def _check_against_space(s: Session, space: Space, config: ProjectConfig) -> None:
     """Environments must exist in the space; named servers and labels must match servers."""
-    errors = []
+    errors: list[str] = []
     names = {e.name for e in _space_envs(s, space.id)}
     servers = inventory.servers_of_space(s, space.id)
     by_name = {x.name for x in servers}
     for env_name, env in config.environments.items():
         if env_name not in names:
-            known = ", ".join(sorted(names)) or "none"
             errors.append(
-                f"environments/{env_name}: space {space.name!r} has no such environment "
-                f"(has: {known}); a master creates it first"
+                said(
+                    "environments/%(env)s: space %(space)s has no such environment "
+                    "(has: %(known)s); a master creates it first",
+                    env=env_name,
+                    space=repr(space.name),
+                    known=", ".join(sorted(names)) if names else said("none"),
+                )
             )
         for i, server in enumerate(env.servers):
             if server not in by_name:
-                errors.append(f"environments/{env_name}/servers/{i}: no server {server!r}")
+                errors.append(
+                    said(
+                        "environments/%(env)s/servers/%(i)s: no server %(server)s",
+                        env=env_name,
+                        i=i,
+                        server=repr(server),
+                    )
+                )
         if env.labels and not _labelled(servers, env.labels):
             errors.append(
-                f"environments/{env_name}/labels: no server has all of {', '.join(env.labels)}"
+                said(
+                    "environments/%(env)s/labels: no server has all of %(labels)s",
+                    env=env_name,
+                    labels=list(env.labels),
+                )
             )
     if errors:
-        raise ConfigError(f"project {config.project} does not fit space {space.name}", errors)
+        raise ConfigError(
+            said(
+                "project %(project)s does not fit space %(space)s",
+                project=config.project,
+                space=space.name,
+            ),
+            errors,
+        )
 
 
 def _space_envs(s: Session, space_id: int) -> list[Environment]:
@@ -128,9 +155,20 @@ def effective_config(s: Session, project: Project) -> ProjectConfig:
             )
             if match is None:
                 raise ConfigError(
-                    f"{project.name} {env_name}: {spec.key} is not a server of its space; "
-                    "a master adds it (`ferryman server add`) or applies the project again",
-                    [f"environments/{env_name}/hosts: {spec.key} is not a server of the space"],
+                    said(
+                        "%(project)s %(env)s: %(host)s is not a server of its space; a master "
+                        "adds it (`ferryman server add`) or applies the project again",
+                        project=project.name,
+                        env=env_name,
+                        host=spec.key,
+                    ),
+                    [
+                        said(
+                            "environments/%(env)s/hosts: %(host)s is not a server of the space",
+                            env=env_name,
+                            host=spec.key,
+                        )
+                    ],
                 )
             user = spec.user or match.user or None
             hosts.append(str(validate.HostSpec(spec.address, spec.port, user)))
@@ -328,7 +366,13 @@ def copy_project(
         analysis.check_destinations(config, for_database(db))  # Prometheus: outbound policy
         project_rules.register_hosts(s, actor, target, config)
         if s.scalar(select(Project).where(Project.space_id == target.id, Project.name == name)):
-            raise Conflict(f"space {target.name} already has a project {name!r}")
+            raise Conflict(
+                said(
+                    "space %(space)s already has a project %(name)s",
+                    space=target.name,
+                    name=repr(name),
+                )
+            )
         project = Project(
             space_id=target.id,
             name=name,
@@ -394,7 +438,13 @@ def remove_project_member(db: Database, actor: Actor, ref: int | str, user_ref: 
         user = _member_user(s, project, user_ref)
         row = s.get(ProjectMember, (project.id, user.id))
         if row is None:
-            raise NotFound(f"{user.username} has no override on {project.name}")
+            raise NotFound(
+                said(
+                    "%(user)s has no override on %(project)s",
+                    user=user.username,
+                    project=project.name,
+                )
+            )
         s.delete(row)
         record(
             s,
@@ -412,7 +462,7 @@ def _member_user(s: Session, project: Project, user_ref: int | str) -> User:
     can have an override (which replaces that role for the project, as ``authz`` reads it)."""
     user = find_user(s, user_ref)
     if group_roles.user_role(s, user.id, project.space_id) is None:
-        raise NotFound(f"{user.username} is not a member of the project's space")
+        raise NotFound(said("%(user)s is not a member of the project's space", user=user.username))
     return user
 
 
@@ -434,5 +484,5 @@ def space_of_project(db: Database, project_id: int) -> int:
     with db.read() as s:
         project = s.get(Project, project_id)
         if project is None:
-            raise NotFound(f"no project #{project_id}")
+            raise NotFound(said("no project #%(id)s", id=project_id))
         return project.space_id

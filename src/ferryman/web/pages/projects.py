@@ -126,17 +126,18 @@ async def save_project(request: Request, space: str, db: DB) -> Response:
         config = parse_project(data)
         await asyncio.to_thread(projects.apply_project, db, web.actor, config)
     except ConfigError as exc:
+        # a service's ``said`` line is said first: its translation keeps the line's
+        # ``environments/<name>: `` path, which places it at its field
+        lines = [web.say(line) for line in exc.errors]
         errors = {
-            key: web.say(forms.plain(message))
-            for key, message in forms.field_errors(exc.errors).items()
-        } or {"environments": exc.message}
+            key: web.say(forms.plain(message)) for key, message in forms.field_errors(lines).items()
+        } or {"environments": web.say(exc.message)}
         return _form(request, web, db, space, form, errors, editing, 422)
     except FerrymanError as exc:
         if exc.http_status in (401, 403, 404):
             raise
-        return _form(
-            request, web, db, space, form, {"project": exc.message}, editing, exc.http_status
-        )
+        refused = {"project": web.say(exc.message)}
+        return _form(request, web, db, space, form, refused, editing, exc.http_status)
     return redirect(
         request,
         f"/s/{space}/projects/{config.project}",
