@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the stream's libraries load when a command follows, not at 
     from rich.console import Console
     from rich.live import Live
 
+PROTOCOL = 2  # the console stream's: log lines in pages (docs/api.md, "The live console")
 STYLE = {"success": "green", "failed": "red", "running": "yellow", "queued": "dim"}
 
 
@@ -144,12 +145,18 @@ def stream_lines(
     def on_message(message: dict[str, Any]) -> None:
         nonlocal cursor
         backoff.succeeded()
-        if message["type"] == "line":
-            if message["id"] <= cursor:
-                return  # already printed (never expected: the stream starts after the cursor)
-            on_line({k: v for k, v in message.items() if k != "type"})
-            cursor = message["id"]
-        elif message["type"] == "deploy" and on_deploy is not None:
+        if message["type"] == "line":  # a server older than protocol 2
+            entries = [{k: v for k, v in message.items() if k != "type"}]
+        elif message["type"] == "lines":
+            entries = message["lines"]
+        else:
+            entries = []
+        for entry in entries:
+            if entry["id"] <= cursor:
+                continue  # already printed (never expected: the stream starts after the cursor)
+            on_line(entry)
+            cursor = entry["id"]
+        if message["type"] == "deploy" and on_deploy is not None:
             on_deploy(message["deploy"])
 
     while True:
@@ -228,7 +235,12 @@ async def _stream(
     connection raises ``OSError`` or a ``WebSocketException``."""
     import websockets
 
-    url = client.url.replace("http", "ws", 1) + f"/api/v1/deploys/{deploy_id}/stream?after={after}"
+    # protocol 2: lines in pages (a server that predates it ignores the flag and sends a
+    # message per line, which is read as well)
+    url = (
+        client.url.replace("http", "ws", 1)
+        + f"/api/v1/deploys/{deploy_id}/stream?after={after}&protocol={PROTOCOL}"
+    )
     headers = {"Authorization": f"Bearer {client.token}"} if client.token else {}
     try:
         async with websockets.connect(

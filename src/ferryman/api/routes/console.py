@@ -12,7 +12,11 @@ PostgreSQL is not listened to), every ``FALLBACK_SECONDS`` while it is (a lost n
 
 Messages are JSON: ``{"type": "line", ...}`` for each log line, ``{"type": "deploy", ...}``
 whenever its status or stages change, and ``{"type": "end", "status": ...}`` once it has ended
-(or paused: a gray release waiting for someone to continue it) and every line was sent.
+(or paused: a gray release waiting for someone to continue it) and every line was sent. A
+viewer that asks for ``?protocol=2`` gets its lines in pages instead, ``{"type": "lines",
+"lines": [...]}`` (the same line objects, in the same order, at most ``PAGE_LINES`` lines and
+about ``PAGE_BYTES`` of JSON a message): replaying a 100,000-line log is then 100 messages, not
+100,000. Without it (an older CLI) the stream is what it always was (``docs/api.md``).
 
 Access is checked again while streaming, every ``RECHECK_SECONDS``: a viewer whose token was
 revoked, whose account was disabled, or who left the project's space is cut off with close
@@ -30,6 +34,7 @@ back; a stream that cannot even authorise its viewer closes with 1013 (try again
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -48,6 +53,9 @@ router = APIRouter(prefix="/deploys", tags=["deploys"])
 POLL_SECONDS = 0.25  # between reads when another process's change may come unannounced
 FALLBACK_SECONDS = 2.0  # between reads while every change is announced (PostgreSQL, listening)
 PAGE = 1000
+PAGE_LINES = 1000  # lines in one "lines" message (protocol 2), at most
+PAGE_BYTES = 256 * 1024  # JSON text in one, about (a longer line goes alone)
+PAGED = 2  # the first protocol that sends pages of lines
 RECHECK_SECONDS = 2.0
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
@@ -72,9 +80,10 @@ def get_log(
 
 
 @websocket_route(router, "/{deploy_id}/stream", "deploy.read")
-async def stream(websocket: WebSocket, deploy_id: int, after: int = 0) -> None:
-    """Replay from ``after`` then follow live. Refusals close the socket with code 4000 +
-    the HTTP status (4401, 4403, 4404) and the error message as the reason."""
+async def stream(websocket: WebSocket, deploy_id: int, after: int = 0, protocol: int = 1) -> None:
+    """Replay from ``after`` then follow live; with ``protocol`` 2 or more, lines come in
+    pages (``"lines"`` messages). Refusals close the socket with code 4000 + the HTTP status
+    (4401, 4403, 4404) and the error message as the reason."""
     db: Database = websocket.app.state.db
     await websocket.accept()
 
@@ -108,7 +117,10 @@ async def stream(websocket: WebSocket, deploy_id: int, after: int = 0) -> None:
             raise AccessLost from exc
         checked = time.monotonic()
 
-    follower = asyncio.create_task(_follow(websocket, db, deploy_id, max(after, 0), still_allowed))
+    send = _send_pages if protocol >= PAGED else _send_each
+    follower = asyncio.create_task(
+        _follow(websocket, db, deploy_id, max(after, 0), still_allowed, send)
+    )
     watcher = asyncio.create_task(_until_closed(websocket))
     tasks = (follower, watcher)
     try:
@@ -141,15 +153,55 @@ async def _read(db: Database, deploy_id: Id, cursor: int) -> tuple[dict[str, Any
     return deploy, lines
 
 
+Sender = Callable[[WebSocket, list[dict[str, Any]]], Awaitable[None]]
+
+
+async def _send_each(websocket: WebSocket, lines: list[dict[str, Any]]) -> None:
+    """Protocol 1: a message per line."""
+    for line in lines:
+        await websocket.send_json({"type": "line", **line})
+
+
+async def _send_pages(websocket: WebSocket, lines: list[dict[str, Any]]) -> None:
+    """Protocol 2: the lines in pages, in order."""
+    for page in pages(lines):
+        await websocket.send_text(page)
+
+
+def pages(lines: list[dict[str, Any]]) -> list[str]:
+    """``"lines"`` messages holding ``lines`` in order: at most ``PAGE_LINES`` lines and
+    about ``PAGE_BYTES`` of JSON each (a line longer than that goes alone)."""
+    out: list[str] = []
+    parts: list[str] = []
+    size = 0
+    for line in lines:
+        # as Starlette's send_json encodes: compact, UTF-8 left as it is
+        part = json.dumps(line, separators=(",", ":"), ensure_ascii=False)
+        length = len(part.encode())
+        if parts and (len(parts) >= PAGE_LINES or size + length > PAGE_BYTES):
+            out.append(_page(parts))
+            parts, size = [], 0
+        parts.append(part)
+        size += length + 1
+    if parts:
+        out.append(_page(parts))
+    return out
+
+
+def _page(parts: list[str]) -> str:
+    return '{"type":"lines","lines":[' + ",".join(parts) + "]}"
+
+
 async def _follow(
     websocket: WebSocket,
     db: Database,
     deploy_id: Id,
     cursor: int,
     still_allowed: Callable[[], Awaitable[None]],
+    send: Sender,
 ) -> None:
     async with deploy_signals.follow(db.url, deploy_id) as follower:
-        await _follow_until_end(websocket, db, deploy_id, cursor, still_allowed, follower)
+        await _follow_until_end(websocket, db, deploy_id, cursor, still_allowed, follower, send)
 
 
 async def _follow_until_end(
@@ -159,6 +211,7 @@ async def _follow_until_end(
     cursor: int,
     still_allowed: Callable[[], Awaitable[None]],
     follower: deploy_signals.Follower,
+    send: Sender,
 ) -> None:
     shown: tuple[str, str] | None = None
     while True:
@@ -170,9 +223,9 @@ async def _follow_until_end(
                 raise
             await asyncio.sleep(OUTAGE_PAUSE)  # the database is out: the viewer waits with us
             continue
-        for line in lines:
-            await websocket.send_json({"type": "line", **line})
-            cursor = line["id"]
+        if lines:
+            await send(websocket, lines)
+            cursor = lines[-1]["id"]
         state = (deploy["status"], repr(deploy["stages"]))
         if state != shown:
             shown = state
