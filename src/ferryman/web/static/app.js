@@ -1,6 +1,7 @@
 // Ferryman web UI: small progressive behaviours. Every page works without this file;
 // it adds confirmations, auto-submitting selects, line numbers, copy buttons, the SSH
-// check, detection and the ref pickers (calls to the REST API carry the CSRF header).
+// check, detection, the ref pickers and the project page following a post-deploy watch
+// (calls to the REST API carry the CSRF header).
 "use strict";
 
 const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
@@ -182,10 +183,10 @@ function timeZones() {
   document.querySelectorAll("[data-tz-offset]").forEach((input) => { input.value = String(new Date().getTimezoneOffset()); });
 }
 
-function localTimes() {
+function localTimes(root = document) {
   const zone = chosenZone();
   const options = zone ? { timeZone: zone, timeZoneName: "short" } : {};
-  document.querySelectorAll("time[datetime]").forEach((node) => {
+  root.querySelectorAll("time[datetime]").forEach((node) => {
     const when = new Date(node.getAttribute("datetime"));
     if (Number.isNaN(when.getTime())) return;
     node.title = node.textContent + " UTC";
@@ -193,7 +194,44 @@ function localTimes() {
   });
 }
 
+// A post-deploy watch goes on after its deploy ended. While one on the project page watches,
+// the page is asked for again now and then (as the console does) and each environment's
+// watch is replaced when it changed: another round passed, or it ended (passed, failed on
+// a host, ended). Bounded: it stops once no watch shown is watching, and after WATCH_POLLS.
+const WATCH_POLL = 10000;
+const WATCH_POLLS = 720;
+
+function followWatches() {
+  const shown = () => [...document.querySelectorAll(".watch-of-env[id]")];
+  const served = new Map(shown().map((node) => [node.id, node.outerHTML]));  // before localTimes
+  const watching = () => shown().some((node) => node.querySelector('[data-watch="watching"]'));
+  let polls = 0;
+  const next = () => {
+    if (!watching() || polls >= WATCH_POLLS) return;
+    polls += 1;
+    setTimeout(() => {
+      fetch(location.pathname + location.search, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+        .then((html) => {
+          const fresh = new DOMParser().parseFromString(html, "text/html");
+          for (const node of shown()) {
+            const now = fresh.getElementById(node.id);
+            if (!now || now.outerHTML === served.get(node.id)) continue;
+            served.set(node.id, now.outerHTML);
+            const adopted = document.adoptNode(now);
+            node.replaceWith(adopted);
+            localTimes(adopted);
+          }
+        })
+        .catch(() => {})
+        .finally(next);
+    }, WATCH_POLL);
+  };
+  next();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  followWatches();  // first: it keeps the watches as served, before times are localised
   confirmations(); autosubmit(); lineNumbers(); toggles(); copyButtons(); sshChecks(); detection(); refPickers(); timeZones(); localTimes();
 });
 window.ferryman = { api, el };
