@@ -1,6 +1,8 @@
 // The live console: replays the whole log of a deploy over the WebSocket, then follows it;
 // reconnects by itself from the last line it has (no gaps, no repeats). Per-host tabs,
-// stage progress, ANSI colours, timestamps, auto-scroll with pause, the final banner.
+// stage progress, the transfer's bytes per host, ANSI colours, timestamps, auto-scroll with
+// pause, the final banner. It asks for protocol 2 (lines in pages, "lines" messages) and
+// reads a message per line ("line") as well.
 "use strict";
 
 (() => {
@@ -101,6 +103,31 @@
     log.append(row);
   }
 
+  // A stage that streams the package (transfer): bytes sent of each host's package, a bar each.
+  function size(n) {
+    if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+    if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+    if (n >= 1e3) return `${(n / 1e3).toFixed(0)} KB`;
+    return `${n} B`;
+  }
+
+  function bytesList(bytes) {
+    const list = window.ferryman.el("ul", { class: "bytes" });
+    const hosts = Object.keys(bytes).sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    for (const host of hosts) {
+      const sent = Number(bytes[host].sent) || 0;
+      const total = Number(bytes[host].total) || 0;
+      const text = texts.bytesSent.replace("%(sent)s", size(sent)).replace("%(total)s", size(total));
+      const bar = window.ferryman.el("progress", {
+        max: String(Math.max(total, 1)), value: String(total ? sent : 1),
+        "aria-label": texts.bytesTo.replace("%(host)s", host),
+      });
+      list.append(window.ferryman.el("li", { "data-host": host, "data-sent": String(sent), "data-total": String(total) },
+        window.ferryman.el("code", {}, host), " ", window.ferryman.el("span", { class: "count" }, text), bar));
+    }
+    return list;
+  }
+
   function statusText(status) { return texts[`status${status[0].toUpperCase()}${status.slice(1)}`] || status; }
 
   function drawDeploy() {
@@ -122,6 +149,10 @@
       if (counted) {
         const bar = window.ferryman.el("progress", { max: String(total), value: String(done + failed) });
         item.append(bar);
+      }
+      if (stage.bytes && Object.keys(stage.bytes).length) {
+        item.classList.add("has-bytes");
+        item.append(bytesList(stage.bytes));
       }
       stagesList.append(item);
       for (const [host, result] of Object.entries(stage.hosts || {})) {
@@ -198,12 +229,15 @@
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(`${scheme}//${location.host}${root.dataset.stream}?after=${cursor}`);
+    const socket = new WebSocket(`${scheme}//${location.host}${root.dataset.stream}?after=${cursor}&protocol=2`);
     conn.textContent = retry ? texts.reconnecting : texts.connecting;
     socket.addEventListener("open", () => { retry = 0; conn.textContent = texts.live; });
     socket.addEventListener("message", (event) => {
       const message = JSON.parse(event.data);
-      if (message.type === "line") {
+      if (message.type === "lines") {
+        for (const line of message.lines) addLine(line);
+        if (follow.checked) log.scrollTop = log.scrollHeight;
+      } else if (message.type === "line") {
         addLine(message);
         if (follow.checked) log.scrollTop = log.scrollHeight;
       } else if (message.type === "deploy") {
