@@ -4,8 +4,8 @@ Server-side commands (``migrate``, ``ssh-key``: ``cli/server.py``; ``serve``, ``
 and the other operations: ``cli/operations.py``;
 ``admin …``: ``cli/admin.py``) work on the local home and database directly. User commands are
 thin clients of the REST API (``cli/client.py``), one module per subject: projects, deploys,
-tickets, teams (spaces, environments, servers, users, tokens, secrets), configs, notify,
-rollout, agent, trust. Exit statuses: ``cli/exits.py`` (the README's table).
+tickets, spaces, environments, servers, users (and tokens), secrets, groups, configs,
+notify, rollout, agent, trust. Exit statuses: ``cli/exits.py`` (the README's table).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ferryman.cli import (
     client,
     configs,
     deploys,
+    environments,
     groups,
     helptext,
     login,
@@ -35,11 +36,14 @@ from ferryman.cli import (
     projects,
     promote,
     rollout,
+    secrets,
     server,
+    servers,
+    spaces,
     summaries,
-    teams,
     tickets,
     trust,
+    users,
 )
 from ferryman.cli.output import console, err
 from ferryman.errors import FerrymanError
@@ -118,14 +122,14 @@ app.command()(deploys.cancel)
 app.command()(deploys.logs)
 app.command()(projects.check)
 app.add_typer(projects.project_app, name="project")
-app.add_typer(teams.space_app, name="space")
+app.add_typer(spaces.space_app, name="space")
 app.add_typer(groups.group_app, name="group")
-app.add_typer(teams.env_app, name="env")
-app.add_typer(teams.server_app, name="server")
-app.add_typer(teams.user_app, name="user")
-app.add_typer(teams.token_app, name="token")
+app.add_typer(environments.env_app, name="env")
+app.add_typer(servers.server_app, name="server")
+app.add_typer(users.user_app, name="user")
+app.add_typer(users.token_app, name="token")
 app.add_typer(tickets.ticket_app, name="ticket")
-app.add_typer(teams.secret_app, name="secret")
+app.add_typer(secrets.secret_app, name="secret")
 app.add_typer(configs.config_app, name="config")
 app.add_typer(agent.agent_app, name="agent")
 notify.notify_app.command("summary")(summaries.summary)

@@ -12,7 +12,8 @@ from rich.markup import escape
 from ferryman.cli.client import Client
 from ferryman.cli.options import JsonOpt, SpaceArg, SpaceOpt
 from ferryman.cli.output import console, show
-from ferryman.cli.teams import server_app, space_app
+from ferryman.cli.servers import server_app
+from ferryman.cli.spaces import space_app
 from ferryman.domain.validate import is_digits
 from ferryman.errors import NotFound, RemoteError
 
