@@ -145,13 +145,7 @@ def stream_lines(
     def on_message(message: dict[str, Any]) -> None:
         nonlocal cursor
         backoff.succeeded()
-        if message["type"] == "line":  # a server older than protocol 2
-            entries = [{k: v for k, v in message.items() if k != "type"}]
-        elif message["type"] == "lines":
-            entries = message["lines"]
-        else:
-            entries = []
-        for entry in entries:
+        for entry in log_lines(message):
             if entry["id"] <= cursor:
                 continue  # already printed (never expected: the stream starts after the cursor)
             on_line(entry)
@@ -169,6 +163,17 @@ def stream_lines(
         backoff.failed(problem)
     result: dict[str, Any] = _patiently(backoff, lambda: client.get(f"/deploys/{deploy_id}"))
     return result
+
+
+def log_lines(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The log lines a stream message carries, in order: a page of them (protocol 2's
+    ``lines``), one (``line``: a server older than protocol 2), or none."""
+    if message["type"] == "lines":
+        lines: list[dict[str, Any]] = message["lines"]
+        return lines
+    if message["type"] == "line":
+        return [{k: v for k, v in message.items() if k != "type"}]
+    return []
 
 
 def _still_running(deploy_id: int) -> None:
