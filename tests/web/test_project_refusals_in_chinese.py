@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from ferryman.config.project import parse_project
-from ferryman.db.models import Project
+from ferryman.db.models import Project, ProjectMember
 from ferryman.errors import ConfigError
 from ferryman.services import projects
 from ferryman.services.audit import SYSTEM
@@ -147,3 +147,24 @@ def test_a_copy_onto_a_taken_name_or_onto_its_own_paths_is_refused_in_chinese(wo
     assert f"网站根目录 /srv/www/common-{plain} 与项目 {plain}（环境 production）的" in text
     assert "overlap" not in text
     assert _stored(world, twin) is None
+
+
+def test_a_project_role_override_for_a_stranger_or_one_never_set_is_refused_in_chinese(world):
+    def overrides() -> int:
+        with world.db.read() as s:
+            return len(list(s.scalars(select(ProjectMember))))
+
+    before = overrides()
+    owner = browser(world, "owner", language=CHINESE)
+    token = csrf_of(owner)
+    url = f"/s/{SPACE}/projects/{world.project}/members"
+    stranger = world.actors["other"].username  # an owner of another space only
+    refused = owner.post(url, data={"csrf": token, "username": stranger, "role": "master"})
+    assert refused.status_code == 404
+    assert f"{stranger} 不是该项目所在空间的成员" in _text(refused), refused.text
+    developer = world.actors["developer"].username
+    never = owner.post(url, data={"csrf": token, "username": developer, "role": ""})
+    assert never.status_code == 404
+    assert f"{developer} 在 {world.project} 上没有单独设置的角色" in _text(never), never.text
+    assert "is not a member" not in _text(refused) and "no override" not in _text(never)
+    assert overrides() == before
