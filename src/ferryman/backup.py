@@ -369,7 +369,8 @@ def read_manifest(archive: Path) -> dict[str, object]:
             if "manifest.json" not in members:
                 raise ConfigError(f"{archive} is not a Ferryman backup (no manifest.json)")
             handle = tar.extractfile(members["manifest.json"])
-            assert handle is not None
+            if handle is None:  # a directory of that name
+                raise ConfigError(f"{archive} is not a Ferryman backup (manifest.json is no file)")
             manifest = json.loads(handle.read())
     except (OSError, tarfile.TarError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{archive} is not a readable Ferryman backup: {exc}") from None

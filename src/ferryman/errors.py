@@ -28,7 +28,8 @@ with the context a person needs to act (host, stage, command, exit code, tail of
     ├── RemoteError               remote_failed        502   1  a command on a host failed
     ├── TaskFailed                task_failed          502   1  a hook on the deploy host failed
     ├── StageTimeout              timeout              504   1  a command or task ran too long
-    └── BackupFailed              backup_failed        500   1  a dump or load tool failed
+    ├── BackupFailed              backup_failed        500   1  a dump or load tool failed
+    └── InternalError             internal_error       500   1  Ferryman contradicted itself
 
 The API maps each to its ``code`` (stable, documented) and HTTP status; the CLI prints one line.
 """
@@ -182,6 +183,15 @@ class BackupFailed(FerrymanError):
     """``ferryman backup``/``restore``: pg_dump, mariadb-dump or their loaders failed."""
 
     code = "backup_failed"
+    http_status = 500
+
+
+class InternalError(FerrymanError):
+    """Ferryman found its own state inconsistent: a value an earlier step always sets is
+    missing, a row this transaction just wrote cannot be read back. A bug, never the user's
+    doing; the message says what was expected, for the report."""
+
+    code = "internal_error"
     http_status = 500
 
 

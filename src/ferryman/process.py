@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ferryman.errors import StageTimeout
+from ferryman.errors import InternalError, StageTimeout
 
 TAIL = 4000
 
@@ -57,7 +57,8 @@ async def run_local(
     err: list[str] = []
 
     async def pump(reader: asyncio.StreamReader | None, sink: list[str], stream: str) -> None:
-        assert reader is not None
+        if reader is None:  # both are pipes, asked for above
+            raise InternalError(f"the {stream} of {argv[0]} is not a pipe")
         while True:
             raw = await reader.readline()
             if not raw:

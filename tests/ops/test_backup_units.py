@@ -15,6 +15,7 @@ from sqlalchemy import select
 from ferryman import backup
 from ferryman.db.models import User
 from ferryman.db.session import Database
+from ferryman.errors import ConfigError
 from ferryman.testing import databases
 from tests.ops.servers import cli
 
@@ -156,6 +157,16 @@ def test_a_hostile_archive_is_refused_and_writes_nothing(tmp_path, member):
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "which no Ferryman backup has" in refused.stderr
     assert not fresh.exists() and not (tmp_path / "escaped").exists()
+
+
+def test_an_archive_whose_manifest_is_a_directory_is_refused_as_no_backup(tmp_path):
+    archive = tmp_path / "dir.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+    with pytest.raises(ConfigError, match=r"not a Ferryman backup \(manifest\.json is no file\)"):
+        backup.read_manifest(archive)
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb"])

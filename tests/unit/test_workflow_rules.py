@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from ferryman.domain import tickets as t
-from ferryman.domain.permissions import ACTIONS, SUPER, USER, Role, markdown_table, role_allows
-from ferryman.errors import InvalidTransition
+from ferryman.domain.permissions import (
+    ACTIONS,
+    SUPER,
+    USER,
+    Role,
+    Rule,
+    markdown_table,
+    role_allows,
+)
+from ferryman.errors import InternalError, InvalidTransition
 from ferryman.services.stats import median, percentile, period_start
 
 
@@ -63,6 +71,13 @@ def test_roles_include_the_rights_of_the_roles_below_them():
 def test_nobody_outside_a_space_gets_a_space_action():
     assert not role_allows(None, "project.read")
     assert role_allows(None, "me.read")
+
+
+def test_a_rule_needing_something_that_is_no_role_is_refused_when_the_table_is_built():
+    with pytest.raises(InternalError, match="'supper'"):
+        Rule("supper", True, "a typo would have been an assert failing at request time")
+    assert Rule(SUPER, True, "fine").space_role is None
+    assert Rule(Role.master, True, "fine").space_role is Role.master
 
 
 def test_the_markdown_table_has_one_row_per_action():

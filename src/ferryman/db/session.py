@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Session, sessionmaker
 
+from ferryman.errors import InternalError
 from ferryman.secretbox import SecretBox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,7 +48,8 @@ def _private_sqlite_file(url: str) -> None:
 
 def rowcount(result: Result[Any]) -> int:
     """Rows matched by an UPDATE/DELETE (SQLAlchemy types ``execute`` as a plain Result)."""
-    assert isinstance(result, CursorResult)
+    if not isinstance(result, CursorResult):
+        raise InternalError(f"rows matched, asked of a statement that returns rows: {result!r}")
     return int(result.rowcount)
 
 

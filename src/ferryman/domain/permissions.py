@@ -43,9 +43,21 @@ class Rule:
     writes: bool
     description: str
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.needs, Role) and self.needs not in (PUBLIC, USER, SUPER):
+            from ferryman.errors import InternalError
+
+            raise InternalError(f"a rule needs a role, {PUBLIC}, {USER} or {SUPER}: {self.needs!r}")
+
     @property
     def needs_name(self) -> str:
         return self.needs.name if isinstance(self.needs, Role) else self.needs
+
+    @property
+    def space_role(self) -> Role | None:
+        """The role the action needs inside a space; None when it needs none (public, user
+        or super)."""
+        return self.needs if isinstance(self.needs, Role) else None
 
 
 R, D, M, OWN = Role.reporter, Role.developer, Role.master, Role.owner
@@ -122,12 +134,12 @@ def rule(action: str) -> Rule:
 
 def role_allows(role: Role | None, action: str) -> bool:
     """Whether a member with ``role`` in the space may do ``action`` (super is checked apart)."""
-    needs = ACTIONS[action].needs
-    if needs in (PUBLIC, USER):
+    spec = ACTIONS[action]
+    if spec.needs in (PUBLIC, USER):
         return True
-    if needs == SUPER or role is None:
+    needs = spec.space_role  # None: super
+    if needs is None or role is None:
         return False
-    assert isinstance(needs, Role)
     return role >= needs
 
 

@@ -89,25 +89,31 @@ async def _measure_one(
     asker: _Asker, metric: Metric, interval: int, canary: str, baseline: str
 ) -> rules.Measurement:
     compare = metric.parsed
-    asked = await asyncio.gather(
+    canary_answer, baseline_answer = await asyncio.gather(
         asker.ask(metric, canary), asker.ask(metric, baseline), return_exceptions=True
     )
-    values: list[float | None] = []
-    for which, answer in zip(("canary", "baseline"), asked, strict=True):
-        if isinstance(answer, rules.Unanswered):
-            if which == "canary" or compare.uses_baseline:
-                value = None if which == "canary" else values[0]
-                return rules.Measurement(
-                    interval, metric.name, value, None, rules.ERROR, f"{which}: {answer}"[:500]
-                )
-            values.append(None)  # a baseline the compare does not need
-        elif isinstance(answer, BaseException):
-            raise answer
-        else:
-            values.append(answer)
-    canary_value = values[0]
-    assert canary_value is not None
-    return rules.judge(interval, metric.name, compare, canary_value, values[1])
+    if isinstance(canary_answer, rules.Unanswered):
+        return rules.Measurement(
+            interval, metric.name, None, None, rules.ERROR, f"canary: {canary_answer}"[:500]
+        )
+    if isinstance(canary_answer, BaseException):
+        raise canary_answer
+    baseline_value: float | None = None  # unless the compare needs it and it came
+    if isinstance(baseline_answer, rules.Unanswered):
+        if compare.uses_baseline:
+            return rules.Measurement(
+                interval,
+                metric.name,
+                canary_answer,
+                None,
+                rules.ERROR,
+                f"baseline: {baseline_answer}"[:500],
+            )
+    elif isinstance(baseline_answer, BaseException):
+        raise baseline_answer
+    else:
+        baseline_value = baseline_answer
+    return rules.judge(interval, metric.name, compare, canary_answer, baseline_value)
 
 
 async def run(ctx: Context, state: Rollout, canary: list[str]) -> Outcome:

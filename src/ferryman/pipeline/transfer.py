@@ -16,7 +16,7 @@ from pathlib import Path
 from ferryman.commands import remote as cmd
 from ferryman.commands.remote import inline_delete_fits, receive_release
 from ferryman.domain.manifest import Manifest, decode, diff, excluded
-from ferryman.errors import Conflict, RemoteError
+from ferryman.errors import Conflict, InternalError, RemoteError
 from ferryman.pipeline import configs, integrity, prepare
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.package import (
@@ -32,7 +32,8 @@ Base = tuple[str, str] | None  # (release name, manifest sha1) or a full transfe
 
 
 def version_text(ctx: Context) -> str:
-    assert ctx.resolved is not None
+    if ctx.resolved is None:
+        raise InternalError(f"deploy #{ctx.deploy_id}: the version file before the checkout")
     fields = {
         "project": ctx.project.project,
         "env": ctx.env_name,
@@ -197,7 +198,8 @@ async def run(ctx: Context) -> None:
     plans: list[tuple[str | None, list[str], Path, list[Target]]] = []
     full_hosts = groups.pop(None, [])
     for index, (key, hosts) in enumerate(groups.items()):
-        assert key is not None
+        if key is None:  # the full transfers, popped above
+            raise InternalError("a full transfer among the incremental ones")
         base = key[0]
         base_manifest = await _base_manifest(ctx, base, hosts)
         if base_manifest is None:
@@ -262,7 +264,8 @@ async def run(ctx: Context) -> None:
         await configs.write(ctx, target, warned)
 
     await ctx.each_host(STAGE, one)
-    assert ctx.resolved is not None
+    if ctx.resolved is None:
+        raise InternalError(f"deploy #{ctx.deploy_id}: a transfer before the checkout")
     await ctx.store.record_releases(
         ctx.resolved.commit, ctx.release, [t.key for t in ctx.targets], "complete"
     )

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ferryman.db.session import Database
-from ferryman.domain.permissions import Role, rule
+from ferryman.domain.permissions import role_allows
 from ferryman.services.audit import Actor, query
 from ferryman.services.authz import require, space_role, visible_space_ids
 from ferryman.services.spaces import visible_space
@@ -35,12 +35,10 @@ def read_audit(
             space_ids = None
         else:
             # the spaces where their role — their own or a group's — reads the audit log
-            needs = rule("audit.read").needs
-            assert isinstance(needs, Role)
             space_ids = [
                 space_id
                 for space_id in visible_space_ids(s, actor) or []
-                if (role := space_role(s, actor, space_id)) is not None and role >= needs
+                if role_allows(space_role(s, actor, space_id), "audit.read")
             ]
         return query(
             s,

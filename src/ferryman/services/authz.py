@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ferryman.db.models import Project, ProjectMember, Space, SpaceMember
-from ferryman.domain.permissions import PUBLIC, SUPER, USER, Role, rule
-from ferryman.errors import InsufficientScope, NotFound, PermissionDenied
+from ferryman.domain.permissions import SUPER, Role, rule
+from ferryman.errors import InsufficientScope, InternalError, NotFound, PermissionDenied
 from ferryman.said import said
 from ferryman.services import group_roles
 from ferryman.services.audit import Actor
@@ -68,10 +68,9 @@ def require(
         raise InsufficientScope(
             said("this token is read-only; %(action)s needs the 'write' scope", action=action)
         )
-    if spec.needs in (PUBLIC, USER):
-        return
-    if spec.needs == SUPER:
-        if not actor.is_superuser:
+    needs = spec.space_role
+    if needs is None:  # public, user or super
+        if spec.needs == SUPER and not actor.is_superuser:
             raise PermissionDenied(
                 said(
                     "only superusers may %(what)s (%(action)s)",
@@ -82,26 +81,26 @@ def require(
         return
     if actor.is_superuser:
         return
-    assert isinstance(spec.needs, Role)
     if project is not None:
         role = project_role(s, actor, project)
         space_id = project.space_id
-    else:
-        assert space_id is not None, f"{action} needs a space"
+    elif space_id is not None:
         role = space_role(s, actor, space_id)
+    else:
+        raise InternalError(f"{action} is checked in a space or a project: neither was given")
     if role is None:
         raise NotFound(said("no %(what)s", what=what) if what else said("not found"))
-    if role < spec.needs:
+    if role < needs:
         space = s.get(Space, space_id)
         raise PermissionDenied(
             said(
                 "%(action)s needs the %(needs)s role or above in space %(space)s; you are %(role)s",
                 action=action,
-                needs=spec.needs.name,
+                needs=needs.name,
                 space=repr(space.name) if space else "?",
                 role=role.name,
             ),
             action=action,
-            needs=spec.needs.name,
+            needs=needs.name,
             role=role.name,
         )

@@ -21,7 +21,7 @@ from ferryman.db.outage import is_outage
 from ferryman.db.session import Database
 from ferryman.domain.records import LogRecord as LogRecord
 from ferryman.domain.records import StepRecord as StepRecord
-from ferryman.errors import DatabaseUnavailable, OwnershipLost
+from ferryman.errors import DatabaseUnavailable, NotFound, OwnershipLost
 from ferryman.services import deploy_signals
 
 
@@ -291,7 +291,8 @@ def set_options(
     with db.transaction() as s:
         fence(s, deploy_id, owner)
         deploy = s.get(Deploy, deploy_id)
-        assert deploy is not None
+        if deploy is None:
+            raise NotFound(f"no deploy #{deploy_id}")
         deploy.options = {**(deploy.options or {}), **values}
 
 

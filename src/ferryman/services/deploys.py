@@ -120,8 +120,9 @@ def _insert_active(s: Session, project: Project, env: str, values: dict[str, Any
             raise _busy(project, env, holder)
         holder.active_key = None  # stale: that deploy ended without clearing it
         s.flush()
-    assert failure is not None
-    raise failure
+    raise Conflict(  # each try lost a race with another request: never a raw IntegrityError
+        f"{project.name} {env} is busy: other deploys kept taking it; try again"
+    ) from failure
 
 
 def claim_priority(kind: str, options: dict[str, Any] | None) -> int:
@@ -638,7 +639,8 @@ def load(db: Database, deploy_id: int) -> tuple[Deploy, Project]:
         if deploy is None:
             raise NotFound(f"no deploy #{deploy_id}")
         project = s.get(Project, deploy.project_id)
-        assert project is not None
+        if project is None:  # deleted meanwhile: its deploys with it
+            raise NotFound(f"no deploy #{deploy_id}")
         return deploy, project
 
 
@@ -647,6 +649,7 @@ def finish(db: Database, deploy_id: int, status: str, error: dict[str, Any] | No
     writes through ``queue.finish_if_owner``."""
     with db.transaction() as s:
         deploy = s.get(Deploy, deploy_id)
-        assert deploy is not None
+        if deploy is None:
+            raise NotFound(f"no deploy #{deploy_id}")
         deploy.finished_at = utcnow()
         record_outcome(s, deploy, status, error)

@@ -18,7 +18,7 @@ from ferryman.db.clock import db_now
 from ferryman.db.models import Deploy, Project, Space, Ticket, utcnow
 from ferryman.db.session import Database, rowcount
 from ferryman.domain.tickets import FROM_DEPLOY
-from ferryman.errors import Conflict
+from ferryman.errors import Conflict, InternalError
 from ferryman.services import deploy_signals, locks
 from ferryman.services.audit import SYSTEM, record
 
@@ -127,7 +127,8 @@ def _claim_once(
         deploy_id, priority, project_id = int(row[0]), int(row[1]), int(row[2])
         if priority >= ORDINARY:
             space_id = s.scalar(select(Project.space_id).where(Project.id == project_id))
-            assert space_id is not None
+            if space_id is None:  # its project was deleted meanwhile
+                return _RETRY
             limit = _lock_space(s, space_id, locking)
             if running_in_space(s, space_id) >= limit:
                 return _RETRY
@@ -146,7 +147,8 @@ def _claim_once(
         if taken != 1:
             return _RETRY
         claimed = s.get(Deploy, deploy_id)
-        assert claimed is not None
+        if claimed is None:
+            raise InternalError(f"deploy #{deploy_id} is gone in the transaction that claimed it")
         sync_ticket(s, claimed)
         return Claim(deploy_id, priority)
 
@@ -309,7 +311,8 @@ def finish_if_owner(
         if ended != 1:
             return False
         deploy = s.get(Deploy, deploy_id)
-        assert deploy is not None
+        if deploy is None:
+            raise InternalError(f"deploy #{deploy_id} is gone in the transaction that ended it")
         s.refresh(deploy)
         record_outcome(s, deploy, status, error)
         if lock is not None:

@@ -69,7 +69,8 @@ def _load(s: Session, actor: Actor, ticket_id: int, action: str) -> tuple[Ticket
     if ticket is None:
         raise NotFound(said("no ticket #%(id)s", id=ticket_id))
     project = s.get(Project, ticket.project_id)
-    assert project is not None
+    if project is None:  # deleted meanwhile: its tickets with it
+        raise NotFound(said("no ticket #%(id)s", id=ticket_id))
     require(s, actor, action, project=project, what=f"ticket #{ticket_id}")
     return ticket, project
 

@@ -489,7 +489,7 @@ def login(
         user = _authenticate(s, db, username, password, directory)
         if user is not None:
             _succeeded(s, username, attempt)
-            token = _issue(s, user, token_name, sorted(ALL_SCOPES), expires_in_days)
+            token, _ = _issue(s, user, token_name, sorted(ALL_SCOPES), expires_in_days)
             record(s, _actor(user, ip), "user.login", f"user:{username}", token_name=token_name)
             return token
     raise AuthenticationFailed("wrong user name or password")
@@ -543,19 +543,19 @@ def end_session(db: Database, actor: Actor, secret: str | None) -> None:
 
 def _issue(
     s: Session, user: User, name: str, scopes: list[str], expires_in_days: int | None
-) -> str:
+) -> tuple[str, ApiToken]:
+    """A new token of ``user``: its secret (shown once) and its row (added, not flushed)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
-    s.add(
-        ApiToken(
-            user_id=user.id,
-            name=name[:100],
-            token_hash=_token_hash(token),
-            scopes=scopes,
-            expires_at=expires,
-        )
+    row = ApiToken(
+        user_id=user.id,
+        name=name[:100],
+        token_hash=_token_hash(token),
+        scopes=scopes,
+        expires_at=expires,
     )
-    return token
+    s.add(row)
+    return token, row
 
 
 def token_dict(token: ApiToken) -> dict[str, Any]:
@@ -587,10 +587,8 @@ def create_token(
         user = s.get(User, actor.id) if actor.id is not None else None
         if user is None:
             raise NotFound("no such user")
-        secret = _issue(s, user, name, sorted(set(scopes)), expires_in_days)
-        s.flush()
-        row = s.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(secret)))
-        assert row is not None
+        secret, row = _issue(s, user, name, sorted(set(scopes)), expires_in_days)
+        s.flush()  # its id and creation time
         record(s, actor, "token.create", f"user:{user.username}/token:{row.id}", scopes=scopes)
         return {**token_dict(row), "token": secret}
 

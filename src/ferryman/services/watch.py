@@ -24,7 +24,7 @@ from ferryman.db import claims
 from ferryman.db.clock import db_now
 from ferryman.db.models import Deploy, DeployWatch, Project, Release, Space
 from ferryman.db.session import Database
-from ferryman.errors import FerrymanError
+from ferryman.errors import FerrymanError, NotFound
 from ferryman.services.audit import SYSTEM, record
 
 WATCHING, PASSED, FAILED, ENDED = "watching", "passed", "failed", "ended"
@@ -152,7 +152,8 @@ def record_failure(db: Database, watch_id: int, worker: str, host: str, why: str
             return ENDED
         deploy = s.get(Deploy, row.deploy_id)
         project = s.get(Project, row.project_id)
-        assert deploy is not None and project is not None
+        if deploy is None or project is None:
+            raise NotFound(f"watch #{watch_id}: its deploy #{row.deploy_id} is gone")
         now = db_now(s)
         row.checks += 1
         row.status, row.ended_at = FAILED, now

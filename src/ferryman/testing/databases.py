@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from ferryman.db.session import Database
+from ferryman.errors import InternalError
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 CONNECT = {"connect_timeout": 5}
@@ -123,7 +124,8 @@ class Templates:
         db.engine.dispose()
         if backend == "sqlite":
             source = make_url(template).database
-            assert target and source
+            if not (target and source):  # both are files: checked above, and a template's is
+                raise InternalError(f"SQLite template {template!r} onto {db.url!r}: not files")
             shutil.copyfile(source, target)  # keeps the target's 0600 mode
             for suffix in ("-wal", "-shm"):
                 Path(target + suffix).unlink(missing_ok=True)

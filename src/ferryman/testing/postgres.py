@@ -72,9 +72,10 @@ class PrivatePostgres:
         self.port: int | None = None
         self.base = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="ferryman-pg-"))
         self.data = self.base / "data"
-        self.bin = pg_bin()
-        if self.bin is None:
+        found = pg_bin()
+        if found is None:
             raise RuntimeError(unavailable() or "PostgreSQL is not installed")
+        self.bin: Path = found
         self._user = _run_as_user()
 
     @property
@@ -155,7 +156,6 @@ class PrivatePostgres:
         return self._run("pg_ctl", "-D", str(self.data), *args, check=check)
 
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        assert self.bin is not None
         argv = [str(self.bin / tool), *args]
         if self._user is not None:
             argv = ["runuser", "-u", self._user.pw_name, "--", *argv]

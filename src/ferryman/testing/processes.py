@@ -74,7 +74,7 @@ class FerrymanProcess:
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError(f"ferryman {self.args[0]} is running already")
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
+            self.proc = proc = subprocess.Popen(
                 [ferryman_exe(), *self.args],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -82,17 +82,16 @@ class FerrymanProcess:
                 stderr=subprocess.STDOUT,
             )
         if self.url:
-            self._wait_up()
+            self._wait_up(proc)
 
-    def _wait_up(self) -> None:
-        assert self.proc is not None
+    def _wait_up(self, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
                 httpx.get(self.url + "/healthz", timeout=1)
                 return
             except httpx.HTTPError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
+                if proc.poll() is not None or time.monotonic() > deadline:
                     self.kill()
                     raise RuntimeError(f"{self.url} did not start:\n{self.output()}") from None
                 time.sleep(0.1)
