@@ -95,6 +95,15 @@ def test_on_true_yes_and_empty_leave_a_switch_on(word):
         ("FERRYMAN_SANDBOX_UID_BASE", "0", "at least 1000"),
         ("FERRYMAN_SANDBOX_STAGE", "relative/dir", "absolute path"),
         ("FERRYMAN_OUTBOUND_ALLOW", "10.0.0.0/8,intranet", "'intranet' is not a network"),
+        ("FERRYMAN_EMBEDDED_WORKER", "t", "must be yes or no"),  # no abbreviations
+        ("FERRYMAN_EMBEDDED_WORKER", "2", "must be yes or no"),
+        ("FERRYMAN_NOTIFY_BACKOFF", "0", "greater than 0"),
+        ("FERRYMAN_LOCK_WARN_MINUTES", "soon", "number"),
+        ("FERRYMAN_SANDBOX_CPU", "-5", "at least 1"),
+        ("FERRYMAN_SANDBOX_PROCESSES", "1.5", "whole number"),
+        ("FERRYMAN_SANDBOX_UID_COUNT", "0", "at least 1"),
+        ("FERRYMAN_SELF_APPROVAL", "everyone", "off or owners"),
+        ("FERRYMAN_LOG_RETENTION", "forever", "must be off or a number of days"),
     ],
 )
 def test_a_bad_value_is_an_error_naming_the_variable_and_what_it_wants(name, value, says):
@@ -102,6 +111,14 @@ def test_a_bad_value_is_an_error_naming_the_variable_and_what_it_wants(name, val
         load_settings({"FERRYMAN_HOME": "/x", name: value})
     assert str(caught.value).startswith(f"{name}=")
     assert says in str(caught.value)
+
+
+def test_a_bad_secret_token_is_named_without_repeating_it():
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"FERRYMAN_HOME": "/x", "FERRYMAN_METRICS_TOKEN": "hunter2 x"})
+    assert str(caught.value).startswith("FERRYMAN_METRICS_TOKEN: ")
+    assert "at least 16 printable characters" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
 
 
 def test_a_bad_database_url_is_named_without_repeating_its_password():
