@@ -81,7 +81,9 @@ class Worker:
             await asyncio.to_thread(housekeeping.sweep_workspaces, self.db, self.settings)
         except Exception:  # tidying never keeps a worker from starting
             log.warning("sweeping old workspaces failed", exc_info=True)
-        notifier = asyncio.create_task(dispatcher.run(self.db, self.settings, self._stopping))
+        notifier = asyncio.create_task(
+            dispatcher.run(self.db, self.settings, self._stopping, worker=self.name)
+        )
         reaper = asyncio.create_task(self._reaper())
         keeper = asyncio.create_task(  # post-deploy watches
             housekeeping.periodic(self.db, self.settings, self._stopping, self.name)

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # seconds a claim holds a delivery: several sends' timeouts, renewed every third while it
 # sends; a delivery whose worker died is sent again this long after it was claimed
 LEASE = max(60.0, TIMEOUT * 6)
-WORKER = f"{socket.gethostname()}:{os.getpid()}:notify"
+WORKER = f"{socket.gethostname()}:{os.getpid()}:notify"  # when no worker names itself
 
 
 def outbound_of(settings: Settings) -> Outbound:
