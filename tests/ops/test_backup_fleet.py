@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ def _api(url: str) -> httpx.Client:
 def _wait(api: httpx.Client, deploy_id: int, until, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        deploy = api.get(f"/deploys/{deploy_id}", timeout=30).json()
+        deploy: dict[str, Any] = api.get(f"/deploys/{deploy_id}", timeout=30).json()
         if until(deploy):
             return deploy
         assert time.monotonic() < deadline, deploy
@@ -48,7 +49,7 @@ def test_a_backup_taken_during_a_deploy_restores_to_a_server_that_rolls_the_flee
     project.write_text(
         yaml.safe_dump(project_config(repo.name, repo.url, targets, tasks={"post_deploy": BUILD}))
     )
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "FERRYMAN_LOCK_LEASE": "6"}
+    env: dict[str, Any] = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "FERRYMAN_LOCK_LEASE": "6"}
     with Process(home, tmp_path / "a.log", **env) as first:
         cli(home, "admin", "create-user", "alice", "--password", PASSWORD, "--superuser", **env)
         cli(
@@ -94,7 +95,7 @@ def test_a_backup_taken_during_a_deploy_restores_to_a_server_that_rolls_the_flee
         str(tmp_path / "during.tgz.key"),
         **env,
     )
-    env_b = {**env, "XDG_CONFIG_HOME": str(tmp_path / "cfg-b")}
+    env_b: dict[str, Any] = {**env, "XDG_CONFIG_HOME": str(tmp_path / "cfg-b")}
     with Process(restored, tmp_path / "b.log", **env_b) as second:
         api = _api(second.url)
         # the backup caught deploy v2 running on a worker that no longer exists: taken over

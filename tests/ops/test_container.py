@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -116,7 +117,8 @@ def _deploy_through(url: str, git_host, targets, tmp_path: Path, build: str) -> 
     project = tmp_path / "project.yaml"
     config = project_config(repo.name, repo.url, targets, tasks={"post_deploy": build})
     project.write_text(yaml.safe_dump(config))
-    user, conf = tmp_path / "user", {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    user = tmp_path / "user"
+    conf: dict[str, Any] = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     cli(user, "login", "--server", url, "--username", "alice", "--password", PASSWORD, **conf)
     cli(user, "env", "set", "production", "--no-approval", **conf)
     cli(user, "apply", "-f", str(project), **conf)

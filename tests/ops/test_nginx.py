@@ -11,12 +11,14 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import websockets
 import yaml
 from sqlalchemy import select
+from websockets.typing import Origin
 
 from ferryman.db.models import AuditEntry
 from ferryman.db.session import Database
@@ -115,7 +117,7 @@ def test_sign_in_a_deploy_and_its_live_console_through_nginx_with_tls(
     cert, key = certificate(tmp_path)
     (tmp_path / "nginx").mkdir()
     http_port, https_port = NGINX_PORTS  # fixed: ephemeral ones may be handed out twice
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "SSL_CERT_FILE": str(cert)}
+    env: dict[str, Any] = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "SSL_CERT_FILE": str(cert)}
     server = Process(home, tmp_path / "serve.log", args=("--proxy-headers",), **env)
     with server:
         config = nginx_config(tmp_path / "nginx", server.port, http_port, https_port, cert, key)
@@ -185,7 +187,7 @@ def test_sign_in_a_deploy_and_its_live_console_through_nginx_with_tls(
                 async with websockets.connect(
                     f"wss://127.0.0.1:{https_port}/api/v1/deploys/{deploy_id}/stream?after=0",
                     ssl=context,
-                    origin=public,
+                    origin=Origin(public),
                     additional_headers={"Cookie": f"ferryman_session={session}"},
                     open_timeout=20,
                 ) as ws:

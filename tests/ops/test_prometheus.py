@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -46,7 +47,10 @@ def test_prometheus_scrapes_deploy_counts_stage_durations_and_workers(
             yaml.safe_dump(project_config(repo.name, repo.url, targets, **extra))
         )
 
-    env = {"FERRYMAN_METRICS_TOKEN": TOKEN, "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    env: dict[str, Any] = {
+        "FERRYMAN_METRICS_TOKEN": TOKEN,
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+    }
     server = Process(home, tmp_path / "serve.log", args=("--log-format", "json"), **env)
     with server:
         cli(home, "admin", "create-user", "alice", "--password", PASSWORD, "--superuser", **env)

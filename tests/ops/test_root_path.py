@@ -12,12 +12,14 @@ import time
 from collections import deque
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
 import websockets
 import yaml
+from websockets.typing import Origin
 
 from tests.conftest import SERVICES
 from tests.helpers import Repo, project_config, unique
@@ -102,7 +104,7 @@ def test_every_page_link_form_and_console_stream_stays_under_the_path_prefix(
     )
     listen = f"{SERVICES['root_path_proxy']}:8080"
     public = f"http://{listen}"
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    env: dict[str, Any] = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     server = Process(home, tmp_path / "serve.log", args=("--root-path", PREFIX), **env)
     with server:
         config = proxy_config(tmp_path / "nginx", listen, server.port)
@@ -194,7 +196,7 @@ def test_every_page_link_form_and_console_stream_stays_under_the_path_prefix(
                 got = []
                 async with websockets.connect(
                     f"ws://{listen}{streams[0]}?after=0",
-                    origin=public,
+                    origin=Origin(public),
                     additional_headers={"Cookie": f"ferryman_session={session}"},
                     open_timeout=20,
                 ) as ws:

@@ -83,7 +83,9 @@ def test_the_unit_is_hardened_but_keeps_what_the_build_sandbox_needs(unit, tmp_p
         text=True,
         timeout=60,
     ).stdout
-    level = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", report).group(1))
+    found = re.search(r"Overall exposure level for \S+: ([\d.]+)", report)
+    assert found is not None, report
+    level = float(found.group(1))
     assert level <= 6.5, report  # "medium" at worst; the default for a root service is 9.6
 
 

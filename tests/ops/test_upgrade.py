@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -77,8 +78,8 @@ def test_a_database_made_by_the_previous_schema_upgrades_and_then_deploys_and_ro
     repo.commit({"index.html": "made before the upgrade\n"}, tag="v1")
     project = tmp_path / "project.yaml"
     project.write_text(yaml.safe_dump(project_config(repo.name, repo.url, targets)))
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
-    old = {**env, "PYTHONPATH": str(old_src)}
+    env: dict[str, Any] = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    old: dict[str, Any] = {**env, "PYTHONPATH": str(old_src)}
     previous = (sys.executable, "-c", MAIN)
 
     with Process(home, tmp_path / "old.log", exe=previous, **old) as server:
