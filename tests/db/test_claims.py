@@ -224,3 +224,42 @@ def test_a_period_is_claimed_once_and_never_moved_back(db_url: str, db: Database
         assert not claims.claim_once(s, Job, row_id, "last_period", "2026-W47")
         assert claims.claim_once(s, Job, row_id, "last_period", "2026-W49")
     assert _row(db, row_id).last_period == "2026-W49"
+
+
+def test_a_row_the_caller_picked_is_claimed_only_while_nobody_holds_it(db: Database) -> None:
+    [row_id] = _add(db, 1)
+    with db.transaction() as s:
+        first = claims.claim_row(s, MOVED, row_id, "w1", 60, db_now(s))
+    assert first is not None and first.holder.startswith("w1~")
+    with db.transaction() as s:  # held under a live lease: not takeable
+        assert claims.claim_row(s, MOVED, row_id, "w2", 60, db_now(s)) is None
+    assert _row(db, row_id).claimed_by == first.holder
+    with db.transaction() as s:  # not due yet: not takeable either
+        later = Job(due_at=db_now(s) + timedelta(hours=1))
+        s.add(later)
+        s.flush()
+        assert claims.claim_row(s, MOVED, later.id, "w2", 60, db_now(s)) is None
+
+
+def test_an_ended_lease_lets_the_next_claim_take_over_and_fences_the_late_holder(
+    db: Database,
+) -> None:
+    [row_id] = _add(db, 1)
+    [late] = _claim(db, MOVED, "w1", 3600)
+    assert _claim(db, MOVED, "w2", 60) == []
+    with db.transaction() as s:  # whoever judges the deadline ends the lease
+        assert claims.expire(s, MOVED, row_id)
+    row = _row(db, row_id)
+    assert (row.status, row.claimed_by) == ("working", late.holder)  # still held, by nobody new
+    [taker] = _claim(db, MOVED, "w2", 60)
+    assert taker.id == row_id and taker.holder != late.holder
+    with db.transaction() as s:
+        assert claims.renew(s, MOVED, row_id, late.holder, 60) is None
+        assert not claims.finish(
+            s, MOVED, row_id, late.holder, {"result": "late"}, keep_holder=True
+        )
+        assert claims.finish(s, MOVED, row_id, taker.holder, {"status": "done"}, keep_holder=True)
+    with db.transaction() as s:  # a row nobody holds has no lease to end
+        assert not claims.expire(s, MOVED, row_id)
+    row = _row(db, row_id)
+    assert (row.status, row.claimed_by, row.result) == ("done", taker.holder, "")
