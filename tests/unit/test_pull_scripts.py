@@ -296,3 +296,16 @@ def test_the_poller_runs_the_script_only_when_something_is_due_and_once_per_etag
     (host / "state" / "etag").unlink()
     assert _run(poll, host, FERRYMAN_STATE=state).returncode == 0
     assert marker.read_text() == "ran\n"
+
+
+@pytest.mark.parametrize("claim", ["web1:22~0a1b2c3d4e5f", "@/etc/hostname", "<x $(id) 'q'"])
+def test_every_report_carries_the_claim_of_the_fetch_verbatim(host, agent, claim):
+    """The claim is the fence the server takes reports behind (``services/agents.report``):
+    every report sends it back as it was written into the script — never read as a file
+    (``@``, ``<``) nor run."""
+    assert _deploy(host, agent, "r1", "v1\n", claim=claim).returncode == 0
+    assert [r["claim"] for r in agent.reports] == [claim] * 3
+    agent.reports.clear()
+    back = agent_script.rollback_script(_plan(host, agent, "r1", action="rollback", claim=claim))
+    assert _run(back, host).returncode == 0
+    assert agent.reports and {r["claim"] for r in agent.reports} == {claim}
