@@ -1,20 +1,58 @@
-"""Soak benchmark: two servers and two workers on PostgreSQL, deploys without pause, a worker
-SIGKILLed every ``--kill-every`` seconds (and a new one started). Every deploy must end exactly
-once with a truthful status, and the fleet must be whole after each.
+"""Soak benchmark: two servers and ``--workers`` workers on PostgreSQL, deploys without pause,
+a worker or a server SIGKILLed every ``--kill-every`` seconds (in turn; a new one started on
+the same slot or port), and optionally the database itself restarted once. Every deploy must
+end exactly once with a truthful status, and the fleet must be whole after each.
 
     .venv/bin/python benchmarks/soak.py [--deploys 200] [--kill-every 30] [--hosts 6]
-        [--projects 4] [--lease 6] [--deadline 2700] [--json FILE] [--evidence DIR]
+        [--projects 4] [--workers 3] [--lease 6] [--net 127.0.140] [--private-pg]
+        [--restart-pg-at SECONDS] [--pg-down 5] [--deadline 2700] [--json FILE]
+        [--evidence DIR]
 
-What runs: a real fleet (``--hosts`` sshd hosts on 127.0.140.x, a git host serving one
-repository per project over SSH), a fresh PostgreSQL database on the shared server (dropped at
-the end), two ``ferryman serve --no-worker`` (127.0.0.1:18140 and :18141) and two ``ferryman
-worker`` processes on one FERRYMAN_HOME, with a short lease so take-overs happen in the run.
+What runs: a real fleet (``--hosts`` sshd hosts on NET.1.., a git host on NET.250 serving one
+repository per project over SSH; NET is ``--net``, default ``FERRYMAN_SOAK_NET`` or
+``FERRYMAN_TEST_NET`` or 127.0.140), a fresh PostgreSQL database (on the shared server, dropped
+at the end; or with ``--private-pg`` on a private server of its own on NET.251, port P+2,
+removed at the end), two ``ferryman serve --no-worker`` on 127.0.0.1:P and :P+1 (P is
+``--port``, default 18000 + NET's third number: 18140 for 127.0.140) and ``--workers``
+``ferryman worker`` processes on one FERRYMAN_HOME, with a short lease so take-overs happen.
 
 The driver asks for deploys through the REST API of the two servers in turn, one deploy per
 project at a time: mostly new commits, some rollbacks and config-only deploys. A commit's
 ``sleep.txt`` tells the projects' ``post_release`` hook how long to sleep (0-3 s), so kills
 land mid-deploy. Some requests are sent to both servers at once: exactly one may be accepted
 (the other is a correct 409).
+
+Kills: every ``--kill-every`` seconds the next victim, alternating a worker (the workers in
+turn) and a server (A, B in turn), is SIGKILLed and a new one started in its place at once
+(a server on the same port). The driver's requests survive a dead server: the API has no
+idempotency key, so a request is only ever repeated when it cannot have made a deploy — a
+refused connection goes straight to the other server; after any other failure (a reset, a
+timeout, a 5xx) the driver first looks in the database for a deploy of that project it does
+not know, adopts it if there is one, and asks again only if there is none; a 409 naming an
+unknown holder adopts that holder. At most ``RETRIES`` attempts per request; the summary
+counts retries, adoptions and requests given up.
+
+PostgreSQL restart (``--restart-pg-at S``, needs ``--private-pg``): at S seconds into the run
+the private server gets a fast shutdown (every connection dropped), stays down ``--pg-down``
+seconds, and is started again on the same address and port. Meanwhile the driver probes both
+servers' ``/healthz`` and ``/readyz`` and records what they answer and whether every worker
+and server process is still alive; no process is restarted because of the outage (a process
+that exits by itself is a violation, and only then replaced). Afterwards: how long until the
+servers answered ``/readyz`` 200 again, how long until the first deploy was started after the
+restart, and every deploy that was queued or running across the outage must still end once.
+
+Queue pick-up latency: for each deploy, ``started_at - created_at`` from its record (both
+written by the servers' and workers' clocks on this one machine). It is reported over the
+deploys that were queued while a worker was free, decided after the run from the records and
+the driver's process log: at the deploy's ``created_at`` T, a worker counts as alive from its
+first log line (it is ready to claim) until the driver killed it; the capacity is
+``alive × (FERRYMAN_WORKER_CONCURRENCY - 1)`` for an ordinary deploy (the last slot of each
+worker is kept for rollbacks) and ``alive × concurrency`` for a rollback; the load at T is
+every other deploy started at or before T and not finished by T whose worker (the pid in
+``Deploy.worker``) was alive at T, plus every other deploy created before T and not yet started
+at T (it is ahead in the queue). A deploy counts as "queued while a worker was free" when
+load < capacity. Deploys whose wait overlaps the PostgreSQL outage are left out and counted
+on their own. p50/p95/p99/max are reported for those deploys, and for all deploys beside them.
 
 After each deploy ends it is checked: one outcome audit row, matching its status; its
 ``finished_at`` (and status) never change afterwards; no host row left ``pending``/``running``;
@@ -27,7 +65,8 @@ its ``.ferryman-release`` naming the commit whose content it holds.
 
 Exit status 1 on any violation; the evidence (violations, the deploys' records and logs, the
 processes' logs) is kept under ``--evidence`` (default: a new dir under /tmp). Needs root (the
-fleet) and PostgreSQL at FERRYMAN_TEST_POSTGRES (default postgres@127.0.0.1:5432, trust).
+fleet) and PostgreSQL: FERRYMAN_TEST_POSTGRES (default postgres@127.0.0.1:5432, trust), or its
+binaries for ``--private-pg``.
 """
 
 from __future__ import annotations
@@ -49,7 +88,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +97,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from ferryman.bootstrap import prepare_home
 from ferryman.config.settings import load_settings
@@ -77,10 +117,13 @@ from ferryman.domain.manifest import MANIFEST_FILE, VERSION_FILE, decode
 from ferryman.services import locks, users
 from ferryman.testing import databases
 from ferryman.testing.fleet import Fleet, FleetHost, add_host, start_fleet
+from ferryman.testing.postgres import PrivatePostgres
+from ferryman.testing.postgres import unavailable as pg_unavailable
 from ferryman.testing.processes import ferryman_exe
 
-NET = "127.0.140"
-PORTS = (18140, 18141)
+NET = os.environ.get("FERRYMAN_SOAK_NET") or os.environ.get("FERRYMAN_TEST_NET") or "127.0.140"
+RETRIES = 5  # attempts per request across dead servers
+READY_LAG = 3.0  # seconds a worker is taken to need before it claims, without a log line
 ENV = "staging"  # a seeded environment that needs no approval
 FINAL = ("success", "failed", "cancelled")
 HOST_FINAL = ("success", "failed", "reverted", "unchanged", "cancelled", "skipped")
@@ -109,6 +152,20 @@ class Proc:
             )
         self.pid = self.popen.pid
         self.started = time.monotonic()
+        self.born = time.time()  # wall clock, to compare with the records' timestamps
+        self.died: float | None = None  # wall clock of its SIGKILL by the driver
+
+    def ready_at(self) -> float:
+        """When it could first claim: its first log line (wall clock), else a fixed lag."""
+        with contextlib.suppress(OSError, ValueError):
+            for line in self.log.read_text(errors="replace").splitlines():
+                if line[:4].isdigit() and "T" in line[:11]:  # 2026-11-30T09:12:01.123Z INFO …
+                    stamp = datetime.fromisoformat(line.split()[0].replace("Z", "+00:00"))
+                    if stamp.tzinfo is None:
+                        stamp = stamp.replace(tzinfo=UTC)
+                    if stamp.timestamp() >= self.born - 1:
+                        return stamp.timestamp()
+        return self.born + READY_LAG
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -117,6 +174,7 @@ class Proc:
         """SIGKILL this process only (what it started lives on, as after a real crash)."""
         if self.alive():
             os.kill(self.pid, signal.SIGKILL)
+            self.died = time.time()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(10)
 
@@ -216,6 +274,7 @@ class Tracked:
     ended_at: float | None = None  # monotonic, when the driver saw it end
     seconds: float = 0.0  # created_at -> finished_at, from the record
     recovered: bool = False  # a recovery stage in its record: another worker took it over
+    message: str = ""  # its error's message, when it did not succeed
 
 
 @dataclass
@@ -229,6 +288,7 @@ class ProjectState:
     active: Tracked | None = None
     successes: int = 0
     stuck: bool = False
+    unsure: bool = False  # its last request failed without knowing whether it made a deploy
 
 
 @dataclass
@@ -242,7 +302,12 @@ class Figures:
     pairs: int = 0  # requests sent to both servers at once
     both_refused: int = 0
     request_errors: Counter[str] = field(default_factory=Counter)
+    retries: int = 0  # requests asked again (after a refused connection or no deploy made)
+    adopted: int = 0  # deploys found after a failed request, or named by a 409, and adopted
+    given_up: int = 0  # requests that failed RETRIES times (the project asks again later)
+    driver_db_errors: Counter[str] = field(default_factory=Counter)
     kills: list[dict[str, Any]] = field(default_factory=list)
+    outage: dict[str, Any] = field(default_factory=dict)
     ended: list[Tracked] = field(default_factory=list)
 
     def violation(self, what: str, deploy: int | None = None, **detail: Any) -> None:
@@ -344,7 +409,16 @@ class Soak:
         self.db_name = ""
         self.db_url = ""
         self.db: Database | None = None
+        self.pg: PrivatePostgres | None = None
+        self.net: str = args.net
+        self.port: int = args.port or 18000 + int(self.net.split(".")[2])
+        self.ports = (self.port, self.port + 1)
         self.servers: list[Proc] = []
+        self.every_server: list[Proc] = []
+        self.outage_window: tuple[float, float] | None = None  # wall clock, stop → back
+        self.pg_restarted = False
+        self.pg_down_since: float | None = None  # wall clock, while the database is down
+        self.pickups: dict[str, Any] = {}
         self.workers: list[Proc] = []
         self.every_worker: list[Proc] = []
         self.projects: dict[str, ProjectState] = {}
@@ -360,26 +434,32 @@ class Soak:
 
     def setup(self) -> None:
         args = self.args
-        self.fleet = start_fleet(self.base / "fleet", 0, network=NET)  # keys; hosts below
+        net = self.net
+        self.fleet = start_fleet(self.base / "fleet", 0, network=net)  # keys; hosts below
         for i in range(1, args.hosts + 1):
-            add_host(self.fleet, f"h{i}", f"{NET}.{i}")
-        git_host = add_host(self.fleet, "git", f"{NET}.250")
+            add_host(self.fleet, f"h{i}", f"{net}.{i}")
+        git_host = add_host(self.fleet, "git", f"{net}.250")
         self.hosts = [h for h in self.fleet.hosts if h.name != "git"]
 
-        self.db_name = f"ferryman_soak_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(
-            databases.SERVERS["postgresql"],
-            isolation_level="AUTOCOMMIT",
-            connect_args=databases.CONNECT,
-        )
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {self.db_name}"))
-        admin.dispose()
-        self.db_url = (
-            make_url(databases.SERVERS["postgresql"])
-            .set(database=self.db_name)
-            .render_as_string(hide_password=False)
-        )
+        if args.private_pg:
+            self.pg = PrivatePostgres(host=f"{net}.251")
+            self.pg.start(self.port + 2)
+            self.db_url = self.pg.create_database("ferryman_soak")
+        else:
+            self.db_name = f"ferryman_soak_{uuid.uuid4().hex[:12]}"
+            admin = create_engine(
+                databases.SERVERS["postgresql"],
+                isolation_level="AUTOCOMMIT",
+                connect_args=databases.CONNECT,
+            )
+            with admin.connect() as conn:
+                conn.execute(text(f"CREATE DATABASE {self.db_name}"))
+            admin.dispose()
+            self.db_url = (
+                make_url(databases.SERVERS["postgresql"])
+                .set(database=self.db_name)
+                .render_as_string(hide_password=False)
+            )
 
         home = self.base / "home"
         (home / "ssh").mkdir(parents=True)
@@ -403,17 +483,12 @@ class Soak:
             s.execute(update(Space).values(max_running=max(args.projects, 2)))
 
         (self.base / "logs").mkdir()
-        for i, port in enumerate(PORTS):
-            proc = Proc(
-                f"server-{'AB'[i]}",
-                ["serve", "--no-worker", "--port", str(port), "--no-access-log"],
-                env,
-                self.base / "logs" / f"server-{'AB'[i]}.log",
-            )
+        self.urls = [f"http://127.0.0.1:{port}" for port in self.ports]
+        for i in range(2):
+            proc = self.start_server(i)
             self.servers.append(proc)
-            wait_http(f"http://127.0.0.1:{port}", proc)
-        self.urls = [f"http://127.0.0.1:{port}" for port in PORTS]
-        for _ in range(2):
+            wait_http(self.urls[i], proc)
+        for _ in range(args.workers):
             self.workers.append(self.start_worker())
         self.http = httpx.Client(timeout=20, headers={"Authorization": f"Bearer {token}"})
 
@@ -444,6 +519,17 @@ class Soak:
                 raise RuntimeError(f"applying {name}: {answer.status_code} {answer.text}")
             self.projects[name] = ProjectState(name, repo, config)
 
+    def start_server(self, i: int) -> Proc:
+        n = len(self.every_server) + 1
+        proc = Proc(
+            f"server-{'AB'[i]}{n}",
+            ["serve", "--no-worker", "--port", str(self.ports[i]), "--no-access-log"],
+            self.env,
+            self.base / "logs" / f"server-{'AB'[i]}{n}.log",
+        )
+        self.every_server.append(proc)
+        return proc
+
     def start_worker(self) -> Proc:
         n = len(self.every_worker) + 1
         proc = Proc(f"worker-{n}", ["worker"], self.env, self.base / "logs" / f"worker-{n}.log")
@@ -471,55 +557,121 @@ class Soak:
         assert self.http is not None
         try:
             return self.http.post(self.urls[server] + path, json=body)
+        except httpx.ConnectError as exc:  # nothing was sent: safe to send again
+            return f"ConnectError: {exc}"
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"
 
+    def in_outage(self, slack: float = 30.0) -> bool:
+        """While the database is down, or within ``slack`` s of it being back."""
+        if self.pg_down_since is not None:
+            return True
+        if self.outage_window is None:
+            return False
+        return time.time() < self.outage_window[1] + slack
+
     def ask(self, state: ProjectState) -> None:
+        """One request for the project, asked again (up to RETRIES attempts) only when it
+        cannot have made a deploy; a deploy a failed request did make is adopted."""
+        if state.unsure:  # the last request ended without knowing: look first
+            found = self.adopt(state, time.monotonic())
+            if found is None:
+                return  # the database cannot tell yet: ask nothing
+            state.unsure = False
+            if found:
+                return
         kind, path, body = self.choose(state)
-        first = self.next_server()
+        server = self.next_server()
         pair = self.rng.random() < 0.25
         asked_at = time.monotonic()
-        if pair:  # both servers at once: exactly one may accept
-            self.figures.pairs += 1
-            futures = [self.pool.submit(self.post, s, path, body) for s in (first, 1 - first)]
-            answers = [(s, f.result()) for s, f in zip((first, 1 - first), futures, strict=True)]
-        else:
-            answers = [(first, self.post(first, path, body))]
+        for attempt in range(1, RETRIES + 1):
+            if pair and attempt == 1:  # both servers at once: exactly one may accept
+                self.figures.pairs += 1
+                futures = [self.pool.submit(self.post, s, path, body) for s in (server, 1 - server)]
+                answers = [
+                    (s, f.result()) for s, f in zip((server, 1 - server), futures, strict=True)
+                ]
+            else:
+                answers = [(server, self.post(server, path, body))]
+            outcome = self.judge(state, kind, answers, asked_at, pair and attempt == 1)
+            if outcome == "done":
+                return
+            if outcome == "unsure":  # maybe made: look before asking again
+                found = self.adopt(state, asked_at)
+                if found is None:
+                    state.unsure = True  # asked again at the next round, after a look
+                    self.figures.given_up += 1
+                    return
+                if found:
+                    return
+            if attempt == RETRIES:
+                self.figures.given_up += 1
+                state.unsure = outcome == "unsure"
+                return
+            self.figures.retries += 1
+            server = 1 - server  # the other one (a dead server's new process may be starting)
+            time.sleep(0.3 * attempt)
+
+    def judge(
+        self,
+        state: ProjectState,
+        kind: str,
+        answers: list[tuple[int, httpx.Response | str]],
+        asked_at: float,
+        pair: bool,
+    ) -> str:
+        """ "done" (accepted, refused or adopted), "again" (nothing can have been made) or
+        "unsure" (a request may have made a deploy)."""
         accepted: list[tuple[int, dict[str, Any]]] = []
+        holders: list[int] = []
         refused = 0
+        unsure = False
         for server, answer in answers:
             label = "AB"[server]
             if isinstance(answer, str):
-                self.figures.request_errors[answer[:120]] += 1
+                self.figures.request_errors[f"{label}: {answer[:100]}"] += 1
+                unsure = unsure or not answer.startswith("ConnectError")
                 continue
             if answer.status_code == 201:
                 accepted.append((server, answer.json()))
             elif answer.status_code == 409:
                 error = answer.json().get("error", {})
                 holder = (error.get("details") or {}).get("deploy_id")
+                refused += 1
                 if "is busy" in error.get("message", "") and holder is not None:
                     self.figures.busy_409 += 1
-                    refused += 1
+                    holders.append(int(holder))
                 else:
                     self.figures.other_409[f"{kind}: {error.get('message', '')[:100]}"] += 1
             else:
                 self.figures.request_errors[f"HTTP {answer.status_code} from {label}"] += 1
+                unsure = True
                 if answer.status_code >= 500:
-                    self.figures.violation(
-                        f"server {label} answered {answer.status_code} to {kind} of {state.name}",
-                        body=answer.text[:2000],
-                    )
+                    if self.in_outage():
+                        self.figures.outage.setdefault("http_5xx", Counter())[
+                            f"{answer.status_code} {answer.text[:120]}"
+                        ] += 1
+                    else:
+                        self.figures.violation(
+                            f"server {label} answered {answer.status_code} to {kind} of "
+                            f"{state.name}",
+                            body=answer.text[:2000],
+                        )
         if len(accepted) > 1:
             self.figures.violation(
                 f"two servers both accepted a {kind} of {state.name} at once",
                 ids=[a["id"] for _, a in accepted],
             )
-        if pair and refused == len(answers):
-            self.figures.both_refused += 1  # an older deploy still holds it: asked again later
-        if not accepted and any(isinstance(a, str) for _, a in answers):
-            self.adopt(state, kind, asked_at)  # a request may have been made before the error
         for server, made in accepted:
             self.track(state, int(made["id"]), kind, "AB"[server], asked_at)
+        if pair and refused == len(answers):
+            self.figures.both_refused += 1  # an older deploy still holds it: asked again later
+        for holder in holders:  # a deploy an earlier, failed request made
+            if holder not in self.tracked:
+                self.adopt_id(state, holder, asked_at, "named by a 409")
+        if accepted or refused:
+            return "done"
+        return "unsure" if unsure else "again"
 
     def track(self, state: ProjectState, deploy_id: int, kind: str, server: str, at: float) -> None:
         tracked = Tracked(deploy_id, state.name, kind, server, at, state.live)
@@ -529,45 +681,168 @@ class Soak:
         self.figures.accepted[server] += 1
         self.figures.kinds[kind] += 1
 
-    def adopt(self, state: ProjectState, kind: str, at: float) -> None:
-        """After a request that failed on the way: the deploy it may have made."""
+    def adopt(self, state: ProjectState, at: float) -> bool | None:
+        """After a request that failed on the way: adopt the deploy it made, if it made one
+        (the newest deploy of the project, when the driver does not know it). None when the
+        database cannot be read."""
         assert self.db is not None
-        with self.db.read() as s:
-            row = s.scalar(
-                select(Deploy)
-                .join(Project, Project.id == Deploy.project_id)
-                .where(Project.name == state.name, Deploy.status.in_(ACTIVE_STATUSES))
-            )
-        if row is not None and row.id not in self.tracked:
-            self.figures.notes.append(f"adopted #{row.id} of {state.name} after a failed request")
-            self.track(state, row.id, row.kind, "?", at)
+        try:
+            with self.db.read() as s:
+                row = s.execute(
+                    select(Deploy.id)
+                    .join(Project, Project.id == Deploy.project_id)
+                    .where(Project.name == state.name)
+                    .order_by(Deploy.id.desc())
+                    .limit(1)
+                ).scalar()
+        except DBAPIError as exc:
+            self.figures.driver_db_errors[type(exc.orig).__name__] += 1
+            return None
+        if row is None or int(row) in self.tracked:
+            return False
+        self.adopt_id(state, int(row), at, "after a failed request")
+        return True
+
+    def adopt_id(self, state: ProjectState, deploy_id: int, at: float, why: str) -> None:
+        assert self.db is not None
+        kind = "?"
+        with contextlib.suppress(DBAPIError), self.db.read() as s:
+            kind = str(s.scalar(select(Deploy.kind).where(Deploy.id == deploy_id)) or "?")
+        self.figures.adopted += 1
+        self.figures.notes.append(f"adopted #{deploy_id} of {state.name} {why}")
+        self.track(state, deploy_id, kind, "?", at)
 
     # kills ------------------------------------------------------------------------------
 
     def kill_one(self) -> None:
-        assert self.db is not None
-        slot = len(self.figures.kills) % 2
+        """The next victim: a worker and a server in turn (each in turn among its own)."""
+        n = len(self.figures.kills)
+        if n % 2 == 1 and not self.args.workers_only:
+            self.kill_server((n // 2) % 2)
+            return
+        slot = (n // 2 if not self.args.workers_only else n) % len(self.workers)
         victim = self.workers[slot]
-        with self.db.read() as s:
-            rows = s.execute(
-                select(Deploy.id, Deploy.stages).where(
-                    Deploy.status == "running", Deploy.worker.like(f"%:{victim.pid}:%")
-                )
-            ).all()
-        # each deploy the victim ran, with the stage it was in
-        running = {
-            int(i): next((st["name"] for st in reversed(stages or [])), "") for i, stages in rows
-        }
+        running: dict[int, str] = {}
+        assert self.db is not None
+        try:
+            with self.db.read() as s:
+                rows = s.execute(
+                    select(Deploy.id, Deploy.stages).where(
+                        Deploy.status == "running", Deploy.worker.like(f"%:{victim.pid}:%")
+                    )
+                ).all()
+            # each deploy the victim ran, with the stage it was in
+            running = {
+                int(i): next((st["name"] for st in reversed(stages or [])), "")
+                for i, stages in rows
+            }
+        except DBAPIError as exc:
+            self.figures.driver_db_errors[type(exc.orig).__name__] += 1
         victim.kill()
         self.workers[slot] = self.start_worker()
         at = round(time.monotonic() - self.started, 1)
-        self.figures.kills.append({"at": at, "pid": victim.pid, "running": running})
+        self.figures.kills.append(
+            {"at": at, "what": "worker", "pid": victim.pid, "running": running}
+        )
         print(
             f"[{at:7.1f}s] SIGKILL {victim.name} (pid {victim.pid}), running "
             + (", ".join(f"#{i} in {st or 'start'}" for i, st in running.items()) or "nothing"),
             file=sys.stderr,
             flush=True,
         )
+
+    def kill_server(self, slot: int) -> None:
+        victim = self.servers[slot]
+        victim.kill()
+        self.servers[slot] = self.start_server(slot)  # same port; not waited for
+        at = round(time.monotonic() - self.started, 1)
+        self.figures.kills.append({"at": at, "what": "server", "pid": victim.pid, "running": {}})
+        print(
+            f"[{at:7.1f}s] SIGKILL {victim.name} (pid {victim.pid}), a new one on "
+            f"{self.urls[slot]}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    # the database restart ---------------------------------------------------------------
+
+    def probe(self) -> dict[str, Any]:
+        """What the servers answer and which processes live, at one moment."""
+        out: dict[str, Any] = {"t": round(time.monotonic() - self.started, 1)}
+        for i, url in enumerate(self.urls):
+            for path in ("/healthz", "/readyz"):
+                try:
+                    code: int | str = httpx.get(url + path, timeout=3).status_code
+                except httpx.HTTPError as exc:
+                    code = type(exc).__name__
+                out[f"{'AB'[i]}{path}"] = code
+        out["workers_alive"] = sum(w.alive() for w in self.workers)
+        out["servers_alive"] = sum(w.alive() for w in self.servers)
+        return out
+
+    @staticmethod
+    def log_started(proc: Proc) -> bool:
+        with contextlib.suppress(OSError):
+            return proc.log.stat().st_size > 0
+        return False
+
+    def restart_pg(self) -> None:
+        """Fast shutdown of the private PostgreSQL, ``--pg-down`` s of outage, start again.
+        Nothing else is restarted: the servers and workers must come back on their own."""
+        assert self.pg is not None and self.db is not None
+        self.pg_restarted = True
+        o = self.figures.outage
+        # first every process up and ready (a server or worker started after a kill takes
+        # 10-50 s to start at this machine's load), so the outage alone is measured
+        waited = time.monotonic()
+        while time.monotonic() < waited + 120:
+            probe = self.probe()
+            if all(probe[f"{x}/readyz"] == 200 for x in "AB") and all(
+                w.ready_at() <= time.time() and w.died is None and self.log_started(w)
+                for w in self.workers
+            ):
+                break
+            time.sleep(1)
+        o["waited_for_processes_seconds"] = round(time.monotonic() - waited, 1)
+        o["at"] = round(time.monotonic() - self.started, 1)
+        with self.db.read() as s:
+            o["running_at_stop"] = sorted(
+                int(i) for i in s.scalars(select(Deploy.id).where(Deploy.status == "running"))
+            )
+            o["queued_at_stop"] = sorted(
+                int(i) for i in s.scalars(select(Deploy.id).where(Deploy.status == "queued"))
+            )
+        print(f"[{o['at']:7.1f}s] PostgreSQL: fast shutdown", file=sys.stderr, flush=True)
+        t0 = time.time()
+        self.pg_down_since = t0
+        self.pg.stop("fast")
+        o["stop_seconds"] = round(time.time() - t0, 2)
+        probes = []
+        while time.time() < t0 + self.args.pg_down:
+            probes.append(self.probe())
+            time.sleep(1)
+        self.pg.start()
+        t1 = time.time()
+        self.pg_down_since = None
+        self.outage_window = (t0, t1)
+        o["down_seconds"] = round(t1 - t0, 2)
+        print(
+            f"[{time.monotonic() - self.started:7.1f}s] PostgreSQL: up again after "
+            f"{o['down_seconds']:.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+        ready_after = None
+        while time.time() < t1 + 60:
+            probe = self.probe()
+            probes.append(probe)
+            if all(probe[f"{x}/readyz"] == 200 for x in "AB"):
+                ready_after = round(time.time() - t1, 2)
+                break
+            time.sleep(0.5)
+        o["probes"] = probes
+        o["servers_ready_after_seconds"] = ready_after
+        o["window_wall"] = (t0, t1)
 
     # checks -----------------------------------------------------------------------------
 
@@ -597,6 +872,7 @@ class Soak:
     def ended(self, t: Tracked, row: Deploy) -> None:
         t.status, t.finished_at, t.ended_at = row.status, row.finished_at, time.monotonic()
         t.code = (row.error or {}).get("code", "") if row.status != "success" else ""
+        t.message = str((row.error or {}).get("message", ""))[:300] if t.code else ""
         t.recovered = any(stage.get("name") == "recover" for stage in row.stages or [])
         if row.finished_at and row.created_at:
             t.seconds = (row.finished_at - row.created_at).total_seconds()
@@ -822,10 +1098,11 @@ class Soak:
                     f"{len(self.figures.ended)} of {args.deploys} deploys ended"
                 )
                 break
-            self.poll()
+            try:
+                self.poll()
+            except DBAPIError as exc:  # the driver's own reads; counted, tried next round
+                self.figures.driver_db_errors[type(exc.orig).__name__] += 1
             in_flight = [t for t in self.tracked.values() if not t.status]
-            if self.asked >= args.deploys and not in_flight:
-                break
             for t in in_flight:
                 if now - t.asked_at > args.stuck:
                     self.figures.violation(
@@ -834,16 +1111,30 @@ class Soak:
                     t.status = "stuck"
                     state = self.projects[t.project]
                     state.stuck, state.active = True, None
+            asking = args.duration is None or now - self.started < args.duration
+            if (self.asked >= args.deploys or not asking) and not in_flight:
+                break
             for state in self.projects.values():
-                if self.asked >= args.deploys:
+                if self.asked >= args.deploys or not asking:
                     break
                 if state.active is None and not state.stuck:
                     self.ask(state)
             if now >= next_kill:
                 self.kill_one()
                 next_kill = now + args.kill_every
+            if (
+                self.pg is not None
+                and args.restart_pg_at is not None
+                and not self.pg_restarted
+                and now - self.started >= args.restart_pg_at
+            ):
+                self.restart_pg()
+                next_kill = max(next_kill, time.monotonic() + args.kill_every / 2)
             if now >= next_recheck:
-                self.recheck()
+                try:
+                    self.recheck()
+                except DBAPIError as exc:
+                    self.figures.driver_db_errors[type(exc.orig).__name__] += 1
                 next_recheck = now + RECHECK
             for i, worker in enumerate(self.workers):  # a worker that died by itself
                 if not worker.alive():
@@ -852,15 +1143,136 @@ class Soak:
                         log=worker.log.read_text(errors="replace")[-3000:],
                     )
                     self.workers[i] = self.start_worker()
+            for i, server in enumerate(self.servers):  # a server that died by itself
+                if not server.alive():
+                    self.figures.violation(
+                        f"{server.name} exited by itself ({server.popen.returncode})",
+                        log=server.log.read_text(errors="replace")[-3000:],
+                    )
+                    self.servers[i] = self.start_server(i)
             time.sleep(POLL)
         self.wall = time.monotonic() - self.started
         self.final_checks()
+        self.pickups = self.pickup()
+
+    # queue pick-up ----------------------------------------------------------------------
+
+    def pickup(self) -> dict[str, Any]:
+        """Queue pick-up (created_at → started_at) over the deploys queued while a worker was
+        free (the method is in the module's docstring), and what the outage did."""
+        assert self.db is not None
+        with self.db.read() as s:
+            rows = [
+                (int(i), str(k), c.timestamp(), st.timestamp() if st else None,
+                 fi.timestamp() if fi else None, str(w), str(status))
+                for i, k, c, st, fi, w, status in s.execute(
+                    select(Deploy.id, Deploy.kind, Deploy.created_at, Deploy.started_at,
+                           Deploy.finished_at, Deploy.worker, Deploy.status)
+                )
+            ]  # fmt: skip
+        concurrency = load_settings(self.env).worker_concurrency
+        lives = {w.pid: (w.ready_at(), w.died or float("inf")) for w in self.every_worker}
+
+        def alive(pid: int | None, t: float) -> bool:
+            if pid is None or pid not in lives:
+                return False
+            ready, died = lives[pid]
+            return ready <= t < died
+
+        def pid_of(worker: str) -> int | None:
+            parts = worker.split(":")
+            return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+
+        window = self.outage_window
+        free: list[float] = []
+        every: list[float] = []
+        across: list[int] = []
+        busy_skipped = 0
+        for i, kind, created, started, _fin, _w, _status in rows:
+            if started is None:
+                continue
+            wait = max(0.0, started - created)
+            every.append(wait)
+            if window is not None and created <= window[1] + 5 and started >= window[0]:
+                across.append(i)
+                continue
+            workers = sum(alive(pid, created) for pid in lives)
+            capacity = workers * (concurrency if kind == "rollback" else concurrency - 1)
+            load = 0
+            for j, _k, c2, st2, fi2, w2, _s2 in rows:
+                if j == i:
+                    continue
+                if st2 is not None and st2 <= created and (fi2 is None or fi2 > created):
+                    load += alive(pid_of(w2), created)
+                elif (
+                    c2 < created
+                    and (st2 is None or st2 > created)
+                    and (fi2 is None or fi2 > created)
+                ):
+                    load += 1
+            if load < capacity:
+                free.append(wait)
+            else:
+                busy_skipped += 1
+
+        def pct(values: list[float]) -> dict[str, float | int]:
+            if not values:
+                return {"n": 0}
+            v = sorted(values)
+
+            def at(q: float) -> float:
+                return v[min(len(v) - 1, round(q * (len(v) - 1)))]
+
+            return {"n": len(v), "p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": v[-1]}
+
+        out: dict[str, Any] = {
+            "concurrency": concurrency,
+            "while_a_worker_was_free": pct(free),
+            "all_deploys": pct(every),
+            "queued_while_none_free": busy_skipped,
+            "across_the_outage": len(across),
+        }
+        if window is not None:
+            t0, t1 = window
+            after = sorted(r[3] for r in rows if r[3] is not None and r[3] > t1)
+            o = self.figures.outage
+            o["first_start_after_back_seconds"] = round(after[0] - t1, 2) if after else None
+            spanning = [r for r in rows if r[2] < t1 and (r[4] is None or r[4] > t0)]
+            o["deploys_in_flight_across"] = {
+                str(r[0]): {"kind": r[1], "status": r[6]} for r in spanning
+            }
+            o["their_statuses"] = dict(Counter(r[6] for r in spanning))
+            o["waits_across_seconds"] = pct(
+                [r[3] - r[2] for r in rows if r[0] in set(across) and r[3] is not None]
+            )
+            o["process_log_lines_in_outage"] = self.outage_logs(t0, t1 + 30)
+        return out
+
+    def outage_logs(self, t0: float, t1: float) -> dict[str, Any]:
+        """What each process logged at WARNING or above between t0 and t1 (wall clock)."""
+        out: dict[str, Any] = {}
+        for proc in [*self.every_worker, *self.every_server]:
+            lines = []
+            with contextlib.suppress(OSError):
+                for line in proc.log.read_text(errors="replace").splitlines():
+                    head = line.split(" ", 2)
+                    if len(head) < 3 or not head[0][:4].isdigit():
+                        continue
+                    try:
+                        t = datetime.fromisoformat(head[0].replace("Z", "+00:00")).timestamp()
+                    except ValueError:
+                        continue
+                    if t0 <= t <= t1 and head[1] in ("WARNING", "ERROR", "CRITICAL"):
+                        lines.append(line[:300])
+            if lines:
+                out[proc.name] = {"count": len(lines), "first": lines[:3], "last": lines[-1]}
+        return out
 
     # evidence and teardown --------------------------------------------------------------
 
     def evidence(self) -> Path | None:
         """On violations: their deploys' records and logs, and every process's log."""
-        if not self.figures.violations or self.db is None:
+        if (not self.figures.violations and not self.args.evidence) or self.db is None:
             return None
         out = Path(self.args.evidence or tempfile.mkdtemp(prefix="ferryman-soak-evidence-"))
         out.mkdir(parents=True, exist_ok=True)
@@ -905,6 +1317,8 @@ class Soak:
         )
         for log in (self.base / "logs").glob("*.log"):
             shutil.copy(log, out / log.name)
+        if self.pg is not None and self.pg.log.exists():
+            shutil.copy(self.pg.log, out / "postgres.log")
         return out
 
     def teardown(self) -> None:
@@ -914,7 +1328,7 @@ class Soak:
         for proc in self.workers:  # a drain: running deploys finish or stop safely
             with contextlib.suppress(Exception):
                 proc.stop(45)
-        for proc in [*self.every_worker, *self.servers]:
+        for proc in [*self.every_worker, *self.every_server]:
             with contextlib.suppress(Exception):
                 proc.stop(15)
         if self.db is not None:
@@ -922,6 +1336,9 @@ class Soak:
         if self.db_name:
             with contextlib.suppress(Exception):
                 databases.drop(self.db_url)
+        if self.pg is not None:
+            with contextlib.suppress(Exception):
+                self.pg.remove()
         if self.fleet is not None:
             self.fleet.stop()
         shutil.rmtree(self.base, ignore_errors=True)
@@ -947,6 +1364,7 @@ def summary(soak: Soak, evidence: Path | None) -> dict[str, Any]:
         "by_error_code": dict(codes),
         "by_kind_and_status": dict(sorted(by_kind.items())),
         "kills": len(f.kills),
+        "kills_by_what": dict(Counter(k["what"] for k in f.kills)),
         "in_flight_at_kills": sum(len(k["running"]) for k in f.kills),
         "taken_over": len(taken),
         "taken_over_by_status": dict(Counter(t.status for t in taken)),
@@ -957,6 +1375,12 @@ def summary(soak: Soak, evidence: Path | None) -> dict[str, Any]:
         "pairs_both_refused": f.both_refused,
         "other_409": dict(f.other_409),
         "request_errors": dict(f.request_errors),
+        "requests_retried": f.retries,
+        "deploys_adopted": f.adopted,
+        "requests_given_up": f.given_up,
+        "driver_db_errors": dict(f.driver_db_errors),
+        "queue_pickup_seconds": soak.pickups,
+        "postgres_restart": f.outage,
         "deploy_seconds": {
             "p50": statistics.median(times),
             "p95": times[min(len(times) - 1, int(len(times) * 0.95))],
@@ -965,24 +1389,50 @@ def summary(soak: Soak, evidence: Path | None) -> dict[str, Any]:
         "wall_seconds": soak.wall,
         "deploys_per_minute": len(ended) / minutes if minutes else 0.0,
         "violations": f.violations,
+        "not_success": [
+            {
+                "id": t.id,
+                "project": t.project,
+                "kind": t.kind,
+                "status": t.status,
+                "code": t.code,
+                "recovered": t.recovered,
+                "message": t.message,
+            }
+            for t in ended
+            if t.status != "success"
+        ],
         "notes": f.notes,
         "settings": {
             "hosts": args.hosts,
             "projects": args.projects,
+            "workers": args.workers,
             "kill_every": args.kill_every,
             "lease": args.lease,
             "seed": args.seed,
+            "private_pg": args.private_pg,
+            "restart_pg_at": args.restart_pg_at,
+            "pg_down": args.pg_down,
+            "net": soak.net,
         },
+        "load_average": os.getloadavg(),
     }
+    victims = "a worker" if args.workers_only else "a worker or a server (in turn)"
     print(
-        f"\nsoak: {args.hosts} hosts, {args.projects} projects, 2 servers + 2 workers on "
-        f"PostgreSQL, lease {args.lease:g}s, a worker SIGKILLed every {args.kill_every:g}s\n"
+        f"\nsoak: {args.hosts} hosts, {args.projects} projects, 2 servers + {args.workers} "
+        f"workers on {'a private ' if args.private_pg else ''}PostgreSQL, lease {args.lease:g}s, "
+        f"{victims} SIGKILLed every {args.kill_every:g}s"
+        + (f", PostgreSQL restarted at {args.restart_pg_at:g}s" if args.restart_pg_at else "")
+        + f"; load average now {os.getloadavg()}\n"
     )
     print(f"deploys ended          {len(ended)} (asked {soak.asked})")
     print(f"by status              {dict(statuses)}")
     print(f"by error code          {dict(codes) or '-'}")
     print(f"by kind and status     {dict(sorted(by_kind.items()))}")
-    print(f"workers killed         {len(f.kills)} ({out['in_flight_at_kills']} deploys running)")
+    print(
+        f"kills                  {dict(Counter(k['what'] for k in f.kills))} "
+        f"({out['in_flight_at_kills']} deploys running on the killed workers)"
+    )
     stages = Counter(st or "start" for k in f.kills for st in k["running"].values())
     out["stage_at_kill"] = dict(stages)
     print(f"their stage at a kill  {dict(stages) or '-'}")
@@ -998,6 +1448,31 @@ def summary(soak: Soak, evidence: Path | None) -> dict[str, Any]:
         print(f"other 409s             {dict(f.other_409)}")
     if f.request_errors:
         print(f"request errors         {dict(f.request_errors)}")
+    print(
+        f"requests retried       {f.retries}; deploys adopted {f.adopted}; "
+        f"given up {f.given_up}; driver db errors {dict(f.driver_db_errors) or '-'}"
+    )
+    q = soak.pickups
+    for label, key in (
+        ("pick-up, worker free", "while_a_worker_was_free"),
+        ("pick-up, all", "all_deploys"),
+    ):
+        d = q.get(key, {})
+        if d.get("n"):
+            print(
+                f"{label:<22} n {d['n']}: p50 {d['p50']:.3f}s, p95 {d['p95']:.3f}s, "
+                f"p99 {d['p99']:.3f}s, max {d['max']:.3f}s"
+            )
+    if q:
+        print(
+            f"queued while none free {q['queued_while_none_free']}; "
+            f"waits across the outage {q['across_the_outage']}"
+        )
+    if f.outage:
+        o = {k: v for k, v in f.outage.items() if k not in ("probes", "deploys_in_flight_across")}
+        print(f"postgres restart       {json.dumps(o, default=str)}")
+        for probe in f.outage.get("probes", []):
+            print(f"  probe {json.dumps(probe)}")
     d = out["deploy_seconds"]
     print(f"deploy seconds         p50 {d['p50']:.1f}, p95 {d['p95']:.1f}, max {d['max']:.1f}")
     print(f"wall time              {soak.wall:.0f}s; {out['deploys_per_minute']:.1f} deploys/min")
@@ -1024,14 +1499,37 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=30, help="seconds between kills")
     parser.add_argument("--hosts", type=int, default=6)
     parser.add_argument("--projects", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=3, help="ferryman worker processes")
+    parser.add_argument("--net", default=NET, help="the fleet's /24 (127.X.Y)")
+    parser.add_argument("--port", type=int, default=0, help="servers' first port (P, P+1)")
+    parser.add_argument(
+        "--workers-only", action="store_true", help="kill workers only, never a server"
+    )
+    parser.add_argument(
+        "--private-pg", action="store_true", help="a private PostgreSQL on NET.251:P+2"
+    )
+    parser.add_argument(
+        "--restart-pg-at", type=float, default=None, help="seconds in: restart PostgreSQL"
+    )
+    parser.add_argument("--pg-down", type=float, default=5, help="seconds it stays down")
     parser.add_argument("--lease", type=float, default=6, help="FERRYMAN_LOCK_LEASE")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="ask no new deploy after this many s"
+    )
     parser.add_argument("--deadline", type=float, default=2700, help="global limit, seconds")
     parser.add_argument("--stuck", type=float, default=300, help="a deploy's own limit")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--evidence", type=Path, help="where to keep evidence of violations")
     args = parser.parse_args()
-    if databases.unavailable("postgresql"):
+    if not args.net.startswith("127.") or args.net.count(".") != 2:
+        sys.exit(f"soak: --net must be a loopback /24 like 127.0.170, not {args.net}")
+    if args.restart_pg_at is not None and not args.private_pg:
+        sys.exit("soak: --restart-pg-at needs --private-pg (the shared server is never restarted)")
+    if args.private_pg:
+        if pg_unavailable():
+            sys.exit(f"soak: {pg_unavailable()}")
+    elif databases.unavailable("postgresql"):
         sys.exit(f"soak: {databases.unavailable('postgresql')}")
 
     def stop(signum: int, _frame: Any) -> None:
