@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from ferryman.api.deps import perm, websocket_route
 from ferryman.app import create_app
-from ferryman.errors import FerrymanError
+from ferryman.errors import InternalError
 from ferryman.web.failure import failure
 from tests.api.world import SPACE, World, build_world
 from tests.web.test_pages import browser
@@ -44,9 +44,9 @@ def test_switching_to_a_space_goes_to_its_dashboard_and_an_unknown_one_is_not_fo
 
 def test_a_route_naming_an_action_outside_the_permissions_table_is_refused():
     assert perm("project.read") == {"x-permission": "project.read"}
-    with pytest.raises(FerrymanError, match=r"unknown action 'project\.nope'"):
+    with pytest.raises(InternalError, match=r"unknown action 'project\.nope'"):
         perm("project.nope")
-    with pytest.raises(FerrymanError, match=r"unknown action 'deploy\.nope'"):
+    with pytest.raises(InternalError, match=r"unknown action 'deploy\.nope'"):
         websocket_route(APIRouter(), "/x", "deploy.nope")
 
 

@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ferryman.db.session import Database
 from ferryman.domain.permissions import ACTIONS
-from ferryman.errors import AuthenticationFailed, CsrfFailed, FerrymanError, ValidationError
+from ferryman.errors import AuthenticationFailed, CsrfFailed, InternalError, ValidationError
 
 # what routes and pages both need from a request lives in http_deps (one definition)
 from ferryman.http_deps import DB as DB
@@ -106,7 +106,7 @@ def perm(action: str) -> dict[str, Any]:
 def _known(action: str) -> None:
     """A route names an action of the permissions table, or the server does not start."""
     if action not in ACTIONS:
-        raise FerrymanError(
+        raise InternalError(
             f"route declares unknown action {action!r}: add it to domain/permissions.py"
         )
 
