@@ -178,7 +178,6 @@ def delete_group(db: Database, actor: Actor, ref: int | str) -> None:
             "group.delete",
             f"group:{group.name}",
             touched,
-            spaces=sorted(space.name for space, _role in touched),
         )
 
 
@@ -257,7 +256,8 @@ def _record_in_spaces(
 ) -> None:
     """One audit row per space the group has a role in, so each space's owners read in their
     own log who gained or lost a role there through the group; one row without a space when
-    it is in none (superusers read those)."""
+    it is in none (superusers read those). A space's row names no other space: its readers
+    may not know those exist (superusers read every space's row)."""
     if not touched:
         record(s, actor, action, target, **detail)
     for space, role in touched:
