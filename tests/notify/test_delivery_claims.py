@@ -232,13 +232,13 @@ from ferryman.notify import dispatcher
 from ferryman.outbound import Outbound
 from ferryman.secretbox import SecretBox
 
-url, key, home = sys.argv[1], sys.argv[2].encode(), sys.argv[3]
+url, key, home, LEASE = sys.argv[1], sys.argv[2].encode(), sys.argv[3], float(sys.argv[4])
 db = Database(url)
 db.box = SecretBox(key)
 settings = load_settings({"FERRYMAN_HOME": home})
 out = Outbound(allow=(ipaddress.ip_network("127.0.0.0/8"),))
 print("ready", flush=True)
-asyncio.run(dispatcher.deliver_due(db, settings, out, worker="doomed", lease=3.0))
+asyncio.run(dispatcher.deliver_due(db, settings, out, worker="doomed", lease=LEASE))
 """
 
 
@@ -253,7 +253,7 @@ def test_a_dispatcher_killed_mid_send_is_taken_over_once_its_lease_ends(
     [delivery] = _queue(ndb, receiver.url, 1)
     receiver.hold = True  # the receiver stalls: the child is killed in the middle of its send
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, db_url, key.decode(), str(tmp_path / "child")],
+        [sys.executable, "-c", CHILD, db_url, key.decode(), str(tmp_path / "child"), "10"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -276,7 +276,7 @@ def test_a_dispatcher_killed_mid_send_is_taken_over_once_its_lease_ends(
     assert asyncio.run(dispatcher.deliver_due(ndb, quick, LOOPBACK, worker="rescuer")) == 0
     assert receiver.got == ["m0"]
     assert row.lease_until is not None
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     sent = 0
     while not sent and time.monotonic() < deadline:
         time.sleep(0.5)
