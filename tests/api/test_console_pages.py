@@ -112,11 +112,15 @@ def test_a_resumed_stream_sends_the_same_lines_either_way_and_an_old_viewer_one_
 
 
 def test_a_page_holds_at_most_its_lines_and_bytes_and_a_long_line_goes_alone():
-    lines = [{"id": i, "text": "é" * 100} for i in range(1, 2501)]
-    made = [json.loads(p) for p in pages(lines)]
-    assert [line for page in made for line in page["lines"]] == lines
-    assert all(page["type"] == "lines" and len(page["lines"]) <= PAGE_LINES for page in made)
-    assert all(len(p.encode()) <= PAGE_BYTES + 100 for p in pages(lines))
+    short = [{"id": i, "text": "é" * 20} for i in range(1, 2501)]
+    made = pages(short)
+    assert [len(json.loads(p)["lines"]) for p in made] == [PAGE_LINES, PAGE_LINES, 500]
+    wide = [{"id": i, "text": "é" * 300} for i in range(1, 2501)]  # ~600 bytes a line
+    made = pages(wide)
+    assert [line for p in made for line in json.loads(p)["lines"]] == wide  # in order
+    assert all(json.loads(p)["type"] == "lines" for p in made)
+    assert all(len(p.encode()) <= PAGE_BYTES for p in made)
+    assert len(made) < 2 * (2500 * 620 // PAGE_BYTES + 1)  # split only as much as needed
     huge = [{"id": 1, "text": "a"}, {"id": 2, "text": "b" * (PAGE_BYTES * 2)}, {"id": 3}]
     assert [[line["id"] for line in json.loads(p)["lines"]] for p in pages(huge)] == [[1], [2], [3]]
     assert pages([]) == []

@@ -15,7 +15,7 @@ whenever its status or stages change, and ``{"type": "end", "status": ...}`` onc
 (or paused: a gray release waiting for someone to continue it) and every line was sent. A
 viewer that asks for ``?protocol=2`` gets its lines in pages instead, ``{"type": "lines",
 "lines": [...]}`` (the same line objects, in the same order, at most ``PAGE_LINES`` lines and
-about ``PAGE_BYTES`` of JSON a message): replaying a 100,000-line log is then 100 messages, not
+``PAGE_BYTES`` of JSON a message): replaying a 100,000-line log is then 100 messages, not
 100,000. Without it (an older CLI) the stream is what it always was (``docs/api.md``).
 
 Access is checked again while streaming, every ``RECHECK_SECONDS``: a viewer whose token was
@@ -54,7 +54,7 @@ POLL_SECONDS = 0.25  # between reads when another process's change may come unan
 FALLBACK_SECONDS = 2.0  # between reads while every change is announced (PostgreSQL, listening)
 PAGE = 1000
 PAGE_LINES = 1000  # lines in one "lines" message (protocol 2), at most
-PAGE_BYTES = 256 * 1024  # JSON text in one, about (a longer line goes alone)
+PAGE_BYTES = 256 * 1024  # bytes of JSON in one, at most (a longer line goes alone)
 PAGED = 2  # the first protocol that sends pages of lines
 RECHECK_SECONDS = 2.0
 POLICY_VIOLATION = 1008
@@ -170,26 +170,22 @@ async def _send_pages(websocket: WebSocket, lines: list[dict[str, Any]]) -> None
 
 def pages(lines: list[dict[str, Any]]) -> list[str]:
     """``"lines"`` messages holding ``lines`` in order: at most ``PAGE_LINES`` lines and
-    about ``PAGE_BYTES`` of JSON each (a line longer than that goes alone)."""
+    ``PAGE_BYTES`` of JSON each (a line longer than that goes alone)."""
     out: list[str] = []
-    parts: list[str] = []
-    size = 0
-    for line in lines:
-        # as Starlette's send_json encodes: compact, UTF-8 left as it is
-        part = json.dumps(line, separators=(",", ":"), ensure_ascii=False)
-        length = len(part.encode())
-        if parts and (len(parts) >= PAGE_LINES or size + length > PAGE_BYTES):
-            out.append(_page(parts))
-            parts, size = [], 0
-        parts.append(part)
-        size += length + 1
-    if parts:
-        out.append(_page(parts))
+    for start in range(0, len(lines), PAGE_LINES):
+        out += _fit(lines[start : start + PAGE_LINES])
     return out
 
 
-def _page(parts: list[str]) -> str:
-    return '{"type":"lines","lines":[' + ",".join(parts) + "]}"
+def _fit(lines: list[dict[str, Any]]) -> list[str]:
+    """``lines`` as one message, or halved until each half fits: one encoding per page in
+    the usual case (short lines), not one per line."""
+    # as Starlette's send_json encodes: compact, UTF-8 left as it is
+    text = json.dumps({"type": "lines", "lines": lines}, separators=(",", ":"), ensure_ascii=False)
+    if len(lines) == 1 or len(text.encode()) <= PAGE_BYTES:
+        return [text]
+    half = len(lines) // 2
+    return _fit(lines[:half]) + _fit(lines[half:])
 
 
 async def _follow(
