@@ -12,7 +12,14 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ferryman.db.models import Space, SpaceGroup, User, UserGroup, UserGroupMember
+from ferryman.db.models import (
+    Space,
+    SpaceGroup,
+    SpaceMember,
+    User,
+    UserGroup,
+    UserGroupMember,
+)
 from ferryman.db.session import Database
 from ferryman.domain import display_name as display_names
 from ferryman.domain import validate
@@ -341,9 +348,19 @@ def remove_space_group(db: Database, actor: Actor, space_ref: int | str, ref: in
 
 
 def _has_owner(s: Session, space: Space) -> bool:
-    """Whether anyone owns the space, directly or through a group."""
+    """Whether anyone owns the space, directly or through a group — enabled or not: a
+    disabled space holds its owners for when it is enabled again (``group_roles`` counts
+    nobody in it), as ``spaces`` keeps a disabled space's last direct owner."""
     s.flush()
-    return Role.owner in group_roles.space_roles(s, space.id).values()
+    direct = select(SpaceMember.user_id).where(
+        SpaceMember.space_id == space.id, SpaceMember.role == Role.owner.name
+    )
+    grouped = (
+        select(UserGroupMember.user_id)
+        .join(SpaceGroup, SpaceGroup.group_id == UserGroupMember.group_id)
+        .where(SpaceGroup.space_id == space.id, SpaceGroup.role == Role.owner.name)
+    )
+    return any(s.scalar(stmt.limit(1)) is not None for stmt in (direct, grouped))
 
 
 def _keep_an_owner(s: Session, space: Space, group: UserGroup) -> None:
