@@ -418,6 +418,10 @@ class Soak:
         self.outage_window: tuple[float, float] | None = None  # wall clock, stop → back
         self.pg_restarted = False
         self.pg_down_since: float | None = None  # wall clock, while the database is down
+        self.pg_phase = ""  # "" → waiting → down → recovering → done
+        self.pg_since = 0.0
+        self.pg_next_probe = 0.0
+        self.pg_probes: list[dict[str, Any]] = []
         self.pickups: dict[str, Any] = {}
         self.workers: list[Proc] = []
         self.every_worker: list[Proc] = []
@@ -787,62 +791,82 @@ class Soak:
         return False
 
     def restart_pg(self) -> None:
-        """Fast shutdown of the private PostgreSQL, ``--pg-down`` s of outage, start again.
-        Nothing else is restarted: the servers and workers must come back on their own."""
+        """One step of the PostgreSQL restart, called every round of the driver (which keeps
+        asking, polling and checking meanwhile): wait until every process is up and ready (a
+        server or worker started after a kill takes 10-50 s to start at this machine's load,
+        and the outage alone is to be measured); fast shutdown; ``--pg-down`` s down; start
+        it again; then probe until both servers are ready. Nothing else is restarted: the
+        servers and workers must come back on their own."""
         assert self.pg is not None and self.db is not None
-        self.pg_restarted = True
         o = self.figures.outage
-        # first every process up and ready (a server or worker started after a kill takes
-        # 10-50 s to start at this machine's load), so the outage alone is measured
-        waited = time.monotonic()
-        while time.monotonic() < waited + 120:
+        now = time.time()
+        if self.pg_phase == "":
+            self.pg_phase, self.pg_since = "waiting", now
+        if self.pg_phase == "waiting":
+            if now < self.pg_next_probe:
+                return
+            self.pg_next_probe = now + 2
             probe = self.probe()
-            if all(probe[f"{x}/readyz"] == 200 for x in "AB") and all(
-                w.ready_at() <= time.time() and w.died is None and self.log_started(w)
-                for w in self.workers
-            ):
-                break
-            time.sleep(1)
-        o["waited_for_processes_seconds"] = round(time.monotonic() - waited, 1)
-        o["at"] = round(time.monotonic() - self.started, 1)
-        with self.db.read() as s:
-            o["running_at_stop"] = sorted(
-                int(i) for i in s.scalars(select(Deploy.id).where(Deploy.status == "running"))
+            ready = all(probe[f"{x}/readyz"] == 200 for x in "AB") and all(
+                w.ready_at() <= now and self.log_started(w) for w in self.workers
             )
-            o["queued_at_stop"] = sorted(
-                int(i) for i in s.scalars(select(Deploy.id).where(Deploy.status == "queued"))
+            if not ready and now < self.pg_since + 120:
+                return
+            o["waited_for_processes_seconds"] = round(now - self.pg_since, 1)
+            o["at"] = round(time.monotonic() - self.started, 1)
+            with self.db.read() as s:
+                o["running_at_stop"] = sorted(
+                    int(i) for i in s.scalars(select(Deploy.id).where(Deploy.status == "running"))
+                )
+                o["queued_at_stop"] = sorted(
+                    int(i) for i in s.scalars(select(Deploy.id).where(Deploy.status == "queued"))
+                )
+            print(f"[{o['at']:7.1f}s] PostgreSQL: fast shutdown", file=sys.stderr, flush=True)
+            t0 = time.time()
+            self.pg_down_since = t0
+            self.pg.stop("fast")
+            o["stop_seconds"] = round(time.time() - t0, 2)
+            self.pg_phase, self.pg_next_probe = "down", 0.0
+            return
+        if self.pg_phase == "down":
+            assert self.pg_down_since is not None
+            t0 = self.pg_down_since
+            if now < t0 + self.args.pg_down:
+                if now >= self.pg_next_probe:
+                    self.pg_next_probe = now + 1
+                    self.pg_probes.append(self.probe())
+                return
+            self.pg.start()
+            t1 = time.time()
+            self.pg_down_since = None
+            self.outage_window = (t0, t1)
+            o["down_seconds"] = round(t1 - t0, 2)
+            o["window_wall"] = (t0, t1)
+            print(
+                f"[{time.monotonic() - self.started:7.1f}s] PostgreSQL: up again after "
+                f"{o['down_seconds']:.1f}s",
+                file=sys.stderr,
+                flush=True,
             )
-        print(f"[{o['at']:7.1f}s] PostgreSQL: fast shutdown", file=sys.stderr, flush=True)
-        t0 = time.time()
-        self.pg_down_since = t0
-        self.pg.stop("fast")
-        o["stop_seconds"] = round(time.time() - t0, 2)
-        probes = []
-        while time.time() < t0 + self.args.pg_down:
-            probes.append(self.probe())
-            time.sleep(1)
-        self.pg.start()
-        t1 = time.time()
-        self.pg_down_since = None
-        self.outage_window = (t0, t1)
-        o["down_seconds"] = round(t1 - t0, 2)
-        print(
-            f"[{time.monotonic() - self.started:7.1f}s] PostgreSQL: up again after "
-            f"{o['down_seconds']:.1f}s",
-            file=sys.stderr,
-            flush=True,
-        )
-        ready_after = None
-        while time.time() < t1 + 60:
+            self.pg_phase, self.pg_next_probe = "recovering", 0.0
+            return
+        if self.pg_phase == "recovering":
+            assert self.outage_window is not None
+            t1 = self.outage_window[1]
+            if now < self.pg_next_probe:
+                return
+            self.pg_next_probe = now + 0.5
             probe = self.probe()
-            probes.append(probe)
+            self.pg_probes.append(probe)
             if all(probe[f"{x}/readyz"] == 200 for x in "AB"):
-                ready_after = round(time.time() - t1, 2)
-                break
-            time.sleep(0.5)
-        o["probes"] = probes
-        o["servers_ready_after_seconds"] = ready_after
-        o["window_wall"] = (t0, t1)
+                o["servers_ready_after_seconds"] = round(time.time() - t1, 2)
+            elif now < t1 + 60:
+                return
+            else:
+                o["servers_ready_after_seconds"] = None
+            o["probes"] = self.pg_probes
+            self.pg_phase = "done"
+            self.pg_restarted = True
 
     # checks -----------------------------------------------------------------------------
 
@@ -1119,7 +1143,7 @@ class Soak:
                     break
                 if state.active is None and not state.stuck:
                     self.ask(state)
-            if now >= next_kill:
+            if now >= next_kill and self.pg_phase in ("", "done"):  # never in the outage
                 self.kill_one()
                 next_kill = now + args.kill_every
             if (
@@ -1129,7 +1153,8 @@ class Soak:
                 and now - self.started >= args.restart_pg_at
             ):
                 self.restart_pg()
-                next_kill = max(next_kill, time.monotonic() + args.kill_every / 2)
+                if self.pg_restarted:
+                    next_kill = max(next_kill, time.monotonic() + args.kill_every / 2)
             if now >= next_recheck:
                 try:
                     self.recheck()
