@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from ferryman.config.project import parse_project
+from ferryman.config.project import dump_project, parse_project
 from ferryman.config.settings import Settings, load_settings
 from ferryman.db.models import AuditEntry, Deploy, Project, Space
 from ferryman.db.session import Database
 from ferryman.services import project_deletion, projects, retention, spaces
-from ferryman.services.projects import dump_project
 from ferryman.vcs.factory import mirror_path
 from tests.conftest import NET
 from tests.helpers import ADMIN
