@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from ferryman.db.outage import is_lost_race, is_outage
 from ferryman.db.session import Database
 from ferryman.errors import Conflict
 from ferryman.services import agents
@@ -31,7 +32,7 @@ def test_two_fetches_racing_for_one_task_hand_it_out_once(db_url: str, pdb: Data
             try:
                 taken = agents.take(fetchers[i], pull.space, host)
             except Exception as exc:  # SQLite's one writer, a lost race: a refusal is fine
-                if "locked" not in str(exc) and "deadlock" not in str(exc).lower():
+                if not (is_lost_race(exc) or is_outage(exc)):
                     errors.append(exc)
                 return
             if taken is not None:

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from ferryman.bootstrap import attach_key
 from ferryman.config.settings import Settings
 from ferryman.db.models import NotifyDelivery
+from ferryman.db.outage import is_lost_race, is_outage
 from ferryman.db.session import Database
 from ferryman.notify import dispatcher
 from ferryman.notify.message import Message
@@ -151,7 +152,7 @@ def test_two_dispatchers_racing_the_same_rows_send_each_delivery_once(
                 try:
                     done = asyncio.run(dispatcher.deliver_due(db, quick, LOOPBACK, 5, worker=name))
                 except Exception as exc:  # SQLite's one writer, a lost race: next round
-                    if "locked" not in str(exc) and "deadlock" not in str(exc).lower():
+                    if not (is_lost_race(exc) or is_outage(exc)):
                         raise
                     continue
                 attempted.append(done)
