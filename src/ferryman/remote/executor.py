@@ -29,6 +29,9 @@ LineCallback = Callable[[str, str], None]  # (stream, line)
 ProgressCallback = Callable[[int, int], None]  # (bytes sent so far, bytes in all)
 CHUNK = 256 * 1024
 TAIL = 4000
+# bytes of one output line handed to ``on_line``, at most: the rest up to its newline is
+# dropped and counted (output is hostile input: megabytes without a newline are one line)
+MAX_LINE = 64 * 1024
 KILL_GRACE = 5
 MAX_HANDSHAKES = 100  # concurrent SSH handshakes per process
 # AES-GCM first: with AES-NI it costs half the CPU of chacha20-poly1305 (asyncssh's default
@@ -309,6 +312,7 @@ async def _pump(
     reader: asyncssh.SSHReader[bytes], tail: _Tail, stream: str, on_line: LineCallback | None
 ) -> None:
     pending = b""
+    cut = 0  # bytes of the pending line dropped past MAX_LINE
     # one decoder for the whole stream: a character split between two reads stays whole
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     while True:
@@ -321,9 +325,21 @@ async def _pump(
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for raw in lines:
-                on_line(stream, raw.decode("utf-8", "replace"))
-    if on_line is not None and pending:
-        on_line(stream, pending.decode("utf-8", "replace"))
+                on_line(stream, _line(raw, cut))
+                cut = 0
+            if len(pending) > MAX_LINE:  # kept bounded: memory, and each split above
+                cut += len(pending) - MAX_LINE
+                pending = pending[:MAX_LINE]
+    if on_line is not None and (pending or cut):
+        on_line(stream, _line(pending, cut))
+
+
+def _line(raw: bytes, cut: int) -> str:
+    """One output line as text, at most ``MAX_LINE`` bytes of it, saying how many bytes
+    were cut (``cut`` of them already)."""
+    cut += max(len(raw) - MAX_LINE, 0)
+    text = raw[:MAX_LINE].decode("utf-8", "replace")
+    return f"{text} … ({cut} bytes cut)" if cut else text
 
 
 def _describe(exc: BaseException) -> str:
