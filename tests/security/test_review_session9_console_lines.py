@@ -47,3 +47,30 @@ def test_a_command_printing_megabytes_without_a_newline_is_logged_as_a_cut_line(
     assert out[1].startswith("x" * 1000)
     assert str(HUGE - MAX_LINE) in out[1]
     assert [line for stream, line in lines if stream == "stderr"] == ["err"]
+
+
+def test_lines_are_cut_the_same_for_local_targets_and_ssh_hosts_however_the_reads_fall():
+    """``Lines`` is what both executors (``remote/executor.py`` over SSH, ``remote/local.py``
+    for ``hosts: [local]``) hand their output through: reads split anywhere give the same
+    lines, each at most ``MAX_LINE`` bytes with what was cut counted, and nothing is held
+    beyond that."""
+    from ferryman.remote import local
+    from ferryman.remote.executor import Lines
+
+    assert local.Lines is Lines
+    data = b"a\n" + b"x" * 200_000 + b"\nb\n" + b"y" * (MAX_LINE + 1) + b"\nz"
+    expected = [
+        "a",
+        "x" * MAX_LINE + f" … ({200_000 - MAX_LINE} bytes cut)",
+        "b",
+        "y" * MAX_LINE + " … (1 bytes cut)",
+        "z",
+    ]
+    for size in (1000, 4096, 65535, 65536, 100_000, len(data)):
+        got: list[str] = []
+        lines = Lines("stdout", lambda _stream, line, got=got: got.append(line))
+        for start in range(0, len(data), size):
+            lines.feed(data[start : start + size])
+            assert len(lines.pending) <= MAX_LINE
+        lines.close()
+        assert got == expected, size

@@ -311,8 +311,7 @@ async def _feed(
 async def _pump(
     reader: asyncssh.SSHReader[bytes], tail: _Tail, stream: str, on_line: LineCallback | None
 ) -> None:
-    pending = b""
-    cut = 0  # bytes of the pending line dropped past MAX_LINE
+    lines = Lines(stream, on_line)
     # one decoder for the whole stream: a character split between two reads stays whole
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     while True:
@@ -321,25 +320,40 @@ async def _pump(
             tail.add(decoder.decode(b"", final=True))
             break
         tail.add(decoder.decode(chunk))
-        if on_line is not None:
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                on_line(stream, _line(raw, cut))
-                cut = 0
-            if len(pending) > MAX_LINE:  # kept bounded: memory, and each split above
-                cut += len(pending) - MAX_LINE
-                pending = pending[:MAX_LINE]
-    if on_line is not None and (pending or cut):
-        on_line(stream, _line(pending, cut))
+        lines.feed(chunk)
+    lines.close()
 
 
-def _line(raw: bytes, cut: int) -> str:
-    """One output line as text, at most ``MAX_LINE`` bytes of it, saying how many bytes
-    were cut (``cut`` of them already)."""
-    cut += max(len(raw) - MAX_LINE, 0)
-    text = raw[:MAX_LINE].decode("utf-8", "replace")
-    return f"{text} … ({cut} bytes cut)" if cut else text
+class Lines:
+    """A stream's output bytes handed to ``on_line`` as lines of text, each cut at
+    ``MAX_LINE`` bytes with the count of what was cut: what is kept stays bounded however
+    long a line runs (memory, and the split of each read)."""
+
+    def __init__(self, stream: str, on_line: LineCallback | None) -> None:
+        self.stream, self.on_line = stream, on_line
+        self.pending = b""
+        self.cut = 0  # bytes of the pending line dropped past MAX_LINE
+
+    def feed(self, chunk: bytes) -> None:
+        if self.on_line is None:
+            return
+        *lines, pending = (self.pending + chunk).split(b"\n")
+        for raw in lines:
+            self.on_line(self.stream, self._text(raw))
+        if len(pending) > MAX_LINE:
+            self.cut += len(pending) - MAX_LINE
+            pending = pending[:MAX_LINE]
+        self.pending = pending
+
+    def close(self) -> None:
+        if self.on_line is not None and (self.pending or self.cut):
+            self.on_line(self.stream, self._text(self.pending))
+        self.pending = b""
+
+    def _text(self, raw: bytes) -> str:
+        cut, self.cut = self.cut + max(len(raw) - MAX_LINE, 0), 0
+        text = raw[:MAX_LINE].decode("utf-8", "replace")
+        return f"{text} … ({cut} bytes cut)" if cut else text
 
 
 def _describe(exc: BaseException) -> str:

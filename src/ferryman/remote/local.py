@@ -41,6 +41,7 @@ from ferryman.remote.executor import (
     TAIL,
     Executor,
     LineCallback,
+    Lines,
     ProgressCallback,
     Result,
     Target,
@@ -302,18 +303,13 @@ async def _pump(
 ) -> None:
     if reader is None:
         return
-    pending = b""
+    lines = Lines(stream, on_line)  # each cut at MAX_LINE, as over SSH
     decoder = codecs.getincrementaldecoder("utf-8")("replace")  # characters split by reads
     while chunk := await reader.read(65536):
         tail.add(decoder.decode(chunk))
-        if on_line is not None:
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                on_line(stream, raw.decode("utf-8", "replace"))
+        lines.feed(chunk)
     tail.add(decoder.decode(b"", final=True))
-    if on_line is not None and pending:
-        on_line(stream, pending.decode("utf-8", "replace"))
+    lines.close()
 
 
 async def _kill(process: asyncio.subprocess.Process) -> None:
