@@ -51,6 +51,20 @@ def test_services_messages_made_with_said_are_in_the_chinese_catalogue_too():
         )
 
 
+# a refusal line's ``path: `` prefix (``environments/prod/webroot: …``, ``repo: …``): the
+# project form places the line at that field by it (``web/forms.field_errors``)
+FIELD_PREFIX = re.compile(r"^((?:environments|repo)[\w/%()]*): ")
+
+
+def test_a_translated_refusal_line_keeps_its_field_path_so_the_form_can_place_it():
+    chinese = i18n.translations("zh_CN")
+    for message in _said():
+        prefix = FIELD_PREFIX.match(message)
+        if prefix:
+            translated = chinese.gettext(message)
+            assert translated.startswith(prefix.group(0)), (message, translated)
+
+
 def test_every_message_of_the_ui_has_a_chinese_translation_with_the_same_placeholders():
     chinese = i18n.translations("zh_CN")
     messages = _messages()

@@ -168,3 +168,32 @@ def test_a_project_role_override_for_a_stranger_or_one_never_set_is_refused_in_c
     assert f"{developer} 在 {world.project} 上没有单独设置的角色" in _text(never), never.text
     assert "is not a member" not in _text(refused) and "no override" not in _text(never)
     assert overrides() == before
+
+
+def test_what_a_master_may_not_ask_for_reads_in_chinese_and_nothing_is_stored(world):
+    """A wait longer than the space allows and a path on the deploy host (a superuser's
+    setting): each line at its field, in Chinese; the English UI keeps the English."""
+    name = fresh("policy")
+    form = _form(
+        name,
+        hosts="127.0.0.2:1",
+        user="root",
+        webroot=f"/srv/www/{name}",
+        releases=f"/srv/releases/{name}",
+        task_timeout="7200",
+        ssh_key="/root/.ssh/id_ed25519",
+    )
+    master = browser(world, "master", language=CHINESE)
+    refused = master.post(f"/s/{SPACE}/projects", data={"csrf": csrf_of(master), **form})
+    assert refused.status_code == 422
+    text = _text(refused)
+    assert "7200 秒超过了空间 'acme' 允许的上限（3600 秒）" in text, text
+    assert "部署机上的路径只能由超级管理员设置" in text, text
+    assert "is more than space" not in text and "superuser's setting" not in text
+    assert _stored(world, name) is None
+
+    english = browser(world, "master")
+    said = _text(english.post(f"/s/{SPACE}/projects", data={"csrf": csrf_of(english), **form}))
+    assert "7200s is more than space 'acme' allows (3600s)" in said
+    assert "a path on the deploy host is a superuser's setting" in said
+    assert _stored(world, name) is None

@@ -17,6 +17,7 @@ from ferryman.db.session import Database
 from ferryman.domain.analysis import Measurement
 from ferryman.errors import ConfigError
 from ferryman.outbound import Outbound, Refused, Unresolved
+from ferryman.said import said
 from ferryman.services import deploy_records
 from ferryman.services.audit import Actor
 
@@ -111,4 +112,6 @@ def check_destinations(config: ProjectConfig, out: Outbound) -> None:
         except Refused as exc:
             errors.append(exc.message)
     if errors:
-        raise ConfigError(f"project {config.project} asks for what it may not", errors)
+        raise ConfigError(
+            said("project %(project)s asks for what it may not", project=config.project), errors
+        )

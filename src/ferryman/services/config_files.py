@@ -23,6 +23,7 @@ from ferryman.domain import validate
 from ferryman.domain.manifest import excluded
 from ferryman.domain.masking import Masker
 from ferryman.errors import ConfigError, NotFound, ValidationError
+from ferryman.said import said
 from ferryman.secretbox import SecretBox, is_sealed
 from ferryman.services.audit import Actor, record
 from ferryman.services.projects import find_project
@@ -55,7 +56,14 @@ def _row(s: Session, project: Project, env: str, path: str) -> Stored | None:
 def existing(s: Session, project: Project, env: str, path: str) -> Stored:
     row = _row(s, project, env, path)
     if row is None:
-        raise NotFound(f"{project.name} {env} has no config file {path!r}")
+        raise NotFound(
+            said(
+                "%(project)s %(env)s has no config file %(path)s",
+                project=project.name,
+                env=env,
+                path=repr(path),
+            )
+        )
     return row
 
 
@@ -151,14 +159,16 @@ def set_file(
         row = _row(s, project, env, path)
         if row is None:
             if content is None:
-                raise ValidationError(f"{path}: a new config file needs content")
+                raise ValidationError(said("%(path)s: a new config file needs content", path=path))
             count = len(
                 s.scalars(
                     select(Stored.id).where(Stored.project_id == project.id, Stored.env == env)
                 ).all()
             )
             if count >= cf.MAX_FILES:
-                raise ValidationError(f"at most {cf.MAX_FILES} config files per environment")
+                raise ValidationError(
+                    said("at most %(most)s config files per environment", most=cf.MAX_FILES)
+                )
             config = cf.ConfigFile(path=path, mode=cf.mode(mode), content=content)
             row = Stored(project_id=project.id, env=env, path=path, version=1, data="")
             s.add(row)
@@ -206,7 +216,7 @@ def set_override(
     key values for this file; replaces that scope's earlier override."""
     path, scope = cf.path(path), cf.scope(scope)
     if content is None and not keys:
-        raise ValidationError("an override needs content or keys to set")
+        raise ValidationError(said("an override needs content or keys to set"))
     if content is not None:
         cf.content(content)
     values = cf.keys(keys or {})
@@ -236,7 +246,7 @@ def delete_override(
         old = decode(db.box, row)
         kept = tuple(o for o in old.overrides if o.scope != scope)
         if len(kept) == len(old.overrides):
-            raise NotFound(f"{path} has no override for {scope}")
+            raise NotFound(said("%(path)s has no override for %(scope)s", path=path, scope=scope))
         row.version += 1
         config = cf.ConfigFile(path, old.mode, old.content, kept)
         return _save(
@@ -329,17 +339,31 @@ def bundle_for(
     missing = [p for p in config.environment(env).config_files if p not in have]
     if missing:
         raise ConfigError(
-            f"{project.name} {env} needs config files that are not set: {', '.join(missing)} "
-            f"(`ferryman config set {project.name} PATH --env {env} --file FILE`)",
-            [f"environments/{env}/config_files: {p} is not set" for p in missing],
+            said(
+                "%(project)s %(env)s needs config files that are not set: %(missing)s "
+                "(`ferryman config set %(project)s PATH --env %(env)s --file FILE`)",
+                project=project.name,
+                env=env,
+                missing=missing,
+            ),
+            [
+                said("environments/%(env)s/config_files: %(path)s is not set", env=env, path=p)
+                for p in missing
+            ],
         )
     shared = ["/" + p for p in config.environment(env).shared]
     inside = [r.path for r in rows if excluded(r.path, shared)]
     if inside:
         raise ConfigError(
-            f"config files inside a shared path would not belong to the release: "
-            f"{', '.join(inside)}; move them or stop sharing that path",
-            [f"environments/{env}/shared: holds config file {p}" for p in inside],
+            said(
+                "config files inside a shared path would not belong to the release: "
+                "%(files)s; move them or stop sharing that path",
+                files=inside,
+            ),
+            [
+                said("environments/%(env)s/shared: holds config file %(path)s", env=env, path=p)
+                for p in inside
+            ],
         )
     if not rows:
         return "", {}

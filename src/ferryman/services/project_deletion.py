@@ -13,6 +13,7 @@ from ferryman.db.models import ACTIVE_STATUSES, Deploy, Project, Ticket, utcnow
 from ferryman.db.session import Database
 from ferryman.domain import tickets as states
 from ferryman.errors import Conflict
+from ferryman.said import said
 from ferryman.services import projects, watch
 from ferryman.services.audit import Actor, record
 from ferryman.services.spaces import load_space
@@ -38,8 +39,12 @@ def delete_project(db: Database, actor: Actor, ref: int | str) -> None:
         ).all()
         if busy:
             raise Conflict(
-                f"{project.name} has deploys queued, running or paused "
-                f"({', '.join(f'#{i}' for i in busy)}); cancel them or wait, then delete it",
+                said(
+                    "%(project)s has deploys queued, running or paused (%(deploys)s); "
+                    "cancel them or wait, then delete it",
+                    project=project.name,
+                    deploys=[f"#{i}" for i in busy],
+                ),
                 deploys=list(busy),
             )
         space = load_space(s, project.space_id)

@@ -26,6 +26,7 @@ from ferryman.domain import inventory as rules
 from ferryman.domain import validate
 from ferryman.domain.permissions import role_allows
 from ferryman.errors import ConfigError
+from ferryman.said import said
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import space_role
 from ferryman.vcs.base import is_local
@@ -52,9 +53,14 @@ def check_policy(
     changed_repo = before is None or before.get("repo") != config.repo
     if is_local(config.repo) and not space.allow_local_repos and changed_repo:
         errors.append(
-            f"repo: local repositories ({config.repo}) are refused in space {space.name!r}; "
-            f"a superuser allows them (`ferryman space limits {space.name} "
-            "--allow-local-repos`)"
+            said(
+                "repo: local repositories (%(repo)s) are refused in space %(space)s; "
+                "a superuser allows them (`ferryman space limits %(name)s "
+                "--allow-local-repos`)",
+                repo=config.repo,
+                space=repr(space.name),
+                name=space.name,
+            )
         )
     for env_name, env in config.environments.items():
         old = old_envs.get(env_name, {})
@@ -67,17 +73,26 @@ def check_policy(
             ]
             if aimed:
                 errors.append(
-                    f"environments/{env_name}: it uses {', '.join(granted)} a superuser set; "
-                    f"changing where it goes ({', '.join(aimed)}) is a superuser's too"
+                    said(
+                        "environments/%(env)s: it uses %(granted)s a superuser set; "
+                        "changing where it goes (%(aimed)s) is a superuser's too",
+                        env=env_name,
+                        granted=granted,
+                        aimed=aimed,
+                    )
                 )
         for key in FREE_PATHS:
             value = getattr(env, key)
             if value is not None and value != old.get(key) and not actor.is_superuser:
                 errors.append(
-                    f"environments/{env_name}/{key}: a path on the deploy host is a "
-                    "superuser's setting; deploys use their space's own key "
-                    "(`ferryman ssh-key --space SPACE`) and pinned host keys "
-                    "(`ferryman server trust NAME`)"
+                    said(
+                        "environments/%(env)s/%(key)s: a path on the deploy host is a "
+                        "superuser's setting; deploys use their space's own key "
+                        "(`ferryman ssh-key --space SPACE`) and pinned host keys "
+                        "(`ferryman server trust NAME`)",
+                        env=env_name,
+                        key=key,
+                    )
                 )
         for i, check in enumerate(env.health_check):
             problem = validate.health_check_problem(check.http, check.tcp)
@@ -87,11 +102,20 @@ def check_policy(
         for path, seconds in _waits(env):
             if seconds > limit:
                 errors.append(
-                    f"environments/{env_name}/{path}: {seconds:g}s is more than "
-                    f"space {space.name!r} allows ({limit:g}s)"
+                    said(
+                        "environments/%(env)s/%(path)s: %(seconds)ss is more than "
+                        "space %(space)s allows (%(limit)ss)",
+                        env=env_name,
+                        path=path,
+                        seconds=format(seconds, "g"),
+                        space=repr(space.name),
+                        limit=format(limit, "g"),
+                    )
                 )
     if errors:
-        raise ConfigError(f"project {config.project} asks for what it may not", errors)
+        raise ConfigError(
+            said("project %(project)s asks for what it may not", project=config.project), errors
+        )
 
 
 def _waits(env: Any) -> list[tuple[str, float]]:
@@ -138,10 +162,18 @@ def register_hosts(s: Session, actor: Actor, space: Space, config: ProjectConfig
                 unknown.append((env_name, spec))
     if unknown and not _may_manage_servers(s, actor, space):
         raise ConfigError(
-            f"project {config.project} names hosts that are not servers of space {space.name!r}",
+            said(
+                "project %(project)s names hosts that are not servers of space %(space)s",
+                project=config.project,
+                space=repr(space.name),
+            ),
             [
-                f"environments/{env_name}/hosts: {spec.key} is not a server of the space; "
-                "a master adds it (`ferryman server add`)"
+                said(
+                    "environments/%(env)s/hosts: %(host)s is not a server of the space; "
+                    "a master adds it (`ferryman server add`)",
+                    env=env_name,
+                    host=spec.key,
+                )
                 for env_name, spec in unknown
             ],
         )
