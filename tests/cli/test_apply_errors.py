@@ -87,6 +87,7 @@ def test_every_duration_key_takes_the_same_syntax():
     env = load_project_yaml(text).environments["production"]
     assert (env.task_timeout, env.command_timeout, env.transfer_timeout) == (600, 90, 3600)
     assert (env.connect_timeout, env.post_release_delay) == (5, 1.5)
+    assert env.strategy is not None, "the strategy block was dropped"
     assert env.health_check[0].timeout == 5 and env.strategy.between_batches == 30
 
 

@@ -68,6 +68,7 @@ def test_ctrl_c_under_wait_leaves_the_deploy_running_and_says_how_to_follow_it(
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None, "stdout=PIPE gives the process a pipe"
     first = proc.stdout.readline()  # "deploy #N queued": it is following now
     deploy_id = first.split("#")[1].split()[0]
     time.sleep(1.0)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
+from functools import partial
 
 import httpx
 import pytest
@@ -84,10 +85,15 @@ def test_a_follower_outlives_a_server_restart_and_exits_with_the_deploys_outcome
         _eventually("the deploy was queued", lambda: "queued" in outputs["a"][0].read_text())
         deploy_id = int(outputs["a"][0].read_text().split("#")[1].split()[0])
         run("b", "logs", str(deploy_id), "--follow")
+
+        def at_the_gate(name: str) -> bool:
+            printed: str = outputs[name][0].read_text()
+            return printed.count("waiting at the gate") == 2
+
         for name in "ab":
             _eventually(
                 f"follower {name} printed both hosts waiting at the gate",
-                lambda name=name: outputs[name][0].read_text().count("waiting at the gate") == 2,
+                partial(at_the_gate, name),
             )
 
         server.terminate()

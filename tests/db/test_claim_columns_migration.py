@@ -6,6 +6,7 @@ host (taken over), and the downgrade gives the columns back."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -24,7 +25,7 @@ def _alembic(url: str) -> Config:
     return cfg
 
 
-def _table(name: str, *columns: sa.ColumnClause[object]) -> sa.TableClause:
+def _table(name: str, *columns: sa.ColumnClause[Any]) -> sa.TableClause:
     return sa.table(name, sa.column("id", sa.Integer), *columns)
 
 

@@ -111,7 +111,8 @@ def test_environments_with_shared_paths_keep_their_shared_dir_after_the_upgrade(
     db.dispose()
 
     def shared_dir(config: dict[str, Any]) -> str | None:
-        return config["environments"]["production"].get("shared_dir")
+        found: str | None = config["environments"]["production"].get("shared_dir")
+        return found
 
     assert shared_dir(stored["linked"]) == "/srv/rel/shared"  # where its uploads are
     assert shared_dir(stored["named"]) == "/data/a"

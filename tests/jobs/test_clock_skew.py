@@ -94,7 +94,9 @@ def test_a_worker_whose_clock_runs_ahead_never_takes_over_a_live_lease(network_d
 def test_a_lease_extended_by_a_worker_whose_clock_runs_behind_is_still_a_lease(network_db):
     deploy_id = _claimed(network_db)
     with network_db.transaction() as s:
-        s.get(Deploy, deploy_id).worker = "slow-clock-worker"  # type: ignore[union-attr]
+        row = s.get(Deploy, deploy_id)
+        assert row is not None, f"no deploy #{deploy_id}"
+        row.worker = "slow-clock-worker"
     assert _skewed(network_db, "-10m", "extend", str(deploy_id)) is True
     assert queue.take_over_lost(network_db, "true-clock-worker", LEASE) == []
 
@@ -103,7 +105,9 @@ def test_a_project_lock_is_judged_by_the_database_clock_whoever_holds_or_wants_i
     locks.acquire(network_db, "deploy:p:e", owner="live", deploy_id=None, holder="a", lease=LEASE)
     assert _skewed(network_db, "+10m", "acquire", "deploy:p:e") == "LockHeld"
     with network_db.transaction() as s:
-        s.get(Lock, "deploy:p:e").owner = "slow-clock"  # type: ignore[union-attr]
+        lock = s.get(Lock, "deploy:p:e")
+        assert lock is not None, "the lock just acquired is not there"
+        lock.owner = "slow-clock"
     assert _skewed(network_db, "-10m", "heartbeat", "deploy:p:e") is True
     with pytest.raises(Exception, match="locked"):
         locks.acquire(network_db, "deploy:p:e", owner="b", deploy_id=None, holder="b", lease=LEASE)

@@ -199,7 +199,9 @@ def _project_at_0013(db: Database) -> int:
             else:
                 values[column.name] = "{}" if column.name == "config" else ""
         result = connection.execute(insert(projects_t).values(**values))
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None, "the project INSERT returned no primary key"
+        return int(key[0])
 
 
 def test_the_migration_keys_the_oldest_active_deploy_of_an_environment(db_url: str):
@@ -214,6 +216,7 @@ def test_the_migration_keys_the_oldest_active_deploy_of_an_environment(db_url: s
         command.upgrade(cfg, "0013")
     project_id = _project_at_0013(db)
     table = Deploy.__table__
+    assert isinstance(table, Table)
     columns = {"project_id": project_id, "config": {}, "stages": [], "variables": {}}
     ids = []
     with db.engine.begin() as connection:
@@ -226,7 +229,9 @@ def test_the_migration_keys_the_oldest_active_deploy_of_an_environment(db_url: s
             result = connection.execute(
                 insert(table).values(**columns, env=env, status=status)
             )  # the 0013 table: no active_key column yet, and none in this INSERT
-            ids.append(int(result.inserted_primary_key[0]))
+            key = result.inserted_primary_key
+            assert key is not None, f"the {env} deploy's INSERT returned no primary key"
+            ids.append(int(key[0]))
     db.upgrade()
     with db.read() as s:
         keys = dict(s.execute(select(Deploy.id, Deploy.active_key)).all())

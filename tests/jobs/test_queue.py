@@ -89,7 +89,9 @@ def test_a_scheduled_job_is_claimed_only_from_its_time_and_queues_route_jobs(db_
     assert queue.claim_next(db, "w-bj", ["region-bj"]) == beijing
     assert queue.claim_next(db, "w-any") is None  # the other one is not due yet
     with db.transaction() as s:
-        s.get(Deploy, later).not_before = utcnow() - timedelta(seconds=1)
+        row = s.get(Deploy, later)
+        assert row is not None, f"no deploy #{later}"
+        row.not_before = utcnow() - timedelta(seconds=1)
     assert queue.claim_next(db, "w-any") == later
     db.dispose()
 
@@ -102,7 +104,9 @@ def test_a_job_whose_worker_stopped_heartbeating_is_taken_over_once(db_url: str)
     assert queue.take_over_lost(db, "alive", 30) == []  # its lease still runs
     assert queue.extend_lease(db, job, "dead", 30)
     with db.transaction() as s:
-        s.get(Deploy, job).lease_expires_at = utcnow() - timedelta(seconds=1)
+        row = s.get(Deploy, job)
+        assert row is not None, f"no deploy #{job}"
+        row.lease_expires_at = utcnow() - timedelta(seconds=1)
     assert queue.take_over_lost(db, "alive", 30) == [job]
     assert queue.take_over_lost(db, "third", 30) == []
     assert not queue.extend_lease(db, job, "dead", 30)  # no longer the dead one's

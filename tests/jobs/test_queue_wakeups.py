@@ -11,7 +11,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -110,7 +110,7 @@ def _listening(db: Database) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def _until(check, what: str) -> None:  # type: ignore[no-untyped-def]
+def _until(check: Callable[[], object], what: str) -> None:
     deadline = time.monotonic() + WAIT
     while not check():
         assert time.monotonic() < deadline, what

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select, update
 
 from ferryman.db.models import Deploy, DeployHost, Lock, utcnow
+from ferryman.db.session import Database
 from ferryman.jobs.recover_job import recover
 from ferryman.services import deploy_views, deploys, queue
 from tests.helpers import (
@@ -76,7 +77,7 @@ def _host_rows(db, deploy_id: int) -> dict[str, str]:
         return {r.host: r.status for r in rows}
 
 
-def _unlocked(db) -> bool:
+def _unlocked(db: Database) -> bool:
     with db.read() as s:
         return s.query(Lock).count() == 0
 

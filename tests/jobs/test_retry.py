@@ -45,6 +45,7 @@ def test_a_retry_of_failed_hosts_after_an_undone_deploy_brings_every_host_to_one
     retry = deploys.request_retry(db, ADMIN, failed["id"], failed_only=True)
     # only the broken host failed, but no host serves the release: shipping to it alone
     # would split the fleet, so every host is retried
+    assert retry.hosts is not None, "the retry names no hosts"
     assert sorted(retry.hosts) == sorted(h.address for h in targets)
     done = finish(db, settings, retry.id)
     assert done["status"] == "success", done["error"]

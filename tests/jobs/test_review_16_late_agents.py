@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from ferryman.bootstrap import attach_key
 from ferryman.config.project import parse_project
+from ferryman.db.clock import db_now
 from ferryman.db.models import Deploy, LogLine, Release
 from ferryman.db.session import Database
 from ferryman.errors import Conflict, PermissionDenied
@@ -71,6 +72,7 @@ class Pull:
         deploy_records.set_live(db, self.project, "production", self.id, dict.fromkeys(HOSTS, V1))
         with db.transaction() as s:
             row = s.get(Deploy, self.id)
+            assert row is not None, f"no deploy #{self.id}"
             row.status, row.release_name, row.worker = "running", V2, "w:1:x"
         self.space = space_of_project(db, self.project)
         agents.create_tasks(db, self.id, self.space, HOSTS, "deploy", V2)
@@ -104,7 +106,9 @@ class Pull:
 
     def end(self, status: str = "cancelled") -> None:
         with self.db.transaction() as s:
-            s.get(Deploy, self.id).status = status
+            row = s.get(Deploy, self.id)
+            assert row is not None, f"no deploy #{self.id}"
+            row.status = status
 
     def live(self) -> dict[str, str]:
         return deploy_views.live_releases(self.db, self.project, "production")
@@ -513,7 +517,7 @@ def test_a_task_cancelled_while_its_host_fetches_it_gets_no_go_ahead(pdb, monkey
     """A cancel committing while take() is between its read and its write is not lost."""
     pull = Pull(pdb)
     host = HOSTS[0]
-    real_now = agents.db_now
+    real_now = db_now
     selected, cancelled = threading.Event(), threading.Event()
 
     def slow_now(s):  # the server thread is descheduled right after its SELECT

@@ -165,11 +165,15 @@ def test_pull_recovery_leaves_no_host_that_was_mid_deploy_alone_on_the_new_relea
     agents.create_tasks(db, request.id, space, hosts, "deploy", v2, dict.fromkeys(hosts, v1))
     agents.make_due(db, request.id, hosts)
     done, busy, _idle = hosts
-    task = agents.take(db, space, done)[0]  # this host switched and reported
+    taken = agents.take(db, space, done)
+    assert taken is not None, f"nothing due for {done}"
+    task = taken[0]  # this host switched and reported
     agents.report(
         db, space, done, task.id, "post-deploy", 0, "", "success", v1, claim=task.claimed_by
     )
-    busy_task = agents.take(db, space, busy)[0]  # this one fetched its script: switching now
+    taken = agents.take(db, space, busy)
+    assert taken is not None, f"nothing due for {busy}"
+    busy_task = taken[0]  # this one fetched its script: switching now
     _orphan(db, request.id, ["hosts"])
     assert queue.take_over_lost(db, "rescuer", 30) == [request.id]
 

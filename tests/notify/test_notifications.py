@@ -36,6 +36,7 @@ from ferryman.outbound import parse_allow
 from ferryman.services import deploys, notifications, users
 from ferryman.services.audit import SYSTEM
 from tests.api.world import SPACE, World, build_world
+from tests.outbound_policy import allow_outbound
 
 LOOPBACK = parse_allow("127.0.0.0/8")
 
@@ -49,7 +50,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     w = build_world(tmp_path_factory.mktemp("notify"))
-    w.db.outbound_allow = LOOPBACK  # what the server sets from FERRYMAN_OUTBOUND_ALLOW
+    allow_outbound(w.db, LOOPBACK)  # what the server sets from FERRYMAN_OUTBOUND_ALLOW
     for role in ("master", "owner", "developer", "author"):
         users.update_user(w.db, SYSTEM, w.actors[role].username, email=f"{role}@example.com")
     return w
@@ -180,12 +181,16 @@ def test_approval_requests_and_failures_are_emailed_to_the_right_people(world, t
     approval = next(m for m in box.mails if b"needs your approval" in m[1])
     assert sorted(approval[0]) == ["master@example.com", "ops@example.com", "owner@example.com"]
     mail = message_from_bytes(approval[1], policy=policy.default)
-    text = mail.get_body(("plain",)).get_content()
+    plain = mail.get_body(("plain",))
+    assert plain is not None, "the approval mail has no plain-text part"
+    text = plain.get_content()
     assert f"https://deploy.example.com/s/{SPACE}/tickets/{ticket}" in text
     assert "author@example.com" not in approval[0]  # never to the submitter
     failure = next(m for m in box.mails if b"failed" in m[1])
     assert failure[0] == ["ops@example.com"]
-    body = message_from_bytes(failure[1], policy=policy.default).get_body(("plain",)).get_content()
+    plain = message_from_bytes(failure[1], policy=policy.default).get_body(("plain",))
+    assert plain is not None, "the failure mail has no plain-text part"
+    body = plain.get_content()
     assert "10.0.0.7" in body and "pre_release" in body and "make migrate" in body
     assert "database is locked" in body
     assert f"/s/{SPACE}/deploys/{deploy_id}" in body

@@ -37,6 +37,7 @@ from ferryman.services import notifications
 from ferryman.services.audit import SYSTEM
 from tests.api.world import SPACE, World, build_world
 from tests.conftest import BASE_NET, NET
+from tests.outbound_policy import allow_outbound
 
 A, B, C = f"{NET}.201", f"{NET}.202", f"{NET}.203"  # receivers, this xdist worker's own
 SECRET = "TOP-SECRET-internal-token-7f3a"
@@ -223,11 +224,15 @@ def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-def _server_tls(folder: Path, name: str, seen: list[str]) -> tuple[ssl.SSLContext, Path]:
+def _server_tls(folder: Path, name: str, seen: list[str | None]) -> tuple[ssl.SSLContext, Path]:
     cert, key = _certificate(folder, name)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    context.sni_callback = lambda sock, server_name, ctx: seen.append(server_name) and None
+
+    def remember(_sock: object, server_name: str | None, _context: ssl.SSLContext) -> None:
+        seen.append(server_name)  # the name the client asked for (None: it sent no SNI)
+
+    context.sni_callback = remember
     return context, cert
 
 
@@ -249,7 +254,7 @@ def test_a_rebinding_name_reaches_only_the_address_that_was_checked(servers):
 
 
 def test_https_goes_to_the_pinned_address_with_the_hostname_as_tls_name(servers, tmp_path):
-    seen: list[str] = []
+    seen: list[str | None] = []
     context, cert = _server_tls(tmp_path, "hooks.test", seen)
     server = servers(A, tls=context)
     resolver, _ = stub({"hooks.test": [[A]], "other.test": [[A]]})
@@ -275,7 +280,7 @@ def test_a_redirect_is_never_followed(servers):
 
 
 def test_smtp_connects_to_the_pinned_address_and_verifies_the_hostname(tmp_path):
-    seen: list[str] = []
+    seen: list[str | None] = []
     context, cert = _server_tls(tmp_path, "mail.test", seen)
 
     class Box:
@@ -307,7 +312,7 @@ def test_smtp_connects_to_the_pinned_address_and_verifies_the_hostname(tmp_path)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     w = build_world(tmp_path_factory.mktemp("outbound"))
-    w.db.outbound_allow = ()  # this server allows no internal destination
+    allow_outbound(w.db, ())  # this server allows no internal destination
     return w
 
 
@@ -322,7 +327,9 @@ def _save(world: World, name: str, kind: str, settings: dict[str, Any], **kw: An
 
 
 def _history(world: World, channel: int) -> list[dict[str, Any]]:
-    return notifications.deliveries(world.db, SYSTEM, channel)[0]["history"]
+    newest = notifications.deliveries(world.db, SYSTEM, channel)[0]
+    history: list[dict[str, Any]] = newest["history"]
+    return history
 
 
 def test_a_loopback_channel_is_refused_unless_a_superuser_allows_loopback(world, servers):
@@ -338,11 +345,11 @@ def test_a_loopback_channel_is_refused_unless_a_superuser_allows_loopback(world,
         _save(world, "lo-name", "webhook", {"url": f"http://localhost:{server.port}/"})
     assert server.calls == []
 
-    world.db.outbound_allow = parse_allow("127.0.0.0/8")
+    allow_outbound(world.db, parse_allow("127.0.0.0/8"))
     try:
         channel = _save(world, "lo-allowed", "webhook", {"url": url})
     finally:
-        world.db.outbound_allow = ()
+        allow_outbound(world.db, ())
     delivery = notifications.test_channel(world.db, SYSTEM, channel)
     _deliver(world, "")  # the server's allow-list was emptied since: refused at delivery
     history = _history(world, channel)
@@ -403,11 +410,11 @@ def test_a_name_rebound_after_saving_is_refused_at_delivery(world, servers):
 def test_a_receivers_answer_is_kept_only_as_a_status_line(world, servers, status, body, kept):
     server = servers(A)
     server.answer(status, body, **({"Location": f"http://{B}/"} if status == 302 else {}))
-    world.db.outbound_allow = parse_allow(f"{A}/32")
+    allow_outbound(world.db, parse_allow(f"{A}/32"))
     try:
         channel = _save(world, f"echo-{status}", "dingtalk", {"url": f"http://{A}:{server.port}/"})
     finally:
-        world.db.outbound_allow = ()
+        allow_outbound(world.db, ())
     notifications.test_channel(world.db, SYSTEM, channel)
     _deliver(world, f"{A}/32")
     assert len(server.calls) == 1
@@ -421,11 +428,11 @@ def test_a_receivers_answer_is_kept_only_as_a_status_line(world, servers, status
 
 
 def test_answers_recorded_before_this_version_show_only_their_status(world):
-    world.db.outbound_allow = parse_allow("127.0.0.0/8")
+    allow_outbound(world.db, parse_allow("127.0.0.0/8"))
     try:
         channel = _save(world, "old-rows", "slack", {"url": f"http://{A}:9/"})
     finally:
-        world.db.outbound_allow = ()
+        allow_outbound(world.db, ())
     delivery = notifications.test_channel(world.db, SYSTEM, channel)
     from ferryman.db.models import NotifyDelivery
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ferryman.config.project import parse_project
-from ferryman.db.models import Deploy
+from ferryman.db.models import Deploy, HostState
 from ferryman.errors import PermissionDenied, ValidationError
 from ferryman.notify import dispatcher
 from ferryman.outbound import Outbound
@@ -68,11 +68,16 @@ def _project(db) -> str:
 def _ran(db, project: str, kind: str, status: str, at: datetime, seconds: float) -> None:
     """A deploy as a worker leaves it: asked for, run for ``seconds``, ended ``status``."""
     if kind == "rollback":
-        from ferryman.services import deploy_records
-
-        with db.read() as s:
+        with db.transaction() as s:  # r1 is live on a host, put there by no deploy on record
             project_id = projects.find_project(s, ADMIN, project, "project.read").id
-        deploy_records.set_live(db, project_id, "production", None, {"127.0.0.1:1": "r1"})
+            s.add(
+                HostState(
+                    project_id=project_id,
+                    env="production",
+                    host="127.0.0.1:1",
+                    current_release="r1",
+                )
+            )
         asked = deploys.request_rollback(db, ADMIN, project, "production", "r1")
     else:
         asked = deploys.request_deploy(db, ADMIN, project, "production", "v1")

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from tests.helpers import (
     read_live,
     unique,
 )
+from tests.outbound_policy import allow_outbound
 
 pytestmark = pytest.mark.fleet
 APP_PORT = 18091  # the test application, on each fleet host's address
@@ -162,7 +163,7 @@ def prometheus(fleet, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture
-def app(targets) -> Iterator[callable]:
+def app(targets) -> Iterator[Callable[..., None]]:
     servers: list[http.server.ThreadingHTTPServer] = []
 
     def start(project: str, hosts: list[FleetHost]) -> None:
@@ -183,7 +184,7 @@ def app(targets) -> Iterator[callable]:
 def allowed(db, settings):
     """This server allows its outbound requests into the tests' loopback range (a
     superuser's FERRYMAN_OUTBOUND_ALLOW), both where projects are applied and in workers."""
-    db.outbound_allow = LOOPBACK_NET
+    allow_outbound(db, LOOPBACK_NET)
     return replace(settings, outbound_allow=LOOPBACK_NET)
 
 
@@ -339,7 +340,7 @@ def test_a_prometheus_address_the_outbound_policy_refuses_is_refused_at_apply_an
         "canary": 1,
         "analysis": _analysis(prometheus),
     }
-    db.outbound_allow = ()  # this server allows no internal destination
+    allow_outbound(db, ())  # this server allows no internal destination
     with pytest.raises(ConfigError) as refused:
         apply(db, config)
     assert [e for e in refused.value.errors if "loopback" in e] == [
@@ -348,7 +349,7 @@ def test_a_prometheus_address_the_outbound_policy_refuses_is_refused_at_apply_an
         "(FERRYMAN_OUTBOUND_ALLOW)"
     ]
     # applied where it was allowed, then run by a worker that does not allow it: paused
-    db.outbound_allow = LOOPBACK_NET
+    allow_outbound(db, LOOPBACK_NET)
     apply(db, config)
     repo.commit({"index.html": "v2\n"}, tag="v2")
     paused = deploy(db, settings, repo.name, "v2")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ferryman.db.models import Lock
+from ferryman.db.session import Database
 from ferryman.errors import Conflict
 from ferryman.services import deploy_views, deploys, locks
 from ferryman.testing.fleet import Fleet, FleetHost, restart_host
@@ -35,7 +36,7 @@ def repo(git_host: FleetHost, tmp_path: Path) -> Repo:
     return r
 
 
-def _no_locks(db) -> bool:
+def _no_locks(db: Database) -> bool:
     with db.read() as s:
         return s.query(Lock).count() == 0
 

@@ -25,6 +25,7 @@ from tests.helpers import (
     read_live,
     unique,
 )
+from tests.outbound_policy import allow_outbound
 
 pytestmark = pytest.mark.fleet
 
@@ -81,7 +82,7 @@ def test_a_rollback_across_an_irreversible_migration_is_refused_then_forced_by_a
         (two["release"], True, [["20240101_create_users", True], ["20240102_drop_legacy", False]]),
     ]
     master = member(db, unique("mona"), role="master")
-    db.outbound_allow = parse_allow("127.0.0.0/8")  # a channel on loopback, never sent to here
+    allow_outbound(db, parse_allow("127.0.0.0/8"))  # a channel on loopback, never sent to here
     notifications.save_channel(
         db, SYSTEM, "default", unique("ops"), "webhook", {"url": "http://127.0.0.1:9/hook"}
     )

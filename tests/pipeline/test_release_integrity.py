@@ -31,7 +31,8 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.fleet
 
-FILES = {f"lib/part{i}.txt": f"part {i}\n" for i in range(8)} | {
+FILES: dict[str, str | None] = {
+    **{f"lib/part{i}.txt": f"part {i}\n" for i in range(8)},
     "index.html": "v1\n",
     "assets/css/site.css": "body {}\n",
     "assets/js/app.js": "run()\n",

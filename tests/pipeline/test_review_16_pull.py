@@ -20,6 +20,7 @@ import pytest
 
 from ferryman.bootstrap import prepare_home
 from ferryman.config.project import parse_project
+from ferryman.db.session import Database
 from ferryman.services import agents, deploy_views, deploys, projects
 from ferryman.services.audit import SYSTEM
 from tests.conftest import set_approval
@@ -142,11 +143,13 @@ def _fleet(api, pollers, git_host, targets, tmp_path, name, cut: bool):  # noqa:
     return db, hosts, repo, link
 
 
-def _project(db, deploy_id: int) -> int:
+def _project(db: Database, deploy_id: int) -> int:
     from ferryman.db.models import Deploy
 
     with db.read() as s:
-        return s.get(Deploy, deploy_id).project_id
+        row = s.get(Deploy, deploy_id)
+        assert row is not None, f"no deploy #{deploy_id}"
+        return row.project_id
 
 
 def _wait_end(db, deploy_id: int, seconds: float = 120) -> dict:

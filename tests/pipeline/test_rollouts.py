@@ -8,12 +8,13 @@ from __future__ import annotations
 import http.server
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from ferryman.db.session import Database
 from ferryman.errors import Conflict
 from ferryman.services import deploy_views, deploys, rollouts
 from ferryman.testing.fleet import FleetHost
@@ -57,7 +58,7 @@ class _Health(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def health_servers(targets) -> Iterator[callable]:
+def health_servers(targets) -> Iterator[Callable[..., None]]:
     servers: list[http.server.ThreadingHTTPServer] = []
 
     def start(project: str, hosts: list[FleetHost], outage: Path | None = None) -> None:
@@ -95,7 +96,7 @@ def _setup(git_host, hosts, tmp_path: Path, **strategy: object) -> tuple[Repo, d
     return repo, config
 
 
-db_holder: dict = {}
+db_holder: dict[str, Database] = {}
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +118,12 @@ def _lb_calls() -> list[tuple[str, str]]:
             .where(LogLine.stage.in_(["lb_out", "lb_in"]), LogLine.stream == "stdout")
             .order_by(LogLine.id)
         ).all()
-        return [tuple(r.text.split()) for r in rows]  # type: ignore[misc]
+        calls: list[tuple[str, str]] = []
+        for row in rows:
+            words = row.text.split()  # "out HOST" or "in HOST": what lb_out and lb_in print
+            assert len(words) == 2, f"not a load-balancer call: {row.text!r}"
+            calls.append((words[0], words[1]))
+        return calls
 
 
 def _stage(deploy: dict, name: str) -> dict:

@@ -81,9 +81,9 @@ def test_svn_refs_and_the_preview_read_the_real_repository(settings, svn, tmp_pa
     _svn("copy", "-m", "tag", f"{url}/trunk@3", f"{url}/tags/v1")  # r4
     _svn("copy", "-m", "branch", f"{url}/trunk@3", f"{url}/branches/hotfix")  # r5
 
-    config = project_config(name, f"{base_url}/{name}", [])
-    config["environments"]["production"]["hosts"] = ["127.0.0.1"]
-    config = parse_project(config)
+    raw = project_config(name, f"{base_url}/{name}", [])
+    raw["environments"]["production"]["hosts"] = ["127.0.0.1"]
+    config = parse_project(raw)
     space = SpaceAccess(id=1, name="default")
     found = asyncio.run(repos.refs(settings, config, limit=10, space=space))
     assert [b["name"] for b in found["branches"]] == ["branches/hotfix"]

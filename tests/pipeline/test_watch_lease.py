@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from ferryman.db.models import DeployWatch, Release
+from ferryman.db.session import Database
 from ferryman.jobs import watch_job
 from ferryman.services import watch
 from tests.helpers import Repo, apply, deploy, project_config, unique
@@ -75,7 +76,7 @@ def _deployed_watch(db, settings, git_host, targets, tmp_path) -> int:
         return int(row.id)
 
 
-def _row(db, watch_id: int) -> DeployWatch:
+def _row(db: Database, watch_id: int) -> DeployWatch:
     with db.read() as s:
         row = s.get(DeployWatch, watch_id)
         assert row is not None

@@ -166,7 +166,7 @@ def test_a_stop_ends_its_own_deploys_tracked_command_and_no_other_deploys(fleet,
     layout = _layout(name)
     host.path(layout.releases).mkdir(parents=True)
 
-    async def scenario() -> tuple[list[int], list[int]]:
+    async def scenario() -> tuple[list[bool], list[bool]]:
         executor = Executor(client_key=fleet.client_key, known_hosts=fleet.known_hosts)
         target = Target(key=host.address, address=host.address, port=22, user="root")
 

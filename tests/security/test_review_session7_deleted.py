@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from ferryman.db.models import Deploy, DeployWatch
+from ferryman.db.session import Database
 from ferryman.errors import ConfigError, NotFound
 from ferryman.jobs import watch_job
 from ferryman.services import deploys, project_deletion, watch
@@ -36,7 +37,7 @@ def repo(git_host: FleetHost, tmp_path: Path) -> Repo:
     return Repo(git_host, tmp_path, unique("gone"))
 
 
-def _watch(db, deploy_id: int) -> DeployWatch:
+def _watch(db: Database, deploy_id: int) -> DeployWatch:
     with db.read() as s:
         row = s.scalars(select(DeployWatch).where(DeployWatch.deploy_id == deploy_id)).one()
         s.expunge_all()

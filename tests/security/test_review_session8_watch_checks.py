@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from ferryman.db.clock import db_now
 from ferryman.db.models import DeployWatch, Release
+from ferryman.db.session import Database
 from ferryman.jobs import watch_job
 from ferryman.services import watch
 from tests.helpers import Repo, apply, deploy, finish, live, project_config, unique
@@ -26,7 +27,7 @@ from tests.helpers import Repo, apply, deploy, finish, live, project_config, uni
 pytestmark = pytest.mark.fleet
 
 
-def _watch(db, deploy_id: int) -> DeployWatch:
+def _watch(db: Database, deploy_id: int) -> DeployWatch:
     with db.read() as s:
         row = s.scalars(select(DeployWatch).where(DeployWatch.deploy_id == deploy_id)).one()
         s.expunge(row)

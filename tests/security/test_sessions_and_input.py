@@ -65,7 +65,8 @@ def _me(client: TestClient, *, token: str = "", cookie: str = "") -> int:
         client.cookies.set("ferryman_session", cookie)
     r = client.get(f"{P}/me", headers=_bearer(token) if token else {})
     client.cookies.clear()
-    return r.status_code
+    status: int = r.status_code
+    return status
 
 
 def _user(world: World, role: str = "developer", space: str = SPACE) -> str:

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from ferryman.db.models import Server, Ticket
+from ferryman.db.session import Database
 from ferryman.errors import (
     ApprovalRequired,
     ApprovalStale,
@@ -170,10 +171,11 @@ def test_only_the_pinned_host_key_is_accepted(db, settings, git_host, targets, t
     result = deploy(db, settings, repo.name, "v2")
     assert result["status"] == "failed"
     assert "not the key pinned" in result["error"]["message"]
-    assert live(host, repo.name) is not None and "v1" in live(host, repo.name)
+    serving = live(host, repo.name)
+    assert serving is not None and "v1" in serving, serving
 
 
-def _server_id(db, address: str) -> int:
+def _server_id(db: Database, address: str) -> int:
     with db.read() as s:
         return next(x.id for x in s.query(Server).all() if x.address == address)
 

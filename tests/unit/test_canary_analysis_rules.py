@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import pytest
 from pydantic import ValidationError as PydanticValidationError
@@ -322,7 +323,7 @@ def test_prometheus_urls_may_have_a_path_prefix():
 
 
 def test_an_analysis_needs_a_canary_to_compare_and_errors_name_their_path():
-    config = {
+    config: dict[str, Any] = {
         "project": "p",
         "repo": "https://example.com/p.git",
         "environments": {
@@ -350,7 +351,7 @@ def test_an_analysis_needs_a_canary_to_compare_and_errors_name_their_path():
 
 
 def test_pull_mode_refuses_an_analysis_it_would_never_run():
-    config = {
+    config: dict[str, Any] = {
         "project": "p",
         "repo": "https://example.com/p.git",
         "environments": {
@@ -367,7 +368,8 @@ def test_pull_mode_refuses_an_analysis_it_would_never_run():
         parse_project(config)
     assert any("strategy/analysis: push mode only" in e for e in refused.value.errors)
     config["environments"]["production"]["mode"] = "push"
-    assert parse_project(config).environments["production"].strategy.analysis is not None
+    parsed = parse_project(config).environments["production"].strategy
+    assert parsed is not None and parsed.analysis is not None
 
 
 def test_an_analysis_refuses_a_canary_held_out_of_the_load_balancer():
@@ -395,4 +397,5 @@ def test_an_analysis_refuses_a_canary_held_out_of_the_load_balancer():
         parse_project(config)
     assert any("analysis: needs canary_lb: in" in e for e in refused.value.errors)
     strategy["canary_lb"] = "in"
-    assert parse_project(config).environments["production"].strategy.analysis is not None
+    parsed = parse_project(config).environments["production"].strategy
+    assert parsed is not None and parsed.analysis is not None

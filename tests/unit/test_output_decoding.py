@@ -4,6 +4,9 @@ channel arrives whole in the tail (and in full output), not as two replacement m
 from __future__ import annotations
 
 import asyncio
+from typing import cast
+
+import asyncssh
 
 from ferryman.remote.executor import _pump, _Tail
 
@@ -18,6 +21,11 @@ class Chunks:
         return self.chunks.pop(0) if self.chunks else b""
 
 
+def _channel(*chunks: bytes) -> asyncssh.SSHReader[bytes]:
+    """``Chunks`` where ``_pump`` wants a reader: it only ever calls ``read``."""
+    return cast("asyncssh.SSHReader[bytes]", Chunks(*chunks))
+
+
 def test_a_character_split_between_two_reads_arrives_whole():
     text = "摆渡人 ferries releases\n"
     data = text.encode()
@@ -25,9 +33,9 @@ def test_a_character_split_between_two_reads_arrives_whole():
     lines: list[str] = []
     asyncio.run(
         _pump(
-            Chunks(data[:1], data[1:4], data[4:]),
+            _channel(data[:1], data[1:4], data[4:]),
             tail,
-            "stdout",  # type: ignore[arg-type]
+            "stdout",
             lambda _stream, line: lines.append(line),
         )
     )
@@ -37,5 +45,5 @@ def test_a_character_split_between_two_reads_arrives_whole():
 
 def test_bytes_that_are_not_utf8_are_replaced_not_fatal():
     tail = _Tail(None)
-    asyncio.run(_pump(Chunks(b"ok \xff\xfe end"), tail, "stdout", None))  # type: ignore[arg-type]
+    asyncio.run(_pump(_channel(b"ok \xff\xfe end"), tail, "stdout", None))
     assert tail.text() == "ok \ufffd\ufffd end"

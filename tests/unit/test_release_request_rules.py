@@ -5,13 +5,14 @@ out stays; commands are text, never control characters."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from ferryman.domain import release_request as rules
 from ferryman.errors import ValidationError
 
-CONFIG = {
+CONFIG: dict[str, Any] = {
     "project": "shop",
     "environments": {
         "production": {

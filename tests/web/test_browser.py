@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +21,9 @@ from ferryman.bootstrap import prepare_home
 from ferryman.services import spaces, users
 from ferryman.services.audit import SYSTEM
 from tests.helpers import Repo, read_live, running_server, unique
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.fleet
 CHROMIUM = "/usr/bin/chromium"
@@ -92,7 +96,7 @@ def switch_language(page, code: str) -> None:
     page.wait_for_load_state()
 
 
-def create_ticket(page, project: str, tag: str, title: str) -> str:
+def create_ticket(page: Page, project: str, tag: str, title: str) -> str:
     page.goto(f"/s/default/tickets/new?project={project}&env=production")
     page.locator("[data-tag] option").nth(1).wait_for(state="attached")
     page.select_option("[data-tag]", tag)
@@ -103,15 +107,18 @@ def create_ticket(page, project: str, tag: str, title: str) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
-def approve(page, ticket: str) -> None:
+def approve(page: Page, ticket: str) -> None:
     page.goto(f"/s/default/tickets/{ticket}")
     page.fill("form[action$='/approve'] input[name=comment]", "looks good")
     page.click("form[action$='/approve'] button[type=submit]")
     page.wait_for_selector(".flash")
 
 
-def console_lines(page) -> list[int]:
-    return page.eval_on_selector_all("#log .line", "rows => rows.map(r => Number(r.dataset.id))")
+def console_lines(page: Page) -> list[int]:
+    ids: list[int] = page.eval_on_selector_all(
+        "#log .line", "rows => rows.map(r => Number(r.dataset.id))"
+    )
+    return ids
 
 
 def test_a_release_goes_from_form_to_fleet_and_back_in_the_browser(

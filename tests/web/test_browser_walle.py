@@ -11,6 +11,7 @@ output (and ``$FERRYMAN_SCREENSHOTS``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +19,9 @@ from ferryman.bootstrap import prepare_home
 from ferryman.services import users
 from tests.helpers import Repo, live, read_live, running_server, unique
 from tests.web.test_browser import PASSWORD, Shots, chromium  # noqa: F401 - a fixture
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 TOKEN = "walle-token-5b1e7d"
 
@@ -261,7 +265,7 @@ def _the_team_ships_and_rolls_back(chromium, url, space, repo, hosts, shots, lan
     shots.take(phone, f"console-phone-{lang}")
 
 
-def _ticket(page, space: str, project: str, tag: str, title: str) -> str:
+def _ticket(page: Page, space: str, project: str, tag: str, title: str) -> str:
     page.goto(f"/s/{space}/tickets/new?project={project}&env=production")
     page.locator("[data-tag] option").nth(1).wait_for(state="attached")
     page.select_option("[data-tag]", tag)

@@ -44,7 +44,9 @@ def _succeeded(db: Database, project: str, env: str) -> int:
     assert queue.claim_next(db, "browser-test") is not None
     deploy_records.set_hosts(db, deploy.id, {HOST: {"status": "success"}})
     with db.transaction() as s:  # the release the worker made and named
-        s.get(Deploy, deploy.id).release_name = f"20261130-101500_v1_{project}{deploy.id}"
+        row = s.get(Deploy, deploy.id)
+        assert row is not None, f"no deploy #{deploy.id}"
+        row.release_name = f"20261130-101500_v1_{project}{deploy.id}"
     deploys.finish(db, deploy.id, "success", None)
     return deploy.id
 

@@ -83,7 +83,10 @@ def _paused_analysed_deploy(world: World) -> int:
 
 
 def _browser(world: World, language: str) -> TestClient:
-    return web_session(world.settings, world.db, world.actors["reporter"].username, language)[0]
+    client: TestClient = web_session(
+        world.settings, world.db, world.actors["reporter"].username, language
+    )[0]
+    return client
 
 
 def test_the_console_draws_each_metric_and_says_why_the_rollout_paused(world):

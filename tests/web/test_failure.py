@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 from ferryman.domain.masking import Masker
 from ferryman.web.failure import failure, readable_command
@@ -53,7 +54,11 @@ def test_the_failure_names_host_stage_exit_and_the_last_stderr_lines_masked():
 
 
 def test_a_successful_deploy_has_no_failure_unless_a_gray_release_missed_hosts():
-    ok = {"status": "success", "error": None, "hosts": [{"host": "a", "status": "success"}]}
+    ok: dict[str, Any] = {
+        "status": "success",
+        "error": None,
+        "hosts": [{"host": "a", "status": "success"}],
+    }
     assert failure(ok, Masker([])) is None
     missed = {**ok, "hosts": [*ok["hosts"], {"host": "b", "status": "failed", "error": "x"}]}
     shown = failure(missed, Masker([]))

@@ -127,7 +127,15 @@ def test_a_form_without_the_sessions_csrf_token_is_refused(world):
 
 
 def _cookie(response: Any, name: str) -> str:
-    return next(h for h in response.headers.get_list("set-cookie") if h.startswith(name + "="))
+    headers: list[str] = response.headers.get_list("set-cookie")
+    return next(h for h in headers if h.startswith(name + "="))
+
+
+def _group(pattern: str, text: str, flags: int = 0) -> str:
+    """The first group of ``pattern`` in a page; the test fails naming it when it is missing."""
+    found = re.search(pattern, text, flags)
+    assert found is not None, f"{pattern!r} is not in the page"
+    return found.group(1)
 
 
 def test_the_session_cookie_is_httponly_lax_and_secure_over_https(world):
@@ -228,7 +236,7 @@ def test_the_ssh_check_names_the_fix_when_a_server_cannot_be_reached(world):
     )
     listed = master.get(f"/s/{SPACE}/servers").text
     assert "job-node" in listed and "canary" in listed
-    server_id = re.search(r"/servers/(\d+)/check", listed).group(1)
+    server_id = _group(r"/servers/(\d+)/check", listed)
     result = master.post(
         f"/s/{SPACE}/servers/{server_id}/check", headers={"X-CSRF-Token": token}
     ).json()
@@ -282,9 +290,9 @@ def test_the_servers_page_issues_a_pull_mode_install_one_liner_once(world):
         f"/s/{SPACE}/servers", data={"csrf": token, "name": "puller", "address": "10.9.9.9"}
     )
     listed = master.get(f"/s/{SPACE}/servers").text
-    server_id = re.search(r"puller.*?/servers/(\d+)/agent", listed, re.S).group(1)
+    server_id = _group(r"puller.*?/servers/(\d+)/agent", listed, re.S)
     shown = master.post(f"/s/{SPACE}/servers/{server_id}/agent", data={"csrf": token})
-    command = re.search(r'id="agent-command">([^<]+)</pre>', shown.text).group(1)
+    command = _group(r'id="agent-command">([^<]+)</pre>', shown.text)
     script = base64.b64decode(command.split()[1]).decode()
     assert "fma_" in script and "/usr/local/bin/ferryman-agent" in script
     assert "ferryman-agent.timer" in script and "10.9.9.9" in script
@@ -320,7 +328,7 @@ def test_masters_manage_notification_channels_in_the_browser_and_secrets_stay_hi
         f"/s/{SPACE}/notify", data={"csrf": token, "name": "x", "kind": "fax", "settings": ""}
     )
     assert bad.status_code == 422 and "kind" in bad.text
-    channel_id = re.search(r"/notify/(\d+)/test", shown).group(1)
+    channel_id = _group(r"/notify/(\d+)/test", shown)
     assert (
         master.post(
             f"/s/{SPACE}/notify/{channel_id}/test", data={"csrf": token}, follow_redirects=False
