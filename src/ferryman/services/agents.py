@@ -50,7 +50,13 @@ from ferryman.db.session import Database, rowcount
 from ferryman.domain import pull as pull_states
 from ferryman.domain import validate
 from ferryman.domain.masking import Masker
-from ferryman.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied
+from ferryman.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InternalError,
+    NotFound,
+    PermissionDenied,
+)
 from ferryman.services import deploy_records
 from ferryman.services.audit import Actor, record
 from ferryman.services.spaces import visible_space
@@ -165,7 +171,8 @@ def _signing_secret(db: Database) -> bytes:
         except IntegrityError:  # another server made it first: use theirs
             with db.read() as s:
                 row = s.get(KeyValue, SIGNING_SECRET)
-                assert row is not None
+                if row is None:
+                    raise InternalError("the pull-mode signing secret vanished") from None
                 sealed = row.value
     value = db.box.open(sealed).encode()
     _secrets[db.url] = value
@@ -207,11 +214,14 @@ class Due:
     deploy_id: int
     status: str
     action: str
+    claim: str = ""  # a digest of its claim (holder token and lease): "" while none
 
     @property
     def etag(self) -> str:
-        """The task: a host that fetched its script answers with this and gets ``304``."""
-        return f'"task-{self.task_id}"'
+        """The task and its claim: a host that fetched its script answers with this and gets
+        ``304``. A change of claim — handed out, or its lease ended for a takeover — is a new
+        ETag, so the poller (which sends the one it stored) fetches again and takes it over."""
+        return f'"task-{self.task_id}-{self.claim}"' if self.claim else f'"task-{self.task_id}"'
 
 
 class DueIndex:
@@ -241,13 +251,15 @@ class DueIndex:
                         AgentTask.deploy_id,
                         AgentTask.status,
                         AgentTask.action,
+                        AgentTask.claimed_by,
+                        AgentTask.lease_until,
                     )
                     .where(AgentTask.status.in_(ACTIVE))
                     .order_by(AgentTask.id)
                 ).all()
             due: dict[tuple[int, str], Due] = {}
             for r in rows:  # the oldest per host: the one ``take`` hands out
-                due.setdefault((r[0], r[1]), Due(r[2], r[3], r[4], r[5]))
+                due.setdefault((r[0], r[1]), Due(r[2], r[3], r[4], r[5], _claim_tag(r[6], r[7])))
             self._due = due
             self._at = time.monotonic()
 
@@ -256,6 +268,14 @@ class DueIndex:
 
 
 index = DueIndex()
+
+
+def _claim_tag(holder: str | None, lease_until: Any) -> str:
+    """A short digest of a task's claim for its ETag: "" for a task never claimed."""
+    if not holder and lease_until is None:
+        return ""
+    stamp = lease_until.isoformat() if lease_until is not None else ""
+    return hashlib.sha256(f"{holder or ''}|{stamp}".encode()).hexdigest()[:12]
 
 
 def _serialized(s: Session) -> None:
@@ -278,8 +298,9 @@ def _task(
 def _run_within(deploy: Deploy | None) -> float:
     """Seconds a host has from fetching its task to its last word: the deadline the worker
     waiting on the deploy judges it by (``pipeline/pull.py``), and the lease of its claim."""
+    if deploy is None:
+        return LEASE
     try:
-        assert deploy is not None
         env = parse_project(deploy.config).environment(deploy.env)
         return env.pull.unreachable_after + env.pull.download_timeout + env.task_timeout * 3
     except Exception:  # a config that no longer parses: the task still gets a deadline
@@ -307,6 +328,8 @@ def take(db: Database, space_id: int, host: str) -> tuple[AgentTask, Deploy, Pro
             return None
         deploy = s.get(Deploy, task.deploy_id)
         project = s.get(Project, deploy.project_id) if deploy else None
+        if deploy is None or project is None:
+            raise InternalError(f"task #{task.id} has no deploy or project")
         # conditional on its state as read: a cancel committed meanwhile is never undone
         # (SQLite takes no row lock for the read above), and a held task is not taken
         now = db_now(s)
@@ -322,7 +345,6 @@ def take(db: Database, space_id: int, host: str) -> tuple[AgentTask, Deploy, Pro
         if claim is None:
             return None
         s.refresh(task)
-        assert deploy is not None and project is not None
         s.flush()  # the change is written before the objects are handed out
         s.expunge_all()
     index.forget()
@@ -345,7 +367,8 @@ def artifact_of(db: Database, space_id: int, host: str, release: str) -> Deploy:
         if task is None:
             raise PermissionDenied(f"{host} has no deploy of {release}")
         deploy = s.get(Deploy, task.deploy_id)
-        assert deploy is not None
+        if deploy is None:
+            raise NotFound(f"no deploy of {release}")
         s.expunge(deploy)
         return deploy
 
