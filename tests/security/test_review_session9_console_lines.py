@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import asyncio
 
+from ferryman.config.settings import Settings
 from ferryman.remote.executor import MAX_LINE, Executor, Target
+from ferryman.testing.fleet import FleetHost
 
 HUGE = 8 * 1024 * 1024  # bytes printed without a newline
 
 
-def test_a_command_printing_megabytes_without_a_newline_is_logged_as_a_cut_line(settings, targets):
+def test_a_command_printing_megabytes_without_a_newline_is_logged_as_a_cut_line(
+    settings: Settings, targets: list[FleetHost]
+) -> None:
     host = targets[0]
     target = Target(key=host.address, address=host.address, port=22, user="root")
     lines: list[tuple[str, str]] = []
@@ -49,7 +53,7 @@ def test_a_command_printing_megabytes_without_a_newline_is_logged_as_a_cut_line(
     assert [line for stream, line in lines if stream == "stderr"] == ["err"]
 
 
-def test_lines_are_cut_the_same_for_local_targets_and_ssh_hosts_however_the_reads_fall():
+def test_lines_are_cut_the_same_for_local_targets_and_ssh_hosts_however_the_reads_fall() -> None:
     """``Lines`` is what both executors (``remote/executor.py`` over SSH, ``remote/local.py``
     for ``hosts: [local]``) hand their output through: reads split anywhere give the same
     lines, each at most ``MAX_LINE`` bytes with what was cut counted, and nothing is held
@@ -57,7 +61,7 @@ def test_lines_are_cut_the_same_for_local_targets_and_ssh_hosts_however_the_read
     from ferryman.remote import local
     from ferryman.remote.executor import Lines
 
-    assert local.Lines is Lines
+    assert getattr(local, "Lines") is Lines
     data = b"a\n" + b"x" * 200_000 + b"\nb\n" + b"y" * (MAX_LINE + 1) + b"\nz"
     expected = [
         "a",
@@ -68,7 +72,7 @@ def test_lines_are_cut_the_same_for_local_targets_and_ssh_hosts_however_the_read
     ]
     for size in (1000, 4096, 65535, 65536, 100_000, len(data)):
         got: list[str] = []
-        lines = Lines("stdout", lambda _stream, line, got=got: got.append(line))
+        lines = Lines("stdout", lambda _stream, line: got.append(line))
         for start in range(0, len(data), size):
             lines.feed(data[start : start + size])
             assert len(lines.pending) <= MAX_LINE

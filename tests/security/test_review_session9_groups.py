@@ -26,7 +26,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     yield build_world(tmp_path_factory.mktemp("review9-groups"))
 
 
-def test_deleting_a_group_names_no_other_space_in_a_spaces_audit_log(world):
+def test_deleting_a_group_names_no_other_space_in_a_spaces_audit_log(world: World) -> None:
     w = world
     hidden = fresh("hidden-space")  # a space the owner of SPACE is not in
     spaces.create_space(w.db, SYSTEM, hidden)
@@ -77,7 +77,9 @@ def _owner_rows(w: World, space: str) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("change", ["delete the group", "take the member out"])
-def test_a_disabled_space_keeps_its_only_owners_through_a_group_change(world, change):
+def test_a_disabled_space_keeps_its_only_owners_through_a_group_change(
+    world: World, change: str
+) -> None:
     """A superuser disables a space for a while; a group change in between must not leave
     it without owners when it is enabled again — as removing its last direct owner is
     refused whether the space is enabled or not."""
@@ -104,7 +106,7 @@ def test_a_disabled_space_keeps_its_only_owners_through_a_group_change(world, ch
     }
 
 
-def test_a_disabled_spaces_last_direct_owner_is_kept_as_before(world):
+def test_a_disabled_spaces_last_direct_owner_is_kept_as_before(world: World) -> None:
     """The reference: the direct path refuses the same change on a disabled space."""
     w = world
     space = fresh("paused-direct")
