@@ -26,7 +26,7 @@ from ferryman.services.authz import project_role
 from ferryman.web import audit_text, charts, listing, paths
 from ferryman.web.failure import failure
 from ferryman.web.render import page, redirect
-from ferryman.web.session import Web, check_csrf, signed_in
+from ferryman.web.session import Viewer, Web, check_csrf, signed_in
 
 router = APIRouter()
 Csrf = Annotated[str, Form()]
@@ -47,7 +47,6 @@ def deploy_list(
 ) -> HTMLResponse:
     """Every deploy of the space, newest first, filtered, a page at a time."""
     web = signed_in(request, db, space)
-    assert web.actor is not None
     only = deploy_views.DeployFilter(
         status=status or None,
         env=env or None,
@@ -76,10 +75,9 @@ def deploy_list(
     )
 
 
-def _actions(web: Web, deploy: dict[str, Any], role: Any) -> dict[str, bool]:
+def _actions(web: Viewer, deploy: dict[str, Any], role: Any) -> dict[str, bool]:
     """Which buttons the console offers: the same rules the services apply (they check
     again when the form is posted)."""
-    assert web.actor is not None
     status = deploy["status"]
     own = deploy["requested_by"] == web.actor.username
     live = status in ("running", "paused") and deploy["rollout"] is not None
@@ -121,7 +119,6 @@ def console(request: Request, space: str, deploy_id: int, db: DB) -> HTMLRespons
     over the WebSocket and follows it (and reconnects) from there, and fetches the page's
     live parts (banner, rollout card, buttons) again when the deploy's status changes."""
     web = signed_in(request, db, space)
-    assert web.actor is not None
     row = deploy_views.visible_deploy(db, web.actor, deploy_id)
     deploy = deploy_views.get(db, deploy_id)
     with db.read() as s:
@@ -173,7 +170,6 @@ def retry(
     that do not serve its release; ``request_retry`` checks the role and the approval."""
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     try:
         again = deploys.request_retry(db, web.actor, deploy_id, failed_only=bool(failed_only))
     except FerrymanError as exc:
@@ -198,7 +194,6 @@ async def promote(
     what ``env`` runs (``requires_passed``: test → approval → production)."""
     web = await asyncio.to_thread(signed_in, request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     try:
         made = await promotion.promote(db, settings, web.actor, deploy_id, env.strip())
     except FerrymanError as exc:
@@ -215,7 +210,6 @@ def rollback(request: Request, space: str, deploy_id: int, db: DB, csrf: Csrf) -
     """Roll the deploy's environment back to its previous good release."""
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     row = deploy_views.visible_deploy(db, web.actor, deploy_id)
     try:
         back = deploys.request_rollback(db, web.actor, row.project_id, row.env)
@@ -231,7 +225,6 @@ def rollback(request: Request, space: str, deploy_id: int, db: DB, csrf: Csrf) -
 def cancel(request: Request, space: str, deploy_id: int, db: DB, csrf: Csrf) -> Response:
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     deploys.request_cancel(db, web.actor, deploy_id, "from the console")
     return redirect(request, f"/s/{space}/deploys/{deploy_id}", web._("Stopping…"))
 
@@ -243,7 +236,6 @@ def rollout_action(
     """continue, abort or rollback a gray release (the service checks the role)."""
     web = signed_in(request, db, space)
     check_csrf(web, csrf)
-    assert web.actor is not None
     rollouts.request(db, web.actor, deploy_id, action)
     wake_worker(request)
     said = {
@@ -266,7 +258,6 @@ def audit(
     before: int | None = None,
 ) -> HTMLResponse:
     web = signed_in(request, db, space)
-    assert web.actor is not None
     start = None
     if since:
         try:
