@@ -32,9 +32,14 @@ not know, adopts it if there is one, and asks again only if there is none; a 409
 unknown holder adopts that holder. At most ``RETRIES`` attempts per request; the summary
 counts retries, adoptions and requests given up.
 
-PostgreSQL restart (``--restart-pg-at S``, needs ``--private-pg``): at S seconds into the run
-the private server gets a fast shutdown (every connection dropped), stays down ``--pg-down``
-seconds, and is started again on the same address and port. Meanwhile the driver probes both
+PostgreSQL restart (``--restart-pg-at S``, needs ``--private-pg``): from S seconds into the
+run, once both servers answer ``/readyz`` and every worker has started (a process started after
+a kill takes 10-50 s to start at this machine's load; the outage alone is to be measured), the
+private server gets a fast shutdown (every connection dropped), stays down ``--pg-down``
+seconds, and is started again on the same address and port; no kill lands in between. The
+driver keeps asking, polling and checking throughout (its own reads fail and are counted and
+tried again; a request answered 5xx during the outage is counted, not a violation, and is
+asked again only once the database shows it made no deploy). Meanwhile the driver probes both
 servers' ``/healthz`` and ``/readyz`` and records what they answer and whether every worker
 and server process is still alive; no process is restarted because of the outage (a process
 that exits by itself is a violation, and only then replaced). Afterwards: how long until the
