@@ -36,6 +36,7 @@ class Agent:
     refuse: set[str] = field(default_factory=set)  # phases whose report gets a 409
     reports: list[dict[str, str]] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
+    lose_scripts: int = 0  # this many fetches of the script fail (a lost response)
 
     def said(self) -> list[tuple[str, str, str]]:
         return [(r["phase"], r["exit_code"], r["status"]) for r in self.reports]
@@ -82,7 +83,11 @@ def agent() -> Iterator[Agent]:
                 else:
                     self._send(200, b'{"due": true}', etag='"v1"')
             elif self.path == prefix + "/deploy":
-                self._send(200, state.script.encode())
+                if state.lose_scripts:
+                    state.lose_scripts -= 1
+                    self._send(502)
+                else:
+                    self._send(200, state.script.encode())
             elif self.path.startswith(prefix + "/artifact/"):
                 self._send(200, state.artifact)
             else:
@@ -295,6 +300,23 @@ def test_the_poller_runs_the_script_only_when_something_is_due_and_once_per_etag
     agent.due = False
     (host / "state" / "etag").unlink()
     assert _run(poll, host, FERRYMAN_STATE=state).returncode == 0
+    assert marker.read_text() == "ran\n"
+
+
+def test_a_script_whose_fetch_failed_is_fetched_again_at_the_next_poll(host, agent):
+    """The ETag is kept only once the script is here: kept before, a lost response left the
+    poller answered 304 until the task changed, the task never run."""
+    marker = host / "ran"
+    agent.script = f"echo ran >> {marker}\n"
+    agent.lose_scripts = 1
+    poll = agent_script.poller(agent.url, HOST, str(host / "token"))
+    state = str(host / "state")
+    assert _run(poll, host, FERRYMAN_STATE=state).returncode == 0
+    assert not marker.exists() and not (host / "state" / "etag").exists()
+    assert _run(poll, host, FERRYMAN_STATE=state).returncode == 0
+    assert marker.read_text() == "ran\n"
+    assert (host / "state" / "etag").read_text().strip() == '"v1"'
+    assert _run(poll, host, FERRYMAN_STATE=state).returncode == 0  # now 304: not again
     assert marker.read_text() == "ran\n"
 
 

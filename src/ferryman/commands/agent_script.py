@@ -307,9 +307,11 @@ code=$(curl -sS -m 10 -o "$STATE/due" -D "$STATE/headers" -w '%{{http_code}}' \\
   -H "Authorization: Bearer $FM_TOKEN" ${{ETAG:+-H "If-None-Match: $ETAG"}} \\
   "$FM_SERVER/api/v1/agent/$FM_AGENT_HOST") || exit 0
 [ "$code" = 200 ] || exit 0
-grep -i '^etag:' "$STATE/headers" | cut -d' ' -f2- | tr -d '\\r' > "$STATE/etag"
+etag=$(grep -i '^etag:' "$STATE/headers" | cut -d' ' -f2- | tr -d '\\r')
 curl -fsS -m 30 -H "Authorization: Bearer $FM_TOKEN" -o "$STATE/run.sh" \\
   "$FM_SERVER/api/v1/agent/$FM_AGENT_HOST/deploy" || exit 0
+# the ETag is kept once the script is here: a fetch that failed is asked again next time
+printf '%s\\n' "$etag" > "$STATE/etag"
 bash "$STATE/run.sh"
 """
 
