@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 from ferryman.config.settings import Settings
+from ferryman.db.outage import is_outage
 from ferryman.db.session import Database
 from ferryman.jobs import housekeeping, queue_wakeups
 from ferryman.jobs.deploy_job import run_deploy
@@ -69,6 +70,10 @@ class Worker:
         self._recoveries = asyncio.Semaphore(RECOVERIES)
         self._recovering: dict[int, asyncio.Task[None]] = {}
         self.last_beat: float | None = None  # time.monotonic() of the last heartbeat written
+        # after a database outage the reaper waits half a lease (``_reap``): time.monotonic()
+        # from which it may take over again, and whether the database is out as far as known
+        self._reap_from = 0.0
+        self._database_out = False
 
     def wake(self) -> None:
         """Called after a deploy is queued in this process, or (PostgreSQL) in any process
@@ -126,7 +131,9 @@ class Worker:
                     queues=self.queues,
                 )
                 self.last_beat = time.monotonic()
-            except Exception:
+                self._database_answered()
+            except Exception as exc:
+                self._database_failed(exc)
                 log.warning("the heartbeat of %s failed", self.name, exc_info=True)
             await asyncio.sleep(workers.HEARTBEAT)
 
@@ -206,6 +213,23 @@ class Worker:
                     self._stopping.wait(), max(0.1, self.settings.lock_lease_seconds / 3)
                 )
 
+    def _database_failed(self, exc: BaseException) -> None:
+        if is_outage(exc):
+            self._database_out = True
+
+    def _database_answered(self) -> None:
+        """The database answers: if it was out, no take-over for half a lease. An outage
+        stops every worker's heartbeats, so leases of deploys whose workers are alive run
+        out meanwhile; their workers renew them within a third of a lease of the database's
+        return, and the first worker back must not take them over first (it would fail
+        deploys as ``worker_lost`` whose workers never stopped). A lease can only run out
+        in an outage longer than two thirds of it, which this worker's heartbeat or reaper
+        (every third of a lease) sees fail."""
+        if self._database_out:
+            self._database_out = False
+            self._reap_from = time.monotonic() + self.settings.lock_lease_seconds / 2
+            log.info("the database answers again: no take-over before half a lease")
+
     async def _reap(self) -> None:
         """Take over deploys whose worker is gone (each recovered in a task of its own); tell
         people about deploys holding their environment unusually long."""
@@ -213,13 +237,18 @@ class Worker:
             await asyncio.to_thread(
                 notifications.warn_long_locks, self.db, self.settings.lock_warn_minutes
             )
-        except Exception:
+            self._database_answered()
+        except Exception as exc:
+            self._database_failed(exc)
             log.exception("looking for long-held locks failed")
+        if self._database_out or time.monotonic() < self._reap_from:
+            return  # leases that ran out in an outage are their own workers' to renew first
         try:
             lost = await asyncio.to_thread(
                 queue.take_over_lost, self.db, self.name, self.settings.lock_lease_seconds
             )
-        except Exception:
+        except Exception as exc:
+            self._database_failed(exc)
             log.exception("looking for lost deploys failed")
             return
         for deploy_id in lost:
