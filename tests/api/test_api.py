@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from tests.helpers import Repo, create_admin, finish, project_config, unique
 
 
 @pytest.fixture
-def client(db, settings) -> TestClient:
+def client(db, settings) -> Iterator[TestClient]:
     create_admin(db)
     app = create_app(settings, db, embedded_worker=False)
     with TestClient(app) as c:

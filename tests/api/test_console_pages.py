@@ -121,6 +121,10 @@ def test_a_page_holds_at_most_its_lines_and_bytes_and_a_long_line_goes_alone():
     assert all(json.loads(p)["type"] == "lines" for p in made)
     assert all(len(p.encode()) <= PAGE_BYTES for p in made)
     assert len(made) < 2 * (2500 * 620 // PAGE_BYTES + 1)  # split only as much as needed
-    huge = [{"id": 1, "text": "a"}, {"id": 2, "text": "b" * (PAGE_BYTES * 2)}, {"id": 3}]
+    huge: list[dict[str, Any]] = [
+        {"id": 1, "text": "a"},
+        {"id": 2, "text": "b" * (PAGE_BYTES * 2)},
+        {"id": 3},
+    ]
     assert [[line["id"] for line in json.loads(p)["lines"]] for p in pages(huge)] == [[1], [2], [3]]
     assert pages([]) == []

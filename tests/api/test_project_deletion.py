@@ -84,9 +84,12 @@ def test_a_master_deletes_a_project_and_its_records_stay_readable(world):
         ).first()
         assert entry is not None and entry.actor == "master-user"
         assert entry.target == f"space:{SPACE}/project:{name}"
-        assert s.get(Ticket, open_one).status == "cancelled"  # type: ignore[union-attr]
-        assert s.get(Ticket, ticket).status == "pending_approval"  # type: ignore[union-attr]
-        assert s.get(Deploy, deploy.id).project_id == project_id  # type: ignore[union-attr]
+        cancelled, pending = s.get(Ticket, open_one), s.get(Ticket, ticket)
+        kept = s.get(Deploy, deploy.id)
+        assert cancelled is not None and pending is not None and kept is not None
+        assert cancelled.status == "cancelled"
+        assert pending.status == "pending_approval"
+        assert kept.project_id == project_id
     assert _row(w, project_id).deleted_at is not None
     # the name and its paths are free again: applying it makes a new project on the same
     # webroot and releases (where the old releases still are on the hosts)

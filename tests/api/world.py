@@ -126,7 +126,8 @@ class World:
     def live_project(self) -> str:
         """A project whose staging hosts have a live release (so rollbacks can be asked)."""
         ref = self.new_project()
-        deploy_records.set_live(self.db, int(ref), "staging", None, {"127.0.0.2:1": "rel"})
+        with self.db.transaction() as s:  # a release no deploy of this database made
+            deploy_records.set_live_in(s, int(ref), "staging", None, {"127.0.0.2:1": "rel"})
         return ref
 
     def queued_deploy(self, by: str = "") -> int:
@@ -142,6 +143,7 @@ class World:
         state = Rollout(batches=[["127.0.0.1:1"], ["127.0.0.2:1"]], next_batch=1, state="paused")
         with self.db.transaction() as s:
             deploy = s.get(Deploy, deploy_id)
+            assert deploy is not None, f"no deploy #{deploy_id}"
             deploy.status, deploy.rollout = "paused", state.to_dict()
         return deploy_id
 
@@ -150,7 +152,9 @@ class World:
 
         deploy_id = self.queued_deploy()
         with self.db.transaction() as s:  # as a worker would have: it ran, it failed
-            s.get(Deploy, deploy_id).status = "running"
+            deploy = s.get(Deploy, deploy_id)
+            assert deploy is not None, f"no deploy #{deploy_id}"
+            deploy.status = "running"
         deploys.finish(self.db, deploy_id, "failed", {"code": "x", "message": "broken"})
         return deploy_id
 

@@ -8,6 +8,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -20,6 +21,12 @@ from ferryman.testing import databases
 from tests.ops.servers import cli
 
 PASSWORD = "correct horse battery"
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo | str) -> bytes:
+    found = tar.extractfile(member)
+    assert found is not None, f"{member} is not a file of the archive"
+    return found.read()
 
 
 def test_the_dump_and_load_commands_never_carry_the_database_password(tmp_path):
@@ -137,7 +144,7 @@ def test_a_hostile_archive_is_refused_and_writes_nothing(tmp_path, member):
     home = _home(tmp_path)
     cli(home, "backup", "-o", str(tmp_path / "b.tgz"))
     with tarfile.open(tmp_path / "b.tgz") as tar:
-        good = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]
+        good = [(m, _read(tar, m) if m.isfile() else None) for m in tar.getmembers()]
     evil = tmp_path / "evil.tgz"
     with tarfile.open(evil, "w:gz") as tar:
         for info, data in good:
@@ -177,15 +184,15 @@ def test_postgresql_and_mariadb_round_trip_through_their_dump_tools(tmp_path, ki
     source, target = databases.create(kind, tmp_path), databases.create(kind, tmp_path)
     try:
         home = tmp_path / "a"
-        env = {"FERRYMAN_DATABASE_URL": source}
+        env: dict[str, Any] = {"FERRYMAN_DATABASE_URL": source}
         cli(home, "admin", "create-user", "alice", "--password", PASSWORD, "--create-home", **env)
         cli(home, "backup", "-o", str(tmp_path / "b.tgz"), **env)
         with tarfile.open(tmp_path / "b.tgz") as tar:
-            manifest = json.loads(tar.extractfile("manifest.json").read())
+            manifest = json.loads(_read(tar, "manifest.json"))
         assert manifest["backend"] == kind and manifest["revision"]
         restored = tmp_path / "b"
         key = str(tmp_path / "b.tgz.key")
-        elsewhere = {"FERRYMAN_DATABASE_URL": target}
+        elsewhere: dict[str, Any] = {"FERRYMAN_DATABASE_URL": target}
         cli(restored, "restore", str(tmp_path / "b.tgz"), "--secret-key", key, **elsewhere)
         db = Database(target)
         try:
