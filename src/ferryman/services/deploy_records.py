@@ -260,7 +260,7 @@ def set_live(
 
 
 def set_live_in(
-    s: Session, project_id: int, env: str, deploy_id: int, live: dict[str, str | None]
+    s: Session, project_id: int, env: str, deploy_id: int | None, live: dict[str, str | None]
 ) -> None:
     for host, name in live.items():
         row = s.get(HostState, (project_id, env, host))
