@@ -50,6 +50,17 @@ def pg() -> Iterator[tuple[PrivatePostgres, Database]]:
         server.remove()
 
 
+async def _reap_once(worker: Worker) -> list[int]:
+    """One reap; the deploys it took over (their recoveries are cancelled: the recovery itself
+    is tested elsewhere, only the take-over here)."""
+    await worker._reap()
+    taken = list(worker._recovering)
+    for task in worker._recovering.values():
+        task.cancel()
+    await asyncio.gather(*worker._recovering.values(), return_exceptions=True)
+    return taken
+
+
 def test_after_an_outage_the_reaper_leaves_a_live_workers_lapsed_lease_to_its_worker(pg, settings):
     server, db = pg
     [job] = _queue_jobs(db, 1)
@@ -70,17 +81,7 @@ def test_after_an_outage_the_reaper_leaves_a_live_workers_lapsed_lease_to_its_wo
     assert queue.claim_next(db, "dead", lease=LEASE) == dead
     _expire(db, dead)
     time.sleep(LEASE / 2 + 0.2)
-    taken: list[int] = []
-
-    async def reap_once() -> None:
-        await rescuer._reap()
-        taken.extend(rescuer._recovering)
-        for task in rescuer._recovering.values():
-            task.cancel()  # the recovery itself is tested elsewhere: only the take-over here
-        await asyncio.gather(*rescuer._recovering.values(), return_exceptions=True)
-
-    asyncio.run(reap_once())
-    assert taken == [dead]
+    assert asyncio.run(_reap_once(rescuer)) == [dead]
     assert _row(db, dead)[1] == rescuer.name
     assert _row(db, job) == ("running", "owner")  # its lease was renewed: still its own
 
@@ -91,12 +92,5 @@ def test_a_worker_that_saw_no_outage_takes_a_lapsed_lease_over_at_once(pg, setti
     assert queue.claim_next(db, "dead", lease=LEASE) == job
     _expire(db, job)
     rescuer = Worker(db, dataclasses.replace(settings, lock_lease_seconds=LEASE))
-
-    async def reap_once() -> None:
-        await rescuer._reap()
-        for task in rescuer._recovering.values():
-            task.cancel()
-        await asyncio.gather(*rescuer._recovering.values(), return_exceptions=True)
-
-    asyncio.run(reap_once())
+    assert asyncio.run(_reap_once(rescuer)) == [job]
     assert _row(db, job)[1] == rescuer.name
