@@ -239,12 +239,16 @@ def _delete_rows(
     batch: int,
     stopping: Callable[[], bool],
 ) -> int:
-    """Delete ``table``'s rows of these deploys, ``batch`` rows per transaction."""
+    """Delete ``table``'s rows of these deploys, ``batch`` rows per transaction.
+
+    A deploy another worker has already marked is left alone: its only line is that
+    worker's note, which must stay."""
     removed = 0
+    unmarked = select(Deploy.id).where(Deploy.id.in_(deploy_ids), Deploy.logs_pruned_at.is_(None))
     while not stopping():
         with db.transaction() as s:
             rows = list(
-                s.scalars(select(table.id).where(table.deploy_id.in_(deploy_ids)).limit(batch))
+                s.scalars(select(table.id).where(table.deploy_id.in_(unmarked)).limit(batch))
             )
             if not rows:
                 break
