@@ -33,18 +33,24 @@ from ferryman.config.retention import parse_retention
 from ferryman.config.served import VerifyServed
 from ferryman.domain import config_files, display_name, local_paths, release, rollout, validate
 from ferryman.errors import ConfigError, ValidationError
+from ferryman.said import Said, said
+
+
+def _refused(kind: str, message: str) -> PydanticCustomError:
+    """A validator's refusal. The message rides whole in the error's context: a ``said``
+    message keeps its template and values there (``error_lines`` makes the line of it that
+    the web UI says in the viewer's language), and braces in a value stay text."""
+    return PydanticCustomError(kind, "{said}", {"said": message})
 
 
 def _as(fn: Any, kind: str) -> Any:
     def check(value: Any) -> Any:
         if not isinstance(value, str):
-            raise PydanticCustomError(
-                kind, "expected a string, got {value}", {"value": repr(value)}
-            )
+            raise _refused(kind, said("expected a string, got %(value)s", value=repr(value)))
         try:
             return fn(value)
         except ValidationError as exc:
-            raise PydanticCustomError(kind, str(exc.message)) from None
+            raise _refused(kind, exc.message) from None
 
     return check
 
@@ -90,7 +96,7 @@ class Tasks(_Strict):
     def _restart(self) -> Tasks:
         problem = restart_problem(self.restart, self.post_release)
         if problem:
-            raise PydanticCustomError("restart", problem)
+            raise _refused("restart", problem)
         return self
 
     @property
@@ -109,19 +115,19 @@ RESTART_AS_POST_RELEASE = "post_release"
 # error of the file, not one layer of them at a time.
 def restart_problem(restart: Any, post_release: Any) -> str | None:
     if str(restart).strip() == RESTART_AS_POST_RELEASE and not str(post_release or "").strip():
-        return "restart: post_release names the post_release task, which is empty"
+        return said("restart: post_release names the post_release task, which is empty")
     return None
 
 
 def hosts_problem(hosts: Any, servers: Any, labels: Any) -> str | None:
     if not (hosts or servers or labels):
-        return "give hosts, servers or labels (at least one host)"
+        return said("give hosts, servers or labels (at least one host)")
     return None
 
 
 def paths_problem(web: str, rel: str) -> str | None:
     if web == rel or web.startswith(rel + "/") or rel.startswith(web + "/"):
-        return "webroot and releases must not contain one another"
+        return said("webroot and releases must not contain one another")
     return None
 
 
@@ -129,11 +135,16 @@ def requires_passed_problem(env: str, required: str | None, known: list[str]) ->
     if required is None:
         return None
     if required == env:
-        return f"environments/{env}/requires_passed: an environment cannot require itself"
+        return said(
+            "environments/%(env)s/requires_passed: an environment cannot require itself", env=env
+        )
     if required not in known:
-        return (
-            f"environments/{env}/requires_passed: no environment {required!r} in this project "
-            f"(has: {', '.join(sorted(known))})"
+        return said(
+            "environments/%(env)s/requires_passed: no environment %(name)s in this project "
+            "(has: %(known)s)",
+            env=env,
+            name=repr(required),
+            known=sorted(known),
         )
     return None
 
@@ -144,12 +155,12 @@ def local_problem(env: Environment) -> str | None:
     if not local:
         return None
     if any(h.user or h.key != local_paths.LOCAL for h in local):
-        return "local: give it as just `local` (it runs as the project's own user, no port)"
+        return said("local: give it as just `local` (it runs as the project's own user, no port)")
     if env.mode != "push":
-        return "local: a local target is deployed by the worker (mode: push)"
+        return said("local: a local target is deployed by the worker (mode: push)")
     shared = env.shared_dir or posixpath.join(posixpath.dirname(env.releases), "shared")
     problems = local_paths.config_problems(env.webroot, env.releases, shared)
-    return "local: " + "; ".join(problems) if problems else None
+    return said("local: %(problems)s", problems="; ".join(problems)) if problems else None
 
 
 Label = Annotated[
@@ -177,14 +188,17 @@ def _duration(value: Any) -> float:
     try:
         return rollout.duration(value)
     except ValidationError as exc:
-        raise PydanticCustomError("duration", exc.message) from None
+        raise _refused("duration", exc.message) from None
 
 
 def _spoken(seconds: float) -> str:
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
+    """``24h``, ``10m``, ``0s``: a limit as the file would write it (said in the viewer's
+    units)."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return said("%(n)sh", n=f"{seconds / 3600:g}")
+    if seconds >= 60 and seconds % 60 == 0:
+        return said("%(n)sm", n=f"{seconds / 60:g}")
+    return said("%(n)ss", n=f"{seconds:g}")
 
 
 def _within(low: float, high: float, zero_ok: bool) -> Any:
@@ -194,9 +208,12 @@ def _within(low: float, high: float, zero_ok: bool) -> Any:
         seconds = _duration(value)
         too_low = seconds < low if zero_ok else seconds <= low
         if too_low or seconds > high:
-            floor = f"at least {_spoken(low)}" if zero_ok else f"more than {_spoken(low)}"
-            raise PydanticCustomError(
-                "duration", "{floor}, at most {high}", {"floor": floor, "high": _spoken(high)}
+            limits = {"low": _spoken(low), "high": _spoken(high)}
+            raise _refused(
+                "duration",
+                said("at least %(low)s, at most %(high)s", **limits)
+                if zero_ok
+                else said("more than %(low)s, at most %(high)s", **limits),
             )
         return seconds
 
@@ -235,15 +252,15 @@ def _retention(value: Any) -> str | None:
     if value is False or (isinstance(value, int) and not isinstance(value, bool) and value == 0):
         return "off"  # YAML reads a bare off/no as false
     if not isinstance(value, str):
-        raise PydanticCustomError("log_retention", HELP_RETENTION)
+        raise _refused("log_retention", HELP_RETENTION)
     try:
         parse_retention(value)
     except ValueError:
-        raise PydanticCustomError("log_retention", HELP_RETENTION) from None
+        raise _refused("log_retention", HELP_RETENTION) from None
     return value.strip().lower()
 
 
-HELP_RETENTION = "180d, 26w, 72h or off (at least a day)"
+HELP_RETENTION = said("180d, 26w, 72h or off (at least a day)")
 Retention = Annotated[
     str | None,
     PlainValidator(_retention),
@@ -268,15 +285,15 @@ class HealthCheck(_Strict):
     def _one_kind(self) -> HealthCheck:
         kinds = [k for k in ("http", "tcp", "command") if getattr(self, k)]
         if len(kinds) != 1:
-            raise PydanticCustomError("health_check", "give exactly one of http, tcp, command")
+            raise _refused("health_check", said("give exactly one of http, tcp, command"))
         if self.http and not self.http.startswith(("http://", "https://")):
-            raise PydanticCustomError("health_check", "http: an http:// or https:// URL")
+            raise _refused("health_check", said("http: an http:// or https:// URL"))
         if self.tcp and ":" not in self.tcp:
-            raise PydanticCustomError("health_check", "tcp: HOST:PORT")
+            raise _refused("health_check", said("tcp: HOST:PORT"))
         if (self.expect or self.contains) and not self.http:
-            raise PydanticCustomError("health_check", "expect and contains are for http checks")
+            raise _refused("health_check", said("expect and contains are for http checks"))
         if not 0 < self.timeout <= 600:
-            raise PydanticCustomError("health_check", "timeout: more than 0, at most 10m")
+            raise _refused("health_check", said("timeout: more than 0, at most 10m"))
         return self
 
     @property
@@ -317,22 +334,25 @@ class Strategy(_Strict):
             ):
                 rollout.amount(self.canary, 100, "strategy/canary")
         except ValidationError as exc:
-            raise PydanticCustomError("strategy", exc.message) from None
+            raise _refused("strategy", exc.message) from None
         if not isinstance(self.batches, list) and rollout.amount(self.batches, 100, "b") == 0:
-            raise PydanticCustomError("strategy", "batches: at least one host per batch")
+            raise _refused("strategy", said("batches: at least one host per batch"))
         if self.analysis is not None and not self.canary:
-            raise PydanticCustomError("strategy", "analysis: compares a canary; give canary")
+            raise _refused("strategy", said("analysis: compares a canary; give canary"))
         if self.analysis is not None and self.canary_lb != "in":
-            raise PydanticCustomError(
-                "strategy", "analysis: needs canary_lb: in (a canary held out serves no traffic)"
+            raise _refused(
+                "strategy",
+                said("analysis: needs canary_lb: in (a canary held out serves no traffic)"),
             )
         if self.canary_lb == "out_until_continue" and not (
             self.canary and self.lb_out.strip() and self.lb_in.strip() and self.pause != "none"
         ):
-            raise PydanticCustomError(
+            raise _refused(
                 "strategy",
-                "canary_lb: out_until_continue needs a canary, lb_out, lb_in and a pause "
-                "(manual or a duration) to hold the canary out for",
+                said(
+                    "canary_lb: out_until_continue needs a canary, lb_out, lb_in and a pause "
+                    "(manual or a duration) to hold the canary out for"
+                ),
             )
         return self
 
@@ -455,9 +475,9 @@ class Environment(_Strict):
             try:
                 path = config_files.path(raw)
             except ValidationError as exc:
-                raise PydanticCustomError("config_file", exc.message) from None
+                raise _refused("config_file", exc.message) from None
             if path in out:
-                raise PydanticCustomError("config_file", "listed twice: {p}", {"p": repr(path)})
+                raise _refused("config_file", said("listed twice: %(path)s", path=repr(path)))
             out.append(path)
         return out
 
@@ -467,7 +487,7 @@ class Environment(_Strict):
         try:
             return None if value is None else release.check_template(value)
         except ValidationError as exc:
-            raise PydanticCustomError("release_name", exc.message) from None
+            raise _refused("release_name", exc.message) from None
 
     @field_validator("secrets")
     @classmethod
@@ -476,7 +496,7 @@ class Environment(_Strict):
             try:
                 validate.variables({name: "x"})
             except ValidationError as exc:
-                raise PydanticCustomError("secret", exc.message) from None
+                raise _refused("secret", exc.message) from None
         return value
 
     @field_validator("user")
@@ -485,15 +505,15 @@ class Environment(_Strict):
         try:
             return validate.username(value)
         except ValidationError as exc:
-            raise PydanticCustomError("user", exc.message) from None
+            raise _refused("user", exc.message) from None
 
     @field_validator("excludes")
     @classmethod
     def _excludes(cls, value: list[str]) -> list[str]:
         for pattern in value:
             if not pattern or "\n" in pattern or "\x00" in pattern or ".." in pattern.split("/"):
-                raise PydanticCustomError(
-                    "exclude", "not an exclude pattern: {p}", {"p": repr(pattern)}
+                raise _refused(
+                    "exclude", said("not an exclude pattern: %(pattern)s", pattern=repr(pattern))
                 )
         return value
 
@@ -503,7 +523,7 @@ class Environment(_Strict):
         seen: set[str] = set()
         for spec in value:
             if spec.key in seen:
-                raise PydanticCustomError("host", "host listed twice: {h}", {"h": repr(spec.key)})
+                raise _refused("host", said("host listed twice: %(host)s", host=repr(spec.key)))
             seen.add(spec.key)
         return value
 
@@ -511,27 +531,28 @@ class Environment(_Strict):
     def _some_hosts(self) -> Environment:
         problem = hosts_problem(self.hosts, self.servers, self.labels)
         if problem:
-            raise PydanticCustomError("hosts", problem)
+            raise _refused("hosts", problem)
         return self
 
     @model_validator(mode="after")
     def _watch_needs_checks(self) -> Environment:
         if self.watch is not None and not self.health_check:
-            raise PydanticCustomError("watch", "watch: repeats health_check; give health_check")
+            raise _refused("watch", said("watch: repeats health_check; give health_check"))
         return self
 
     @model_validator(mode="after")
     def _local_target(self) -> Environment:
         problem = local_problem(self)
         if problem:
-            raise PydanticCustomError("local", problem)
+            raise _refused("local", problem)
         return self
 
     @model_validator(mode="after")
     def _analysis_in_push_mode(self) -> Environment:
         if self.mode == "pull" and self.strategy is not None and self.strategy.analysis:
-            raise PydanticCustomError(
-                "strategy", "strategy/analysis: push mode only (pull-mode hosts switch themselves)"
+            raise _refused(
+                "strategy",
+                said("strategy/analysis: push mode only (pull-mode hosts switch themselves)"),
             )
         return self
 
@@ -539,7 +560,7 @@ class Environment(_Strict):
     def _paths_apart(self) -> Environment:
         problem = paths_problem(self.webroot, self.releases)
         if problem:
-            raise PydanticCustomError("paths", problem)
+            raise _refused("paths", problem)
         return self
 
     def user_for(self, spec: validate.HostSpec) -> str:
@@ -563,7 +584,7 @@ class ProjectConfig(_Strict):
         try:
             return display_name.check(value, "display_name")
         except ValidationError as exc:
-            raise PydanticCustomError("display_name", str(exc)) from None
+            raise _refused("display_name", exc.message) from None
 
     @field_validator("repo")
     @classmethod
@@ -577,11 +598,13 @@ class ProjectConfig(_Strict):
             or value.startswith("-")
             or any(c in value for c in "\n\r\t\x00 ")
         ):
-            raise PydanticCustomError(
+            raise _refused(
                 "repo",
-                "not a repository URL: {v} "
-                "(use ssh://, https://, file://, svn:// or user@host:path)",
-                {"v": repr(value)},
+                said(
+                    "not a repository URL: %(value)s "
+                    "(use ssh://, https://, file://, svn:// or user@host:path)",
+                    value=repr(value),
+                ),
             )
         return value
 
@@ -590,7 +613,7 @@ class ProjectConfig(_Strict):
         for name, env in self.environments.items():
             problem = requires_passed_problem(name, env.requires_passed, list(self.environments))
             if problem:
-                raise PydanticCustomError("requires_passed", problem)
+                raise _refused("requires_passed", problem)
         return self
 
     @property
@@ -605,9 +628,13 @@ class ProjectConfig(_Strict):
         except KeyError:
             from ferryman.errors import NotFound
 
-            known = ", ".join(sorted(self.environments))
             raise NotFound(
-                f"project {self.project} has no environment {env!r} (has: {known})"
+                said(
+                    "project %(project)s has no environment %(env)s (has: %(known)s)",
+                    project=self.project,
+                    env=repr(env),
+                    known=sorted(self.environments),
+                )
             ) from None
 
 
@@ -617,18 +644,34 @@ def error_lines(exc: PydanticValidationError, data: Any = None) -> list[str]:
     pydantic did not reach (``problems``)."""
     from ferryman.config import problems
 
-    lines = [problems.line(ProjectConfig, err) for err in exc.errors()]
+    lines = [_line(err) for err in exc.errors()]
     return lines + [extra for extra in problems.across_keys(data) if extra not in lines]
+
+
+def _line(err: Any) -> str:
+    """One error's ``path: message`` line; a ``said`` message (``_refused``) makes it a
+    ``said`` line too — the same English, said with the message's own template and values."""
+    from ferryman.config import problems
+
+    line = problems.line(ProjectConfig, err)
+    message = (err.get("ctx") or {}).get("said")
+    if isinstance(message, Said) and line.endswith(": " + message):
+        return Said(
+            "%(path)s: %(message)s", {"path": line[: -len(message) - 2], "message": message}
+        )
+    return line
 
 
 def parse_project(data: Any) -> ProjectConfig:
     """Validate a decoded mapping (from YAML or JSON) or raise ``ConfigError``."""
     if not isinstance(data, dict):
-        raise ConfigError("project configuration must be a mapping", ["(top level): not a mapping"])
+        raise ConfigError(
+            said("project configuration must be a mapping"), [said("(top level): not a mapping")]
+        )
     try:
         return ProjectConfig.model_validate(data)
     except PydanticValidationError as exc:
-        raise ConfigError("invalid project configuration", error_lines(exc, data)) from None
+        raise ConfigError(said("invalid project configuration"), error_lines(exc, data)) from None
 
 
 MAX_FILE_CHARS = 1024 * 1024
@@ -640,7 +683,9 @@ def load_project_yaml(text: str, source: str = "project file") -> ProjectConfig:
     try:
         data = yamlsafe.load(text, MAX_FILE_CHARS)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML", [yamlsafe.describe(exc, source)]) from None
+        raise ConfigError(
+            said("%(source)s is not valid YAML", source=source), [yamlsafe.describe(exc, source)]
+        ) from None
     return parse_project(data)
 
 

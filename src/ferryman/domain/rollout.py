@@ -17,6 +17,7 @@ from typing import Any
 
 from ferryman.domain.validate import is_digits
 from ferryman.errors import ValidationError
+from ferryman.said import said
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -26,44 +27,68 @@ def duration(value: str | float | int | None, what: str = "duration") -> float:
     """``"5m"``, ``"30s"``, ``"1.5h"``, ``"250ms"`` or a number of seconds."""
     if value is None or value == "":
         return 0.0
+    # the message names ``what`` (a key's path); the default is a word, said in any language
+    field = said("duration") if what == "duration" else what
     if isinstance(value, bool):
-        raise ValidationError(f"{what}: not a duration: {value!r}")
+        raise ValidationError(
+            said("%(field)s: not a duration: %(value)s", field=field, value=repr(value))
+        )
     if isinstance(value, int | float):
         seconds = float(value)
     elif not isinstance(value, str):  # a list or a mapping from a config file
-        raise ValidationError(f"{what}: not a duration: {value!r} (like 30s, 5m, 1h)")
+        raise ValidationError(_not_a_duration(field, value))
     else:
         found = _DURATION.match(value)
         if not found:
-            raise ValidationError(f"{what}: not a duration: {value!r} (like 30s, 5m, 1h)")
+            raise ValidationError(_not_a_duration(field, value))
         seconds = float(found.group(1)) * _UNITS[found.group(2)]
     if not math.isfinite(seconds):
-        raise ValidationError(f"{what}: not a duration: {value!r} (a finite number of seconds)")
+        raise ValidationError(
+            said(
+                "%(field)s: not a duration: %(value)s (a finite number of seconds)",
+                field=field,
+                value=repr(value),
+            )
+        )
     if seconds < 0 or seconds > 7 * 86400:
-        raise ValidationError(f"{what}: between 0 and 7 days")
+        raise ValidationError(said("%(field)s: between 0 and 7 days", field=field))
     return seconds
+
+
+def _not_a_duration(field: str, value: Any) -> str:
+    return said(
+        "%(field)s: not a duration: %(value)s (like 30s, 5m, 1h)", field=field, value=repr(value)
+    )
 
 
 def amount(value: str | int, total: int, what: str) -> int:
     """A count (``3``) or a share of ``total`` (``"25%"``, rounded up, at least 1 when > 0)."""
     if isinstance(value, bool):
-        raise ValidationError(f"{what}: a number or a percentage, not {value!r}")
+        raise ValidationError(_not_an_amount(what, value))
     if isinstance(value, int):
         if value < 0:
-            raise ValidationError(f"{what}: not negative")
+            raise ValidationError(said("%(field)s: not negative", field=what))
         return value
     text = str(value).strip()
     if text.endswith("%"):
         try:
             share = float(text[:-1])
         except ValueError:
-            raise ValidationError(f"{what}: not a percentage: {value!r}") from None
+            raise ValidationError(
+                said("%(field)s: not a percentage: %(value)s", field=what, value=repr(value))
+            ) from None
         if not 0 <= share <= 100:
-            raise ValidationError(f"{what}: a percentage between 0% and 100%")
+            raise ValidationError(said("%(field)s: a percentage between 0%% and 100%%", field=what))
         return math.ceil(total * share / 100) if share else 0
     if is_digits(text):
         return int(text)
-    raise ValidationError(f"{what}: a number or a percentage, not {value!r}")
+    raise ValidationError(_not_an_amount(what, value))
+
+
+def _not_an_amount(field: str, value: Any) -> str:
+    return said(
+        "%(field)s: a number or a percentage, not %(value)s", field=field, value=repr(value)
+    )
 
 
 def canary_hosts(

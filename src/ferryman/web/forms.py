@@ -213,6 +213,50 @@ PLAIN = (
     (re.compile(r"^Input should be greater than or equal to (?P<n>\S+)$"), N_("at least %(n)s")),
     (re.compile(r"^Input should be greater than (?P<n>\S+)$"), N_("more than %(n)s")),
     (re.compile(r"^Input should be less than or equal to (?P<n>\S+)$"), N_("at most %(n)s")),
+    (re.compile(r"^Input should be less than (?P<n>\S+)$"), N_("less than %(n)s")),
+    (re.compile(r"^Input should be a finite number$"), N_("a finite number")),
+    # a choice (``mode``, ``on_failure``): ``Input should be 'push' or 'pull'``
+    (
+        re.compile(r"^Input should be (?P<choices>'[^']*'(?:,? (?:or )?'[^']*')+)$"),
+        N_("one of %(choices)s"),
+    ),
+    (
+        re.compile(
+            r"^(?:Dictionary|List) should have at least (?P<n>\d+) items? after validation.*$"
+        ),
+        N_("give at least %(n)s"),
+    ),
+    (
+        re.compile(r"^String should have at most (?P<n>\d+) characters?$"),
+        N_("at most %(n)s characters"),
+    ),
+    # ``requires``: the patterns of ``config.project.Requires``
+    (
+        re.compile(
+            "^"
+            + re.escape("String should match pattern '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$'")
+            + "$"
+        ),
+        N_(
+            "a command name: 1-64 letters, digits, '.', '_', '+' or '-', starting with a "
+            "letter or digit"
+        ),
+    ),
+    (
+        re.compile(
+            "^"
+            + re.escape("String should match pattern '^[A-Za-z0-9][A-Za-z0-9._+:-]{0,127}$'")
+            + "$"
+        ),
+        N_(
+            "a package name: 1-128 letters, digits, '.', '_', '+', ':' or '-', starting with a "
+            "letter or digit"
+        ),
+    ),
+    (
+        re.compile(r"^String should match pattern '(?P<pattern>.*)'$"),
+        N_("does not have the form %(pattern)s"),
+    ),
     (re.compile(r"^required key missing$"), N_("required")),
     (re.compile(r"^Field required$"), N_("required")),
     (re.compile(r"^unknown key( \(did you mean `.*`\?\))?$"), N_("not a setting Ferryman knows")),
@@ -259,6 +303,41 @@ PLAIN = (
         re.compile(r"^webroot and releases must not contain one another$"),
         N_("webroot and releases must not contain one another"),
     ),
+    # ``release_name`` (``domain/release.check_template``)
+    (
+        re.compile(r"^release_name: 1 to (?P<n>\d+) characters$"),
+        N_("release_name: 1 to %(n)s characters"),
+    ),
+    (
+        re.compile(r"^release_name: unknown field (?P<field>\{.*?\}) \(known: (?P<known>.*)\)$"),
+        N_("release_name: unknown field %(field)s (known: %(known)s)"),
+    ),
+    (
+        re.compile(r"^release_name: give at least one field, e\.g\. \{time\}$"),
+        N_("release_name: give at least one field, e.g. {time}"),
+    ),
+    (
+        re.compile(
+            r"^release_name: (?P<value>'.*'|\".*\"): outside the fields only letters, digits, "
+            r"\. _ -$"
+        ),
+        N_("release_name: %(value)s: outside the fields only letters, digits, . _ -"),
+    ),
+    (
+        re.compile(
+            r"^release_name: (?P<value>'.*'|\".*\") may not start with \. or - nor hold \.\.$"
+        ),
+        N_("release_name: %(value)s may not start with . or - nor hold .."),
+    ),
+    # ``config_files`` (``domain/config_files.path``)
+    (
+        re.compile(rf"^invalid {_WHAT}: name a file$"),
+        N_("invalid %(what)s %(value)s: name a file"),
+    ),
+    (
+        re.compile(rf"^invalid {_WHAT}: reserved by Ferryman or git$"),
+        N_("invalid %(what)s %(value)s: reserved by Ferryman or git"),
+    ),
 )
 
 
@@ -269,7 +348,10 @@ def plain(message: str) -> str:
     for pattern, template in PLAIN:
         found = pattern.match(message.strip())
         if found:
-            return Said(template, {k: v for k, v in found.groupdict().items() if v is not None})
+            values: dict[str, Any] = {k: v for k, v in found.groupdict().items() if v is not None}
+            if "choices" in values:  # ``'push' or 'pull'`` → the choices, as a list
+                values["choices"] = re.findall(r"'[^']*'", values["choices"])
+            return Said(template, values)
     return message
 
 
@@ -278,6 +360,8 @@ def field_errors(lines: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in lines:
         path, _, message = line.partition(": ")
+        if path == "(top level)" and message.startswith("environments/"):
+            path, _, message = message.partition(": ")  # a rule across environments
         parts = path.split("/")
         if parts[0] == "environments" and len(parts) >= 3:
             key = f"env.{parts[1]}.{parts[2]}"
