@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from ferryman.errors import ConfigError, ValidationError
+from ferryman.said import said
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -86,29 +87,34 @@ def _embedded(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 
 def refusal(ip: Address) -> str | None:
-    """Why ``ip`` is internal (``"loopback"``, ``"link-local"``…), or None for a public one."""
+    """Why ``ip`` is internal (``"loopback"``, ``"link-local"``…), or None for a public one.
+    The kind is ``said``: a refusal names it in the reader's language."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.scope_id:
             ip = ipaddress.IPv6Address(str(ip).split("%")[0])
         inner = _embedded(ip)
         why = refusal(inner) if inner is not None else None
         if why:
-            return f"{why} ({inner} inside {ip})"
+            return said("%(why)s (%(inner)s inside %(ip)s)", why=why, inner=inner, ip=ip)
     if ip.is_unspecified:
-        return "unspecified"
+        return said("unspecified")
     if ip.is_loopback:
-        return "loopback"
+        return said("loopback")
     if ip.is_link_local:
-        return "link-local"
+        return said("link-local")
     if ip.is_multicast:
-        return "multicast"
+        return said("multicast")
     if any(ip in net for net in _PRIVATE if net.version == ip.version):
-        return "private"
+        return said("private")
     if isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED:
-        return "shared (CGNAT)"
+        return said("shared (CGNAT)")
     if ip.is_reserved or ip.is_private or not ip.is_global:
-        return "reserved"
+        return said("reserved")
     return None
+
+
+def _unresolved(what: str, name: str) -> str:
+    return said("%(field)s: cannot resolve %(name)s", field=what, name=name)
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -154,23 +160,33 @@ class Outbound:
         ``what`` (the field) and the address. Returns the first address, to connect to."""
         name = host.strip().strip("[]")
         if not name:
-            raise Refused(f"{what}: no host")
+            raise Refused(said("%(field)s: no host", field=what))
         try:
             addresses = [ipaddress.ip_address(name)]
         except ValueError:
             try:
                 addresses = [ipaddress.ip_address(a) for a in self.resolver(name, port)]
             except (OSError, UnicodeError, ValueError):
-                raise Unresolved(f"{what}: cannot resolve {name}", host=name) from None
+                raise Unresolved(_unresolved(what, name), host=name) from None
         if not addresses:
-            raise Unresolved(f"{what}: cannot resolve {name}", host=name)
+            raise Unresolved(_unresolved(what, name), host=name)
         for ip in addresses:
             why = refusal(ip)
             if why and not self.allowed(ip):
-                shown = name if str(ip) == name else f"{name} resolves to {ip}"
+                shown = (
+                    name
+                    if str(ip) == name
+                    else said("%(name)s resolves to %(ip)s", name=name, ip=str(ip))
+                )
                 raise Refused(
-                    f"{what}: {shown}, a {why} address; internal destinations are refused "
-                    f"unless a superuser allows them ({ALLOW_SETTING})",
+                    said(
+                        "%(field)s: %(shown)s, a %(why)s address; internal destinations are "
+                        "refused unless a superuser allows them (%(setting)s)",
+                        field=what,
+                        shown=shown,
+                        why=why,
+                        setting=ALLOW_SETTING,
+                    ),
                     host=name,
                     address=str(ip),
                 )
@@ -180,9 +196,9 @@ class Outbound:
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError):
-            raise ValidationError(f"{what}: not a URL") from None
+            raise ValidationError(said("%(field)s: not a URL", field=what)) from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValidationError(f"{what}: an http(s) URL")
+            raise ValidationError(said("%(field)s: an http(s) URL", field=what))
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         return self.destination(parsed.host, port, what)
 

@@ -11,6 +11,7 @@ import httpx
 
 from ferryman.errors import ValidationError
 from ferryman.outbound import Outbound, Refused, Reply, Unresolved
+from ferryman.said import said
 
 TIMEOUT = 10.0
 MESSAGE_CHARS = 100  # of an IM API's own error message (errmsg / msg) kept in a record
@@ -23,7 +24,7 @@ class DeliveryFailed(Exception):
 def url(settings: dict[str, Any], key: str = "url") -> str:
     value = str(settings.get(key, ""))
     if not value.startswith(("https://", "http://")):
-        raise ValidationError(f"{key}: an http(s) URL")
+        raise ValidationError(said("%(field)s: an http(s) URL", field=key))
     return value
 
 
