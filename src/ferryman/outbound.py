@@ -66,7 +66,11 @@ def parse_allow(text: str) -> tuple[Network, ...]:
             networks.append(ipaddress.ip_network(part, strict=False))
         except ValueError:
             raise ConfigError(
-                f"{ALLOW_SETTING}: {part!r} is not a network (e.g. 10.1.2.0/24)"
+                said(
+                    "%(setting)s: %(value)s is not a network (e.g. 10.1.2.0/24)",
+                    setting=ALLOW_SETTING,
+                    value=repr(part),
+                )
             ) from None
     return tuple(networks)
 

@@ -105,7 +105,9 @@ def canary_hosts(
         label = spec[len("label:") :]
         chosen = [h for h in hosts if label in labels.get(h, ())]
         if not chosen:
-            raise ValidationError(f"strategy/canary: no host has the label {label!r}")
+            raise ValidationError(
+                said("strategy/canary: no host has the label %(label)s", label=repr(label))
+            )
         return chosen
     if isinstance(spec, int | str):
         count = amount(spec, len(hosts), "strategy/canary")
@@ -121,9 +123,14 @@ def canary_hosts(
             s for s in spec if not any(s in (h, h.split(":")[0], *names.get(h, ())) for h in hosts)
         ]
         if unknown:
-            raise ValidationError(f"strategy/canary: not hosts of this environment: {unknown}")
+            raise ValidationError(
+                said(
+                    "strategy/canary: not hosts of this environment: %(hosts)s",
+                    hosts=repr(unknown),
+                )
+            )
         return chosen
-    raise ValidationError(f"strategy/canary: not a canary: {spec!r}")
+    raise ValidationError(said("strategy/canary: not a canary: %(value)s", value=repr(spec)))
 
 
 def plan(

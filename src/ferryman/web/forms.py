@@ -367,6 +367,9 @@ def field_errors(lines: list[str]) -> dict[str, str]:
             key = f"env.{parts[1]}.{parts[2]}"
             if parts[2] == "tasks" and len(parts) >= 4:
                 key += f".{parts[3]}"
+            elif parts[2] == "tasks":  # a rule of the hooks names its hook: ``restart: …``
+                hook = message.split(":", 1)[0]
+                key += f".{hook}" if hook in HOOKS else ""
         elif parts[0] == "environments":
             key = "environments"
         else:
