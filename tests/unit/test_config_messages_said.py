@@ -24,6 +24,7 @@ SAYING = (
     "domain/rollout.py",
     "outbound.py",
     "notify/channels/base.py",
+    "notify/channels/email.py",
 )
 REFUSALS = {
     "ValidationError",

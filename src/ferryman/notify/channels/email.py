@@ -14,6 +14,7 @@ from ferryman.errors import ValidationError
 from ferryman.notify.channels.base import TIMEOUT, DeliveryFailed, short
 from ferryman.notify.message import Message
 from ferryman.outbound import Outbound, Refused, Unresolved
+from ferryman.said import said
 
 KIND = "email"
 SECRET_KEYS = ("password",)
@@ -24,19 +25,19 @@ def _port(settings: dict[str, Any]) -> int:
     try:
         port = int(settings.get("port") or (465 if tls == "ssl" else 587))
     except (TypeError, ValueError):
-        raise ValidationError("port: a number from 1 to 65535") from None
+        raise ValidationError(said("port: a number from 1 to 65535")) from None
     if not 0 < port < 65536:
-        raise ValidationError("port: a number from 1 to 65535")
+        raise ValidationError(said("port: a number from 1 to 65535"))
     return port
 
 
 def check(settings: dict[str, Any], out: Outbound) -> None:
     if not settings.get("host") or not isinstance(settings["host"], str):
-        raise ValidationError("host: the SMTP server")
+        raise ValidationError(said("host: the SMTP server"))
     if settings.get("tls", "starttls") not in ("starttls", "ssl", "none"):
-        raise ValidationError("tls: starttls, ssl or none")
+        raise ValidationError(said("tls: starttls, ssl or none"))
     if not settings.get("from"):
-        raise ValidationError("from: the sender address")
+        raise ValidationError(said("from: the sender address"))
     try:
         out.destination(settings["host"], _port(settings), "host")
     except Unresolved:
