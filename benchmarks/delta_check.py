@@ -106,8 +106,9 @@ def main() -> None:
 
         def run() -> dict[str, Any]:
             d = deploys.request_deploy(db, ACTOR, "bench", ENV, "master")
-            assert queue.claim_next(db, "bench") == d.id
-            asyncio.run(run_deploy(db, settings, d.id, "bench"))
+            claim = queue.claim(db, "bench")
+            assert claim is not None and claim.id == d.id
+            asyncio.run(run_deploy(db, settings, d.id, claim.holder))
             result = deploy_views.get(db, d.id)
             assert result["status"] == "success", result["error"]
             return result

@@ -131,8 +131,9 @@ def rollback(
 
 
 def finish(db: Database, settings: Settings, deploy_id: int) -> dict[str, Any]:
-    assert queue.claim_next(db, "test-worker") == deploy_id
-    asyncio.run(run_deploy(db, settings, deploy_id, "test-worker"))
+    claim = queue.claim(db, "test-worker")
+    assert (claim.id if claim else None) == deploy_id
+    asyncio.run(run_deploy(db, settings, deploy_id, claim.holder if claim else ""))
     return deploy_views.get(db, deploy_id)
 
 

@@ -14,9 +14,10 @@ from ferryman.db.session import Database
 from ferryman.domain.analysis import Measurement
 from ferryman.errors import NotFound, OwnershipLost
 from ferryman.outbound import parse_allow
-from ferryman.services import analysis, deploys, projects, queue
+from ferryman.services import analysis, deploys, projects
 from tests.conftest import NET, set_approval
 from tests.helpers import ADMIN, member
+from tests.jobs.claiming import Claimer
 
 QUERY = 'sum(rate(http_requests_total{instance=~"{HOSTS_RE}"}[1m]))'
 
@@ -30,7 +31,7 @@ def database(db_url: str) -> Iterator[Database]:
     db.dispose()
 
 
-def _claimed_deploy(db: Database) -> int:
+def _claimed_deploy(db: Database) -> tuple[int, str]:
     config = {
         "project": "shop",
         "repo": f"ssh://git@{NET}.96/shop.git",  # never reached: nothing runs
@@ -52,17 +53,18 @@ def _claimed_deploy(db: Database) -> int:
     db.outbound_allow = parse_allow(f"{NET}.0/24")  # type: ignore[attr-defined]
     projects.apply_project(db, ADMIN, parse_project(config))
     requested = deploys.request_deploy(db, ADMIN, "shop", "production", "main")
-    assert queue.claim_next(db, "worker-a") == requested.id
-    return requested.id
+    worker_a = Claimer(db, "worker-a")
+    assert worker_a.claim_next() == requested.id
+    return requested.id, worker_a.holder(requested.id)
 
 
 def test_measurements_are_written_by_the_holder_only_and_read_back_in_order(database):
-    deploy_id = _claimed_deploy(database)
+    deploy_id, holder = _claimed_deploy(database)
     first = [
         Measurement(1, "errors", 0.25, 0.125, "pass"),
         Measurement(1, "p99", math.inf, None, "fail", "canary <= baseline * 1.2"),
     ]
-    analysis.record(database, deploy_id, first, owner="worker-a")
+    analysis.record(database, deploy_id, first, owner=holder)
     with pytest.raises(OwnershipLost):
         analysis.record(database, deploy_id, [Measurement(2, "errors", 9.0, 1.0, "fail")], "x")
     analysis.record(database, deploy_id, [Measurement(2, "errors", None, None, "error", "no data")])
@@ -80,7 +82,7 @@ def test_measurements_are_written_by_the_holder_only_and_read_back_in_order(data
 
 
 def test_the_analysis_of_a_deploy_is_hidden_from_people_outside_its_space(database):
-    deploy_id = _claimed_deploy(database)
+    deploy_id, _ = _claimed_deploy(database)
     stranger = member(database, "mallory")
     with pytest.raises(NotFound):
         analysis.of_deploy(database, stranger, deploy_id)

@@ -16,7 +16,7 @@ from ferryman import sandbox
 from ferryman.config.settings import load_settings
 from ferryman.db.models import Deploy, Lock, utcnow
 from ferryman.jobs.deploy_job import run_deploy
-from ferryman.services import deploy_views, deploys, queue
+from ferryman.services import deploy_views, deploys
 from tests.helpers import (
     ADMIN,
     Repo,
@@ -29,6 +29,7 @@ from tests.helpers import (
     release_dirs,
     unique,
 )
+from tests.jobs.claiming import Claimer
 
 pytestmark = pytest.mark.fleet
 STEPS = 20
@@ -138,11 +139,12 @@ def test_a_run_whose_deploy_was_taken_over_kills_its_build_at_once(
     loop = f'for i in $(seq {STEPS}); do echo "$i" >> steps; sleep 1; done\n'
     apply(db, project_config(repo.name, repo.url, targets, tasks={"post_deploy": loop}))
     queued = deploys.request_deploy(db, ADMIN, repo.name, "production", "v1")
-    assert queue.claim_next(db, "first-worker", lease=3) == queued.id
+    first_worker = Claimer(db, "first-worker")
+    assert first_worker.claim_next(lease=3) == queued.id
     outcome: list[str] = []
     runner = threading.Thread(
         target=lambda: outcome.append(
-            asyncio.run(run_deploy(db, settings, queued.id, "first-worker"))
+            asyncio.run(run_deploy(db, settings, queued.id, first_worker.holder(queued.id)))
         )
     )
     runner.start()
@@ -156,7 +158,7 @@ def test_a_run_whose_deploy_was_taken_over_kills_its_build_at_once(
             .where(Deploy.id == queued.id)
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
-    assert queue.take_over_lost(db, "other-worker", 3) == [queued.id]
+    assert Claimer(db, "other-worker").take_over_lost(3) == [queued.id]
     runner.join(120)
 
     assert outcome == ["lost"]

@@ -31,9 +31,10 @@ from ferryman.services import locks, queue
 db = Database(sys.argv[1])
 what, arg = sys.argv[2], sys.argv[3]
 if what == "take_over":
-    print(json.dumps(queue.take_over_lost(db, "skewed-worker", 60.0)))
+    print(json.dumps([c.id for c in queue.take_over_lost(db, "skewed-worker", 60.0)]))
 elif what == "extend":
-    print(json.dumps(queue.extend_lease(db, int(arg), "slow-clock-worker", 60.0)))
+    deploy_id, holder = arg.split(" ", 1)
+    print(json.dumps(queue.renew_lease(db, int(deploy_id), holder, 60.0)))
 elif what == "acquire":
     try:
         locks.acquire(db, arg, owner="skewed", deploy_id=None, holder="skewed", lease=60.0)
@@ -97,7 +98,8 @@ def test_a_lease_extended_by_a_worker_whose_clock_runs_behind_is_still_a_lease(n
         row = s.get(Deploy, deploy_id)
         assert row is not None, f"no deploy #{deploy_id}"
         row.worker = "slow-clock-worker"
-    assert _skewed(network_db, "-10m", "extend", str(deploy_id)) is True
+        row.claimed_by = holder = "slow-clock-worker~000000000000"  # its claim
+    assert _skewed(network_db, "-10m", "extend", f"{deploy_id} {holder}") is True
     assert queue.take_over_lost(network_db, "true-clock-worker", LEASE) == []
 
 

@@ -22,6 +22,7 @@ from ferryman.jobs.recover_job import recover
 from ferryman.jobs.worker import Worker
 from ferryman.services import deploy_views, deploys, queue
 from tests.helpers import ADMIN, Repo, apply, deploy, live, project_config, release_dirs, unique
+from tests.jobs.claiming import Claimer
 from tests.jobs.test_queue import _queue_jobs
 
 LEASE = 3.0
@@ -67,30 +68,32 @@ def test_take_over_lost_never_takes_the_worker_s_own_deploy(db_url: str):
     db = Database(db_url)
     db.upgrade()
     [job] = _queue_jobs(db, 1)
-    assert queue.claim_next(db, "me", lease=LEASE) == job
+    me, other = Claimer(db, "me"), Claimer(db, "other")
+    assert me.claim_next(lease=LEASE) == job
     _expire(db, job)  # e.g. a database outage longer than the lease
-    assert queue.take_over_lost(db, "me", LEASE) == []
+    assert me.take_over_lost(LEASE) == []
     assert _row(db, job) == ("running", "me")
-    assert queue.extend_lease(db, job, "me", LEASE)  # the database is back: still its own
+    assert queue.renew_lease(db, job, me.holder(job), LEASE)  # the database is back: still its own
     _expire(db, job)
-    assert queue.take_over_lost(db, "other", LEASE) == [job]
+    assert other.take_over_lost(LEASE) == [job]
     assert _row(db, job) == ("running", "other")
-    assert not queue.extend_lease(db, job, "me", LEASE)  # the first run learns it lost it
+    assert not queue.renew_lease(db, job, me.holder(job), LEASE)  # the first run learns it lost it
 
 
 def test_only_the_deploy_s_owner_writes_its_outcome(db_url: str):
     db = Database(db_url)
     db.upgrade()
     [job] = _queue_jobs(db, 1)
-    assert queue.claim_next(db, "me", lease=LEASE) == job
+    me, other = Claimer(db, "me"), Claimer(db, "other")
+    assert me.claim_next(lease=LEASE) == job
     _expire(db, job)
-    assert queue.take_over_lost(db, "other", LEASE) == [job]
-    assert not queue.finish_if_owner(db, job, "me", "success", None)
+    assert other.take_over_lost(LEASE) == [job]
+    assert not queue.finish_if_held(db, job, me.holder(job), "success", None)
     assert _row(db, job) == ("running", "other")
     error = {"code": "worker_lost", "message": "gone", "details": {}}
-    assert queue.finish_if_owner(db, job, "other", "failed", error)
+    assert queue.finish_if_held(db, job, other.holder(job), "failed", error)
     assert _row(db, job) == ("failed", "other")
-    assert not queue.finish_if_owner(db, job, "other", "success", None)  # once only
+    assert not queue.finish_if_held(db, job, other.holder(job), "success", None)  # once only
     with db.read() as s:
         assert s.scalar(select(Deploy.error).where(Deploy.id == job)) == error
 
@@ -126,9 +129,9 @@ def test_a_worker_with_every_slot_busy_takes_a_dead_worker_s_deploy_over_within_
     [busy] = _queue_jobs(db, 1)  # another project's deploy, filling the only slot
     release = threading.Event()
 
-    async def slow(db: Database, settings: Settings, deploy_id: int, worker: str) -> str:
+    async def slow(db: Database, settings: Settings, deploy_id: int, holder: str) -> str:
         await asyncio.to_thread(release.wait, 60)
-        await asyncio.to_thread(queue.finish_if_owner, db, deploy_id, worker, "success", None)
+        await asyncio.to_thread(queue.finish_if_held, db, deploy_id, holder, "success", None)
         return "success"
 
     loop = asyncio.new_event_loop()
@@ -170,11 +173,12 @@ def test_a_run_whose_deploy_was_taken_over_stops_before_the_switch_and_writes_no
     apply(db, project_config(repo.name, repo.url, hosts, tasks=slow))
     repo.commit({"index.html": "v2\n"}, tag="v2")
     queued = deploys.request_deploy(db, ADMIN, repo.name, "production", "v2")
-    assert queue.claim_next(db, "first-worker", lease=LEASE) == queued.id
+    first_worker, other_worker = Claimer(db, "first-worker"), Claimer(db, "other-worker")
+    assert first_worker.claim_next(lease=LEASE) == queued.id
     outcome: list[str] = []
     runner = threading.Thread(
         target=lambda: outcome.append(
-            asyncio.run(run_deploy(db, settings, queued.id, "first-worker"))
+            asyncio.run(run_deploy(db, settings, queued.id, first_worker.holder(queued.id)))
         )
     )
     runner.start()
@@ -187,7 +191,7 @@ def test_a_run_whose_deploy_was_taken_over_stops_before_the_switch_and_writes_no
         ),
     )
     _expire(db, queued.id)  # as if the first worker's heartbeats had stopped getting through
-    assert queue.take_over_lost(db, "other-worker", LEASE) == [queued.id]
+    assert other_worker.take_over_lost(LEASE) == [queued.id]
     runner.join(60)
     assert outcome == ["lost"]
     # it stopped before its next host action: no host switched, no post_release ran, and it
@@ -201,7 +205,7 @@ def test_a_run_whose_deploy_was_taken_over_stops_before_the_switch_and_writes_no
     with db.read() as s:
         assert s.query(Lock).count() == 0  # its own lock released, nothing else
 
-    assert asyncio.run(recover(db, settings, queued.id, "other-worker"))
+    assert asyncio.run(recover(db, settings, queued.id, other_worker.holder(queued.id)))
     result = deploy_views.get(db, queued.id)
     assert result["status"] == "failed" and result["error"]["code"] == "worker_lost", result
     for host in hosts:

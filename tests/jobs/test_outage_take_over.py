@@ -22,6 +22,7 @@ from ferryman.services import queue
 from ferryman.testing.postgres import PrivatePostgres, unavailable
 from tests.conftest import NET
 from tests.helpers import unique
+from tests.jobs.claiming import Claimer
 from tests.jobs.test_lost_lease import _expire, _row
 from tests.jobs.test_queue import _queue_jobs
 
@@ -64,7 +65,8 @@ async def _reap_once(worker: Worker) -> list[int]:
 def test_after_an_outage_the_reaper_leaves_a_live_workers_lapsed_lease_to_its_worker(pg, settings):
     server, db = pg
     [job] = _queue_jobs(db, 1)
-    assert queue.claim_next(db, "owner", lease=LEASE) == job
+    owner = Claimer(db, "owner")
+    assert owner.claim_next(lease=LEASE) == job
     rescuer = Worker(db, dataclasses.replace(settings, lock_lease_seconds=LEASE))
 
     server.stop()  # the outage: every heartbeat fails, the reaper's too
@@ -74,7 +76,8 @@ def test_after_an_outage_the_reaper_leaves_a_live_workers_lapsed_lease_to_its_wo
 
     asyncio.run(rescuer._reap())  # the database is back: the first reap takes nothing
     assert _row(db, job) == ("running", "owner")
-    assert queue.extend_lease(db, job, "owner", LEASE)  # the owner's heartbeat gets through
+    # the owner's heartbeat gets through
+    assert queue.renew_lease(db, job, owner.holder(job), LEASE)
 
     # a worker that really died is still taken over, half a lease after the outage
     [dead] = _queue_jobs(db, 1)

@@ -16,6 +16,7 @@ from ferryman.db.session import Database
 from ferryman.services import deploys, projects, queue
 from ferryman.services.audit import SYSTEM
 from tests.helpers import allow_local_repos
+from tests.jobs.claiming import Claimer
 
 ROOT = Path(__file__).parents[2]
 
@@ -100,16 +101,17 @@ def test_a_job_whose_worker_stopped_heartbeating_is_taken_over_once(db_url: str)
     db = Database(db_url)
     db.upgrade()
     [job] = _queue_jobs(db, 1)
-    assert queue.claim_next(db, "dead", lease=30) == job
-    assert queue.take_over_lost(db, "alive", 30) == []  # its lease still runs
-    assert queue.extend_lease(db, job, "dead", 30)
+    dead, alive, third = Claimer(db, "dead"), Claimer(db, "alive"), Claimer(db, "third")
+    assert dead.claim_next(lease=30) == job
+    assert alive.take_over_lost(30) == []  # its lease still runs
+    assert queue.renew_lease(db, job, dead.holder(job), 30)
     with db.transaction() as s:
         row = s.get(Deploy, job)
         assert row is not None, f"no deploy #{job}"
         row.lease_expires_at = utcnow() - timedelta(seconds=1)
-    assert queue.take_over_lost(db, "alive", 30) == [job]
-    assert queue.take_over_lost(db, "third", 30) == []
-    assert not queue.extend_lease(db, job, "dead", 30)  # no longer the dead one's
+    assert alive.take_over_lost(30) == [job]
+    assert third.take_over_lost(30) == []
+    assert not queue.renew_lease(db, job, dead.holder(job), 30)  # no longer the dead one's
     db.dispose()
 
 

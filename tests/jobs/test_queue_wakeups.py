@@ -55,7 +55,7 @@ class WorkerThread:
 
         async def runner(db: Database, _settings: Settings, deploy_id: int, name: str) -> str:
             self.claimed[deploy_id] = time.monotonic()
-            await asyncio.to_thread(queue.finish_if_owner, db, deploy_id, name, "success", None)
+            await asyncio.to_thread(queue.finish_if_held, db, deploy_id, name, "success", None)
             return "success"
 
         self.worker = Worker(self.db, slow, concurrency=1, queues=queues, runner=runner)

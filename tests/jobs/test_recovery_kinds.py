@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from ferryman.db.models import Deploy, DeployHost, Lock, utcnow
 from ferryman.db.session import Database
 from ferryman.jobs.recover_job import recover
-from ferryman.services import deploy_views, deploys, queue
+from ferryman.services import deploy_views, deploys
 from tests.helpers import (
     ADMIN,
     Repo,
@@ -29,6 +29,7 @@ from tests.helpers import (
     rollback,
     unique,
 )
+from tests.jobs.claiming import Claimer
 
 pytestmark = pytest.mark.fleet
 DEAD = "gone-host:1:dead"
@@ -57,8 +58,9 @@ def _orphan(db, deploy_id: int, stages: list[str], **values: Any) -> None:
 
 
 def _recover(db, settings, deploy_id: int) -> dict[str, Any]:
-    assert queue.take_over_lost(db, "rescuer", 30) == [deploy_id]
-    assert asyncio.run(recover(db, settings, deploy_id, "rescuer")) is True
+    rescuer = Claimer(db, "rescuer")
+    assert rescuer.take_over_lost(30) == [deploy_id]
+    assert asyncio.run(recover(db, settings, deploy_id, rescuer.holder(deploy_id))) is True
     return deploy_views.get(db, deploy_id)
 
 

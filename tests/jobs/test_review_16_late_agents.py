@@ -27,6 +27,7 @@ from ferryman.services import agents, deploy_records, deploy_views, deploys, pro
 from ferryman.services.projects import space_of_project
 from tests.conftest import set_approval
 from tests.helpers import ADMIN, unique
+from tests.jobs.claiming import Claimer
 
 V1, V2 = "20200101-000000_v1_1111111", "20200102-000000_v2_2222222"
 HOSTS = [f"127.0.140.{n}:22" for n in (51, 52, 53)]
@@ -340,7 +341,6 @@ def _recover(db: Database, settings, pull: Pull) -> dict:
 
     from ferryman.db.models import utcnow
     from ferryman.jobs.recover_job import recover
-    from ferryman.services import queue
 
     with db.transaction() as s:
         s.execute(
@@ -352,9 +352,10 @@ def _recover(db: Database, settings, pull: Pull) -> dict:
                 stages=[{"name": "hosts", "status": "running", "hosts": {}}],
             )
         )
-    assert queue.take_over_lost(db, "rescuer", 30) == [pull.id]
+    claimer = Claimer(db, "rescuer")
+    assert claimer.take_over_lost(30) == [pull.id]
     rescuer = threading.Thread(
-        target=lambda: asyncio.run(recover(db, settings, pull.id, "rescuer"))
+        target=lambda: asyncio.run(recover(db, settings, pull.id, claimer.holder(pull.id)))
     )
     rescuer.start()
     answered: set[int] = set()
@@ -558,7 +559,6 @@ def test_a_cancelled_pull_rollback_is_not_carried_out_later(sdb, settings):
     import time
 
     from ferryman.jobs.deploy_job import run_deploy
-    from ferryman.services import queue
 
     pull = Pull(sdb)
     deploy_records.record_releases(
@@ -571,10 +571,13 @@ def test_a_cancelled_pull_rollback_is_not_carried_out_later(sdb, settings):
     agents.cancel_open(sdb, pull.id)
     pull.end("success")
     back = deploys.request_rollback(sdb, ADMIN, pull.name, "production", V1)
-    assert queue.claim_next(sdb, "w") == back.id
+    w = Claimer(sdb, "w")
+    assert w.claim_next() == back.id
     ended: list[str] = []
     runner = threading.Thread(
-        target=lambda: ended.append(asyncio.run(run_deploy(sdb, settings, back.id, "w")))
+        target=lambda: ended.append(
+            asyncio.run(run_deploy(sdb, settings, back.id, w.holder(back.id)))
+        )
     )
     runner.start()
     deadline = time.monotonic() + 30

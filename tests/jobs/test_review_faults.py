@@ -19,6 +19,7 @@ from ferryman.errors import Conflict
 from ferryman.jobs.recover_job import recover
 from ferryman.services import deploy_views, queue
 from tests.helpers import Repo, apply, deploy, live, project_config, release_dirs, unique
+from tests.jobs.claiming import Claimer
 
 pytestmark = pytest.mark.fleet
 DEAD = "gone-host:1:dead"
@@ -75,8 +76,9 @@ def test_recovery_of_a_half_switched_deploy_with_one_slow_host_puts_every_host_b
     with open(old / ".ferryman-manifest", "wb") as fh:
         fh.truncate(400_000_000)
 
-    assert queue.take_over_lost(db, "rescuer", 30) == [second["id"]]
-    assert asyncio.run(recover(db, settings, second["id"], "rescuer")) is True
+    rescuer = Claimer(db, "rescuer")
+    assert rescuer.take_over_lost(30) == [second["id"]]
+    assert asyncio.run(recover(db, settings, second["id"], rescuer.holder(second["id"]))) is True
 
     result: dict[str, Any] = deploy_views.get(db, second["id"])
     assert result["status"] == "failed", result
@@ -175,10 +177,11 @@ def test_pull_recovery_leaves_no_host_that_was_mid_deploy_alone_on_the_new_relea
     assert taken is not None, f"nothing due for {busy}"
     busy_task = taken[0]  # this one fetched its script: switching now
     _orphan(db, request.id, ["hosts"])
-    assert queue.take_over_lost(db, "rescuer", 30) == [request.id]
+    rescuer = Claimer(db, "rescuer")
+    assert rescuer.take_over_lost(30) == [request.id]
 
     recovered = threading.Thread(
-        target=lambda: asyncio.run(recover(db, settings, request.id, "rescuer"))
+        target=lambda: asyncio.run(recover(db, settings, request.id, rescuer.holder(request.id)))
     )
     recovered.start()
     answered: set[int] = set()  # rollback tasks the hosts carried out
@@ -268,8 +271,9 @@ def test_a_run_frozen_in_the_switch_writes_no_live_release_after_it_was_taken_ov
         finally:
             _signal_tree(slow_host, "SIGCONT")
         # another worker takes the deploy over and puts every host back on v1
-        _wait(lambda: queue.take_over_lost(db, "rescuer", 4) == [doomed.id], 30, "the lease")
-        while not asyncio.run(recover(db, settings, doomed.id, "rescuer")):
+        rescuer = Claimer(db, "rescuer")
+        _wait(lambda: rescuer.take_over_lost(4) == [doomed.id], 30, "the lease")
+        while not asyncio.run(recover(db, settings, doomed.id, rescuer.holder(doomed.id))):
             time.sleep(0.5)
         taken = deploy_views.get(db, doomed.id)
         assert taken["status"] == "failed"
@@ -330,8 +334,9 @@ def test_a_frozen_recovery_never_switches_hosts_after_its_deploy_was_taken_from_
         second.send_signal(signal.SIGSTOP)  # frozen while it stops the dead run's hooks
         # a third worker takes the deploy over, recovers it and ends it; the environment is
         # free, and the next deploy goes through
-        _wait(lambda: queue.take_over_lost(db, "rescuer", 4) == [doomed.id], 30, "the lease")
-        while not asyncio.run(recover(db, settings, doomed.id, "rescuer")):
+        rescuer = Claimer(db, "rescuer")
+        _wait(lambda: rescuer.take_over_lost(4) == [doomed.id], 30, "the lease")
+        while not asyncio.run(recover(db, settings, doomed.id, rescuer.holder(doomed.id))):
             time.sleep(0.5)
         assert deploy_views.get(db, doomed.id)["status"] == "failed"
         assert {live(h, repo.name) for h in targets} == {v1}
@@ -389,9 +394,12 @@ def test_a_database_blip_during_recovery_does_not_end_the_deploy_with_a_split_fl
         old.mkdir()
         with open(old / ".ferryman-manifest", "wb") as fh:  # a slow host: seconds to probe
             fh.truncate(800_000_000)
-        assert queue.take_over_lost(db, "rescuer", 30) == [second["id"]]
+        claimer = Claimer(db, "rescuer")
+        assert claimer.take_over_lost(30) == [second["id"]]
         rescuer = threading.Thread(
-            target=lambda: asyncio.run(recover(db, settings, second["id"], "rescuer"))
+            target=lambda: asyncio.run(
+                recover(db, settings, second["id"], claimer.holder(second["id"]))
+            )
         )
         rescuer.start()
         deadline = time.monotonic() + 30
@@ -443,8 +451,9 @@ def test_an_emergency_rollback_whose_restart_was_cut_short_is_not_recorded_a_suc
     finally:
         if worker.poll() is None:
             worker.kill()
-    _wait(lambda: queue.take_over_lost(db, "rescuer", 4) == [back.id], 30, "the lease")
-    while not asyncio.run(recover(db, settings, back.id, "rescuer")):
+    rescuer = Claimer(db, "rescuer")
+    _wait(lambda: rescuer.take_over_lost(4) == [back.id], 30, "the lease")
+    while not asyncio.run(recover(db, settings, back.id, rescuer.holder(back.id))):
         time.sleep(0.5)
 
     result = deploy_views.get(db, back.id)

@@ -92,7 +92,11 @@ def test_a_run_that_lost_its_deploy_writes_nothing_over_the_new_owner_s_record(w
 
     deploy_id = world.queued_deploy()
     with world.db.transaction() as s:
-        s.execute(update(Deploy).where(Deploy.id == deploy_id).values(worker="new-owner"))
+        s.execute(  # another claim holds it now: its token is the fence
+            update(Deploy)
+            .where(Deploy.id == deploy_id)
+            .values(status="running", worker="new-owner", claimed_by="new-owner")
+        )
     told: list[str] = []
     recorder = Recorder(DatabaseWriter(world.db), deploy_id)
     recorder.owner = "old-owner"
@@ -121,7 +125,11 @@ def test_every_record_a_run_writes_is_refused_once_its_deploy_was_taken_over(wor
 
     deploy_id = world.queued_deploy()
     with world.db.transaction() as s:
-        s.execute(update(Deploy).where(Deploy.id == deploy_id).values(worker="new-owner"))
+        s.execute(  # another claim holds it now: its token is the fence
+            update(Deploy)
+            .where(Deploy.id == deploy_id)
+            .values(status="running", worker="new-owner", claimed_by="new-owner")
+        )
         project_id, env = s.execute(
             select(Deploy.project_id, Deploy.env).where(Deploy.id == deploy_id)
         ).one()

@@ -352,7 +352,11 @@ def test_a_run_whose_fenced_write_finds_it_taken_over_does_not_undo_on_the_hosts
         # the lease ran out by the database's clock (a clock step, a stall between two
         # flushes): another worker took the deploy over just before this write
         with database.transaction() as s:
-            s.execute(update(Deploy).where(Deploy.id == doomed.id).values(worker="rescuer:1:x"))
+            s.execute(
+                update(Deploy)
+                .where(Deploy.id == doomed.id)
+                .values(worker="rescuer:1:x", claimed_by="rescuer:1:x~000000000000")
+            )
         return real_set_live(database, *args, **kwargs)
 
     monkeypatch.setattr(deploy_records, "set_live", taken_over_meanwhile)
@@ -363,8 +367,9 @@ def test_a_run_whose_fenced_write_finds_it_taken_over_does_not_undo_on_the_hosts
             "FERRYMAN_SANDBOX_UID_BASE": str(settings.sandbox_uid_base),
         }
     )
-    assert queue.claim_next(db, "stale-worker") == doomed.id
-    status = asyncio.run(run_deploy(db, slow, doomed.id, "stale-worker"))
+    stale = queue.claim(db, "stale-worker")
+    assert stale is not None and stale.id == doomed.id
+    status = asyncio.run(run_deploy(db, slow, doomed.id, stale.holder))
     assert status == "lost"
     new = {live(h, repo.name) for h in targets}
     assert v1 not in new, "the stale run switched the hosts back under the new owner"

@@ -49,6 +49,9 @@ class Queue:
     lease: str = "lease_until"
     status: str = "status"
     order: str | None = None  # claim order: the due column, else the id
+    # A row in a ready state is free whatever its lease column says: its state alone tells
+    # whether it is held (only for a queue whose ``held`` state is none of ``ready``)
+    ready_is_free: bool = False
 
     def column(self, name: str) -> Any:
         return getattr(self.model, name)
@@ -70,12 +73,19 @@ def token(worker: str) -> str:
     return f"{worker[:180]}~{secrets.token_hex(6)}"
 
 
+def worker_of(holder: str) -> str:
+    """The worker named in a holder token (``token``), to show who holds a row."""
+    return holder.rpartition("~")[0] or holder
+
+
 def takeable(q: Queue, now: datetime) -> ColumnElement[bool]:
-    """Due, and held by nobody: ready with no lease or an expired one, or held under a lease
-    that ran out (its claimer died or stopped renewing: taken over)."""
+    """Due, and held by nobody: ready with no lease or an expired one (or whatever its lease,
+    with ``ready_is_free``), or held under a lease that ran out (its claimer died or stopped
+    renewing: taken over)."""
     lease = q.column(q.lease)
-    free = or_(lease.is_(None), lease < now)
-    ready = and_(q.column(q.status).in_(q.ready), free)
+    ready: ColumnElement[bool] = q.column(q.status).in_(q.ready)
+    if not (q.ready_is_free and q.held not in q.ready):
+        ready = and_(ready, or_(lease.is_(None), lease < now))
     if q.held not in q.ready:
         ready = or_(ready, and_(q.column(q.status) == q.held, lease < now))
     if q.due is None:
@@ -170,6 +180,20 @@ def _held_by(q: Queue, row_id: int, holder: str) -> ColumnElement[bool]:
         q.column(q.holder) == holder,
         q.column(q.holder) != "",
     )
+
+
+def holds(s: Session, q: Queue, row_id: int, holder: str) -> bool:
+    """Whether ``holder`` still holds the row, which stays locked for the rest of the
+    transaction (only its state and holder are read): the fence of a write about the row
+    made elsewhere (its records), so a take-over waits for that write or comes before it."""
+    if not holder:
+        return False
+    row = s.execute(
+        select(q.column(q.status), q.column(q.holder))
+        .where(q.column("id") == row_id)
+        .with_for_update()
+    ).first()
+    return row is not None and row[0] == q.held and row[1] == holder
 
 
 def held(s: Session, q: Queue, row_id: int, holder: str) -> Any | None:

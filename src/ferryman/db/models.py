@@ -315,6 +315,10 @@ class Deploy(Base):
     queue: Mapped[str] = mapped_column(String(64), default="default")  # workers pick queues
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     cancel_reason: Mapped[str] = mapped_column(String(500), default="")  # set: stop it
+    # the claim that runs it (``db/claims.py``, ``services/queue.py``): its holder token, the
+    # fence of every write the run makes, and its lease, in the database's clock (no Python
+    # default: inserts written against an older schema, as the migration tests do, leave it)
+    claimed_by: Mapped[str] = mapped_column(String(200), server_default="")
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     retry_of: Mapped[int | None] = mapped_column(Integer, nullable=True)  # reuses its build
     # the config files to ship (sealed JSON, see services/config_files) and their versions
@@ -336,7 +340,7 @@ class Deploy(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)  # the project config as requested
     stages: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    worker: Mapped[str] = mapped_column(String(128), default="")
+    worker: Mapped[str] = mapped_column(String(128), default="")  # who runs (ran) it: shown
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,7 +1,9 @@
 """A deploy as a job: a claimed deploy's record turned into the engine's context, held (its
-lease and the project lock, extended by a heartbeat that also reads the cancel flag), run by
-``pipeline.runner.execute``, and ended with one outcome written while it is still this
-worker's. Everything here talks to the database; the engine it drives does not.
+lease and the project lock, renewed by a heartbeat; the cancel flag watched beside it), run by
+``pipeline.runner.execute``, and ended with one outcome written while its claim still holds
+it. The claim's holder token (``services/queue.py``) is what the run carries: its heartbeat,
+every record it writes (``ctx.owner``, through the store) and its outcome are fenced by it.
+Everything here talks to the database; the engine it drives does not.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
+from ferryman.db.claims import worker_of
 from ferryman.db.models import utcnow
 from ferryman.db.outage import retried
 from ferryman.db.session import Database
@@ -90,15 +93,16 @@ def build_context(db: Database, settings: Settings, deploy_id: int) -> Context:
     return ctx
 
 
-async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: str) -> str:
-    """Run a claimed deploy to its end; returns the final status (``lost`` when another
-    worker took it over: then this run wrote no outcome and left the hosts to it)."""
+async def run_deploy(db: Database, settings: Settings, deploy_id: int, holder: str) -> str:
+    """Run a deploy claimed by the claim ``holder`` (its token: ``queue.Claim.holder``) to its
+    end; returns the final status (``lost`` when another claim took it over: then this run
+    wrote no outcome and left the hosts to it)."""
     ctx = await asyncio.to_thread(build_context, db, settings, deploy_id)
     rec = ctx.recorder
     key = locks.deploy_key(ctx.project.project, ctx.env_name)
-    owner = f"{worker}:deploy-{deploy_id}"
-    hold = Ownership(db, ctx, key, owner, worker, settings.lock_lease_seconds)
-    rec.owner = worker
+    owner = f"{worker_of(holder)}:deploy-{deploy_id}"
+    hold = Ownership(db, ctx, key, owner, holder, settings.lock_lease_seconds)
+    rec.owner = holder
     rec.on_lost = lambda: hold.lose(f"deploy #{deploy_id} was taken over by another worker")
     flusher = asyncio.create_task(rec.run_flusher())
     heartbeat: asyncio.Task[None] | None = None
@@ -155,7 +159,7 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
         # the lock goes with the outcome; conditional on its owner, it never releases a
         # lock someone else holds now
         hold_lock = (key, owner) if locked else None
-        status = await _record_end(db, ctx, worker, status, error, hold_lock)
+        status = await _record_end(db, ctx, holder, status, error, hold_lock)
         if locked and status == "lost":
             try:
                 await retried(locks.release, db, key, owner=owner)
@@ -167,14 +171,14 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, worker: s
 async def _record_end(
     db: Database,
     ctx: Context,
-    worker: str,
+    holder: str,
     status: str,
     error: dict[str, Any] | None,
     lock: tuple[str, str] | None,
 ) -> str:
     """Write how the run ended, waiting for the database through an outage: the records,
-    then the outcome with the lock's release — only while the deploy is still this
-    worker's. Returns the status (``lost`` when it was not)."""
+    then the outcome with the lock's release — only while the claim ``holder`` still holds
+    the deploy. Returns the status (``lost`` when it did not)."""
     rec, deploy_id = ctx.recorder, ctx.deploy_id
     if status != "lost":
         if ctx.env.mode == "push" and status != "paused":
@@ -188,13 +192,13 @@ async def _record_end(
         if rec.refused:
             status = "lost"
     if status == "lost":
-        await _note_lost(db, ctx, worker)
+        await _note_lost(db, ctx, worker_of(holder))
         # only the lock was lost (the lease is still ours): fail it, hosts as they are
-        await retried(queue.finish_if_owner, db, deploy_id, worker, "failed", error, lock)
+        await retried(queue.finish_if_held, db, deploy_id, holder, "failed", error, lock)
         return status
     if status == "paused" and ctx.rollout is not None:
-        await retried(rollouts.pause, db, deploy_id, ctx.rollout, worker, lock)
-    elif not await retried(queue.finish_if_owner, db, deploy_id, worker, status, error, lock):
+        await retried(rollouts.pause, db, deploy_id, ctx.rollout, holder, lock)
+    elif not await retried(queue.finish_if_held, db, deploy_id, holder, status, error, lock):
         log.warning("deploy %s was taken over; its %s is not recorded", deploy_id, status)
         status = "lost"
     return status
@@ -217,18 +221,19 @@ async def _note_lost(db: Database, ctx: Context, worker: str) -> None:
 
 
 class Ownership:
-    """A run's hold on its deploy: the job's lease and the project lock, extended every
-    lease/3. When the lease is no longer this worker's (another took the deploy over) or the
-    lock is gone, ``ctx.lost`` says so and the pipeline stops at its next checkpoint or host
-    action (``OwnershipLost``). While no heartbeat gets through (a database outage), the
-    lease is assumed ours until it would have run out; after that, the next host action
-    waits until a heartbeat says whether it still is (``confirm``)."""
+    """A run's hold on its deploy: the claim's lease (renewed by its holder token) and the
+    project lock, both extended every lease/3. When the claim no longer holds the deploy
+    (another claim took it over — on another worker or on this one) or the lock is gone,
+    ``ctx.lost`` says so and the pipeline stops at its next checkpoint or host action
+    (``OwnershipLost``). While no heartbeat gets through (a database outage), the lease is
+    assumed ours until it would have run out; after that, the next host action waits until a
+    heartbeat says whether it still is (``confirm``)."""
 
     def __init__(
-        self, db: Database, ctx: Context, key: str, owner: str, worker: str, lease: float
+        self, db: Database, ctx: Context, key: str, owner: str, holder: str, lease: float
     ) -> None:
         self.db, self.ctx, self.key, self.owner = db, ctx, key, owner
-        self.worker, self.lease = worker, lease
+        self.holder, self.lease = holder, lease
         self._confirming = asyncio.Lock()
 
     async def beat(self) -> None:
@@ -236,7 +241,7 @@ class Ownership:
         ctx = self.ctx
         started = time.monotonic()
         ours = await asyncio.to_thread(
-            queue.extend_lease, self.db, ctx.deploy_id, self.worker, self.lease
+            queue.renew_lease, self.db, ctx.deploy_id, self.holder, self.lease
         )
         if not ours:
             self.lose(f"deploy #{ctx.deploy_id} was taken over by another worker")

@@ -1,7 +1,7 @@
-"""Recovery as a job: a deploy taken over from a dead worker (``services.queue.take_over_lost``)
-is held like a run (the project lock, a lease kept by a heartbeat), handed to
-``pipeline.recover.put_in_order``, and ended with one outcome written, with the lock's release,
-only while this worker still holds it.
+"""Recovery as a job: a deploy taken over from a dead worker (``services.queue.take_over_lost``,
+a new claim with its own holder token) is held like a run (the project lock, the claim's lease
+renewed by a heartbeat), handed to ``pipeline.recover.put_in_order``, and ended with one outcome
+written, with the lock's release, only while that claim still holds it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from ferryman.config.settings import Settings
+from ferryman.db.claims import worker_of
 from ferryman.db.models import Deploy
 from ferryman.db.outage import retried
 from ferryman.db.session import Database
@@ -25,9 +26,11 @@ from ferryman.services import deploys, locks, queue
 log = logging.getLogger(__name__)
 
 
-async def recover(db: Database, settings: Settings, deploy_id: int, worker: str) -> bool:
-    """Put the hosts of a deploy taken over from a dead worker in order and end it; False
-    when the project lock is still held (try again on the next round)."""
+async def recover(db: Database, settings: Settings, deploy_id: int, holder: str) -> bool:
+    """Put the hosts of a deploy taken over from a dead worker in order and end it, as the
+    claim ``holder`` (the take-over's token); False when the project lock is still held (try
+    again on the next round)."""
+    worker = worker_of(holder)
     ctx = await asyncio.to_thread(build_context, db, settings, deploy_id)
     deploy, _ = await asyncio.to_thread(deploys.load, db, deploy_id)
     key = locks.deploy_key(ctx.project.project, ctx.env_name)
@@ -48,10 +51,10 @@ async def recover(db: Database, settings: Settings, deploy_id: int, worker: str)
     ctx.undoing = True
     ctx.release = deploy.release_name if deploy.kind != "rollback" else ""
     rec = ctx.recorder
-    rec.owner = worker
+    rec.owner = holder
     # the same hold on the deploy as a run's: a recovery frozen past its lease stops before
     # its next host action or write once another worker has taken the deploy from it
-    hold = Ownership(db, ctx, key, owner, worker, settings.lock_lease_seconds)
+    hold = Ownership(db, ctx, key, owner, holder, settings.lock_lease_seconds)
     ctx.owned_until = time.monotonic() + settings.lock_lease_seconds
     ctx.confirm_owner = hold.confirm
     heartbeat = asyncio.create_task(hold.run())
@@ -81,7 +84,7 @@ async def recover(db: Database, settings: Settings, deploy_id: int, worker: str)
         with contextlib.suppress(Exception):
             await rec.flush_all()
         if ctx.lost or not await retried(
-            queue.finish_if_owner, db, deploy_id, worker, status, error, (key, owner)
+            queue.finish_if_held, db, deploy_id, holder, status, error, (key, owner)
         ):
             log.warning("recovery of deploy %s stopped: %s", deploy_id, ctx.lost or "not ours")
             await retried(locks.release, db, key, owner=owner)

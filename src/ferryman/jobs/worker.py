@@ -2,9 +2,11 @@
 
 Embedded in ``ferryman serve`` by default, or standalone (``ferryman worker``) on any machine
 that reaches the database; any number may share one database. A claim is atomic (``FOR UPDATE
-SKIP LOCKED`` on PostgreSQL and MariaDB, a conditional update on SQLite) and gives the worker a
-lease it keeps extending; a deploy whose worker stops extending it is taken over by another
-worker, which puts its hosts in order and fails it (``pipeline.recover``).
+SKIP LOCKED`` on PostgreSQL and MariaDB, a conditional update on SQLite: ``services.queue``,
+over ``db/claims.py``) and gives the run a lease and a holder token of its own; the run renews
+the lease by that token and writes only while it holds. A deploy whose run stops renewing is
+taken over by another worker — a new claim, a new token — which puts its hosts in order and
+fails it (``pipeline.recover``).
 
 Fairness: claims go by priority (emergency rollbacks, rollbacks, then the rest, oldest first)
 and a space's ordinary deploys wait while it runs its ``max_running`` (``services.queue``).
@@ -12,9 +14,9 @@ With a concurrency of 2 or more, the last free slot only takes rollbacks, so ord
 filling the worker never make a rollback wait for a slot.
 
 Reaping runs beside the slots, never waiting for one: every lease/3 the reaper takes over
-deploys whose lease ran out (never this worker's own) and recovers each in a task of its own
-(at most ``RECOVERIES`` at once), so a worker busy with long deploys still takes a dead
-worker's deploy over within the lease.
+deploys whose lease ran out (never this worker's own: its run may still renew it) with new
+claims and recovers each in a task of its own (at most ``RECOVERIES`` at once), so a worker
+busy with long deploys still takes a dead worker's deploy over within the lease.
 
 ``stop()`` drains: no new claims; running deploys get ``grace`` seconds to finish, then they
 are asked to stop at their next safe point, which leaves every host on a complete release.
@@ -42,7 +44,7 @@ from ferryman.observability.logs import deploy_event
 from ferryman.services import notifications, queue, workers
 
 log = logging.getLogger(__name__)
-Runner = Callable[[Database, Settings, int, str], Awaitable[str]]
+Runner = Callable[[Database, Settings, int, str], Awaitable[str]]  # deploy id, holder token
 RECOVERIES = 4  # recoveries at once per worker
 
 
@@ -171,7 +173,7 @@ class Worker:
                 f"deploy {claimed.id} claimed by worker {self.name}",
                 worker=self.name,
             )
-            task = asyncio.create_task(self._run_one(claimed.id, claimed.ordinary))
+            task = asyncio.create_task(self._run_one(claimed.id, claimed.holder, claimed.ordinary))
             self._running[claimed.id] = task
 
     def _last_slot(self) -> bool:
@@ -188,10 +190,10 @@ class Worker:
             stop.cancel()
             wake.cancel()
 
-    async def _run_one(self, deploy_id: int, ordinary: bool = True) -> str:
+    async def _run_one(self, deploy_id: int, holder: str, ordinary: bool = True) -> str:
         status = "failed"
         try:
-            status = await self.runner(self.db, self.settings, deploy_id, self.name)
+            status = await self.runner(self.db, self.settings, deploy_id, holder)
             return status
         except Exception:
             log.exception("deploy %s could not be run", deploy_id)
@@ -251,7 +253,8 @@ class Worker:
             self._database_failed(exc)
             log.exception("looking for lost deploys failed")
             return
-        for deploy_id in lost:
+        for claim in lost:
+            deploy_id = claim.id
             if deploy_id in self._recovering:
                 continue
             deploy_event(
@@ -264,19 +267,20 @@ class Worker:
                 await asyncio.to_thread(workers.record_take_over, self.db, deploy_id, self.name)
             except Exception:
                 log.warning("recording the take-over of %s failed", deploy_id, exc_info=True)
-            task = asyncio.create_task(self._recover(deploy_id))
+            task = asyncio.create_task(self._recover(deploy_id, claim.holder))
             self._recovering[deploy_id] = task
 
-    async def _recover(self, deploy_id: int) -> None:
-        """Recover one taken-over deploy, keeping its lease meanwhile (the reaper never takes
-        back a deploy of this worker's); a project lock still held is waited for."""
+    async def _recover(self, deploy_id: int, holder: str) -> None:
+        """Recover one taken-over deploy as the take-over's claim ``holder``, keeping its
+        lease meanwhile (the reaper never takes back a deploy of this worker's); a project
+        lock still held is waited for."""
         lease = self.settings.lock_lease_seconds
-        keeper = asyncio.create_task(self._keep_lease(deploy_id))
+        keeper = asyncio.create_task(self._keep_lease(deploy_id, holder))
         try:
             async with self._recoveries:
                 while True:
                     try:
-                        if await recover(self.db, self.settings, deploy_id, self.name):
+                        if await recover(self.db, self.settings, deploy_id, holder):
                             deploy_event(
                                 "recovered",
                                 deploy_id,
@@ -294,13 +298,13 @@ class Worker:
             keeper.cancel()
             self._recovering.pop(deploy_id, None)
 
-    async def _keep_lease(self, deploy_id: int) -> None:
+    async def _keep_lease(self, deploy_id: int, holder: str) -> None:
         lease = self.settings.lock_lease_seconds
         while True:
             await asyncio.sleep(max(0.5, lease / 3))
             try:
                 if not await asyncio.to_thread(
-                    queue.extend_lease, self.db, deploy_id, self.name, lease
+                    queue.renew_lease, self.db, deploy_id, holder, lease
                 ):
                     return  # finished by the recovery, or taken by another worker
             except Exception:

@@ -2,10 +2,11 @@
 per-host progress, log lines and command records (batched by ``pipeline.recorder``), which
 release dirs exist on which host and which one each host serves. Only the worker writes these.
 
-Every write a run makes takes the run's ``owner`` (its worker id): the deploy's row is locked,
-and unless that worker still holds the deploy nothing is written (``OwnershipLost``; the
-recorder's batch returns False). A run frozen past its lease, whose deploy another worker took
-over, never records a release or a live link over the new owner's repair.
+Every write a run makes takes the run's ``owner``: the holder token of its claim
+(``services/queue.py``, ``db/claims.py``). The deploy's row is locked, and unless that claim
+still holds the deploy nothing is written (``OwnershipLost``; the recorder's batch returns
+False). A run frozen past its lease, whose deploy another claim took over — on another worker,
+or on its own — never records a release or a live link over the new owner's repair.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ferryman.db import claims
 from ferryman.db.models import Deploy, DeployHost, DeployStep, HostState, LogLine, Release, utcnow
 from ferryman.db.outage import is_outage
 from ferryman.db.session import Database
@@ -23,15 +25,16 @@ from ferryman.domain.records import LogRecord as LogRecord
 from ferryman.domain.records import StepRecord as StepRecord
 from ferryman.errors import DatabaseUnavailable, NotFound, OwnershipLost
 from ferryman.services import deploy_signals
+from ferryman.services.queue import DEPLOYS
 
 
 def _holds(s: Session, deploy_id: int, owner: str | None) -> bool:
-    """Whether ``owner`` (None: nobody is checked) holds the deploy; its row stays locked to
-    the end of the transaction, so a take-over waits for this write or comes before it."""
+    """Whether the claim ``owner`` (a holder token; None: nobody is checked) holds the
+    deploy; its row stays locked to the end of the transaction, so a take-over waits for
+    this write or comes before it."""
     if owner is None:
         return True
-    holder = s.scalar(select(Deploy.worker).where(Deploy.id == deploy_id).with_for_update())
-    return holder == owner
+    return claims.holds(s, DEPLOYS, deploy_id, owner)
 
 
 def fence(s: Session, deploy_id: int, owner: str | None) -> None:
@@ -118,10 +121,10 @@ def write_batch(
     owner: str | None = None,
 ) -> bool:
     """A recorder's batch in one transaction: all of it is written, or none (so a retry
-    never writes a line twice). With ``owner``, only while that worker still holds the
-    deploy (the row is locked for the check): False, and nothing written, once another
-    worker took it over — a run that lost its deploy never writes over the new owner's
-    record."""
+    never writes a line twice). With ``owner`` (a claim's holder token), only while that
+    claim still holds the deploy (the row is locked for the check): False, and nothing
+    written, once another claim took it over — a run that lost its deploy never writes over
+    the new owner's record."""
     with db.transaction() as s:
         if not _holds(s, deploy_id, owner):
             return False

@@ -2,8 +2,10 @@
 
 Every call runs in a thread and is retried while the database is out (``db.outage``), for as
 long as the deploy is still its holder's: before a write the holder confirms it still owns
-the deploy once its last lease may have run out, and each write is fenced by the owner in its
-own transaction (``deploy_records``), so a run that lost its deploy records nothing.
+the deploy once its last lease may have run out, and each write is fenced by the owner — the
+holder token of the run's claim (``services/queue.py``, ``db/claims.py``) — in its own
+transaction (``deploy_records``), so a run that lost its deploy records nothing, even when its
+own worker claimed the deploy again.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ T = TypeVar("T")
 
 def database_store(db: Database) -> Callable[[Context], DatabaseStore]:
     """For ``new_context(store_for=...)``: the store over ``db`` of the new context's deploy,
-    held by that context (its owner, its lease, whether it lost the deploy)."""
+    held by that context (its owner: the claim's holder token; its lease; whether it lost the
+    deploy)."""
 
     def store_for(ctx: Context) -> DatabaseStore:
         return DatabaseStore(db, ctx.deploy_id, ctx.project_id, ctx.env_name, ctx)
@@ -85,7 +88,7 @@ class DatabaseStore:
     async def take_rollout_request(self) -> str:
         return await self._call(rollouts.take_request, self.db, self.deploy_id)
 
-    # --- writes, fenced by the owner -----------------------------------------------------
+    # --- writes, fenced by the owner (the claim's holder token) ----------------------------
     async def set_resolved(self, commit: str, release_name: str) -> None:
         await self._call(
             deploy_records.set_resolved,

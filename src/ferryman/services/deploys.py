@@ -646,7 +646,7 @@ def load(db: Database, deploy_id: int) -> tuple[Deploy, Project]:
 
 def finish(db: Database, deploy_id: int, status: str, error: dict[str, Any] | None) -> None:
     """Write a deploy's outcome whoever runs it (recovery, tests); a worker running it
-    writes through ``queue.finish_if_owner``."""
+    writes through ``queue.finish_if_held``."""
     with db.transaction() as s:
         deploy = s.get(Deploy, deploy_id)
         if deploy is None:

@@ -1,19 +1,33 @@
-"""The job queue's side of deploys: claiming the next due job atomically, the running worker's
-lease and heartbeat, taking over jobs whose worker is gone, and cancel/interrupt flags.
+"""The job queue's side of deploys: claiming the next due job atomically, the running claim's
+lease and heartbeat, taking over jobs whose worker is gone, their outcome, and cancel/interrupt
+flags.
 
-The deploys table is the queue. See ``jobs/worker.py`` for the loop that uses these.
+The deploys table is the queue, worked through the one claim of every queue (``db/claims.py``,
+``DEPLOYS``): a claim moves a deploy from ``queued`` to ``running`` with a lease and a holder
+token — the worker's name and a nonce, new for every claim — in ``claimed_by``. The token is
+the fence: the run renews its lease (``renew_lease``), records anything (``deploy_records``,
+through the store) and writes its outcome (``finish_if_held``) only while the deploy still
+names its token. A run that lost its deploy (its lease ran out while its worker was frozen or
+the database away, and another claim took the deploy over) writes nothing more, even when its
+own worker is the one that claimed the deploy again. ``worker`` keeps the name of the worker
+that runs (or ran) it, for people.
+
+What only this queue has is kept here: the order (priority, then age), the space limits
+(``max_running``, never for rollbacks) and the claim's locking (``claim``). See
+``jobs/worker.py`` for the loop that uses these.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from ferryman.db import claims
 from ferryman.db.clock import db_now
 from ferryman.db.models import Deploy, Project, Space, Ticket, utcnow
 from ferryman.db.session import Database, rowcount
@@ -21,6 +35,18 @@ from ferryman.domain.tickets import FROM_DEPLOY
 from ferryman.errors import Conflict, InternalError
 from ferryman.services import deploy_signals, locks
 from ferryman.services.audit import SYSTEM, record
+
+# Due when queued (and past ``not_before``: ``_due``), held while running; a running deploy
+# whose lease ran out is taken over (``take_over_lost``), never claimed to run again. Its
+# state alone tells whether a deploy is held: a queued one is free whatever its lease says.
+DEPLOYS = claims.Queue(
+    model=Deploy,
+    ready=("queued",),
+    held="running",
+    holder="claimed_by",
+    lease="lease_expires_at",
+    ready_is_free=True,
+)
 
 
 def sync_ticket(s: Session, deploy: Deploy) -> None:
@@ -40,8 +66,12 @@ _ATTEMPTS = 8
 
 @dataclass(frozen=True)
 class Claim:
+    """A claimed deploy: its id, its priority and the claim's holder token (the fence every
+    write of its run carries)."""
+
     id: int
     priority: int
+    holder: str
 
     @property
     def ordinary(self) -> bool:
@@ -71,7 +101,7 @@ def claim(
     rollbacks_only: bool = False,
 ) -> Claim | None:
     """Atomically move the next due queued deploy (of ``queues``, or any) to running for this
-    worker, with a lease the worker must keep extending.
+    worker, with a lease the run must keep renewing and a new holder token (``Claim.holder``).
 
     The next one is the lowest ``priority`` (emergency rollbacks 0, rollbacks 10, the rest
     100), then the oldest. An ordinary deploy whose space already runs ``max_running`` deploys
@@ -132,25 +162,23 @@ def _claim_once(
             limit = _lock_space(s, space_id, locking)
             if running_in_space(s, space_id) >= limit:
                 return _RETRY
-        taken = rowcount(
-            s.execute(
-                update(Deploy)
-                .where(Deploy.id == deploy_id, Deploy.status == "queued")
-                .values(
-                    status="running",
-                    worker=worker,
-                    started_at=now,
-                    lease_expires_at=now + timedelta(seconds=lease),
-                )
-            )
+        taken = claims.claim_row(
+            s,
+            DEPLOYS,
+            deploy_id,
+            worker,
+            lease,
+            now,
+            where=(Deploy.status == "queued",),
+            values={"worker": worker, "started_at": now},
         )
-        if taken != 1:
+        if taken is None:
             return _RETRY
         claimed = s.get(Deploy, deploy_id)
         if claimed is None:
             raise InternalError(f"deploy #{deploy_id} is gone in the transaction that claimed it")
         sync_ticket(s, claimed)
-        return Claim(deploy_id, priority)
+        return Claim(deploy_id, priority, taken.holder)
 
 
 def _due(now: datetime, queues: Sequence[str] | None, rollbacks_only: bool) -> Select[int]:
@@ -200,61 +228,39 @@ def _lock_space(s: Session, space_id: int, locking: bool) -> int:
     return int(s.scalar(stmt) or 0)
 
 
-def extend_lease(db: Database, deploy_id: int, worker: str, lease: float) -> bool:
-    """The running worker's heartbeat; False when the deploy is no longer its own."""
+def renew_lease(db: Database, deploy_id: int, holder: str, lease: float) -> bool:
+    """The running claim's heartbeat: its lease renewed for ``lease`` seconds from now (the
+    database's clock); False when ``holder`` no longer holds the deploy (taken over, or its
+    outcome written), and nothing renewed."""
     with db.transaction() as s:
-        return (
-            rowcount(
-                s.execute(
-                    update(Deploy)
-                    .where(
-                        Deploy.id == deploy_id,
-                        Deploy.worker == worker,
-                        Deploy.status == "running",
-                    )
-                    .values(lease_expires_at=db_now(s) + timedelta(seconds=lease))
-                )
-            )
-            == 1
-        )
+        return claims.renew(s, DEPLOYS, deploy_id, holder, lease) is not None
 
 
-def take_over_lost(db: Database, worker: str, lease: float) -> list[int]:
-    """Running deploys whose worker stopped extending their lease, now leased to ``worker``
-    (which must put their hosts in order and fail them: ``pipeline.recover``).
+def take_over_lost(db: Database, worker: str, lease: float) -> list[claims.Claim]:
+    """Running deploys whose claim stopped renewing its lease, each claimed again for
+    ``worker`` with a new holder token (which must put their hosts in order and fail them:
+    ``pipeline.recover``); the old claim is fenced from then on.
 
     Never ``worker``'s own: a lease of its own that ran out (a database outage longer than
-    the lease) belongs to a run that may still be going; it either extends the lease again
-    once the database is back or is taken over by another worker."""
+    the lease) belongs to a run that may still be going; it either renews the lease again
+    once the database is back or is taken over by another worker. (The fence does not rest
+    on this: a deploy this worker takes over again later, after another worker had it, gets
+    a new token, and the old run's token is refused.)"""
+    not_own = or_(Deploy.worker.is_(None), Deploy.worker != worker)
+    running = (Deploy.status == DEPLOYS.held, not_own)
     taken = []
     with db.transaction() as s:
         now = db_now(s)
         lost = s.scalars(
-            select(Deploy.id).where(
-                Deploy.status == "running",
-                or_(Deploy.worker.is_(None), Deploy.worker != worker),
-                or_(
-                    Deploy.lease_expires_at < now,
-                    Deploy.lease_expires_at.is_(None)
-                    & (Deploy.started_at < now - timedelta(seconds=lease)),
-                ),
-            )
+            select(Deploy.id).where(claims.takeable(DEPLOYS, now), *running).order_by(Deploy.id)
         ).all()
         for deploy_id in lost:
-            got = rowcount(
-                s.execute(
-                    update(Deploy)
-                    .where(
-                        Deploy.id == deploy_id,
-                        Deploy.status == "running",
-                        or_(Deploy.worker.is_(None), Deploy.worker != worker),
-                        or_(Deploy.lease_expires_at < now, Deploy.lease_expires_at.is_(None)),
-                    )
-                    .values(worker=worker, lease_expires_at=now + timedelta(seconds=lease))
-                )
-            )
-            if got == 1:
-                taken.append(int(deploy_id))
+            got = claims.claim_row(
+                s, DEPLOYS, int(deploy_id), worker, lease, now, where=running,
+                values={"worker": worker},
+            )  # fmt: skip
+            if got is not None:
+                taken.append(got)
     return taken
 
 
@@ -288,27 +294,24 @@ def record_outcome(s: Session, deploy: Deploy, status: str, error: dict[str, Any
     )
 
 
-def finish_if_owner(
+def finish_if_held(
     db: Database,
     deploy_id: int,
-    worker: str,
+    holder: str,
     status: str,
     error: dict[str, Any] | None,
     lock: tuple[str, str] | None = None,
 ) -> bool:
-    """Write a running deploy's outcome only while ``worker`` still owns it (one conditional
-    update, like ``deploys.finish`` otherwise: ticket, notification, audit row), releasing
-    its project lock ``(key, owner)`` in the same transaction. False, and nothing written,
-    when another worker took the deploy over: its outcome is the new owner's to write."""
+    """Write a running deploy's outcome only while ``holder`` (the claim's token) still holds
+    it — one conditional update that also ends the claim, like ``deploys.finish`` otherwise:
+    ticket, notification, audit row — releasing its project lock ``(key, owner)`` in the same
+    transaction. False, and nothing written, when the claim was lost: the deploy's outcome is
+    its new claim's to write."""
     with db.transaction() as s:
-        ended = rowcount(  # the conditional update also locks the row until the commit
-            s.execute(
-                update(Deploy)
-                .where(Deploy.id == deploy_id, Deploy.worker == worker, Deploy.status == "running")
-                .values(finished_at=utcnow())
-            )
-        )
-        if ended != 1:
+        # the conditional update also locks the row until the commit
+        if not claims.finish(
+            s, DEPLOYS, deploy_id, holder, {"finished_at": utcnow()}, keep_holder=False
+        ):
             return False
         deploy = s.get(Deploy, deploy_id)
         if deploy is None:

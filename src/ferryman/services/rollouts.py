@@ -66,21 +66,23 @@ def pause(
     db: Database,
     deploy_id: int,
     state: rules.Rollout,
-    worker: str,
+    holder: str,
     lock: tuple[str, str] | None = None,
 ) -> None:
-    """Let the job go, paused: no worker holds it until someone continues or aborts it;
-    its project lock ``(key, owner)`` is released in the same transaction."""
+    """Let the job go, paused, while the claim ``holder`` (its token) still holds it: no
+    worker holds it until someone continues or aborts it; its project lock ``(key, owner)``
+    is released in the same transaction."""
     with db.transaction() as s:
         if lock is not None:
             locks.release_in(s, lock[0], owner=lock[1])
         s.execute(
             update(Deploy)
-            .where(Deploy.id == deploy_id, Deploy.worker == worker)
+            .where(Deploy.id == deploy_id, Deploy.claimed_by == holder, Deploy.claimed_by != "")
             .values(
                 status="paused",
                 rollout=state.to_dict(),
                 worker="",
+                claimed_by="",
                 lease_expires_at=None,
             )
         )
