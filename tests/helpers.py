@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,32 +205,42 @@ def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
     full.pop("FERRYMAN_URL", None)
     full.pop("FERRYMAN_TOKEN", None)
     exe = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
-    proc = subprocess.Popen(
-        [exe, "serve", "--port", str(port)],
-        env=full,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90  # a loaded 2-core machine starts it in seconds, not ms
-    while True:
+    # Its stderr goes to a file, read only when it fails to start: a pipe nobody reads while
+    # it runs would block the server once full. Leaving the ``with`` closes the file and
+    # reaps the process, however the test ends (or the server fails to start).
+    with (
+        tempfile.TemporaryFile() as stderr,
+        subprocess.Popen(
+            [exe, "serve", "--port", str(port)],
+            env=full,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        ) as proc,
+    ):
         try:
-            httpx.get(url + "/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 90  # a loaded 2-core machine starts it in seconds, not ms
+            while True:
+                try:
+                    httpx.get(url + "/healthz", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        proc.kill()
+                        proc.wait()
+                        stderr.seek(0)
+                        raise RuntimeError(
+                            "server did not start: " + stderr.read().decode(errors="replace")
+                        ) from None
+                    time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                _out, err = proc.communicate()
-                raise RuntimeError("server did not start: " + err.decode()) from None
-            time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+                proc.wait()
 
 
 @contextlib.contextmanager

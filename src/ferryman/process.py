@@ -87,7 +87,10 @@ async def run_local(
         await process.wait()
         raise StageTimeout(f"{what} timed out after {timeout:g}s") from None
     except BaseException:
+        # a cancelled command too: killed and reaped here, so that its pipes close now and
+        # not when it is collected, after its event loop has closed
         _kill_group(process.pid)
+        await process.wait()
         raise
     return LocalResult(
         exit_status=status,

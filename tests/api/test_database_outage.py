@@ -82,8 +82,8 @@ def test_during_a_database_outage_the_api_answers_json_503_and_is_not_ready(
     )
     server = FerrymanProcess.serve(PORT, env, tmp_path / "server.log", worker=False, host=HOST)
     server.start()
+    api = httpx.Client(base_url=server.url, timeout=30)
     try:
-        api = httpx.Client(base_url=server.url, timeout=30)
         login = {"username": "alice", "password": PASSWORD}
         token = api.post("/api/v1/auth/login", json=login).json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
@@ -103,6 +103,7 @@ def test_during_a_database_outage_the_api_answers_json_503_and_is_not_ready(
         ready_again = api.get("/readyz")
         log = server.output()
     finally:
+        api.close()
         server.stop()
 
     for answer in (listed, signed_in, ready):

@@ -132,3 +132,4 @@ def test_a_deploy_asked_of_one_server_streams_live_through_another(
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(10)

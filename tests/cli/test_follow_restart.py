@@ -111,6 +111,7 @@ def test_a_follower_outlives_a_server_restart_and_exits_with_the_deploys_outcome
         for follower in followers:
             if follower.poll() is None:
                 follower.kill()
+                follower.wait(10)
         server.stop()
         worker.stop()
 

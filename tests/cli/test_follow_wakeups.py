@@ -122,6 +122,7 @@ class Following:
         except BaseException as exc:
             self.error = exc
         finally:
+            self.client.close()
             self.streaming.set()
 
     def ended(self) -> dict[str, Any]:

@@ -89,6 +89,7 @@ def test_a_killed_worker_s_deploy_is_recovered_by_another_and_hosts_go_back(
     finally:
         if victim.poll() is None:
             victim.kill()
+            victim.wait(10)
 
     result = deploy_views.get(db, doomed.id)
     assert result["status"] == "failed" and result["error"]["code"] == "worker_lost", result
@@ -134,6 +135,7 @@ def test_sigterm_drains_a_worker_finishing_or_safely_stopping_its_deploy(
     finally:
         if worker.poll() is None:
             worker.kill()
+            worker.wait(10)
     result = deploy_views.get(db, queued.id)
     assert result["status"] == outcome, result["error"]
     expected = result["release"] if outcome == "success" else first["release"]

@@ -269,6 +269,8 @@ def test_a_dispatcher_killed_mid_send_is_taken_over_once_its_lease_ends(
         if child.poll() is None:
             child.kill()
             child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
     receiver.hold = False
     receiver.release.set()
     [row] = _rows(ndb, [delivery])

@@ -72,17 +72,17 @@ def test_a_backup_taken_during_a_deploy_restores_to_a_server_that_rolls_the_flee
         repo.commit({"index.html": "v2\n", "slow": "yes\n"}, tag="v2")
         queued = cli(home, "deploy", repo.name, "--env", "production", "--ref", "v2", **env)
         running = int(queued.stdout.split("#", 1)[1].split()[0])
-        api = _api(first.url)
-        _wait(
-            api,
-            running,
-            lambda d: any(
-                s["name"] == "post_deploy" and s["status"] == "running" for s in d["stages"]
-            ),
-        )
-        made = cli(home, "backup", "-o", str(tmp_path / "during.tgz"), **env)
-        assert "backup written" in made.stdout
-        assert _wait(api, running, lambda d: d["status"] != "running")["status"] == "success"
+        with _api(first.url) as api:
+            _wait(
+                api,
+                running,
+                lambda d: any(
+                    s["name"] == "post_deploy" and s["status"] == "running" for s in d["stages"]
+                ),
+            )
+            made = cli(home, "backup", "-o", str(tmp_path / "during.tgz"), **env)
+            assert "backup written" in made.stdout
+            assert _wait(api, running, lambda d: d["status"] != "running")["status"] == "success"
         assert {read_live(h, repo.name, "index.html") for h in targets} == {"v2\n"}
 
     # the first server is gone; its backup comes up elsewhere
@@ -96,8 +96,7 @@ def test_a_backup_taken_during_a_deploy_restores_to_a_server_that_rolls_the_flee
         **env,
     )
     env_b: dict[str, Any] = {**env, "XDG_CONFIG_HOME": str(tmp_path / "cfg-b")}
-    with Process(restored, tmp_path / "b.log", **env_b) as second:
-        api = _api(second.url)
+    with Process(restored, tmp_path / "b.log", **env_b) as second, _api(second.url) as api:
         # the backup caught deploy v2 running on a worker that no longer exists: taken over
         # and undone, every host back on v1
         ended = _wait(api, running, lambda d: d["status"] != "running", timeout=180)

@@ -127,10 +127,10 @@ def test_sign_in_a_deploy_and_its_live_console_through_nginx_with_tls(
             [nginx, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         public = f"https://127.0.0.1:{https_port}"
+        web = httpx.Client(
+            base_url=public, verify=ssl.create_default_context(cafile=str(cert)), timeout=30
+        )
         try:
-            web = httpx.Client(
-                base_url=public, verify=ssl.create_default_context(cafile=str(cert)), timeout=30
-            )
             deadline = time.monotonic() + 30
             while True:
                 try:
@@ -206,6 +206,7 @@ def test_sign_in_a_deploy_and_its_live_console_through_nginx_with_tls(
             lines = [m["text"] for m in messages if m["type"] == "line"]
             assert any("switch" in line for line in lines)
         finally:
+            web.close()
             proxy.terminate()
             proxy.wait(30)
 

@@ -103,16 +103,17 @@ def test_prometheus_scrapes_deploy_counts_stage_durations_and_workers(
         assert check.returncode == 0, check.stdout + check.stderr
 
         port = free_port()
-        proc = subprocess.Popen(
-            [
-                prometheus,
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / "prometheus.log").open("wb"),
-        )
+        with (tmp_path / "prometheus.log").open("wb") as log:  # Prometheus has it open now
+            proc = subprocess.Popen(
+                [
+                    prometheus,
+                    f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         try:
             api = f"http://127.0.0.1:{port}/api/v1/query"
 

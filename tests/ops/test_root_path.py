@@ -111,6 +111,7 @@ def test_every_page_link_form_and_console_stream_stays_under_the_path_prefix(
         proxy = subprocess.Popen(
             [nginx, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        web = httpx.Client(base_url=public, timeout=30)
         try:
             deadline = time.monotonic() + 90
             while True:
@@ -133,7 +134,6 @@ def test_every_page_link_form_and_console_stream_stays_under_the_path_prefix(
             assert "succeeded" in done.stdout
             deploy_id = int(done.stdout.split("#", 1)[1].split()[0])
 
-            web = httpx.Client(base_url=public, timeout=30)
             # signed out: the sign-in redirect keeps the prefix, and asks to come back
             away = web.get(f"{PREFIX}/s/default/deploys")
             assert away.status_code == 303
@@ -213,5 +213,6 @@ def test_every_page_link_form_and_console_stream_stays_under_the_path_prefix(
             assert missing.status_code == 404
             assert missing.headers["content-type"].startswith("application/json")
         finally:
+            web.close()
             proxy.terminate()
             proxy.wait(30)

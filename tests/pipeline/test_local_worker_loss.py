@@ -79,6 +79,7 @@ def test_a_killed_workers_local_deploy_is_recovered_and_the_deploy_host_goes_bac
     finally:
         if victim.poll() is None:
             victim.kill()
+            victim.wait(10)
 
     result = deploy_views.get(db, doomed.id)
     assert result["status"] == "failed" and result["error"]["code"] == "worker_lost", result

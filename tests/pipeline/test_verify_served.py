@@ -58,6 +58,8 @@ def web_apps() -> Iterator[Start]:
     for proc in started:
         proc.terminate()  # by its pid: this test's own processes only
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _config(repo: Repo, hosts: list[FleetHost], **served: object) -> dict:

@@ -146,8 +146,9 @@ def test_stop_ends_a_deploy_s_commands_and_their_children_and_nothing_else(tmp_p
         assert _alive(other_deploy.pid)
         assert _markers(layout) == [f"42.{other_deploy.pid}"]
     finally:
-        other_deploy.kill()
-        ours.kill()
+        for proc in (other_deploy, ours):
+            proc.kill()
+            proc.wait(10)
 
 
 def test_a_stale_or_forged_marker_never_signals_the_process_it_names(tmp_path):
@@ -167,6 +168,7 @@ def test_a_stale_or_forged_marker_never_signals_the_process_it_names(tmp_path):
         assert _markers(layout) == [f"4.{os.getpid()}"]  # the symlink is not even read
     finally:
         unrelated.kill()
+        unrelated.wait(10)
 
 
 def test_a_marker_dir_that_is_a_symlink_is_neither_written_nor_read(tmp_path):
@@ -185,3 +187,4 @@ def test_a_marker_dir_that_is_a_symlink_is_neither_written_nor_read(tmp_path):
         assert os.listdir(elsewhere) == [f"4.{victim.pid}"]  # only what the test put there
     finally:
         victim.kill()
+        victim.wait(10)

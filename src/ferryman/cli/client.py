@@ -96,6 +96,17 @@ def forget_credentials(url: str) -> bool:
     return True
 
 
+# The clients made since the last ``close_opened``: the CLI closes them when its command ends
+# (cli/main.py), their connections with them, not whenever they are collected (commands
+# also run in a long-lived process: the tests' CliRunner).
+_OPENED: list[Client] = []
+
+
+def close_opened() -> None:
+    while _OPENED:
+        _OPENED.pop().close()
+
+
 class Client:
     """The server is ``url``, else the global ``--server``, else ``FERRYMAN_URL``, else the
     default of the credentials file; the token is ``token``, else ``FERRYMAN_TOKEN``, else
@@ -124,6 +135,10 @@ class Client:
             timeout=httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT),
             verify=_tls_context(self.url),
         )
+        _OPENED.append(self)
+
+    def close(self) -> None:
+        self.http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx

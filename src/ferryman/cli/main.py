@@ -65,6 +65,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[
         bool,
@@ -87,6 +88,7 @@ def _main(
     ] = None,
 ) -> None:
     _state["debug"] = debug
+    ctx.call_on_close(client.close_opened)  # the command's connections end with it
     if server:
         client.SELECTED["url"] = server
 

@@ -97,37 +97,41 @@ class Directory:
                 receive_timeout=self.timeout,
                 raise_exceptions=False,
             )
-            if not service.bind():
-                raise DirectoryDown(f"the service account cannot bind: {service.result}")
-            email_attr = self.attributes.get("email", "mail")
-            service.search(
-                self.user_base,
-                self.user_filter.format(username=escape_filter_chars(username)),
-                attributes=[email_attr],
-                size_limit=2,
-            )
-            if len(service.entries) != 1:
-                return None
-            entry = service.entries[0]
-            dn = entry.entry_dn
-            user = ldap3.Connection(
-                server, dn, password, receive_timeout=self.timeout, raise_exceptions=False
-            )
-            if not user.bind():
-                return None
-            user.unbind()
-            groups: list[str] = []
-            if self.group_base:
+            try:  # closed on every way out: a failed bind or search leaves its socket open
+                if not service.bind():
+                    raise DirectoryDown(f"the service account cannot bind: {service.result}")
+                email_attr = self.attributes.get("email", "mail")
                 service.search(
-                    self.group_base,
-                    self.group_filter.format(
-                        dn=escape_filter_chars(dn), username=escape_filter_chars(username)
-                    ),
-                    attributes=["cn"],
+                    self.user_base,
+                    self.user_filter.format(username=escape_filter_chars(username)),
+                    attributes=[email_attr],
+                    size_limit=2,
                 )
-                groups = [str(g.cn.value) for g in service.entries if "cn" in g]
-            email = str(entry[email_attr].value) if email_attr in entry else ""
-            service.unbind()
+                if len(service.entries) != 1:
+                    return None
+                entry = service.entries[0]
+                dn = entry.entry_dn
+                user = ldap3.Connection(
+                    server, dn, password, receive_timeout=self.timeout, raise_exceptions=False
+                )
+                try:
+                    if not user.bind():
+                        return None
+                finally:
+                    _close(user)
+                groups: list[str] = []
+                if self.group_base:
+                    service.search(
+                        self.group_base,
+                        self.group_filter.format(
+                            dn=escape_filter_chars(dn), username=escape_filter_chars(username)
+                        ),
+                        attributes=["cn"],
+                    )
+                    groups = [str(g.cn.value) for g in service.entries if "cn" in g]
+                email = str(entry[email_attr].value) if email_attr in entry else ""
+            finally:
+                _close(service)
             return DirectoryUser(dn=dn, email=email or "", groups=tuple(groups))
         except LDAPException as exc:
             raise DirectoryDown(f"{type(exc).__name__}: {exc}") from None
@@ -145,3 +149,14 @@ class Directory:
                 if current is None or ROLE_ORDER.index(role) > ROLE_ORDER.index(current):
                     out[space] = role
         return out
+
+
+def _close(connection: Any) -> None:
+    """Unbind ``connection`` and close its socket, whatever state it is in (never bound, a
+    failed bind, a directory gone away: its socket is closed all the same)."""
+    from ldap3.core.exceptions import LDAPException
+
+    try:
+        connection.unbind()
+    except LDAPException:
+        connection.strategy.close()  # closes the socket without a word to the directory
