@@ -152,23 +152,27 @@ def serve(
 
     The web UI is at /, the API under /api/v1 (OpenAPI at /docs and /redoc), and /metrics,
     /healthz and /readyz beside them."""
+    from ferryman.config.settings import load_settings
+
+    # Options and settings first, before the application is imported (seconds on a small
+    # machine): a mistyped one is refused at once.
+    level, fmt = check_logging(log_level, log_format)
+    proxies = trusted_proxies(forwarded_allow_ips)
+    if proxy_headers and not proxies:
+        proxies = ["127.0.0.1/32"]
+    prefix = check_root_path(root_path)
+    settings = load_settings()
+
     import logging
 
     import uvicorn
 
     from ferryman.app import create_app
     from ferryman.bootstrap import ensure_ssh_key, prepare_home
-    from ferryman.config.settings import load_settings
     from ferryman.observability import logs
 
-    level, fmt = check_logging(log_level, log_format)
-    proxies = trusted_proxies(forwarded_allow_ips)
-    if proxy_headers and not proxies:
-        proxies = ["127.0.0.1/32"]
-    prefix = check_root_path(root_path)
     log_config = logs.setup(level, fmt)
     log = logging.getLogger("ferryman.serve")
-    settings = load_settings()
     db = prepare_home(settings)
     public, created = ensure_ssh_key(settings)
     log.info("Ferryman %s: home %s, database %s", __version__, settings.home, redact(db.url))
@@ -212,20 +216,23 @@ def worker_command(
 
     SIGTERM drains it: nothing new is claimed and running deploys finish (or stop safely after
     FERRYMAN_DRAIN_GRACE seconds)."""
+    from ferryman.config.settings import load_settings
+
+    if concurrency is not None and concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    logging_options = check_logging(log_level, log_format)
+    settings = load_settings()  # refused, as options are, before the worker is imported
+
     import asyncio
     import logging
     import signal
 
     from ferryman.bootstrap import prepare_home
-    from ferryman.config.settings import load_settings
     from ferryman.jobs.worker import Worker
     from ferryman.observability import logs
 
-    if concurrency is not None and concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
-    logs.setup(*check_logging(log_level, log_format))
+    logs.setup(*logging_options)
     log = logging.getLogger("ferryman.worker")
-    settings = load_settings()
     db = prepare_home(settings)
     worker = Worker(db, settings, concurrency=concurrency, queues=queue)
     log.info(
