@@ -26,6 +26,7 @@ from ferryman.cli.options import (
     WaitOpt,
 )
 from ferryman.cli.output import console, print_json, show
+from ferryman.domain.statuses import DeployStatus
 from ferryman.errors import ConfigError
 
 
@@ -207,7 +208,8 @@ def cancel(
     if as_json:
         print_json(data)
         return
-    state = "cancelled" if data["status"] == "cancelled" else "stopping at the next safe point"
+    cancelled = data["status"] == DeployStatus.CANCELLED
+    state = "cancelled" if cancelled else "stopping at the next safe point"
     console.print(f"{data['kind']} #{deploy_id}: {state}")
 
 

@@ -7,6 +7,8 @@ found) are 2; what failed or conflicted while doing it is 1."""
 
 from __future__ import annotations
 
+from ferryman.domain.statuses import DeployStatus
+
 OK = 0
 FAILED = 1
 USAGE = 2
@@ -28,8 +30,8 @@ MEANING: dict[int, str] = {
 
 def of_deploy(status: str) -> int:
     """The exit status of ``--wait`` for a deploy that ended (or paused) with ``status``."""
-    if status == "success":
+    if status == DeployStatus.SUCCESS:
         return OK
-    if status == "paused":
+    if status == DeployStatus.PAUSED:
         return PAUSED
     return FAILED

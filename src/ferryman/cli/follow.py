@@ -24,6 +24,7 @@ from ferryman.cli import exits
 from ferryman.cli.backoff import Backoff, describe, is_refusal, refuses
 from ferryman.cli.client import Client, error_for_status
 from ferryman.cli.output import err, print_json
+from ferryman.domain.statuses import DeployStatus, StageStatus
 from ferryman.errors import FerrymanError, PermissionDenied
 
 if TYPE_CHECKING:  # the stream's libraries load when a command follows, not at start-up
@@ -31,7 +32,8 @@ if TYPE_CHECKING:  # the stream's libraries load when a command follows, not at 
     from rich.live import Live
 
 PROTOCOL = 2  # the console stream's: log lines in pages (docs/api.md, "The live console")
-STYLE = {"success": "green", "failed": "red", "running": "yellow", "queued": "dim"}
+# a stage's status (``StageStatus``; a stage is never queued, ``lost`` stays plain)
+STYLE = {StageStatus.SUCCESS: "green", StageStatus.FAILED: "red", StageStatus.RUNNING: "yellow"}
 
 
 def stage_table(deploy: dict[str, Any]) -> Table:
@@ -210,11 +212,11 @@ def exit_status(deploy: dict[str, Any]) -> int:
 def _outcome(console: Console, deploy: dict[str, Any]) -> int:
     """Say how the deploy ended; its exit status."""
     deploy_id = deploy["id"]
-    if deploy["status"] == "success":
+    if deploy["status"] == DeployStatus.SUCCESS:
         console.print(
             f"[green]{deploy['kind']} #{deploy_id} succeeded[/]: {escape(deploy['release'])}"
         )
-    elif deploy["status"] == "paused":
+    elif deploy["status"] == DeployStatus.PAUSED:
         console.print(
             f"[yellow]{deploy['kind']} #{deploy_id} paused[/]: "
             f"`ferryman rollout continue {deploy_id}` or `ferryman rollout abort {deploy_id}`",
@@ -222,7 +224,7 @@ def _outcome(console: Console, deploy: dict[str, Any]) -> int:
         )
     else:
         message = (deploy.get("error") or {}).get("message", deploy["status"])
-        word = "cancelled" if deploy["status"] == "cancelled" else "failed"
+        word = "cancelled" if deploy["status"] == DeployStatus.CANCELLED else "failed"
         console.print(
             f"[red]{deploy['kind']} #{deploy_id} {word}[/]: {escape(message)}", highlight=False
         )

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ferryman.domain.statuses import RolloutState
 from ferryman.domain.validate import is_digits
 from ferryman.errors import ValidationError
 from ferryman.said import said
@@ -172,7 +173,7 @@ class Rollout:
     switched: list[str] = field(default_factory=list)  # on the new release now
     healthy: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # host -> what failed
-    state: str = "running"  # running | paused | aborting | done | aborted | halted
+    state: str = RolloutState.RUNNING  # statuses.RolloutState: running | paused | done | …
     paused_since: str | None = None
     pause_reason: str = ""
     request: str = ""  # set by people while paused or running: continue | abort | rollback

@@ -12,23 +12,26 @@ ticket is created approved (only masters may create one) and queued at once.
 
 from __future__ import annotations
 
+from ferryman.domain.statuses import DEPLOY_TO_TICKET, TICKET_FINAL, TicketStatus
 from ferryman.errors import InvalidTransition
 from ferryman.said import said
 
-DRAFT = "draft"
-PENDING = "pending_approval"
-APPROVED = "approved"
-REJECTED = "rejected"
-QUEUED = "queued"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
+# The states (``domain/statuses.TicketStatus``), by the short names the rules use.
+DRAFT = TicketStatus.DRAFT
+PENDING = TicketStatus.PENDING_APPROVAL
+APPROVED = TicketStatus.APPROVED
+REJECTED = TicketStatus.REJECTED
+QUEUED = TicketStatus.QUEUED
+RUNNING = TicketStatus.RUNNING
+SUCCEEDED = TicketStatus.SUCCEEDED
+FAILED = TicketStatus.FAILED
+CANCELLED = TicketStatus.CANCELLED
 
-STATES = (DRAFT, PENDING, APPROVED, REJECTED, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
-FINAL = frozenset({REJECTED, SUCCEEDED, CANCELLED})
+STATES = tuple(TicketStatus)
+FINAL = TICKET_FINAL
 
-TRANSITIONS: dict[str, frozenset[str]] = {
+# keyed by plain strings too: a state read from the database is one
+TRANSITIONS: dict[str, frozenset[TicketStatus]] = {
     DRAFT: frozenset({PENDING, APPROVED, CANCELLED}),
     PENDING: frozenset({APPROVED, REJECTED, CANCELLED}),
     APPROVED: frozenset({QUEUED, CANCELLED, PENDING}),
@@ -41,7 +44,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 # What a user asks for, in words, for error messages.
-VERBS = {
+VERBS: dict[str, str] = {
     PENDING: "submit",
     APPROVED: "approve",
     REJECTED: "reject",
@@ -49,15 +52,8 @@ VERBS = {
     CANCELLED: "cancel",
 }
 
-# A deploy's status → the state of the ticket it runs.
-FROM_DEPLOY = {
-    "queued": QUEUED,
-    "running": RUNNING,
-    "paused": RUNNING,  # a gray release waiting after its canary
-    "success": SUCCEEDED,
-    "failed": FAILED,
-    "cancelled": CANCELLED,
-}
+# A deploy's status → the state of the ticket it runs (named once, in domain/statuses).
+FROM_DEPLOY = DEPLOY_TO_TICKET
 
 
 def can_move(current: str, target: str) -> bool:
@@ -69,7 +65,7 @@ def check_transition(ticket_id: int, current: str, target: str) -> None:
     if can_move(current, target):
         return
     verb = VERBS.get(target, f"move to {target}")
-    allowed = sorted(TRANSITIONS.get(current, frozenset()))
+    allowed = sorted(s.value for s in TRANSITIONS.get(current, frozenset()))
     raise InvalidTransition(
         said(
             "cannot %(verb)s ticket #%(id)s: it is %(status)s (from there it can go to: "

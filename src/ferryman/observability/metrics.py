@@ -33,7 +33,6 @@ from sqlalchemy import func, or_, select
 
 from ferryman import __version__
 from ferryman.db.models import (
-    ACTIVE_STATUSES,
     AgentTask,
     Deploy,
     DeployHost,
@@ -42,9 +41,19 @@ from ferryman.db.models import (
     utcnow,
 )
 from ferryman.db.session import Database
+from ferryman.domain.statuses import (
+    DELIVERY_WAITING,
+    DEPLOY_ACTIVE,
+    DEPLOY_FINISHED,
+    PULL_ACTIVE,
+    DeliveryStatus,
+    DeployStatus,
+    HostStatus,
+    PullTaskStatus,
+)
 from ferryman.services import workers
 
-FINAL = ("success", "failed", "cancelled")
+FINAL = DEPLOY_FINISHED
 BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 OVERLAP = timedelta(minutes=10)  # finish times may arrive late (clocks, long transactions)
 AGENT_POLL = re.compile(r"^/api/v1/agent/[^/]+$")
@@ -156,10 +165,10 @@ class DatabaseCollector(Collector):
         for project, env, kind, status, count in rows:
             if status in FINAL:
                 finished.add_metric([project, env, kind, status], count)
-            elif status in ACTIVE_STATUSES:
+            elif status in DEPLOY_ACTIVE:
                 key = (project, env, status)
                 active_counts[key] = active_counts.get(key, 0) + count
-                running += count if status == "running" else 0
+                running += count if status == DeployStatus.RUNNING else 0
         for key, count in sorted(active_counts.items()):
             active.add_metric(list(key), count)
         yield finished
@@ -180,7 +189,7 @@ class DatabaseCollector(Collector):
             rows = s.execute(
                 select(Deploy.queue, func.count(), func.min(Deploy.created_at))
                 .where(
-                    Deploy.status == "queued",
+                    Deploy.status == DeployStatus.QUEUED,
                     or_(Deploy.not_before.is_(None), Deploy.not_before <= now),
                 )
                 .group_by(Deploy.queue)
@@ -217,10 +226,14 @@ class DatabaseCollector(Collector):
     def _notifications(self) -> Iterator[Metric]:
         with self.db.read() as s:
             attempts = s.scalar(select(func.coalesce(func.sum(NotifyDelivery.attempts), 0)))
-            sent = s.scalar(select(func.count()).where(NotifyDelivery.status == "sent"))
-            given_up = s.scalar(select(func.count()).where(NotifyDelivery.status == "failed"))
+            sent = s.scalar(
+                select(func.count()).where(NotifyDelivery.status == DeliveryStatus.SENT)
+            )
+            given_up = s.scalar(
+                select(func.count()).where(NotifyDelivery.status == DeliveryStatus.FAILED)
+            )
             pending = s.scalar(
-                select(func.count()).where(NotifyDelivery.status.in_(("pending", "sending")))
+                select(func.count()).where(NotifyDelivery.status.in_(DELIVERY_WAITING))
             )
         yield CounterMetricFamily(
             "ferryman_notification_attempts_failed",
@@ -238,8 +251,10 @@ class DatabaseCollector(Collector):
 
     def _agents(self) -> Iterator[Metric]:
         with self.db.read() as s:
-            unreachable = s.scalar(select(func.count()).where(AgentTask.status == "unreachable"))
-            waiting = s.scalar(select(func.count()).where(AgentTask.status.in_(("due", "running"))))
+            unreachable = s.scalar(
+                select(func.count()).where(AgentTask.status == PullTaskStatus.UNREACHABLE)
+            )
+            waiting = s.scalar(select(func.count()).where(AgentTask.status.in_(PULL_ACTIVE)))
         yield CounterMetricFamily(
             "ferryman_agent_hosts_unreachable",
             "Pull-mode tasks whose host did not poll or report back in time.",
@@ -265,7 +280,7 @@ class DatabaseCollector(Collector):
                 select(Project.name, Deploy.env, DeployHost.error)
                 .join(Deploy, Deploy.id == DeployHost.deploy_id)
                 .join(Project, Project.id == Deploy.project_id)
-                .where(DeployHost.status == "failed", or_(*_CONNECT_FILTERS))
+                .where(DeployHost.status == HostStatus.FAILED, or_(*_CONNECT_FILTERS))
             ).all()
         for project, env, error in rows:
             reason = connection_failure(error)

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from ferryman.config.project import ProjectConfig, dump_project
 from ferryman.db.models import (
-    ACTIVE_STATUSES,
     Deploy,
     Environment,
     HostState,
@@ -25,6 +24,7 @@ from ferryman.db.models import (
 from ferryman.db.outage import retries_lost_races
 from ferryman.db.session import Database
 from ferryman.domain import validate
+from ferryman.domain.statuses import DEPLOY_ACTIVE, DEPLOY_FINISHED, DeployStatus, TicketStatus
 from ferryman.errors import (
     ApprovalRequired,
     ApprovalStale,
@@ -39,8 +39,8 @@ from ferryman.services import config_files, promotion, rollouts, watch
 from ferryman.services.audit import Actor, record
 from ferryman.services.queue import cancel_queued, record_outcome, sync_ticket
 
-ACTIVE = ACTIVE_STATUSES
-FINISHED = ("success", "failed", "cancelled")
+ACTIVE = DEPLOY_ACTIVE
+FINISHED = DEPLOY_FINISHED
 
 
 def _refuse_if_active(s: Session, project: Project, env: str) -> None:
@@ -423,10 +423,9 @@ def request_retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool 
     try:
         return _retry(db, actor, deploy_id, failed_only)
     except _Stale as stale:
-        from ferryman.domain.tickets import FAILED
         from ferryman.services.tickets import back_to_review
 
-        if stale.status == FAILED:
+        if stale.status == TicketStatus.FAILED:
             back_to_review(db, actor, stale.ticket_id, stale.why)
         raise ApprovalStale(
             f"{stale.why}: ticket #{stale.ticket_id} needs a new approval before a retry",
@@ -441,7 +440,7 @@ class _Stale(Exception):
 
 
 def _retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool) -> Deploy:
-    from ferryman.domain.tickets import QUEUED, check_transition
+    from ferryman.domain.tickets import check_transition
     from ferryman.services.authz import require
 
     with db.transaction() as s:
@@ -456,9 +455,10 @@ def _retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool) -> Dep
             require(s, actor, "deploy.direct", project=project, what=f"deploy #{deploy_id}")
             again = "--config-only" if original.kind == "config" else f"--ref {original.commit}"
             _refuse_without_ticket(s, project, original.env, original.hosts, again)
-        partly = original.status == "success" and failed_only  # a rollout within max_failed
+        # a rollout that ended within max_failed
+        partly = original.status == DeployStatus.SUCCESS and failed_only
         if original.kind not in ("deploy", "config") or not (
-            original.status in ("failed", "cancelled") or partly
+            original.status in (DeployStatus.FAILED, DeployStatus.CANCELLED) or partly
         ):
             raise Conflict(
                 f"deploy #{deploy_id} is a {original.kind} that is {original.status}; "
@@ -476,8 +476,8 @@ def _retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool) -> Dep
             if why:
                 raise _Stale(why, ticket.id, ticket.status)
         if ticket is not None and not partly:
-            check_transition(ticket.id, ticket.status, QUEUED)
-            ticket.status = QUEUED
+            check_transition(ticket.id, ticket.status, TicketStatus.QUEUED)
+            ticket.status = TicketStatus.QUEUED
             ticket.updated_at = utcnow()
         deploy = create_deploy(
             s,
@@ -613,10 +613,10 @@ def request_cancel(db: Database, actor: Actor, deploy_id: int, reason: str = "")
         action = "deploy.cancel" if own else "deploy.cancel_any"
         require(s, actor, action, project=project, what=f"deploy #{deploy_id}")
         why = f"cancelled by {actor.username}" + (f": {reason}" if reason else "")
-        if deploy.status == "queued":
+        if deploy.status == DeployStatus.QUEUED:
             cancel_queued(s, deploy)
             sync_ticket(s, deploy)
-        elif deploy.status == "running":
+        elif deploy.status == DeployStatus.RUNNING:
             deploy.cancel_reason = why[:500]
         else:
             raise Conflict(f"deploy #{deploy_id} is {deploy.status}; nothing to cancel")

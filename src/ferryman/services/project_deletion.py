@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from ferryman.db.models import ACTIVE_STATUSES, Deploy, Project, Ticket, utcnow
+from ferryman.db.models import Deploy, Project, Ticket, utcnow
 from ferryman.db.session import Database
-from ferryman.domain import tickets as states
+from ferryman.domain.statuses import DEPLOY_ACTIVE, TICKET_OPEN, TicketStatus
 from ferryman.errors import Conflict
 from ferryman.said import said
 from ferryman.services import projects, watch
 from ferryman.services.audit import Actor, record
 from ferryman.services.spaces import load_space
 
-OPEN_TICKETS = (states.DRAFT, states.PENDING, states.APPROVED)
+OPEN_TICKETS = TICKET_OPEN
 NAME_LENGTH = 64  # projects.name
 
 
@@ -34,7 +34,7 @@ def delete_project(db: Database, actor: Actor, ref: int | str) -> None:
         project = s.get(Project, project.id, with_for_update=True) or project
         busy = s.scalars(
             select(Deploy.id)
-            .where(Deploy.project_id == project.id, Deploy.status.in_(ACTIVE_STATUSES))
+            .where(Deploy.project_id == project.id, Deploy.status.in_(DEPLOY_ACTIVE))
             .order_by(Deploy.id)
         ).all()
         if busy:
@@ -57,7 +57,7 @@ def delete_project(db: Database, actor: Actor, ref: int | str) -> None:
             s.execute(
                 update(Ticket)
                 .where(Ticket.id.in_(cancelled))
-                .values(status=states.CANCELLED, updated_at=utcnow())
+                .values(status=TicketStatus.CANCELLED, updated_at=utcnow())
             )
         name = project.name
         watch.end_for_project(s, project.id, f"project {name} deleted")  # no rollback after

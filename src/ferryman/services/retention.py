@@ -68,7 +68,6 @@ from ferryman.config.retention import parse_retention
 from ferryman.config.settings import Settings
 from ferryman.db.clock import db_now
 from ferryman.db.models import (
-    ACTIVE_STATUSES,
     Deploy,
     DeployStep,
     HostState,
@@ -77,6 +76,7 @@ from ferryman.db.models import (
     Project,
 )
 from ferryman.db.session import Database, rowcount
+from ferryman.domain.statuses import DEPLOY_ACTIVE
 from ferryman.services.audit import SYSTEM, record
 from ferryman.vcs.factory import mirror_path
 
@@ -186,7 +186,7 @@ def prunable(
             *scope,
             Deploy.id > after,
             Deploy.logs_pruned_at.is_(None),
-            Deploy.status.not_in(ACTIVE_STATUSES),
+            Deploy.status.not_in(DEPLOY_ACTIVE),
             func.coalesce(Deploy.finished_at, Deploy.created_at) < cutoff,
             exists().where(
                 newer.project_id == Deploy.project_id,
@@ -348,7 +348,7 @@ def _sweep_trees(db: Database, root: Path) -> int:
         busy = set(
             s.scalars(
                 select(Deploy.project_id).where(
-                    Deploy.project_id.in_(wanted), Deploy.status.in_(ACTIVE_STATUSES)
+                    Deploy.project_id.in_(wanted), Deploy.status.in_(DEPLOY_ACTIVE)
                 )
             )
         )
@@ -427,7 +427,7 @@ def _mirrors_in_use(db: Database, root: Path) -> set[Path]:
         active = s.execute(
             select(Project.space_id, Deploy.config, Project.config)
             .join(Project, Project.id == Deploy.project_id)
-            .where(Deploy.status.in_(ACTIVE_STATUSES))
+            .where(Deploy.status.in_(DEPLOY_ACTIVE))
         ).all()
     used: set[Path] = set()
     for space_id, *configs in [*live, *active]:

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from ferryman.db.models import Deploy, Project, Space, utcnow
 from ferryman.db.session import Database
+from ferryman.domain.statuses import DeployStatus
 from ferryman.errors import ValidationError
 from ferryman.services.audit import Actor
 from ferryman.services.authz import visible_space_ids
@@ -234,8 +235,8 @@ def _counts(
             func.min(Deploy.env),
             count(Deploy.kind == "deploy"),
             count(Deploy.kind == "rollback"),
-            count(Deploy.status == "success"),
-            count(Deploy.status == "failed"),
+            count(Deploy.status == DeployStatus.SUCCESS),
+            count(Deploy.status == DeployStatus.FAILED),
         )
         .where(*scope)
         .group_by(bucket, Deploy.project_id, _exact(dialect, Deploy.env))
@@ -268,7 +269,7 @@ def _picked_durations(
         *scope,
         # through a function: SQLite would walk its index on status (every success and
         # failure ever, 98,000 of 100,000) instead of the period's (ix_deploys_created_at)
-        func.coalesce(Deploy.status, "").in_(("success", "failed")),
+        func.coalesce(Deploy.status, "").in_((DeployStatus.SUCCESS, DeployStatus.FAILED)),
         Deploy.started_at.is_not(None),
         Deploy.finished_at.is_not(None),
     )

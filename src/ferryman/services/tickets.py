@@ -21,6 +21,7 @@ from ferryman.db.outage import retries_lost_races
 from ferryman.db.session import Database
 from ferryman.domain import release_request, validate
 from ferryman.domain import tickets as states
+from ferryman.domain.statuses import TicketStatus
 from ferryman.errors import (
     ApprovalStale,
     Conflict,
@@ -75,7 +76,7 @@ def _load(s: Session, actor: Actor, ticket_id: int, action: str) -> tuple[Ticket
     return ticket, project
 
 
-def _move(s: Session, ticket: Ticket, target: str) -> None:
+def _move(s: Session, ticket: Ticket, target: TicketStatus) -> None:
     states.check_transition(ticket.id, ticket.status, target)
     ticket.status = target
     ticket.updated_at = utcnow()
@@ -96,12 +97,12 @@ def _audit(s: Session, actor: Actor, action: str, ticket: Ticket, **detail: Any)
 
 def _first_state(
     s: Session, project: Project, env: str, draft: bool, hosts: Sequence[str] | None
-) -> str:
+) -> TicketStatus:
     if draft:
-        return states.DRAFT
+        return TicketStatus.DRAFT
     config = projects.effective_config(s, project)
     needs = approval.approving_environments(s, project, config, env, hosts)
-    return states.PENDING if needs else states.APPROVED
+    return TicketStatus.PENDING_APPROVAL if needs else TicketStatus.APPROVED
 
 
 def stale_approval(s: Session, ticket: Ticket, project: Project) -> str:
@@ -136,7 +137,7 @@ def back_to_review(db: Database, actor: Actor, ticket_id: int, why: str) -> None
         project = s.get(Project, ticket.project_id) if ticket else None
         if ticket is None or project is None:
             return
-        _move(s, ticket, states.PENDING)
+        _move(s, ticket, TicketStatus.PENDING_APPROVAL)
         ticket.approved_digest = ""
         ticket.reviewed_by_name = ""
         ticket.reviewed_at = None
@@ -212,7 +213,7 @@ async def create_ticket(
             s.flush()
             extra = {"promoted_from": promoted_from} if promoted_from else {}
             _audit(s, actor, "ticket.create", ticket, ref=ref, commit=commit, env=env, **extra)
-            if ticket.status == states.PENDING:
+            if ticket.status == TicketStatus.PENDING_APPROVAL:
                 notifications.ticket_event(s, "ticket.submitted", ticket, actor)
             return ticket_dict(ticket, fresh)
 
@@ -230,10 +231,10 @@ def submit_ticket(db: Database, actor: Actor, ticket_id: int) -> dict[str, Any]:
     with db.transaction() as s:
         ticket, project = _load(s, actor, ticket_id, "ticket.create")
         _own_or_master(s, actor, ticket, project)
-        states.check_transition(ticket.id, ticket.status, states.PENDING)
+        states.check_transition(ticket.id, ticket.status, TicketStatus.PENDING_APPROVAL)
         _move(s, ticket, _first_state(s, project, ticket.env, False, ticket.hosts))
         _audit(s, actor, "ticket.submit", ticket)
-        if ticket.status == states.PENDING:
+        if ticket.status == TicketStatus.PENDING_APPROVAL:
             notifications.ticket_event(s, "ticket.submitted", ticket, actor)
         return ticket_dict(ticket, project)
 
@@ -245,7 +246,7 @@ def approve_ticket(db: Database, actor: Actor, ticket_id: int, comment: str = ""
         if own:
             approval.check_self_approval(s, actor, ticket, comment)
             comment = f"self-approved: {comment.strip()}"
-        _move(s, ticket, states.APPROVED)
+        _move(s, ticket, TicketStatus.APPROVED)
         ticket.reviewed_by_name = actor.username
         ticket.review_comment = comment
         ticket.reviewed_at = utcnow()
@@ -263,7 +264,7 @@ def reject_ticket(db: Database, actor: Actor, ticket_id: int, reason: str) -> di
         ticket, project = _load(s, actor, ticket_id, "ticket.approve")
         if actor.id is not None and actor.id == ticket.created_by:
             raise OwnTicket(said("you created ticket #%(id)s; cancel it instead", id=ticket.id))
-        _move(s, ticket, states.REJECTED)
+        _move(s, ticket, TicketStatus.REJECTED)
         ticket.reviewed_by_name = actor.username
         ticket.review_comment = reason
         ticket.reviewed_at = utcnow()
@@ -293,7 +294,7 @@ def _queue(
             ),
             not_before=start.isoformat(),
         )
-    _move(s, ticket, states.QUEUED)
+    _move(s, ticket, TicketStatus.QUEUED)
     if ticket.kind == "rollback":
         deploy = deploys.create_deploy(
             s,
@@ -321,6 +322,10 @@ def _queue(
     return deploy
 
 
+# a ticket whose deploy runs what was approved earlier: its approval may have gone stale
+RERUNS = (TicketStatus.APPROVED, TicketStatus.FAILED)
+
+
 @retries_lost_races
 def deploy_ticket(
     db: Database, actor: Actor, ticket_id: int, schedule: bool = False
@@ -329,13 +334,13 @@ def deploy_ticket(
     ``not_before`` this is refused, unless ``schedule``: then it is queued to start then."""
     with db.transaction() as s:
         ticket, project = _load(s, actor, ticket_id, "ticket.deploy")
-        rerun = ticket.status in (states.APPROVED, states.FAILED)
+        rerun = ticket.status in RERUNS
         why = stale_approval(s, ticket, project) if rerun else ""
     if why:
         _refuse_stale(db, actor, ticket_id, why)
     with db.transaction() as s:
         ticket, project = _load(s, actor, ticket_id, "ticket.deploy")
-        if ticket.status in (states.APPROVED, states.FAILED) and stale_approval(s, ticket, project):
+        if ticket.status in RERUNS and stale_approval(s, ticket, project):
             raise Conflict(f"ticket #{ticket_id} changed while it was being deployed; try again")
         deploy = _queue(s, actor, ticket, project, schedule)
         _audit(s, actor, "ticket.deploy", ticket, deploy_id=deploy.id)
@@ -346,16 +351,16 @@ def cancel_ticket(db: Database, actor: Actor, ticket_id: int, reason: str = "") 
     with db.transaction() as s:
         ticket, project = _load(s, actor, ticket_id, "ticket.create")
         _own_or_master(s, actor, ticket, project)
-        states.check_transition(ticket.id, ticket.status, states.CANCELLED)
+        states.check_transition(ticket.id, ticket.status, TicketStatus.CANCELLED)
         deploy = s.get(Deploy, ticket.deploy_id) if ticket.deploy_id is not None else None
-        if ticket.status == states.RUNNING and deploy is not None:
+        if ticket.status == TicketStatus.RUNNING and deploy is not None:
             # the worker stops at its next safe point; the ticket follows the deploy
             deploy.cancel_reason = f"ticket #{ticket.id} cancelled by {actor.username}"[:500]
             _audit(s, actor, "ticket.cancel", ticket, reason=reason, running=True)
             return ticket_dict(ticket, project)
-        if ticket.status == states.QUEUED and deploy is not None:
+        if ticket.status == TicketStatus.QUEUED and deploy is not None:
             queue.cancel_queued(s, deploy)
-        _move(s, ticket, states.CANCELLED)
+        _move(s, ticket, TicketStatus.CANCELLED)
         _audit(s, actor, "ticket.cancel", ticket, reason=reason)
         return ticket_dict(ticket, project)
 
@@ -384,7 +389,7 @@ def rollback_ticket(
             target_release=target,
             hosts=None,
             title=title.strip() or f"Roll back #{original.id}: {original.title}"[:200],
-            status=states.APPROVED,
+            status=TicketStatus.APPROVED,
             rollback_of=original.id,
             created_by=actor.id,
             created_by_name=actor.username,

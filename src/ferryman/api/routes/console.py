@@ -45,9 +45,9 @@ from ferryman.api.deps import DB, CurrentActor, Id, perm, websocket_actor, webso
 from ferryman.api.views import LogPage
 from ferryman.db.outage import is_outage
 from ferryman.db.session import Database
+from ferryman.domain.statuses import DEPLOY_FINISHED, DeployStatus
 from ferryman.errors import FerrymanError
 from ferryman.services import deploy_signals, deploy_views
-from ferryman.services.deploys import FINISHED
 
 router = APIRouter(prefix="/deploys", tags=["deploys"])
 POLL_SECONDS = 0.25  # between reads when another process's change may come unannounced
@@ -228,7 +228,7 @@ async def _follow_until_end(
             await websocket.send_json({"type": "deploy", "deploy": deploy})
         if len(lines) == PAGE:
             continue  # replaying: no waiting between pages
-        if deploy["status"] in FINISHED or deploy["status"] == "paused":
+        if deploy["status"] in DEPLOY_FINISHED or deploy["status"] == DeployStatus.PAUSED:
             # a last look: lines flushed together with the final status (an outage here
             # goes round again: the next read finds them)
             try:

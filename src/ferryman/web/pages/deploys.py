@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from ferryman.domain.statuses import DEPLOY_FINISHED, DeployStatus, HostStatus
 from ferryman.errors import FerrymanError
 from ferryman.http_deps import DB, SettingsDep, wake_worker
 from ferryman.services import (
@@ -30,7 +31,7 @@ from ferryman.web.session import Viewer, Web, check_csrf, signed_in
 
 router = APIRouter()
 Csrf = Annotated[str, Form()]
-ENDED = ("success", "failed", "cancelled")
+ENDED = DEPLOY_FINISHED
 
 
 @router.get("/s/{space}/deploys", response_class=HTMLResponse)
@@ -71,7 +72,7 @@ def deploy_list(
         next_url=listing.next_page(paths.route_path(request), filters, rows),
         projects=projects.list_projects(db, web.actor, space),
         environments=[e["name"] for e in inventory.list_environments(db, web.actor, space)],
-        states=("queued", "running", "paused", *ENDED),
+        states=tuple(DeployStatus),
     )
 
 
@@ -80,17 +81,20 @@ def _actions(web: Viewer, deploy: dict[str, Any], role: Any) -> dict[str, bool]:
     again when the form is posted)."""
     status = deploy["status"]
     own = deploy["requested_by"] == web.actor.username
-    live = status in ("running", "paused") and deploy["rollout"] is not None
-    retryable = deploy["kind"] in ("deploy", "config") and status in ("failed", "cancelled")
+    live = status in (DeployStatus.RUNNING, DeployStatus.PAUSED) and deploy["rollout"] is not None
+    retryable = deploy["kind"] in ("deploy", "config") and status in (
+        DeployStatus.FAILED,
+        DeployStatus.CANCELLED,
+    )
     may_retry = web.can("ticket.deploy" if deploy["ticket_id"] else "deploy.direct", role)
     hosts = deploy.get("hosts") or []
-    failed = [h for h in hosts if h["status"] == "failed"]
-    served = [h for h in hosts if h["status"] == "success"]
+    failed = [h for h in hosts if h["status"] == HostStatus.FAILED]
+    served = [h for h in hosts if h["status"] == HostStatus.SUCCESS]
     deployish = deploy["kind"] in ("deploy", "config") and status in ENDED
     return {
-        "cancel": status in ("queued", "running")
+        "cancel": status in (DeployStatus.QUEUED, DeployStatus.RUNNING)
         and web.can("deploy.cancel" if own else "deploy.cancel_any", role),
-        "continue": live and status == "paused" and web.can("rollout.continue", role),
+        "continue": live and status == DeployStatus.PAUSED and web.can("rollout.continue", role),
         "abort": live and web.can("rollout.abort", role),
         "rollout_rollback": live and web.can("deploy.rollback", role),
         "retry": retryable and may_retry,
@@ -99,7 +103,7 @@ def _actions(web: Viewer, deploy: dict[str, Any], role: Any) -> dict[str, bool]:
         "retry_failed": deployish and may_retry and bool(failed) and bool(served),
         "rollback": retryable and web.can("deploy.rollback", role),
         "promote": deploy["kind"] == "deploy"
-        and status == "success"
+        and status == DeployStatus.SUCCESS
         and bool(deploy["commit"])
         and web.can("ticket.create", role),
     }
@@ -131,7 +135,7 @@ def console(request: Request, space: str, deploy_id: int, db: DB) -> HTMLRespons
             datetime.fromisoformat(deploy["finished_at"])
             - datetime.fromisoformat(deploy["started_at"])
         ).total_seconds()
-    serving = sorted(h["host"] for h in deploy["hosts"] if h["status"] == "success")
+    serving = sorted(h["host"] for h in deploy["hosts"] if h["status"] == HostStatus.SUCCESS)
     measured = analysis.of_deploy(db, web.actor, deploy_id) if deploy["rollout"] else None
     return page(
         request,

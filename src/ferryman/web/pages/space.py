@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ferryman.db.models import utcnow
 from ferryman.db.session import Database
+from ferryman.domain.statuses import DeployStatus, TicketStatus
 from ferryman.errors import FerrymanError, NotFound
 from ferryman.http_deps import DB, SettingsDep
 from ferryman.services import checks, deploy_views, inventory, projects, spaces, stats, tickets
@@ -64,11 +65,14 @@ def dashboard(
     # the newest few, and what runs or waits now: read by the query, not filtered from 200
     recent = deploys_with(None, 15)
     active = sorted(
-        deploys_with("running", 50) + deploys_with("queued", 50), key=lambda d: -d["id"]
+        deploys_with(DeployStatus.RUNNING, 50) + deploys_with(DeployStatus.QUEUED, 50),
+        key=lambda d: -d["id"],
     )
     pending = [
         t
-        for t in tickets.list_tickets(db, actor, space=space, status="pending_approval", limit=50)
+        for t in tickets.list_tickets(
+            db, actor, space=space, status=TicketStatus.PENDING_APPROVAL, limit=50
+        )
         if t["created_by"] != actor.username
     ]
     if not web.can("ticket.approve"):
@@ -106,7 +110,7 @@ def _onboarding(db: Database, web: Viewer, space: str) -> list[dict[str, Any]] |
     """The steps to a first deploy, for a space that has not had one yet (``None`` after):
     each with whether it is done as far as the records tell, and where to do it."""
     shipped = deploy_views.any_deploy(
-        db, web.actor, space=space, only=deploy_views.DeployFilter(status="success")
+        db, web.actor, space=space, only=deploy_views.DeployFilter(status=DeployStatus.SUCCESS)
     )
     if shipped:
         return None

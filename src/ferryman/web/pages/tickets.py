@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ferryman.domain import tickets as states
+from ferryman.domain.statuses import DEPLOY_ACTIVE, TICKET_OPEN, TicketStatus
 from ferryman.errors import FerrymanError
 from ferryman.http_deps import DB, SettingsDep, wake_worker
 from ferryman.services import deploy_views, inventory, projects, tickets
@@ -216,21 +217,20 @@ async def ticket_detail(
         rollbacks = await asyncio.to_thread(deploy_views.rollbacks_after, db, ticket["deploy_id"])
     events = _with_rollbacks(events, rollbacks)
     rolled_back = next((r for r in reversed(rollbacks) if r["undid"]), None)
-    rolling_back = any(r["status"] in ("queued", "running", "paused") for r in rollbacks)
+    rolling_back = any(r["status"] in DEPLOY_ACTIVE for r in rollbacks)
     own = ticket["created_by"] == web.actor.username
     can = {
-        "approve": ticket["status"] == states.PENDING
+        "approve": ticket["status"] == TicketStatus.PENDING_APPROVAL
         and not own
         and web.can("ticket.approve", project_role_now),
-        "deploy": ticket["status"] == states.APPROVED
+        "deploy": ticket["status"] == TicketStatus.APPROVED
         and web.can("ticket.deploy", project_role_now),
-        "cancel": ticket["status"]
-        in (states.DRAFT, states.PENDING, states.APPROVED, states.QUEUED, states.RUNNING)
+        "cancel": ticket["status"] in (*TICKET_OPEN, TicketStatus.QUEUED, TicketStatus.RUNNING)
         and (own or web.can("ticket.approve", project_role_now)),
-        "submit": ticket["status"] in (states.DRAFT, states.REJECTED) and own,
+        "submit": ticket["status"] in (TicketStatus.DRAFT, TicketStatus.REJECTED) and own,
         "rollback": ticket["kind"] in ("deploy", "config")
         and ticket["deploy_id"] is not None
-        and ticket["status"] == "succeeded"
+        and ticket["status"] == TicketStatus.SUCCEEDED
         and rolled_back is None
         and not rolling_back
         and web.can("ticket.rollback", project_role_now),
