@@ -624,7 +624,12 @@ OUTBOUND = [
     ("webhook", "url=http://224.0.0.1/", "url: 224.0.0.1 是组播地址", "a multicast address"),
     ("webhook", "url=http://240.0.0.1/", "url: 240.0.0.1 是保留地址", "a reserved address"),
     ("email", "host=mail.example\nfrom=ops@example.com\ntls=yes", "tls: 须为 starttls", "tls: "),
-    ("email", "host=mail.example\nfrom=ops@example.com\nport=70000", "port: 须为 1 到 65535", "port: "),
+    (
+        "email",
+        "host=mail.example\nfrom=ops@example.com\nport=70000",
+        "port: 须为 1 到 65535",
+        "port: ",
+    ),
     ("email", "from=ops@example.com", "host: 请填写 SMTP 服务器", "host: the SMTP server"),
 ]
 
