@@ -218,13 +218,16 @@ def test_pull_hosts_deploy_themselves_roll_back_on_failed_checks_and_refuse_tamp
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", proxy_port), handler)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     victim = targets[4]
-    os.killpg(pollers.procs[4].pid, signal.SIGTERM)  # its loop now goes through the proxy
-    pollers.start(victim, f"http://127.0.0.1:{proxy_port}", tokens[victim.address])
-    config["environments"]["production"]["strategy"] = {"max_failed": 1}
-    projects.apply_project(db, ADMIN, parse_project(config))
-    repo.commit({"index.html": "v4\n", "status.txt": "fine\n"}, tag="v4")
-    fourth = _wait(db, deploys.request_deploy(db, ADMIN, repo.name, "production", "v4").id)
-    proxy.shutdown()
+    try:
+        os.killpg(pollers.procs[4].pid, signal.SIGTERM)  # its loop now goes through the proxy
+        pollers.start(victim, f"http://127.0.0.1:{proxy_port}", tokens[victim.address])
+        config["environments"]["production"]["strategy"] = {"max_failed": 1}
+        projects.apply_project(db, ADMIN, parse_project(config))
+        repo.commit({"index.html": "v4\n", "status.txt": "fine\n"}, tag="v4")
+        fourth = _wait(db, deploys.request_deploy(db, ADMIN, repo.name, "production", "v4").id)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()  # its listening socket, too
     assert fourth["status"] == "success", fourth["error"]  # within max_failed
     by_host = {h["host"]: h["status"] for h in fourth["hosts"]}
     assert by_host[victim.address] == "failed"

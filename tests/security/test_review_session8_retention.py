@@ -39,18 +39,21 @@ def test_the_worker_that_loses_the_first_retention_claim_stands_down_quietly(db_
                 insert(KeyValue).values(key=retention.CLAIM, value="9999-12-31T00:00:00.000000")
             )
 
-    event.listen(Session, "before_flush", the_other_worker_first)
     try:
-        outcome: object
+        event.listen(Session, "before_flush", the_other_worker_first)
         try:
-            outcome = retention.claim_run(db)
-        except Exception as exc:  # what the worker's loop logs as a failed run
-            outcome = exc
+            outcome: object
+            try:
+                outcome = retention.claim_run(db)
+            except Exception as exc:  # what the worker's loop logs as a failed run
+                outcome = exc
+        finally:
+            event.remove(Session, "before_flush", the_other_worker_first)
+        assert raced == [True]
+        assert outcome is False, f"the losing claim raised {outcome!r}"
+        with db.read() as s:  # the winner's claim stands, untouched
+            assert s.scalar(select(KeyValue.value).where(KeyValue.key == retention.CLAIM)) == (
+                "9999-12-31T00:00:00.000000"
+            )
     finally:
-        event.remove(Session, "before_flush", the_other_worker_first)
-    assert raced == [True]
-    assert outcome is False, f"the losing claim raised {outcome!r}"
-    with db.read() as s:  # the winner's claim stands, untouched
-        assert s.scalar(select(KeyValue.value).where(KeyValue.key == retention.CLAIM)) == (
-            "9999-12-31T00:00:00.000000"
-        )
+        db.dispose()  # its pool's connections closed now, not when collected

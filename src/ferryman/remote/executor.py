@@ -110,6 +110,9 @@ class Executor:
         self.host_keys = dict(host_keys or {})  # target key -> pinned key lines
         self.connect_timeout = connect_timeout
         self._connections: dict[str, asyncssh.SSHClientConnection] = {}
+        # connections no longer handed out (lost, or a second one to the same host): closed
+        # with the others in ``close``, so that none is left for the collector to find open
+        self._retired: list[asyncssh.SSHClientConnection] = []
         self._handshakes = asyncio.Semaphore(MAX_HANDSHAKES)
         self._keys: list[asyncssh.SSHKey] | None = None
 
@@ -168,6 +171,9 @@ class Executor:
                 raise RemoteError(
                     f"cannot connect: {_describe(exc)}", host=target.key, stage=stage
                 ) from None
+        if target.key in self._connections:  # another task connected to it meanwhile
+            self._retired.append(conn)
+            return
         self._connections[target.key] = conn
 
     def _trusted(
@@ -247,7 +253,9 @@ class Executor:
                 stage=stage,
             ) from None
         except (asyncssh.Error, OSError) as exc:
-            self._connections.pop(target.key, None)
+            lost = self._connections.pop(target.key, None)
+            if lost is not None:
+                self._retired.append(lost)
             raise RemoteError(
                 f"connection lost: {_describe(exc)}", host=target.key, stage=stage, command=shown
             ) from None
@@ -273,8 +281,9 @@ class Executor:
         return result
 
     async def close(self) -> None:
-        conns = list(self._connections.values())
+        conns = [*self._connections.values(), *self._retired]
         self._connections.clear()
+        self._retired.clear()
         for conn in conns:
             conn.close()
         await asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True)
