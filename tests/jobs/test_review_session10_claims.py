@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -52,7 +53,7 @@ def test_a_take_over_of_a_deploy_the_worker_is_still_recovering_is_not_orphaned(
     _expire(db, job)  # its worker was killed
     me = Worker(db, dataclasses.replace(settings, lock_lease_seconds=LEASE))
 
-    async def play() -> tuple[str, str, bool]:
+    async def play() -> bool:
         [first] = queue.take_over_lost(db, me.name, LEASE)  # the reaper's take-over
         # its recovery is going; then the whole worker is frozen (SIGSTOP) past its lease
         stale = asyncio.create_task(asyncio.sleep(3600))
@@ -62,30 +63,31 @@ def test_a_take_over_of_a_deploy_the_worker_is_still_recovering_is_not_orphaned(
         assert other.take_over_lost(LEASE) == [job]  # another worker takes it over ...
         _expire(db, job)  # ... and is killed (SIGKILL) before it recovers it
         # the frozen worker goes on (SIGCONT): its reaper comes round before its old
-        # recovery's heartbeat notices it lost the deploy
+        # recovery's heartbeat notices it lost the deploy (today: a claim of its own it skips)
         await me._reap()
-        taken = _holder(db, job)
         # the old recovery is fenced (its token is no longer the deploy's) and ends
         assert not queue.renew_lease(db, job, first.holder, LEASE)
         stale.cancel()
         await asyncio.gather(stale, return_exceptions=True)
         me._recovering.pop(job, None)
-        # nothing renews the new claim: its lease runs out; the reaper comes round again
+        # a lease taken meanwhile runs out (nothing renews it); the reaper comes round again
         _expire(db, job)
         await me._reap()
         recovering = job in me._recovering
         for task in me._recovering.values():
             task.cancel()
         await asyncio.gather(*me._recovering.values(), return_exceptions=True)
-        return taken, first.holder, recovering
+        return recovering
 
-    taken, first, recovering = asyncio.run(play())
-    # what happens today: the reaper took a claim of its own it never runs
-    assert taken.startswith(f"{me.name}~") and taken != first
-    assert _row(db, job) == ("running", me.name)
-    assert queue.take_over_lost(db, me.name, LEASE) == []  # never its own: stuck for good
-    # what must happen: the deploy is recovered by somebody
-    assert recovering, "no recovery of the deploy runs: it stays running for good"
+    recovering = asyncio.run(play())
+    status, worker = _row(db, job)
+    # today: running, held by this worker under a token no run carries, which its reaper
+    # never takes (never its own): with no other worker, it stays running for good
+    assert status != "running" or recovering, (
+        f"deploy #{job} is {status}, held by {worker} as {_holder(db, job)!r}, "
+        f"and nobody recovers it "
+        f"(this worker's take-over: {queue.take_over_lost(db, me.name, LEASE)})"
+    )
 
 
 def test_a_stale_runs_pause_writes_nothing_and_keeps_the_new_owners_lock(
@@ -144,9 +146,13 @@ def test_a_run_that_crashes_at_its_start_leaves_no_deploy_running_for_good(
         return recovering
 
     recovering = asyncio.run(play())
-    assert _row(db, job) == ("running", me.name)
-    assert queue.take_over_lost(db, me.name, LEASE) == []  # never its own
-    assert recovering, "the crashed run's deploy is neither ended nor recovered"
+    status, worker = _row(db, job)
+    # today: running, held by this worker's claim, which its reaper never takes over
+    assert status != "running" or recovering, (
+        f"deploy #{job} is {status}, held by {worker} as {_holder(db, job)!r}: the crashed "
+        f"run's deploy is neither ended nor recovered "
+        f"(this worker's take-over: {queue.take_over_lost(db, me.name, LEASE)})"
+    )
 
 
 def _old_code_take_over(db: Database, worker: str, deploy_id: int) -> None:
@@ -261,7 +267,7 @@ def test_a_cancel_racing_a_claim_either_cancels_it_or_refuses_never_both(db_url:
             [job] = _queue_jobs(db, 1)  # the only one queued: the claim races for it
             got, cancelled = _race(
                 lambda: queue.claim(claimer, "w", None, LEASE),
-                lambda job=job: cancel(job),
+                functools.partial(cancel, job),
             )
             status, _worker = _row(db, job)
             if isinstance(got, queue.Claim):
