@@ -21,6 +21,7 @@ from ferryman.db.models import Deploy
 from ferryman.db.session import Database
 from ferryman.domain.rollout import Rollout
 from ferryman.errors import Conflict
+from ferryman.jobs import worker as worker_module
 from ferryman.jobs.worker import Worker
 from ferryman.services import locks, queue, rollouts
 from tests.jobs.claiming import Claimer
@@ -282,3 +283,45 @@ def test_a_cancel_racing_a_claim_either_cancels_it_or_refuses_never_both(db_url:
         claimer.dispose()
         canceller.dispose()
         db.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Worker._recover returns on an exception from recover() (build_context failing: a "
+        "database blip, a variable sealed under another key) with the take-over's claim "
+        "still held by this worker: no outcome, no retry, and the reaper never takes its own "
+        "worker's deploys — the deploy stays running (its environment taken) for good"
+    ),
+)
+def test_a_recovery_that_crashes_leaves_no_deploy_running_for_good(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [job] = _queue_jobs(db, 1)
+    dead = Claimer(db, "dead")
+    assert dead.claim_next(lease=LEASE) == job
+    _expire(db, job)  # its worker was killed
+    me = Worker(db, dataclasses.replace(settings, lock_lease_seconds=LEASE))
+    calls: list[str] = []
+
+    async def crashing(_db: Database, _settings: Settings, _deploy_id: int, holder: str) -> bool:
+        calls.append(holder)
+        raise ConnectionError("the database went away as the recovery read the deploy")
+
+    monkeypatch.setattr(worker_module, "recover", crashing)
+
+    async def play() -> None:
+        await me._reap()  # takes it over and starts its recovery, which crashes
+        await asyncio.gather(*me._recovering.values(), return_exceptions=True)
+        _expire(db, job)  # nothing renews the claim now; the reaper comes round again
+        await me._reap()
+        await asyncio.gather(*me._recovering.values(), return_exceptions=True)
+
+    asyncio.run(play())
+    assert calls, "the reaper never started the recovery"
+    status, worker = _row(db, job)
+    assert status != "running" or len(calls) > 1, (
+        f"deploy #{job} is {status}, held by {worker} as {_holder(db, job)!r}, after one "
+        f"recovery that crashed: nobody tries again and its reaper never takes it "
+        f"(this worker's take-over: {queue.take_over_lost(db, me.name, LEASE)})"
+    )
