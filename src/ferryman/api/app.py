@@ -43,11 +43,12 @@ from ferryman.jobs.worker import Worker
 from ferryman.observability import health
 
 
-def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    return JSONResponse(
-        status_code=status,
-        content={"error": {"code": code, "message": message, "details": details or {}}},
-    )
+def _error(
+    status: int, code: str, message: str, details: Any = None, said: Any = None
+) -> JSONResponse:
+    """The envelope; ``said``: the message as made (its template and params go beside it)."""
+    body = {"code": code, "message": message, **envelope.said_parts(said), "details": details or {}}
+    return JSONResponse(status_code=status, content={"error": body})
 
 
 DATABASE_UNAVAILABLE = "the database is unavailable; try again shortly"
@@ -259,7 +260,9 @@ def create_api(
     async def ferryman_error(request: Request, exc: FerrymanError) -> Response:
         if web.is_page(request):
             return web.error_page(request, exc)
-        response = _error(exc.http_status, exc.code, str(exc), envelope.details_of(exc))
+        response = _error(
+            exc.http_status, exc.code, str(exc), envelope.details_of(exc), said=exc.message
+        )
         if exc.http_status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         retry = exc.details.get("retry_after")

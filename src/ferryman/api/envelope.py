@@ -6,7 +6,12 @@
 (``invalid_input``, ``config_invalid``) list each problem in ``details.errors`` as an object:
 ``loc`` (the path to the value: ``["body", "env"]``, ``["query", "limit"]``,
 ``["environments", "production", "hosts", 2]``), ``code`` (what kind of problem) and
-``message``."""
+``message``.
+
+A message Ferryman can say in another language (made with ``said``) also carries its
+``template`` (``%(name)s`` placeholders, the key of the message catalogue) and ``params`` (its
+values; a value that is itself such a message is an object with its own ``template`` and
+``params``): a client renders it from its own catalogue instead of matching the English."""
 
 from __future__ import annotations
 
@@ -15,6 +20,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ferryman.errors import ConfigError, FerrymanError
+from ferryman.said import Said
+
+TEMPLATE = (
+    "the message's template (%(name)s placeholders): the key of the message catalogue, present "
+    "when the message can be said in another language"
+)
+PARAMS = "the template's values; a value that is itself such a message is {template, params}"
 
 
 class ErrorItem(BaseModel):
@@ -23,6 +35,8 @@ class ErrorItem(BaseModel):
     loc: list[str | int] = Field(description="the path to the value at fault")
     code: str = Field(description="what kind of problem, e.g. missing, unknown_key")
     message: str
+    template: str | None = Field(None, description=TEMPLATE)
+    params: dict[str, Any] | None = Field(None, description=PARAMS)
 
 
 class ErrorDetails(BaseModel):
@@ -39,6 +53,12 @@ class ErrorBody(BaseModel):
 
     code: str = Field(description="stable: see the error codes in docs/api.md")
     message: str
+    template: str | None = Field(
+        None,
+        description=TEMPLATE + " (of the message's first line: the lines of a "
+        "config_invalid are in details.errors)",
+    )
+    params: dict[str, Any] | None = Field(None, description=PARAMS)
     details: ErrorDetails
 
 
@@ -77,6 +97,40 @@ RATE_LIMITED: dict[int | str, dict[str, Any]] = {
 }
 
 
+def said_parts(text: Any) -> dict[str, Any]:
+    """``{"template", "params"}`` of a ``said`` message (to add beside its ``message``); {}
+    for any other text."""
+    if not isinstance(text, Said):
+        return {}
+    return {"template": text.template, "params": {k: _param(v) for k, v in text.values.items()}}
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, Said):
+        return said_parts(value)
+    if isinstance(value, list | tuple):
+        return [_param(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)
+
+
+PATH_FIRST = "%(path)s: "  # how a ``said`` line of a config error starts (config/project.py)
+
+
+def _item_said(line: str, message: str) -> dict[str, Any]:
+    """The template and params of an error line's ``message`` (the part after its path)."""
+    if not isinstance(line, Said):
+        return {}
+    if not line.template.startswith(PATH_FIRST):
+        return said_parts(line) if line == message else {}
+    inner = line.values.get("message")
+    if line.template == PATH_FIRST + "%(message)s" and isinstance(inner, Said):
+        return said_parts(inner) if inner == message else {}
+    rest = {k: v for k, v in line.values.items() if k != "path"}
+    return said_parts(Said(line.template[len(PATH_FIRST) :], rest))
+
+
 def _part(text: str) -> str | int:
     return int(text) if text.isdigit() else text
 
@@ -87,7 +141,7 @@ def from_lines(lines: list[str], code: str = "invalid") -> list[dict[str, Any]]:
     for line in lines:
         path, sep, message = line.partition(": ")
         if not sep or " " in path:
-            items.append({"loc": [], "code": code, "message": line})
+            items.append({"loc": [], "code": code, "message": line, **_item_said(line, line)})
             continue
         loc: list[str | int] = [] if path == "(top level)" else [_part(p) for p in path.split("/")]
         kind = (
@@ -97,7 +151,7 @@ def from_lines(lines: list[str], code: str = "invalid") -> list[dict[str, Any]]:
             if message == "required key missing"
             else code
         )
-        items.append({"loc": loc, "code": kind, "message": message})
+        items.append({"loc": loc, "code": kind, "message": message, **_item_said(line, message)})
     return items
 
 
@@ -117,7 +171,7 @@ def details_of(exc: FerrymanError) -> dict[str, Any]:
     """An error's ``details`` as sent: a ``ConfigError``'s lines become error items."""
     details = dict(exc.details)
     if isinstance(exc, ConfigError) and exc.errors:
-        details["errors"] = from_lines([str(e) for e in exc.errors])
+        details["errors"] = from_lines(list(exc.errors))  # kept ``said``: item templates
     return details
 
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+from ferryman.said import Said, said
+
 
 def line(root: type[BaseModel], err: Any) -> str:
     """``path/to/key: message`` for one pydantic error of a ``root`` model."""
@@ -18,12 +20,16 @@ def line(root: type[BaseModel], err: Any) -> str:
     path = "/".join(str(p) for p in loc) or "(top level)"
     message = err["msg"]
     if err["type"] == "extra_forbidden":
-        message = "unknown key"
         close = difflib.get_close_matches(str(loc[-1]), known_keys(root, loc[:-1]), n=1)
-        if close:
-            message += f" (did you mean `{close[0]}`?)"
+        message = (
+            said("unknown key (did you mean `%(key)s`?)", key=close[0])
+            if close
+            else said("unknown key")
+        )
     elif err["type"] == "missing":
-        message = "required key missing"
+        message = said("required key missing")
+    if isinstance(message, Said):  # the same line, its message said (a wrapper, not a msgid)
+        return Said("%(path)s: %(message)s", {"path": path, "message": message})
     return f"{path}: {message}"
 
 
