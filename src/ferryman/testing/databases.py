@@ -34,13 +34,16 @@ def unavailable(backend: str) -> str | None:
     """Why ``backend`` cannot be used here, or None."""
     if backend == "sqlite":
         return None
+    engine = None
     try:
         engine = create_engine(SERVERS[backend], connect_args=CONNECT)
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        engine.dispose()
     except Exception as exc:  # any driver or connection error means: not here
         return f"{backend} is not reachable at {SERVERS[backend]}: {type(exc).__name__}: {exc}"
+    finally:
+        if engine is not None:
+            engine.dispose()  # its connection closed now, reachable or not
     return None
 
 
