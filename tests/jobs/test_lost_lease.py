@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -64,9 +65,18 @@ def _short_lease(settings: Settings) -> Settings:
 # --- the queue on every database ------------------------------------------------------------
 
 
-def test_take_over_lost_never_takes_the_worker_s_own_deploy(db_url: str):
+@pytest.fixture
+def migrated(db_url: str) -> Iterator[Database]:
+    """A migrated database on each backend, disposed of afterwards: its connections are
+    closed then, not left to the collector."""
     db = Database(db_url)
     db.upgrade()
+    yield db
+    db.dispose()
+
+
+def test_take_over_lost_never_takes_the_worker_s_own_deploy(migrated: Database):
+    db = migrated
     [job] = _queue_jobs(db, 1)
     me, other = Claimer(db, "me"), Claimer(db, "other")
     assert me.claim_next(lease=LEASE) == job
@@ -80,9 +90,8 @@ def test_take_over_lost_never_takes_the_worker_s_own_deploy(db_url: str):
     assert not queue.renew_lease(db, job, me.holder(job), LEASE)  # the first run learns it lost it
 
 
-def test_only_the_deploy_s_owner_writes_its_outcome(db_url: str):
-    db = Database(db_url)
-    db.upgrade()
+def test_only_the_deploy_s_owner_writes_its_outcome(migrated: Database):
+    db = migrated
     [job] = _queue_jobs(db, 1)
     me, other = Claimer(db, "me"), Claimer(db, "other")
     assert me.claim_next(lease=LEASE) == job

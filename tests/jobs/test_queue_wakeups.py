@@ -38,7 +38,9 @@ def pg_url(tmp_path: Path) -> Iterator[str]:
             pytest.fail(reason)
         pytest.skip(reason)
     url = databases.create("postgresql", tmp_path)
-    Database(url).upgrade()
+    migrated = Database(url)
+    migrated.upgrade()
+    migrated.dispose()  # its connections closed now, not left to the collector
     yield url
     databases.drop(url)
 
@@ -71,6 +73,7 @@ class WorkerThread:
     def __exit__(self, *exc: object) -> None:
         asyncio.run_coroutine_threadsafe(self.worker.stop(grace=0), self.loop).result(30)
         self.thread.join(30)
+        self.loop.close()
         self.db.dispose()
 
     def wait_for(self, deploy_id: int) -> float:

@@ -451,6 +451,7 @@ def test_an_emergency_rollback_whose_restart_was_cut_short_is_not_recorded_a_suc
     finally:
         if worker.poll() is None:
             worker.kill()
+            worker.wait(10)
     rescuer = Claimer(db, "rescuer")
     _wait(lambda: rescuer.take_over_lost(4) == [back.id], 30, "the lease")
     while not asyncio.run(recover(db, settings, back.id, rescuer.holder(back.id))):
