@@ -36,15 +36,6 @@ def _holder(db: Database, deploy_id: int) -> str:
         return str(s.scalar(select(Deploy.claimed_by).where(Deploy.id == deploy_id)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Worker._reap takes a deploy over (new token, worker=this worker) even when a recovery "
-        "of that deploy is still in _recovering, then skips it: the new claim has no run and "
-        "no heartbeat, and take_over_lost never takes this worker's own deploy, so the deploy "
-        "stays running for good when no other worker is there"
-    ),
-)
 def test_a_take_over_of_a_deploy_the_worker_is_still_recovering_is_not_orphaned(
     db: Database, settings: Settings
 ) -> None:

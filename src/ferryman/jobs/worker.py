@@ -245,9 +245,17 @@ class Worker:
             log.exception("looking for long-held locks failed")
         if self._database_out or time.monotonic() < self._reap_from:
             return  # leases that ran out in an outage are their own workers' to renew first
+        # a deploy this worker still runs or recovers is left to that task, even when another
+        # worker took it over meanwhile and lost it in turn: fenced, the task ends, and a
+        # later round takes the deploy over (a take-over now would have no task to run it)
+        leave = {*self._running, *self._recovering}
         try:
             lost = await asyncio.to_thread(
-                queue.take_over_lost, self.db, self.name, self.settings.lock_lease_seconds
+                queue.take_over_lost,
+                self.db,
+                self.name,
+                self.settings.lock_lease_seconds,
+                leave=leave,
             )
         except Exception as exc:
             self._database_failed(exc)

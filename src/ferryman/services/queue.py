@@ -19,12 +19,12 @@ What only this queue has is kept here: the order (priority, then age), the space
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ferryman.db import claims
@@ -236,7 +236,9 @@ def renew_lease(db: Database, deploy_id: int, holder: str, lease: float) -> bool
         return claims.renew(s, DEPLOYS, deploy_id, holder, lease) is not None
 
 
-def take_over_lost(db: Database, worker: str, lease: float) -> list[claims.Claim]:
+def take_over_lost(
+    db: Database, worker: str, lease: float, *, leave: Collection[int] = ()
+) -> list[claims.Claim]:
     """Running deploys whose claim stopped renewing its lease, each claimed again for
     ``worker`` with a new holder token (which must put their hosts in order and fail them:
     ``pipeline.recover``); the old claim is fenced from then on.
@@ -245,9 +247,13 @@ def take_over_lost(db: Database, worker: str, lease: float) -> list[claims.Claim
     the lease) belongs to a run that may still be going; it either renews the lease again
     once the database is back or is taken over by another worker. (The fence does not rest
     on this: a deploy this worker takes over again later, after another worker had it, gets
-    a new token, and the old run's token is refused.)"""
+    a new token, and the old run's token is refused.) Nor any of ``leave``: the deploys
+    this worker still runs or recovers under an earlier claim — that run, fenced now, ends
+    first, and a later round takes the deploy over with nothing of this worker's on it."""
     not_own = or_(Deploy.worker.is_(None), Deploy.worker != worker)
-    running = (Deploy.status == DEPLOYS.held, not_own)
+    running: tuple[ColumnElement[bool], ...] = (Deploy.status == DEPLOYS.held, not_own)
+    if leave:
+        running = (*running, Deploy.id.not_in(list(leave)))
     taken = []
     with db.transaction() as s:
         now = db_now(s)
