@@ -103,15 +103,6 @@ def test_a_stale_runs_pause_writes_nothing_and_keeps_the_new_owners_lock(
     assert locks.heartbeat(db, key, owner=f"other:recover-{job}", lease=LEASE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a run that raises before it holds anything (build_context in a database blip right "
-        "after the claim) leaves its claim held by this worker: nobody renews it, and the "
-        "reaper never takes its own worker's deploys, so with one worker the deploy is lost "
-        "(running for good) until the worker restarts under a new name"
-    ),
-)
 def test_a_run_that_crashes_at_its_start_leaves_no_deploy_running_for_good(
     db: Database, settings: Settings
 ) -> None:
@@ -139,7 +130,7 @@ def test_a_run_that_crashes_at_its_start_leaves_no_deploy_running_for_good(
 
     recovering = asyncio.run(play())
     status, worker = _row(db, job)
-    # today: running, held by this worker's claim, which its reaper never takes over
+    # the crashed run's claim is recovered by its own worker (its reaper never takes it)
     assert status != "running" or recovering, (
         f"deploy #{job} is {status}, held by {worker} as {_holder(db, job)!r}: the crashed "
         f"run's deploy is neither ended nor recovered "
@@ -159,15 +150,6 @@ def _old_code_take_over(db: Database, worker: str, deploy_id: int) -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "between `ferryman migrate` and the restart of every worker, a worker still on the "
-        "old code takes a deploy over by writing worker and lease only: claimed_by keeps the "
-        "new run's token, so that run (frozen, not dead) renews, records and writes success "
-        "over the old worker's recovery; the fence checks claimed_by alone, not worker too"
-    ),
-)
 def test_a_take_over_by_a_worker_on_the_old_code_fences_the_new_codes_run(
     db: Database,
 ) -> None:
@@ -276,15 +258,6 @@ def test_a_cancel_racing_a_claim_either_cancels_it_or_refuses_never_both(db_url:
         db.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Worker._recover returns on an exception from recover() (build_context failing: a "
-        "database blip, a variable sealed under another key) with the take-over's claim "
-        "still held by this worker: no outcome, no retry, and the reaper never takes its own "
-        "worker's deploys — the deploy stays running (its environment taken) for good"
-    ),
-)
 def test_a_recovery_that_crashes_leaves_no_deploy_running_for_good(
     db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -52,6 +52,11 @@ class Queue:
     # A row in a ready state is free whatever its lease column says: its state alone tells
     # whether it is held (only for a queue whose ``held`` state is none of ``ready``)
     ready_is_free: bool = False
+    # A column naming the worker of the claim, checked by the fence beside the token: a
+    # claimer on code older than the token (a worker not yet restarted after an upgrade's
+    # migration) takes a row over by writing only this column, and the claim it took the row
+    # from must then be fenced too
+    named: str | None = None
 
     def column(self, name: str) -> Any:
         return getattr(self.model, name)
@@ -174,12 +179,19 @@ def renew(s: Session, q: Queue, row_id: int, holder: str, lease: float) -> datet
 
 
 def _held_by(q: Queue, row_id: int, holder: str) -> ColumnElement[bool]:
-    return and_(
+    held = and_(
         q.column("id") == row_id,
         q.column(q.status) == q.held,
         q.column(q.holder) == holder,
         q.column(q.holder) != "",
     )
+    return held if q.named is None else and_(held, q.column(q.named) == worker_of(holder))
+
+
+def _is_held(q: Queue, state: Any, named: Any, by: Any, holder: str) -> bool:
+    """The fence of ``_held_by``, on values read from the row."""
+    mine = state == q.held and by == holder
+    return mine and (q.named is None or named == worker_of(holder))
 
 
 def holds(s: Session, q: Queue, row_id: int, holder: str) -> bool:
@@ -189,11 +201,11 @@ def holds(s: Session, q: Queue, row_id: int, holder: str) -> bool:
     if not holder:
         return False
     row = s.execute(
-        select(q.column(q.status), q.column(q.holder))
+        select(q.column(q.status), q.column(q.holder), q.column(q.named or q.holder))
         .where(q.column("id") == row_id)
         .with_for_update()
     ).first()
-    return row is not None and row[0] == q.held and row[1] == holder
+    return row is not None and _is_held(q, row[0], row[2], row[1], holder)
 
 
 def held(s: Session, q: Queue, row_id: int, holder: str) -> Any | None:
@@ -202,7 +214,10 @@ def held(s: Session, q: Queue, row_id: int, holder: str) -> Any | None:
     if not holder:
         return None
     row = s.scalar(select(q.model).where(q.column("id") == row_id).with_for_update())
-    if row is None or getattr(row, q.status) != q.held or getattr(row, q.holder) != holder:
+    if row is None:
+        return None
+    named = getattr(row, q.named) if q.named else None
+    if not _is_held(q, getattr(row, q.status), named, getattr(row, q.holder), holder):
         return None
     return row
 

@@ -34,18 +34,20 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 from ferryman.config.settings import Settings
-from ferryman.db.outage import is_outage
+from ferryman.db.outage import is_outage, retried
 from ferryman.db.session import Database
 from ferryman.jobs import housekeeping, queue_wakeups
 from ferryman.jobs.deploy_job import run_deploy
 from ferryman.jobs.recover_job import recover
 from ferryman.notify import dispatcher
 from ferryman.observability.logs import deploy_event
+from ferryman.pipeline.recover import lost_error
 from ferryman.services import notifications, queue, workers
 
 log = logging.getLogger(__name__)
 Runner = Callable[[Database, Settings, int, str], Awaitable[str]]  # deploy id, holder token
 RECOVERIES = 4  # recoveries at once per worker
+RECOVERY_ATTEMPTS = 3  # a recovery that fails this often (no outage) ends its deploy failed
 
 
 class Worker:
@@ -196,7 +198,11 @@ class Worker:
             status = await self.runner(self.db, self.settings, deploy_id, holder)
             return status
         except Exception:
-            log.exception("deploy %s could not be run", deploy_id)
+            # the run broke off at a point nobody knows (before its first host, or between
+            # two): its claim is still this worker's, which its reaper never takes over, so
+            # it is recovered here — hosts put in order and the deploy ended — like a lost one
+            log.exception("deploy %s could not be run; recovering it", deploy_id)
+            self._recover_crashed(deploy_id, holder)
             return status
         finally:
             _finished(deploy_id, status, self.name)
@@ -278,12 +284,44 @@ class Worker:
             task = asyncio.create_task(self._recover(deploy_id, claim.holder))
             self._recovering[deploy_id] = task
 
+    def _recover_crashed(self, deploy_id: int, holder: str) -> None:
+        """Recover a deploy whose run raised, under the run's own claim."""
+        if deploy_id in self._recovering or self._stopping.is_set():
+            return  # shutting down: its lease runs out and another worker takes it over
+        self._recovering[deploy_id] = asyncio.create_task(self._recover(deploy_id, holder))
+
+    async def _give_up(self, deploy_id: int, holder: str, exc: BaseException) -> None:
+        """End a deploy whose recovery keeps failing (not for an outage: its project or a
+        secret cannot be read) as failed, so its environment is free again; its hosts were
+        not put in order, and the error says to check them."""
+        problem = (
+            f"; its recovery could not run ({type(exc).__name__}: {exc}): check its hosts "
+            "with `ferryman releases verify`"
+        )
+        try:
+            ended = await retried(
+                queue.finish_if_held,
+                self.db,
+                deploy_id,
+                holder,
+                "failed",
+                lost_error(self.name, problem[:1000]),
+            )
+        except Exception:
+            log.exception("ending deploy %s after its recovery failed", deploy_id)
+            return
+        if ended:
+            log.error(
+                "deploy %s ended failed: its recovery failed %d times", deploy_id, RECOVERY_ATTEMPTS
+            )
+
     async def _recover(self, deploy_id: int, holder: str) -> None:
         """Recover one taken-over deploy as the take-over's claim ``holder``, keeping its
         lease meanwhile (the reaper never takes back a deploy of this worker's); a project
         lock still held is waited for."""
         lease = self.settings.lock_lease_seconds
         keeper = asyncio.create_task(self._keep_lease(deploy_id, holder))
+        failures = 0
         try:
             async with self._recoveries:
                 while True:
@@ -296,9 +334,14 @@ class Worker:
                                 worker=self.name,
                             )
                             return
-                    except Exception:
+                    except Exception as exc:
+                        # a database outage is waited out; anything else is tried again a
+                        # few times (a lock or a host may be busy), then the deploy is ended
                         log.exception("recovering deploy %s failed", deploy_id)
-                        return
+                        failures += 0 if is_outage(exc) else 1
+                        if failures >= RECOVERY_ATTEMPTS:
+                            await self._give_up(deploy_id, holder, exc)
+                            return
                     if keeper.done() or self._stopping.is_set():
                         return  # no longer ours, or shutting down: another worker will do it
                     await asyncio.sleep(max(0.5, lease / 3))

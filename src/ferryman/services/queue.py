@@ -46,6 +46,7 @@ DEPLOYS = claims.Queue(
     holder="claimed_by",
     lease="lease_expires_at",
     ready_is_free=True,
+    named="worker",  # fenced too: a worker on the code before 0025 writes only this
 )
 
 
