@@ -30,7 +30,7 @@ from sqlalchemy.sql.expression import false as sa_false
 from sqlalchemy.types import TypeEngine
 
 # A deploy in one of these holds its project environment: no other is requested beside it.
-ACTIVE_STATUSES = ("queued", "running", "paused")
+from ferryman.domain.statuses import DEPLOY_ACTIVE as ACTIVE_STATUSES
 
 
 def utcnow() -> datetime:
