@@ -25,6 +25,7 @@ SAYING = (
     "outbound.py",
     "notify/channels/base.py",
     "notify/channels/email.py",
+    "config/analysis.py",
 )
 REFUSALS = {
     "ValidationError",

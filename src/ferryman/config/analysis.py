@@ -28,22 +28,27 @@ from pydantic_core import PydanticCustomError
 from ferryman.domain import analysis as rules
 from ferryman.domain import rollout, validate
 from ferryman.errors import ValidationError
+from ferryman.said import said
 
 MAX_URL = 500
 MAX_METRICS = 20
 MAX_INTERVALS = 1000  # measurements of one analysis: rows kept, lines logged
 
 
+def _refused(kind: str, message: str) -> PydanticCustomError:
+    """A validator's refusal, as ``config/project.py``'s: the message rides whole in the
+    error's context (a ``said`` one keeps its template and values; braces stay text)."""
+    return PydanticCustomError(kind, "{said}", {"said": message})
+
+
 def _checked(fn: Any, kind: str) -> Any:
     def check(value: Any) -> Any:
         if not isinstance(value, str):
-            raise PydanticCustomError(
-                kind, "expected a string, got {value}", {"value": repr(value)[:40]}
-            )
+            raise _refused(kind, said("expected a string, got %(value)s", value=repr(value)[:40]))
         try:
             fn(value)
         except ValidationError as exc:
-            raise PydanticCustomError(kind, exc.message) from None
+            raise _refused(kind, exc.message) from None
         return value
 
     return check
@@ -54,9 +59,10 @@ def _seconds(low: float, high: float) -> Any:
         try:
             seconds = rollout.duration(value)
         except ValidationError as exc:
-            raise PydanticCustomError("duration", exc.message) from None
+            raise _refused("duration", exc.message) from None
         if not low <= seconds <= high:
-            raise PydanticCustomError("duration", f"between {low:g}s and {high:g}s")
+            limits = {"low": said("%(n)ss", n=f"{low:g}"), "high": said("%(n)ss", n=f"{high:g}")}
+            raise _refused("duration", said("between %(low)s and %(high)s", **limits))
         return seconds
 
     return check
@@ -65,19 +71,23 @@ def _seconds(low: float, high: float) -> Any:
 def prometheus_url(value: str) -> str:
     """An http(s) URL of a Prometheus server, without credentials, query or fragment."""
     if len(value) > MAX_URL:
-        raise ValidationError(f"prometheus: longer than {MAX_URL} characters")
+        raise ValidationError(said("prometheus: longer than %(most)s characters", most=MAX_URL))
     if any(ord(c) < 33 or c == "\x7f" for c in value):
-        raise ValidationError("prometheus: spaces or control characters")
+        raise ValidationError(said("prometheus: spaces or control characters"))
     try:
         url = httpx.URL(value)
     except (httpx.InvalidURL, TypeError):
-        raise ValidationError(f"prometheus: not a URL: {value[:80]!r}") from None
+        raise ValidationError(
+            said("prometheus: not a URL: %(value)s", value=repr(value[:80]))
+        ) from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValidationError(f"prometheus: an http:// or https:// URL, not {value[:80]!r}")
+        raise ValidationError(
+            said("prometheus: an http:// or https:// URL, not %(value)s", value=repr(value[:80]))
+        )
     if url.userinfo:
-        raise ValidationError("prometheus: no user or password in the URL (it is shown)")
+        raise ValidationError(said("prometheus: no user or password in the URL (it is shown)"))
     if url.query or url.fragment:
-        raise ValidationError("prometheus: no ?query or #fragment (the API path is added)")
+        raise ValidationError(said("prometheus: no ?query or #fragment (the API path is added)"))
     return value
 
 
@@ -144,17 +154,18 @@ class Analysis(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Analysis:
         if self.duration < self.interval:
-            raise PydanticCustomError("analysis", "duration: at least one interval")
+            raise _refused("analysis", said("duration: at least one interval"))
         if rules.intervals(self.duration, self.interval) > MAX_INTERVALS:
-            raise PydanticCustomError(
-                "analysis", f"duration: at most {MAX_INTERVALS} intervals (a longer interval)"
+            raise _refused(
+                "analysis",
+                said(
+                    "duration: at most %(most)s intervals (a longer interval)", most=MAX_INTERVALS
+                ),
             )
         names = [m.name for m in self.metrics]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise PydanticCustomError(
-                "analysis", "metrics: a name given twice: {names}", {"names": ", ".join(twice)}
-            )
+            raise _refused("analysis", said("metrics: a name given twice: %(names)s", names=twice))
         return self
 
     @property
