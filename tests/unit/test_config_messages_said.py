@@ -26,6 +26,8 @@ SAYING = (
     "notify/channels/base.py",
     "notify/channels/email.py",
     "config/analysis.py",
+    "config/served.py",
+    "config/migrations.py",
 )
 REFUSALS = {
     "ValidationError",

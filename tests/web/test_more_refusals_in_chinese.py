@@ -45,6 +45,7 @@ def _analysis(prometheus: str = "http://127.0.0.1:9090", **keys: str) -> str:
 
 
 STRATEGY = "env.staging.strategy"
+SERVED = "env.staging.verify_served"
 METRIC = (
     "    - name: errors\n"
     '      query: up{instance=~"{HOSTS_RE}"}\n'
@@ -143,6 +144,106 @@ CASES = [
         STRATEGY,
         "metrics: 名称重复：errors",
         "metrics: a name given twice: errors",
+    ),
+    # verify_served (config/served.py)
+    Case(
+        "verify_served scheme",
+        {"verify_served": "http: ftp://{HOST}/version"},
+        SERVED,
+        "http: 须为 http:// 或 https:// 开头的地址",
+        "http: an http:// or https:// URL",
+    ),
+    Case(
+        "verify_served spaces",
+        {"verify_served": 'http: "http://{HOST}/a b"'},
+        SERVED,
+        "http: 不能包含空格或控制字符",
+        "http: no spaces or control characters",
+    ),
+    Case(
+        "verify_served not a url",
+        {"verify_served": 'http: "http://[{HOST}/"'},
+        SERVED,
+        "http: 不是有效的地址",
+        "http: not a URL",
+    ),
+    Case(
+        "verify_served user",
+        {"verify_served": 'http: "http://u:p@{HOST}/version"'},
+        SERVED,
+        "http: 地址中不能包含用户名或密码",
+        "http: no user or password in the URL",
+    ),
+    Case(
+        "verify_served host",
+        {"verify_served": "http: http://127.0.0.1/version"},
+        SERVED,
+        "http: 地址的主机必须是 {HOST}（即被检查的主机）",
+        "http: the URL's host must be {HOST} (the host being checked)",
+    ),
+    Case(
+        "verify_served port",
+        {"verify_served": 'http: "http://{HOST}:99999/version"'},
+        SERVED,
+        "http: '99999' 不是有效的端口",
+        "http: not a port: '99999'",
+    ),
+    Case(
+        "verify_served header",
+        {"verify_served": 'http: "http://{HOST}/version"\nheader: "X Release"'},
+        SERVED,
+        "header: 须为响应头名称，例如 X-Release",
+        "header: a response header name, e.g. X-Release",
+    ),
+    Case(
+        "verify_served expect",
+        {"verify_served": 'http: "http://{HOST}/version"\nexpect: "a\\u0007b"'},
+        SERVED,
+        "expect: 不能包含控制字符",
+        "expect: no control characters",
+    ),
+    Case(
+        "verify_served variable",
+        {"verify_served": 'http: "http://{HOST}/{NOPE}"'},
+        SERVED,
+        "http: 未知变量 {NOPE}（可用：",
+        "http: unknown variable {NOPE} (known: ",
+    ),
+    Case(
+        "verify_served interval",
+        {"verify_served": 'http: "http://{HOST}/version"\ninterval: 2m'},
+        SERVED,
+        "须不少于 0 秒，且不超过 60 秒",
+        "at least 0s, at most 60s",
+    ),
+    Case(
+        "verify_served timeout",
+        {"verify_served": 'http: "http://{HOST}/version"\ntimeout: 0s'},
+        SERVED,
+        "须大于 0 秒，且不超过 30 秒",
+        "more than 0s, at most 30s",
+    ),
+    Case(
+        "verify_served timeout not a duration",
+        {"verify_served": 'http: "http://{HOST}/version"\ntimeout: soon'},
+        SERVED,
+        "不是有效的时长",
+        "not a duration: 'soon'",
+    ),
+    # migrations (config/migrations.py)
+    Case(
+        "migrations command",
+        {"migrations": 'command: "  "'},
+        "env.staging.migrations",
+        "command: 须为一条 shell 命令",
+        "command: a shell command",
+    ),
+    Case(
+        "migrations timeout",
+        {"migrations": "command: list\ntimeout: 11m"},
+        "env.staging.migrations",
+        "须大于 0 秒，且不超过 600 秒",
+        "more than 0s, at most 600s",
     ),
 ]
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
-from pydantic_core import PydanticCustomError
 
-from ferryman.config.served import seconds_between, seconds_schema
+from ferryman.config.served import _refused, seconds_between, seconds_schema
+from ferryman.said import said
 
 ListTimeout = Annotated[
     float, PlainValidator(seconds_between(0, 600, False)), WithJsonSchema(seconds_schema(0, 600))
@@ -35,5 +35,5 @@ class Migrations(BaseModel):
     @model_validator(mode="after")
     def _valid(self) -> Migrations:
         if not self.command.strip() or "\x00" in self.command:
-            raise PydanticCustomError("migrations", "command: a shell command")
+            raise _refused("migrations", said("command: a shell command"))
         return self

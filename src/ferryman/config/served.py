@@ -25,10 +25,17 @@ from pydantic_core import PydanticCustomError
 from ferryman.domain import rollout
 from ferryman.domain.variables import NAMES
 from ferryman.errors import ValidationError
+from ferryman.said import said
 
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")  # an HTTP token
 _BRACED = re.compile(r"\{([A-Z_]+)\}")
 MAX_EXPECT = 256
+
+
+def _refused(kind: str, message: str) -> PydanticCustomError:
+    """A validator's refusal, as ``config/project.py``'s: the message rides whole in the
+    error's context (a ``said`` one keeps its template and values; braces stay text)."""
+    return PydanticCustomError(kind, "{said}", {"said": message})
 
 
 def seconds_between(low: float, high: float, zero_ok: bool) -> Any:
@@ -36,11 +43,14 @@ def seconds_between(low: float, high: float, zero_ok: bool) -> Any:
         try:
             seconds = rollout.duration(value)
         except ValidationError as exc:
-            raise PydanticCustomError("duration", exc.message) from None
+            raise _refused("duration", exc.message) from None
         if (seconds < low if zero_ok else seconds <= low) or seconds > high:
-            floor = f"at least {low:g}s" if zero_ok else f"more than {low:g}s"
-            raise PydanticCustomError(
-                "duration", "{floor}, at most {high}s", {"floor": floor, "high": f"{high:g}"}
+            limits = {"low": said("%(n)ss", n=f"{low:g}"), "high": said("%(n)ss", n=f"{high:g}")}
+            raise _refused(
+                "duration",
+                said("at least %(low)s, at most %(high)s", **limits)
+                if zero_ok
+                else said("more than %(low)s, at most %(high)s", **limits),
             )
         return seconds
 
@@ -65,21 +75,21 @@ TryTimeout = Annotated[
 def url_problem(url: str) -> str:
     """Why ``url`` may not be a served-version URL ("" when it may)."""
     if not url.startswith(("http://", "https://")):
-        return "http: an http:// or https:// URL"
+        return said("http: an http:// or https:// URL")
     if any(c in url for c in "\r\n\t\x00 "):
-        return "http: no spaces or control characters"
+        return said("http: no spaces or control characters")
     try:
         netloc = urlsplit(url).netloc
     except ValueError:
-        return "http: not a URL"
+        return said("http: not a URL")
     if "@" in netloc:
-        return "http: no user or password in the URL"
+        return said("http: no user or password in the URL")
     name = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
     if name != "{HOST}":
-        return "http: the URL's host must be {HOST} (the host being checked)"
+        return said("http: the URL's host must be {HOST} (the host being checked)")
     port = netloc.rsplit(":", 1)[1] if netloc.count(":") == 1 else ""
     if port and not (port.isdigit() and 0 < int(port) < 65536):
-        return f"http: not a port: {port!r}"
+        return said("http: not a port: %(port)s", port=repr(port))
     return ""
 
 
@@ -104,20 +114,22 @@ class VerifyServed(BaseModel):
     def _valid(self) -> VerifyServed:
         problem = url_problem(self.http)
         if problem:
-            raise PydanticCustomError("verify_served", problem)
+            raise _refused("verify_served", problem)
         if self.header is not None and not _HEADER.match(self.header):
-            raise PydanticCustomError(
-                "verify_served", "header: a response header name, e.g. X-Release"
-            )
+            raise _refused("verify_served", said("header: a response header name, e.g. X-Release"))
         if any(ord(c) < 32 or ord(c) == 127 for c in self.expect):
-            raise PydanticCustomError("verify_served", "expect: no control characters")
+            raise _refused("verify_served", said("expect: no control characters"))
         for key, text in (("http", self.http), ("expect", self.expect)):
             unknown = unknown_names(text)
             if unknown:
-                raise PydanticCustomError(
+                raise _refused(
                     "verify_served",
-                    "{key}: unknown variable {name} (known: {known})",
-                    {"key": key, "name": "{" + unknown[0] + "}", "known": ", ".join(NAMES)},
+                    said(
+                        "%(key)s: unknown variable %(name)s (known: %(known)s)",
+                        key=key,
+                        name="{" + unknown[0] + "}",
+                        known=", ".join(NAMES),
+                    ),
                 )
         return self
 
