@@ -28,6 +28,8 @@ SAYING = (
     "config/analysis.py",
     "config/served.py",
     "config/migrations.py",
+    "domain/local_paths.py",
+    "domain/display_name.py",
 )
 REFUSALS = {
     "ValidationError",

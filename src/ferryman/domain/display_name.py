@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 
 from ferryman.errors import ValidationError
+from ferryman.said import said
 
 LIMIT = 100
 # bidirectional embeddings, overrides and isolates: a name that reads as another
@@ -18,12 +19,23 @@ _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\
 def check(value: str, what: str = "display_name") -> str:
     name = value.strip()
     if len(name) > LIMIT:
-        raise ValidationError(f"{what}: at most {LIMIT} characters (this one has {len(name)})")
+        raise ValidationError(
+            said(
+                "%(field)s: at most %(most)s characters (this one has %(n)s)",
+                field=what,
+                most=LIMIT,
+                n=len(name),
+            )
+        )
     for char in name:
         if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI:
             raise ValidationError(
-                f"{what}: no control characters, line breaks or direction overrides "
-                f"(found U+{ord(char):04X})"
+                said(
+                    "%(field)s: no control characters, line breaks or direction overrides "
+                    "(found %(char)s)",
+                    field=what,
+                    char=f"U+{ord(char):04X}",
+                )
             )
     return name
 

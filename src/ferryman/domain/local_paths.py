@@ -12,6 +12,8 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable
 
+from ferryman.said import said
+
 LOCAL = "local"  # the host name that means the deploy host itself
 
 # Never written by a local target, nor anything inside them.
@@ -53,14 +55,17 @@ def problem(path: str, guarded: Iterable[str] = ()) -> str | None:
     ``guarded``: Ferryman's own directories (its home, the sandbox stage)."""
     path = posixpath.normpath(path)
     if path in SHALLOW:
-        return f"{path} is too broad to give a project (use a directory of its own below it)"
+        return said(
+            "%(path)s is too broad to give a project (use a directory of its own below it)",
+            path=path,
+        )
     for root in SYSTEM:
         if _inside(path, root):
-            return f"{path} is a system directory ({root})"
+            return said("%(path)s is a system directory (%(root)s)", path=path, root=root)
     for own in guarded:
         own = posixpath.normpath(own)
         if _inside(path, own) or _inside(own, path):
-            return f"{path} overlaps Ferryman's own {own}"
+            return said("%(path)s overlaps Ferryman's own %(own)s", path=path, own=own)
     return None
 
 
@@ -76,10 +81,13 @@ def writable(webroot: str, releases: str, shared_dir: str) -> list[tuple[str, st
 def config_problems(webroot: str, releases: str, shared_dir: str) -> list[str]:
     """What the project file itself gets wrong for a local target (the home is checked
     when a deploy runs: the file does not know where the server's home is)."""
-    out = []
+    out: list[str] = []
     for key, path in writable(webroot, releases, shared_dir):
         why = problem(path)
-        if why:
-            what = "the webroot's parent " if key == "webroot" else ""
-            out.append(f"{key}: {what}{why}")
+        if why and key == "webroot":
+            out.append(said("webroot: the webroot's parent %(why)s", why=why))
+        elif why and key == "releases":
+            out.append(said("releases: %(why)s", why=why))
+        elif why:
+            out.append(said("shared_dir: %(why)s", why=why))
     return out
