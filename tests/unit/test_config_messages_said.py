@@ -196,8 +196,8 @@ def test_braces_in_a_value_stay_text() -> None:
 
 
 def test_pydantics_own_messages_are_said_as_a_person_would() -> None:
-    """Choices, patterns and counts pydantic checks itself (the project form shows no field
-    for ``vcs`` errors today, so its choice is checked here)."""
+    """Choices, patterns and counts pydantic checks itself (``vcs``'s choice, at its own
+    field of the project form, is also posted in tests/web/test_more_refusals_in_chinese.py)."""
     cases = {
         "Input should be 'git' or 'svn'": "须为以下之一：'git', 'svn'",
         "Input should be 'a', 'b' or 'c'": "须为以下之一：'a', 'b', 'c'",

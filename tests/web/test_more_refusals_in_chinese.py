@@ -245,6 +245,8 @@ CASES = [
         "须大于 0 秒，且不超过 600 秒",
         "more than 0s, at most 600s",
     ),
+    # the project's version control: its own error slot in the form
+    Case("vcs", {}, "vcs", "须为以下之一：'git', 'svn'", "one of 'git', 'svn'", top={"vcs": "hg"}),
 ]
 
 
