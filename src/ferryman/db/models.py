@@ -29,8 +29,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 from sqlalchemy.sql.expression import false as sa_false
 from sqlalchemy.types import TypeEngine
 
+from ferryman.domain.statuses import DEPLOY_ACTIVE
+
 # A deploy in one of these holds its project environment: no other is requested beside it.
-from ferryman.domain.statuses import DEPLOY_ACTIVE as ACTIVE_STATUSES
+ACTIVE_STATUSES = DEPLOY_ACTIVE
 
 
 def utcnow() -> datetime:
