@@ -71,3 +71,31 @@ def test_a_display_name_refusal_is_said(value: str, english: str, chinese: str) 
     assert caught.value.message == english
     assert isinstance(caught.value.message, Said)
     assert i18n.say("zh_CN", caught.value.message) == chinese
+
+
+def test_a_local_target_s_whole_refusal_reads_in_chinese_item_by_item() -> None:
+    from pydantic import ValidationError as PydanticValidationError
+
+    from ferryman.config.project import Environment
+
+    with pytest.raises(PydanticValidationError) as caught:
+        Environment.model_validate(
+            {
+                "hosts": ["local"],
+                "webroot": "/srv/site",
+                "releases": "/etc/releases",
+                "shared_dir": "/usr/shared",
+            }
+        )
+    [error] = caught.value.errors()
+    problem = error["ctx"]["said"]
+    assert isinstance(problem, Said)
+    assert problem == (
+        "local: releases: /etc/releases is a system directory (/etc); webroot: the webroot's "
+        "parent /srv is too broad to give a project (use a directory of its own below it); "
+        "shared_dir: /usr/shared is a system directory (/usr)"
+    )
+    chinese = i18n.say("zh_CN", problem)
+    assert "releases（发布目录）: /etc/releases 是系统目录（/etc）；webroot: " in chinese
+    assert "shared_dir（共享目录）: /usr/shared 是系统目录（/usr）" in chinese
+    assert "system directory" not in chinese and "too broad" not in chinese

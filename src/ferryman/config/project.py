@@ -160,7 +160,14 @@ def local_problem(env: Environment) -> str | None:
         return said("local: a local target is deployed by the worker (mode: push)")
     shared = env.shared_dir or posixpath.join(posixpath.dirname(env.releases), "shared")
     problems = local_paths.config_problems(env.webroot, env.releases, shared)
-    return said("local: %(problems)s", problems="; ".join(problems)) if problems else None
+    return said("local: %(problems)s", problems=_joined(problems)) if problems else None
+
+
+def _joined(items: list[str]) -> str:
+    """``a; b; c``, each item still said in the viewer's language."""
+    if len(items) == 1:
+        return items[0]
+    return said("%(first)s; %(rest)s", first=items[0], rest=_joined(items[1:]))
 
 
 Label = Annotated[
