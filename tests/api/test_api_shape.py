@@ -53,6 +53,22 @@ def test_an_unknown_query_parameter_is_refused_naming_it(client):
     assert client.get("/api/v1/deploys", params={"status": "failed"}).status_code == 200
 
 
+def test_a_query_parameter_given_twice_is_refused_not_read_as_its_last_value(client):
+    # ``?status=failed&status=success`` would otherwise list only the successes
+    for path, name in (("/api/v1/deploys", "status"), ("/api/v1/stats", "env")):
+        r = client.get(path + f"?{name}=a&{name}=b")
+        assert r.status_code == 422, (path, r.text)
+        error = r.json()["error"]
+        assert error["code"] == "invalid_input"
+        assert error["message"] == (
+            f"query parameter given more than once: {name} (it takes one value)"
+        )
+        assert error["details"]["errors"] == [
+            {"loc": ["query", name], "code": "repeated", "message": "give it once"}
+        ]
+    assert client.get("/api/v1/stats?env=production").status_code == 200
+
+
 def test_bad_input_lists_each_error_as_loc_code_message(client):
     r = client.get("/api/v1/deploys", params={"limit": "many", "status": "gone"})
     assert r.status_code == 422

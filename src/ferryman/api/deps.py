@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable, Sequence
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import APIRouter, Depends, Path, Request, WebSocket
 from fastapi.requests import HTTPConnection
@@ -126,6 +127,19 @@ def known_query_only(connection: HTTPConnection) -> None:
         return
     declared = _query_names(route.dependant)
     unknown = sorted(set(connection.query_params) - declared)
+    repeated = sorted(
+        name
+        for name in set(connection.query_params) - _query_names(route.dependant, lists=True)
+        if len(connection.query_params.getlist(name)) > 1
+    )
+    if repeated and not unknown:  # ``?env=a&env=b`` would be read as b alone: say so
+        raise ValidationError(
+            f"query parameter given more than once: {', '.join(repeated)} (it takes one value)",
+            errors=[
+                {"loc": ["query", name], "code": "repeated", "message": "give it once"}
+                for name in repeated
+            ],
+        )
     if unknown:
         raise ValidationError(
             f"unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}"
@@ -142,12 +156,26 @@ def known_query_only(connection: HTTPConnection) -> None:
         )
 
 
-def _query_names(dependant: Any) -> set[str]:
-    """The query parameters a route's function and its dependencies declare (by alias)."""
-    names = {str(param.alias) for param in dependant.query_params}
+def _query_names(dependant: Any, *, lists: bool = False) -> set[str]:
+    """The query parameters a route's function and its dependencies declare (by alias);
+    ``lists``: only those that take several values."""
+    names = {
+        str(param.alias)
+        for param in dependant.query_params
+        if not lists or _takes_several(param.field_info.annotation)
+    }
     for sub in dependant.dependencies:
-        names |= _query_names(sub)
+        names |= _query_names(sub, lists=lists)
     return names
+
+
+def _takes_several(annotation: Any) -> bool:
+    """Whether a parameter's type is a list (set, tuple, sequence), also inside ``X | None``
+    or ``Annotated``."""
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType, Annotated):
+        return any(_takes_several(arg) for arg in get_args(annotation))
+    return origin in (list, set, tuple, frozenset, Sequence) or annotation in (list, set, tuple)
 
 
 # Ids in paths are bounded by the columns that hold them (32-bit on PostgreSQL and MariaDB):
