@@ -66,6 +66,11 @@ async def probe_hosts(
             raise RemoteError("; ".join(problems), host=target.key, stage=stage)
 
     await ctx.each_host(stage, one)
+    if record:
+        # what each host serves now is in the database before any host is touched: a worker
+        # killed after its switch, its batch of records unwritten, would leave the recovery
+        # reading the new release as the one the host served before (and keeping it)
+        await ctx.recorder.flush_all()
 
 
 def _workspace(ctx: Context) -> None:
