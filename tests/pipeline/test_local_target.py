@@ -191,3 +191,46 @@ def test_a_local_target_in_ferrymans_home_or_not_granted_is_refused_before_any_w
     assert home["status"] == "failed"
     assert "overlaps Ferryman's own" in home["error"]["message"]
     assert list((inside / "releases").iterdir()) == []
+
+
+def test_a_local_target_sees_its_installed_packages_and_health_checks_reach_the_deploy_host(
+    db, settings, tmp_path, site
+):
+    import http.server
+    import threading
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        allow_local_repos(db)
+        repo, name = LocalRepo(tmp_path), unique("local")
+        repo.commit({"index.html": "v1\n"}, tag="v1")
+        port = server.server_address[1]
+        apply(
+            db,
+            _config(
+                name,
+                repo,
+                site,
+                requires={"commands": ["sh"], "packages": ["bash"]},
+                health_check=[{"http": f"http://{{HOST}}:{port}/"}],
+            ),
+        )
+        _grant(db, settings, name, site / "www", site / "releases")
+        result = deploy(db, settings, name, "v1")
+        assert result["status"] == "success", result.get("error")
+        assert (site / "www" / "current" / "index.html").read_text() == "v1\n"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

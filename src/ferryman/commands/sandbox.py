@@ -62,6 +62,9 @@ ETC = (
     "timezone",
 )
 ROOT_DIRS = ("/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin")
+# The package databases a local target's `requires.packages` is checked against (dpkg-query,
+# rpm -q), read-only; a build never sees them. rpm's newer home is under /usr already.
+PACKAGE_DBS = ("/var/lib/dpkg", "/var/lib/rpm")
 
 # Runs as root in a fresh mount namespace: "$1" onto "$2", … up to "--", then exec the rest.
 STAGE_SCRIPT = (

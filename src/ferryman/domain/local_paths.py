@@ -15,6 +15,9 @@ from collections.abc import Iterable
 from ferryman.said import said
 
 LOCAL = "local"  # the host name that means the deploy host itself
+# Where the deploy host's own checks (http and tcp health checks, verify_served) reach a
+# local target: `{HOST}` is this address, as it is a remote host's address.
+REACHED_AT = "127.0.0.1"
 
 # Never written by a local target, nor anything inside them.
 SYSTEM = (

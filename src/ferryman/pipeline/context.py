@@ -19,6 +19,7 @@ from ferryman.commands.remote import Command, Layout
 from ferryman.config.project import Environment, ProjectConfig
 from ferryman.config.settings import Settings
 from ferryman.domain.config_files import ConfigFile, HostIdentity
+from ferryman.domain.local_paths import LOCAL, REACHED_AT
 from ferryman.domain.overlap import shared_dir
 from ferryman.domain.rollout import Rollout
 from ferryman.domain.variables import with_aliases
@@ -416,7 +417,12 @@ def new_context(
         env = env.model_copy(update={"task_timeout": space.max_task_timeout})
     chosen = set(hosts or [])
     targets = [
-        Target(key=h.key, address=h.address, port=h.port, user=env.user_for(h))
+        Target(
+            key=h.key,
+            address=REACHED_AT if h.key == LOCAL else h.address,
+            port=h.port,
+            user=env.user_for(h),
+        )
         for h in env.hosts
         if not chosen or h.key in chosen
     ]

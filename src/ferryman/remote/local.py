@@ -193,6 +193,8 @@ class LocalExecutor:
                 stage_mounts.append((path, str(point)))
                 origin = str(point)
             binds.append(cmd.Bind(origin, path, True))
+        # read-only and world-readable: the probe's `requires.packages` asks them
+        binds += [cmd.Bind(db, db, False) for db in cmd.PACKAGE_DBS if os.path.isdir(db)]
         links, dirs = sandbox.root_layout()
         spec = cmd.Spec(
             argv=tuple(inner),
