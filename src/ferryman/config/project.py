@@ -415,6 +415,57 @@ class Sandbox(_Strict):
     network: bool = True  # builds fetch packages; off: no network at all inside
 
 
+# Tiered fan-out (``transfer: {fanout: 8}``, pipeline/relay.py): 0 is off; past 64 the deploy
+# host feeds so many hosts that the relays save little.
+FANOUT_MAX = 64
+
+
+def _fanout(value: Any) -> int:
+    if value is False or value is None:  # YAML reads a bare ``off`` as false
+        return 0
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and (value == 0 or 2 <= value <= FANOUT_MAX)
+    ):
+        return value
+    raise _refused("fanout", said("fanout: off (0) or from 2 to %(most)s hosts", most=FANOUT_MAX))
+
+
+def _authorized_keys(value: Any) -> str:
+    text = value if isinstance(value, str) else ""
+    rest = text[2:] if text.startswith("~/") else text[1:] if text.startswith("/") else ""
+    parts = rest.split("/")
+    if (
+        not rest
+        or any(part in ("", ".", "..") for part in parts)
+        or any(ord(c) < 32 or c in "\\\"'$`" or c.isspace() for c in rest)
+    ):
+        raise _refused(
+            "authorized_keys",
+            said("authorized_keys: an absolute path or one under ~/, e.g. ~/.ssh/authorized_keys"),
+        )
+    return text
+
+
+class Transfer(_Strict):
+    """How the package reaches the hosts. ``fanout``: the deploy host streams a full package
+    to this many hosts, which pass it on to the others over SSH with a key made for that one
+    deploy (written for that deploy's receiving only into ``authorized_keys`` on the hosts —
+    the file their sshd reads for the deploy user — and removed when the deploy ends)."""
+
+    fanout: Annotated[
+        int,
+        PlainValidator(_fanout),
+        WithJsonSchema({"type": "integer", "description": f"0 (off) or 2-{FANOUT_MAX}"}),
+    ] = 0
+    authorized_keys: Annotated[
+        str,
+        PlainValidator(_authorized_keys),
+        WithJsonSchema({"type": "string", "description": "an absolute path or ~/…"}),
+    ] = "~/.ssh/authorized_keys"
+
+
 class Triggers(_Strict):
     """What a git webhook (GitLab, Gitea, GitHub) turns into a ticket for this environment."""
 
@@ -467,6 +518,7 @@ class Environment(_Strict):
     auto_deploy: bool = False  # a ticket made by a webhook is deployed at once (no approval)
     pull: Pull = Field(default_factory=Pull)
     sandbox: Sandbox = Field(default_factory=Sandbox)
+    transfer: Transfer = Field(default_factory=Transfer)  # tiered fan-out (off by default)
     # health checks keep watching after a successful deploy (10m, or window/every/on_failure)
     watch: Annotated[Watch | None, BeforeValidator(_watch)] = None
     # promotion: a commit deploys here only after a deploy of it succeeded in that environment

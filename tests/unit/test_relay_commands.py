@@ -1,0 +1,220 @@
+"""The tiered fan-out's commands (``commands/relay.py``) by their exact output, run with bash
+in a temp dir where they edit files, and the ``transfer:`` block's bounds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ferryman.commands import relay
+from ferryman.commands.remote import Layout
+from ferryman.config.project import parse_project
+from ferryman.errors import ConfigError
+
+LAYOUT = Layout(webroot="/srv/www/app", releases="/srv/releases/app", shared_dir="/srv/shared")
+PUBLIC = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyBlob0123456789abcdefABCDEF comment"
+WHEN = datetime(2026, 12, 1, 3, 4, 5, tzinfo=UTC)
+MARK = relay.marker(LAYOUT, 7)
+
+
+def _config(**transfer: object) -> dict[str, object]:
+    env = {"hosts": ["10.0.0.1"], "webroot": "/srv/www/a", "releases": "/srv/rel/a"}
+    return {
+        "project": "a",
+        "repo": "file:///r",
+        "environments": {"p": {**env, "transfer": transfer}},
+    }
+
+
+def test_fanout_is_off_unless_asked_and_keeps_its_key():
+    env = parse_project(_config()).environment("p")
+    assert env.transfer.fanout == 0
+    assert env.transfer.authorized_keys == "~/.ssh/authorized_keys"
+    assert parse_project(_config(fanout=8)).environment("p").transfer.fanout == 8
+    assert parse_project(_config(fanout=False)).environment("p").transfer.fanout == 0
+
+
+@pytest.mark.parametrize("bad", [1, -2, 65, True, "8", 2.5])
+def test_a_fanout_out_of_bounds_is_refused_with_its_path(bad):
+    with pytest.raises(ConfigError) as caught:
+        parse_project(_config(fanout=bad))
+    text = "\n".join(caught.value.details.get("errors", [])) or str(caught.value.details)
+    assert "transfer" in text and "fanout: off (0) or from 2 to 64 hosts" in text
+
+
+@pytest.mark.parametrize(
+    "bad", ["relative/keys", "~/../x", "/a/../b", "/a b", "~/a'b", "/a$(x)", "/a\nb", "~", "/"]
+)
+def test_an_authorized_keys_path_that_is_not_plain_is_refused(bad):
+    with pytest.raises(ConfigError):
+        parse_project(_config(authorized_keys=bad))
+
+
+def test_an_unknown_transfer_key_is_refused():
+    with pytest.raises(ConfigError):
+        parse_project(_config(fan_out=8))
+
+
+def test_the_forced_command_writes_at_most_the_package_into_the_relayed_file():
+    assert relay.forced_receive(LAYOUT, 7, 12345, 1800) == (
+        "umask 077; exec timeout -k 5 1800 head -c 12345 > "
+        "/srv/releases/app/.ferryman-relay-7/relayed"
+    )
+
+
+def test_the_key_line_is_restricted_forced_expiring_and_from_its_relay():
+    line = relay.authorized_line(
+        LAYOUT, 7, PUBLIC, size=10, timeout=60, expires=WHEN, sources=["10.0.0.1"]
+    )
+    assert line == (
+        'restrict,command="umask 077; exec timeout -k 5 60 head -c 10 > '
+        '/srv/releases/app/.ferryman-relay-7/relayed",expiry-time="20261201030405Z",'
+        'from="10.0.0.1" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyBlob0123456789abcdefABCDEF '
+        f"{MARK}"
+    )
+    assert MARK.startswith("ferryman-relay-") and MARK.endswith("-7")
+
+
+def test_a_key_line_never_carries_a_quote_or_a_name_for_from():
+    odd = Layout(webroot="/w", releases='/srv/a"b', shared_dir="/s")
+    with pytest.raises(ValueError):
+        relay.authorized_line(odd, 7, PUBLIC, size=1, timeout=1, expires=WHEN)
+    with pytest.raises(ValueError):
+        relay.authorized_line(LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN, sources=["h"])
+    with pytest.raises(ValueError):
+        relay.authorized_line(LAYOUT, 7, "ssh-rsa AAAA", size=1, timeout=1, expires=WHEN)
+
+
+def test_a_releases_path_with_shell_characters_stays_one_quoted_word():
+    odd = Layout(webroot="/w", releases="/srv/a b;touch x", shared_dir="/s")
+    assert relay.forced_receive(odd, 3, 1, 1).endswith(
+        "> '/srv/a b;touch x/.ferryman-relay-3/relayed'"
+    )
+    assert relay.make_dir(odd, 3)[2].count("'/srv/a b;touch x/.ferryman-relay-3'") == 2
+
+
+def _run(
+    command: tuple[str, ...], home: Path, stdin: bytes = b""
+) -> subprocess.CompletedProcess[bytes]:
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    return subprocess.run(list(command), input=stdin, env=env, capture_output=True, check=False)
+
+
+def test_trust_appends_one_line_and_revoke_removes_only_this_deploys(tmp_path):
+    keys = tmp_path / ".ssh" / "authorized_keys"
+    keys.parent.mkdir()
+    keys.write_text("ssh-ed25519 AAAAown admin")  # no final newline
+    keys.chmod(0o640)
+    line = relay.authorized_line(LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN)
+    other = relay.authorized_line(LAYOUT, 70, PUBLIC, size=1, timeout=1, expires=WHEN)
+    for text in (line, other):
+        assert _run(relay.trust("~/.ssh/authorized_keys", text), tmp_path).returncode == 0
+    assert keys.read_text() == f"ssh-ed25519 AAAAown admin\n{line}\n{other}\n"
+    done = _run(relay.revoke("~/.ssh/authorized_keys", LAYOUT, 7), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert keys.read_text() == f"ssh-ed25519 AAAAown admin\n{other}\n"
+    assert oct(keys.stat().st_mode & 0o777) == oct(0o640)  # mode kept
+    assert _run(relay.revoke("~/.ssh/authorized_keys", LAYOUT, 7), tmp_path).returncode == 0
+    assert sorted(p.name for p in keys.parent.iterdir()) == ["authorized_keys"]  # no temp left
+
+
+def test_revoke_leaves_a_file_whose_only_line_was_the_relay_key_empty(tmp_path):
+    keys = tmp_path / "keys"
+    line = relay.authorized_line(LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN)
+    assert _run(relay.trust(str(keys), line), tmp_path).returncode == 0
+    assert oct(keys.stat().st_mode & 0o777) == oct(0o600)  # a new file is the user's alone
+    assert _run(relay.revoke(str(keys), LAYOUT, 7), tmp_path).returncode == 0
+    assert keys.read_text() == ""
+
+
+def test_revoke_on_a_host_without_the_file_or_the_dir_succeeds(tmp_path):
+    assert _run(relay.revoke(str(tmp_path / "none"), LAYOUT, 7), tmp_path).returncode == 0
+
+
+def _tmp_layout(tmp_path: Path) -> Layout:
+    return Layout(webroot=str(tmp_path / "www"), releases=str(tmp_path / "rel"), shared_dir="/s")
+
+
+def test_accept_copies_what_was_relayed_and_prints_its_digest(tmp_path):
+    layout = _tmp_layout(tmp_path)
+    assert _run(relay.make_dir(layout, 5), tmp_path).returncode == 0
+    d = Path(relay.relay_dir(layout, 5))
+    assert oct(d.stat().st_mode & 0o777) == oct(0o700)
+    missing = _run(relay.accept_relayed(layout, 5, 3), tmp_path)
+    assert missing.returncode == relay.EXIT_NOTHING_RELAYED
+    (d / "relayed").write_bytes(b"abcdef")
+    done = _run(relay.accept_relayed(layout, 5, 3), tmp_path)
+    assert done.returncode == 0
+    assert (d / "package").read_bytes() == b"abc"  # never more than the package's size
+    assert not (d / "relayed").exists()
+    import hashlib
+
+    assert relay.parse_digest(done.stdout.decode()) == hashlib.sha256(b"abc").hexdigest()
+    assert relay.parse_digest("garbage") == ""
+
+
+def test_arm_writes_the_key_0600_and_exactly_the_known_hosts_given(tmp_path):
+    layout = _tmp_layout(tmp_path)
+    _run(relay.make_dir(layout, 5), tmp_path)
+    line = relay.known_hosts_line("10.0.0.2", 2222, "ssh-ed25519 AAAAhost h2")
+    assert line == "[10.0.0.2]:2222 ssh-ed25519 AAAAhost\n"
+    assert (
+        relay.known_hosts_line("10.0.0.2", 22, "ssh-ed25519 AAAA") == "10.0.0.2 ssh-ed25519 AAAA\n"
+    )
+    assert _run(relay.arm(layout, 5, line), tmp_path, b"PRIVATE").returncode == 0
+    d = Path(relay.relay_dir(layout, 5))
+    assert (d / "key").read_bytes() == b"PRIVATE"
+    assert oct((d / "key").stat().st_mode & 0o777) == oct(0o600)
+    assert (d / "known_hosts").read_text() == line
+    with pytest.raises(ValueError):
+        relay.known_hosts_line("a b", 22, "ssh-ed25519 AAAA")
+
+
+def test_forward_sends_to_every_child_with_the_deploys_key_and_strict_host_keys():
+    script = relay.forward(
+        LAYOUT,
+        7,
+        [relay.Child(0, "10.0.0.2", 22, "deploy"), relay.Child(1, "10.0.0.3", 2222, "root")],
+        timeout=600,
+        connect_timeout=15,
+        bind="10.0.0.1",
+    )[2]
+    d = "/srv/releases/app/.ferryman-relay-7"
+    common = (
+        f"ssh -F /dev/null -T -i {d}/key -o IdentitiesOnly=yes -o IdentityAgent=none "
+        "-o BatchMode=yes -o StrictHostKeyChecking=yes "
+        f"-o UserKnownHostsFile={d}/known_hosts -o GlobalKnownHostsFile=/dev/null "
+        "-o UpdateHostKeys=no -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no "
+        "-o ForwardAgent=no -o ClearAllForwardings=yes -o ControlMaster=no -o ControlPath=none "
+        "-o ConnectTimeout=15 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 "
+        "-o LogLevel=ERROR -o BindAddress=10.0.0.1"
+    )
+    assert script == (
+        "set -u\n"
+        f"package={d}/package\n"
+        "send() {\n"
+        "  local i=$1; shift\n"
+        '  timeout -k 5 600 "$@" < "$package"\n'
+        '  printf \'relay\\t%s\\t%s\\n\' "$i" "$?"\n'
+        "}\n"
+        f"send 0 {common} -p 22 -l deploy -- 10.0.0.2 receive &\n"
+        f"send 1 {common} -p 2222 -l root -- 10.0.0.3 receive &\n"
+        "wait\n"
+    )
+    assert "StrictHostKeyChecking=no" not in script
+    assert relay.parse_forward("relay\t0\t0\nrelay\t1\t255\nnoise\nrelay\tx\t0\n") == {0: 0, 1: 255}
+
+
+def test_unpack_reads_the_hosts_own_copy_of_the_package():
+    script = relay.unpack_package(LAYOUT, "r1", "zstd", 7)[2]
+    assert script.startswith(
+        "exec < /srv/releases/app/.ferryman-relay-7/package\nset -euo pipefail\n"
+    )
+    assert script.endswith("exec tar -I zstd -xf - --no-same-owner -C /srv/releases/app/r1\n")
+    assert relay.store_package(LAYOUT, 7)[2] == (
+        "set -euo pipefail\numask 077\ncat > /srv/releases/app/.ferryman-relay-7/package\n"
+    )
