@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from ferryman.app import create_app
+from ferryman.config.project import parse_project
 from ferryman.db.models import AuditEntry, Project, Ticket
 from ferryman.services import projects
 from ferryman.services.audit import SYSTEM
@@ -99,6 +100,33 @@ def test_a_request_makes_a_pending_ticket_and_the_settings_it_asks(world):
         "your_role": "reporter",
     }
     assert _call(w, client, "reporter", "GET", f"/tickets/{body['id']}").status_code == 200
+
+
+def test_a_request_whose_ticket_is_refused_leaves_the_projects_settings_as_they_were(world):
+    """The settings, the ticket and the request are one write: a production that takes only
+    commits staging has passed refuses the ticket, and the dependencies and commands the
+    request asked for are not applied either (before: applied, with no ticket to show)."""
+    w, client = world
+    project = _project(w)
+    found, _ = projects.get_project(w.db, SYSTEM, project.partition(":")[2])
+    config = dict(found.config)
+    config["environments"] = {
+        **config["environments"],
+        "production": {**config["environments"]["production"], "requires_passed": "staging"},
+    }
+    projects.apply_project(w.db, SYSTEM, parse_project(config))
+    before, tickets = _env(w, project), _tickets(w)
+    with w.db.read() as s:
+        audit = s.scalar(select(func.count()).select_from(AuditEntry))
+
+    answer = _call(w, client, "master", "POST", "/project", {**FULL, "project": project})
+
+    assert answer.status_code == 409, answer.text
+    assert "staging" in answer.json()["error"]["message"]
+    assert _env(w, project) == before and _tickets(w) == tickets
+    assert not (before.get("requires") or {}).get("packages")  # nginx was not added
+    with w.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEntry)) == audit
 
 
 def test_put_changes_a_pending_request_and_leaves_the_rest(world):

@@ -215,58 +215,67 @@ def apply_project(
     """Create the project or replace its configuration; returns (project, created). A
     ``dry_run`` raises ``_DryRun`` with the plan, rolling the transaction back
     (``plan_apply``)."""
-    data = dump_project(config)
     with db.transaction() as s:
-        space = visible_space(s, actor, config.space, "space.read")
-        project = s.scalar(
-            select(Project).where(Project.space_id == space.id, Project.name == config.project)
-        )
-        # A new project needs the space role; an existing one honours its role overrides.
-        if project is None:
-            require(s, actor, "project.create", space_id=space.id)
-        else:
-            require(s, actor, "project.manage", project=project)
-        _check_against_space(s, space, config)
-        overlap.refuse_overlaps(s, actor, space, config)  # no two envs on one host's paths
-        project_rules.check_policy(s, actor, space, config, project.config if project else None)
-        analysis.check_destinations(config, for_database(db))  # Prometheus: outbound policy
-        project_rules.register_hosts(s, actor, space, config)
-        created = project is None
-        before = None
-        if project is None:
-            project = Project(
-                space_id=space.id,
-                name=config.project,
-                config=data,
-                display_name=config.display_name or "",
-            )
-            s.add(project)
-            s.flush()
-        else:
-            before = project.config
-            project.config = data
-            project.display_name = config.display_name or ""
-            project.updated_at = utcnow()
-        s.flush()
-        if dry_run:
-            raise _DryRun(
-                {
-                    "created": created,
-                    **project_dict(project, space),
-                    "changes": changes(before, data),
-                }
-            )
-        record(
-            s,
-            actor,
-            "project.create" if created else "project.update",
-            f"space:{space.name}/project:{config.project}",
+        return apply_in(s, db, actor, config, dry_run=dry_run)
+
+
+def apply_in(
+    s: Session, db: Database, actor: Actor, config: ProjectConfig, dry_run: bool = False
+) -> tuple[Project, bool]:
+    """``apply_project`` inside the caller's transaction ``s`` (``db`` is read for the
+    outbound policy): a caller that writes more than the project — a release request's
+    ticket — writes both or neither."""
+    data = dump_project(config)
+    space = visible_space(s, actor, config.space, "space.read")
+    project = s.scalar(
+        select(Project).where(Project.space_id == space.id, Project.name == config.project)
+    )
+    # A new project needs the space role; an existing one honours its role overrides.
+    if project is None:
+        require(s, actor, "project.create", space_id=space.id)
+    else:
+        require(s, actor, "project.manage", project=project)
+    _check_against_space(s, space, config)
+    overlap.refuse_overlaps(s, actor, space, config)  # no two envs on one host's paths
+    project_rules.check_policy(s, actor, space, config, project.config if project else None)
+    analysis.check_destinations(config, for_database(db))  # Prometheus: outbound policy
+    project_rules.register_hosts(s, actor, space, config)
+    created = project is None
+    before = None
+    if project is None:
+        project = Project(
             space_id=space.id,
-            project_id=project.id,
-            environments=sorted(config.environments),
-            changed=_changed_keys(before, data),
+            name=config.project,
+            config=data,
+            display_name=config.display_name or "",
         )
-        return project, created
+        s.add(project)
+        s.flush()
+    else:
+        before = project.config
+        project.config = data
+        project.display_name = config.display_name or ""
+        project.updated_at = utcnow()
+    s.flush()
+    if dry_run:
+        raise _DryRun(
+            {
+                "created": created,
+                **project_dict(project, space),
+                "changes": changes(before, data),
+            }
+        )
+    record(
+        s,
+        actor,
+        "project.create" if created else "project.update",
+        f"space:{space.name}/project:{config.project}",
+        space_id=space.id,
+        project_id=project.id,
+        environments=sorted(config.environments),
+        changed=_changed_keys(before, data),
+    )
+    return project, created
 
 
 def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:

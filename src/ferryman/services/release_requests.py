@@ -26,7 +26,7 @@ from ferryman.domain import release_request as rules
 from ferryman.domain import tickets as states
 from ferryman.domain import validate
 from ferryman.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from ferryman.services import approval, projects, repos, tickets
+from ferryman.services import approval, deploys, projects, repos, tickets
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import project_role, require
 from ferryman.services.space_access import space_access
@@ -106,23 +106,26 @@ def _window(start: datetime | None, end: datetime | None) -> dict[str, str | Non
 
 
 def _store(
-    db: Database, actor: Actor, ticket_id: int, request: dict[str, Any], action: str
+    s: Session,
+    actor: Actor,
+    ticket: Ticket,
+    project: Project,
+    request: dict[str, Any],
+    action: str,
 ) -> dict[str, Any]:
-    with db.transaction() as s:
-        ticket, project = _load(s, actor, ticket_id, "ticket.create", made=True)
-        ticket.request = request
-        ticket.updated_at = utcnow()
-        record(
-            s,
-            actor,
-            action,
-            f"ticket:{ticket.id}",
-            space_id=ticket.space_id,
-            project_id=ticket.project_id,
-            env=ticket.env,
-            version=ticket.ref,
-        )
-        return view(s, actor, ticket, project)
+    ticket.request = request
+    ticket.updated_at = utcnow()
+    record(
+        s,
+        actor,
+        action,
+        f"ticket:{ticket.id}",
+        space_id=ticket.space_id,
+        project_id=ticket.project_id,
+        env=ticket.env,
+        version=ticket.ref,
+    )
+    return view(s, actor, ticket, project)
 
 
 async def create(
@@ -150,25 +153,49 @@ async def create(
     config.environment(env)
     new_config, chosen, asked = await _settings(db, actor, project, env, fields, hosts)
     space = await asyncio.to_thread(space_access, db, settings, project.space_id)
-    await repos.resolve(settings, config, env, version, space=space)  # before anything changes
-    if new_config is not None:
-        await asyncio.to_thread(projects.apply_project, db, actor, parse_project(new_config))
-    made = await tickets.create_ticket(
-        db,
-        settings,
-        actor,
-        project.id,
-        env,
-        version,
-        title=title.strip() or f"Release {version}",
-        description=description,
-        hosts=chosen,
-        not_before=window_start,
-    )
+    commit = (await repos.resolve(settings, config, env, version, space=space)).commit
+    parsed = parse_project(new_config) if new_config is not None else None
     request = {**asked, "hosts": chosen, "window": window}
-    return await asyncio.to_thread(
-        _store, db, actor, int(made["id"]), request, "release_request.create"
-    )
+
+    def write() -> dict[str, Any]:
+        # the settings, the ticket and the request together, or nothing at all: a ticket
+        # refused here (a promotion gate, say) leaves the project as it was
+        with db.transaction() as s:
+            now = _settings_in(s, db, actor, project, parsed)
+            effective = projects.effective_config(s, now)
+            made = tickets.insert_ticket(
+                s,
+                actor,
+                now.id,
+                effective,
+                env,
+                version,
+                commit,
+                deploys.select_hosts(effective, env, chosen),
+                title=title.strip() or f"Release {version}",
+                description=description,
+                not_before=window_start,
+            )
+            ticket, _ = _load(s, actor, int(made["id"]), "ticket.create", made=True)
+            return _store(s, actor, ticket, now, request, "release_request.create")
+
+    return await asyncio.to_thread(write)
+
+
+def _settings_in(
+    s: Session, db: Database, actor: Actor, planned: Project, parsed: ProjectConfig | None
+) -> Project:
+    """The project in ``s`` with the request's settings applied (``parsed``; None: none
+    asked) — refused when its configuration changed since the request was checked against
+    it, so nobody's apply in between is overwritten."""
+    project = s.get(Project, planned.id)
+    if project is None or project.deleted_at is not None:
+        raise NotFound(f"no project {planned.name}")
+    if parsed is not None:
+        if project.config != planned.config:
+            raise Conflict(f"{planned.name}'s configuration changed meanwhile; send it again")
+        projects.apply_in(s, db, actor, parsed)
+    return project
 
 
 def _load(
@@ -254,14 +281,14 @@ async def update(
         )
         space = await asyncio.to_thread(space_access, db, settings, project.space_id)
         commit = (await repos.resolve(settings, config, ticket.env, version, space=space)).commit
-    if new_config is not None:
-        await asyncio.to_thread(projects.apply_project, db, actor, parse_project(new_config))
+    parsed = parse_project(new_config) if new_config is not None else None
 
     def write() -> dict[str, Any]:
         with db.transaction() as s:
             fresh, project_now = _load(s, actor, ticket_id, "ticket.create")
             if fresh.status not in CHANGEABLE or fresh.updated_at != ticket.updated_at:
                 raise Conflict(f"release request #{ticket_id} changed meanwhile; try again")
+            project_now = _settings_in(s, db, actor, project, parsed)
             fresh.ref = version if version is not None else fresh.ref
             fresh.commit = commit
             fresh.hosts = chosen

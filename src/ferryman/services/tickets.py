@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ferryman.config.project import ProjectConfig
 from ferryman.config.settings import Settings
 from ferryman.db.models import Deploy, DeployHost, HostState, Project, Release, Ticket, utcnow
 from ferryman.db.outage import retries_lost_races
@@ -191,33 +192,70 @@ async def create_ticket(
 
     def insert() -> dict[str, Any]:
         with db.transaction() as s:
-            fresh = projects.find_project(s, actor, project.id, "ticket.create")
-            kind = "config" if config_only else "deploy"
-            promotion.require_passed(s, fresh, config, env, kind, commit)
-            ticket = Ticket(
-                space_id=fresh.space_id,
-                project_id=fresh.id,
-                env=env,
-                kind=kind,
-                ref=ref,
-                commit=commit,
-                hosts=chosen,
-                title=title.strip(),
+            return insert_ticket(
+                s,
+                actor,
+                project.id,
+                config,
+                env,
+                ref,
+                commit,
+                chosen,
+                title=title,
                 description=description,
                 not_before=not_before,
-                status=_first_state(s, fresh, env, draft, chosen),
-                created_by=actor.id,
-                created_by_name=actor.username,
+                draft=draft,
+                config_only=config_only,
+                promoted_from=promoted_from,
             )
-            s.add(ticket)
-            s.flush()
-            extra = {"promoted_from": promoted_from} if promoted_from else {}
-            _audit(s, actor, "ticket.create", ticket, ref=ref, commit=commit, env=env, **extra)
-            if ticket.status == TicketStatus.PENDING_APPROVAL:
-                notifications.ticket_event(s, "ticket.submitted", ticket, actor)
-            return ticket_dict(ticket, fresh)
 
     return await asyncio.to_thread(insert)
+
+
+def insert_ticket(
+    s: Session,
+    actor: Actor,
+    project_id: int,
+    config: ProjectConfig,
+    env: str,
+    ref: str,
+    commit: str,
+    chosen: list[str] | None,
+    *,
+    title: str,
+    description: str = "",
+    not_before: datetime | None = None,
+    draft: bool = False,
+    config_only: bool = False,
+    promoted_from: int | None = None,
+) -> dict[str, Any]:
+    """The ticket ``create_ticket`` stores once ``ref`` is resolved to ``commit``, inside the
+    caller's transaction ``s`` (a release request stores its settings in the same one)."""
+    fresh = projects.find_project(s, actor, project_id, "ticket.create")
+    kind = "config" if config_only else "deploy"
+    promotion.require_passed(s, fresh, config, env, kind, commit)
+    ticket = Ticket(
+        space_id=fresh.space_id,
+        project_id=fresh.id,
+        env=env,
+        kind=kind,
+        ref=ref,
+        commit=commit,
+        hosts=chosen,
+        title=title.strip(),
+        description=description,
+        not_before=not_before,
+        status=_first_state(s, fresh, env, draft, chosen),
+        created_by=actor.id,
+        created_by_name=actor.username,
+    )
+    s.add(ticket)
+    s.flush()
+    extra = {"promoted_from": promoted_from} if promoted_from else {}
+    _audit(s, actor, "ticket.create", ticket, ref=ref, commit=commit, env=env, **extra)
+    if ticket.status == TicketStatus.PENDING_APPROVAL:
+        notifications.ticket_event(s, "ticket.submitted", ticket, actor)
+    return ticket_dict(ticket, fresh)
 
 
 def _own_or_master(s: Session, actor: Actor, ticket: Ticket, project: Project) -> None:
