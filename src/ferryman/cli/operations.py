@@ -169,10 +169,12 @@ def serve(
 
     from ferryman.app import create_app
     from ferryman.bootstrap import ensure_ssh_key, prepare_home
+    from ferryman.limits import raise_open_files
     from ferryman.observability import logs
 
     log_config = logs.setup(level, fmt)
     log = logging.getLogger("ferryman.serve")
+    raise_open_files()  # an SSH connection per host at once, up to `parallel`
     db = prepare_home(settings)
     public, created = ensure_ssh_key(settings)
     log.info("Ferryman %s: home %s, database %s", __version__, settings.home, redact(db.url))
@@ -229,9 +231,11 @@ def worker_command(
 
     from ferryman.bootstrap import prepare_home
     from ferryman.jobs.worker import Worker
+    from ferryman.limits import raise_open_files
     from ferryman.observability import logs
 
     logs.setup(*logging_options)
+    raise_open_files()  # an SSH connection per host at once, up to `parallel`
     log = logging.getLogger("ferryman.worker")
     db = prepare_home(settings)
     worker = Worker(db, settings, concurrency=concurrency, queues=queue)
