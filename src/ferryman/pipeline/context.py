@@ -342,7 +342,10 @@ class Context:
                 raise
             self.recorder.stage_host(stage, target.key, True, time.monotonic() - start)
 
-        failures = await fan_out(chosen, timed, limit or self.limit or self.env.parallel)
+        bound = limit or self.limit or self.env.parallel
+        if (self.executor.max_connections or 0) < bound:  # every host at once: keep them all
+            self.executor.max_connections = bound
+        failures = await fan_out(chosen, timed, bound)
         for target in chosen:
             if target.key in failures:
                 exc = failures[target.key]
@@ -442,6 +445,9 @@ def new_context(
     if any(t.key == local.LOCAL for t in targets):  # the deploy host itself, sandboxed
         place = local.LocalPlace(env.releases, env.webroot, layout.shared_dir, env.sandbox.network)
         executor = local.with_local(executor, settings, project_id, place)
+    # a fleet larger than ``parallel`` does not hold a connection (a socket, a descriptor)
+    # per host: only ``parallel`` idle ones are kept (each_host raises it for a wider stage)
+    executor.max_connections = env.parallel
     ctx = Context(
         deploy_id=deploy_id,
         project_id=project_id,

@@ -8,6 +8,12 @@ streams a local file to a command's stdin in chunks, waiting for each to drain, 
 flat however many hosts are fed at once; ``on_progress`` hears the bytes sent so far after each
 chunk (the caller throttles what it records: ``Recorder.transfer_progress``).
 asyncssh and OS errors become ``RemoteError`` naming the host and stage.
+
+``max_connections`` bounds the connections kept open: once more are open, the least recently
+used one that runs nothing is closed (a later command on its host connects again). A command
+never waits for room, so connections in use may go past it — by as many hosts as the stages
+running at once work on (each bounded by ``parallel``) — but never towards one per host of a
+fleet larger than that. None: one connection per host, kept until ``close``.
 """
 
 from __future__ import annotations
@@ -104,6 +110,7 @@ class Executor:
         known_hosts: Path,
         host_keys: dict[str, str] | None = None,
         connect_timeout: float = 15,
+        max_connections: int | None = None,
     ) -> None:
         self.client_key = client_key
         self.known_hosts = known_hosts
@@ -113,6 +120,10 @@ class Executor:
         # connections no longer handed out (lost, or a second one to the same host): closed
         # with the others in ``close``, so that none is left for the collector to find open
         self._retired: list[asyncssh.SSHClientConnection] = []
+        self.max_connections = max_connections
+        self._opening: dict[str, asyncio.Lock] = {}  # host key -> held while connecting
+        self._in_use: dict[str, int] = {}  # host key -> commands running on its connection
+        self._closing: set[asyncio.Future[None]] = set()  # trimmed connections, closing
         self._handshakes = asyncio.Semaphore(MAX_HANDSHAKES)
         self._keys: list[asyncssh.SSHKey] | None = None
 
@@ -129,6 +140,15 @@ class Executor:
     async def connect(self, target: Target, stage: str = "connect") -> None:
         if target.key in self._connections:
             return
+        # two stages reaching a host at once (the probe beside the early link) share one
+        # handshake: the second waits for the first's connection instead of opening another
+        opening = self._opening.setdefault(target.key, asyncio.Lock())
+        async with opening:
+            if target.key not in self._connections:
+                await self._connect(target, stage)
+
+    async def _connect(self, target: Target, stage: str) -> None:
+        self._trim(room=1)
         keys = self._client_keys()
         trusted = self._trusted(target, stage)
         async with self._handshakes:
@@ -223,6 +243,63 @@ class Executor:
         """
         await self.connect(target, stage)
         conn = self._conn(target, stage)
+        # most recently used last (what ``_trim`` closes first is the front); in use until done
+        self._connections[target.key] = self._connections.pop(target.key)
+        self._in_use[target.key] = self._in_use.get(target.key, 0) + 1
+        try:
+            return await self._run(
+                conn,
+                target,
+                command,
+                stage,
+                timeout,
+                stdin,
+                source,
+                on_line,
+                check,
+                full_output,
+                track,
+                on_progress,
+            )
+        finally:
+            left = self._in_use.pop(target.key) - 1
+            if left:
+                self._in_use[target.key] = left
+            self._trim()
+
+    def _trim(self, room: int = 0) -> None:
+        """Close least recently used idle connections until ``room`` more fit under
+        ``max_connections``; connections in use stay open whatever their number."""
+        if self.max_connections is None:
+            return
+        idle = [k for k in self._connections if not self._in_use.get(k)]
+        excess = len(self._connections) + room - self.max_connections
+        for key in idle[: max(excess, 0)]:
+            conn = self._connections.pop(key)
+            conn.close()
+            closing = asyncio.ensure_future(conn.wait_closed())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    async def settle(self) -> None:
+        """Wait until the connections the bound closed are closed (their sockets too)."""
+        await asyncio.gather(*list(self._closing), return_exceptions=True)
+
+    async def _run(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        target: Target,
+        command: Command,
+        stage: str,
+        timeout: float,
+        stdin: bytes | None,
+        source: Path | None,
+        on_line: LineCallback | None,
+        check: bool,
+        full_output: bool,
+        track: Wrapper | None,
+        on_progress: ProgressCallback | None,
+    ) -> Result:
         line = wrap(command, timeout, track)
         shown = shlex.join(command)
         out, err = _Tail(None if full_output else TAIL), _Tail(TAIL)
@@ -282,11 +359,12 @@ class Executor:
 
     async def close(self) -> None:
         conns = [*self._connections.values(), *self._retired]
+        closing = list(self._closing)
         self._connections.clear()
         self._retired.clear()
         for conn in conns:
             conn.close()
-        await asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True)
+        await asyncio.gather(*(c.wait_closed() for c in conns), *closing, return_exceptions=True)
 
 
 async def _feed(
