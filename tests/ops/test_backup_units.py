@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,8 @@ def test_a_database_name_that_looks_like_an_option_is_refused(tmp_path):
         backup.dump_command("postgresql+psycopg://u@127.0.0.1/-Ffoo", tmp_path / "d")
 
 
-def _home(tmp_path: Path, name: str = "a") -> Path:
-    home = tmp_path / name
+def _make_home(home: Path) -> Path:
+    """A home as its first user makes it: migrated by the CLI, with the server's key pair."""
     cli(
         home,
         "admin",
@@ -70,8 +71,36 @@ def _home(tmp_path: Path, name: str = "a") -> Path:
     return home
 
 
-def test_a_sqlite_home_round_trips_with_its_keys_and_the_key_stays_apart(tmp_path):
-    home = _home(tmp_path)
+class Homes:
+    """``homes(tmp_path, name)``: a copy of the home ``name``, made by the CLI once per module
+    (each run of the CLI migrates a database: seconds) and copied with its modes for each
+    test. Homes of different names are made apart: their own secret key, keys and database."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+        self.made: dict[str, Path] = {}
+
+    def __call__(self, tmp_path: Path, name: str = "a") -> Path:
+        if name not in self.made:
+            self.made[name] = _make_home(self.scratch / name)
+        return Path(shutil.copytree(self.made[name], tmp_path / name, symlinks=True))
+
+
+@pytest.fixture(scope="module")
+def homes(tmp_path_factory: pytest.TempPathFactory) -> Homes:
+    return Homes(tmp_path_factory.mktemp("homes"))
+
+
+@pytest.fixture(scope="module")
+def backup_of_a(homes: Homes, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(archive, its key file): ``ferryman backup`` of the home ``a``, once per module."""
+    scratch = tmp_path_factory.mktemp("backup")
+    cli(homes(scratch), "backup", "-o", str(scratch / "b.tgz"))
+    return scratch / "b.tgz", scratch / "b.tgz.key"
+
+
+def test_a_sqlite_home_round_trips_with_its_keys_and_the_key_stays_apart(tmp_path, homes):
+    home = homes(tmp_path)
     made = cli(home, "backup", "-o", str(tmp_path / "b.tgz"))
     assert "backup written" in made.stdout and "store it apart" in made.stderr
     with tarfile.open(tmp_path / "b.tgz") as tar:
@@ -105,10 +134,10 @@ def test_a_sqlite_home_round_trips_with_its_keys_and_the_key_stays_apart(tmp_pat
     assert login.returncode == 0  # the restored home works as a home
 
 
-def test_restore_refuses_a_wrong_key_and_a_used_home_before_writing_anything(tmp_path):
-    home = _home(tmp_path)
+def test_restore_refuses_a_wrong_key_and_a_used_home_before_writing_anything(tmp_path, homes):
+    home = homes(tmp_path)
     cli(home, "backup", "-o", str(tmp_path / "b.tgz"))
-    other = _home(tmp_path, "other")
+    other = homes(tmp_path, "other")
     fresh = tmp_path / "fresh"
     wrong = cli(
         fresh,
@@ -140,10 +169,9 @@ def test_restore_refuses_a_wrong_key_and_a_used_home_before_writing_anything(tmp
     "member",
     ["../escaped", "/etc/cron.d/evil", "home/../../escaped", "home/secret.key", "symlink"],
 )
-def test_a_hostile_archive_is_refused_and_writes_nothing(tmp_path, member):
-    home = _home(tmp_path)
-    cli(home, "backup", "-o", str(tmp_path / "b.tgz"))
-    with tarfile.open(tmp_path / "b.tgz") as tar:
+def test_a_hostile_archive_is_refused_and_writes_nothing(tmp_path, member, backup_of_a):
+    archive, key = backup_of_a
+    with tarfile.open(archive) as tar:
         good = [(m, _read(tar, m) if m.isfile() else None) for m in tar.getmembers()]
     evil = tmp_path / "evil.tgz"
     with tarfile.open(evil, "w:gz") as tar:
@@ -158,9 +186,7 @@ def test_a_hostile_archive_is_refused_and_writes_nothing(tmp_path, member):
             info.size = 5
             tar.addfile(info, io.BytesIO(b"owned"))
     fresh = tmp_path / "fresh"
-    refused = cli(
-        fresh, "restore", str(evil), "--secret-key", str(tmp_path / "b.tgz.key"), check=False
-    )
+    refused = cli(fresh, "restore", str(evil), "--secret-key", str(key), check=False)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "which no Ferryman backup has" in refused.stderr
     assert not fresh.exists() and not (tmp_path / "escaped").exists()
