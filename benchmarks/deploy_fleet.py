@@ -9,6 +9,18 @@ measured in the same run.
 the ssh-true floor is the median of three). ``--net`` (or ``FERRYMAN_BENCH_NET``): the hosts
 take ``<net>.1``…, the git host ``<net>.250``.
 
+``--growth 20,50,100,200,500`` (issue 22): the same first deploy, one-file redeploy and
+rollback at each size on one growing fleet spread over ``--nets`` (``--per-net`` hosts to a
+/24; the git host is ``<first net>.250``), a fresh project per size, ``--parallel`` (50, the
+default of a project), with the asyncssh ``true`` floor at each size. For each: wall time,
+deploy-host CPU (this process — the worker, running the deploy in process — and its children:
+git, tar, zstd), peak RSS, peak open fds and peak SSH connections of this process (sampled from
+``/proc/self`` every 0.1 s; the sampler's own CPU is taken out), and the CPU growth per extra
+host. The open-files soft limit is raised to the hard one first, as ``ferryman worker`` does.
+
+    .venv/bin/python benchmarks/deploy_fleet.py --growth 20,50,100,200,500 --files 1000 --mb 10 \
+        --nets 127.0.131,127.0.132,127.0.133
+
 ``--sandbox-rounds N``: N pairs of first deploys (a fresh project each, with a one-line
 ``post_deploy``), alternating the build sandbox on and off in the same run; medians reported.
 
@@ -32,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,10 +56,11 @@ from ferryman.config.project import parse_project
 from ferryman.config.settings import load_settings
 from ferryman.db.session import Database
 from ferryman.jobs.deploy_job import run_deploy
+from ferryman.limits import raise_open_files
 from ferryman.remote.executor import Executor, Target, fan_out
 from ferryman.services import deploy_views, deploys, projects, queue
 from ferryman.services.audit import Actor
-from ferryman.testing.fleet import add_host, start_fleet
+from ferryman.testing.fleet import add_host, start_fleet, wait_listening
 
 ACTOR = Actor(id=None, username="bench", is_superuser=True)
 ENV = "staging"  # a seeded environment that needs no approval
@@ -232,7 +246,20 @@ def main() -> None:
     )
     parser.add_argument("--sandbox-rounds", type=int, default=0, help="sandbox on/off pairs")
     parser.add_argument("--only-sandbox", action="store_true", help="only the sandbox pairs")
+    parser.add_argument(
+        "--growth", help="host counts, e.g. 20,50,100,200,500: the growth curve (issue 22)"
+    )
+    parser.add_argument(
+        "--nets",
+        default=os.environ.get("FERRYMAN_BENCH_NETS", "127.0.101,127.0.102,127.0.103"),
+        help="/24s the growth fleet spreads over (--per-net hosts each; the git host: .250)",
+    )
+    parser.add_argument("--per-net", type=int, default=200)
+    parser.add_argument("--parallel", type=int, default=50, help="the growth's `parallel`")
     args = parser.parse_args()
+    if args.growth:
+        growth(args)
+        return
 
     base = Path(tempfile.mkdtemp(prefix="ferryman-bench-"))
     fleet = start_fleet(base / "fleet", args.hosts, network=args.net, tmpfs=not args.disk)
@@ -533,6 +560,304 @@ def report(f: dict[str, Any]) -> None:
     print("\nredeploy commands (count, mean s, max s):")
     for label, step in f["redeploy_steps"].items():
         print(f"  {label:<48} {step['n']:4d} {step['mean']:7.3f} {step['max']:7.3f}")
+
+
+# --- growth curve (issue 22): the same deploys at 20, 50, 100, 200, 500 hosts ---------------
+
+
+class Sampler(threading.Thread):
+    """Samples this process (the deploy host: the worker running the deploy in process) every
+    ``interval`` s: open fds, RSS, and SSH connections (its own established TCP sockets to
+    port 22). Its own CPU (thread time) is kept so that it can be taken out of the figures."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.own_cpu = 0.0
+        self.peaks = {"fds": 0, "ssh": 0, "rss_mb": 0.0}
+
+    def run(self) -> None:
+        start = time.thread_time()
+        while not self.stopping.wait(self.interval):
+            self.sample()
+            with self.lock:
+                self.own_cpu = time.thread_time() - start
+
+    def sample(self) -> None:
+        inodes: set[str] = set()
+        fds = 0
+        for fd in os.listdir("/proc/self/fd"):
+            fds += 1
+            try:
+                link = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+        ssh = 0
+        for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+            with open(table) as fh:
+                next(fh)
+                for row in fh:
+                    cols = row.split()
+                    # remote port 22, ESTABLISHED, one of ours
+                    if cols[2].endswith(":0016") and cols[3] == "01" and cols[9] in inodes:
+                        ssh += 1
+        rss = _status_kb("VmRSS") / 1024
+        with self.lock:
+            peaks = self.peaks
+            peaks["fds"] = max(peaks["fds"], fds)
+            peaks["ssh"] = max(peaks["ssh"], ssh)
+            peaks["rss_mb"] = max(peaks["rss_mb"], rss)
+
+    def take(self) -> tuple[dict[str, float], float]:
+        """The peaks since the last take (then reset), and the sampler's CPU so far."""
+        self.sample()
+        with self.lock:
+            peaks, self.peaks = dict(self.peaks), {"fds": 0, "ssh": 0, "rss_mb": 0.0}
+            return peaks, self.own_cpu
+
+
+def _status_kb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for row in fh:
+            if row.startswith(field + ":"):
+                return float(row.split()[1])
+    return 0.0
+
+
+def _reset_peak_rss() -> None:
+    """Reset VmHWM, so that it is the peak of the next phase alone (Linux ≥ 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def measured(sampler: Sampler, fn: Callable[[], Any]) -> tuple[dict[str, float], Any]:
+    """Wall, deploy-host CPU (this process and its waited children: git, tar, zstd; the
+    sampler's own CPU taken out), peak RSS (VmHWM), peak fds and peak SSH connections."""
+    sampler.take()
+    _reset_peak_rss()
+    _, own0 = sampler.take()
+    c0, t0 = cpu(), time.perf_counter()
+    result = fn()
+    wall, used = time.perf_counter() - t0, cpu() - c0
+    peaks, own1 = sampler.take()
+    hwm = _status_kb("VmHWM") / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    figure = {
+        "wall": wall,
+        "cpu": used - (own1 - own0),
+        "rss_mb": max(hwm, peaks["rss_mb"]),
+        "child_rss_mb": kids,
+        "fds": peaks["fds"],
+        "ssh": peaks["ssh"],
+    }
+    return figure, result
+
+
+def growth(args: argparse.Namespace) -> None:
+    """Every size on one fleet that grows: hosts are added, a fresh project per size (so each
+    first deploy is a first deploy on every host); the hosts' releases of a size are removed
+    before the next, so tmpfs holds one size's releases at a time."""
+    sizes = [int(s) for s in args.growth.split(",")]
+    nets = args.nets.split(",")
+    per_net = args.per_net
+    if max(sizes) > per_net * len(nets):
+        raise SystemExit(f"{max(sizes)} hosts need {max(sizes) / per_net:.0f} /24s (--nets)")
+    soft, hard = raise_open_files()
+    base = Path(tempfile.mkdtemp(prefix="ferryman-growth-"))
+    fleet = start_fleet(base / "fleet", 0, network=nets[0])
+    sampler = Sampler()
+    sampler.start()
+    figures: dict[str, Any] = {
+        "sizes": sizes,
+        "files": args.files,
+        "mb": args.mb,
+        "parallel": args.parallel,
+        "nofile": [soft, hard],
+        "nproc": os.cpu_count(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "load": [os.getloadavg()],
+        "rows": [],
+    }
+    try:
+        git_host = add_host(fleet, "git", f"{nets[0]}.250")
+        bare = git_host.root / "git" / "bench.git"
+        bare.parent.mkdir(parents=True)
+        print(f"generating {args.files} files / {args.mb} MB …", file=sys.stderr, flush=True)
+        generate_repo(base / "work", bare, args.files, args.mb, args.per_dir)
+        home = base / "home"
+        (home / "ssh").mkdir(parents=True)
+        shutil.copy(fleet.client_key, home / "ssh" / "id_ed25519")
+        settings = load_settings({"FERRYMAN_HOME": str(home)})
+        db = Database(settings.database_url)
+        db.upgrade()
+        key, known = fleet.client_key, fleet.known_hosts
+        hosts: list[Any] = []
+
+        def grow(count: int) -> None:
+            started = len(hosts)
+            for i in range(started, count):
+                net, last = nets[i // per_net], i % per_net + 1
+                hosts.append(add_host(fleet, f"h{i + 1}", f"{net}.{last}", tmpfs=True, wait=False))
+            deadline = time.monotonic() + 30 + count * 0.1
+            for host in hosts[started:]:
+                wait_listening(host.address, deadline)
+            shutil.copy(known, home / "ssh" / "known_hosts")
+
+        def project(name: str, count: int) -> None:
+            config = {
+                "project": name,
+                "repo": f"ssh://root@{git_host.address}/srv/git/bench.git",
+                "environments": {
+                    ENV: {
+                        "hosts": [h.address for h in hosts[:count]],
+                        "user": "root",
+                        "webroot": f"/srv/www/{name}",
+                        "releases": f"/srv/releases/{name}",
+                        "parallel": args.parallel,
+                    }
+                },
+            }
+            projects.apply_project(db, ACTOR, parse_project(config))
+
+        def run(kind: str, name: str) -> dict[str, Any]:
+            if kind == "rollback":
+                d = deploys.request_rollback(db, ACTOR, name, ENV, None)
+            else:
+                d = deploys.request_deploy(db, ACTOR, name, ENV, "master")
+            claim = queue.claim(db, "bench")
+            if claim is None or claim.id != d.id:
+                raise RuntimeError(f"deploy #{d.id} not claimed")
+            asyncio.run(run_deploy(db, settings, d.id, claim.holder))
+            result = deploy_views.get(db, d.id)
+            if result["status"] != "success":
+                raise RuntimeError(f"{kind} at {name}: {result['status']}: {result['error']}")
+            return result
+
+        # warm the repository mirror once, unmeasured: every size then checks out the same way
+        grow(min(sizes))
+        project("gwarm", 2)
+        run("deploy", "gwarm")
+        for count in sizes:
+            grow(count)
+            targets = [Target(h.address, h.address, 22, "root") for h in hosts[:count]]
+            name = f"g{count}"
+            project(name, count)
+            row: dict[str, Any] = {"hosts": count, "load_before": os.getloadavg()}
+            trues = [
+                measured(sampler, lambda t=targets: asyncio.run(floor_ssh_true(key, known, t)))[0]
+                for _ in range(3)
+            ]
+            row["floor_true"] = sorted(trues, key=lambda f: f["wall"])[1]
+            row["first"], first = measured(sampler, lambda n=name: run("deploy", n))
+            row["first_stages"] = _stages(first)
+            change_one_file(base / "work", bare)
+            row["redeploy"], second = measured(sampler, lambda n=name: run("deploy", n))
+            row["redeploy_stages"] = _stages(second)
+            row["rollback"], back = measured(sampler, lambda n=name: run("rollback", n))
+            row["rollback_stages"] = _stages(back)
+            row["load_after"] = os.getloadavg()
+            figures["rows"].append(row)
+            figures["load"].append(os.getloadavg())
+            print(growth_row(row), file=sys.stderr, flush=True)
+            remove_project_dirs(key, known, targets, name)
+        figures["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    finally:
+        sampler.stopping.set()
+        fleet.stop()
+        time.sleep(1)
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+    report_growth(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+def remove_project_dirs(key: Path, known: Path, targets: list[Target], name: str) -> None:
+    """Free the hosts' tmpfs of one size's releases before the next size (not timed)."""
+
+    async def go() -> None:
+        ex = Executor(client_key=key, known_hosts=known)
+        dirs = (f"/srv/releases/{name}", f"/srv/www/{name}")
+        try:
+            await fan_out(
+                targets,
+                lambda t: _discard(ex.run(t, ("rm", "-rf", *dirs), stage="x", timeout=600)),
+                100,
+            )
+        finally:
+            await ex.close()
+
+    asyncio.run(go())
+
+
+async def _discard(work: Any) -> None:
+    await work
+
+
+def growth_row(row: dict[str, Any]) -> str:
+    cells = [f"{row['hosts']:>4} hosts"]
+    for name in ("floor_true", "first", "redeploy", "rollback"):
+        f = row[name]
+        cells.append(
+            f"{name} {f['wall']:.2f}s {f['cpu']:.2f}cpu {f['rss_mb']:.0f}MB "
+            f"{f['fds']}fd {f['ssh']}ssh"
+        )
+    return " | ".join(cells)
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of y over x."""
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
+
+
+def report_growth(f: dict[str, Any]) -> None:
+    rows = f["rows"]
+    print(
+        f"\ngrowth: {f['files']} files / {f['mb']} MB, parallel {f['parallel']}, "
+        f"RLIMIT_NOFILE {f['nofile'][0]}/{f['nofile'][1]}, {f['nproc']} CPUs, "
+        f"{f['started']} → {f.get('finished', '?')}\n"
+    )
+    print("| hosts | what | wall s | deploy-host CPU s | peak RSS MB | peak fds | peak SSH conns |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    labels = {
+        "floor_true": "floor: asyncssh connect + `true`",
+        "first": "first deploy",
+        "redeploy": "one-file redeploy",
+        "rollback": "rollback",
+    }
+    for row in rows:
+        for name, label in labels.items():
+            g = row[name]
+            print(
+                f"| {row['hosts']} | {label} | {g['wall']:.2f} | {g['cpu']:.2f} | "
+                f"{g['rss_mb']:.0f} | {g['fds']} | {g['ssh']} |"
+            )
+    for name, label in labels.items():
+        points = [(r["hosts"], r[name]["cpu"]) for r in rows]
+        if len(points) > 1:
+            first, last = points[0], points[-1]
+            ends = (last[1] - first[1]) / (last[0] - first[0])
+            print(
+                f"{label}: CPU growth {slope(points):.4f} CPU-s per extra host (least squares), "
+                f"{ends:.4f} from {first[0]} to {last[0]} hosts"
+            )
+    for row in rows:
+        print(
+            f"{row['hosts']} hosts: load {row['load_before'][0]:.1f} → {row['load_after'][0]:.1f}; "
+            + "; ".join(
+                f"{k}: " + ", ".join(f"{s} {v:.2f}" for s, v in row[f"{k}_stages"].items())
+                for k in ("first", "redeploy", "rollback")
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -143,7 +143,8 @@ def _refuse_if_taken(address: str) -> None:
     )
 
 
-def _wait_listening(address: str, deadline: float) -> None:
+def wait_listening(address: str, deadline: float) -> None:
+    """Wait until an sshd answers on ``address``:22 (monotonic ``deadline``)."""
     while True:
         try:
             with socket.create_connection((address, 22), timeout=0.5):
@@ -174,9 +175,9 @@ def start_fleet(
     fleet.known_hosts.write_text("")
     for i in range(count):
         add_host(fleet, f"h{first + i}", f"{network}.{first + i}", tmpfs=tmpfs, wait=False)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 20 + count * 0.1  # hundreds of hosts start on 2 cores
     for host in fleet.hosts:
-        _wait_listening(host.address, deadline)
+        wait_listening(host.address, deadline)
     return fleet
 
 
@@ -226,7 +227,7 @@ def add_host(
     host = FleetHost(name=name, address=address, root=root, pid_file=pid_file)
     fleet.hosts.append(host)
     if wait:
-        _wait_listening(address, time.monotonic() + 20)
+        wait_listening(address, time.monotonic() + 20)
     return host
 
 
