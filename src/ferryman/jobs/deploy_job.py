@@ -14,7 +14,7 @@ import logging
 import shutil
 import time
 import traceback
-from typing import Any
+from typing import Any, Final
 
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
@@ -23,6 +23,7 @@ from ferryman.db.models import utcnow
 from ferryman.db.outage import retried
 from ferryman.db.session import Database
 from ferryman.domain.rollout import Rollout
+from ferryman.domain.statuses import DeployStatus, HostStatus
 from ferryman.errors import Cancelled, FerrymanError, OwnershipLost
 from ferryman.pipeline import runner
 from ferryman.pipeline.context import Context, new_context
@@ -43,7 +44,9 @@ from ferryman.vcs.base import Resolved
 
 log = logging.getLogger(__name__)
 CANCEL_POLL = 1.0  # seconds between looks at the cancel flag
-_SETTLED = {"success": "success"}  # a host row's final status by the deploy's outcome
+# a run's outcome when another claim took its deploy over: no deploy status (the run wrote
+# no outcome), only what ``run_deploy`` returns and the worker's log line says
+LOST: Final = "lost"
 
 
 def opened_variables(db: Database, variables: dict[str, str]) -> dict[str, str]:
@@ -107,7 +110,8 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, holder: s
     flusher = asyncio.create_task(rec.run_flusher())
     heartbeat: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
-    status, error = "failed", None
+    status: str = DeployStatus.FAILED
+    error: dict[str, Any] | None = None
     locked = False
     try:
         started = time.monotonic()
@@ -134,9 +138,9 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, holder: s
                 log.warning("notifying the start of %s failed", deploy_id, exc_info=True)
         status = await runner.execute(ctx)
     except OwnershipLost as exc:
-        status, error = "lost", runner.masked(runner.error_record(exc), rec.mask)
+        status, error = LOST, runner.masked(runner.error_record(exc), rec.mask)
     except Cancelled as exc:
-        status, error = "cancelled", runner.masked(runner.error_record(exc), rec.mask)
+        status, error = DeployStatus.CANCELLED, runner.masked(runner.error_record(exc), rec.mask)
         rec.log(f"CANCELLED: {exc.message}")
     except Exception as exc:
         error = runner.masked(runner.error_record(exc), rec.mask)
@@ -148,8 +152,8 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, holder: s
         for task in (heartbeat, watcher):
             if task is not None:
                 task.cancel()
-        if ctx.lost and status != "lost":  # lost while failing or cancelling: still not ours
-            status, error = "lost", {"code": OwnershipLost.code, "message": ctx.lost}
+        if ctx.lost and status != LOST:  # lost while failing or cancelling: still not ours
+            status, error = LOST, {"code": OwnershipLost.code, "message": ctx.lost}
         await ctx.executor.close()
         await asyncio.to_thread(runner.keep_build, ctx, status)
         await asyncio.to_thread(shutil.rmtree, ctx.workspace, True)
@@ -160,7 +164,7 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, holder: s
         # lock someone else holds now
         hold_lock = (key, owner) if locked else None
         status = await _record_end(db, ctx, holder, status, error, hold_lock)
-        if locked and status == "lost":
+        if locked and status == LOST:
             try:
                 await retried(locks.release, db, key, owner=owner)
             except Exception:  # it runs out with its lease
@@ -180,27 +184,28 @@ async def _record_end(
     then the outcome with the lock's release — only while the claim ``holder`` still holds
     the deploy. Returns the status (``lost`` when it did not)."""
     rec, deploy_id = ctx.recorder, ctx.deploy_id
-    if status != "lost":
-        if ctx.env.mode == "push" and status != "paused":
+    if status != LOST:
+        if ctx.env.mode == "push" and status != DeployStatus.PAUSED:
             # hosts the run never changed, or changed and put back before they were marked
-            rec.settle_hosts((t.key for t in ctx.targets), _SETTLED.get(status, "unchanged"))
+            settled = HostStatus.SUCCESS if status == DeployStatus.SUCCESS else HostStatus.UNCHANGED
+            rec.settle_hosts((t.key for t in ctx.targets), settled)
         rec.log(f"{ctx.kind} #{deploy_id} {status}")
         try:
             await rec.flush_all()
         except Exception:  # the outcome matters more than the last lines
             log.warning("writing the last records of deploy %s failed", deploy_id, exc_info=True)
         if rec.refused:
-            status = "lost"
-    if status == "lost":
+            status = LOST
+    if status == LOST:
         await _note_lost(db, ctx, worker_of(holder))
         # only the lock was lost (the lease is still ours): fail it, hosts as they are
-        await retried(queue.finish_if_held, db, deploy_id, holder, "failed", error, lock)
+        await retried(queue.finish_if_held, db, deploy_id, holder, DeployStatus.FAILED, error, lock)
         return status
-    if status == "paused" and ctx.rollout is not None:
+    if status == DeployStatus.PAUSED and ctx.rollout is not None:
         await retried(rollouts.pause, db, deploy_id, ctx.rollout, holder, lock)
     elif not await retried(queue.finish_if_held, db, deploy_id, holder, status, error, lock):
         log.warning("deploy %s was taken over; its %s is not recorded", deploy_id, status)
-        status = "lost"
+        status = LOST
     return status
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from ferryman.config.settings import Settings
 from ferryman.db.models import Deploy
 from ferryman.db.session import Database
+from ferryman.domain.statuses import DeployStatus
 
 log = logging.getLogger(__name__)
 _WORKSPACE = re.compile(r"deploy-([0-9]{1,18})")
@@ -47,7 +48,9 @@ def sweep_workspaces(db: Database, settings: Settings) -> int:
     with db.read() as s:
         running = set(
             s.scalars(
-                select(Deploy.id).where(Deploy.id.in_(list(found)), Deploy.status == "running")
+                select(Deploy.id).where(
+                    Deploy.id.in_(list(found)), Deploy.status == DeployStatus.RUNNING
+                )
             )
         )
     removed = 0

@@ -18,6 +18,7 @@ from ferryman.db.claims import worker_of
 from ferryman.db.models import Deploy
 from ferryman.db.outage import retried
 from ferryman.db.session import Database
+from ferryman.domain.statuses import DeployStatus, StageStatus
 from ferryman.errors import FerrymanError
 from ferryman.jobs.deploy_job import Ownership, build_context
 from ferryman.pipeline.recover import Abandoned, lost_error, put_in_order
@@ -61,11 +62,13 @@ async def recover(db: Database, settings: Settings, deploy_id: int, holder: str)
     rec.on_lost = lambda: hold.lose(f"deploy #{deploy_id} was taken over by another worker")
     # keep the dead worker's stage record; what it was in the middle of is marked lost
     rec.stages = [
-        {**stage, "status": "lost"} if stage.get("status") == "running" else dict(stage)
+        {**stage, "status": StageStatus.LOST}
+        if stage.get("status") == StageStatus.RUNNING
+        else dict(stage)
         for stage in deploy.stages
     ]
     flusher = asyncio.create_task(rec.run_flusher())
-    status = "failed"
+    status: str = DeployStatus.FAILED
     error: dict[str, Any] | None = lost_error(worker, "")
     try:
         status, error = await put_in_order(ctx, _abandoned(deploy), worker)

@@ -36,8 +36,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from ferryman.config.settings import Settings
 from ferryman.db.outage import is_outage, retried
 from ferryman.db.session import Database
+from ferryman.domain.statuses import DeployStatus
 from ferryman.jobs import housekeeping, queue_wakeups
-from ferryman.jobs.deploy_job import run_deploy
+from ferryman.jobs.deploy_job import LOST, run_deploy
 from ferryman.jobs.recover_job import recover
 from ferryman.notify import dispatcher
 from ferryman.observability.logs import deploy_event
@@ -193,7 +194,7 @@ class Worker:
             wake.cancel()
 
     async def _run_one(self, deploy_id: int, holder: str, ordinary: bool = True) -> str:
-        status = "failed"
+        status: str = DeployStatus.FAILED
         try:
             status = await self.runner(self.db, self.settings, deploy_id, holder)
             return status
@@ -304,7 +305,7 @@ class Worker:
                 self.db,
                 deploy_id,
                 holder,
-                "failed",
+                DeployStatus.FAILED,
                 lost_error(self.name, problem[:1000]),
             )
         except Exception:
@@ -386,7 +387,7 @@ class Worker:
 def _finished(deploy_id: int, status: str, worker: str) -> None:
     """The lifecycle event for a run's end: ``finished`` (success, failed, paused),
     ``cancelled``, or ``lost`` when another worker took the deploy over."""
-    event = {"cancelled": "cancelled", "lost": "lost"}.get(status, "finished")
+    event = {DeployStatus.CANCELLED: "cancelled", LOST: "lost"}.get(status, "finished")
     deploy_event(
         event,
         deploy_id,
