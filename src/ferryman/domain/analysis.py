@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferryman.errors import ValidationError
+from ferryman.said import said
 
 HOSTS_RE = "{HOSTS_RE}"
 MAX_QUERY = 2000  # characters of a query as written
@@ -120,12 +121,16 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             break
         found = _TOKEN.match(text, pos)
         if not found:
-            raise ValidationError(f"compare: unexpected {text[pos:].strip()[:20]!r}")
+            raise ValidationError(
+                said("compare: unexpected %(text)s", text=repr(text[pos:].strip()[:20]))
+            )
         kind = found.lastgroup or ""
         out.append((kind, found.group(kind)))
         pos = found.end()
         if len(out) > MAX_TOKENS:
-            raise ValidationError(f"compare: too long (at most {MAX_TOKENS} terms and operators)")
+            raise ValidationError(
+                said("compare: too long (at most %(most)s terms and operators)", most=MAX_TOKENS)
+            )
     return out
 
 
@@ -140,7 +145,7 @@ class _Parser:
 
     def take(self) -> tuple[str, str]:
         if self.pos >= len(self.tokens):
-            raise ValidationError("compare: ends too early")
+            raise ValidationError(said("compare: ends too early"))
         token = self.tokens[self.pos]
         self.pos += 1
         return token
@@ -164,41 +169,51 @@ class _Parser:
         if kind == "num":
             number = float(text)
             if not math.isfinite(number):
-                raise ValidationError(f"compare: not a finite number: {text[:20]!r}")
+                raise ValidationError(
+                    said("compare: not a finite number: %(text)s", text=repr(text[:20]))
+                )
             return number
         if kind == "name":
             if text not in _NAMES:
                 raise ValidationError(
-                    f"compare: unknown name {text[:20]!r} (only canary and baseline)"
+                    said(
+                        "compare: unknown name %(name)s (only canary and baseline)",
+                        name=repr(text[:20]),
+                    )
                 )
             return text
         if text in ("(", "-"):
             self.depth += 1
             if self.depth > MAX_DEPTH:
-                raise ValidationError(f"compare: nested more than {MAX_DEPTH} deep")
+                raise ValidationError(
+                    said("compare: nested more than %(most)s deep", most=MAX_DEPTH)
+                )
             if text == "-":
                 node: Node = ("neg", self.factor())
             else:
                 node = self.sum()
                 if self.peek() != ")":
-                    raise ValidationError("compare: a ( is not closed")
+                    raise ValidationError(said("compare: a ( is not closed"))
                 self.take()
             self.depth -= 1
             return node
-        raise ValidationError(f"compare: unexpected {text!r}")
+        raise ValidationError(said("compare: unexpected %(text)s", text=repr(text)))
 
 
 def parse_compare(text: str) -> Compare:
     """``canary <= baseline * 1.5 + 0.001`` → a :class:`Compare`, or ``ValidationError``."""
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError("compare: empty (like: canary <= baseline * 1.2)")
+        raise ValidationError(said("compare: empty (like: canary <= baseline * 1.2)"))
     if len(text) > MAX_COMPARE:
-        raise ValidationError(f"compare: longer than {MAX_COMPARE} characters")
+        raise ValidationError(said("compare: longer than %(most)s characters", most=MAX_COMPARE))
     tokens = _tokens(text)
     ops = [i for i, (kind, value) in enumerate(tokens) if value in _COMPARISONS]
     if len(ops) != 1:
         raise ValidationError(
-            "compare: exactly one comparison (<, <=, >, >=, ==, !=), like: canary <= baseline * 1.2"
+            said(
+                "compare: exactly one comparison (<, <=, >, >=, ==, !=), "
+                "like: canary <= baseline * 1.2"
+            )
         )
     at = ops[0]
     sides = []
@@ -206,11 +221,13 @@ def parse_compare(text: str) -> Compare:
         parser = _Parser(part)
         node = parser.sum()
         if parser.pos != len(part):
-            raise ValidationError(f"compare: unexpected {part[parser.pos][1]!r}")
+            raise ValidationError(
+                said("compare: unexpected %(text)s", text=repr(part[parser.pos][1]))
+            )
         sides.append(node)
     found = Compare(text.strip(), tokens[at][1], sides[0], sides[1])
     if "canary" not in _names(found.left) | _names(found.right):
-        raise ValidationError("compare: it must name canary (what is judged)")
+        raise ValidationError(said("compare: it must name canary (what is judged)"))
     return found
 
 
@@ -228,7 +245,7 @@ def hosts_regex(names: Iterable[str]) -> str:
     each with or without a ``:port``."""
     unique = sorted({n for n in names if n})
     if not unique:
-        raise ValidationError("no hosts to fill {HOSTS_RE} with")
+        raise ValidationError(said("no hosts to fill {HOSTS_RE} with"))
     return "(?:" + "|".join(_re2_escape(n) for n in unique) + ")(?::[0-9]+)?"
 
 
@@ -244,7 +261,9 @@ def _quoted_spans(query: str) -> list[tuple[int, int, str]]:
             while end < len(query) and query[end] != char:
                 end += 2 if query[end] == "\\" and char != "`" else 1
             if end >= len(query):
-                raise ValidationError(f"query: a string opened with {char} is not closed")
+                raise ValidationError(
+                    said("query: a string opened with %(quote)s is not closed", quote=char)
+                )
             spans.append((pos + 1, end, char))
             pos = end + 1
         elif char == "#":  # a comment runs to the end of its line
@@ -259,21 +278,21 @@ def check_query(query: str) -> str:
     """A metric's query as written: bounded, no control characters but newlines and tabs,
     ``{HOSTS_RE}`` at least once and only inside quotes."""
     if not isinstance(query, str) or not query.strip():
-        raise ValidationError("query: empty")
+        raise ValidationError(said("query: empty"))
     if len(query) > MAX_QUERY:
-        raise ValidationError(f"query: longer than {MAX_QUERY} characters")
+        raise ValidationError(said("query: longer than %(most)s characters", most=MAX_QUERY))
     if any(ord(c) < 32 and c not in "\n\t" for c in query) or "\x7f" in query:
-        raise ValidationError("query: control characters")
+        raise ValidationError(said("query: control characters"))
     spans = _quoted_spans(query)
     found = [m.start() for m in re.finditer(re.escape(HOSTS_RE), query)]
     if not found:
         raise ValidationError(
-            'query: it must select hosts with {HOSTS_RE}, like instance=~"{HOSTS_RE}"'
+            said('query: it must select hosts with {HOSTS_RE}, like instance=~"{HOSTS_RE}"')
         )
     for at in found:
         if not any(start <= at and at + len(HOSTS_RE) <= end for start, end, _ in spans):
             raise ValidationError(
-                'query: {HOSTS_RE} goes inside quotes, like instance=~"{HOSTS_RE}"'
+                said('query: {HOSTS_RE} goes inside quotes, like instance=~"{HOSTS_RE}"')
             )
     return query
 
@@ -289,7 +308,7 @@ def fill(query: str, regex: str) -> str:
             continue
         if quote == "`":
             if "`" in regex:
-                raise ValidationError("a host name cannot stand in a `…` string")
+                raise ValidationError(said("a host name cannot stand in a `…` string"))
             value = regex
         else:
             value = regex.replace("\\", "\\\\").replace(quote, "\\" + quote)

@@ -51,8 +51,9 @@ async def _send(claimed: Claimed, settings: Settings, out: Outbound) -> str:
         message.link = settings.public_url + message.link
     try:
         await CHANNELS[claimed.kind].send(message, claimed.settings, out)
-    except DeliveryFailed as exc:
-        return str(exc) or "failed"
+    except DeliveryFailed as exc:  # what Ferryman said (``said``) keeps its template
+        said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        return said or "failed"
     except Exception as exc:  # a channel bug must not stop the others
         log.exception("notification %s", claimed.delivery_id)
         return type(exc).__name__

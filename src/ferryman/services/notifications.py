@@ -41,6 +41,7 @@ from ferryman.errors import Conflict, NotFound, ValidationError
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.message import EVENTS, Message, render
 from ferryman.outbound import Outbound, for_database
+from ferryman.said import Said, said
 from ferryman.services import group_roles
 from ferryman.services.audit import Actor, record
 from ferryman.services.spaces import visible_space
@@ -77,12 +78,14 @@ def _check(
     kind: str, settings: dict[str, Any], events: list[str], language: str, out: Outbound
 ) -> None:
     if kind not in CHANNELS:
-        raise ValidationError(f"kind: one of {', '.join(sorted(CHANNELS))}")
+        raise ValidationError(said("kind: one of %(kinds)s", kinds=sorted(CHANNELS)))
     unknown = [e for e in events if e not in EVENTS]
     if unknown:
-        raise ValidationError(f"events: unknown {unknown}; known: {', '.join(EVENTS)}")
+        raise ValidationError(
+            said("events: unknown %(unknown)s; known: %(known)s", unknown=unknown, known=EVENTS)
+        )
     if language not in ("en", "zh_CN"):
-        raise ValidationError("language: en or zh_CN")
+        raise ValidationError(said("language: en or zh_CN"))
     CHANNELS[kind].check(settings, out)
 
 
@@ -199,13 +202,58 @@ def deliveries(db: Database, actor: Actor, channel_id: int, limit: int = 50) -> 
         ]
 
 
+def _entry(at: str, error: str) -> dict[str, Any]:
+    """An attempt as stored: its error in English and, when Ferryman said it (``said``: the
+    channel is gone, a refused destination, a redirect), its template and values too, so a
+    page says it in the viewer's language. What a receiver answered is a value, never
+    translated."""
+    entry: dict[str, Any] = {"at": at, "ok": not error, "error": error[:300], "v": 2}
+    if isinstance(error, Said) and len(error) <= 300:
+        entry["said"] = _kept(error)
+    return entry
+
+
+def _kept(message: Said) -> dict[str, Any]:
+    """A said message as JSON keeps it: a nested one (why an address is refused) nested."""
+
+    def value(v: Any) -> Any:
+        if isinstance(v, Said):
+            return {"said": _kept(v)}
+        if isinstance(v, list | tuple):
+            return [str(x) for x in v]
+        return v if isinstance(v, int | float | str) else str(v)
+
+    return {
+        "template": message.template,
+        "values": {k: value(v) for k, v in message.values.items()},
+    }
+
+
+def _again(kept: Any) -> Said | None:
+    """What ``_kept`` stored, said again (None when it is not one)."""
+    if not isinstance(kept, dict) or not isinstance(kept.get("template"), str):
+        return None
+    values = {}
+    for key, v in dict(kept.get("values") or {}).items():
+        nested = _again(v.get("said")) if isinstance(v, dict) else None
+        values[key] = nested if nested is not None else v
+    try:
+        return Said(kept["template"], values)
+    except (KeyError, ValueError, TypeError):  # a template this version no longer fills
+        return None
+
+
 def _attempt(entry: dict[str, Any]) -> dict[str, Any]:
     """An attempt as shown. Entries written before version 2 could hold a receiver's answer
-    after the status (``HTTP 500: <body>``): only the status of those is shown."""
-    shown = {k: v for k, v in entry.items() if k != "v"}
+    after the status (``HTTP 500: <body>``): only the status of those is shown. An error
+    Ferryman said is a ``Said`` again (the same English; a page says it in its language)."""
+    shown = {k: v for k, v in entry.items() if k not in ("v", "said")}
     error = str(shown.get("error") or "")
     if entry.get("v") != 2 and re.match(r"HTTP \d{3}\b", error):
         shown["error"] = error[:8]
+    again = _again(entry.get("said"))
+    if again is not None and str(again) == error:
+        shown["error"] = again
     return shown
 
 
@@ -415,16 +463,19 @@ def claim_delivery(
         channel_id, message = claim.row
         channel = s.get(NotifyChannel, channel_id)
         kind, sealed = (channel.kind, channel.settings) if channel else ("", "")
-    problem, settings = "", {}
+    problem: str = ""
+    settings: dict[str, Any] = {}
     if not kind:
-        problem = "the channel is gone"
+        problem = said("the channel is gone")
     elif kind not in CHANNELS:
-        problem = f"unknown channel kind {kind}"
+        problem = said("unknown channel kind %(channel)s", channel=kind)
     else:
         try:
             settings = json.loads(db.box.open(sealed))
         except Exception as exc:  # a key changed or a row damaged: an attempt that failed
-            problem = f"the channel's settings cannot be opened ({type(exc).__name__})"
+            problem = said(
+                "the channel's settings cannot be opened (%(error)s)", error=type(exc).__name__
+            )
     return Claimed(claim.id, claim.holder, Message.from_dict(message), kind, settings, problem)
 
 
@@ -445,10 +496,7 @@ def record_attempt(db: Database, delivery_id: int, holder: str, error: str, back
             return ""
         now = db_now(s)
         row.attempts += 1
-        row.history = [
-            *row.history,
-            {"at": now.isoformat(), "ok": not error, "error": error[:300], "v": 2},
-        ]
+        row.history = [*row.history, _entry(now.isoformat(), error)]
         if not error:
             row.status, row.sent_at = "sent", now
         elif row.attempts >= ATTEMPTS:

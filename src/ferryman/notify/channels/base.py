@@ -47,8 +47,14 @@ def transport_error(exc: Exception) -> DeliveryFailed:
     """A failed connection, named by its kind; nothing the far end sent is kept."""
     if isinstance(exc, Refused):
         return DeliveryFailed(exc.message)
-    if isinstance(exc, (httpx.ConnectError, httpx.TimeoutException)):
-        return DeliveryFailed(f"{type(exc).__name__}: {short(exc)}")
+    if isinstance(exc, httpx.ConnectError):
+        return DeliveryFailed(
+            said("could not connect (%(error)s: %(why)s)", error=type(exc).__name__, why=short(exc))
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return DeliveryFailed(
+            said("no answer in time (%(error)s: %(why)s)", error=type(exc).__name__, why=short(exc))
+        )
     return DeliveryFailed(type(exc).__name__)
 
 
@@ -56,9 +62,11 @@ def status_error(reply: Reply) -> DeliveryFailed:
     """``HTTP 500``, plus the IM API's own short error message when it sent one."""
     line = f"HTTP {reply.status}"
     if 300 <= reply.status < 400:
-        return DeliveryFailed(f"{line} (redirects are not followed)")
-    said = _said(reply)
-    return DeliveryFailed(f"{line}: {said}" if said else line)
+        return DeliveryFailed(
+            said("HTTP %(status)s (redirects are not followed)", status=reply.status)
+        )
+    answer = _said(reply)
+    return DeliveryFailed(f"{line}: {answer}" if answer else line)
 
 
 def _said(reply: Reply) -> str:
@@ -94,5 +102,7 @@ def api_code(reply: Reply, *keys: str) -> None:
         return
     for key in keys:
         if isinstance(data, dict) and key in data and data[key] not in (0, "0"):
-            said = _said(reply)
-            raise DeliveryFailed(f"{key} {short(data[key], 20)}" + (f": {said}" if said else ""))
+            answer = _said(reply)
+            raise DeliveryFailed(
+                f"{key} {short(data[key], 20)}" + (f": {answer}" if answer else "")
+            )

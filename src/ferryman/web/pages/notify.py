@@ -14,6 +14,7 @@ from ferryman.http_deps import DB, SettingsDep
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.message import EVENTS
 from ferryman.outbound import Outbound
+from ferryman.said import Said
 from ferryman.services import notifications, summaries
 from ferryman.web import i18n
 from ferryman.web.render import page, redirect
@@ -21,6 +22,23 @@ from ferryman.web.session import Viewer, check_csrf, signed_in
 
 router = APIRouter()
 Csrf = Annotated[str, Form()]
+
+
+FIELDS = ("kind", "events", "language")  # a refusal ``kind: …`` is shown at its field
+
+
+def _at(message: str) -> str:
+    """The field of the channel form a refusal belongs at: its name (``invalid channel name
+    …``), kind, events or language, else the settings (``url: …``, ``host: …``, a refused
+    destination), or "" for one about the whole channel (it changed meanwhile)."""
+    if isinstance(message, Said) and message.values.get("what") == "channel name":
+        return "name"
+    head, sep, _rest = message.partition(": ")
+    if sep and head in FIELDS:
+        return head
+    if sep and head.isidentifier() and head not in ("channel",):
+        return "settings"
+    return ""
 
 
 def _page(
@@ -45,7 +63,8 @@ def _page(
         recent=recent,
         kinds=sorted(CHANNELS),
         events=EVENTS,
-        error=error,
+        error="" if _at(error) else error,
+        errors={_at(error): error} if _at(error) else {},
         values=values or {},
         summary=summaries.get_summary(db, web.actor, space),
         periods=summaries.PERIODS,
@@ -68,6 +87,7 @@ async def save(request: Request, space: str, db: DB, server: SettingsDep) -> Res
     form = await request.form()
     check_csrf(web, str(form.get("csrf", "")))
     values = {k: str(v) for k, v in form.items()}
+    values["events"] = "\n".join(str(e) for e in form.getlist("events"))
     settings: dict[str, Any] = {}
     for line in values.get("settings", "").splitlines():
         key, sep, value = line.partition("=")
