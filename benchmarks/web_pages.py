@@ -83,7 +83,11 @@ def fill(db, count: int, repo_url: str, live_commit: str) -> str:
             "project": name,
             "repo": repo_url if i == 0 else "ssh://git@127.0.0.1/team/app.git",
             "environments": {
-                env: {"hosts": HOSTS, "webroot": f"/srv/www/{name}", "releases": f"/srv/r/{name}"}
+                env: {
+                    "hosts": HOSTS,
+                    "webroot": f"/srv/www/{name}-{env}",  # no two environments on one path
+                    "releases": f"/srv/r/{name}-{env}",
+                }
                 for env in ("staging", "production")
             },
         }

@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import BytecodeCache, Environment, FileSystemLoader, select_autoescape
+from jinja2.bccache import Bucket
 from markupsafe import Markup
 
 from ferryman import __version__
@@ -51,10 +52,31 @@ def _json(value: Any) -> Markup:
     return Markup(text)  # noqa: S704 - escaped for a script element above
 
 
+class _Compiled(BytecodeCache):
+    """Compiled templates, shared by the languages' environments in this process: a template
+    compiles to the same code in every language (the catalogue is a global of its
+    environment), so the second language loads what the first compiled. A template whose
+    source changed is compiled again (the bucket checks its checksum)."""
+
+    def __init__(self) -> None:
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _Compiled()
+
+
 @cache
 def environment(lang: str) -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
+        bytecode_cache=_COMPILED,
         autoescape=select_autoescape(["html"]),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
@@ -66,6 +88,15 @@ def environment(lang: str) -> Environment:
     env.filters["label"] = lambda value: i18n.label(lang, str(value))
     env.globals.update(version=__version__, languages=i18n.NAMES)
     return env
+
+
+def warm() -> None:
+    """Compile every template in every language now, as the server starts, so that no
+    viewer's first request of a page waits for it (docs/benchmarks.md, "Web UI pages")."""
+    for lang in i18n.SUPPORTED:
+        env = environment(lang)
+        for template in sorted(TEMPLATES.glob("*.html")):
+            env.get_template(template.name)
 
 
 def page(

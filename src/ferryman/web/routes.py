@@ -21,7 +21,7 @@ from ferryman.web.pages import (
     space,
     tickets,
 )
-from ferryman.web.render import page, redirect
+from ferryman.web.render import page, redirect, warm
 from ferryman.web.session import LoginRequired, Web, language, signed_in
 
 STATIC = Path(__file__).parent / "static"
@@ -38,6 +38,7 @@ def favicon(request: Request) -> Response:
 
 
 def mount(app: FastAPI) -> None:
+    warm()  # every template compiled before the first request, not during it
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
