@@ -141,15 +141,21 @@ def trust(authorized_keys: str, line: str) -> Command:
     )
 
 
-def revoke(authorized_keys: str, layout: Layout, deploy_id: int) -> Command:
+def revoke(
+    authorized_keys: str, layout: Layout, deploy_id: int, *, keep_package: bool = False
+) -> Command:
     """Remove this deploy's key line from ``authorized_keys`` (every line ending with its
     marker, only those; the file keeps its owner and mode and is replaced atomically) and
-    its directory — private key, known_hosts and packages. Safe to run again, and on a host
-    that never had either."""
+    its directory — private key, known_hosts and packages; with ``keep_package``, all but the
+    host's own checked copy of the package. Safe to run again, and on a host that never had
+    either."""
     pattern = q(f"^restrict,.* {marker(layout, deploy_id)}$")
+    d = relay_dir(layout, deploy_id)
+    files = " ".join(q(posixpath.join(d, name)) for name in (KEY, KNOWN_HOSTS, RELAYED))
+    remove = f"rm -f -- {files}" if keep_package else f"rm -rf -- {q(d)}"
     return bash(
         "set -euo pipefail\numask 077\n"
-        f"rm -rf -- {q(relay_dir(layout, deploy_id))}\n"
+        f"{remove}\n"
         f"f={_keys_file(authorized_keys)}\n"
         'if [ -L "$f" ]; then f=$(readlink -f -- "$f"); fi\n'
         '[ -f "$f" ] || exit 0\n'

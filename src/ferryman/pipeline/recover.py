@@ -17,7 +17,7 @@ from typing import Any
 from ferryman.commands import remote as cmd
 from ferryman.domain import recovery
 from ferryman.errors import FerrymanError
-from ferryman.pipeline import prepare, pull, stopping, tasks
+from ferryman.pipeline import prepare, pull, relay, stopping, tasks
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target
 
@@ -135,6 +135,13 @@ async def _put_hosts_in_order(
             stage=STAGE,
             shown="remove the staging copy and a half-made switch link",
         )
+        if ctx.env.transfer.fanout:  # the dead run may have left its relay key (tiered fan-out)
+            await ctx.remote(
+                target,
+                relay.revoke_command(ctx),
+                stage=STAGE,
+                shown="remove the relay key and directory",
+            )
         if key in decided.remove:
             name = decided.remove[key]
             await ctx.remote(target, cmd.remove_releases(ctx.layout, [name]), stage=STAGE)

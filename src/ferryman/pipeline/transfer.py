@@ -13,11 +13,12 @@ import asyncio
 import json
 from pathlib import Path
 
+from ferryman.commands import relay as relay_cmd
 from ferryman.commands import remote as cmd
 from ferryman.commands.remote import inline_delete_fits, receive_release
 from ferryman.domain.manifest import Manifest, decode, diff, excluded
 from ferryman.errors import Conflict, InternalError, RemoteError
-from ferryman.pipeline import configs, integrity, prepare
+from ferryman.pipeline import configs, integrity, prepare, relay
 from ferryman.pipeline.context import Context
 from ferryman.pipeline.package import (
     ALWAYS_EXCLUDED,
@@ -196,6 +197,7 @@ async def run(ctx: Context) -> None:
     version = version_text(ctx)
     groups = group_by_base(ctx)
     plans: list[tuple[str | None, list[str], Path, list[Target]]] = []
+    tiered: relay.Relay | None = None
     full_hosts = groups.pop(None, [])
     for index, (key, hosts) in enumerate(groups.items()):
         if key is None:  # the full transfers, popped above
@@ -228,18 +230,26 @@ async def run(ctx: Context) -> None:
             stage=STAGE,
         )
         plans.append((None, [], package, full_hosts))
+        if relay.applies(ctx, full_hosts):  # tiered fan-out: relays pass the package on
+            tiered = relay.Relay(ctx, relay.relayable(full_hosts), package)
 
     plan_for = {t.key: plan for plan in plans for t in plan[3]}
     warned: set[tuple[str, str]] = set()  # unknown ${NAME} in a config file: said once
 
     async def one(target: Target) -> None:
         base, delete, package, _hosts = plan_for[target.key]
+        source: Path | None = package
         ctx.created.add(target.key)
         staged_by = None
         if base is not None and ctx.prelinked.get(target.key) == base:
             staged_by = ctx.deploy_id
             ctx.prelinked.pop(target.key)
-        if inline_delete_fits(delete):  # the usual case: one command per host
+        if tiered is not None and target.key in tiered.members:  # its copy is on the host
+            if target.key in tiered.failures:
+                raise tiered.failures[target.key]
+            command = relay_cmd.unpack_package(ctx.layout, ctx.release, compression, ctx.deploy_id)
+            source = None
+        elif inline_delete_fits(delete):  # the usual case: one command per host
             command = receive_release(
                 ctx.layout, ctx.release, compression, base=base, staged_by=staged_by, delete=delete
             )
@@ -254,7 +264,7 @@ async def run(ctx: Context) -> None:
             )
             command = cmd.unpack(ctx.layout, ctx.release, compression)
         await ctx.remote(
-            target, command, stage=STAGE, source=package, timeout=ctx.env.transfer_timeout
+            target, command, stage=STAGE, source=source, timeout=ctx.env.transfer_timeout
         )
         if ctx.prelinked.pop(target.key, None) is not None:  # linked early, then not used
             await ctx.remote(target, cmd.remove_staging(ctx.layout, ctx.deploy_id), stage=STAGE)
@@ -263,7 +273,16 @@ async def run(ctx: Context) -> None:
             await ctx.remote(target, shared, stage=STAGE, shown="link shared paths")
         await configs.write(ctx, target, warned)
 
-    await ctx.each_host(STAGE, one)
+    try:
+        if tiered is not None:
+            try:
+                await tiered.distribute()
+            finally:
+                await tiered.revoke()  # the key is no longer needed anywhere
+        await ctx.each_host(STAGE, one)
+    finally:
+        if tiered is not None:
+            await tiered.remove()
     if ctx.resolved is None:
         raise InternalError(f"deploy #{ctx.deploy_id}: a transfer before the checkout")
     await ctx.store.record_releases(

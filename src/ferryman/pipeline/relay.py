@@ -1,0 +1,320 @@
+"""Tiered fan-out (``transfer: {fanout: N}``): the full package reaches many hosts while the
+deploy host sends it to only ``N`` of them.
+
+The hosts that get the full package form a tree: the first ``N`` are fed by the deploy host;
+every host then feeds up to ``N`` more (``plan``). A relay passes the package on with OpenSSH
+and a key made for this one deploy (``commands.relay``: on the receivers it may only write at
+most the package's size into one file of the deploy's directory; the relays hold its private
+half in a 0600 file there). Before a host's package is used, the deploy host copies what was
+relayed to a file the key cannot write and checks its SHA-256 against the package's. A relay
+that fails, is too slow (every command has its timeout) or delivers something else: the hosts
+below it get the package straight from the deploy host, and the log says so.
+
+The key's lines and the per-deploy directories are removed from every host once the package
+is everywhere (``revoke``; the package copies stay until ``remove``), and — whatever happens —
+before the transfer stage ends; a deploy whose worker died has them removed by the recovery
+(``pipeline.recover``), and each line carries an expiry besides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import asyncssh
+
+from ferryman.clock import utcnow
+from ferryman.commands import relay as cmd
+from ferryman.commands.remote import Command
+from ferryman.pipeline.context import Context
+from ferryman.remote import local
+from ferryman.remote.executor import Target, fan_out
+
+STAGE = "transfer"
+EXPIRY_MARGIN = timedelta(hours=1)  # past the transfer timeout, the key line is refused anyway
+
+
+@dataclass
+class Tree:
+    """Who feeds whom: the hosts the deploy host feeds, and each relay's hosts."""
+
+    roots: list[Target]
+    children: dict[str, list[Target]] = field(default_factory=dict)
+    parent: dict[str, Target] = field(default_factory=dict)
+
+
+def plan(hosts: list[Target], fanout: int) -> Tree:
+    """The first ``fanout`` hosts are fed by the deploy host; host ``i`` (in order) feeds the
+    ``fanout`` hosts after the first ``fanout * (i + 1)``: a tree ``log_fanout(hosts)`` deep
+    in which no host sends to more than ``fanout`` others."""
+    tree = Tree(roots=hosts[:fanout])
+    for i, host in enumerate(hosts[fanout:]):
+        parent = hosts[i // fanout]
+        tree.children.setdefault(parent.key, []).append(host)
+        tree.parent[host.key] = parent
+    return tree
+
+
+def applies(ctx: Context, hosts: list[Target]) -> bool:
+    """Tiered fan-out is used for the hosts getting the full package when it is on and they
+    are more than ``fanout`` (with fewer, the deploy host sends the same bytes either way)."""
+    fanout = ctx.env.transfer.fanout
+    return fanout > 0 and len(relayable(hosts)) > fanout
+
+
+def relayable(hosts: list[Target]) -> list[Target]:
+    """The hosts a relay can reach: all but the deploy host itself (``local``)."""
+    return [t for t in hosts if t.key != local.LOCAL]
+
+
+def _ip(address: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+class Relay:
+    """One deploy's relay key and what it has put on hosts."""
+
+    def __init__(self, ctx: Context, hosts: list[Target], package: Path) -> None:
+        self.ctx = ctx
+        self.hosts = hosts
+        self.package = package
+        self.tree = plan(hosts, ctx.env.transfer.fanout)
+        self.failures: dict[str, BaseException] = {}
+        self.armed: set[str] = set()
+        self.members = {t.key for t in hosts}
+        self.touched: set[str] = set()  # hosts that may hold the key line or the directory
+        self._gate = asyncio.Semaphore(ctx.limit or ctx.env.parallel)
+
+    @property
+    def keys_file(self) -> str:
+        return self.ctx.env.transfer.authorized_keys
+
+    async def distribute(self) -> dict[str, BaseException]:
+        """Every host's own checked copy of the package in its relay directory, through the
+        tree where it works; the failures by host (what the deploy host could not deliver)."""
+        ctx = self.ctx
+        size = self.package.stat().st_size
+        digest = await asyncio.to_thread(_digest, self.package)
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        public = key.export_public_key("openssh").decode()
+        private = key.export_private_key("openssh")
+        ctx.recorder.log(
+            f"tiered fan-out: the deploy host feeds {len(self.tree.roots)} of {len(self.hosts)} "
+            f"host(s), which pass the package on ({len(self.tree.children)} relay(s))",
+            stage=STAGE,
+        )
+        setup = await fan_out(
+            self.hosts,
+            lambda t: self._setup(t, public, private, size),
+            ctx.limit or ctx.env.parallel,
+        )
+        for host, exc in setup.items():
+            ctx.recorder.log(f"relay setup failed ({exc})", host=host, stage=STAGE)
+        await asyncio.gather(*(self._settle(t, False, size, digest) for t in self.tree.roots))
+        return self.failures
+
+    async def _setup(self, target: Target, public: str, private: bytes, size: int) -> None:
+        ctx = self.ctx
+        self.touched.add(target.key)
+        await ctx.remote(
+            target,
+            cmd.make_dir(ctx.layout, ctx.deploy_id),
+            stage=STAGE,
+            shown="make the relay directory",
+        )
+        parent = self.tree.parent.get(target.key)
+        if parent is not None:
+            source = _ip(parent.address)
+            line = cmd.authorized_line(
+                ctx.layout,
+                ctx.deploy_id,
+                public,
+                size=size,
+                timeout=ctx.env.transfer_timeout,
+                expires=utcnow() + timedelta(seconds=ctx.env.transfer_timeout) + EXPIRY_MARGIN,
+                sources=[source] if source else [],
+            )
+            await ctx.remote(
+                target,
+                cmd.trust(self.keys_file, line),
+                stage=STAGE,
+                shown=f"let {parent.key} pass the package on to this host (relay key)",
+            )
+        children = self.tree.children.get(target.key, [])
+        if children:
+            known = "".join(
+                cmd.known_hosts_line(c.address, c.port, line)
+                for c in children
+                for line in self._host_keys(c)
+            )
+            await ctx.remote(
+                target,
+                cmd.arm(ctx.layout, ctx.deploy_id, known),
+                stage=STAGE,
+                stdin=private,
+                shown=f"give the relay key and {len(children)} host key(s) to this relay",
+            )
+            self.armed.add(target.key)
+
+    def _host_keys(self, target: Target) -> list[str]:
+        """The host keys the deploy host trusts for ``target`` (pinned, else its known_hosts
+        file), as OpenSSH public key lines: a relay trusts exactly these."""
+        executor = self.ctx.executor
+        pinned = executor.host_keys.get(target.key, "").strip()
+        try:
+            if pinned:
+                keys = [asyncssh.import_public_key(line) for line in pinned.splitlines() if line]
+            else:
+                known = asyncssh.read_known_hosts(str(executor.known_hosts))
+                keys = list(known.match(target.address, target.address, target.port)[0])
+        except (OSError, ValueError, asyncssh.KeyImportError):
+            return []
+        lines = [k.export_public_key("openssh").decode().split()[:2] for k in keys]
+        return sorted({" ".join(fields) for fields in lines})
+
+    async def _settle(self, target: Target, relayed: bool, size: int, digest: str) -> None:
+        """``target`` has its checked copy (relayed, else pushed now), then feeds its own."""
+        ctx = self.ctx
+        try:
+            ctx.checkpoint()
+            if not (relayed and await self._accept(target, size, digest)):
+                async with self._gate:
+                    ctx.checkpoint()
+                    await ctx.remote(
+                        target,
+                        cmd.store_package(ctx.layout, ctx.deploy_id),
+                        stage=STAGE,
+                        source=self.package,
+                        timeout=ctx.env.transfer_timeout,
+                        shown="receive the package from the deploy host",
+                    )
+        except Exception as exc:
+            self.failures[target.key] = exc
+        children = self.tree.children.get(target.key, [])
+        if not children:
+            return
+        delivered = await self._forward(target, children) if target.key not in self.failures else {}
+        for child in children:
+            if child.key not in delivered:
+                why = "it did not get the package" if target.key in self.failures else "it failed"
+                ctx.recorder.log(
+                    f"relay {target.key} did not pass the package on ({why}): "
+                    "the deploy host sends it directly",
+                    host=child.key,
+                    stage=STAGE,
+                )
+        await asyncio.gather(*(self._settle(c, c.key in delivered, size, digest) for c in children))
+
+    async def _accept(self, target: Target, size: int, digest: str) -> bool:
+        """Whether what the relay wrote is the package (copied first: then checked)."""
+        ctx = self.ctx
+        try:
+            result = await ctx.remote(
+                target,
+                cmd.accept_relayed(ctx.layout, ctx.deploy_id, size),
+                stage=STAGE,
+                check=False,
+                quiet=True,
+                shown="check the relayed package (SHA-256)",
+            )
+        except Exception as exc:  # unreachable, too slow: the direct push says more
+            ctx.recorder.log(f"relayed package not checked ({exc})", host=target.key, stage=STAGE)
+            return False
+        if result.exit_status == 0 and cmd.parse_digest(result.stdout) == digest:
+            return True
+        why = (
+            "nothing arrived"
+            if result.exit_status == cmd.EXIT_NOTHING_RELAYED
+            else "it is not the package (SHA-256 differs)"
+            if result.exit_status == 0
+            else f"exit {result.exit_status}"
+        )
+        ctx.recorder.log(
+            f"relayed package refused ({why}): the deploy host sends it directly",
+            host=target.key,
+            stage=STAGE,
+        )
+        return False
+
+    async def _forward(self, relay: Target, children: list[Target]) -> set[str]:
+        """The children ``relay`` says it passed the package to (their copies are checked
+        next)."""
+        ctx = self.ctx
+        if relay.key not in self.armed:
+            return set()
+        listed = [cmd.Child(i, c.address, c.port, c.user) for i, c in enumerate(children)]
+        try:
+            result = await ctx.remote(
+                relay,
+                cmd.forward(
+                    ctx.layout,
+                    ctx.deploy_id,
+                    listed,
+                    timeout=ctx.env.transfer_timeout,
+                    connect_timeout=ctx.env.connect_timeout,
+                    bind=_ip(relay.address),
+                ),
+                stage=STAGE,
+                timeout=ctx.env.transfer_timeout + ctx.env.connect_timeout + cmd.KILL_GRACE,
+                check=False,
+                shown=f"pass the package on to {len(children)} host(s)",
+            )
+        except Exception as exc:
+            ctx.recorder.log(f"relay failed: {exc}", host=relay.key, stage=STAGE)
+            return set()
+        statuses = cmd.parse_forward(result.stdout)
+        for i, child in enumerate(children):
+            status = statuses.get(i)
+            if status != 0:
+                ctx.recorder.log(
+                    f"relay to {child.key} failed (ssh exit {status})",
+                    host=relay.key,
+                    stage=STAGE,
+                )
+        return {c.key for i, c in enumerate(children) if statuses.get(i) == 0}
+
+    async def revoke(self) -> None:
+        """Remove the key line and the relay directory's key files from every host touched
+        (the package copies stay for ``unpack``); a host where that fails is named in the
+        log (its line expires by itself)."""
+        await self._everywhere(
+            cmd.revoke(self.keys_file, self.ctx.layout, self.ctx.deploy_id, keep_package=True),
+            "remove the relay key",
+        )
+
+    async def remove(self) -> None:
+        """Remove the relay directories (the package copies) and, again, any key line."""
+        await self._everywhere(
+            cmd.revoke(self.keys_file, self.ctx.layout, self.ctx.deploy_id),
+            "remove the relay directory and key",
+        )
+
+    async def _everywhere(self, command: Command, shown: str) -> None:
+        ctx = self.ctx
+        if ctx.lost:  # the new owner's recovery removes them
+            return
+
+        async def one(target: Target) -> None:
+            await ctx.remote(target, command, stage=STAGE, shown=shown)
+
+        hosts = [t for t in self.hosts if t.key in self.touched]
+        failures = await fan_out(hosts, one, ctx.limit or ctx.env.parallel)
+        for host, exc in failures.items():
+            ctx.recorder.log(f"could not {shown} ({exc})", host=host, stage=STAGE)
+
+
+def revoke_command(ctx: Context) -> Command:
+    """What the recovery of a deploy runs on every host it reaches when fan-out is on."""
+    return cmd.revoke(ctx.env.transfer.authorized_keys, ctx.layout, ctx.deploy_id)
