@@ -218,3 +218,17 @@ def test_unpack_reads_the_hosts_own_copy_of_the_package():
     assert relay.store_package(LAYOUT, 7)[2] == (
         "set -euo pipefail\numask 077\ncat > /srv/releases/app/.ferryman-relay-7/package\n"
     )
+
+
+def test_the_tiered_fan_out_example_in_docs_config_md_loads():
+    text = (Path(__file__).parents[2] / "docs" / "config.md").read_text()
+    section = text.split("## Tiered fan-out", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = _config()
+    env = config["environments"]["p"]  # type: ignore[index]
+    env.pop("transfer")
+    import yaml
+
+    env.update(yaml.safe_load(block))
+    transfer = parse_project(config).environment("p").transfer
+    assert (transfer.fanout, transfer.authorized_keys) == (8, "~/.ssh/authorized_keys")
