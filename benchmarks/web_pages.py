@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import subprocess
@@ -46,7 +47,8 @@ from ferryman.services.audit import SYSTEM, record
 from ferryman.testing import databases
 
 PASSWORD = "correct horse battery"
-HOSTS = ["127.0.150.1", "127.0.150.2", "127.0.150.3"]  # loopback: never contacted
+NET = os.environ.get("FERRYMAN_TEST_NET", "127.0.150")  # this run's loopback range
+HOSTS = [f"{NET}.1", f"{NET}.2", f"{NET}.3"]  # never contacted
 
 
 def git_repo(base: Path) -> tuple[str, str, str]:
@@ -230,8 +232,10 @@ def main() -> None:
         spaces.set_member(db, SYSTEM, "default", "lead", "master")
         spaces.update_limits(db, SYSTEM, "default", allow_local_repos=True)  # app0's repo
         for n in range(args.servers):  # a big inventory (addresses on loopback, never used)
-            address = f"127.1.{n // 250}.{n % 250 + 1}"
-            inventory.create_server(db, SYSTEM, "default", f"srv-{n}", address, labels=["bulk"])
+            address, port = f"{NET}.{n % 250 + 1}", 2200 + n // 250
+            inventory.create_server(
+                db, SYSTEM, "default", f"srv-{n}", address, port=port, labels=["bulk"]
+            )
         repo_url, v1, _v2 = git_repo(base)
         project = fill(db, args.deploys, repo_url, v1)
         ticket = asyncio.run(

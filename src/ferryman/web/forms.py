@@ -123,6 +123,7 @@ def to_form(config: Mapping[str, Any]) -> dict[str, Any]:
         "repo": config.get("repo", ""),
         "vcs": config.get("vcs", ""),
         "description": config.get("description", ""),
+        "display_name": config.get("display_name") or "",
     }
     for env_name, env in config.get("environments", {}).items():
         prefix = f"env.{env_name}."
@@ -153,6 +154,8 @@ def from_form(form: Mapping[str, str], environments: list[str], space: str) -> d
     }
     if form.get("vcs"):
         config["vcs"] = form["vcs"]
+    if form.get("display_name", "").strip():
+        config["display_name"] = form["display_name"]  # the schema checks and trims it
     for env_name in environments:
         prefix = f"env.{env_name}."
         if not form.get(prefix + "enabled"):

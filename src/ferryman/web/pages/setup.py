@@ -69,17 +69,26 @@ def create_space(
     name: Text,
     description: Optional = "",
     owner: Optional = "",
+    display_name: Optional = "",
 ) -> Response:
     web = signed_in(request, db)
     check_csrf(web, csrf)
     values = {"name": name, "description": description, "owner": owner}
+    values["display_name"] = display_name
     try:
         made = spaces.create_space(
-            db, web.actor, name.strip(), description.strip(), owner.strip() or None
+            db,
+            web.actor,
+            name.strip(),
+            description.strip(),
+            owner.strip() or None,
+            display_name=display_name,
         )
     except FerrymanError as exc:
         _refused(exc)
         field = "owner" if "user" in exc.message and owner else "name"
+        if exc.message.startswith("display_name: "):
+            field = "display_name"
         return _spaces_page(request, web, db, {field: exc.message}, values, exc.http_status)
     return redirect(
         request, f"/s/{made['name']}/", web._("Space %(name)s created.", name=made["name"])
