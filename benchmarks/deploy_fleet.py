@@ -255,7 +255,9 @@ def main() -> None:
         help="/24s the growth fleet spreads over (--per-net hosts each; the git host: .250)",
     )
     parser.add_argument("--per-net", type=int, default=200)
-    parser.add_argument("--parallel", type=int, default=50, help="the growth's `parallel`")
+    parser.add_argument(
+        "--parallel", type=int, default=50, help="the growth's `parallel` (0: the host count)"
+    )
     args = parser.parse_args()
     if args.growth:
         growth(args)
@@ -719,7 +721,7 @@ def growth(args: argparse.Namespace) -> None:
                         "user": "root",
                         "webroot": f"/srv/www/{name}",
                         "releases": f"/srv/releases/{name}",
-                        "parallel": args.parallel,
+                        "parallel": args.parallel or count,  # 0: every host at once
                     }
                 },
             }
