@@ -25,6 +25,7 @@ from ferryman.db.session import Database
 from ferryman.domain.rollout import Rollout
 from ferryman.domain.statuses import DeployStatus, HostStatus
 from ferryman.errors import Cancelled, FerrymanError, OwnershipLost
+from ferryman.jobs.held import next_beat
 from ferryman.pipeline import runner
 from ferryman.pipeline.context import Context, new_context
 from ferryman.secretbox import is_sealed
@@ -265,12 +266,19 @@ class Ownership:
             log.warning("deploy %s: %s; stopping", self.ctx.deploy_id, reason)
 
     async def run(self) -> None:
+        answered = True
         while not self.ctx.lost:
-            await asyncio.sleep(max(1.0, self.lease / 3))
+            # after a missed beat, the next one soon (``held.RETRY_BEAT``): a beat in flight
+            # when the database returns may have hung for the connect timeout, and the first
+            # worker back waits only that and half a lease before it takes deploys over
+            await asyncio.sleep(next_beat(max(1.0, self.lease / 3), answered))
             try:
                 await self.beat()
             except Exception:  # a missed beat is retried; the lease outlives a few of them
-                log.warning("heartbeat for deploy %s failed", self.ctx.deploy_id, exc_info=True)
+                log.warning("heartbeat for deploy %s failed", self.ctx.deploy_id, exc_info=answered)
+                answered = False
+            else:
+                answered = True
 
     async def confirm(self) -> None:
         """Wait until a heartbeat gets through: the deploy is then ours again, or lost."""

@@ -35,10 +35,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from ferryman.config.settings import Settings
 from ferryman.db.outage import is_outage, retried
-from ferryman.db.session import Database
+from ferryman.db.session import CONNECT_TIMEOUT, Database
 from ferryman.domain.statuses import DeployStatus
 from ferryman.jobs import housekeeping, queue_wakeups
 from ferryman.jobs.deploy_job import LOST, run_deploy
+from ferryman.jobs.held import next_beat
 from ferryman.jobs.recover_job import recover
 from ferryman.notify import dispatcher
 from ferryman.observability.logs import deploy_event
@@ -227,17 +228,20 @@ class Worker:
             self._database_out = True
 
     def _database_answered(self) -> None:
-        """The database answers: if it was out, no take-over for half a lease. An outage
-        stops every worker's heartbeats, so leases of deploys whose workers are alive run
-        out meanwhile; their workers renew them within a third of a lease of the database's
-        return, and the first worker back must not take them over first (it would fail
-        deploys as ``worker_lost`` whose workers never stopped). A lease can only run out
-        in an outage longer than two thirds of it, which this worker's heartbeat or reaper
-        (every third of a lease) sees fail."""
+        """The database answers: if it was out, no take-over for half a lease and the
+        connect timeout (``outage_pause``). An outage stops every worker's heartbeats, so
+        leases of deploys whose workers are alive run out meanwhile; the first worker back
+        must not take them over before their workers renew them (it would fail deploys as
+        ``worker_lost`` whose workers never stopped). A run's heartbeat in flight when the
+        database returns may hang for the connect timeout, and a failed beat is tried again
+        within ``held.RETRY_BEAT``, well inside the pause. A lease can only run out in an
+        outage longer than two thirds of it, which this worker's heartbeat or reaper (every
+        third of a lease) sees fail."""
         if self._database_out:
             self._database_out = False
-            self._reap_from = time.monotonic() + self.settings.lock_lease_seconds / 2
-            log.info("the database answers again: no take-over before half a lease")
+            pause = outage_pause(self.settings.lock_lease_seconds)
+            self._reap_from = time.monotonic() + pause
+            log.info("the database answers again: no take-over for %.0f s", pause)
 
     async def _reap(self) -> None:
         """Take over deploys whose worker is gone (each recovered in a task of its own); tell
@@ -352,15 +356,22 @@ class Worker:
 
     async def _keep_lease(self, deploy_id: int, holder: str) -> None:
         lease = self.settings.lock_lease_seconds
+        answered = True
         while True:
-            await asyncio.sleep(max(0.5, lease / 3))
+            # a missed renewal is tried again soon, as a run's heartbeat (``held.next_beat``)
+            await asyncio.sleep(next_beat(max(0.5, lease / 3), answered))
             try:
                 if not await asyncio.to_thread(
                     queue.renew_lease, self.db, deploy_id, holder, lease
                 ):
                     return  # finished by the recovery, or taken by another worker
             except Exception:
-                log.warning("extending the recovery lease of %s failed", deploy_id, exc_info=True)
+                log.warning(
+                    "extending the recovery lease of %s failed", deploy_id, exc_info=answered
+                )
+                answered = False
+            else:
+                answered = True
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain: claim nothing more, let running deploys finish within ``grace`` seconds,
@@ -382,6 +393,12 @@ class Worker:
         """Wait for running deploys to finish (tests)."""
         while self._running:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+
+def outage_pause(lease: float) -> float:
+    """Seconds a worker takes nothing over after it saw the database answer again: half a
+    lease, plus the connect timeout a heartbeat in flight at the return may hang for."""
+    return lease / 2 + CONNECT_TIMEOUT
 
 
 def _finished(deploy_id: int, status: str, worker: str) -> None:
