@@ -78,9 +78,13 @@ def find_project(s: Session, actor: Actor, ref: int | str, action: str) -> Proje
                 ids=[p.id for p in found],
             )
         project = found[0] if found else None
+    missing = NotFound(said("no project %(name)s", name=repr(text)))
     if project is None or project.deleted_at is not None:  # deleted: kept for its records
-        raise NotFound(said("no project %(name)s", name=repr(text)))
-    require(s, actor, action, project=project, what=f"project {text!r}")
+        raise missing
+    try:
+        require(s, actor, action, project=project, what=f"project {text!r}")
+    except NotFound:  # another space's: refused word for word (template too) as a missing one
+        raise missing from None
     return project
 
 

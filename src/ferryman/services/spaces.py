@@ -69,11 +69,15 @@ def load_space(s: Session, ref: int | str) -> Space:
 
 
 def visible_space(s: Session, actor: Actor, ref: int | str, action: str) -> Space:
+    missing = NotFound(said("no space %(space)s", space=repr(ref)))
     try:
         space = load_space(s, ref)
     except NotFound:
-        raise NotFound(said("no space %(space)s", space=repr(ref))) from None
-    require(s, actor, action, space_id=space.id, what=f"space {ref!r}")
+        raise missing from None
+    try:
+        require(s, actor, action, space_id=space.id, what=f"space {ref!r}")
+    except NotFound:  # a space one is not in: refused word for word (template too) as a missing one
+        raise missing from None
     return space
 
 

@@ -67,13 +67,17 @@ def ticket_dict(ticket: Ticket, project: Project | None = None) -> dict[str, Any
 
 
 def _load(s: Session, actor: Actor, ticket_id: int, action: str) -> tuple[Ticket, Project]:
+    missing = NotFound(said("no ticket #%(id)s", id=ticket_id))
     ticket = s.get(Ticket, ticket_id)
     if ticket is None:
-        raise NotFound(said("no ticket #%(id)s", id=ticket_id))
+        raise missing
     project = s.get(Project, ticket.project_id)
     if project is None:  # deleted meanwhile: its tickets with it
-        raise NotFound(said("no ticket #%(id)s", id=ticket_id))
-    require(s, actor, action, project=project, what=f"ticket #{ticket_id}")
+        raise missing
+    try:
+        require(s, actor, action, project=project, what=f"ticket #{ticket_id}")
+    except NotFound:  # another space's: refused word for word (template too) as a missing one
+        raise missing from None
     return ticket, project
 
 
