@@ -234,7 +234,7 @@ def test_what_a_relay_writes_is_checked_on_a_copy_it_cannot_touch(hosts, tmp_pat
         try:
             result = await executor.run(
                 _target(armed.receiver),
-                relay.accept_relayed(LAYOUT, 908, SIZE),
+                relay.accept_relayed(LAYOUT, 908, SIZE, HOST_KEYS),
                 stage="test",
                 timeout=60,
             )
@@ -245,8 +245,10 @@ def test_what_a_relay_writes_is_checked_on_a_copy_it_cannot_touch(hosts, tmp_pat
     digest = asyncio.run(accept())
     assert digest == hashlib.sha256(b"forged package").hexdigest()  # not the package's: refused
     copy = armed.dir / "package"
-    armed.ssh(target, stdin=b"rewritten later")  # the relay writes again after the check
-    assert copy.read_bytes() == b"forged package"  # the checked copy is not what it wrote
+    assert relay.marker(LAYOUT, 908) not in armed.receiver.path(HOST_KEYS).read_text()
+    later = armed.ssh(target, stdin=b"rewritten later")  # the key went with the check
+    assert later.returncode == 255
+    assert copy.read_bytes() == b"forged package"  # the checked copy is what gets unpacked
     armed.revoke()
 
 

@@ -139,22 +139,39 @@ def _tmp_layout(tmp_path: Path) -> Layout:
     return Layout(webroot=str(tmp_path / "www"), releases=str(tmp_path / "rel"), shared_dir="/s")
 
 
-def test_accept_copies_what_was_relayed_and_prints_its_digest(tmp_path):
+def test_accept_copies_what_was_relayed_drops_the_key_line_and_prints_the_digest(tmp_path):
     layout = _tmp_layout(tmp_path)
-    assert _run(relay.make_dir(layout, 5), tmp_path).returncode == 0
+    keys = tmp_path / "keys"
+    keys.write_text("ssh-ed25519 AAAAown admin\n")
+    line = relay.authorized_line(layout, 5, PUBLIC, size=3, timeout=1, expires=WHEN)
+    done = _run(relay.setup(layout, 5, str(keys), line=line), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert keys.read_text() == f"ssh-ed25519 AAAAown admin\n{line}\n"
     d = Path(relay.relay_dir(layout, 5))
     assert oct(d.stat().st_mode & 0o777) == oct(0o700)
-    missing = _run(relay.accept_relayed(layout, 5, 3), tmp_path)
+    missing = _run(relay.accept_relayed(layout, 5, 3, str(keys)), tmp_path)
     assert missing.returncode == relay.EXIT_NOTHING_RELAYED
     (d / "relayed").write_bytes(b"abcdef")
-    done = _run(relay.accept_relayed(layout, 5, 3), tmp_path)
-    assert done.returncode == 0
+    done = _run(relay.accept_relayed(layout, 5, 3, str(keys)), tmp_path)
+    assert done.returncode == 0, done.stderr
     assert (d / "package").read_bytes() == b"abc"  # never more than the package's size
     assert not (d / "relayed").exists()
+    assert keys.read_text() == "ssh-ed25519 AAAAown admin\n"  # this host needs it no more
     import hashlib
 
     assert relay.parse_digest(done.stdout.decode()) == hashlib.sha256(b"abc").hexdigest()
     assert relay.parse_digest("garbage") == ""
+
+
+def test_setup_of_a_relay_makes_the_dir_and_arms_it_in_one_command(tmp_path):
+    layout = _tmp_layout(tmp_path)
+    known = relay.known_hosts_line("10.0.0.2", 22, "ssh-ed25519 AAAA")
+    done = _run(relay.setup(layout, 6, str(tmp_path / "keys"), known_hosts=known), tmp_path, b"K")
+    assert done.returncode == 0, done.stderr
+    d = Path(relay.relay_dir(layout, 6))
+    assert sorted(p.name for p in d.iterdir()) == ["key", "known_hosts"]
+    assert not (tmp_path / "keys").exists()  # a relay that receives nothing trusts nothing
+    assert (d / "key").read_bytes() == b"K"
 
 
 def test_arm_writes_the_key_0600_and_exactly_the_known_hosts_given(tmp_path):
@@ -204,19 +221,22 @@ def test_forward_sends_to_every_child_with_the_deploys_key_and_strict_host_keys(
         f"send 0 {common} -p 22 -l deploy -- 10.0.0.2 receive &\n"
         f"send 1 {common} -p 2222 -l root -- 10.0.0.3 receive &\n"
         "wait\n"
+        f"rm -f -- {d}/key {d}/known_hosts\n"
     )
     assert "StrictHostKeyChecking=no" not in script
     assert relay.parse_forward("relay\t0\t0\nrelay\t1\t255\nnoise\nrelay\tx\t0\n") == {0: 0, 1: 255}
 
 
-def test_unpack_reads_the_hosts_own_copy_of_the_package():
+def test_unpack_reads_the_hosts_own_copy_of_the_package_then_removes_the_dir():
     script = relay.unpack_package(LAYOUT, "r1", "zstd", 7)[2]
-    assert script.startswith(
-        "exec < /srv/releases/app/.ferryman-relay-7/package\nset -euo pipefail\n"
+    d = "/srv/releases/app/.ferryman-relay-7"
+    assert script.startswith("set -euo pipefail\numask 077\nbash -c 'set -euo pipefail\n")
+    assert script.endswith(
+        f"exec tar -I zstd -xf - --no-same-owner -C /srv/releases/app/r1\n' < {d}/package\n"
+        f"rm -rf -- {d}\n"
     )
-    assert script.endswith("exec tar -I zstd -xf - --no-same-owner -C /srv/releases/app/r1\n")
     assert relay.store_package(LAYOUT, 7)[2] == (
-        "set -euo pipefail\numask 077\ncat > /srv/releases/app/.ferryman-relay-7/package\n"
+        f"set -euo pipefail\numask 077\ncat > {d}/package\n"
     )
 
 

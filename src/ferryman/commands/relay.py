@@ -108,54 +108,48 @@ def authorized_line(
     return f"{','.join(options)} {fields[0]} {fields[1]} {marker(layout, deploy_id)}"
 
 
+HEAD = "set -euo pipefail\numask 077\n"
+
+
+def _make_dir(layout: Layout, deploy_id: int) -> str:
+    d = q(relay_dir(layout, deploy_id))
+    return f"mkdir -p -- {q(layout.releases)}\nrm -rf -- {d}\nmkdir -m 700 -- {d}\n"
+
+
 def make_dir(layout: Layout, deploy_id: int) -> Command:
     """A fresh, empty per-deploy directory (0700) on a host."""
-    d = q(relay_dir(layout, deploy_id))
-    return bash(
-        f"set -eu\numask 077\nmkdir -p -- {q(layout.releases)}\nrm -rf -- {d}\n"
-        f"mkdir -m 700 -- {d}\n"
-    )
+    return bash(HEAD + _make_dir(layout, deploy_id))
 
 
-def _locked(keys: str) -> str:
-    """Shell lines: ``f`` is the real authorized_keys file, and its directory is locked
+def _trust(authorized_keys: str, line: str) -> str:
+    """Shell lines appending ``line`` to the authorized_keys file, its directory locked
     (``flock``, where there is one) so that two deploys never rewrite it at once."""
+    if any(c in line for c in "\n\r\0"):
+        raise ValueError("an authorized_keys line is one line")
     return (
-        f"f={keys}\n"
+        f"f={_keys_file(authorized_keys)}\n"
         'if [ -L "$f" ]; then f=$(readlink -f -- "$f"); fi\n'
         'mkdir -p -m 700 -- "$(dirname -- "$f")"\n'
         'exec 9<"$(dirname -- "$f")"\n'
         "if command -v flock >/dev/null 2>&1; then flock -w 30 9; fi\n"
+        'if [ -s "$f" ] && [ -n "$(tail -c 1 -- "$f")" ]; then printf \'\\n\' >> "$f"; fi\n'
+        f"printf '%s\\n' {q(line)} >> \"$f\"\n"
+        "exec 9<&-\n"
     )
 
 
 def trust(authorized_keys: str, line: str) -> Command:
     """Append the relay key's line to ``authorized_keys`` (a new file is 0600)."""
-    if any(c in line for c in "\n\r\0"):
-        raise ValueError("an authorized_keys line is one line")
-    return bash(
-        "set -euo pipefail\numask 077\n"
-        + _locked(_keys_file(authorized_keys))
-        + 'if [ -s "$f" ] && [ -n "$(tail -c 1 -- "$f")" ]; then printf \'\\n\' >> "$f"; fi\n'
-        + f"printf '%s\\n' {q(line)} >> \"$f\"\n"
-    )
+    return bash(HEAD + _trust(authorized_keys, line))
 
 
-def revoke(
-    authorized_keys: str, layout: Layout, deploy_id: int, *, keep_package: bool = False
-) -> Command:
-    """Remove this deploy's key line from ``authorized_keys`` (every line ending with its
-    marker, only those; the file keeps its owner and mode and is replaced atomically) and
-    its directory — private key, known_hosts and packages; with ``keep_package``, all but the
-    host's own checked copy of the package. Safe to run again, and on a host that never had
-    either."""
+def _drop_line(authorized_keys: str, layout: Layout, deploy_id: int) -> str:
+    """A subshell removing this deploy's key line from ``authorized_keys``: every line
+    ending with its marker, only those; the file keeps its owner and mode and is replaced
+    atomically, under the same lock as ``trust``."""
     pattern = q(f"^restrict,.* {marker(layout, deploy_id)}$")
-    d = relay_dir(layout, deploy_id)
-    files = " ".join(q(posixpath.join(d, name)) for name in (KEY, KNOWN_HOSTS, RELAYED))
-    remove = f"rm -f -- {files}" if keep_package else f"rm -rf -- {q(d)}"
-    return bash(
-        "set -euo pipefail\numask 077\n"
-        f"{remove}\n"
+    return (
+        "(\n"
         f"f={_keys_file(authorized_keys)}\n"
         'if [ -L "$f" ]; then f=$(readlink -f -- "$f"); fi\n'
         '[ -f "$f" ] || exit 0\n'
@@ -167,39 +161,75 @@ def revoke(
         'cp -p -- "$f" "$t"\n'
         f'grep -v -E -- {pattern} "$f" > "$t" || [ $? -eq 1 ]\n'
         'mv -f -- "$t" "$f"\n'
+        ")\n"
+    )
+
+
+def revoke(
+    authorized_keys: str, layout: Layout, deploy_id: int, *, keep_package: bool = False
+) -> Command:
+    """Remove this deploy's key line from ``authorized_keys`` and its directory — private
+    key, known_hosts and packages; with ``keep_package``, all but the host's own checked copy
+    of the package. Safe to run again, and on a host that never had either."""
+    d = relay_dir(layout, deploy_id)
+    files = " ".join(q(posixpath.join(d, name)) for name in (KEY, KNOWN_HOSTS, RELAYED))
+    remove = f"rm -f -- {files}" if keep_package else f"rm -rf -- {q(d)}"
+    return bash(HEAD + f"{remove}\n" + _drop_line(authorized_keys, layout, deploy_id))
+
+
+def _arm(layout: Layout, deploy_id: int, known_hosts: str) -> str:
+    d = relay_dir(layout, deploy_id)
+    return (
+        f"cat > {q(posixpath.join(d, KEY))}\n"
+        f"printf '%s' {q(known_hosts)} > {q(posixpath.join(d, KNOWN_HOSTS))}\n"
     )
 
 
 def arm(layout: Layout, deploy_id: int, known_hosts: str) -> Command:
     """On a relay: the private key from stdin into a 0600 file, and a known_hosts file with
     exactly the host keys of the hosts it feeds."""
-    d = relay_dir(layout, deploy_id)
-    return bash(
-        "set -euo pipefail\numask 077\n"
-        f"cat > {q(posixpath.join(d, KEY))}\n"
-        f"printf '%s' {q(known_hosts)} > {q(posixpath.join(d, KNOWN_HOSTS))}\n"
-    )
+    return bash(HEAD + _arm(layout, deploy_id, known_hosts))
+
+
+def setup(
+    layout: Layout,
+    deploy_id: int,
+    authorized_keys: str,
+    *,
+    line: str | None = None,
+    known_hosts: str | None = None,
+) -> Command:
+    """One command per host before the package moves: the fresh directory (``make_dir``);
+    on a receiving host, the key's ``line`` trusted (``trust``); on a relay, the private key
+    from stdin and the ``known_hosts`` of the hosts it feeds (``arm``)."""
+    script = HEAD + _make_dir(layout, deploy_id)
+    if line is not None:
+        script += _trust(authorized_keys, line)
+    if known_hosts is not None:
+        script += _arm(layout, deploy_id, known_hosts)
+    return bash(script)
 
 
 def store_package(layout: Layout, deploy_id: int) -> Command:
     """The package pushed directly by the deploy host, from stdin into the host's copy."""
     package = q(posixpath.join(relay_dir(layout, deploy_id), PACKAGE))
-    return bash(f"set -euo pipefail\numask 077\ncat > {package}\n")
+    return bash(f"{HEAD}cat > {package}\n")
 
 
-def accept_relayed(layout: Layout, deploy_id: int, size: int) -> Command:
-    """Copy what was relayed (at most ``size`` bytes) into the host's own copy and print its
-    SHA-256: the relay key cannot write the copy, so what is checked is what is unpacked.
-    Exit ``EXIT_NOTHING_RELAYED`` when nothing arrived."""
+def accept_relayed(layout: Layout, deploy_id: int, size: int, authorized_keys: str) -> Command:
+    """Copy what was relayed (at most ``size`` bytes) into the host's own copy, remove the
+    key's line (this host needs it no more) and print the copy's SHA-256: the key cannot
+    write the copy, so what is checked is what is unpacked. Exit ``EXIT_NOTHING_RELAYED``
+    when nothing arrived."""
     d = relay_dir(layout, deploy_id)
     relayed, package = q(posixpath.join(d, RELAYED)), q(posixpath.join(d, PACKAGE))
     return bash(
-        "set -euo pipefail\numask 077\n"
-        f"[ -f {relayed} ] && [ ! -L {relayed} ] || exit {EXIT_NOTHING_RELAYED}\n"
+        HEAD + f"[ -f {relayed} ] && [ ! -L {relayed} ] || exit {EXIT_NOTHING_RELAYED}\n"
         f"rm -f -- {package}\n"
         f"head -c {int(size)} -- {relayed} > {package}\n"
         f"rm -f -- {relayed}\n"
-        f"sha256sum -- {package}\n"
+        + _drop_line(authorized_keys, layout, deploy_id)
+        + f"sha256sum -- {package}\n"
     )
 
 
@@ -210,11 +240,12 @@ def parse_digest(stdout: str) -> str:
 
 
 def unpack_package(layout: Layout, name: str, compression: Compression, deploy_id: int) -> Command:
-    """Make the release from the host's copy of the package: ``receive_release`` with its
-    stdin from that file."""
+    """Make the release from the host's copy of the package (``receive_release`` with its
+    stdin from that file), then remove the deploy's directory."""
     script = receive_release(layout, name, compression)[2]
-    package = q(posixpath.join(relay_dir(layout, deploy_id), PACKAGE))
-    return bash(f"exec < {package}\n{script}")
+    d = relay_dir(layout, deploy_id)
+    package = q(posixpath.join(d, PACKAGE))
+    return bash(f"{HEAD}bash -c {q(script)} < {package}\nrm -rf -- {q(d)}\n")
 
 
 def forward(
@@ -229,7 +260,8 @@ def forward(
     """On a relay: send its copy of the package to every child at once with OpenSSH, using
     the deploy's key and known_hosts only (never a user's config, agent or keys; host keys
     strictly checked), bound to ``bind`` (its own address, which the children's ``from=``
-    names). Prints ``relay<TAB>index<TAB>exit status`` for each child."""
+    names). Prints ``relay<TAB>index<TAB>exit status`` for each child, then removes the
+    key and known_hosts files."""
     d = relay_dir(layout, deploy_id)
     options = [
         "-F", "/dev/null",
@@ -268,6 +300,8 @@ def forward(
         argv = ["ssh", *options, "-p", str(child.port), "-l", child.user, "--", child.address]
         lines.append(f"send {child.index} {shlex.join([*argv, 'receive'])} &")
     lines.append("wait")
+    keys = " ".join(q(posixpath.join(d, name)) for name in (KEY, KNOWN_HOSTS))
+    lines.append(f"rm -f -- {keys}")  # the relay's part is done: its key goes
     return bash("\n".join(lines) + "\n")
 
 

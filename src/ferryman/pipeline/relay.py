@@ -10,10 +10,11 @@ relayed to a file the key cannot write and checks its SHA-256 against the packag
 that fails, is too slow (every command has its timeout) or delivers something else: the hosts
 below it get the package straight from the deploy host, and the log says so.
 
-The key's lines and the per-deploy directories are removed from every host once the package
-is everywhere (``revoke``; the package copies stay until ``remove``), and — whatever happens —
-before the transfer stage ends; a deploy whose worker died has them removed by the recovery
-(``pipeline.recover``), and each line carries an expiry besides.
+A host's key line goes as soon as its copy is accepted, a relay's key files as soon as it has
+passed the package on, its directory with the unpack; whatever a failure, a fallback or a
+cancel left is removed once the package moved (``revoke``) and at the end of the transfer
+(``remove``); a deploy whose worker died has them removed by the recovery (``pipeline.recover``),
+and each line carries an expiry besides.
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ class Relay:
         self.armed: set[str] = set()
         self.members = {t.key for t in hosts}
         self.touched: set[str] = set()  # hosts that may hold the key line or the directory
+        self.lines_left: set[str] = set()  # hosts whose key line may still be there
+        self.keys_left: set[str] = set()  # relays whose key files may still be there
+        self.unpacked: set[str] = set()  # hosts whose directory went with the unpack
         self._gate = asyncio.Semaphore(ctx.limit or ctx.env.parallel)
 
     @property
@@ -128,12 +132,8 @@ class Relay:
     async def _setup(self, target: Target, public: str, private: bytes, size: int) -> None:
         ctx = self.ctx
         self.touched.add(target.key)
-        await ctx.remote(
-            target,
-            cmd.make_dir(ctx.layout, ctx.deploy_id),
-            stage=STAGE,
-            shown="make the relay directory",
-        )
+        line = known = None
+        shown = ["make the relay directory"]
         parent = self.tree.parent.get(target.key)
         if parent is not None:
             source = _ip(parent.address)
@@ -146,26 +146,25 @@ class Relay:
                 expires=utcnow() + timedelta(seconds=ctx.env.transfer_timeout) + EXPIRY_MARGIN,
                 sources=[source] if source else [],
             )
-            await ctx.remote(
-                target,
-                cmd.trust(self.keys_file, line),
-                stage=STAGE,
-                shown=f"let {parent.key} pass the package on to this host (relay key)",
-            )
+            shown.append(f"let {parent.key} pass the package on to it (relay key)")
+            self.lines_left.add(target.key)
         children = self.tree.children.get(target.key, [])
         if children:
             known = "".join(
-                cmd.known_hosts_line(c.address, c.port, line)
+                cmd.known_hosts_line(c.address, c.port, key)
                 for c in children
-                for line in self._host_keys(c)
+                for key in self._host_keys(c)
             )
-            await ctx.remote(
-                target,
-                cmd.arm(ctx.layout, ctx.deploy_id, known),
-                stage=STAGE,
-                stdin=private,
-                shown=f"give the relay key and {len(children)} host key(s) to this relay",
-            )
+            shown.append(f"give it the relay key and {len(children)} host key(s)")
+            self.keys_left.add(target.key)
+        await ctx.remote(
+            target,
+            cmd.setup(ctx.layout, ctx.deploy_id, self.keys_file, line=line, known_hosts=known),
+            stage=STAGE,
+            stdin=private if known is not None else None,
+            shown="; ".join(shown),
+        )
+        if known is not None:
             self.armed.add(target.key)
 
     def _host_keys(self, target: Target) -> list[str]:
@@ -223,7 +222,7 @@ class Relay:
         try:
             result = await ctx.remote(
                 target,
-                cmd.accept_relayed(ctx.layout, ctx.deploy_id, size),
+                cmd.accept_relayed(ctx.layout, ctx.deploy_id, size, self.keys_file),
                 stage=STAGE,
                 check=False,
                 quiet=True,
@@ -232,6 +231,8 @@ class Relay:
         except Exception as exc:  # unreachable, too slow: the direct push says more
             ctx.recorder.log(f"relayed package not checked ({exc})", host=target.key, stage=STAGE)
             return False
+        if result.exit_status == 0:
+            self.lines_left.discard(target.key)  # the command removed it
         if result.exit_status == 0 and cmd.parse_digest(result.stdout) == digest:
             return True
         why = (
@@ -274,6 +275,8 @@ class Relay:
         except Exception as exc:
             ctx.recorder.log(f"relay failed: {exc}", host=relay.key, stage=STAGE)
             return set()
+        if result.exit_status == 0:
+            self.keys_left.discard(relay.key)  # the command removed them
         statuses = cmd.parse_forward(result.stdout)
         for i, child in enumerate(children):
             status = statuses.get(i)
@@ -286,33 +289,42 @@ class Relay:
         return {c.key for i, c in enumerate(children) if statuses.get(i) == 0}
 
     async def revoke(self) -> None:
-        """Remove the key line and the relay directory's key files from every host touched
-        (the package copies stay for ``unpack``); a host where that fails is named in the
-        log (its line expires by itself)."""
-        await self._everywhere(
+        """Once the package moved: remove the key line and key files wherever they may still
+        be (each host's own commands removed them as it went; what a failure or a fallback
+        left stays no longer). The package copies stay for the unpack."""
+        left = self.lines_left | self.keys_left
+        done = await self._everywhere(
+            left,
             cmd.revoke(self.keys_file, self.ctx.layout, self.ctx.deploy_id, keep_package=True),
             "remove the relay key",
         )
+        self.lines_left -= done
+        self.keys_left -= done
 
     async def remove(self) -> None:
-        """Remove the relay directories (the package copies) and, again, any key line."""
+        """At the end of the transfer: the relay directory and any key line, wherever the
+        unpack did not take them away (a failed host, a cancel)."""
+        left = (self.touched - self.unpacked) | self.lines_left | self.keys_left
         await self._everywhere(
+            left,
             cmd.revoke(self.keys_file, self.ctx.layout, self.ctx.deploy_id),
             "remove the relay directory and key",
         )
 
-    async def _everywhere(self, command: Command, shown: str) -> None:
+    async def _everywhere(self, keys: set[str], command: Command, shown: str) -> set[str]:
+        """Run ``command`` on the hosts ``keys``; those where it succeeded."""
         ctx = self.ctx
-        if ctx.lost:  # the new owner's recovery removes them
-            return
+        hosts = [t for t in self.hosts if t.key in keys]
+        if ctx.lost or not hosts:  # lost: the new owner's recovery removes them
+            return set()
 
         async def one(target: Target) -> None:
             await ctx.remote(target, command, stage=STAGE, shown=shown)
 
-        hosts = [t for t in self.hosts if t.key in self.touched]
         failures = await fan_out(hosts, one, ctx.limit or ctx.env.parallel)
         for host, exc in failures.items():
             ctx.recorder.log(f"could not {shown} ({exc})", host=host, stage=STAGE)
+        return {t.key for t in hosts} - set(failures)
 
 
 def revoke_command(ctx: Context) -> Command:

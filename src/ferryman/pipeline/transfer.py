@@ -266,6 +266,8 @@ async def run(ctx: Context) -> None:
         await ctx.remote(
             target, command, stage=STAGE, source=source, timeout=ctx.env.transfer_timeout
         )
+        if tiered is not None and source is None:
+            tiered.unpacked.add(target.key)  # the relay directory went with it
         if ctx.prelinked.pop(target.key, None) is not None:  # linked early, then not used
             await ctx.remote(target, cmd.remove_staging(ctx.layout, ctx.deploy_id), stage=STAGE)
         shared = cmd.link_shared(ctx.layout, ctx.release, ctx.env.shared)
@@ -278,7 +280,7 @@ async def run(ctx: Context) -> None:
             try:
                 await tiered.distribute()
             finally:
-                await tiered.revoke()  # the key is no longer needed anywhere
+                await tiered.revoke()  # what a failure or a fallback left
         await ctx.each_host(STAGE, one)
     finally:
         if tiered is not None:
