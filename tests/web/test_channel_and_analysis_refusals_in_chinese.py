@@ -252,3 +252,13 @@ def test_the_english_ui_refuses_a_bad_metric_in_english(case, world, english):
     assert refused.status_code == 422
     assert case.english in _error_text(refused.text), _error_text(refused.text)
     assert not HAN.search(_error_text(refused.text))
+
+
+def test_the_chinese_channel_form_names_events_in_words_and_offers_chinese_first(world, chinese):
+    client, _token = chinese
+    shown = client.get(f"/s/{SPACE}/notify").text
+    assert re.search(
+        r'value="deploy.failed"\s*> 部署失败 <code class="muted">deploy.failed</code>', shown
+    )
+    assert re.search(r'value="rollout.paused"\s*> 灰度发布暂停 <code', shown)
+    assert re.search(r'<option value="zh_CN" selected>', shown)
