@@ -188,7 +188,9 @@ def _settings_in(
     """The project in ``s`` with the request's settings applied (``parsed``; None: none
     asked) — refused when its configuration changed since the request was checked against
     it, so nobody's apply in between is overwritten."""
-    project = s.get(Project, planned.id)
+    # locked and read again: an apply committed after the request's check is seen here (and
+    # one that starts now waits for this transaction), never overwritten unseen
+    project = s.get(Project, planned.id, with_for_update=True, populate_existing=True)
     if project is None or project.deleted_at is not None:
         raise NotFound(f"no project {planned.name}")
     if parsed is not None:
@@ -202,11 +204,15 @@ def _load(
     s: Session, actor: Actor, ticket_id: int, action: str, made: bool = False
 ) -> tuple[Ticket, Project]:
     """The request's ticket and project (``made``: the ticket just made for it)."""
+    missing = NotFound(f"no release request #{ticket_id}")
     ticket = s.get(Ticket, ticket_id)
     project = s.get(Project, ticket.project_id) if ticket is not None else None
     if ticket is None or project is None or (ticket.request is None and not made):
-        raise NotFound(f"no release request #{ticket_id}")
-    require(s, actor, action, project=project, what=f"release request #{ticket_id}")
+        raise missing
+    try:
+        require(s, actor, action, project=project, what=f"release request #{ticket_id}")
+    except NotFound:  # another space's: refused word for word (template too) as a missing one
+        raise missing from None
     return ticket, project
 
 

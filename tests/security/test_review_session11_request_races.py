@@ -1,0 +1,163 @@
+"""Review, session 11: a release request (``POST``/``PUT /api/v1/project``) writes the
+settings it asks for, its ticket and itself in one transaction, and refuses (409) when the
+project was applied by someone else since the request was checked — "so nobody's ``ferryman
+apply`` is silently overwritten" (docs/pull-mode.md). The check read the project's row
+without locking it: an apply that committed after that read and before the request's own
+write was overwritten all the same on PostgreSQL and MariaDB, where a transaction reads what
+was committed when it reads and then writes over a row another transaction changed since.
+
+The interleaving is made exact, not hoped for: the request's write calls ``apply_in`` (the
+same write ``ferryman apply`` makes); right then, the other master's apply runs in its own
+transaction, and the request goes on once that apply has committed or waits for a lock the
+request holds."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from ferryman.config.project import parse_project
+from ferryman.errors import Conflict
+from ferryman.services import projects, release_requests
+from ferryman.services.audit import SYSTEM
+from ferryman.testing import databases
+from tests.api.world import World, build_world
+
+OTHER_HOOK = "echo the other master's apply"
+LOCK_WAITS = {
+    "postgresql": "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    "mariadb": "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
+}
+
+
+@pytest.fixture(scope="module", params=["postgresql", "mariadb"])
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    backend = str(request.param)
+    reason = databases.unavailable(backend)
+    if reason:
+        if os.environ.get("FERRYMAN_REQUIRE_DATABASES", "") not in ("", "0", "no"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    base: Path = tmp_path_factory.mktemp(f"request-race-{backend}")
+    url = databases.create(backend, base)
+    w = build_world(base, url)
+    try:
+        yield w
+    finally:
+        w.db.dispose()
+        databases.drop(url)
+
+
+def _waits_for_a_lock(w: World) -> bool:
+    backend = databases.backend_of(w.db.url)
+    with w.db.engine.connect() as conn:
+        return int(conn.execute(text(LOCK_WAITS[backend])).scalar() or 0) > 0
+
+
+def _racing_apply(
+    w: World, monkeypatch: pytest.MonkeyPatch, theirs: dict[str, Any]
+) -> tuple[list[Any], threading.Event]:
+    """Make the request's own ``apply_in`` start the other master's apply first, in another
+    transaction; returns what that apply ended with (once it has)."""
+    real = projects.apply_in
+    outcome: list[Any] = []
+    started: list[bool] = []
+    done = threading.Event()
+
+    def other_apply() -> None:
+        try:
+            outcome.append(projects.apply_project(w.db, SYSTEM, parse_project(theirs)))
+        except Exception as exc:  # recorded, asserted on by the test
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    def racing(s: Any, db: Any, actor: Any, config: Any, dry_run: bool = False) -> Any:
+        if not dry_run and actor is not SYSTEM and not started:
+            started.append(True)
+            threading.Thread(target=other_apply, daemon=True).start()
+            deadline = time.monotonic() + 60  # a bound on a wait, not a timed assertion
+            while not done.is_set() and not _waits_for_a_lock(w):
+                assert time.monotonic() < deadline, "the other apply neither ended nor waited"
+                time.sleep(0.05)
+        return real(s, db, actor, config, dry_run=dry_run)
+
+    monkeypatch.setattr(projects, "apply_in", racing)
+    return outcome, done
+
+
+def _production(w: World, name: str) -> dict[str, Any]:
+    found, _ = projects.get_project(w.db, SYSTEM, f"acme:{name}")
+    return dict(found.config["environments"]["production"])
+
+
+def test_an_apply_committed_while_a_release_request_writes_is_never_silently_overwritten(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    name = projects.get_project(w.db, SYSTEM, int(w.new_project()))[0].name
+    theirs = w.config(name)
+    theirs["environments"]["production"]["tasks"] = {"pre_release": OTHER_HOOK}
+    outcome, done = _racing_apply(w, monkeypatch, theirs)
+    try:
+        made: Any = asyncio.run(
+            release_requests.create(
+                w.db,
+                w.settings,
+                w.actors["master"],
+                f"acme:{name}",
+                "production",
+                "v1",
+                {"build": "make build"},
+            )
+        )
+    except Conflict as exc:  # refused: the other apply was seen — the documented answer
+        made = exc
+    assert done.wait(60), "the other apply never ended"
+    assert not isinstance(outcome[0], Exception), outcome[0]
+    production = _production(w, name)
+    # the other master's apply holds, whatever became of the request
+    assert production.get("tasks", {}).get("pre_release") == OTHER_HOOK, (made, production)
+
+
+def test_an_apply_committed_while_a_put_changes_a_request_is_never_silently_overwritten(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    name = projects.get_project(w.db, SYSTEM, int(w.new_project()))[0].name
+    master = w.actors["master"]
+    made = asyncio.run(
+        release_requests.create(
+            w.db, w.settings, master, f"acme:{name}", "production", "v1", {"build": "make"}
+        )
+    )
+    theirs = projects.get_project(w.db, SYSTEM, f"acme:{name}")[0].config
+    theirs = {**theirs, "environments": dict(theirs["environments"])}
+    theirs["environments"]["production"] = {
+        **theirs["environments"]["production"],
+        "tasks": {"post_deploy": "make", "pre_release": OTHER_HOOK},
+    }
+    outcome, done = _racing_apply(w, monkeypatch, theirs)
+    try:
+        changed: Any = asyncio.run(
+            release_requests.update(
+                w.db, w.settings, master, int(made["id"]), {"build": "make all"}
+            )
+        )
+    except Conflict as exc:
+        changed = exc
+    assert done.wait(60), "the other apply never ended"
+    assert not isinstance(outcome[0], Exception), outcome[0]
+    production = _production(w, name)
+    assert production.get("tasks", {}).get("pre_release") == OTHER_HOOK, (changed, production)
