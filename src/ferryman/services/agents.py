@@ -50,6 +50,7 @@ from ferryman.db.session import Database, rowcount
 from ferryman.domain import pull as pull_states
 from ferryman.domain import validate
 from ferryman.domain.masking import Masker
+from ferryman.domain.statuses import HostStatus, PullTaskStatus, ReleaseState
 from ferryman.errors import (
     AuthenticationFailed,
     Conflict,
@@ -69,7 +70,13 @@ OUTPUT_LIMIT = 16_000
 SIGNING_SECRET = "agent_signing_secret"  # server_facts key: sealed, made on first use
 # the queue of due tasks: a host claims its oldest due one when it fetches it, and holds it
 # as ``running`` under its holder token until it reports a last word or its lease ends
-TASKS = claims.Queue(AgentTask, ready=("due",), held="running", due="due_at", order="id")
+TASKS = claims.Queue(
+    AgentTask,
+    ready=(PullTaskStatus.DUE,),
+    held=PullTaskStatus.RUNNING,
+    due="due_at",
+    order="id",
+)
 LEASE = 3600.0  # a task's lease when its deploy's config cannot say (see ``_run_within``)
 
 
@@ -409,15 +416,17 @@ def report(
         task = _task(s, space_id, host, task_id, lock=True)
         # a rollback the host fetched, then ran after its deadline: what it did is the truth
         late_rollback = (
-            task.action == "rollback" and task.status == "unreachable" and task.fetched_at
+            task.action == "rollback"
+            and task.status == PullTaskStatus.UNREACHABLE
+            and task.fetched_at
         )
         if task.status in FINAL and not late_rollback:
             if status == task.status and task.detail == last_word and task.claimed_by == claim:
                 return
             raise Conflict(f"task #{task_id} is already {task.status}")
-        if task.status != "running" and not late_rollback:
+        if task.status != PullTaskStatus.RUNNING and not late_rollback:
             raise Conflict(f"task #{task_id} was never handed to {host} (it is {task.status})")
-        if task.status == "running" and task.claimed_by != claim:  # the fence
+        if task.status == PullTaskStatus.RUNNING and task.claimed_by != claim:  # the fence
             raise Conflict(f"task #{task_id} was handed out again: this run of it is over")
         deploy = s.get(Deploy, deploy_id, with_for_update=True)
         # a rollback a host carried out is recorded whenever it reports: it restored what
@@ -425,7 +434,7 @@ def report(
         ended_deploy = deploy is None or deploy.status not in ACTIVE_STATUSES
         if deploy is None or (ended_deploy and task.action == "deploy"):
             ended = deploy.status if deploy is not None else "deleted"
-            task.status, task.finished_at = "cancelled", utcnow()
+            task.status, task.finished_at = PullTaskStatus.CANCELLED, utcnow()
             task.detail = f"{phase}: reported after the deploy ended ({ended})"
             claims.let_go(TASKS, task, keep_holder=True)
         else:
@@ -460,9 +469,10 @@ def _record_report(
     deploy_records.append_logs_in(s, deploy.id, lines)
     if not status:
         return
-    host_status = "success" if status in ("success", "skipped") else status
+    done = (PullTaskStatus.SUCCESS, PullTaskStatus.SKIPPED)  # skipped: it serves the release
+    host_status = HostStatus.SUCCESS if status in done else status
     deploy_records.set_hosts_in(s, deploy.id, {host: {"status": host_status}})
-    if status == "success":
+    if status == PullTaskStatus.SUCCESS:
         # a rollback to nothing (the host had no release before a first deploy) unlinked it
         deploy_records.set_live_in(
             s, deploy.project_id, deploy.env, deploy.id, {host: task.release or None}
@@ -476,9 +486,9 @@ def _record_report(
                 deploy.commit or "",
                 task.release,
                 [host],
-                "complete",
+                ReleaseState.COMPLETE,
             )
-    elif status == "rolled_back" and task.previous:
+    elif status == PullTaskStatus.ROLLED_BACK and task.previous:
         deploy_records.set_live_in(
             s, deploy.project_id, deploy.env, deploy.id, {host: task.previous}
         )
@@ -516,7 +526,7 @@ def create_tasks(
                     action=action,
                     release=release if action == "deploy" else (previous or {}).get(host, ""),
                     previous=(previous or {}).get(host, "") if action == "deploy" else "",
-                    status="pending",
+                    status=PullTaskStatus.PENDING,
                 )
             )
 
@@ -529,9 +539,9 @@ def make_due(db: Database, deploy_id: int, hosts: list[str], action: str = "depl
                 AgentTask.deploy_id == deploy_id,
                 AgentTask.host.in_(hosts),
                 AgentTask.action == action,
-                AgentTask.status == "pending",
+                AgentTask.status == PullTaskStatus.PENDING,
             )
-            .values(status="due", due_at=db_now(s))
+            .values(status=PullTaskStatus.DUE, due_at=db_now(s))
         )
     index.forget()
 
@@ -586,9 +596,13 @@ def mark_unreachable(
         ).all()
         for task_id, host, action, status, due_at, fetched_at, detail in tasks:
             if not (
-                (status == "due" and due_at and now - due_at > timedelta(seconds=fetch_within))
+                (
+                    status == PullTaskStatus.DUE
+                    and due_at
+                    and now - due_at > timedelta(seconds=fetch_within)
+                )
                 or (
-                    status == "running"
+                    status == PullTaskStatus.RUNNING
                     and fetched_at
                     and now - fetched_at > timedelta(seconds=run_within)
                 )
@@ -600,8 +614,8 @@ def mark_unreachable(
                 if detail != OVERDUE and rowcount(
                     s.execute(update(AgentTask).where(*same).values(detail=OVERDUE))
                 ):
-                    newly[host] = {"status": "unreachable", "error": OVERDUE}
-                if status == "running":  # its host's next fetch takes it over
+                    newly[host] = {"status": HostStatus.UNREACHABLE, "error": OVERDUE}
+                if status == PullTaskStatus.RUNNING:  # its host's next fetch takes it over
                     claims.expire(s, TASKS, task_id, where=(AgentTask.lease_until > now,))
                 continue
             why = "did not poll in time" if not fetched_at else "never reported back"
@@ -609,11 +623,16 @@ def mark_unreachable(
                 s.execute(
                     update(AgentTask)
                     .where(*same)
-                    .values(status="unreachable", finished_at=now, detail=why, lease_until=None)
+                    .values(
+                        status=PullTaskStatus.UNREACHABLE,
+                        finished_at=now,
+                        detail=why,
+                        lease_until=None,
+                    )
                 )
             ):
                 late.append(host)
-                newly[host] = {"status": "unreachable", "error": "no report"}
+                newly[host] = {"status": HostStatus.UNREACHABLE, "error": "no report"}
     if newly:
         index.forget()
         deploy_records.set_hosts(db, deploy_id, newly)
@@ -627,18 +646,21 @@ def cancel_open(db: Database, deploy_id: int) -> None:
     with db.transaction() as s:
         s.execute(
             update(AgentTask)
-            .where(AgentTask.deploy_id == deploy_id, AgentTask.status.in_(("pending", "due")))
-            .values(status="cancelled", finished_at=utcnow())
+            .where(
+                AgentTask.deploy_id == deploy_id,
+                AgentTask.status.in_((PullTaskStatus.PENDING, PullTaskStatus.DUE)),
+            )
+            .values(status=PullTaskStatus.CANCELLED, finished_at=utcnow())
         )
         s.execute(
             update(AgentTask)
             .where(
                 AgentTask.deploy_id == deploy_id,
                 AgentTask.action == "deploy",
-                AgentTask.status == "running",
+                AgentTask.status == PullTaskStatus.RUNNING,
             )
             .values(
-                status="cancelled",
+                status=PullTaskStatus.CANCELLED,
                 finished_at=utcnow(),
                 detail="the deploy stopped while the host ran it",
                 lease_until=None,  # the claim ends; its next report is refused
@@ -655,4 +677,4 @@ def host_rows(db: Database, deploy_id: int) -> None:
             select(AgentTask.host).where(AgentTask.deploy_id == deploy_id).distinct()
         ):
             if host not in known:
-                s.add(DeployHost(deploy_id=deploy_id, host=host, status="pending"))
+                s.add(DeployHost(deploy_id=deploy_id, host=host, status=HostStatus.PENDING))

@@ -23,6 +23,7 @@ from ferryman.db.outage import is_outage
 from ferryman.db.session import Database
 from ferryman.domain.records import LogRecord as LogRecord
 from ferryman.domain.records import StepRecord as StepRecord
+from ferryman.domain.statuses import ReleaseState
 from ferryman.errors import DatabaseUnavailable, NotFound, OwnershipLost
 from ferryman.services import deploy_signals
 from ferryman.services.queue import DEPLOYS
@@ -245,7 +246,7 @@ def mark_removed(
         wanted = set(pairs)
         for row in rows:
             if (row.host, row.name) in wanted:
-                row.state = "removed"
+                row.state = ReleaseState.REMOVED
 
 
 def set_live(

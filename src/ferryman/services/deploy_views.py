@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ferryman.db.models import Deploy, DeployHost, DeployStep, HostState, LogLine, Project, Release
 from ferryman.db.session import Database
 from ferryman.domain.masking import Masker
+from ferryman.domain.statuses import DeployStatus, ReleaseState
 from ferryman.errors import ConfigError, NotFound
 from ferryman.secretbox import is_sealed
 from ferryman.services.audit import Actor
@@ -28,7 +29,9 @@ def complete_releases(db: Database, project_id: int, env: str) -> dict[str, set[
     with db.read() as s:
         rows = s.execute(
             select(Release.host, Release.name).where(
-                Release.project_id == project_id, Release.env == env, Release.state == "complete"
+                Release.project_id == project_id,
+                Release.env == env,
+                Release.state == ReleaseState.COMPLETE,
             )
         ).all()
     complete: dict[str, set[str]] = {}
@@ -59,8 +62,8 @@ def good_releases(db: Database, project_id: int, env: str) -> dict[str, set[str]
             .where(
                 Release.project_id == project_id,
                 Release.env == env,
-                Release.state == "complete",
-                Deploy.status == "success",
+                Release.state == ReleaseState.COMPLETE,
+                Deploy.status == DeployStatus.SUCCESS,
             )
         ).all()
     good: dict[str, set[str]] = {}
@@ -126,7 +129,9 @@ def host_history(db: Database, project_id: int, env: str) -> dict[str, dict[str,
         for r in s.scalars(
             select(Release)
             .where(
-                Release.project_id == project_id, Release.env == env, Release.state == "complete"
+                Release.project_id == project_id,
+                Release.env == env,
+                Release.state == ReleaseState.COMPLETE,
             )
             .order_by(Release.name)
         ):
@@ -390,7 +395,9 @@ def release_details(db: Database, project_id: int, env: str) -> dict[str, dict[s
             )
             .join(Deploy, Deploy.id == Release.deploy_id)
             .where(
-                Release.project_id == project_id, Release.env == env, Release.state == "complete"
+                Release.project_id == project_id,
+                Release.env == env,
+                Release.state == ReleaseState.COMPLETE,
             )
         ).all()
     out: dict[str, dict[str, Any]] = {}
@@ -421,7 +428,7 @@ def rollbacks_after(db: Database, deploy_id: int) -> list[dict[str, Any]]:
                 *same_env,
                 Deploy.id > deploy_id,
                 Deploy.kind.in_(("deploy", "config")),
-                Deploy.status == "success",
+                Deploy.status == DeployStatus.SUCCESS,
             )
         )
         query = select(Deploy).where(*same_env, Deploy.id > deploy_id, Deploy.kind == "rollback")
@@ -437,7 +444,7 @@ def rollbacks_after(db: Database, deploy_id: int) -> list[dict[str, Any]]:
                 "ticket_id": r.ticket_id,
                 "created_at": r.created_at.isoformat(),
                 "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-                "undid": r.status == "success"
+                "undid": r.status == DeployStatus.SUCCESS
                 and (r.release_name or "") != (original.release_name or ""),
             }
             for r in rows

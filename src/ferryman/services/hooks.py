@@ -28,6 +28,7 @@ from ferryman.config.project import ProjectConfig
 from ferryman.config.settings import Settings
 from ferryman.db.models import HookDelivery, Space
 from ferryman.db.session import Database
+from ferryman.domain.statuses import TicketStatus
 from ferryman.errors import (
     AuthenticationFailed,
     Conflict,
@@ -226,7 +227,7 @@ async def receive(
             # makes the tickets of the others (it reaches this one by `ferryman promote`)
             log.info("webhook: no %s ticket: %s", env_name, exc.message)
             continue
-        if env.auto_deploy and ticket["status"] == "approved":
+        if env.auto_deploy and ticket["status"] == TicketStatus.APPROVED:
             try:
                 ticket = await asyncio.to_thread(tickets.deploy_ticket, db, actor, ticket["id"])
             except FerrymanError as exc:  # e.g. another deploy is running: the ticket waits

@@ -18,6 +18,7 @@ from ferryman.db.models import Deploy, HostState, Project, Release, ReleaseMigra
 from ferryman.db.session import Database
 from ferryman.domain import migrations as rules
 from ferryman.domain.release import rollback_target
+from ferryman.domain.statuses import DeployStatus, ReleaseState
 from ferryman.errors import Conflict, PermissionDenied, ValidationError
 from ferryman.services import deploy_records
 from ferryman.services.audit import Actor, record
@@ -105,8 +106,8 @@ def rollback_release(
         .where(
             Release.project_id == project_id,
             Release.env == env,
-            Release.state == "complete",
-            Deploy.status == "success",
+            Release.state == ReleaseState.COMPLETE,
+            Deploy.status == DeployStatus.SUCCESS,
         )
     ).all()
     good: dict[str, set[str]] = {}

@@ -23,6 +23,7 @@ from ferryman.config.settings import Settings
 from ferryman.db.models import Deploy, DeployWatch, Project, Release
 from ferryman.db.session import Database
 from ferryman.domain import validate
+from ferryman.domain.statuses import DeployStatus, WatchStatus
 from ferryman.errors import Conflict, NotFound, ValidationError
 from ferryman.services.audit import Actor
 
@@ -33,7 +34,9 @@ def _broken(deploy_id: Any) -> ColumnElement[bool]:
     """Whether the deploy was found broken after it succeeded: its post-deploy watch failed,
     or its release was marked bad."""
     return or_(
-        exists().where(DeployWatch.deploy_id == deploy_id, DeployWatch.status == "failed"),
+        exists().where(
+            DeployWatch.deploy_id == deploy_id, DeployWatch.status == WatchStatus.FAILED
+        ),
         exists().where(Release.deploy_id == deploy_id, Release.bad.is_(True)),
     )
 
@@ -55,7 +58,7 @@ def passed_in(s: Session, project_id: int, env: str, commit: str) -> Deploy | No
             Deploy.env == env,
             Deploy.commit == commit,
             Deploy.kind == "deploy",
-            Deploy.status == "success",
+            Deploy.status == DeployStatus.SUCCESS,
             ~_broken(Deploy.id),
         )
         .order_by(Deploy.id.desc())
@@ -117,7 +120,7 @@ def _source(db: Database, actor: Actor, deploy_id: int, env: str) -> tuple[Deplo
         if deploy is None or project is None:
             raise NotFound(f"no deploy #{deploy_id}")
         require(s, actor, "ticket.create", project=project, what=f"deploy #{deploy_id}")
-        if deploy.kind != "deploy" or deploy.status != "success" or not deploy.commit:
+        if deploy.kind != "deploy" or deploy.status != DeployStatus.SUCCESS or not deploy.commit:
             raise Conflict(
                 f"deploy #{deploy_id} is a {deploy.kind} that is {deploy.status}; only a "
                 "successful deploy of a commit is promoted",

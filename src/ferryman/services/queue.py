@@ -31,6 +31,7 @@ from ferryman.db import claims
 from ferryman.db.clock import db_now
 from ferryman.db.models import Deploy, Project, Space, Ticket, utcnow
 from ferryman.db.session import Database, rowcount
+from ferryman.domain.statuses import DeployStatus
 from ferryman.domain.tickets import FROM_DEPLOY
 from ferryman.errors import Conflict, InternalError
 from ferryman.services import deploy_signals, locks
@@ -41,8 +42,8 @@ from ferryman.services.audit import SYSTEM, record
 # state alone tells whether a deploy is held: a queued one is free whatever its lease says.
 DEPLOYS = claims.Queue(
     model=Deploy,
-    ready=("queued",),
-    held="running",
+    ready=(DeployStatus.QUEUED,),
+    held=DeployStatus.RUNNING,
     holder="claimed_by",
     lease="lease_expires_at",
     ready_is_free=True,
@@ -170,7 +171,7 @@ def _claim_once(
             worker,
             lease,
             now,
-            where=(Deploy.status == "queued",),
+            where=(Deploy.status == DeployStatus.QUEUED,),
             values={"worker": worker, "started_at": now},
         )
         if taken is None:
@@ -184,7 +185,7 @@ def _claim_once(
 
 def _due(now: datetime, queues: Sequence[str] | None, rollbacks_only: bool) -> Select[int]:
     due = select(Deploy.id).where(
-        Deploy.status == "queued",
+        Deploy.status == DeployStatus.QUEUED,
         or_(Deploy.not_before.is_(None), Deploy.not_before <= now),
     )
     if queues:
@@ -200,7 +201,7 @@ def running_in_space(s: Session, space_id: int) -> int:
             select(func.count())
             .select_from(Deploy)
             .join(Project, Project.id == Deploy.project_id)
-            .where(Project.space_id == space_id, Deploy.status == "running")
+            .where(Project.space_id == space_id, Deploy.status == DeployStatus.RUNNING)
         )
         or 0
     )
@@ -211,7 +212,7 @@ def _projects_of_full_spaces(s: Session) -> list[int]:
     running = (
         select(Project.space_id, func.count(Deploy.id).label("n"))
         .join(Deploy, Deploy.project_id == Project.id)
-        .where(Deploy.status == "running")
+        .where(Deploy.status == DeployStatus.RUNNING)
         .group_by(Project.space_id)
         .subquery()
     )
@@ -279,12 +280,12 @@ def record_outcome(s: Session, deploy: Deploy, status: str, error: dict[str, Any
     deploy.finished_at = deploy.finished_at or utcnow()
     deploy_signals.changed(s, deploy.id)  # its followers learn the end at the commit
     sync_ticket(s, deploy)
-    if status in ("success", "failed"):
+    if status in (DeployStatus.SUCCESS, DeployStatus.FAILED):
         from ferryman.services import notifications
 
-        event = "deploy.succeeded" if status == "success" else "deploy.failed"
+        event = "deploy.succeeded" if status == DeployStatus.SUCCESS else "deploy.failed"
         notifications.deploy_event(s, event, deploy)
-    if status == "success":  # health checks keep watching where the env asks (watch:)
+    if status == DeployStatus.SUCCESS:  # health checks keep watching where the env asks (watch:)
         from ferryman.services import watch
 
         watch.start_for(s, deploy)
@@ -335,8 +336,8 @@ def cancel_queued(s: Session, deploy: Deploy) -> None:
     taken = rowcount(
         s.execute(
             update(Deploy)
-            .where(Deploy.id == deploy.id, Deploy.status == "queued")
-            .values(status="cancelled", finished_at=utcnow(), active_key=None)
+            .where(Deploy.id == deploy.id, Deploy.status == DeployStatus.QUEUED)
+            .values(status=DeployStatus.CANCELLED, finished_at=utcnow(), active_key=None)
         )
     )
     if taken != 1:
@@ -350,7 +351,7 @@ def interrupt(db: Database, deploy_id: int, reason: str) -> None:
     with db.transaction() as s:
         s.execute(
             update(Deploy)
-            .where(Deploy.id == deploy_id, Deploy.status == "running")
+            .where(Deploy.id == deploy_id, Deploy.status == DeployStatus.RUNNING)
             .values(cancel_reason=reason[:500])
         )
 

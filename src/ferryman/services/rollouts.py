@@ -14,6 +14,7 @@ from ferryman.config.project import ProjectConfig
 from ferryman.db.models import Deploy, Project, Release
 from ferryman.db.session import Database
 from ferryman.domain import rollout as rules
+from ferryman.domain.statuses import DeployStatus
 from ferryman.errors import Conflict, NotFound, ValidationError
 from ferryman.services import deploy_records, deploy_signals, locks
 from ferryman.services.audit import Actor, record
@@ -79,7 +80,7 @@ def pause(
             update(Deploy)
             .where(Deploy.id == deploy_id, Deploy.claimed_by == holder, Deploy.claimed_by != "")
             .values(
-                status="paused",
+                status=DeployStatus.PAUSED,
                 rollout=state.to_dict(),
                 worker="",
                 claimed_by="",
@@ -90,7 +91,7 @@ def pause(
         from ferryman.services import notifications
 
         deploy = s.get(Deploy, deploy_id)
-        if deploy is not None and deploy.status == "paused":
+        if deploy is not None and deploy.status == DeployStatus.PAUSED:
             notifications.deploy_event(s, "rollout.paused", deploy)
 
 
@@ -121,12 +122,12 @@ def request(db: Database, actor: Actor, deploy_id: int, action: str) -> Deploy:
         require(s, actor, ACTIONS[action], project=project, what=f"deploy #{deploy_id}")
         if deploy.rollout is None:
             raise Conflict(f"deploy #{deploy_id} is not a gray release")
-        if deploy.status == "paused":
-            deploy.status = "queued"
+        if deploy.status == DeployStatus.PAUSED:
+            deploy.status = DeployStatus.QUEUED
             deploy.rollout_request = action
-        elif deploy.status == "running" and action != "continue":
+        elif deploy.status == DeployStatus.RUNNING and action != "continue":
             deploy.rollout_request = action
-        elif deploy.status in ("running", "queued") and action == "continue":
+        elif deploy.status in (DeployStatus.RUNNING, DeployStatus.QUEUED) and action == "continue":
             raise Conflict(f"deploy #{deploy_id} is not paused; nothing to continue")
         else:
             raise Conflict(f"deploy #{deploy_id} is {deploy.status}; its rollout is over")

@@ -23,6 +23,7 @@ from ferryman.db import claims
 from ferryman.db.clock import db_now
 from ferryman.db.models import Deploy, NotifyChannel, NotifyDelivery, Project, Space, SpaceSummary
 from ferryman.db.session import Database
+from ferryman.domain.statuses import DeployStatus
 from ferryman.errors import NotFound, ValidationError
 from ferryman.notify.message import Message
 from ferryman.services.audit import SYSTEM, Actor, record
@@ -148,15 +149,15 @@ def report(s: Session, space_id: int, window: Window) -> dict[str, Any]:
     )
     failing: dict[str, int] = {}
     for r in rows:
-        if r.status == "failed":
+        if r.status == DeployStatus.FAILED:
             failing[r.name] = failing.get(r.name, 0) + 1
     top = sorted(failing.items(), key=lambda item: (-item[1], item[0]))[:TOP]
     return {
         "period": window.key,
         "deploys": len(deploys),
-        "succeeded": sum(1 for r in deploys if r.status == "success"),
-        "failed": sum(1 for r in deploys if r.status == "failed"),
-        "cancelled": sum(1 for r in deploys if r.status == "cancelled"),
+        "succeeded": sum(1 for r in deploys if r.status == DeployStatus.SUCCESS),
+        "failed": sum(1 for r in deploys if r.status == DeployStatus.FAILED),
+        "cancelled": sum(1 for r in deploys if r.status == DeployStatus.CANCELLED),
         "rollbacks": sum(1 for r in rows if r.kind == "rollback"),
         "duration_avg": round(sum(durations) / len(durations), 1) if durations else None,
         "duration_p50": durations[len(durations) // 2] if durations else None,

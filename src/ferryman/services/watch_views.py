@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from ferryman.db.models import DeployWatch
 from ferryman.db.session import Database
+from ferryman.domain.statuses import WatchStatus
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -19,7 +20,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _view(row: DeployWatch) -> dict[str, Any]:
-    host, _, why = row.reason.partition(": ") if row.status == "failed" else ("", "", "")
+    host, _, why = row.reason.partition(": ") if row.status == WatchStatus.FAILED else ("", "", "")
     return {
         "id": row.id,
         "deploy_id": row.deploy_id,
