@@ -505,6 +505,12 @@ def _masker(db: Database, deploy_id: int) -> Masker:
 
 
 # --- the worker's side -----------------------------------------------------------------------
+# Each write takes the run's ``owner`` — the holder token of its claim — and is made only
+# while that claim holds the deploy (``deploy_records.fence``, as every record a run writes;
+# None: unchecked, for callers that hold no claim): a run whose deploy was taken over while
+# it froze, or whose retry through an outage comes after the take-over, hands out, cancels
+# and marks nothing (``OwnershipLost``). Where task rows are changed, they are locked before
+# the deploy's row, the order a host's report takes them in (``report``).
 
 
 def create_tasks(
@@ -515,8 +521,11 @@ def create_tasks(
     action: str,
     release: str,
     previous: dict[str, str] | None = None,
+    owner: str | None = None,
 ) -> None:
     with db.transaction() as s:
+        _serialized(s)
+        deploy_records.fence(s, deploy_id, owner)
         for host in hosts:
             s.add(
                 AgentTask(
@@ -531,8 +540,15 @@ def create_tasks(
             )
 
 
-def make_due(db: Database, deploy_id: int, hosts: list[str], action: str = "deploy") -> None:
+def make_due(
+    db: Database,
+    deploy_id: int,
+    hosts: list[str],
+    action: str = "deploy",
+    owner: str | None = None,
+) -> None:
     with db.transaction() as s:
+        _serialized(s)
         s.execute(
             update(AgentTask)
             .where(
@@ -543,6 +559,7 @@ def make_due(db: Database, deploy_id: int, hosts: list[str], action: str = "depl
             )
             .values(status=PullTaskStatus.DUE, due_at=db_now(s))
         )
+        deploy_records.fence(s, deploy_id, owner)
     index.forget()
 
 
@@ -569,7 +586,11 @@ OVERDUE = "overdue: rolls back when the host polls again"
 
 
 def mark_unreachable(
-    db: Database, deploy_id: int, fetch_within: float, run_within: float
+    db: Database,
+    deploy_id: int,
+    fetch_within: float,
+    run_within: float,
+    owner: str | None = None,
 ) -> list[str]:
     """Hosts whose task is past its deadline (not fetched within ``fetch_within``, or not
     reported within ``run_within`` of fetching). A deploy task becomes ``unreachable``. A
@@ -594,6 +615,7 @@ def mark_unreachable(
             .where(AgentTask.deploy_id == deploy_id, AgentTask.status.in_(ACTIVE))
             .with_for_update()
         ).all()
+        deploy_records.fence(s, deploy_id, owner)
         for task_id, host, action, status, due_at, fetched_at, detail in tasks:
             if not (
                 (
@@ -633,17 +655,19 @@ def mark_unreachable(
             ):
                 late.append(host)
                 newly[host] = {"status": HostStatus.UNREACHABLE, "error": "no report"}
+        if newly:  # with the tasks, fenced alike
+            deploy_records.set_hosts_in(s, deploy_id, newly)
     if newly:
         index.forget()
-        deploy_records.set_hosts(db, deploy_id, newly)
     return late
 
 
-def cancel_open(db: Database, deploy_id: int) -> None:
+def cancel_open(db: Database, deploy_id: int, owner: str | None = None) -> None:
     """Stop handing out a deploy: its pending and due tasks are cancelled, and so is a deploy
     task a host is running — its next report is refused, and the host stops before its
     switch or switches back by itself (``commands/agent_script.py``)."""
     with db.transaction() as s:
+        _serialized(s)
         s.execute(
             update(AgentTask)
             .where(
@@ -666,12 +690,15 @@ def cancel_open(db: Database, deploy_id: int) -> None:
                 lease_until=None,  # the claim ends; its next report is refused
             )
         )
+        deploy_records.fence(s, deploy_id, owner)
     index.forget()
 
 
-def host_rows(db: Database, deploy_id: int) -> None:
+def host_rows(db: Database, deploy_id: int, owner: str | None = None) -> None:
     """Every host of a pull deploy appears in the deploy's hosts (pending) from the start."""
     with db.transaction() as s:
+        _serialized(s)
+        deploy_records.fence(s, deploy_id, owner)
         known = set(s.scalars(select(DeployHost.host).where(DeployHost.deploy_id == deploy_id)))
         for host in s.scalars(
             select(AgentTask.host).where(AgentTask.deploy_id == deploy_id).distinct()

@@ -193,24 +193,32 @@ class DatabaseStore:
             action,
             release,
             previous,
+            self.holder.owner,
         )
 
     async def add_host_rows(self) -> None:
-        await self._call(agents.host_rows, self.db, self.deploy_id)
+        await self._call(agents.host_rows, self.db, self.deploy_id, self.holder.owner)
 
     async def make_due(self, hosts: Sequence[str], action: str = "deploy") -> None:
-        await self._call(agents.make_due, self.db, self.deploy_id, list(hosts), action)
+        await self._call(
+            agents.make_due, self.db, self.deploy_id, list(hosts), action, self.holder.owner
+        )
 
     async def host_tasks(self, action: str = "deploy") -> dict[str, HostTask]:
         return await self._call(agents.task_states, self.db, self.deploy_id, action)
 
     async def mark_unreachable(self, fetch_within: float, run_within: float) -> list[str]:
         return await self._call(
-            agents.mark_unreachable, self.db, self.deploy_id, fetch_within, run_within
+            agents.mark_unreachable,
+            self.db,
+            self.deploy_id,
+            fetch_within,
+            run_within,
+            self.holder.owner,
         )
 
     async def cancel_host_tasks(self) -> None:
-        await self._call(agents.cancel_open, self.db, self.deploy_id)
+        await self._call(agents.cancel_open, self.db, self.deploy_id, self.holder.owner)
 
     async def environment_deploys(self) -> list[int]:
         return await self._call(
