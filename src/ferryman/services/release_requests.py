@@ -78,14 +78,22 @@ async def _settings(
     env: str,
     fields: dict[str, Any],
     hosts: Sequence[str] | None,
+    kept: bool = False,
 ) -> tuple[dict[str, Any] | None, list[str] | None, dict[str, Any]]:
     """(the project's new config, or None when unchanged; the chosen hosts; the request's
-    settings as they will be) — every check ``apply`` makes done, nothing written."""
+    settings as they will be) — every check ``apply`` makes done, nothing written.
+    ``kept``: ``hosts`` are the ones the request already had (a ``PUT`` that left them out):
+    they are never added to the environment again."""
     with db.read() as s:
         effective = projects.effective_config(s, project)
     effective.environment(env)
     current = project.config
     chosen, new_hosts = _hosts(effective, env, hosts)
+    if kept and new_hosts:  # taken out of the environment since: a title is no host change
+        raise Conflict(
+            f"the request's hosts {', '.join(new_hosts)} are no longer in {project.name} "
+            f"{env}; send hosts to choose them again"
+        )
     wanted = rules.with_settings(current, env, _asked(fields), new_hosts)
     parsed = parse_project(wanted)
     if dump_project(parsed) == current:
@@ -278,7 +286,13 @@ async def update(
     if version is not None:
         validate.ref(version)
     new_config, chosen, asked = await _settings(
-        db, actor, project, ticket.env, fields, hosts if hosts is not None else ticket.hosts
+        db,
+        actor,
+        project,
+        ticket.env,
+        fields,
+        hosts if hosts is not None else ticket.hosts,
+        kept=hosts is None,
     )
     commit = ticket.commit
     if version is not None and version != ticket.ref:
