@@ -3,7 +3,9 @@ bare repos over SSH, a real svnserve, and a Ferryman home with a migrated databa
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -84,14 +86,54 @@ SLOW_FIRST = (
 )
 
 
+# What a test that starts processes of its own uses: a server or the CLI as a process
+# (tests/helpers.running_server, tests/ops/servers), a browser, a private PostgreSQL, any
+# subprocess. A test is marked ``processes`` when its module, or the module of any fixture it
+# uses, names one of them (this file excepted: it names them here).
+STARTS_PROCESSES = re.compile(
+    "|".join(
+        ("running_server", r"tests\.ops\.servers", "subprocess", "playwright", "PrivatePostgres")
+    )
+)
+
+
+@functools.cache
+def _starts_processes(source: str) -> bool:
+    path = Path(source)
+    if path == Path(__file__) or path.suffix != ".py":
+        return False
+    try:
+        return bool(STARTS_PROCESSES.search(path.read_text(encoding="utf-8")))
+    except OSError:
+        return False
+
+
+def _sources(item: pytest.Item) -> set[str]:
+    """The files of a test and of every fixture it uses."""
+    files = {str(item.path)}
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in getattr(info, "name2fixturedefs", {}).values():
+        for fixturedef in defs:
+            code = getattr(fixturedef.func, "__code__", None)
+            if code is not None:
+                files.add(code.co_filename)
+    return files
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the fleet (any of its fixtures asks for ``fleet``) is marked
-    ``fleet``, so ``-m "not fleet"`` — the inner loop — never starts one. The slowest
-    modules (``SLOW_FIRST``) go first, each keeping its own order."""
+    ``fleet``, so ``-m "not fleet"`` never starts one; every test that starts processes of
+    its own (``STARTS_PROCESSES``) is marked ``processes``, so ``-m "not fleet and not
+    processes"`` — the inner loop — is the tests of code in this process and the databases.
+    The slowest modules (``SLOW_FIRST``) go first, each keeping its own order."""
     for item in items:
         if "fleet" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("fleet"):
             item.add_marker(pytest.mark.fleet)
+        if not item.get_closest_marker("processes") and any(
+            _starts_processes(source) for source in _sources(item)
+        ):
+            item.add_marker(pytest.mark.processes)
     rank = {module: place for place, module in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
@@ -112,12 +154,13 @@ def cheap_password_hashes() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[databases.Templates]:
     """``Database.upgrade`` of a database with no table at all copies a template migrated
     once per backend and worker (``testing/databases.Templates``) instead of running every
     migration again: the tests make a database or several each. A database that holds
     anything — the migration tests' older schemas — is migrated for real, and so is every
-    database of a server the tests start as a process."""
+    database of a server the tests start as a process. ``db_url``'s databases go back to
+    the worker's pool afterwards, cleaned, when they can (``Templates.recycle``)."""
     migrate = Database.upgrade
     templates = databases.Templates(tmp_path_factory.mktemp("templates"), migrate)
 
@@ -128,7 +171,7 @@ def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Database, "upgrade", upgrade)
         try:
-            yield
+            yield templates
         finally:
             templates.close()
 
@@ -220,11 +263,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database on ``backend``, dropped afterwards."""
-    url = databases.create(backend, tmp_path)
+def db_url(backend: str, tmp_path: Path, migrated_templates: databases.Templates) -> Iterator[str]:
+    """A fresh, empty database on ``backend``; afterwards dropped, or cleaned back to a
+    fresh copy's state (schema, rows and next ids checked) for a later test of this worker
+    (PostgreSQL and MariaDB: creating, migrating and dropping one costs seconds)."""
+    url = migrated_templates.create(backend, tmp_path)
     yield url
-    databases.drop(url)
+    migrated_templates.recycle(url)
 
 
 @pytest.fixture
