@@ -24,7 +24,7 @@ TEST_MARKER = "# unit tests (release request)"
 COMMANDS = ("build", "test", "start", "stop")
 COMMAND_LIMIT = 8000
 # a command is text: lines and tabs, never another control character
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0, DEL and C1
 
 
 def command(value: str, what: str) -> str:
