@@ -252,3 +252,49 @@ def test_the_tiered_fan_out_example_in_docs_config_md_loads():
     env.update(yaml.safe_load(block))
     transfer = parse_project(config).environment("p").transfer
     assert (transfer.fanout, transfer.authorized_keys) == (8, "~/.ssh/authorized_keys")
+
+
+def _tar(tmp_path: Path) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"hello\n"
+        info = tarfile.TarInfo("index.html")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_unpack_relayed_checks_the_copy_on_the_host_before_unpacking(tmp_path):
+    import hashlib
+
+    layout = _tmp_layout(tmp_path)
+    keys = tmp_path / "keys"
+    package = _tar(tmp_path)
+    digest = hashlib.sha256(package).hexdigest()
+    line = relay.authorized_line(layout, 8, PUBLIC, size=len(package), timeout=1, expires=WHEN)
+    assert _run(relay.setup(layout, 8, str(keys), line=line), tmp_path).returncode == 0
+    d = Path(relay.relay_dir(layout, 8))
+
+    def unpack(name: str) -> subprocess.CompletedProcess[bytes]:
+        command = relay.unpack_relayed(
+            layout, name, "none", 8, size=len(package), digest=digest, authorized_keys=str(keys)
+        )
+        return _run(command, tmp_path)
+
+    assert unpack("r0").returncode == relay.EXIT_NOTHING_RELAYED
+    (d / "relayed").write_bytes(package[:-1] + b"X")  # a relay's forgery
+    assert unpack("r1").returncode == relay.EXIT_NOT_THE_PACKAGE
+    assert not (tmp_path / "rel" / "r1").exists()  # nothing unpacked from it
+    assert keys.read_text() == ""  # the line went with the copy
+    (d / "relayed").write_bytes(package + b"trailing")  # only the package's size is read
+    done = unpack("r2")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "rel" / "r2" / "index.html").read_bytes() == b"hello\n"
+    assert not d.exists()
+    with pytest.raises(ValueError):
+        relay.unpack_relayed(
+            layout, "r", "none", 8, size=1, digest="x; rm -rf /", authorized_keys="k"
+        )

@@ -33,6 +33,7 @@ KEY = "key"
 KNOWN_HOSTS = "known_hosts"
 KILL_GRACE = 5
 EXIT_NOTHING_RELAYED = 94
+EXIT_NOT_THE_PACKAGE = 95  # what was relayed is not the package (its SHA-256 differs)
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,38 @@ def unpack_package(layout: Layout, name: str, compression: Compression, deploy_i
     d = relay_dir(layout, deploy_id)
     package = q(posixpath.join(d, PACKAGE))
     return bash(f"{HEAD}bash -c {q(script)} < {package}\nrm -rf -- {q(d)}\n")
+
+
+def unpack_relayed(
+    layout: Layout,
+    name: str,
+    compression: Compression,
+    deploy_id: int,
+    *,
+    size: int,
+    digest: str,
+    authorized_keys: str,
+) -> Command:
+    """On a host no one is fed from: copy what was relayed into the host's own copy, remove
+    the key's line, check the copy's SHA-256 against the package's ``digest`` (given by the
+    deploy host), and only then make the release from it (``unpack_package``). Exit
+    ``EXIT_NOTHING_RELAYED`` or ``EXIT_NOT_THE_PACKAGE`` before anything is unpacked."""
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError("not a SHA-256 hex digest")
+    d = relay_dir(layout, deploy_id)
+    relayed, package = q(posixpath.join(d, RELAYED)), q(posixpath.join(d, PACKAGE))
+    script = receive_release(layout, name, compression)[2]
+    return bash(
+        HEAD + f"[ -f {relayed} ] && [ ! -L {relayed} ] || exit {EXIT_NOTHING_RELAYED}\n"
+        f"rm -f -- {package}\n"
+        f"head -c {int(size)} -- {relayed} > {package}\n"
+        f"rm -f -- {relayed}\n"
+        + _drop_line(authorized_keys, layout, deploy_id)
+        + f"sum=$(sha256sum < {package})\n"
+        f'[ "${{sum%% *}}" = {digest} ] || exit {EXIT_NOT_THE_PACKAGE}\n'
+        f"bash -c {q(script)} < {package}\n"
+        f"rm -rf -- {q(d)}\n"
+    )
 
 
 def forward(

@@ -30,7 +30,8 @@ import asyncssh
 
 from ferryman.clock import utcnow
 from ferryman.commands import relay as cmd
-from ferryman.commands.remote import Command
+from ferryman.commands.remote import Command, Compression
+from ferryman.errors import RemoteError
 from ferryman.pipeline.context import Context
 from ferryman.remote import local
 from ferryman.remote.executor import Target, fan_out
@@ -94,11 +95,14 @@ class Relay:
         self.tree = plan(hosts, ctx.env.transfer.fanout)
         self.failures: dict[str, BaseException] = {}
         self.armed: set[str] = set()
-        self.members = {t.key for t in hosts}
         self.touched: set[str] = set()  # hosts that may hold the key line or the directory
         self.lines_left: set[str] = set()  # hosts whose key line may still be there
         self.keys_left: set[str] = set()  # relays whose key files may still be there
         self.unpacked: set[str] = set()  # hosts whose directory went with the unpack
+        self.stored: set[str] = set()  # relays holding their checked copy
+        self.pending: set[str] = set()  # hosts fed by a relay, checked when unpacking
+        self.size = 0
+        self.digest = ""
         self._gate = asyncio.Semaphore(ctx.limit or ctx.env.parallel)
 
     @property
@@ -109,8 +113,8 @@ class Relay:
         """Every host's own checked copy of the package in its relay directory, through the
         tree where it works; the failures by host (what the deploy host could not deliver)."""
         ctx = self.ctx
-        size = self.package.stat().st_size
-        digest = await asyncio.to_thread(_digest, self.package)
+        self.size = size = self.package.stat().st_size
+        self.digest = digest = await asyncio.to_thread(_digest, self.package)
         key = asyncssh.generate_private_key("ssh-ed25519")
         public = key.export_public_key("openssh").decode()
         private = key.export_private_key("openssh")
@@ -119,8 +123,9 @@ class Relay:
             f"host(s), which pass the package on ({len(self.tree.children)} relay(s))",
             stage=STAGE,
         )
+        in_tree = set(self.tree.parent) | set(self.tree.children)
         setup = await fan_out(
-            self.hosts,
+            [t for t in self.hosts if t.key in in_tree],  # a root feeding none: as before
             lambda t: self._setup(t, public, private, size),
             ctx.limit or ctx.env.parallel,
         )
@@ -184,8 +189,14 @@ class Relay:
         return sorted({" ".join(fields) for fields in lines})
 
     async def _settle(self, target: Target, relayed: bool, size: int, digest: str) -> None:
-        """``target`` has its checked copy (relayed, else pushed now), then feeds its own."""
+        """A relay gets its checked copy (relayed, else pushed now) and feeds its own; a host
+        that feeds none waits for its unpack (``mode``): its relayed copy is checked there."""
         ctx = self.ctx
+        children = self.tree.children.get(target.key, [])
+        if not children:
+            if relayed:
+                self.pending.add(target.key)
+            return
         try:
             ctx.checkpoint()
             if not (relayed and await self._accept(target, size, digest)):
@@ -199,12 +210,10 @@ class Relay:
                         timeout=ctx.env.transfer_timeout,
                         shown="receive the package from the deploy host",
                     )
+            self.stored.add(target.key)
         except Exception as exc:
             self.failures[target.key] = exc
-        children = self.tree.children.get(target.key, [])
-        if not children:
-            return
-        delivered = await self._forward(target, children) if target.key not in self.failures else {}
+        delivered = await self._forward(target, children) if target.key in self.stored else set()
         for child in children:
             if child.key not in delivered:
                 why = "it did not get the package" if target.key in self.failures else "it failed"
@@ -215,6 +224,70 @@ class Relay:
                     stage=STAGE,
                 )
         await asyncio.gather(*(self._settle(c, c.key in delivered, size, digest) for c in children))
+
+    def mode(self, key: str) -> str:
+        """How a host gets its release: ``stored`` (unpack its checked copy), ``relayed``
+        (check what a relay wrote, then unpack it: ``unpack_relayed``) or ``direct`` (the
+        usual stream from the deploy host)."""
+        return "stored" if key in self.stored else "relayed" if key in self.pending else "direct"
+
+    async def unpack(self, target: Target, release: str, compression: Compression) -> bool:
+        """Make the release on a host from its copy; False for a host fed directly, and when
+        a relayed copy is missing or not the package (logged: the deploy host then sends the
+        package itself, as to any other host)."""
+        ctx = self.ctx
+        if self.mode(target.key) == "direct":
+            return False
+        if self.mode(target.key) == "stored":
+            await ctx.remote(
+                target,
+                cmd.unpack_package(ctx.layout, release, compression, ctx.deploy_id),
+                stage=STAGE,
+                timeout=ctx.env.transfer_timeout,
+                shown="unpack the package",
+            )
+            self.unpacked.add(target.key)
+            return True
+        result = await ctx.remote(
+            target,
+            cmd.unpack_relayed(
+                ctx.layout,
+                release,
+                compression,
+                ctx.deploy_id,
+                size=self.size,
+                digest=self.digest,
+                authorized_keys=self.keys_file,
+            ),
+            stage=STAGE,
+            timeout=ctx.env.transfer_timeout,
+            check=False,
+            shown="check the relayed package (SHA-256) and unpack it",
+        )
+        if result.exit_status == 0:
+            self.unpacked.add(target.key)
+            self.lines_left.discard(target.key)
+            return True
+        if result.exit_status not in (cmd.EXIT_NOTHING_RELAYED, cmd.EXIT_NOT_THE_PACKAGE):
+            raise RemoteError(
+                "command failed",
+                host=target.key,
+                stage=STAGE,
+                command="unpack the relayed package",
+                exit_status=result.exit_status,
+                stderr_tail=result.stderr or result.stdout,
+            )
+        why = (
+            "nothing arrived"
+            if result.exit_status == cmd.EXIT_NOTHING_RELAYED
+            else "it is not the package (SHA-256 differs)"
+        )
+        ctx.recorder.log(
+            f"relayed package refused ({why}): the deploy host sends it directly",
+            host=target.key,
+            stage=STAGE,
+        )
+        return False
 
     async def _accept(self, target: Target, size: int, digest: str) -> bool:
         """Whether what the relay wrote is the package (copied first: then checked)."""
@@ -292,7 +365,7 @@ class Relay:
         """Once the package moved: remove the key line and key files wherever they may still
         be (each host's own commands removed them as it went; what a failure or a fallback
         left stays no longer). The package copies stay for the unpack."""
-        left = self.lines_left | self.keys_left
+        left = (self.lines_left | self.keys_left) - self.pending  # those go with the unpack
         done = await self._everywhere(
             left,
             cmd.revoke(self.keys_file, self.ctx.layout, self.ctx.deploy_id, keep_package=True),

@@ -13,7 +13,6 @@ import asyncio
 import json
 from pathlib import Path
 
-from ferryman.commands import relay as relay_cmd
 from ferryman.commands import remote as cmd
 from ferryman.commands.remote import inline_delete_fits, receive_release
 from ferryman.domain.manifest import Manifest, decode, diff, excluded
@@ -238,36 +237,36 @@ async def run(ctx: Context) -> None:
 
     async def one(target: Target) -> None:
         base, delete, package, _hosts = plan_for[target.key]
-        source: Path | None = package
         ctx.created.add(target.key)
         staged_by = None
         if base is not None and ctx.prelinked.get(target.key) == base:
             staged_by = ctx.deploy_id
             ctx.prelinked.pop(target.key)
-        if tiered is not None and target.key in tiered.members:  # its copy is on the host
-            if target.key in tiered.failures:
-                raise tiered.failures[target.key]
-            command = relay_cmd.unpack_package(ctx.layout, ctx.release, compression, ctx.deploy_id)
-            source = None
-        elif inline_delete_fits(delete):  # the usual case: one command per host
-            command = receive_release(
-                ctx.layout, ctx.release, compression, base=base, staged_by=staged_by, delete=delete
-            )
-        else:
-            start = (
-                cmd.adopt_prelinked(ctx.layout, ctx.release, ctx.deploy_id)
-                if staged_by is not None
-                else cmd.start_release(ctx.layout, ctx.release, base)
-            )
+        # tiered fan-out: a relay's own checked copy, or a relayed one checked on the host
+        received = tiered is not None and await tiered.unpack(target, ctx.release, compression)
+        if not received:
+            if inline_delete_fits(delete):  # the usual case: one command per host
+                command = receive_release(
+                    ctx.layout,
+                    ctx.release,
+                    compression,
+                    base=base,
+                    staged_by=staged_by,
+                    delete=delete,
+                )
+            else:
+                start = (
+                    cmd.adopt_prelinked(ctx.layout, ctx.release, ctx.deploy_id)
+                    if staged_by is not None
+                    else cmd.start_release(ctx.layout, ctx.release, base)
+                )
+                await ctx.remote(
+                    target, start, stage=STAGE, stdin=b"\0".join(p.encode() for p in delete)
+                )
+                command = cmd.unpack(ctx.layout, ctx.release, compression)
             await ctx.remote(
-                target, start, stage=STAGE, stdin=b"\0".join(p.encode() for p in delete)
+                target, command, stage=STAGE, source=package, timeout=ctx.env.transfer_timeout
             )
-            command = cmd.unpack(ctx.layout, ctx.release, compression)
-        await ctx.remote(
-            target, command, stage=STAGE, source=source, timeout=ctx.env.transfer_timeout
-        )
-        if tiered is not None and source is None:
-            tiered.unpacked.add(target.key)  # the relay directory went with it
         if ctx.prelinked.pop(target.key, None) is not None:  # linked early, then not used
             await ctx.remote(target, cmd.remove_staging(ctx.layout, ctx.deploy_id), stage=STAGE)
         shared = cmd.link_shared(ctx.layout, ctx.release, ctx.env.shared)
