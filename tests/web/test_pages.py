@@ -413,7 +413,7 @@ def test_the_project_form_is_in_sections_and_opens_a_folded_one_that_holds_an_er
     )
     assert shown.status_code == 422
     assert re.search(r'data-section="advanced" open>', shown.text)
-    assert 'name="env.production.connect_timeout" inputmode="decimal" value="-3"' in shown.text
+    assert 'name="env.production.connect_timeout" value="-3"' in shown.text
 
 
 def test_a_start_time_typed_in_the_browsers_zone_is_kept_as_that_moment_in_utc(world):

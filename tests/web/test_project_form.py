@@ -29,3 +29,37 @@ def test_a_key_the_form_has_no_field_for_round_trips_as_yaml_text() -> None:
         values[f"env.production.{key}"] = "plain text"
         back = forms.from_form(values, ["production"], "default")
         assert back["environments"]["production"][key] == "plain text"
+
+
+def test_timeouts_are_shown_and_entered_as_durations_as_in_the_project_file() -> None:
+    """One duration format everywhere: the form shows ``10m`` where the file says ``600``
+    (or ``10m``), takes ``90s`` back, and its placeholders are the defaults written so."""
+    from ferryman.config.project import parse_project
+
+    defaults = forms.defaults()
+    assert defaults["task_timeout"] == "10m" and defaults["connect_timeout"] == "15s"
+    config = {
+        "project": "shop",
+        "repo": "ssh://git@127.0.0.1/shop.git",
+        "environments": {
+            "production": {
+                "hosts": ["127.0.0.2"],
+                "webroot": "/srv/www/shop",
+                "releases": "/srv/r/shop",
+                "task_timeout": 600,
+                "command_timeout": "90s",
+                "transfer_timeout": 7200,
+            }
+        },
+    }
+    stored = parse_project(config).model_dump(mode="json", exclude_none=True)
+    values = forms.to_form(stored)
+    assert values["env.production.task_timeout"] == "10m"
+    assert values["env.production.command_timeout"] == "90s"
+    assert values["env.production.transfer_timeout"] == "2h"
+    values["env.production.connect_timeout"] = "1m"
+    back = parse_project(forms.from_form(values, ["production"], "default"))
+    env = back.environments["production"]
+    assert (env.task_timeout, env.command_timeout, env.transfer_timeout) == (600, 90, 7200)
+    assert env.connect_timeout == 60
+    assert forms.kinds()["task_timeout"] == "duration"

@@ -29,6 +29,14 @@ NUMBERS = (
     "connect_timeout",
     "post_release_delay",
 )
+# numbers that are durations: shown and entered as one (``10m``, ``90s``, ``1h``), as in YAML
+DURATIONS = (
+    "task_timeout",
+    "command_timeout",
+    "transfer_timeout",
+    "connect_timeout",
+    "post_release_delay",
+)
 FLAGS = ("compress", "post_release_on_revert", "auto_deploy")
 TEXTS = (
     "user",
@@ -107,12 +115,25 @@ def load_yaml(text: str) -> Any:
     return yamlsafe.load(text, MAX_YAML_CHARS)
 
 
+def spelled(seconds: Any) -> str:
+    """Seconds as the project file writes a duration: ``600`` → ``10m``, ``90`` → ``90s``,
+    ``7200`` → ``2h``, ``1.5`` → ``1.5s``."""
+    value = float(seconds)
+    if value.is_integer() and value > 0:
+        whole = int(value)
+        for unit, size in (("h", 3600), ("m", 60)):
+            if whole % size == 0:
+                return f"{whole // size}{unit}"
+        return f"{whole}s"
+    return f"{value:g}s"
+
+
 def defaults() -> dict[str, Any]:
-    """The schema's defaults, shown as placeholders."""
+    """The schema's defaults, shown as placeholders (durations as ``10m``)."""
     out: dict[str, Any] = {}
     for name, info in Environment.model_fields.items():
         if name in NUMBERS or name in FLAGS:
-            out[name] = info.default
+            out[name] = spelled(info.default) if name in DURATIONS else info.default
     return out
 
 
@@ -132,7 +153,10 @@ def to_form(config: Mapping[str, Any]) -> dict[str, Any]:
             values[prefix + key] = "\n".join(str(v) for v in env.get(key, []))
         for key in NUMBERS + TEXTS:
             if env.get(key) is not None:
-                values[prefix + key] = str(env[key])
+                shown = env[key]
+                if key in DURATIONS and isinstance(shown, int | float):
+                    shown = spelled(shown)
+                values[prefix + key] = str(shown)
         for key in FLAGS:
             values[prefix + key] = bool(env.get(key, Environment.model_fields[key].default))
         for hook in HOOKS:
@@ -387,6 +411,7 @@ def kinds() -> dict[str, str]:
     out = {k: "text" for k in TEXTS}
     out.update({k: "list" for k in LISTS})
     out.update({k: "number" for k in NUMBERS})
+    out.update({k: "duration" for k in DURATIONS})
     out.update({k: "flag" for k in FLAGS})
     out.update({k: "yaml" for k in YAMLS})
     out.update({f"tasks.{h}": "hook" for h in HOOKS})
