@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ACTIVE = ("due", "running")  # handed out: the host is fetching or running it
-FINAL = ("success", "failed", "rolled_back", "skipped", "unreachable", "cancelled")
+from ferryman.domain.statuses import PULL_ACTIVE, PULL_FINAL, PullTaskStatus
+
+ACTIVE = PULL_ACTIVE  # handed out: the host is fetching or running it
+FINAL = PULL_FINAL
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class HostTask:
         """It switched (success), or went silent or was stopped after its go-ahead: it is
         told to roll back. A host that failed, rolled itself back or was already on the
         release did not switch."""
-        return self.status == "success" or (
-            self.went_ahead and self.status in ("unreachable", "cancelled")
+        return self.status == PullTaskStatus.SUCCESS or (
+            self.went_ahead
+            and self.status in (PullTaskStatus.UNREACHABLE, PullTaskStatus.CANCELLED)
         )

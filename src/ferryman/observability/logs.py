@@ -13,6 +13,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from ferryman.domain.statuses import DeployStatus, StageStatus
+
 FORMATS = ("text", "json")
 LEVELS = ("critical", "error", "warning", "info", "debug")
 DEPLOYS = "ferryman.deploys"
@@ -91,7 +93,8 @@ def setup(level: str = "info", fmt: str = "text") -> dict[str, Any]:
 
 def deploy_event(event: str, deploy_id: int, message: str, **fields: Any) -> None:
     """One lifecycle event of a deploy, on the ``ferryman.deploys`` logger."""
-    bad = event in ("taken_over", "lost") or fields.get("status") == "failed"
+    failed = (DeployStatus.FAILED, StageStatus.FAILED)  # a deploy's end, a stage's
+    bad = event in ("taken_over", "lost") or fields.get("status") in failed
     level = logging.WARNING if bad else logging.INFO
     logging.getLogger(DEPLOYS).log(
         level, message, extra={"event": event, "deploy_id": deploy_id, **fields}

@@ -25,6 +25,7 @@ import httpx
 from ferryman.config.analysis import Analysis, Metric
 from ferryman.domain import analysis as rules
 from ferryman.domain.rollout import Rollout
+from ferryman.domain.statuses import HostStatus
 from ferryman.outbound import Outbound
 from ferryman.pipeline import prometheus
 from ferryman.pipeline.context import Context
@@ -207,7 +208,7 @@ async def _intervals(
             )
             for key in canary:
                 state.failed[key] = ctx.recorder.mask(f"{STAGE}: {reason}")[:500]
-                ctx.recorder.host(key, status="failed", error=state.failed[key])
+                ctx.recorder.host(key, status=HostStatus.FAILED, error=state.failed[key])
             return Outcome(ABORT, reason, on_failure, canary[0])
     ctx.recorder.log(f"analysis passed: {total} interval(s)", stage=STAGE)
     return Outcome(GO)

@@ -22,6 +22,7 @@ from ferryman.domain.config_files import ConfigFile, HostIdentity
 from ferryman.domain.local_paths import LOCAL, REACHED_AT
 from ferryman.domain.overlap import shared_dir
 from ferryman.domain.rollout import Rollout
+from ferryman.domain.statuses import HostStatus
 from ferryman.domain.variables import with_aliases
 from ferryman.errors import Cancelled, FerrymanError, OwnershipLost, RemoteError
 from ferryman.pipeline.ports import DeployStore, RecordWriter
@@ -349,10 +350,12 @@ class Context:
         for target in chosen:
             if target.key in failures:
                 exc = failures[target.key]
-                self.recorder.host(target.key, status="failed", error=self.host_error(exc))
+                self.recorder.host(target.key, status=HostStatus.FAILED, error=self.host_error(exc))
                 for other, other_exc in failures.items():
                     if other != target.key:
-                        self.recorder.host(other, status="failed", error=self.host_error(other_exc))
+                        self.recorder.host(
+                            other, status=HostStatus.FAILED, error=self.host_error(other_exc)
+                        )
                 raise exc
 
     def host_error(self, exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from ferryman.domain.analysis import Measurement
 from ferryman.domain.pull import ACTIVE, HostTask
 from ferryman.domain.records import LogRecord, StepRecord
 from ferryman.domain.rollout import Rollout
+from ferryman.domain.statuses import PullTaskStatus, ReleaseState
 
 
 @dataclass
@@ -21,7 +22,7 @@ class MemoryTask:
     action: str
     release: str
     previous: str = ""
-    status: str = "pending"
+    status: str = PullTaskStatus.PENDING
     went_ahead: bool = False  # the host's first report was taken
 
 
@@ -57,10 +58,10 @@ class MemoryStore:
         }
 
     async def complete_releases(self) -> dict[str, set[str]]:
-        return self._with({"complete"})
+        return self._with({ReleaseState.COMPLETE})
 
     async def good_releases(self) -> dict[str, set[str]]:
-        return self._with({"complete"}, self.good)
+        return self._with({ReleaseState.COMPLETE}, self.good)
 
     async def release_order(self) -> dict[str, int]:
         return dict(self.order)
@@ -92,7 +93,7 @@ class MemoryStore:
         for host, names in removed.items():
             for name in names:
                 if name in self.releases.get(host, {}):
-                    self.releases[host][name] = "removed"
+                    self.releases[host][name] = ReleaseState.REMOVED
 
     async def set_live(self, live: dict[str, str | None]) -> None:
         for host, name in live.items():
@@ -139,8 +140,12 @@ class MemoryStore:
 
     async def make_due(self, hosts: Sequence[str], action: str = "deploy") -> None:
         for task in self.tasks:
-            if task.host in hosts and task.action == action and task.status == "pending":
-                task.status = "due"
+            if (
+                task.host in hosts
+                and task.action == action
+                and task.status == PullTaskStatus.PENDING
+            ):
+                task.status = PullTaskStatus.DUE
 
     async def host_tasks(self, action: str = "deploy") -> dict[str, HostTask]:
         return {
@@ -154,16 +159,16 @@ class MemoryStore:
         for task in self.tasks:
             if task.host in self.unreachable and task.status in ACTIVE:
                 if task.action == "deploy":  # an overdue rollback stays handed out
-                    task.status = "unreachable"
+                    task.status = PullTaskStatus.UNREACHABLE
                 late.append(task.host)
         return late
 
     async def cancel_host_tasks(self) -> None:
         for task in self.tasks:
-            if task.status in ("pending", "due") or (
-                task.action == "deploy" and task.status == "running"
+            if task.status in (PullTaskStatus.PENDING, PullTaskStatus.DUE) or (
+                task.action == "deploy" and task.status == PullTaskStatus.RUNNING
             ):
-                task.status = "cancelled"
+                task.status = PullTaskStatus.CANCELLED
 
     async def environment_deploys(self) -> list[int]:
         return sorted(self.deploys, reverse=True)
@@ -177,9 +182,9 @@ class MemoryStore:
             raise ValueError(f"{host}'s {action} task is {task.status}")
         task.status, task.previous = status, previous or task.previous
         task.went_ahead = True
-        if status == "success" and task.release:
+        if status == PullTaskStatus.SUCCESS and task.release:
             self.live[host] = task.release
-        elif status == "success":  # rolled back to no release: the link is gone
+        elif status == PullTaskStatus.SUCCESS:  # rolled back to no release: the link is gone
             self.live.pop(host, None)
 
 

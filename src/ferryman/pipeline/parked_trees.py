@@ -28,6 +28,7 @@ import stat
 from pathlib import Path
 
 from ferryman import sandbox
+from ferryman.domain.statuses import DeployStatus
 from ferryman.errors import VcsError
 from ferryman.pipeline.context import Context
 from ferryman.vcs.base import Resolved, SandboxRun, Vcs
@@ -194,7 +195,7 @@ def park(ctx: Context, status: str) -> None:
     try:
         tree = ctx.tree
         if (
-            status == "success"
+            status == DeployStatus.SUCCESS
             and ctx.kind == "deploy"
             and pending.is_dir()
             and tree.is_dir()

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from ferryman import sandbox
 from ferryman.commands import probe
+from ferryman.domain.statuses import HostStatus, StageStatus
 from ferryman.errors import RemoteError
 from ferryman.pipeline.context import Context, HostFacts
 from ferryman.remote.executor import Target
@@ -59,7 +60,7 @@ async def probe_hosts(
         if record:
             ctx.recorder.host(
                 target.key,
-                status="running",
+                status=HostStatus.RUNNING,
                 previous_release=facts.live_release(ctx.layout) or facts.link or "",
             )
         if problems and refuse:
@@ -96,16 +97,16 @@ def start(ctx: Context) -> None:
     try:
         _workspace(ctx)
     except BaseException:
-        ctx.recorder.stage_end(STAGE, "failed")
+        ctx.recorder.stage_end(STAGE, StageStatus.FAILED)
         raise
 
     async def probe() -> None:
         try:
             await probe_hosts(ctx)
         except BaseException:
-            ctx.recorder.stage_end(STAGE, "failed")
+            ctx.recorder.stage_end(STAGE, StageStatus.FAILED)
             raise
-        ctx.recorder.stage_end(STAGE, "success")
+        ctx.recorder.stage_end(STAGE, StageStatus.SUCCESS)
 
     ctx.probing = asyncio.create_task(probe())
 

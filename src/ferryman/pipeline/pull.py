@@ -15,6 +15,7 @@ from pathlib import Path
 from ferryman.config.project import Strategy
 from ferryman.domain import rollout as rules
 from ferryman.domain.pull import FINAL
+from ferryman.domain.statuses import PullTaskStatus
 from ferryman.errors import Cancelled, Conflict, OwnershipLost, RolloutFailed
 from ferryman.pipeline import checkout, tasks, transfer
 from ferryman.pipeline.context import Context
@@ -79,7 +80,7 @@ async def _wait(ctx: Context, hosts: list[str], action: str) -> dict[str, str]:
             overdue.update(late)
         found = await ctx.store.host_tasks(action)
         states = {
-            h: found[h].status if found[h].final or h not in overdue else "unreachable"
+            h: found[h].status if found[h].final or h not in overdue else PullTaskStatus.UNREACHABLE
             for h in hosts
             if h in found
         }
@@ -113,7 +114,7 @@ async def run(ctx: Context) -> None:
                 await ctx.store.make_due(batch)
                 states = await _wait(ctx, batch, "deploy")
                 for host, status in states.items():
-                    ok = status in ("success", "skipped")
+                    ok = status in (PullTaskStatus.SUCCESS, PullTaskStatus.SKIPPED)
                     ctx.recorder.stage_host(STAGE, host, ok, 0.0)
                     if not ok:
                         failed[host] = status
@@ -158,7 +159,7 @@ async def recover(ctx: Context) -> str:
     if ctx.kind == "rollback":
         found = await ctx.store.host_tasks("rollback")
         states = await _wait(ctx, list(found), "rollback")
-        bad = sorted(h for h, status in states.items() if status != "success")
+        bad = sorted(h for h, status in states.items() if status != PullTaskStatus.SUCCESS)
         return "; the hosts finished the rollback" + (f" except {', '.join(bad)}" if bad else "")
     # a host in the middle of its deploy script is refused its next report and stops before
     # its switch or switches back by itself; those that had switched are told to roll back
@@ -185,7 +186,7 @@ async def _tell_rollback(ctx: Context) -> set[str]:
     with ctx.recorder.stage("rollback", len(switched)):
         states = await _wait(ctx, list(switched), "rollback")
     for host, status in states.items():
-        ctx.recorder.stage_host("rollback", host, status == "success", 0.0)
+        ctx.recorder.stage_host("rollback", host, status == PullTaskStatus.SUCCESS, 0.0)
     return set(switched)
 
 
@@ -211,9 +212,9 @@ async def _rollback(ctx: Context, hosts: list[str]) -> None:
         # a host that has not fetched its rollback yet never carries it out later
         await ctx.store.cancel_host_tasks()
         raise
-    bad = {h: s for h, s in states.items() if s != "success"}
+    bad = {h: s for h, s in states.items() if s != PullTaskStatus.SUCCESS}
     for host, status in states.items():
-        ctx.recorder.stage_host("rollback", host, status == "success", 0.0)
+        ctx.recorder.stage_host("rollback", host, status == PullTaskStatus.SUCCESS, 0.0)
     if bad:
         host = next(iter(bad))
         raise RolloutFailed(f"{host} did not roll back: {bad[host]}", host=host, stage="rollback")

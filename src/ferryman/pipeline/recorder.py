@@ -21,6 +21,7 @@ from typing import Any
 from ferryman.clock import utcnow
 from ferryman.domain.masking import Masker
 from ferryman.domain.records import LogRecord, StepRecord
+from ferryman.domain.statuses import HostStatus, StageStatus
 from ferryman.errors import DatabaseUnavailable
 from ferryman.observability.logs import deploy_event
 from ferryman.pipeline.ports import RecordWriter
@@ -91,7 +92,7 @@ class Recorder:
         """At the end of a run: every host still ``running`` (or never reached) gets a final
         status — no host row of an ended deploy says it is still running."""
         for host in hosts:
-            if self.host_status.get(host, "running") == "running":
+            if self.host_status.get(host, HostStatus.RUNNING) == HostStatus.RUNNING:
                 self.host(host, status=status)
 
     # --- stages ----------------------------------------------------------------------------
@@ -101,7 +102,7 @@ class Recorder:
         self.stages.append(
             {
                 "name": name,
-                "status": "running",
+                "status": StageStatus.RUNNING,
                 "total": total,
                 "done": 0,
                 "failed": 0,
@@ -120,9 +121,9 @@ class Recorder:
         try:
             yield
         except BaseException:
-            self.stage_end(name, "failed")
+            self.stage_end(name, StageStatus.FAILED)
             raise
-        self.stage_end(name, "success")
+        self.stage_end(name, StageStatus.SUCCESS)
 
     def _stage(self, name: str) -> dict[str, Any]:
         for stage in reversed(self.stages):

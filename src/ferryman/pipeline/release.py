@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ferryman.commands import remote as cmd
+from ferryman.domain.statuses import HostStatus
 from ferryman.pipeline import tasks
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target
@@ -71,7 +72,7 @@ async def revert(ctx: Context, keys: list[str] | None = None) -> None:
         live[target.key] = ctx.facts[target.key].live_release(ctx.layout)
         if target.key in ctx.switched:
             ctx.switched.remove(target.key)
-        ctx.recorder.host(target.key, status="reverted")
+        ctx.recorder.host(target.key, status=HostStatus.REVERTED)
 
     try:
         with ctx.recorder.stage(REVERT, len(hosts)):

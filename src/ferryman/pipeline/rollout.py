@@ -20,13 +20,11 @@ from datetime import UTC, datetime
 
 from ferryman.config.project import Strategy
 from ferryman.domain import rollout as rules
+from ferryman.domain.statuses import HostStatus, RolloutState
 from ferryman.errors import Cancelled, FerrymanError, RolloutFailed
 from ferryman.pipeline import analysis, health, release, served, tasks
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target, fan_out
-
-PAUSED = "paused"
-DONE = "done"
 
 
 class _Abort(Exception):
@@ -82,7 +80,7 @@ async def _step(
         failures = await _each(ctx, stage, hosts, action)
     for key, exc in failures.items():
         state.failed[key] = ctx.recorder.mask(f"{stage}: {_why(exc)}")[:500]
-        ctx.recorder.host(key, status="failed", error=state.failed[key])
+        ctx.recorder.host(key, status=HostStatus.FAILED, error=state.failed[key])
     return [t for t in hosts if t.key not in failures]
 
 
@@ -150,7 +148,7 @@ async def _batch(
     if back:
         await release.revert(ctx, back)
     for target in broken:  # failed (and put back): what a retry of the failed hosts takes
-        ctx.recorder.host(target.key, status="failed", error=state.failed[target.key])
+        ctx.recorder.host(target.key, status=HostStatus.FAILED, error=state.failed[target.key])
     for target in broken:
         try:
             await _lb(ctx, "lb_in", target)
@@ -200,7 +198,9 @@ def _first_failure(state: rules.Rollout, batch: list[str]) -> tuple[str, str]:
     return key, state.failed[key]
 
 
-async def run(ctx: Context, state: rules.Rollout, asked: str = "", pause: bool = True) -> str:
+async def run(
+    ctx: Context, state: rules.Rollout, asked: str = "", pause: bool = True
+) -> RolloutState:
     """Run the batches from ``state.next_batch``; ``paused`` or ``done``. A rollback runs
     the same flow with ``pause=False``."""
     strategy = ctx.env.strategy or Strategy()
@@ -209,7 +209,7 @@ async def run(ctx: Context, state: rules.Rollout, asked: str = "", pause: bool =
     canary = bool(strategy.canary) and len(state.batches) > 1
     for target in ctx.targets:
         state.previous.setdefault(target.key, ctx.facts[target.key].link)
-    state.state, state.paused_since, state.pause_reason = "running", None, ""
+    state.state, state.paused_since, state.pause_reason = RolloutState.RUNNING, None, ""
     try:
         if asked in ("abort", "rollback"):
             raise _Abort(asked, f"{asked} asked while paused")
@@ -249,24 +249,24 @@ async def run(ctx: Context, state: rules.Rollout, asked: str = "", pause: bool =
                 if judged.action == analysis.ABORT:
                     raise _Abort(judged.how, judged.reason, judged.host)
                 if judged.action == analysis.PAUSE:
-                    state.state, state.pause_reason = "paused", judged.reason
+                    state.state, state.pause_reason = RolloutState.PAUSED, judged.reason
                     state.paused_since = datetime.now(UTC).isoformat()
-                    return PAUSED
+                    return RolloutState.PAUSED
                 promoted = judged.action == analysis.PROMOTED
             if pause and canary and index == 0 and state.next_batch < len(state.batches):
                 wait = 0.0 if promoted else strategy.pause_seconds
                 if wait is None:
-                    state.state = "paused"
+                    state.state = RolloutState.PAUSED
                     state.paused_since = datetime.now(UTC).isoformat()
                     state.pause_reason = "after the canary: continue or abort"
                     ctx.recorder.log("paused after the canary: waiting for continue or abort")
-                    return PAUSED
+                    return RolloutState.PAUSED
                 if wait:
                     await _wait(ctx, state, wait, "after the canary")
         await _back_in(ctx, state)
-        state.state = "done"
+        state.state = RolloutState.DONE
         await ctx.store.save_rollout(state)
-        return DONE
+        return RolloutState.DONE
     except Cancelled:
         if state.out_of_lb:  # a held canary goes back on its old release, then in
             ctx.undoing = True  # as the runner's undo: no cancel stops this
@@ -309,9 +309,9 @@ async def abort_rollout(
                     await _lb(ctx, "lb_in", target)
                 except FerrymanError as exc:
                     ctx.recorder.log(f"lb_in: {exc.message}", host=target.key)
-        state.state, state.out_of_lb = "aborted", []
+        state.state, state.out_of_lb = RolloutState.ABORTED, []
     else:
-        state.state = "halted" if how == "halt" else "aborted"
+        state.state = RolloutState.HALTED if how == "halt" else RolloutState.ABORTED
         ctx.switched.clear()  # halt: nothing is put back
         await _back_in(ctx, state)  # but a held canary serves again
     state.switched = list(ctx.switched)

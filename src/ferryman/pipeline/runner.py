@@ -16,6 +16,7 @@ from typing import Any
 
 from ferryman.domain.masking import Masker
 from ferryman.domain.rollout import Rollout
+from ferryman.domain.statuses import DeployStatus, HostStatus, RolloutState
 from ferryman.errors import Conflict, FerrymanError, OwnershipLost, RemoteError
 from ferryman.pipeline import (
     builds,
@@ -36,10 +37,9 @@ from ferryman.pipeline.context import Context
 
 log = logging.getLogger(__name__)
 CANCEL_POLL = 1.0  # seconds between looks at the cancel flag
-_SETTLED = {"success": "success"}  # a host row's final status by the deploy's outcome
 
 
-async def execute(ctx: Context) -> str:
+async def execute(ctx: Context) -> DeployStatus:
     """Run the deploy the context describes, on a held deploy: ``success`` or ``paused``; a
     failure, cancel or loss is raised after the hosts were put back by the rules above."""
     rec = ctx.recorder
@@ -49,22 +49,22 @@ async def execute(ctx: Context) -> str:
     )
     if ctx.env.mode == "pull":
         await pull.run(ctx)  # the hosts report their own status
-        status = "success"
+        status = DeployStatus.SUCCESS
     elif ctx.kind == "rollback":
         await _rollback(ctx)
-        status = "success"
+        status = DeployStatus.SUCCESS
     else:
         status = await _deploy(ctx)
     ctx.checkpoint()  # no outcome, not even success, once the deploy is not ours
-    if status == "success" and ctx.env.mode == "push":
+    if status == DeployStatus.SUCCESS and ctx.env.mode == "push":
         failed = ctx.rollout.failed if ctx.rollout is not None else {}
         for target in ctx.targets:
             if target.key not in failed:
-                rec.host(target.key, status="success")
+                rec.host(target.key, status=HostStatus.SUCCESS)
     return status
 
 
-async def _deploy(ctx: Context) -> str:
+async def _deploy(ctx: Context) -> DeployStatus:
     """``success``, or ``paused`` (a gray release waiting after its canary)."""
     rec = ctx.recorder
     prepare.start(ctx)  # the hosts are probed beside pre_deploy and the checkout
@@ -100,8 +100,8 @@ async def _deploy(ctx: Context) -> str:
         ctx.checkpoint()
         if ctx.rollout is not None:
             asked = await ctx.store.take_rollout_request()
-            if await rollout.run(ctx, ctx.rollout, asked) == rollout.PAUSED:
-                return "paused"
+            if await rollout.run(ctx, ctx.rollout, asked) == RolloutState.PAUSED:
+                return DeployStatus.PAUSED
         else:
             await release.run(ctx)
         ctx.committed = True
@@ -113,10 +113,10 @@ async def _deploy(ctx: Context) -> str:
     await migrations.record(ctx)  # what the database has now, with the release
     with rec.stage(cleanup.STAGE, len(ctx.targets)):
         await cleanup.prune(ctx)
-    return "success"
+    return DeployStatus.SUCCESS
 
 
-async def _resume(ctx: Context, state: Rollout) -> str:
+async def _resume(ctx: Context, state: Rollout) -> DeployStatus:
     """A paused gray release, continued (or aborted) on whichever worker claimed it: the
     release is already on every host; switched hosts are known from the saved state."""
     missing = [key for key, facts in ctx.facts.items() if not facts.releases.get(ctx.release)]
@@ -138,8 +138,8 @@ async def _resume(ctx: Context, state: Rollout) -> str:
     )
     try:
         ctx.switching = True
-        if await rollout.run(ctx, state, asked) == rollout.PAUSED:
-            return "paused"
+        if await rollout.run(ctx, state, asked) == RolloutState.PAUSED:
+            return DeployStatus.PAUSED
         ctx.committed = True
     except BaseException as exc:
         await _undo(ctx, exc)
@@ -148,7 +148,7 @@ async def _resume(ctx: Context, state: Rollout) -> str:
     await migrations.record(ctx)
     with ctx.recorder.stage(cleanup.STAGE, len(ctx.targets)):
         await cleanup.prune(ctx)
-    return "success"
+    return DeployStatus.SUCCESS
 
 
 async def _rollback(ctx: Context) -> None:
@@ -198,7 +198,7 @@ def keep_build(ctx: Context, status: str) -> None:
     successful one's tree is parked for the next checkout (``parked_trees``)."""
     try:
         parked_trees.park(ctx, status)
-        if status != "success" and ctx.kind == "deploy" and ctx.resolved is not None:
+        if status != DeployStatus.SUCCESS and ctx.kind == "deploy" and ctx.resolved is not None:
             builds.keep(ctx.settings, ctx.deploy_id, ctx.tree, ctx.resolved)
     except OSError:
         log.warning("keeping the build of deploy %s failed", ctx.deploy_id, exc_info=True)
