@@ -23,13 +23,13 @@ from ferryman.config.project import parse_project
 from ferryman.db.session import Database
 from ferryman.services import agents, deploy_views, deploys, projects
 from ferryman.services.audit import SYSTEM
-from tests.conftest import set_approval
+from tests.conftest import NET, set_approval
 from tests.helpers import ADMIN, Repo, live, release_dirs, running_server, unique
 from tests.pipeline.test_agent_confirmation import server  # noqa: F401  (a fixture)
 from tests.pipeline.test_pull import Pollers, _config, pollers  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.fleet
-PROXY_PORT = 18161
+LINK = f"{NET}.77"  # the forwarder's address, this test run's own (its port: a free one)
 
 
 def _worker(settings) -> subprocess.Popen[bytes]:
@@ -94,12 +94,24 @@ class Forward(http.server.BaseHTTPRequestHandler):
 
 
 class Link:
+    """A forwarder that can be cut (``down``) and mended (``up``) on the same address: its
+    port is the free one the kernel gives at the first ``up`` (never a fixed one, which two
+    runs on one machine would both want), and every later ``up`` binds it again, on this
+    run's own loopback address (``FERRYMAN_TEST_NET``)."""
+
     def __init__(self, upstream: str) -> None:
         self.handler = type("F", (Forward,), {"upstream": upstream})
         self.httpd: http.server.ThreadingHTTPServer | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        assert self.port, "the link was never up"
+        return f"http://{LINK}:{self.port}"
 
     def up(self) -> None:
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", PROXY_PORT), self.handler)
+        self.httpd = http.server.ThreadingHTTPServer((LINK, self.port), self.handler)
+        self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def down(self) -> None:
@@ -138,7 +150,7 @@ def _fleet(api, pollers, git_host, targets, tmp_path, name, cut: bool):  # noqa:
     link.up()
     for n, host in enumerate(hosts):
         token = agents.register(db, SYSTEM, "default", host.address)["token"]
-        through = f"http://127.0.0.1:{PROXY_PORT}" if (cut and n == 2) else url
+        through = link.url if (cut and n == 2) else url
         pollers.start(host, through, token)
     return db, hosts, repo, link
 
