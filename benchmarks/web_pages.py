@@ -7,7 +7,8 @@ A database is filled the way Ferryman fills it — 10 projects with 3 hosts each
 finished deploys over 30 days (each with its hosts, 40 log lines, stages, releases), tickets
 for a fifth of them, audit rows — then every page is requested ``--rounds`` times by a
 signed-in master through the ASGI app in this process (no network), and the time from
-request to complete response is reported (median and worst). The target is < 200 ms.
+request to complete response is reported (median, worst and the first request's). The
+target is < 200 ms.
 """
 
 from __future__ import annotations
@@ -266,7 +267,7 @@ def main() -> None:
             "account": "/account",
         }
         print(f"{args.deploys} deploys, backend {args.backend}, {args.rounds} rounds per page")
-        print(f"{'page':<14} {'median ms':>10} {'worst ms':>9}")
+        print(f"{'page':<14} {'median ms':>10} {'worst ms':>9} {'first ms':>9}")
         worst_all = 0.0
         for name, path in pages.items():
             times = []
@@ -276,7 +277,10 @@ def main() -> None:
                 times.append((time.perf_counter() - start) * 1000)
                 assert response.status_code == 200, (path, response.text[:300])
             worst_all = max(worst_all, max(times))
-            print(f"{name:<14} {statistics.median(times):>10.1f} {max(times):>9.1f}")
+            print(
+                f"{name:<14} {statistics.median(times):>10.1f} {max(times):>9.1f}"
+                f" {times[0]:>9.1f}"  # the first request: a cold cache, once compiled templates
+            )
         print(f"worst of all pages: {worst_all:.1f} ms (target < 200 ms)")
     finally:
         db.dispose()
