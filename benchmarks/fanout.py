@@ -106,6 +106,9 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1, help="off/on pairs (medians reported)")
     parser.add_argument("--parallel", type=int, default=50, help="the projects' `parallel`")
+    parser.add_argument(
+        "--connect-timeout", type=int, default=60, help="the projects' connect_timeout (s)"
+    )
     parser.add_argument("--disk", action="store_true", help="disk-backed /srv instead of tmpfs")
     parser.add_argument("--net", default=os.environ.get("FERRYMAN_BENCH_NET", "127.0.121"))
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -152,6 +155,7 @@ def main() -> None:
                         "webroot": f"/srv/www/{name}",
                         "releases": f"/srv/releases/{name}",
                         "parallel": args.parallel,
+                        "connect_timeout": args.connect_timeout,
                         "transfer": {"fanout": fanout, "authorized_keys": HOST_KEYS},
                     }
                 },
