@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +26,9 @@ import pytest
 from sqlalchemy import text
 
 from ferryman.config.project import parse_project
-from ferryman.errors import Conflict
-from ferryman.services import projects, release_requests
+from ferryman.db.models import Deploy, Ticket
+from ferryman.errors import Conflict, FerrymanError
+from ferryman.services import approval, projects, release_requests, tickets
 from ferryman.services.audit import SYSTEM
 from ferryman.testing import databases
 from tests.api.world import World, build_world
@@ -54,6 +56,10 @@ def world(
     base: Path = tmp_path_factory.mktemp(f"request-race-{backend}")
     url = databases.create(backend, base)
     w = build_world(base, url)
+    repo = Path(w.repo_url.removeprefix("file://"))
+    (repo / "index.html").write_text("v2\n")
+    for args in (["commit", "-qam", "second"], ["tag", "v2"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
     try:
         yield w
     finally:
@@ -163,3 +169,68 @@ def test_an_apply_committed_while_a_put_changes_a_request_is_never_silently_over
     assert not isinstance(outcome[0], Exception), outcome[0]
     production = _production(w, name)
     assert production.get("tasks", {}).get("pre_release") == OTHER_HOOK, (changed, production)
+
+
+def test_a_deploy_queued_while_a_put_changes_the_request_is_the_version_the_ticket_shows(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A developer changes the version of an approved request while a master deploys it:
+    either the deploy goes first (and the PUT is refused: the request is queued) or the PUT
+    does (and the deploy is refused: the request is back in review). Before, both went
+    through: a deploy of v1 ran under a ticket that read v2, pending approval — and the
+    ticket would report v2 deployed when it finished."""
+    w = world
+    name = projects.get_project(w.db, SYSTEM, int(w.new_project()))[0].name
+    made = asyncio.run(
+        release_requests.create(
+            w.db, w.settings, w.actors["developer"], f"acme:{name}", "production", "v1", {}
+        )
+    )
+    ticket_id = int(made["id"])
+    assert made["status"] == "pending_approval"
+    tickets.approve_ticket(w.db, w.actors["master"], ticket_id)
+    real = approval.approving_environments  # asked by the PUT once it holds the ticket
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def master_deploys() -> None:
+        try:
+            outcome.append(tickets.deploy_ticket(w.db, w.actors["master"], ticket_id))
+        except Exception as exc:  # recorded, asserted on below
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    def racing(*args: Any) -> Any:
+        if not outcome and not done.is_set() and not racing_started:
+            racing_started.append(True)
+            threading.Thread(target=master_deploys, daemon=True).start()
+            deadline = time.monotonic() + 60  # a bound on a wait, not a timed assertion
+            while not done.is_set() and not _waits_for_a_lock(w):
+                assert time.monotonic() < deadline, "the deploy neither ended nor waited"
+                time.sleep(0.05)
+        return real(*args)
+
+    racing_started: list[bool] = []
+    monkeypatch.setattr(approval, "approving_environments", racing)
+    try:
+        changed: Any = asyncio.run(
+            release_requests.update(
+                w.db, w.settings, w.actors["developer"], ticket_id, {}, version="v2"
+            )
+        )
+    except Conflict as exc:
+        changed = exc
+    assert done.wait(60), "the deploy never ended"
+    with w.db.read() as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None
+        deploy = s.get(Deploy, ticket.deploy_id) if ticket.deploy_id is not None else None
+        if deploy is not None:  # the deploy went first: the ticket shows what it deploys
+            assert ticket.status == "queued", (changed, outcome)
+            assert (ticket.ref, ticket.commit) == (deploy.ref, deploy.commit), (changed, outcome)
+            assert isinstance(changed, Conflict)
+        else:  # the PUT went first: v2 waits for a new approval, nothing was queued
+            assert ticket.status == "pending_approval" and ticket.ref == "v2"
+            # refused as a ticket no longer approved — not a deadlock the database broke
+            assert isinstance(outcome[0], FerrymanError), outcome

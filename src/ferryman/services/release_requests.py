@@ -198,7 +198,10 @@ def _settings_in(
     it, so nobody's apply in between is overwritten."""
     # locked and read again: an apply committed after the request's check is seen here (and
     # one that starts now waits for this transaction), never overwritten unseen
-    project = s.get(Project, planned.id, with_for_update=True, populate_existing=True)
+    project = s.get(
+        Project, planned.id, with_for_update={"key_share": True}, populate_existing=True
+    )  # PostgreSQL: FOR NO KEY UPDATE, so a deploy or ticket made for the project meanwhile
+    # (a row that refers to it) does not wait; an apply (an UPDATE of it) does
     if project is None or project.deleted_at is not None:
         raise NotFound(f"no project {planned.name}")
     if parsed is not None:
@@ -209,11 +212,16 @@ def _settings_in(
 
 
 def _load(
-    s: Session, actor: Actor, ticket_id: int, action: str, made: bool = False
+    s: Session, actor: Actor, ticket_id: int, action: str, made: bool = False, lock: bool = False
 ) -> tuple[Ticket, Project]:
-    """The request's ticket and project (``made``: the ticket just made for it)."""
+    """The request's ticket and project (``made``: the ticket just made for it; ``lock``: its
+    row locked and read again, for the transaction that changes it)."""
     missing = NotFound(f"no release request #{ticket_id}")
-    ticket = s.get(Ticket, ticket_id)
+    ticket = (
+        s.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+        if lock
+        else s.get(Ticket, ticket_id)
+    )
     project = s.get(Project, ticket.project_id) if ticket is not None else None
     if ticket is None or project is None or (ticket.request is None and not made):
         raise missing
@@ -305,7 +313,9 @@ async def update(
 
     def write() -> dict[str, Any]:
         with db.transaction() as s:
-            fresh, project_now = _load(s, actor, ticket_id, "ticket.create")
+            # the ticket's row, then the project's, each locked (the order a deploy of the
+            # ticket takes them in): a deploy or an approval meanwhile is seen, not written over
+            fresh, _ = _load(s, actor, ticket_id, "ticket.create", lock=True)
             if fresh.status not in CHANGEABLE or fresh.updated_at != ticket.updated_at:
                 raise Conflict(f"release request #{ticket_id} changed meanwhile; try again")
             project_now = _settings_in(s, db, actor, project, parsed)

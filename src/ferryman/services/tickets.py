@@ -66,9 +66,18 @@ def ticket_dict(ticket: Ticket, project: Project | None = None) -> dict[str, Any
     }
 
 
-def _load(s: Session, actor: Actor, ticket_id: int, action: str) -> tuple[Ticket, Project]:
+def _load(
+    s: Session, actor: Actor, ticket_id: int, action: str, lock: bool = False
+) -> tuple[Ticket, Project]:
+    """The ticket and its project; ``lock``: the ticket's row locked (read again) for the
+    transaction that moves it, so two moves (a deploy and a release request's ``PUT``, say)
+    never both go through on what each read before the other wrote."""
     missing = NotFound(said("no ticket #%(id)s", id=ticket_id))
-    ticket = s.get(Ticket, ticket_id)
+    ticket = (
+        s.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+        if lock
+        else s.get(Ticket, ticket_id)
+    )
     if ticket is None:
         raise missing
     project = s.get(Project, ticket.project_id)
@@ -271,7 +280,7 @@ def _own_or_master(s: Session, actor: Actor, ticket: Ticket, project: Project) -
 
 def submit_ticket(db: Database, actor: Actor, ticket_id: int) -> dict[str, Any]:
     with db.transaction() as s:
-        ticket, project = _load(s, actor, ticket_id, "ticket.create")
+        ticket, project = _load(s, actor, ticket_id, "ticket.create", lock=True)
         _own_or_master(s, actor, ticket, project)
         states.check_transition(ticket.id, ticket.status, TicketStatus.PENDING_APPROVAL)
         _move(s, ticket, _first_state(s, project, ticket.env, False, ticket.hosts))
@@ -283,7 +292,7 @@ def submit_ticket(db: Database, actor: Actor, ticket_id: int) -> dict[str, Any]:
 
 def approve_ticket(db: Database, actor: Actor, ticket_id: int, comment: str = "") -> dict[str, Any]:
     with db.transaction() as s:
-        ticket, project = _load(s, actor, ticket_id, "ticket.approve")
+        ticket, project = _load(s, actor, ticket_id, "ticket.approve", lock=True)
         own = actor.id is not None and actor.id == ticket.created_by
         if own:
             approval.check_self_approval(s, actor, ticket, comment)
@@ -303,7 +312,7 @@ def reject_ticket(db: Database, actor: Actor, ticket_id: int, reason: str) -> di
     if not reason.strip():
         raise ValidationError(said("reason: a rejection needs a reason"))
     with db.transaction() as s:
-        ticket, project = _load(s, actor, ticket_id, "ticket.approve")
+        ticket, project = _load(s, actor, ticket_id, "ticket.approve", lock=True)
         if actor.id is not None and actor.id == ticket.created_by:
             raise OwnTicket(said("you created ticket #%(id)s; cancel it instead", id=ticket.id))
         _move(s, ticket, TicketStatus.REJECTED)
@@ -381,7 +390,7 @@ def deploy_ticket(
     if why:
         _refuse_stale(db, actor, ticket_id, why)
     with db.transaction() as s:
-        ticket, project = _load(s, actor, ticket_id, "ticket.deploy")
+        ticket, project = _load(s, actor, ticket_id, "ticket.deploy", lock=True)
         if ticket.status in RERUNS and stale_approval(s, ticket, project):
             raise Conflict(f"ticket #{ticket_id} changed while it was being deployed; try again")
         deploy = _queue(s, actor, ticket, project, schedule)
@@ -391,7 +400,7 @@ def deploy_ticket(
 
 def cancel_ticket(db: Database, actor: Actor, ticket_id: int, reason: str = "") -> dict[str, Any]:
     with db.transaction() as s:
-        ticket, project = _load(s, actor, ticket_id, "ticket.create")
+        ticket, project = _load(s, actor, ticket_id, "ticket.create", lock=True)
         _own_or_master(s, actor, ticket, project)
         states.check_transition(ticket.id, ticket.status, TicketStatus.CANCELLED)
         deploy = s.get(Deploy, ticket.deploy_id) if ticket.deploy_id is not None else None
