@@ -3,8 +3,9 @@
 A deploy makes its own ed25519 key pair. Its public half goes into the receiving hosts'
 ``authorized_keys`` with ``restrict``, a forced command, ``from=`` (the one relay that feeds
 the host) and an expiry: all it can do is write at most the package's size of bytes into one
-file, ``<releases>/.ferryman-relay-<deploy>/relayed``, which the deploy host then copies to a
-file of its own and checks against the package's SHA-256 before anything is unpacked from it.
+file, ``<releases>/.ferryman-relay-<deploy>/relayed``, which the deploy host's own command
+then copies to a file the key cannot write and checks against the package's SHA-256 (computed
+on the deploy host) before anything is unpacked from it (``accept_relayed``, ``unpack_relayed``).
 The private half goes only to the relays, in a 0600 file in that per-deploy directory (0700,
 the deploy user's); the directory and the key line are removed when the deploy ends.
 

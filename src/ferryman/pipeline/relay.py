@@ -5,10 +5,12 @@ The hosts that get the full package form a tree: the first ``N`` are fed by the 
 every host then feeds up to ``N`` more (``plan``). A relay passes the package on with OpenSSH
 and a key made for this one deploy (``commands.relay``: on the receivers it may only write at
 most the package's size into one file of the deploy's directory; the relays hold its private
-half in a 0600 file there). Before a host's package is used, the deploy host copies what was
-relayed to a file the key cannot write and checks its SHA-256 against the package's. A relay
-that fails, is too slow (every command has its timeout) or delivers something else: the hosts
-below it get the package straight from the deploy host, and the log says so.
+half in a 0600 file there). Before a relayed package is used, what was relayed is copied to
+a file the key cannot write and its SHA-256 compared with the package's (by the deploy host for
+a relay's own copy, before it passes it on; on the host, against the digest the deploy host
+gives, in the command that unpacks it, for the others). A relay that fails, is too slow (every
+command has its timeout) or delivers something else: the hosts below it get the package
+straight from the deploy host, and the log says so.
 
 A host's key line goes as soon as its copy is accepted, a relay's key files as soon as it has
 passed the package on, its directory with the unpack; whatever a failure, a fallback or a
@@ -110,8 +112,10 @@ class Relay:
         return self.ctx.env.transfer.authorized_keys
 
     async def distribute(self) -> dict[str, BaseException]:
-        """Every host's own checked copy of the package in its relay directory, through the
-        tree where it works; the failures by host (what the deploy host could not deliver)."""
+        """The key set up, every relay's checked copy of the package in its directory and
+        passed on, through the tree where it works (the hosts fed by a relay have their copy
+        checked when it is unpacked: ``unpack``); the relays the deploy host could not feed
+        either, by host (they get the package as any host does)."""
         ctx = self.ctx
         self.size = size = self.package.stat().st_size
         self.digest = digest = await asyncio.to_thread(_digest, self.package)
