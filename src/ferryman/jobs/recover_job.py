@@ -102,4 +102,5 @@ def _abandoned(deploy: Deploy) -> Abandoned:
         target="" if "," in name else name,
         stages={str(s.get("name")): str(s.get("status")) for s in deploy.stages or []},
         emergency=bool((deploy.options or {}).get("emergency")),
+        out_of_lb=tuple(str(k) for k in (deploy.rollout or {}).get("out_of_lb") or ()),
     )

@@ -17,7 +17,7 @@ from typing import Any
 from ferryman.commands import remote as cmd
 from ferryman.domain import recovery
 from ferryman.errors import FerrymanError
-from ferryman.pipeline import prepare, pull, relay, stopping, tasks
+from ferryman.pipeline import prepare, pull, relay, rollout, stopping, tasks
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target
 
@@ -33,6 +33,8 @@ class Abandoned:
     target: str  # the one release a rollback went to ("" when it went to several or none)
     stages: dict[str, str]  # stage name -> its status
     emergency: bool = False
+    # hosts a gray release had taken (or was taking) out of the load balancer
+    out_of_lb: tuple[str, ...] = ()
 
     def committed(self, restarts: bool) -> bool:
         """The record shows the deploy's work on hosts was done: a deploy reached its
@@ -165,10 +167,28 @@ async def _put_hosts_in_order(
     finally:
         await ctx.store.set_live(done)
         await ctx.store.mark_removed(removed)
+    await _back_into_load_balancer(ctx, abandoned, decided, done)
     if emergency and not decided.problems:
         rec.log("the emergency rollback was completed on every host by the recovery")
         return "success", None
     return "failed", lost_error(worker, _summary(ctx, decided))
+
+
+async def _back_into_load_balancer(
+    ctx: Context, abandoned: Abandoned, decided: recovery.Plan, done: dict[str, str | None]
+) -> None:
+    """``lb_in`` for the hosts the dead run had taken out of the load balancer, once each is
+    in order (on the release it now serves, recorded in ``done``); a host not in order stays
+    out, and says so."""
+    out = [k for k in abandoned.out_of_lb if k in ctx.facts or k in decided.problems]
+    ready = [k for k in out if k in done and k not in decided.problems]
+    for key in out:
+        if key not in ready:
+            ctx.recorder.log("left out of the load balancer: it is not in order", host=key)
+    for key, why in (await rollout.lb_in_again(ctx, ready)).items():
+        decided.problems.setdefault(key, f"lb_in failed: {why}")
+    if ready:
+        ctx.recorder.log(f"back into the load balancer: {', '.join(ready)}")
 
 
 def _summary(ctx: Context, decided: recovery.Plan) -> str:

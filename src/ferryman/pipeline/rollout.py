@@ -84,10 +84,36 @@ async def _step(
     return [t for t in hosts if t.key not in failures]
 
 
+def _balanced(ctx: Context) -> bool:
+    """A load balancer is driven (``lb_in`` is set): who is out of it is worth recording."""
+    return bool(ctx.env.strategy is not None and ctx.env.strategy.lb_in.strip())
+
+
+async def _taking_out(ctx: Context, state: rules.Rollout, keys: list[str]) -> None:
+    """Record ``keys`` as out of the load balancer *before* their ``lb_out`` runs: a worker
+    lost from here on leaves the list behind, and the recovery puts them back in
+    (``pipeline/recover.py``)."""
+    if _balanced(ctx):
+        state.out_of_lb = list(dict.fromkeys([*state.out_of_lb, *keys]))
+        await ctx.store.save_rollout(state)
+
+
+async def lb_in_again(ctx: Context, keys: list[str]) -> dict[str, str]:
+    """``lb_in`` for hosts a lost run may have left out of the load balancer; what failed,
+    per host."""
+    if not keys or not _balanced(ctx):
+        return {}
+    targets = [ctx.target(k) for k in keys]
+    failures = await _each(ctx, "lb_in", targets, lambda t: _lb(ctx, "lb_in", t))
+    return {key: _why(exc) for key, exc in failures.items()}
+
+
 async def _batch(
     ctx: Context, state: rules.Rollout, batch: list[Target], hold_out: bool = False
 ) -> None:
     new_dir = ctx.layout.release(ctx.release)
+    held_before = list(state.out_of_lb)
+    await _taking_out(ctx, state, [t.key for t in batch])
     hosts = await _step(ctx, state, "lb_out", batch, lambda t: _lb(ctx, "lb_out", t))
     hosts = await _step(
         ctx, state, "pre_release", hosts, lambda t: tasks.run_hook(ctx, "pre_release", t, new_dir)
@@ -136,8 +162,9 @@ async def _batch(
         hosts = await _step(ctx, state, health.STAGE, hosts, healthy)
     if ctx.env.verify_served is not None:  # it serves the new release, not a cached old one
         hosts = await _step(ctx, state, served.STAGE, hosts, lambda t: served.prove(ctx, t))
+    held: list[str] = []
     if hold_out:  # canary_lb: out_until_continue: lb_in when the rollout is continued
-        state.out_of_lb += [t.key for t in hosts if t.key not in state.out_of_lb]
+        held = [t.key for t in hosts]
         ctx.recorder.log(f"kept out of the load balancer until continue: {len(hosts)} host(s)")
     else:
         hosts = await _step(ctx, state, "lb_in", hosts, lambda t: _lb(ctx, "lb_in", t))
@@ -154,6 +181,8 @@ async def _batch(
             await _lb(ctx, "lb_in", target)
         except FerrymanError as exc:
             ctx.recorder.log(f"lb_in after the failure: {exc.message}", host=target.key)
+    # every host of the batch had its lb_in, but the canary held out until continue
+    state.out_of_lb = held_before + [k for k in held if k not in held_before]
     state.switched = list(ctx.switched)
 
 
@@ -290,6 +319,7 @@ async def abort_rollout(
     ctx.recorder.log(f"rollout aborted ({how}): {reason}")
     back = [ctx.target(k) for k in ctx.switched]
     if how == "rollback" and back:
+        await _taking_out(ctx, state, [t.key for t in back])
         with ctx.recorder.stage("abort", len(back)):
             for target in back:
                 try:
