@@ -106,6 +106,7 @@ class Relay:
         self.size = 0
         self.digest = ""
         self._gate = asyncio.Semaphore(ctx.limit or ctx.env.parallel)
+        self._known: asyncssh.SSHKnownHosts | None = None
 
     @property
     def keys_file(self) -> str:
@@ -185,8 +186,9 @@ class Relay:
             if pinned:
                 keys = [asyncssh.import_public_key(line) for line in pinned.splitlines() if line]
             else:
-                known = asyncssh.read_known_hosts(str(executor.known_hosts))
-                keys = list(known.match(target.address, target.address, target.port)[0])
+                if self._known is None:  # read once per deploy, not once per host
+                    self._known = asyncssh.read_known_hosts(str(executor.known_hosts))
+                keys = list(self._known.match(target.address, target.address, target.port)[0])
         except (OSError, ValueError, asyncssh.KeyImportError):
             return []
         lines = [k.export_public_key("openssh").decode().split()[:2] for k in keys]
