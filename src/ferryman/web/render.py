@@ -47,8 +47,16 @@ def _short(commit: str | None) -> str:
 
 
 def _json(value: Any) -> Markup:
-    """JSON safe to place inside a ``<script type=application/json>`` element."""
-    text = json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+    """JSON safe to place inside a ``<script type=application/json>`` element: ``<``, ``>``
+    and ``&`` written as JSON escapes, so no text in it (a hook's stderr with ``<!--<script>``
+    or ``</script>``) can end the element or change how the browser reads the rest of the
+    page; ``JSON.parse`` reads the same values."""
+    text = (
+        json.dumps(value, ensure_ascii=False)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
     return Markup(text)  # noqa: S704 - escaped for a script element above
 
 
