@@ -136,3 +136,48 @@ def test_a_stage_on_more_hosts_than_parallel_holds_at_most_parallel_connections(
     assert len(targets) > 2
     assert after == [2]
     assert all(h.path(marker).exists() for h in targets)
+
+
+def test_a_stage_after_another_reuses_the_connections_the_bound_kept(settings, targets):
+    """With ``parallel: 2`` the first stage leaves two connections open; the next stage runs
+    those two hosts first, so it connects only to the others (before: to every host again,
+    the two kept ones closed by the bound before their turn came)."""
+    config = parse_project(
+        {
+            "project": "reuse",
+            "repo": "ssh://git@127.0.0.1/none.git",  # never reached: only stages run here
+            "environments": {
+                "production": {
+                    "hosts": [h.address for h in targets],
+                    "user": "root",
+                    "webroot": "/srv/www/reuse",
+                    "releases": "/srv/releases/reuse",
+                    "parallel": 2,
+                }
+            },
+        }
+    )
+    ctx = new_context(
+        settings, config, "production", deploy_id=1, store=MemoryStore(), writer=MemoryWriter()
+    )
+    marker = "/srv/" + unique("reuse")
+    made: list[int] = []
+
+    async def scenario() -> None:
+        try:
+            for stage in ("first", "second"):
+
+                async def one(target: Target, stage: str = stage) -> None:
+                    await ctx.remote(target, ("touch", f"{marker}-{stage}"), stage=stage)
+
+                before = ctx.executor.handshakes
+                with ctx.recorder.stage(stage, len(ctx.targets)):
+                    await ctx.each_host(stage, one)
+                made.append(ctx.executor.handshakes - before)
+        finally:
+            await ctx.executor.close()
+
+    asyncio.run(scenario())
+    assert len(targets) > 2
+    assert made == [len(targets), len(targets) - 2]
+    assert all(h.path(f"{marker}-second").exists() for h in targets)

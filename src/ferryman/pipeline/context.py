@@ -346,7 +346,10 @@ class Context:
         bound = limit or self.limit or self.env.parallel
         if (self.executor.max_connections or 0) < bound:  # every host at once: keep them all
             self.executor.max_connections = bound
-        failures = await fan_out(chosen, timed, bound)
+        # hosts still connected first: on a fleet larger than the connections kept, they run
+        # before the bound closes them, and the stage reuses what the last one left open
+        order = sorted(chosen, key=lambda t: not self.executor.connected(t.key))
+        failures = await fan_out(order, timed, bound)
         for target in chosen:
             if target.key in failures:
                 exc = failures[target.key]

@@ -121,6 +121,7 @@ class Executor:
         # with the others in ``close``, so that none is left for the collector to find open
         self._retired: list[asyncssh.SSHClientConnection] = []
         self.max_connections = max_connections
+        self.handshakes = 0  # connections made (each an SSH handshake), for stages and benchmarks
         self._opening: dict[str, asyncio.Lock] = {}  # host key -> held while connecting
         self._in_use: dict[str, int] = {}  # host key -> commands running on its connection
         self._closing: set[asyncio.Future[None]] = set()  # trimmed connections, closing
@@ -191,10 +192,16 @@ class Executor:
                 raise RemoteError(
                     f"cannot connect: {_describe(exc)}", host=target.key, stage=stage
                 ) from None
+        self.handshakes += 1
         if target.key in self._connections:  # another task connected to it meanwhile
             self._retired.append(conn)
             return
         self._connections[target.key] = conn
+
+    def connected(self, key: str) -> bool:
+        """Whether a connection to host ``key`` is open now (a command on it costs no
+        handshake)."""
+        return key in self._connections
 
     def _trusted(
         self, target: Target, stage: str
