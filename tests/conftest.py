@@ -191,7 +191,13 @@ def _fleet_available() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def fleet() -> Iterator[Fleet]:
+def fleet(request: pytest.FixtureRequest) -> Iterator[Fleet]:
+    item = getattr(request, "_pyfuncitem", None)  # the test that asked for it first
+    if item is not None and not item.get_closest_marker("fleet"):
+        pytest.fail(  # it would start a fleet under -m "not fleet"
+            f"{item.nodeid} reaches the fleet without asking for it as a fixture: "
+            "name the fleet fixture (or one that uses it) among its arguments"
+        )
     reason = _fleet_available()
     if reason:
         if os.environ.get("CI"):
