@@ -115,9 +115,9 @@ class Templates:
                 self.migrate(db)
             finally:
                 db.dispose()
+            self._urls[backend] = url  # close drops it, whatever happens next
             if backend != "sqlite":
                 self._states[backend] = _State.of(url)
-            self._urls[backend] = url
         return self._urls[backend]
 
     def create(self, backend: str, scratch: Path) -> str:
