@@ -43,6 +43,7 @@ from ferryman.db.models import (
     Ticket,
     utcnow,
 )
+from ferryman.limits import freeze_start_up_objects
 from ferryman.services import inventory, projects, spaces, tickets, users
 from ferryman.services.audit import SYSTEM, record
 from ferryman.testing import databases
@@ -247,6 +248,7 @@ def main() -> None:
         with db.read() as s:
             deploy_id = s.query(Deploy.id).order_by(Deploy.id.desc()).first()[0]
         client = TestClient(create_app(settings, db, embedded_worker=False))
+        freeze_start_up_objects()  # as `ferryman serve` does once its app is built
         client.post("/login", data={"username": "lead", "password": PASSWORD})
         base_url = "/s/default"
         pages = {

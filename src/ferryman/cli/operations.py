@@ -169,7 +169,7 @@ def serve(
 
     from ferryman.app import create_app
     from ferryman.bootstrap import ensure_ssh_key, prepare_home
-    from ferryman.limits import raise_open_files
+    from ferryman.limits import freeze_start_up_objects, raise_open_files
     from ferryman.observability import logs
 
     log_config = logs.setup(level, fmt)
@@ -188,8 +188,10 @@ def serve(
         log.info(
             "No users yet. Create the first admin with: ferryman admin create-user NAME --superuser"
         )
+    app = create_app(settings, db, embedded_worker=worker)
+    freeze_start_up_objects()  # no request pauses for a collection of the start-up heap
     uvicorn.run(
-        create_app(settings, db, embedded_worker=worker),
+        app,
         host=host,
         port=port,
         log_level=level,
