@@ -131,6 +131,19 @@ def test_revoke_leaves_a_file_whose_only_line_was_the_relay_key_empty(tmp_path):
     assert keys.read_text() == ""
 
 
+def test_revoke_keeps_every_other_line_of_a_file_holding_bytes_that_are_not_text(tmp_path):
+    """A NUL or a Latin-1 comment made grep read the file as binary and print none of the
+    lines the rewrite keeps: every other key of the user was dropped."""
+    keys = tmp_path / "keys"
+    own = b"ssh-ed25519 AAAAown jos\xe9@portable\nssh-ed25519 AAAAnul x\x00y\n"
+    keys.write_bytes(own + b"ssh-ed25519 AAAAlast no-newline")
+    line = relay.authorized_line(LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN)
+    assert _run(relay.trust(str(keys), line), tmp_path).returncode == 0
+    done = _run(relay.revoke(str(keys), LAYOUT, 7), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert keys.read_bytes() == own + b"ssh-ed25519 AAAAlast no-newline\n"
+
+
 def test_revoke_on_a_host_without_the_file_or_the_dir_succeeds(tmp_path):
     assert _run(relay.revoke(str(tmp_path / "none"), LAYOUT, 7), tmp_path).returncode == 0
 

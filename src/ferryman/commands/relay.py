@@ -148,8 +148,13 @@ def trust(authorized_keys: str, line: str) -> Command:
 def _drop_line(authorized_keys: str, layout: Layout, deploy_id: int) -> str:
     """A subshell removing this deploy's key line from ``authorized_keys``: every line
     ending with its marker, only those; the file keeps its owner and mode and is replaced
-    atomically, under the same lock as ``trust``."""
+    atomically, under the same lock as ``trust``. ``grep`` reads the file as bytes
+    (``LC_ALL=C``, ``-a``): a NUL or a byte that is not UTF-8 anywhere in it (an old key's
+    Latin-1 comment) would otherwise make it a binary file whose lines ``grep -v`` does not
+    print — the rewrite would drop every other key. The new file replaces the old one only
+    when it holds exactly the old lines less the matching ones."""
     pattern = q(f"^restrict,.* {marker(layout, deploy_id)}$")
+    grep = "LC_ALL=C grep -a -E"
     return (
         "(\n"
         f"f={_keys_file(authorized_keys)}\n"
@@ -157,11 +162,17 @@ def _drop_line(authorized_keys: str, layout: Layout, deploy_id: int) -> str:
         '[ -f "$f" ] || exit 0\n'
         'exec 9<"$(dirname -- "$f")"\n'
         "if command -v flock >/dev/null 2>&1; then flock -w 30 9; fi\n"
-        f'grep -q -E -- {pattern} "$f" || exit 0\n'
+        f'n=$({grep} -c -- {pattern} "$f" || true)\n'
+        '[ "${n:-0}" -gt 0 ] || exit 0\n'
         't=$(mktemp -- "$f.XXXXXX")\n'
         "trap 'rm -f -- \"$t\"' EXIT\n"
         'cp -p -- "$f" "$t"\n'
-        f'grep -v -E -- {pattern} "$f" > "$t" || [ $? -eq 1 ]\n'
+        f'{grep} -v -- {pattern} "$f" > "$t" || [ $? -eq 1 ]\n'
+        # lines counted as grep sees them (a last line without a newline counts too)
+        f'before=$({grep} -c -- "" "$f"); after=$({grep} -c -- "" "$t" || true)\n'
+        'if [ "$after" -ne $((before - n)) ]; then\n'
+        '  echo "authorized_keys left as it was: its rewrite lost lines" >&2; exit 1\n'
+        "fi\n"
         'mv -f -- "$t" "$f"\n'
         ")\n"
     )
