@@ -82,11 +82,15 @@ def test_the_key_line_is_restricted_forced_expiring_and_from_its_relay():
 def test_a_key_line_never_carries_a_quote_or_a_name_for_from():
     odd = Layout(webroot="/w", releases='/srv/a"b', shared_dir="/s")
     with pytest.raises(ValueError):
-        relay.authorized_line(odd, 7, PUBLIC, size=1, timeout=1, expires=WHEN)
+        relay.authorized_line(odd, 7, PUBLIC, size=1, timeout=1, expires=WHEN, sources=["10.0.0.9"])
     with pytest.raises(ValueError):
         relay.authorized_line(LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN, sources=["h"])
     with pytest.raises(ValueError):
-        relay.authorized_line(LAYOUT, 7, "ssh-rsa AAAA", size=1, timeout=1, expires=WHEN)
+        relay.authorized_line(
+            LAYOUT, 7, "ssh-rsa AAAA", size=1, timeout=1, expires=WHEN, sources=["10.0.0.9"]
+        )
+    with pytest.raises(ValueError):  # no from=: the key would be taken from anywhere
+        relay.authorized_line(LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN, sources=[])
 
 
 def test_a_releases_path_with_shell_characters_stays_one_quoted_word():
@@ -109,8 +113,12 @@ def test_trust_appends_one_line_and_revoke_removes_only_this_deploys(tmp_path):
     keys.parent.mkdir()
     keys.write_text("ssh-ed25519 AAAAown admin")  # no final newline
     keys.chmod(0o640)
-    line = relay.authorized_line(LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN)
-    other = relay.authorized_line(LAYOUT, 70, PUBLIC, size=1, timeout=1, expires=WHEN)
+    line = relay.authorized_line(
+        LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN, sources=["10.0.0.9"]
+    )
+    other = relay.authorized_line(
+        LAYOUT, 70, PUBLIC, size=1, timeout=1, expires=WHEN, sources=["10.0.0.9"]
+    )
     for text in (line, other):
         assert _run(relay.trust("~/.ssh/authorized_keys", text), tmp_path).returncode == 0
     assert keys.read_text() == f"ssh-ed25519 AAAAown admin\n{line}\n{other}\n"
@@ -124,7 +132,9 @@ def test_trust_appends_one_line_and_revoke_removes_only_this_deploys(tmp_path):
 
 def test_revoke_leaves_a_file_whose_only_line_was_the_relay_key_empty(tmp_path):
     keys = tmp_path / "keys"
-    line = relay.authorized_line(LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN)
+    line = relay.authorized_line(
+        LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN, sources=["10.0.0.9"]
+    )
     assert _run(relay.trust(str(keys), line), tmp_path).returncode == 0
     assert oct(keys.stat().st_mode & 0o777) == oct(0o600)  # a new file is the user's alone
     assert _run(relay.revoke(str(keys), LAYOUT, 7), tmp_path).returncode == 0
@@ -137,7 +147,9 @@ def test_revoke_keeps_every_other_line_of_a_file_holding_bytes_that_are_not_text
     keys = tmp_path / "keys"
     own = b"ssh-ed25519 AAAAown jos\xe9@portable\nssh-ed25519 AAAAnul x\x00y\n"
     keys.write_bytes(own + b"ssh-ed25519 AAAAlast no-newline")
-    line = relay.authorized_line(LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN)
+    line = relay.authorized_line(
+        LAYOUT, 7, PUBLIC, size=1, timeout=1, expires=WHEN, sources=["10.0.0.9"]
+    )
     assert _run(relay.trust(str(keys), line), tmp_path).returncode == 0
     done = _run(relay.revoke(str(keys), LAYOUT, 7), tmp_path)
     assert done.returncode == 0, done.stderr
@@ -156,7 +168,9 @@ def test_accept_copies_what_was_relayed_drops_the_key_line_and_prints_the_digest
     layout = _tmp_layout(tmp_path)
     keys = tmp_path / "keys"
     keys.write_text("ssh-ed25519 AAAAown admin\n")
-    line = relay.authorized_line(layout, 5, PUBLIC, size=3, timeout=1, expires=WHEN)
+    line = relay.authorized_line(
+        layout, 5, PUBLIC, size=3, timeout=1, expires=WHEN, sources=["10.0.0.9"]
+    )
     done = _run(relay.setup(layout, 5, str(keys), line=line), tmp_path)
     assert done.returncode == 0, done.stderr
     assert keys.read_text() == f"ssh-ed25519 AAAAown admin\n{line}\n"
@@ -287,7 +301,9 @@ def test_unpack_relayed_checks_the_copy_on_the_host_before_unpacking(tmp_path):
     keys = tmp_path / "keys"
     package = _tar(tmp_path)
     digest = hashlib.sha256(package).hexdigest()
-    line = relay.authorized_line(layout, 8, PUBLIC, size=len(package), timeout=1, expires=WHEN)
+    line = relay.authorized_line(
+        layout, 8, PUBLIC, size=len(package), timeout=1, expires=WHEN, sources=["10.0.0.9"]
+    )
     assert _run(relay.setup(layout, 8, str(keys), line=line), tmp_path).returncode == 0
     d = Path(relay.relay_dir(layout, 8))
 
@@ -311,3 +327,26 @@ def test_unpack_relayed_checks_the_copy_on_the_host_before_unpacking(tmp_path):
         relay.unpack_relayed(
             layout, "r", "none", 8, size=1, digest="x; rm -rf /", authorized_keys="k"
         )
+
+
+def test_only_hosts_named_by_an_ip_address_relay_and_the_rest_are_fed_directly():
+    """A relay's children take its key from its address alone (from=); a host named by DNS
+    (or an address ipaddress does not read, 127.000.0.1) never relays: hosts whose turn
+    would fall to one are fed by the deploy host."""
+    from ferryman.pipeline.relay import plan
+    from ferryman.remote.executor import Target
+
+    def host(address: str) -> Target:
+        return Target(key=address, address=address, port=22, user="root")
+
+    named = [host("web-a.example"), host("127.000.0.1")]
+    literal = [host(f"10.0.0.{n}") for n in range(1, 7)]
+    tree = plan(named + literal, 2)
+    relays = {key for key in tree.children}
+    assert relays and all(key.startswith("10.0.0.") for key in relays)
+    assert set(tree.parent) | {t.key for t in tree.roots} == {t.key for t in named + literal}
+    assert all(tree.parent[k].address.startswith("10.0.0.") for k in tree.parent)
+
+    only_names = [host(f"web-{n}.example") for n in range(5)]
+    flat = plan(only_names, 2)
+    assert not flat.children and [t.key for t in flat.roots] == [t.key for t in only_names]

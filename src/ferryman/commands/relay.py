@@ -87,12 +87,15 @@ def authorized_line(
     size: int,
     timeout: float,
     expires: datetime,
-    sources: Sequence[str] = (),
+    sources: Sequence[str],
 ) -> str:
     """The ``authorized_keys`` line of the relay key on a receiving host: ``restrict`` (no
     shell, pty, forwarding, agent or X11), the forced command, an expiry in UTC, and
-    ``from=`` the relay addresses given (IP literals only; a name is not matched without
-    DNS, and is refused here)."""
+    ``from=`` the relay addresses given — at least one, IP literals only (a name is not
+    matched without DNS; a line without ``from=`` would take the key from anywhere): both
+    refused here."""
+    if not sources:
+        raise ValueError("a relay key line names the relay it takes the package from")
     fields = public_key.split()
     if (
         len(fields) < 2
@@ -104,9 +107,8 @@ def authorized_line(
     if any(c in command for c in '"\\\n\r\0'):
         raise ValueError(f"cannot write this command into authorized_keys: {command!r}")
     options = ["restrict", f'command="{command}"', f'expiry-time="{expires:%Y%m%d%H%M%S}Z"']
-    if sources:
-        addresses = [str(ipaddress.ip_address(a)) for a in sources]  # ValueError for a name
-        options.append(f'from="{",".join(addresses)}"')
+    addresses = [str(ipaddress.ip_address(a)) for a in sources]  # ValueError for a name
+    options.append(f'from="{",".join(addresses)}"')
     return f"{','.join(options)} {fields[0]} {fields[1]} {marker(layout, deploy_id)}"
 
 

@@ -54,10 +54,17 @@ class Tree:
 def plan(hosts: list[Target], fanout: int) -> Tree:
     """The first ``fanout`` hosts are fed by the deploy host; host ``i`` (in order) feeds the
     ``fanout`` hosts after the first ``fanout * (i + 1)``: a tree ``log_fanout(hosts)`` deep
-    in which no host sends to more than ``fanout`` others."""
-    tree = Tree(roots=hosts[:fanout])
-    for i, host in enumerate(hosts[fanout:]):
-        parent = hosts[i // fanout]
+    in which no host sends to more than ``fanout`` others. Only a host whose address is an IP
+    literal relays — its children's key lines take the key from that address alone
+    (``from=``), which a name could not say without DNS — so those hosts come first, and a
+    host whose turn would fall to a named relay is fed by the deploy host instead."""
+    ordered = sorted(hosts, key=lambda t: _ip(t.address) is None)  # stable: IP literals first
+    tree = Tree(roots=ordered[:fanout])
+    for i, host in enumerate(ordered[fanout:]):
+        parent = ordered[i // fanout]
+        if _ip(parent.address) is None:
+            tree.roots.append(host)
+            continue
         tree.children.setdefault(parent.key, []).append(host)
         tree.parent[host.key] = parent
     return tree
@@ -146,7 +153,7 @@ class Relay:
         shown = ["make the relay directory"]
         parent = self.tree.parent.get(target.key)
         if parent is not None:
-            source = _ip(parent.address)
+            source = _ip(parent.address) or ""  # plan() makes only IP literals relays
             line = cmd.authorized_line(
                 ctx.layout,
                 ctx.deploy_id,
@@ -154,7 +161,7 @@ class Relay:
                 size=size,
                 timeout=ctx.env.transfer_timeout,
                 expires=utcnow() + timedelta(seconds=ctx.env.transfer_timeout) + EXPIRY_MARGIN,
-                sources=[source] if source else [],
+                sources=[source],
             )
             shown.append(f"let {parent.key} pass the package on to it (relay key)")
             self.lines_left.add(target.key)
