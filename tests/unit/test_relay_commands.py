@@ -350,3 +350,31 @@ def test_only_hosts_named_by_an_ip_address_relay_and_the_rest_are_fed_directly()
     only_names = [host(f"web-{n}.example") for n in range(5)]
     flat = plan(only_names, 2)
     assert not flat.children and [t.key for t in flat.roots] == [t.key for t in only_names]
+
+
+def test_the_sweep_removes_every_earlier_deploys_dir_and_line_of_this_releases_dir_only(
+    tmp_path,
+):
+    releases = tmp_path / "releases"
+    layout = Layout(webroot=str(tmp_path / "www"), releases=str(releases), shared_dir="/s")
+    elsewhere = Layout(webroot="/w2", releases="/srv/releases/other", shared_dir="/s")
+    for n in (3, 4):
+        (releases / f".ferryman-relay-{n}").mkdir(parents=True)
+    (releases / "20261201-v1").mkdir()  # a release: not the sweep's
+    keys = tmp_path / "keys"
+    keys.write_text("ssh-ed25519 AAAAown admin\n")
+    ours = [
+        relay.authorized_line(
+            layout, n, PUBLIC, size=1, timeout=1, expires=WHEN, sources=["10.0.0.9"]
+        )
+        for n in (3, 4)
+    ]
+    theirs = relay.authorized_line(
+        elsewhere, 3, PUBLIC, size=1, timeout=1, expires=WHEN, sources=["10.0.0.9"]
+    )
+    for line in [*ours, theirs]:
+        assert _run(relay.trust(str(keys), line), tmp_path).returncode == 0
+    done = _run(("bash", "-c", relay.sweep(str(keys), layout)), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in releases.iterdir()) == ["20261201-v1"]
+    assert keys.read_text() == f"ssh-ed25519 AAAAown admin\n{theirs}\n"

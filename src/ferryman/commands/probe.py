@@ -33,6 +33,7 @@ def probe(
     commands: Sequence[str] = (),
     packages: Sequence[str] = (),
     only: Sequence[str] | None = None,
+    first: str = "",
 ) -> Command:
     """Report the webroot, its parent, the releases dir, tools and releases present, and what
     the environment requires (commands on the PATH, installed packages: dpkg or rpm).
@@ -41,7 +42,9 @@ def probe(
     ``releases ok|unwritable``, ``tool NAME ok|missing``, ``optional NAME ok|missing``,
     ``release NAME [MANIFEST_SHA]``, ``need command|package NAME ok|missing``. With ``only``
     (an emergency rollback), just those releases are looked for (``release NAME present``),
-    without hashing every manifest. ``parse`` reads the answer.
+    without hashing every manifest. ``first``: shell lines run before, printing nothing (a
+    deploy's sweep of earlier deploys' fan-out leftovers, ``relay.sweep``). ``parse`` reads
+    the answer.
     """
     w, r = q(layout.webroot), q(layout.releases)
     if only is None:
@@ -72,7 +75,8 @@ fi
         for p in packages
     )
     script = (
-        needs
+        (f"{first}\n" if first else "")
+        + needs
         + f"""set -u
 if [ -L {w} ]; then printf 'webroot\\tlink\\t%s\\n' "$(readlink -- {w})"
 elif [ -e {w} ]; then printf 'webroot\\treal\\n'

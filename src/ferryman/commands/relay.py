@@ -148,14 +148,33 @@ def trust(authorized_keys: str, line: str) -> Command:
 
 
 def _drop_line(authorized_keys: str, layout: Layout, deploy_id: int) -> str:
-    """A subshell removing this deploy's key line from ``authorized_keys``: every line
-    ending with its marker, only those; the file keeps its owner and mode and is replaced
+    """A subshell removing this deploy's key line from ``authorized_keys`` (``_drop_lines``)."""
+    return _drop_lines(authorized_keys, f"^restrict,.* {marker(layout, deploy_id)}$")
+
+
+def sweep(authorized_keys: str, layout: Layout) -> str:
+    """Shell lines removing what earlier deploys of this releases dir left of the fan-out on
+    a host they could not reach at their end (a key line trusted until its expiry, a
+    ``.ferryman-relay-*`` directory with a package copy, on a relay the private key): every
+    such directory and every key line bearing this releases dir's marker. The probe of the
+    next deploy runs them, under the project+environment lock — no other deploy of this
+    releases dir runs, and this one has made nothing of its own yet."""
+    place = marker(layout, 0).rpartition("-")[0]
+    return f"rm -rf -- {q(layout.releases)}/{RELAY_PREFIX}*\n" + _drop_lines(
+        authorized_keys,
+        f"^restrict,.* {place}-[0-9]+$",  # place: [a-z0-9-] only
+    )
+
+
+def _drop_lines(authorized_keys: str, regex: str) -> str:
+    """A subshell removing the key lines matching ``regex`` (an ERE) from
+    ``authorized_keys``, only those; the file keeps its owner and mode and is replaced
     atomically, under the same lock as ``trust``. ``grep`` reads the file as bytes
     (``LC_ALL=C``, ``-a``): a NUL or a byte that is not UTF-8 anywhere in it (an old key's
     Latin-1 comment) would otherwise make it a binary file whose lines ``grep -v`` does not
     print — the rewrite would drop every other key. The new file replaces the old one only
     when it holds exactly the old lines less the matching ones."""
-    pattern = q(f"^restrict,.* {marker(layout, deploy_id)}$")
+    pattern = q(regex)
     grep = "LC_ALL=C grep -a -E"
     return (
         "(\n"

@@ -12,7 +12,8 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from ferryman import sandbox
-from ferryman.commands import probe
+from ferryman.commands import probe, relay
+from ferryman.domain.local_paths import LOCAL
 from ferryman.domain.statuses import HostStatus, StageStatus
 from ferryman.errors import RemoteError
 from ferryman.pipeline.context import Context, HostFacts
@@ -43,10 +44,22 @@ async def probe_hosts(
     fails the stage. With ``record``, each host's row starts ``running`` with what it serves
     as its ``previous_release`` — never from a recovery, which must read that as it was."""
 
+    # under the deploy's lock: what earlier deploys' fan-out left on a host they could not
+    # reach at their end (a key line, a directory) goes before this deploy makes its own
+    sweep = (
+        relay.sweep(ctx.env.transfer.authorized_keys, ctx.layout) if ctx.env.transfer.fanout else ""
+    )
+
     async def one(target: Target) -> None:
         result = await ctx.remote(
             target,
-            probe.probe(ctx.layout, ctx.env.requires.commands, ctx.env.requires.packages, only),
+            probe.probe(
+                ctx.layout,
+                ctx.env.requires.commands,
+                ctx.env.requires.packages,
+                only,
+                first="" if target.key == LOCAL else sweep,
+            ),
             stage=stage,
             quiet=True,
             full_output=True,  # a host keeping many releases answers more than a tail
