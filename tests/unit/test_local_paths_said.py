@@ -99,3 +99,24 @@ def test_a_local_target_s_whole_refusal_reads_in_chinese_item_by_item() -> None:
     assert "releases（发布目录）: /etc/releases 是系统目录（/etc）；webroot: " in chinese
     assert "shared_dir（共享目录）: /usr/shared 是系统目录（/usr）" in chinese
     assert "system directory" not in chinese and "too broad" not in chinese
+
+
+def test_a_project_files_display_name_refusal_names_its_key_once() -> None:
+    """The project file's refusals are shown at their key; the message itself named the key
+    again ("display_name: display_name: no control characters …")."""
+    from ferryman.config.project import parse_project
+    from ferryman.errors import ConfigError
+
+    env = {"hosts": ["10.0.0.1"], "webroot": "/srv/www/a", "releases": "/srv/releases/a"}
+    with pytest.raises(ConfigError) as caught:
+        parse_project(
+            {
+                "project": "a",
+                "repo": "https://x/y.git",
+                "display_name": "a\u202eb",
+                "environments": {"production": env},
+            }
+        )
+    text = str(caught.value)
+    assert "display_name: no control characters" in text
+    assert "display_name: display_name" not in text

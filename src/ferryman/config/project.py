@@ -641,7 +641,7 @@ class ProjectConfig(_Strict):
         if value is None:
             return None
         try:
-            return display_name.check(value, "display_name")
+            return display_name.check(value, None)  # the key is named where it is shown
         except ValidationError as exc:
             raise _refused("display_name", exc.message) from None
 

@@ -16,9 +16,15 @@ LIMIT = 100
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
-def check(value: str, what: str = "display_name") -> str:
+def check(value: str, what: str | None = "display_name") -> str:
+    """``value`` stripped, or a ``ValidationError`` naming ``what`` (None: the caller names
+    the field itself, as a project file's refusals are shown at their key)."""
     name = value.strip()
     if len(name) > LIMIT:
+        if what is None:
+            raise ValidationError(
+                said("at most %(most)s characters (this one has %(n)s)", most=LIMIT, n=len(name))
+            )
         raise ValidationError(
             said(
                 "%(field)s: at most %(most)s characters (this one has %(n)s)",
@@ -29,12 +35,21 @@ def check(value: str, what: str = "display_name") -> str:
         )
     for char in name:
         if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI:
+            found = f"U+{ord(char):04X}"
+            if what is None:
+                raise ValidationError(
+                    said(
+                        "no control characters, line breaks or direction overrides "
+                        "(found %(char)s)",
+                        char=found,
+                    )
+                )
             raise ValidationError(
                 said(
                     "%(field)s: no control characters, line breaks or direction overrides "
                     "(found %(char)s)",
                     field=what,
-                    char=f"U+{ord(char):04X}",
+                    char=found,
                 )
             )
     return name
