@@ -262,8 +262,7 @@ async def run_vcs(
     if result.exit_status != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()
         raise VcsError(
-            f"{argv[0]} {argv[1]} failed (exit {result.exit_status})"
-            + (f": {tail[-1][:300]}" if tail else ""),
+            f"{argv[0]} {argv[1]} failed (exit {result.exit_status})" + _cause(tail),
             stderr_tail="\n".join(tail[-20:]),
         )
     return result.stdout
@@ -286,9 +285,31 @@ async def run_sandboxed(
     if result.exit_status != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()
         raise VcsError(
-            f"{what} failed (exit {result.exit_status})" + (f": {tail[-1][:300]}" if tail else ""),
+            f"{what} failed (exit {result.exit_status})" + _cause(tail),
             stderr_tail="\n".join(tail[-20:]),
         )
+
+
+# what git prints after any failure to reach a remote: never the cause
+_GIT_BOILERPLATE = (
+    "Could not read from remote repository",
+    "Please make sure you have the correct access rights",
+    "and the repository exists",
+)
+
+
+def _cause(lines: list[str]) -> str:
+    """``": <the line that says why>"`` of a failed command's output: its last line that is
+    not git's closing boilerplate ("…and the repository exists."), so the refusal reads
+    "Connection refused" or "does not appear to be a git repository"; "" when it printed
+    nothing."""
+    telling = [
+        line.strip()
+        for line in lines
+        if line.strip() and not any(text in line for text in _GIT_BOILERPLATE)
+    ]
+    chosen = telling[-1] if telling else (lines[-1].strip() if lines else "")
+    return f": {chosen[:300]}" if chosen else ""
 
 
 def ssh_files(ssh: SshOptions, only: tuple[str, int] | None = None) -> dict[str, bytes]:
