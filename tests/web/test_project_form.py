@@ -63,3 +63,34 @@ def test_timeouts_are_shown_and_entered_as_durations_as_in_the_project_file() ->
     assert (env.task_timeout, env.command_timeout, env.transfer_timeout) == (600, 90, 7200)
     assert env.connect_timeout == 60
     assert forms.kinds()["task_timeout"] == "duration"
+
+
+def test_durations_inside_yaml_blocks_are_shown_as_the_project_file_writes_them() -> None:
+    """The stored ``between_batches: 30.0`` and ``unreachable_after: 300.0`` read ``30s`` and
+    ``5m`` in the form's YAML blocks, and come back as the same seconds."""
+    from ferryman.config.project import parse_project
+
+    config = {
+        "project": "shop",
+        "repo": "ssh://git@127.0.0.1/shop.git",
+        "environments": {
+            "production": {
+                "hosts": ["127.0.0.2", "127.0.0.3"],
+                "webroot": "/srv/www/shop",
+                "releases": "/srv/r/shop",
+                "strategy": {"batches": "50%", "between_batches": 30},
+                "health_check": [{"http": "http://{HOST}/", "timeout": 5, "interval": 1.5}],
+                "mode": "pull",
+                "pull": {"unreachable_after": 300},
+            }
+        },
+    }
+    stored = parse_project(config).model_dump(mode="json", exclude_none=True)
+    values = forms.to_form(stored)
+    assert "between_batches: 30s" in values["env.production.strategy"]
+    assert "unreachable_after: 5m" in values["env.production.pull"]
+    assert "timeout: 5s" in values["env.production.health_check"]
+    assert "interval: 1.5s" in values["env.production.health_check"]
+    assert ": 300.0" not in values["env.production.pull"]
+    back = parse_project(forms.from_form(values, ["production"], "default"))
+    assert back.model_dump(mode="json", exclude_none=True) == stored

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ferryman.config import yamlsafe
-from ferryman.config.project import Environment, Tasks
+from ferryman.config.project import DURATION_PATTERN, Environment, Tasks
 from ferryman.said import Said
 from ferryman.web.i18n import N_
 
@@ -128,6 +128,54 @@ def spelled(seconds: Any) -> str:
     return f"{value:g}s"
 
 
+def _takes_a_duration(node: Any) -> bool:
+    if isinstance(node, dict):
+        if node.get("pattern") == DURATION_PATTERN:
+            return True
+        return any(_takes_a_duration(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_takes_a_duration(v) for v in node)
+    return False
+
+
+def _duration_keys() -> frozenset[str]:
+    """Every key, at any depth of an environment, whose value is a duration (its schema
+    takes ``30s``): ``between_batches``, ``unreachable_after``, a check's ``timeout``…"""
+    keys: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for name, prop in (node.get("properties") or {}).items():
+                if "$ref" not in str(prop) and _takes_a_duration(prop):
+                    keys.add(name)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(Environment.model_json_schema())
+    return frozenset(keys)
+
+
+NESTED_DURATIONS = _duration_keys()
+
+
+def _spelled_durations(value: Any) -> Any:
+    """A stored YAML block with its durations as the file writes them (``300.0`` under
+    ``unreachable_after`` → ``5m``): one duration format in the whole form."""
+    if isinstance(value, dict):
+        return {
+            k: spelled(v)
+            if k in NESTED_DURATIONS and isinstance(v, int | float) and not isinstance(v, bool)
+            else _spelled_durations(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_spelled_durations(v) for v in value]
+    return value
+
+
 def defaults() -> dict[str, Any]:
     """The schema's defaults, shown as placeholders (durations as ``10m``)."""
     out: dict[str, Any] = {}
@@ -163,7 +211,8 @@ def to_form(config: Mapping[str, Any]) -> dict[str, Any]:
             values[f"{prefix}tasks.{hook}"] = env.get("tasks", {}).get(hook, "")
         for key in YAMLS:
             if env.get(key):
-                values[prefix + key] = yaml.safe_dump(env[key], sort_keys=False, allow_unicode=True)
+                shown = _spelled_durations({key: env[key]})[key]
+                values[prefix + key] = yaml.safe_dump(shown, sort_keys=False, allow_unicode=True)
     return values
 
 
