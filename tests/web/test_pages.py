@@ -252,6 +252,17 @@ def test_the_dashboard_counts_deploys_per_day(world):
     assert f"in all: {numbers['total']['deploys'] + numbers['total']['rollbacks']} " in shown
 
 
+def test_the_dashboards_charts_say_each_value_on_hover(world):
+    """Each bar of deploys per day and each dot of the duration trend carries its value as an
+    SVG title, which the browser shows on hover (and a screen reader reads)."""
+    world.deployed_ticket()
+    shown = browser(world, "master").get(f"/s/{SPACE}/").text
+    bars = re.findall(r'<rect class="bar [^>]*><title>([^<]+)</title></rect>', shown)
+    assert bars and all(re.fullmatch(r"\S+: [0-9]+ .+", title) for title in bars), bars
+    dots = re.findall(r'<circle class="dot" [^>]*><title>([^<]+)</title></circle>', shown)
+    assert dots and all(title.strip() for title in dots), dots
+
+
 def test_static_files_are_served_from_the_package(world):
     client = TestClient(create_app(world.settings, world.db, embedded_worker=False))
     for name in ("app.css", "app.js", "console.js"):
