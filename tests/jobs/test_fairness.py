@@ -414,12 +414,17 @@ def running_worker(settings: Settings, db: Database, concurrency: int) -> Iterat
     """A real ``Worker`` on its own event loop in a thread; drained (grace 60 s) at the end."""
     loop = asyncio.new_event_loop()
     worker = Worker(db, settings, concurrency=concurrency)
-    thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),))
+    # the loop outlives run(): run() returns as soon as stop() has begun, and stop() still
+    # waits for the running deploys (as `ferryman worker` awaits both)
+    thread = threading.Thread(target=loop.run_forever)
     thread.start()
+    running = asyncio.run_coroutine_threadsafe(worker.run(), loop)
     try:
         yield worker
     finally:
         asyncio.run_coroutine_threadsafe(worker.stop(grace=60), loop).result(120)
+        running.result(60)
+        loop.call_soon_threadsafe(loop.stop)
         thread.join(60)
         loop.close()
 

@@ -61,17 +61,20 @@ class WorkerThread:
             return "success"
 
         self.worker = Worker(self.db, slow, concurrency=1, queues=queues, runner=runner)
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self.run(),))
-
-    async def run(self) -> None:
-        await self.worker.run()
+        # the loop runs until both the worker's run and its stop are done, as `ferryman
+        # worker` awaits both: run() returns as soon as stop() has begun, and a loop that
+        # ended with it would leave stop() waiting for a deploy's last write for ever
+        self.thread = threading.Thread(target=self.loop.run_forever)
 
     def __enter__(self) -> WorkerThread:
         self.thread.start()
+        self.running = asyncio.run_coroutine_threadsafe(self.worker.run(), self.loop)
         return self
 
     def __exit__(self, *exc: object) -> None:
         asyncio.run_coroutine_threadsafe(self.worker.stop(grace=0), self.loop).result(30)
+        self.running.result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(30)
         self.loop.close()
         self.db.dispose()
