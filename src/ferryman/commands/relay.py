@@ -181,6 +181,8 @@ def _drop_lines(authorized_keys: str, regex: str) -> str:
         f"f={_keys_file(authorized_keys)}\n"
         'if [ -L "$f" ]; then f=$(readlink -f -- "$f"); fi\n'
         '[ -f "$f" ] || exit 0\n'
+        # nothing to remove: no lock taken (lines of ours appear only under our deploy lock)
+        f'{grep} -q -- {pattern} "$f" || exit 0\n'
         'exec 9<"$(dirname -- "$f")"\n'
         "if command -v flock >/dev/null 2>&1; then flock -w 30 9; fi\n"
         f'n=$({grep} -c -- {pattern} "$f" || true)\n'
