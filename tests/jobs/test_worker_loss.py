@@ -39,6 +39,17 @@ def _wait(predicate, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def _rescue(db, settings, deploy_id: int, seconds: float, what: str) -> None:
+    """Start a second worker, wait until it has taken ``deploy_id`` over (it no longer runs),
+    then stop it."""
+    rescuer = _worker(settings)
+    try:
+        _wait(lambda: deploy_views.get(db, deploy_id)["status"] != "running", seconds, what)
+    finally:
+        rescuer.send_signal(signal.SIGTERM)
+        rescuer.wait(30)
+
+
 def _running(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as fh:

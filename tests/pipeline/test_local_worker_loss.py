@@ -16,7 +16,7 @@ import pytest
 from ferryman.db.models import HostState, Lock
 from ferryman.services import deploy_views, deploys
 from tests.helpers import ADMIN, allow_local_repos, apply, deploy, unique
-from tests.jobs.test_worker_loss import LEASE, _wait, _worker
+from tests.jobs.test_worker_loss import LEASE, _rescue, _wait, _worker
 from tests.pipeline.test_local_target import LocalRepo, _config, _grant, _live
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="local targets run as a uid of their own")
@@ -66,16 +66,7 @@ def test_a_killed_workers_local_deploy_is_recovered_and_the_deploy_host_goes_bac
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         killed_at = time.monotonic()
-        rescuer = _worker(settings)
-        try:
-            _wait(
-                lambda: deploy_views.get(db, doomed.id)["status"] != "running",
-                float(LEASE) * 4 + 20,
-                "the deploy to be taken over",
-            )
-        finally:
-            rescuer.send_signal(signal.SIGTERM)
-            rescuer.wait(30)
+        _rescue(db, settings, doomed.id, float(LEASE) * 4 + 20, "the deploy to be taken over")
     finally:
         if victim.poll() is None:
             victim.kill()

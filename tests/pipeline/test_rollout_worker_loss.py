@@ -17,7 +17,7 @@ import pytest
 
 from ferryman.services import deploy_views, deploys
 from tests.helpers import ADMIN, Repo, apply, deploy, live, project_config, unique
-from tests.jobs.test_worker_loss import LEASE, _wait, _worker
+from tests.jobs.test_worker_loss import LEASE, _rescue, _wait, _worker
 from tests.pipeline.test_canary_lb import _held, balancer
 
 pytestmark = pytest.mark.fleet
@@ -83,16 +83,7 @@ def test_a_killed_workers_gray_release_puts_its_hosts_back_into_the_load_balance
         assert lb.members != {h.address for h in hosts}
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
-        rescuer = _worker(settings)
-        try:
-            _wait(
-                lambda: deploy_views.get(db, requested.id)["status"] != "running",
-                float(LEASE) * 4 + 60,
-                "the deploy to be taken over",
-            )
-        finally:
-            rescuer.send_signal(signal.SIGTERM)
-            rescuer.wait(30)
+        _rescue(db, settings, requested.id, float(LEASE) * 4 + 60, "the deploy to be taken over")
     finally:
         if victim.poll() is None:
             victim.kill()

@@ -31,7 +31,7 @@ from ferryman.testing.fleet import Fleet, FleetHost
 from ferryman.testing.relay_fleet import HOST_KEYS, start_relay_fleet
 from tests.conftest import NET
 from tests.helpers import ADMIN, Repo, apply, live, project_config, unique
-from tests.jobs.test_worker_loss import LEASE, _wait, _worker
+from tests.jobs.test_worker_loss import LEASE, _rescue, _wait, _worker
 
 FIRST = 110  # NET.110-113: this module's hosts
 SIZE = 1000  # the "package" size the line allows
@@ -278,16 +278,7 @@ def test_a_deploy_whose_worker_dies_while_relays_are_set_up_leaves_no_key_on_any
         victim.wait(10)
         fcntl.flock(held, fcntl.LOCK_UN)
         locked = False
-        rescuer = _worker(settings)
-        try:
-            _wait(
-                lambda: deploy_views.get(db, doomed.id)["status"] != "running",
-                float(LEASE) * 4 + 60,
-                "the deploy to be recovered",
-            )
-        finally:
-            rescuer.send_signal(signal.SIGTERM)
-            rescuer.wait(30)
+        _rescue(db, settings, doomed.id, float(LEASE) * 4 + 60, "the deploy to be recovered")
     finally:
         if victim.poll() is None:
             victim.kill()
