@@ -16,6 +16,7 @@ from typing import Any
 
 from ferryman.commands import remote as cmd
 from ferryman.domain import recovery
+from ferryman.domain.statuses import DeployStatus, HostStatus, StageStatus
 from ferryman.errors import FerrymanError
 from ferryman.pipeline import prepare, pull, relay, rollout, stopping, tasks
 from ferryman.pipeline.context import Context
@@ -42,7 +43,7 @@ class Abandoned:
         when ``tasks.restart`` is set, the restart)."""
         if self.kind == "rollback":
             last = ("restart" if restarts else "switch") if self.emergency else "post_release"
-            return self.stages.get(last) == "success"
+            return self.stages.get(last) == StageStatus.SUCCESS
         return "cleanup" in self.stages
 
 
@@ -55,7 +56,7 @@ async def put_in_order(
     rec.log(f"the worker running #{ctx.deploy_id} was lost; {worker} puts hosts in order")
     with rec.stage(STAGE, len(ctx.targets)):
         if ctx.env.mode == "pull":  # no SSH: the hosts act on their next poll
-            return "failed", lost_error(worker, await pull.recover(ctx))
+            return DeployStatus.FAILED, lost_error(worker, await pull.recover(ctx))
         return await _put_hosts_in_order(ctx, abandoned, worker)
 
 
@@ -82,7 +83,7 @@ async def _put_hosts_in_order(
         pass
     unreachable = [t.key for t in ctx.targets if t.key not in ctx.facts]
     for key in unreachable:
-        rec.host(key, status="failed", error="could not be reached to put it in order")
+        rec.host(key, status=HostStatus.FAILED, error="could not be reached to put it in order")
     views = {
         key: recovery.HostView(
             live=facts.live_release(ctx.layout),
@@ -108,8 +109,8 @@ async def _put_hosts_in_order(
     if decided.outcome == recovery.SUCCESS and not unreachable:
         rec.log("every host had finished this deploy before its worker was lost")
         for target in ctx.targets:
-            rec.host(target.key, status="success")
-        return "success", None
+            rec.host(target.key, status=HostStatus.SUCCESS)
+        return DeployStatus.SUCCESS, None
     done: dict[str, str | None] = {}
     removed: dict[str, list[str]] = {}
 
@@ -152,7 +153,11 @@ async def _put_hosts_in_order(
         forward = decided.outcome == recovery.FORWARD
         rec.host(
             key,
-            status=("success" if forward else "reverted") if changed else "unchanged",
+            status=(
+                (HostStatus.SUCCESS if forward else HostStatus.REVERTED)
+                if changed
+                else HostStatus.UNCHANGED
+            ),
             **({"error": decided.problems[key]} if key in decided.problems else {}),
         )
 
@@ -170,8 +175,8 @@ async def _put_hosts_in_order(
     await _back_into_load_balancer(ctx, abandoned, decided, done)
     if emergency and not decided.problems:
         rec.log("the emergency rollback was completed on every host by the recovery")
-        return "success", None
-    return "failed", lost_error(worker, _summary(ctx, decided))
+        return DeployStatus.SUCCESS, None
+    return DeployStatus.FAILED, lost_error(worker, _summary(ctx, decided))
 
 
 async def _back_into_load_balancer(

@@ -37,6 +37,7 @@ from ferryman.db.models import (
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
+from ferryman.domain.statuses import DeliveryStatus, DeployStatus
 from ferryman.errors import Conflict, NotFound, ValidationError
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.message import EVENTS, Message, render
@@ -50,7 +51,12 @@ MASK = "***"
 ATTEMPTS = 6  # a delivery is tried at most this many times
 # the queue of due deliveries: a pending one is claimed when its next attempt is due, and
 # held as ``sending`` under its holder token and lease until its attempt is recorded
-DELIVERIES = claims.Queue(NotifyDelivery, ready=("pending",), held="sending", due="next_attempt_at")
+DELIVERIES = claims.Queue(
+    NotifyDelivery,
+    ready=(DeliveryStatus.PENDING,),
+    held=DeliveryStatus.SENDING,
+    due="next_attempt_at",
+)
 
 
 def _settings_out(channel: NotifyChannel, plain: dict[str, Any]) -> dict[str, Any]:
@@ -404,7 +410,8 @@ def warn_long_locks(db: Database, minutes: float) -> int:
     with db.transaction() as s:
         for deploy in s.scalars(
             select(Deploy).where(
-                Deploy.status.in_(("running", "paused")), Deploy.started_at < cutoff
+                Deploy.status.in_((DeployStatus.RUNNING, DeployStatus.PAUSED)),
+                Deploy.started_at < cutoff,
             )
         ):
             if (deploy.options or {}).get("lock_warned"):
@@ -498,12 +505,12 @@ def record_attempt(db: Database, delivery_id: int, holder: str, error: str, back
         row.attempts += 1
         row.history = [*row.history, _entry(now.isoformat(), error)]
         if not error:
-            row.status, row.sent_at = "sent", now
+            row.status, row.sent_at = DeliveryStatus.SENT, now
         elif row.attempts >= ATTEMPTS:
-            row.status = "failed"
+            row.status = DeliveryStatus.FAILED
         else:
-            row.status = "pending"
+            row.status = DeliveryStatus.PENDING
             row.next_attempt_at = now + timedelta(seconds=backoff * 2 ** (row.attempts - 1))
         # a sent or failed delivery keeps who finished it; a retry is anybody's again
-        claims.let_go(DELIVERIES, row, keep_holder=row.status != "pending")
+        claims.let_go(DELIVERIES, row, keep_holder=row.status != DeliveryStatus.PENDING)
         return row.status

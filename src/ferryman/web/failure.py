@@ -8,6 +8,8 @@ import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ferryman.domain.statuses import DeployStatus, HostStatus
+
 TAIL_LINES = 12
 MAX_COMMAND = 20_000
 WRAPPERS = ("bash", "sh", "/bin/bash", "/bin/sh", "/usr/bin/bash")
@@ -39,12 +41,13 @@ def failure(deploy: Mapping[str, Any], mask: Callable[[str], str]) -> dict[str, 
     failed_hosts = [
         {"host": h["host"], "error": mask(str(h.get("error") or ""))}
         for h in deploy.get("hosts") or []
-        if h.get("status") == "failed"
+        if h.get("status") == HostStatus.FAILED
     ]
     error = deploy.get("error")
-    if deploy.get("status") == "success" and failed_hosts:  # a gray release within max_failed
+    status = deploy.get("status")
+    if status == DeployStatus.SUCCESS and failed_hosts:  # a gray release within max_failed
         error = {}
-    elif deploy.get("status") not in ("failed", "cancelled"):
+    elif status not in (DeployStatus.FAILED, DeployStatus.CANCELLED):
         return None
     if not isinstance(error, dict):  # a failure that recorded no error: nothing to show
         return None
