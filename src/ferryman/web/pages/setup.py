@@ -1,8 +1,8 @@
-"""Setting a space up without a shell: spaces (a superuser creates them, an owner disables
-one), environments (approval, variables, secret variables), and per project its secrets and
-its members' role overrides. Each form calls the service the API calls (which checks the
-role and writes the audit row); refusals that are not about permission are shown at the
-form with what was typed kept."""
+"""Setting a space up without a shell: spaces (a superuser creates them, an owner renames or
+disables one), environments (approval, variables, secret variables), and per project its
+secrets and its members' role overrides. Each form calls the service the API calls (which
+checks the role and writes the audit row); refusals that are not about permission are shown
+at the form with what was typed kept."""
 
 from __future__ import annotations
 
@@ -104,6 +104,55 @@ def set_active(request: Request, name: str, db: DB, csrf: Csrf, active: Optional
     told = (
         web._("%(name)s enabled.", name=name) if active else web._("%(name)s disabled.", name=name)
     )
+    return redirect(request, "/spaces", told)
+
+
+def _rename_page(
+    request: Request,
+    web: Viewer,
+    space: dict[str, Any],
+    errors: dict[str, str],
+    values: dict[str, str],
+    code: int = 200,
+) -> HTMLResponse:
+    return page(
+        request, web, "space_rename.html", status=code, space=space, errors=errors, values=values
+    )
+
+
+@router.get("/spaces/{name}/rename", response_class=HTMLResponse)
+def rename_form(request: Request, name: str, db: DB) -> HTMLResponse:
+    """The display name of a space, for its owners and superusers (``space.manage``, as the
+    API's ``PATCH /spaces/{space}``): others are refused here as they would be when posting."""
+    web = signed_in(request, db, name)
+    with db.read() as s:  # the service's own check, before a form that would be refused
+        spaces.visible_space(s, web.actor, name, "space.manage")
+    space = spaces.get_space(db, web.actor, name)
+    return _rename_page(request, web, space, {}, {"display_name": space["display_name"]})
+
+
+@router.post("/spaces/{name}/rename", response_model=None)
+def rename_space(
+    request: Request, name: str, db: DB, csrf: Csrf, display_name: Optional = ""
+) -> Response:
+    """Change a space's display name (empty: its name is shown); the name in URLs stays."""
+    web = signed_in(request, db, name)
+    check_csrf(web, csrf)
+    try:
+        renamed = spaces.update_space(db, web.actor, name, display_name=display_name)
+    except FerrymanError as exc:
+        _refused(exc)
+        space = spaces.get_space(db, web.actor, name)
+        typed = {"display_name": display_name}
+        return _rename_page(
+            request, web, space, {"display_name": exc.message}, typed, exc.http_status
+        )
+    if renamed["display_name"]:
+        told = web._(
+            "Space %(name)s is now shown as %(shown)s.", name=name, shown=renamed["display_name"]
+        )
+    else:
+        told = web._("Space %(name)s is shown by its name again.", name=name)
     return redirect(request, "/spaces", told)
 
 
