@@ -30,7 +30,14 @@ def freed_name(name: str, project_id: int) -> str:
 
 def delete_project(db: Database, actor: Actor, ref: int | str) -> None:
     with db.transaction() as s:
+        if s.get_bind().dialect.name in ("mysql", "mariadb"):
+            # what is read after the lock below is what was committed before it was granted
+            # (MariaDB's REPEATABLE READ would show the snapshot of the first read, before a
+            # deploy or a ticket made while this waited; PostgreSQL reads committed already)
+            s.connection(execution_options={"isolation_level": "READ COMMITTED"})
         project = projects.find_project(s, actor, ref, "project.manage")
+        # the lock order (docs/architecture.md, "Concurrency"): the project's row first, then
+        # its tickets' (the UPDATE below); whatever locks a ticket of it locks the project first
         project = s.get(Project, project.id, with_for_update=True) or project
         busy = s.scalars(
             select(Deploy.id)

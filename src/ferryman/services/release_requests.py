@@ -190,24 +190,43 @@ async def create(
     return await asyncio.to_thread(write)
 
 
-def _settings_in(
-    s: Session, db: Database, actor: Actor, planned: Project, parsed: ProjectConfig | None
-) -> Project:
-    """The project in ``s`` with the request's settings applied (``parsed``; None: none
-    asked) — refused when its configuration changed since the request was checked against
-    it, so nobody's apply in between is overwritten."""
-    # locked and read again: an apply committed after the request's check is seen here (and
-    # one that starts now waits for this transaction), never overwritten unseen
+def _locked_project(s: Session, planned: Project) -> Project:
+    """The project's row locked and read again, first of every row the transaction locks
+    (the lock order, ``docs/architecture.md``: a project's row before its tickets'): an apply
+    or a deletion committed after the request's check is seen here, and one that starts now
+    waits for this transaction."""
     project = s.get(
         Project, planned.id, with_for_update={"key_share": True}, populate_existing=True
     )  # PostgreSQL: FOR NO KEY UPDATE, so a deploy or ticket made for the project meanwhile
     # (a row that refers to it) does not wait; an apply (an UPDATE of it) does
     if project is None or project.deleted_at is not None:
         raise NotFound(f"no project {planned.name}")
+    return project
+
+
+def _apply_asked(
+    s: Session,
+    db: Database,
+    actor: Actor,
+    planned: Project,
+    project: Project,
+    parsed: ProjectConfig | None,
+) -> None:
+    """The request's settings (``parsed``; None: none asked) applied to ``project``, locked
+    by ``_locked_project`` — refused when its configuration changed since the request was
+    checked against it (``planned``), so nobody's apply in between is overwritten."""
     if parsed is not None:
         if project.config != planned.config:
             raise Conflict(f"{planned.name}'s configuration changed meanwhile; send it again")
         projects.apply_in(s, db, actor, parsed)
+
+
+def _settings_in(
+    s: Session, db: Database, actor: Actor, planned: Project, parsed: ProjectConfig | None
+) -> Project:
+    """The project in ``s``, locked, with the request's settings applied."""
+    project = _locked_project(s, planned)
+    _apply_asked(s, db, actor, planned, project, parsed)
     return project
 
 
@@ -215,7 +234,8 @@ def _load(
     s: Session, actor: Actor, ticket_id: int, action: str, made: bool = False, lock: bool = False
 ) -> tuple[Ticket, Project]:
     """The request's ticket and project (``made``: the ticket just made for it; ``lock``: its
-    row locked and read again, for the transaction that changes it)."""
+    row locked and read again, for the transaction that changes it — which has locked the
+    project's row before, ``_locked_project``)."""
     missing = NotFound(f"no release request #{ticket_id}")
     ticket = (
         s.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
@@ -313,12 +333,14 @@ async def update(
 
     def write() -> dict[str, Any]:
         with db.transaction() as s:
-            # the ticket's row, then the project's, each locked (the order a deploy of the
-            # ticket takes them in): a deploy or an approval meanwhile is seen, not written over
+            # the project's row, then the ticket's, each locked — the one lock order
+            # (docs/architecture.md, "Concurrency"; a deletion of the project takes them so):
+            # a deletion, an apply, a deploy or an approval meanwhile is seen, not written over
+            project_now = _locked_project(s, project)
             fresh, _ = _load(s, actor, ticket_id, "ticket.create", lock=True)
             if fresh.status not in CHANGEABLE or fresh.updated_at != ticket.updated_at:
                 raise Conflict(f"release request #{ticket_id} changed meanwhile; try again")
-            project_now = _settings_in(s, db, actor, project, parsed)
+            _apply_asked(s, db, actor, project, project_now, parsed)
             fresh.ref = version if version is not None else fresh.ref
             fresh.commit = commit
             fresh.hosts = chosen

@@ -71,8 +71,11 @@ def _load(
 ) -> tuple[Ticket, Project]:
     """The ticket and its project; ``lock``: the ticket's row locked (read again) for the
     transaction that moves it, so two moves (a deploy and a release request's ``PUT``, say)
-    never both go through on what each read before the other wrote."""
+    never both go through on what each read before the other wrote — after its project's
+    row, locked shared (``_lock_project_first``)."""
     missing = NotFound(said("no ticket #%(id)s", id=ticket_id))
+    if lock:
+        _lock_project_first(s, ticket_id)
     ticket = (
         s.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
         if lock
@@ -88,6 +91,23 @@ def _load(
     except NotFound:  # another space's: refused word for word (template too) as a missing one
         raise missing from None
     return ticket, project
+
+
+def _lock_project_first(s: Session, ticket_id: int) -> None:
+    """The lock order (``docs/architecture.md``, "Concurrency"): a project's row before its
+    tickets'. A move that deploys inserts a deploy, which locks the project's row (its foreign
+    key), and a deletion locks the project's row, then its open tickets: taking the ticket's
+    first would let the two deadlock. Shared (PostgreSQL: ``FOR KEY SHARE``; MariaDB: ``LOCK
+    IN SHARE MODE``): moves of tickets of one project do not wait for each other, only for a
+    deletion or an apply of it. A ticket's project never changes, so it is read unlocked."""
+    project_id = s.scalar(select(Ticket.project_id).where(Ticket.id == ticket_id))
+    if project_id is not None:
+        s.get(
+            Project,
+            project_id,
+            with_for_update={"read": True, "key_share": True},
+            populate_existing=True,
+        )
 
 
 def _move(s: Session, ticket: Ticket, target: TicketStatus) -> None:
