@@ -1,7 +1,8 @@
 // Ferryman web UI: small progressive behaviours. Every page works without this file;
-// it adds confirmations, auto-submitting selects, line numbers, copy buttons, the SSH
-// check, detection, the ref pickers and the project page following a post-deploy watch
-// (calls to the REST API carry the CSRF header).
+// it fits the navigation on one row and closes its menus, adds confirmations,
+// auto-submitting selects, line numbers, copy buttons, the SSH check, detection, the ref
+// pickers and the project page following a post-deploy watch (calls to the REST API carry
+// the CSRF header).
 "use strict";
 
 const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
@@ -173,6 +174,42 @@ function refPickers() {
   load("");
 }
 
+// The space's links stay on one row on a desktop: those that do not fit (the last ones first)
+// go into the "More" menu beside them, and come back when the window widens. On a phone
+// the row scrolls instead (app.css), every link on it.
+function fitNavigation() {
+  const nav = document.querySelector("nav.main");
+  const row = nav?.querySelector(".links"), more = nav?.querySelector("details.more");
+  if (!row || !more) return;
+  const panel = more.querySelector(".menu-panel"), summary = more.querySelector("summary");
+  const links = [...row.children];
+  const phone = window.matchMedia("(max-width: 640px)");
+  const fit = () => {
+    row.append(...links);
+    more.hidden = true; more.open = false;
+    if (!phone.matches && row.scrollWidth > row.clientWidth) {
+      more.hidden = false;
+      while (row.children.length > 1 && row.scrollWidth > row.clientWidth) panel.prepend(row.lastElementChild);
+    }
+    summary.classList.toggle("on", Boolean(panel.querySelector(".on")));
+  };
+  fit();
+  let frame = 0;
+  window.addEventListener("resize", () => { cancelAnimationFrame(frame); frame = requestAnimationFrame(fit); });
+}
+
+// Menus of the header (details elements) close on a click elsewhere and on Escape.
+function menus() {
+  const open = () => document.querySelectorAll("details.menu[open]");
+  document.addEventListener("click", (event) => {
+    open().forEach((menu) => { if (!menu.contains(event.target)) menu.open = false; });
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    open().forEach((menu) => { menu.open = false; menu.querySelector("summary")?.focus(); });
+  });
+}
+
 // the zone the viewer chose in their account ("" = the browser's own)
 const chosenZone = () => document.body.dataset.zone || "";
 
@@ -232,6 +269,7 @@ function followWatches() {
 
 document.addEventListener("DOMContentLoaded", () => {
   followWatches();  // first: it keeps the watches as served, before times are localised
+  fitNavigation(); menus();
   confirmations(); autosubmit(); lineNumbers(); toggles(); copyButtons(); sshChecks(); detection(); refPickers(); timeZones(); localTimes();
 });
 window.ferryman = { api, el };
