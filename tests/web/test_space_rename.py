@@ -186,6 +186,16 @@ def test_a_name_over_100_characters_is_refused_at_the_field_in_english_and_chine
     assert saved.status_code == 303 and stored(world) == "名" * 100
 
 
+SPACE_PAGES = (
+    "projects",
+    "tickets",
+    "deploys",
+    "servers",
+    "environments",
+    "members",
+    "notify",
+    "audit",
+)
 MARKUP = '<img src=x onerror="alert(1)"><b>Shop</b> & co'
 
 
@@ -198,8 +208,8 @@ def test_html_in_a_display_name_is_shown_as_text_on_every_page_that_shows_it(wor
     pages = {
         "list and flash": "/spaces",
         "dashboard": f"/s/{SPACE}/",
-        "projects": f"/s/{SPACE}/projects",
         "rename form": URL,
+        **{page: f"/s/{SPACE}/{page}" for page in SPACE_PAGES},
     }
     for what, url in pages.items():
         text = owner.get(url).text
@@ -207,6 +217,10 @@ def test_html_in_a_display_name_is_shown_as_text_on_every_page_that_shows_it(wor
         option = re.search(rf'<option value="{SPACE}"[^>]*>([^<]*)</option>', text)
         assert option is not None and html.unescape(option.group(1)) == MARKUP, what  # the nav
         assert escaped in text, what
+        if what in SPACE_PAGES or what == "dashboard":  # the heading names the space
+            assert (
+                f"<small>{escaped}</small></h1>" in text or f"<small>{escaped}</small>\n" in text
+            ), what
     title = re.search(r"<title>([^<]*)</title>", owner.get(f"/s/{SPACE}/").text)
     assert title is not None and html.unescape(title.group(1)) == f"Dashboard · {MARKUP} · Ferryman"
     form = owner.get(URL).text
