@@ -120,8 +120,7 @@ def test_a_superusers_navigation_is_one_row_at_1280_and_1024_px(
         assert panel.locator("a[href='/users']").is_visible()
         box = panel.bounding_box()
         assert box is not None and box["x"] + box["width"] <= width  # opens inside the window
-        if width in (1440, 1280):
-            shots.take(root, f"navigation-{width}-{lang}")
+        shots.take(root, f"navigation-{width}-{lang}")
         root.context.close()
 
 
@@ -145,9 +144,42 @@ def test_the_navigation_collapses_to_one_scrolling_row_on_a_phone(
         "nav.main .links a", "links => links.map(a => a.getAttribute('href'))"
     )
     assert on_row == list(LINKS[:9])
+    shots.take(phone, f"navigation-phone-{lang}")
     phone.click("header.top details.user > summary")
     panel = phone.locator("header.top details.user .menu-panel")
     assert panel.locator("a[href='/users']").is_visible()
     box = panel.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
-    shots.take(phone, f"navigation-phone-{lang}")
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_space_is_renamed_in_the_browser_and_its_new_name_is_shown_as_text(
+    lang,
+    nav_server,
+    chromium,  # noqa: F811
+    tmp_path,
+):
+    shots = Shots(tmp_path / "screenshots")
+    root = browser_for(chromium, nav_server, "root", locale=LOCALES[lang])
+    root.goto("/spaces")
+    root.click(f"tr[data-space='{SPACE}'] a[href='/spaces/{SPACE}/rename']")
+    root.wait_for_url(f"**/spaces/{SPACE}/rename")
+    assert root.input_value("input[name=display_name]") == SPACE_SHOWN
+    root.fill("input[name=display_name]", "长" * 101)
+    root.click("#rename-space button[type=submit]")
+    root.wait_for_load_state()
+    error = root.inner_text("#display-name-error")
+    assert ("101" in error) and (("最多 100 个字符" in error) == (lang == "zh")), error
+    assert root.input_value("input[name=display_name]") == "长" * 101  # kept
+    shots.take(root, f"space-rename-{lang}")
+    shown = "<b>Acme</b> 网店 & co"
+    root.fill("input[name=display_name]", shown)
+    root.click("#rename-space button[type=submit]")
+    root.wait_for_url("**/spaces")
+    assert shown in root.inner_text(".flash")
+    assert root.inner_text(f"tr[data-space='{SPACE}'] td a") == shown  # text, not markup
+    assert root.locator(f"tr[data-space='{SPACE}'] b").count() == 0
+    root.goto(f"/s/{SPACE}/")
+    assert root.title().startswith(f"{'Dashboard' if lang == 'en' else '仪表盘'} · {shown}")
+    assert root.inner_text("#space-switch option:checked") == shown
+    assert root.inner_text("h1 small") == shown

@@ -161,6 +161,7 @@ def test_a_control_character_is_refused_at_the_field_in_english_and_chinese(worl
         refused = owner.post(URL, data={"csrf": csrf_of(owner, URL), "display_name": typed})
         assert refused.status_code == 422, refused.text[:300]
         assert said in field_error(refused.text)
+        assert "display_name" not in field_error(refused.text)  # the field says which
         assert re.search(r'name="display_name"[^>]*aria-invalid="true"', refused.text)
         assert f'name="display_name" value="{html.escape(typed)}"' in refused.text  # kept
         assert stored(world) == "Kept"

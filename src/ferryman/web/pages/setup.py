@@ -33,6 +33,12 @@ def _refused(exc: FerrymanError) -> None:
         raise exc
 
 
+def _at_field(web: Viewer, message: str, field: str) -> str:
+    """A refusal shown at its field, in the viewer's language, without the field's key
+    (``display_name: ``) that the API's message starts with."""
+    return web.say(message).removeprefix(f"{field}: ")
+
+
 # --- spaces ----------------------------------------------------------------------------------
 
 
@@ -87,9 +93,11 @@ def create_space(
     except FerrymanError as exc:
         _refused(exc)
         field = "owner" if "user" in exc.message and owner else "name"
+        message = exc.message
         if exc.message.startswith("display_name: "):
             field = "display_name"
-        return _spaces_page(request, web, db, {field: exc.message}, values, exc.http_status)
+            message = _at_field(web, exc.message, field)
+        return _spaces_page(request, web, db, {field: message}, values, exc.http_status)
     return redirect(
         request, f"/s/{made['name']}/", web._("Space %(name)s created.", name=made["name"])
     )
@@ -144,9 +152,8 @@ def rename_space(
         _refused(exc)
         space = spaces.get_space(db, web.actor, name)
         typed = {"display_name": display_name}
-        return _rename_page(
-            request, web, space, {"display_name": exc.message}, typed, exc.http_status
-        )
+        shown = _at_field(web, exc.message, "display_name")
+        return _rename_page(request, web, space, {"display_name": shown}, typed, exc.http_status)
     if renamed["display_name"]:
         told = web._(
             "Space %(name)s is now shown as %(shown)s.", name=name, shown=renamed["display_name"]
