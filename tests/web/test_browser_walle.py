@@ -268,6 +268,8 @@ def _the_team_ships_and_rolls_back(chromium, url, space, repo, hosts, shots, lan
 def _ticket(page: Page, space: str, project: str, tag: str, title: str) -> str:
     page.goto(f"/s/{space}/tickets/new?project={project}&env=production")
     page.locator("[data-tag] option").nth(1).wait_for(state="attached")
+    # the form starts with a ref chosen: the default branch, shown as the selected one
+    assert page.input_value("[data-ref]") == page.input_value("[data-branch]") != ""
     page.select_option("[data-tag]", tag)
     page.fill("input[name=title]", title)
     page.click("#ticket-form button[type=submit]")
