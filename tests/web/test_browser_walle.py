@@ -1,12 +1,12 @@
 """The whole Walle workflow done only in the browser (real Chromium, a real ``ferryman serve``
 with its embedded worker, the real fleet), once in English and once in Chinese (every browser
-but the second approver's in the run's language): a superuser makes users and a space with an owner;
-the owner adds servers, trusts their host keys and invites the team; sets production's
-approval and a secret variable; a master creates a project from a named server and a label;
-a developer files a ticket; another master approves it (in Chinese); the gray release fails
-on one host; the developer retries the failed host; after a second release, a master rolls
-back to the older one from the Releases page. Screenshots of each page go to the test's
-output (and ``$FERRYMAN_SCREENSHOTS``)."""
+but the second approver's in the run's language): a superuser makes users and a space with an
+owner; the owner adds servers, trusts their host keys and invites the team; switches staging's
+approval on, sees production's and sets a secret variable; a master creates a project from a
+named server and a label; a developer files a ticket; another master approves it (in
+Chinese); the gray release fails on one host; the developer retries the failed host; after a
+second release, a master rolls back to the older one from the Releases page. Screenshots of
+each page go to the test's output (and ``$FERRYMAN_SCREENSHOTS``)."""
 
 from __future__ import annotations
 
@@ -126,6 +126,12 @@ def test_a_team_moves_from_walle_and_does_everything_in_the_browser(
 
     # --- the owner sets production's approval and a secret variable -----------------------
     boss.goto(f"/s/{space}/environments")
+    staging = boss.locator("#env-staging form.env-form")  # approval switched on by hand too
+    assert not staging.locator("input[name=approval]").is_checked()
+    staging.locator("input[name=approval]").check()
+    staging.locator("button[type=submit]").click()
+    boss.wait_for_load_state()
+    assert boss.locator("#env-staging input[name=approval]").is_checked()
     production = boss.locator("#env-production form.env-form")
     assert production.locator("input[name=approval]").is_checked()
     production.locator("textarea[name=secret_variables]").fill(f"DEPLOY_TOKEN={TOKEN}")
