@@ -230,6 +230,7 @@ def test_failures_from_one_address_do_not_lock_other_users_out_of_it(world, clie
 
 
 def test_a_refused_sign_in_says_when_to_come_back(world, client):
+    started = time.monotonic()
     with world.db.transaction() as s:  # many failures just now: a long wait
         s.add_all(
             LoginFailure(username="master-user", ip="testclient")
@@ -237,9 +238,11 @@ def test_a_refused_sign_in_says_when_to_come_back(world, client):
         )
     r = client.post(f"{P}/auth/login", json={"username": "master-user", "password": PASSWORD})
     assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
-    assert int(r.headers["Retry-After"]) >= 2**8 - 5
+    # 2**8 s from the failures, less the time this test took (a loaded machine is slow)
+    assert int(r.headers["Retry-After"]) >= 2**8 - 2 - (time.monotonic() - started)
     page = client.post("/login", data={"username": "master-user", "password": PASSWORD})
-    assert page.status_code == 429 and int(page.headers["Retry-After"]) >= 2**8 - 5
+    assert page.status_code == 429
+    assert int(page.headers["Retry-After"]) >= 2**8 - 2 - (time.monotonic() - started)
 
 
 def _spoofed_guesses(url: str, username: str, count: int) -> list[int]:
