@@ -52,6 +52,13 @@ def visible_space_ids(s: Session, actor: Actor) -> list[int] | None:
     return sorted(set(direct) | group_roles.spaces(s, actor.id))
 
 
+def hidden(what: str = "") -> NotFound:
+    """The refusal of an object the actor may not see — and, word for word, of one that does
+    not exist (``what``: ``"server #7"``), so nobody can tell another space's ids from ids
+    nobody has. A lookup raises this for a missing row, and ``require`` for a hidden one."""
+    return NotFound(said("no %(what)s", what=what) if what else said("not found"))
+
+
 def require(
     s: Session,
     actor: Actor,
@@ -89,7 +96,7 @@ def require(
     else:
         raise InternalError(f"{action} is checked in a space or a project: neither was given")
     if role is None:
-        raise NotFound(said("no %(what)s", what=what) if what else said("not found"))
+        raise hidden(what)
     if role < needs:
         space = s.get(Space, space_id)
         raise PermissionDenied(

@@ -20,7 +20,7 @@ from ferryman.domain.statuses import DeployStatus, ReleaseState
 from ferryman.errors import ConfigError, NotFound
 from ferryman.secretbox import is_sealed
 from ferryman.services.audit import Actor
-from ferryman.services.authz import require, visible_space_ids
+from ferryman.services.authz import hidden, require, visible_space_ids
 from ferryman.services.deploys import load
 
 
@@ -223,7 +223,7 @@ def visible_deploy(db: Database, actor: Actor, deploy_id: int) -> Deploy:
         deploy = s.get(Deploy, deploy_id)
         project = s.get(Project, deploy.project_id) if deploy else None
         if deploy is None or project is None:
-            raise NotFound(f"no deploy #{deploy_id}")
+            raise hidden(f"deploy #{deploy_id}")
         require(s, actor, "deploy.read", project=project, what=f"deploy #{deploy_id}")
         return deploy
 

@@ -441,13 +441,13 @@ class _Stale(Exception):
 
 def _retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool) -> Deploy:
     from ferryman.domain.tickets import check_transition
-    from ferryman.services.authz import require
+    from ferryman.services.authz import hidden, require
 
     with db.transaction() as s:
         original = s.get(Deploy, deploy_id)
         project = s.get(Project, original.project_id) if original else None
         if original is None or project is None:
-            raise NotFound(f"no deploy #{deploy_id}")
+            raise hidden(f"deploy #{deploy_id}")
         ticket = s.get(Ticket, original.ticket_id) if original.ticket_id else None
         if ticket is not None:
             require(s, actor, "ticket.deploy", project=project, what=f"deploy #{deploy_id}")
@@ -602,13 +602,13 @@ def request_rollback(
 def request_cancel(db: Database, actor: Actor, deploy_id: int, reason: str = "") -> Deploy:
     """Stop a deploy: a queued one never starts; a running one stops at its next safe point
     (before the switch nothing is switched; after it, switched hosts go back)."""
-    from ferryman.services.authz import require
+    from ferryman.services.authz import hidden, require
 
     with db.transaction() as s:
         deploy = s.get(Deploy, deploy_id)
         project = s.get(Project, deploy.project_id) if deploy else None
         if deploy is None or project is None:
-            raise NotFound(f"no deploy #{deploy_id}")
+            raise hidden(f"deploy #{deploy_id}")
         own = actor.id is not None and actor.id == deploy.requested_by
         action = "deploy.cancel" if own else "deploy.cancel_any"
         require(s, actor, action, project=project, what=f"deploy #{deploy_id}")

@@ -15,9 +15,9 @@ import asyncssh
 from ferryman.db.models import Server, Space
 from ferryman.db.session import Database
 from ferryman.domain import validate
-from ferryman.errors import Conflict, NotFound, RemoteError, ValidationError
+from ferryman.errors import Conflict, RemoteError, ValidationError
 from ferryman.services.audit import Actor, record
-from ferryman.services.authz import require
+from ferryman.services.authz import hidden, require
 from ferryman.services.spaces import visible_space
 
 SCAN_TIMEOUT = 10.0
@@ -58,7 +58,7 @@ def _server(db: Database, actor: Actor, server_id: int, action: str) -> Server:
     with db.read() as s:
         server = s.get(Server, server_id)
         if server is None:
-            raise NotFound(f"no server #{server_id}")
+            raise hidden(f"server #{server_id}")
         require(s, actor, action, space_id=server.space_id, what=f"server #{server_id}")
         s.expunge(server)
         return server
@@ -113,7 +113,7 @@ async def trust_server(
         with db.transaction() as s:
             row = s.get(Server, server_id)
             if row is None:
-                raise NotFound(f"no server #{server_id}")
+                raise hidden(f"server #{server_id}")
             require(s, actor, "server.trust", space_id=row.space_id, what=f"server #{server_id}")
             if (row.address, row.port) != (server.address, server.port):
                 raise Conflict(f"server {row.name} changed address meanwhile; trust it again")

@@ -13,11 +13,11 @@ from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.masking import MASK
 from ferryman.domain.variables import NAMES as RESERVED_VARIABLES
-from ferryman.errors import Conflict, NotFound, ValidationError
+from ferryman.errors import Conflict, ValidationError
 from ferryman.said import said
 from ferryman.secretbox import is_sealed
 from ferryman.services.audit import Actor, record
-from ferryman.services.authz import require, visible_space_ids
+from ferryman.services.authz import hidden, require, visible_space_ids
 from ferryman.services.spaces import visible_space
 
 # --- environments ---------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def _check_secrets(variables: dict[str, str], secrets: list[str]) -> list[str]:
 def _environment(s: Session, actor: Actor, env_id: int, action: str) -> Environment:
     env = s.get(Environment, env_id)
     if env is None:
-        raise NotFound(f"no environment #{env_id}")
+        raise hidden(f"environment #{env_id}")
     require(s, actor, action, space_id=env.space_id, what=f"environment #{env_id}")
     return env
 
@@ -275,7 +275,7 @@ def _check_server(address: str, port: int, user: str, labels: list[str]) -> str:
 def _server(s: Session, actor: Actor, server_id: int, action: str) -> Server:
     server = s.get(Server, server_id)
     if server is None:
-        raise NotFound(f"no server #{server_id}")
+        raise hidden(f"server #{server_id}")
     require(s, actor, action, space_id=server.space_id, what=f"server #{server_id}")
     return server
 

@@ -38,7 +38,7 @@ from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
 from ferryman.domain.statuses import DeliveryStatus, DeployStatus
-from ferryman.errors import Conflict, NotFound, ValidationError
+from ferryman.errors import Conflict, ValidationError
 from ferryman.notify.channels import CHANNELS
 from ferryman.notify.message import EVENTS, Message, render
 from ferryman.outbound import Outbound, for_database
@@ -157,11 +157,11 @@ def save_channel(
 
 
 def _channel(s: Session, actor: Actor, channel_id: int, action: str) -> NotifyChannel:
-    from ferryman.services.authz import require
+    from ferryman.services.authz import hidden, require
 
     row = s.get(NotifyChannel, channel_id)
     if row is None:
-        raise NotFound(f"no channel #{channel_id}")
+        raise hidden(f"channel #{channel_id}")
     require(s, actor, action, space_id=row.space_id, what=f"channel #{channel_id}")
     return row
 

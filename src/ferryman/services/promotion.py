@@ -24,7 +24,7 @@ from ferryman.db.models import Deploy, DeployWatch, Project, Release
 from ferryman.db.session import Database
 from ferryman.domain import validate
 from ferryman.domain.statuses import DeployStatus, WatchStatus
-from ferryman.errors import Conflict, NotFound, ValidationError
+from ferryman.errors import Conflict, ValidationError
 from ferryman.services.audit import Actor
 
 GATED_KINDS = ("deploy",)  # a rollback or a config-only deploy ships nothing new
@@ -112,13 +112,13 @@ async def pinned_commit(
 
 
 def _source(db: Database, actor: Actor, deploy_id: int, env: str) -> tuple[Deploy, Project]:
-    from ferryman.services.authz import require
+    from ferryman.services.authz import hidden, require
 
     with db.read() as s:
         deploy = s.get(Deploy, deploy_id)
         project = s.get(Project, deploy.project_id) if deploy else None
         if deploy is None or project is None:
-            raise NotFound(f"no deploy #{deploy_id}")
+            raise hidden(f"deploy #{deploy_id}")
         require(s, actor, "ticket.create", project=project, what=f"deploy #{deploy_id}")
         if deploy.kind != "deploy" or deploy.status != DeployStatus.SUCCESS or not deploy.commit:
             raise Conflict(

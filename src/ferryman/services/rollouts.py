@@ -15,7 +15,7 @@ from ferryman.db.models import Deploy, Project, Release
 from ferryman.db.session import Database
 from ferryman.domain import rollout as rules
 from ferryman.domain.statuses import DeployStatus
-from ferryman.errors import Conflict, NotFound, ValidationError
+from ferryman.errors import Conflict, ValidationError
 from ferryman.services import deploy_records, deploy_signals, locks
 from ferryman.services.audit import Actor, record
 
@@ -110,7 +110,7 @@ def request(db: Database, actor: Actor, deploy_id: int, action: str) -> Deploy:
     """Continue a paused rollout, abort it (its ``on_failure``), or roll it back now (every
     switched host back, whatever ``on_failure`` says). A paused one is queued again for any
     worker to pick up; a running one sees the request at its next step."""
-    from ferryman.services.authz import require
+    from ferryman.services.authz import hidden, require
 
     if action not in ACTIONS:
         raise ValidationError(f"action: one of {', '.join(ACTIONS)}")
@@ -118,7 +118,7 @@ def request(db: Database, actor: Actor, deploy_id: int, action: str) -> Deploy:
         deploy = s.get(Deploy, deploy_id)
         project = s.get(Project, deploy.project_id) if deploy else None
         if deploy is None or project is None:
-            raise NotFound(f"no deploy #{deploy_id}")
+            raise hidden(f"deploy #{deploy_id}")
         require(s, actor, ACTIONS[action], project=project, what=f"deploy #{deploy_id}")
         if deploy.rollout is None:
             raise Conflict(f"deploy #{deploy_id} is not a gray release")
