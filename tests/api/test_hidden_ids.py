@@ -23,7 +23,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from ferryman.app import create_app
 from ferryman.config.project import parse_project
-from ferryman.db.models import Deploy
+from ferryman.db.models import Deploy, Environment, NotifyChannel, Server
 from ferryman.domain.rollout import Rollout
 from ferryman.domain.statuses import DeployStatus
 from ferryman.outbound import Outbound
@@ -173,3 +173,48 @@ def test_the_console_stream_closes_alike_for_another_spaces_deploy_and_a_missing
         assert missing[0] == 4404, missing
         for the_id in hidden:
             assert closed(who, the_id) == missing, (who, the_id)
+
+
+NAMED = {"servers": "server_id", "environments": "env_id", "channels": "channel_id"}
+
+
+def _named_routes() -> list[tuple[str, str, str]]:
+    """(method, path, kind) of the canonical addresses: ``/spaces/{space}/<kind>/{name}…``."""
+    out = []
+    for method, path, _action in ROUTES:
+        found = re.match(r"^/api/v1/spaces/\{space\}/(\w+)/\{name\}", path)
+        if found and found.group(1) in NAMED:
+            out.append((method, path, found.group(1)))
+    return sorted(out)
+
+
+NAMED_ROUTES = _named_routes()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kind"), NAMED_ROUTES, ids=[f"{m} {p}" for m, p, _ in NAMED_ROUTES]
+)
+def test_a_name_in_another_space_is_refused_as_one_in_a_space_nobody_has(world, method, path, kind):
+    w, client = world
+    _, example, body = RECIPES[(method, path)](w, "developer")
+    query = urlsplit(example).query
+    table = {"servers": Server, "environments": Environment, "channels": NotifyChannel}[kind]
+    with w.db.read() as s:
+        row = s.get(table, _hidden(w, NAMED[kind])[0])
+        assert row is not None
+        name = str(row.name)
+
+    def url(space: str, the_name: str) -> str:
+        shown = str(path).replace("{space}", space).replace("{name}", the_name)
+        return shown + (f"?{query}" if query else "")
+
+    for who in ATTACKERS:
+        status, hidden = _call(client, w, who, method, url(OTHER, name), body)
+        assert status == 404, (who, hidden)
+        # a name nobody has there, and a space nobody has: the same answer
+        assert _call(client, w, who, method, url(OTHER, "nobody-has-this"), body) == (
+            status,
+            hidden,
+        ), who
+        nowhere = _call(client, w, who, method, url("nowhere", name), body)
+        assert nowhere == (status, hidden.replace(b"'other'", b"'nowhere'")), who
