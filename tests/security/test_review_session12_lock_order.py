@@ -123,11 +123,6 @@ def _one_of_them_won(answer: Any, gone: Any, w: World, project_id: int) -> None:
         assert gone.status_code == 409, gone.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session 12 review: a rollback ticket made while its project is deleted is "
-    "stored approved and its deploy queued for the deleted project",
-)
 def test_a_rollback_asked_while_its_project_is_deleted_queues_nothing_for_it(world):
     w, client = world
     ticket_id = w.deployed_ticket()
@@ -141,11 +136,6 @@ def test_a_rollback_asked_while_its_project_is_deleted_queues_nothing_for_it(wor
     _one_of_them_won(answer, gone, w, project_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session 12 review: a ticket created while its project is deleted is stored "
-    "open (approved on staging) for the deleted project",
-)
 def test_a_ticket_created_while_its_project_is_deleted_is_not_left_open(world):
     w, client = world
     project_id = int(w.new_project())
@@ -156,11 +146,6 @@ def test_a_ticket_created_while_its_project_is_deleted_is_not_left_open(world):
     _one_of_them_won(answer, gone, w, project_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session 12 review: a deploy requested while its project is deleted is queued "
-    "for the deleted project",
-)
 def test_a_deploy_requested_while_its_project_is_deleted_is_not_queued(world):
     w, client = world
     project_id = int(w.new_project())

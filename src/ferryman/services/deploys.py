@@ -37,6 +37,7 @@ from ferryman.observability.logs import deploy_event
 from ferryman.said import said
 from ferryman.services import config_files, promotion, rollouts, watch
 from ferryman.services.audit import Actor, record
+from ferryman.services.project_locks import lock_live_project, lock_project_shared
 from ferryman.services.queue import cancel_queued, record_outcome, sync_ticket
 
 ACTIVE = DEPLOY_ACTIVE
@@ -191,8 +192,10 @@ def create_deploy(
     with the current config files: its commit and base are the release the hosts are on."""
     from ferryman.services.projects import effective_config
 
-    if project.deleted_at is not None:  # a retry, a ticket, a watch: nothing deploys it
-        raise NotFound(said("no project %(name)s", name=repr(project.name)))
+    # the project's row locked shared and read again before anything is inserted for it
+    # (the lock order: project_locks.py): deleted meanwhile, nothing deploys it (a retry, a
+    # ticket, a watch's rollback); a deletion that starts now waits and sees this deploy
+    project = lock_live_project(s, project)
     config = effective_config(s, project)
     config.environment(env)
     chosen = select_hosts(config, env, hosts)
@@ -445,7 +448,9 @@ def _retry(db: Database, actor: Actor, deploy_id: int, failed_only: bool) -> Dep
 
     with db.transaction() as s:
         original = s.get(Deploy, deploy_id)
-        project = s.get(Project, original.project_id) if original else None
+        # the project's row first (project_locks.py): the ticket is written below, before
+        # create_deploy locks the project again — in the deletion's order, project then ticket
+        project = lock_project_shared(s, original.project_id) if original else None
         if original is None or project is None:
             raise hidden(f"deploy #{deploy_id}")
         ticket = s.get(Ticket, original.ticket_id) if original.ticket_id else None

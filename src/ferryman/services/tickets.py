@@ -36,6 +36,7 @@ from ferryman.services import approval, deploys, notifications, projects, promot
 from ferryman.services.audit import Actor, record
 from ferryman.services.authz import project_role, require, visible_space_ids
 from ferryman.services.config_files import config_views
+from ferryman.services.project_locks import lock_live_project, lock_project_shared
 from ferryman.services.space_access import space_access
 
 
@@ -97,17 +98,12 @@ def _lock_project_first(s: Session, ticket_id: int) -> None:
     """The lock order (``docs/architecture.md``, "Concurrency"): a project's row before its
     tickets'. A move that deploys inserts a deploy, which locks the project's row (its foreign
     key), and a deletion locks the project's row, then its open tickets: taking the ticket's
-    first would let the two deadlock. Shared (PostgreSQL: ``FOR KEY SHARE``; MariaDB: ``LOCK
-    IN SHARE MODE``): moves of tickets of one project do not wait for each other, only for a
-    deletion or an apply of it. A ticket's project never changes, so it is read unlocked."""
+    first would let the two deadlock. Shared (``project_locks.lock_project_shared``): moves
+    of tickets of one project do not wait for each other, only for a deletion or an apply of
+    it. A ticket's project never changes, so it is read unlocked."""
     project_id = s.scalar(select(Ticket.project_id).where(Ticket.id == ticket_id))
     if project_id is not None:
-        s.get(
-            Project,
-            project_id,
-            with_for_update={"read": True, "key_share": True},
-            populate_existing=True,
-        )
+        lock_project_shared(s, project_id)
 
 
 def _move(s: Session, ticket: Ticket, target: TicketStatus) -> None:
@@ -284,6 +280,12 @@ def insert_ticket(
     )
     s.add(ticket)
     s.flush()
+    # Read again under the project's row lock: a deletion committed since ``find_project``
+    # read it is refused here (the insert's foreign key let it through: the row is kept).
+    # The insert's foreign key check took that same shared lock on the project's row, so it
+    # is the first row this transaction locks (the order of project_locks.py: the new ticket
+    # is nobody else's yet), and a deletion that comes later waits and cancels this ticket.
+    fresh = lock_live_project(s, fresh)
     extra = {"promoted_from": promoted_from} if promoted_from else {}
     _audit(s, actor, "ticket.create", ticket, ref=ref, commit=commit, env=env, **extra)
     if ticket.status == TicketStatus.PENDING_APPROVAL:
@@ -452,6 +454,9 @@ def rollback_ticket(
                 said("ticket #%(id)s has not deployed anything to roll back", id=original.id)
             )
         target = to or _release_before(s, original)
+        # the project's row first (project_locks.py), then the rows made for it: a deletion
+        # committed since the read above refuses this; one that starts now waits for it
+        project = lock_live_project(s, project)
         ticket = Ticket(
             space_id=original.space_id,
             project_id=original.project_id,
