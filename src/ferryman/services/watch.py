@@ -26,6 +26,7 @@ from ferryman.db.models import Deploy, DeployWatch, Project, Release, Space
 from ferryman.db.session import Database
 from ferryman.errors import FerrymanError, NotFound
 from ferryman.services.audit import SYSTEM, record
+from ferryman.services.project_locks import lock_project_shared
 
 WATCHING, PASSED, FAILED, ENDED = "watching", "passed", "failed", "ended"
 WATCHED_KINDS = ("deploy", "config")
@@ -147,6 +148,14 @@ def record_failure(db: Database, watch_id: int, worker: str, host: str, why: str
     """A check failed on ``host``: the watch fails, its release is marked bad, the space is
     told, and with ``on_failure: rollback`` a rollback is queued (by the system actor)."""
     with db.transaction() as s:
+        # the project's row first, then the watch's (the lock order, project_locks.py): the
+        # rollback queued below locks the project's row, and a deletion locks it and then
+        # ends the project's watches — the watch's row first would let the two deadlock. A
+        # watch's project never changes, so it is read unlocked; a deletion that came first
+        # has ended the watch, and ``_mine`` finds it no longer watching.
+        project_id = s.scalar(select(DeployWatch.project_id).where(DeployWatch.id == watch_id))
+        if project_id is not None:
+            lock_project_shared(s, project_id)
         row = _mine(s, watch_id, worker)
         if row is None:
             return ENDED
