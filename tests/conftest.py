@@ -97,6 +97,10 @@ STARTS_PROCESSES = re.compile(
 )
 
 
+# The backends of ``backend`` beside SQLite: a test's run on one of them is marked ``backends``.
+OTHER_BACKENDS = tuple(name for name in databases.BACKENDS if name != "sqlite")
+
+
 @functools.cache
 def _starts_processes(source: str) -> bool:
     path = Path(source)
@@ -125,7 +129,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the fleet (any of its fixtures asks for ``fleet``) is marked
     ``fleet``, so ``-m "not fleet"`` never starts one; every test that starts processes of
     its own (``STARTS_PROCESSES``) is marked ``processes``, so ``-m "not fleet and not
-    processes"`` — the inner loop — is the tests of code in this process and the databases.
+    processes"`` — the inner loop — is the tests of code in this process and the databases;
+    the PostgreSQL and MariaDB runs of a test parametrized over ``backend`` are marked
+    ``backends``, so ``-m "... and not backends"`` runs such a test on SQLite only.
     The slowest modules (``SLOW_FIRST``) go first, each keeping its own order."""
     for item in items:
         if "fleet" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("fleet"):
@@ -134,6 +140,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             _starts_processes(source) for source in _sources(item)
         ):
             item.add_marker(pytest.mark.processes)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") in OTHER_BACKENDS:
+            item.add_marker(pytest.mark.backends)
     rank = {module: place for place, module in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
@@ -150,6 +159,19 @@ def cheap_password_hashes() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def routes_built_once() -> Iterator[None]:
+    """FastAPI builds the models of an app's routes (a pydantic adapter per parameter, body
+    and response) on the app's first requests: ~0.6 s of CPU for each of the hundreds of apps
+    the tests make. In this process an app reuses what an earlier app built for the same route
+    (``testing/routes.built_once``): the same models, a handler of its own. Servers the tests
+    start as processes build their own."""
+    from ferryman.testing.routes import built_once
+
+    with built_once():
         yield
 
 
