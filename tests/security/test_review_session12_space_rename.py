@@ -103,11 +103,6 @@ def test_a_body_of_megabytes_is_refused_without_a_500_and_nothing_is_stored(worl
     assert stored(world) == "Kept" and renames(world) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session 12 review: U+061C ARABIC LETTER MARK, a bidirectional mark like the "
-    "refused U+200E/U+200F, is accepted in a display name",
-)
 def test_the_arabic_letter_mark_is_refused_like_the_other_direction_marks(world):
     named(world, "Kept")
     owner = browser(world, "owner")
@@ -127,11 +122,6 @@ INVISIBLE = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session 12 review: a display name made only of invisible characters is stored "
-    "and pages show the space with no name at all",
-)
 @pytest.mark.parametrize("case", sorted(INVISIBLE))
 def test_a_name_of_only_invisible_characters_never_hides_the_space(world, case):
     named(world, "Kept")
@@ -143,11 +133,6 @@ def test_a_name_of_only_invisible_characters_never_hides_the_space(world, case):
     assert shown in ("Kept", ""), repr(shown)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session 12 review: an owner may give their space another space's display "
-    "name; the switcher then shows two identical entries to a member of both",
-)
 def test_an_owner_cannot_make_their_space_read_as_another_in_the_switcher(world):
     named(world, "Acme production")
     named(world, "", name="other")

@@ -12,6 +12,7 @@ from fastapi import Request
 
 from ferryman.db.models import User
 from ferryman.db.session import Database
+from ferryman.domain import display_name as display_names
 from ferryman.domain.permissions import Role, role_allows
 from ferryman.errors import AuthenticationFailed, CsrfFailed, FerrymanError
 from ferryman.http_deps import SESSION_COOKIE, client_ip
@@ -112,6 +113,9 @@ def signed_in(request: Request, db: Database, space: str | None = None) -> Viewe
         zone = user.time_zone if user else ""
     web = Viewer(lang=language(request, user_language), actor=actor, csrf=csrf, zone=zone)
     web.spaces = spaces.list_spaces(db, actor)
+    shown_as = display_names.labels([(x["name"], x["display_name"]) for x in web.spaces])
+    for entry in web.spaces:  # two spaces that read the same are told apart by their slug
+        entry["label"] = shown_as[entry["name"]]
     wanted = space or request.cookies.get(SPACE_COOKIE)
     chosen = next((x for x in web.spaces if x["name"] == wanted), None)
     if space is not None and chosen is None:
