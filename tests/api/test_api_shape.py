@@ -34,7 +34,32 @@ def test_openapi_documents_the_error_envelope_the_server_sends(client):
                 content = op["responses"][status]["content"]["application/json"]
                 assert content["schema"] == {"$ref": envelope}, (method, path, status)
     sent = client.get("/api/v1/deploys/999999").json()
-    assert set(sent) == {"error"} and set(sent["error"]) == {"code", "message", "details"}
+    assert set(sent) == {"error"}
+    # a refusal written as a catalogue message also carries its template and values
+    assert {"code", "message", "details"} <= set(sent["error"])
+    assert set(sent["error"]) <= {"code", "message", "details", "template", "params"}
+    assert sent["error"]["code"] == "not_found"
+
+
+def test_every_integer_parameter_is_bounded_below_what_a_database_column_holds(client):
+    """A number past 2**63 - 1 reached SQLite as an OverflowError (a 500): every integer in a
+    path or query string declares a maximum the databases can hold."""
+    doc = client.get("/openapi.json").json()
+    unbounded = []
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            for param in op.get("parameters", []):
+                schema = param.get("schema", {})
+                kinds = [schema, *schema.get("anyOf", [])]
+                for kind in kinds:
+                    if kind.get("type") == "integer" and kind.get("maximum", 2**64) > 2**63 - 1:
+                        unbounded.append((method, path, param["name"]))
+    assert not unbounded
+
+
+def test_a_config_diff_asked_between_huge_versions_is_refused_not_a_500(client):
+    r = client.get("/api/v1/projects/1/envs/staging/config/diff/app.ini", params={"from": 2**64})
+    assert r.status_code == 422, r.text
 
 
 def test_an_unknown_query_parameter_is_refused_naming_it(client):

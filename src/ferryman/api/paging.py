@@ -14,7 +14,7 @@ from fastapi import Query, Request, Response
 from pydantic import BeforeValidator
 
 TOTAL = "X-Total-Count"
-Page = Annotated[int, Query(ge=1, description="the page, from 1")]
+Page = Annotated[int, Query(ge=1, le=2**31 - 1, description="the page, from 1")]
 PerPage = Annotated[int, Query(ge=1, le=500, description="rows a page (at most 500)")]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 
 from ferryman.api.config_views import ConfigDiff, ConfigFile, ConfigPreview, ConfigVersion
-from ferryman.api.deps import DB, CurrentActor, perm
+from ferryman.api.deps import DB, MAX_ID, CurrentActor, perm
 from ferryman.api.schemas import ConfigFileBody, ConfigOverrideBody
 from ferryman.services import config_files, config_views
 
@@ -123,8 +123,8 @@ def diff(
     path: str,
     db: DB,
     actor: CurrentActor,
-    old: int | None = Query(None, ge=0, alias="from"),
-    new: int | None = Query(None, ge=1, alias="to"),
+    old: int | None = Query(None, ge=0, le=MAX_ID, alias="from"),
+    new: int | None = Query(None, ge=1, le=MAX_ID, alias="to"),
 ) -> dict[str, Any]:
     """A unified diff between two versions (default: the newest and the one before)."""
     return config_views.diff(db, actor, project, env, path, old, new)
