@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from ferryman.db.models import AuditEntry, Environment, Space
-from ferryman.services import inventory, projects, secrets
+from ferryman.services import inventory, projects, secrets, spaces
+from ferryman.services.audit import SYSTEM
 from tests.api.world import SPACE, World, build_world
 from tests.web.test_pages import browser, csrf_of
 
@@ -240,3 +241,28 @@ def test_the_audit_log_reads_as_sentences_with_links_and_details_folded(world):
     assert "<details><summary>Details</summary>" in row and "<script>" not in row
     chinese = browser(world, "owner", language="zh-CN")
     assert "创建了环境" in chinese.get(f"/s/{SPACE}/audit?action=environment.create").text
+
+
+def test_the_first_steps_link_only_to_the_forms_the_viewers_role_can_send(world):
+    spaces.create_space(world.db, SYSTEM, "firststeps", owner="owner-user")
+    for role in ("reporter", "developer", "master"):
+        spaces.set_member(world.db, SYSTEM, "firststeps", world.actors[role].username, role)
+    links = {
+        role: set(re.findall(r'href="(/s/firststeps/[^"]*)"', _onboarding_of(world, role)))
+        for role in ("reporter", "developer", "master", "owner")
+    }
+    forms = {"/s/firststeps/servers/new", "/s/firststeps/projects/new", "/s/firststeps/tickets/new"}
+    assert not links["reporter"] & forms
+    assert links["developer"] & forms == {"/s/firststeps/tickets/new"}
+    assert links["master"] >= forms and links["owner"] >= forms
+    steps = _onboarding_of(world, "reporter")
+    assert steps.count("<li") == 6 and "someone with a higher role does this" in steps
+
+
+def _onboarding_of(world: World, role: str) -> str:
+    page = browser(world, role).get("/s/firststeps/").text
+    found = re.search(
+        r'<section class="card highlight" id="onboarding">(.*?)</section>', page, re.S
+    )
+    assert found is not None, f"no first steps for the {role}"
+    return found.group(1)

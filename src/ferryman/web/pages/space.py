@@ -118,25 +118,33 @@ def _onboarding(db: Database, web: Viewer, space: str) -> list[dict[str, Any]] |
     owned = projects.list_projects(db, web.actor, space)
     base = f"/s/{space}"
     first = owned[0]["name"] if owned else ""
+    steps = [
+        (web._("Add a server"), bool(servers), f"{base}/servers/new", "server.manage"),
+        (
+            web._("Trust its host key (compare the fingerprint with the host's own)"),
+            any(x["host_key"] for x in servers),
+            f"{base}/servers",
+            "server.trust",
+        ),
+        (
+            web._("Add this space's public key to the server's authorized_keys"),
+            False,
+            f"{base}/servers#public-key",
+            "server.manage",
+        ),
+        (web._("Create a project"), bool(owned), f"{base}/projects/new", "project.create"),
+        (
+            web._("Run detection on the project"),
+            False,
+            f"{base}/projects/{first}" if first else f"{base}/projects",
+            "project.detect",
+        ),
+        (web._("Deploy for the first time"), False, f"{base}/tickets/new", "ticket.create"),
+    ]
+    # a step the viewer's role cannot take is shown, never linked to a form it cannot send
     return [
-        {"text": web._("Add a server"), "done": bool(servers), "href": f"{base}/servers/new"},
-        {
-            "text": web._("Trust its host key (compare the fingerprint with the host's own)"),
-            "done": any(x["host_key"] for x in servers),
-            "href": f"{base}/servers",
-        },
-        {
-            "text": web._("Add this space's public key to the server's authorized_keys"),
-            "done": False,
-            "href": f"{base}/servers#public-key",
-        },
-        {"text": web._("Create a project"), "done": bool(owned), "href": f"{base}/projects/new"},
-        {
-            "text": web._("Run detection on the project"),
-            "done": False,
-            "href": f"{base}/projects/{first}" if first else f"{base}/projects",
-        },
-        {"text": web._("Deploy for the first time"), "done": False, "href": f"{base}/tickets/new"},
+        {"text": text, "done": done, "href": href if web.can(action) else None}
+        for text, done, href, action in steps
     ]
 
 
