@@ -62,6 +62,25 @@ def test_a_config_diff_asked_between_huge_versions_is_refused_not_a_500(client):
     assert r.status_code == 422, r.text
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/api/v1/users/{n}", {"email": "x@example.com"}),
+        ("GET", "/api/v1/spaces/{n}", None),
+        ("GET", "/api/v1/projects/{n}", None),
+        ("GET", "/api/v1/groups/{n}", None),
+        ("GET", "/api/v1/audit?project={n}", None),
+    ],
+)
+def test_a_reference_past_every_id_column_is_not_found_not_a_500(client, method, path, body):
+    for number in (2**31, 2**63, 10**30):
+        r = client.request(method, path.format(n=number), json=body)
+        if "?" in path:  # a filter that matches nothing
+            assert r.status_code == 200 and not r.json(), (number, r.text)
+        else:
+            assert r.status_code == 404, (number, r.status_code, r.text)
+
+
 def test_an_unknown_query_parameter_is_refused_naming_it(client):
     r = client.get("/api/v1/deploys", params={"stauts": "failed"})
     assert r.status_code == 422

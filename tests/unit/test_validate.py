@@ -104,3 +104,13 @@ def test_digits_that_python_calls_digits_but_int_refuses_are_a_validation_error(
         rollout.amount(text, 10, "batches")
     with pytest.raises(ValidationError):
         validate.host(f"example.com:{text}")
+
+
+def test_a_reference_written_as_digits_is_a_row_id_and_one_past_every_column_is_no_row():
+    from ferryman.domain.validate import MAX_ROW_ID, row_id
+
+    assert row_id(7) == 7 and row_id("42") == 42
+    assert row_id("shop") is None and row_id("٣") is None and row_id("") is None
+    assert row_id(str(MAX_ROW_ID)) == MAX_ROW_ID
+    assert row_id(str(MAX_ROW_ID + 1)) == 0 and row_id("9" * 30) == 0
+    assert row_id(0) == 0 and row_id(-5) == 0 and row_id("0") == 0

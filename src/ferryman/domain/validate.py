@@ -53,6 +53,23 @@ def ref(value: str) -> str:
     return value
 
 
+# the largest id a lookup asks for: the smallest integer column of the three databases (a
+# bigger number reached SQLite as an OverflowError and PostgreSQL as "out of range": a 500)
+MAX_ROW_ID = 2**31 - 1
+
+
+def row_id(ref: int | str) -> int | None:
+    """``ref`` as a row id when it is written as one (an int, or ASCII digits), else None (a
+    name). A number no id column can hold is an id no row has: 0."""
+    if isinstance(ref, int):
+        value = ref
+    elif is_digits(ref):
+        value = int(ref)
+    else:
+        return None
+    return value if 0 < value <= MAX_ROW_ID else 0
+
+
 def is_digits(text: str) -> bool:
     """ASCII digits only: ``str.isdigit`` is also true for ``¹`` or ``٣``, which ``int``
     then refuses (a crash where a clear error was meant)."""

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ferryman.db.models import AuditEntry, Project
-from ferryman.domain.validate import is_digits
+from ferryman.domain.validate import row_id
 
 ALL_SCOPES = frozenset({"read", "write"})
 
@@ -92,8 +92,8 @@ def query(
         stmt = stmt.where(AuditEntry.actor == actor)
     if project:
         ids = select(Project.id).where(Project.name == project)
-        if is_digits(project):
-            ids = select(Project.id).where(Project.id == int(project))
+        if (ident := row_id(project)) is not None:
+            ids = select(Project.id).where(Project.id == ident)
         stmt = stmt.where(AuditEntry.project_id.in_(ids))
     if action:
         stmt = stmt.where(AuditEntry.action.startswith(action))

@@ -35,9 +35,10 @@ DESCRIPTION = 500  # characters of a group's description
 
 def _group(s: Session, ref: int | str) -> UserGroup:
     text = str(ref)
+    ident = validate.row_id(text)
     found = (
-        s.get(UserGroup, int(text))
-        if validate.is_digits(text)
+        (s.get(UserGroup, ident) if ident else None)
+        if ident is not None
         else s.scalar(select(UserGroup).where(UserGroup.name == text))
     )
     if found is None:

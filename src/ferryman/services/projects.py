@@ -24,7 +24,7 @@ from ferryman.db.session import Database
 from ferryman.domain import overlap as overlap_rules
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
-from ferryman.domain.validate import is_digits
+from ferryman.domain.validate import row_id
 from ferryman.errors import ConfigError, Conflict, NotFound
 from ferryman.outbound import for_database
 from ferryman.said import said
@@ -52,8 +52,8 @@ def find_project(s: Session, actor: Actor, ref: int | str, action: str) -> Proje
     then ``require(action)`` on it. Invisible projects are ``NotFound``."""
     text = str(ref)
     project: Project | None
-    if isinstance(ref, int) or is_digits(text):
-        project = s.get(Project, int(text))
+    if (ident := row_id(ref)) is not None:
+        project = s.get(Project, ident) if ident else None
     elif ":" in text:
         space_name, _, name = text.partition(":")
         project = s.scalar(

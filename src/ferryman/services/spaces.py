@@ -21,7 +21,7 @@ from ferryman.domain import display_name as display_names
 from ferryman.domain import validate
 from ferryman.domain.permissions import Role
 from ferryman.domain.rollout import duration
-from ferryman.domain.validate import is_digits
+from ferryman.domain.validate import row_id
 from ferryman.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from ferryman.said import said
 from ferryman.services import group_roles
@@ -59,8 +59,8 @@ def limits_dict(space: Space) -> dict[str, Any]:
 
 def load_space(s: Session, ref: int | str) -> Space:
     """A space by id or by name (visibility is checked by the caller's ``require``)."""
-    if isinstance(ref, int) or is_digits(str(ref)):
-        space = s.get(Space, int(ref))
+    if (ident := row_id(ref)) is not None:
+        space = s.get(Space, ident) if ident else None
     else:
         space = s.scalar(select(Space).where(Space.name == ref))
     if space is None:
@@ -242,8 +242,8 @@ def update_limits(
 
 
 def find_user(s: Session, ref: int | str) -> User:
-    if isinstance(ref, int) or is_digits(str(ref)):
-        user = s.get(User, int(ref))
+    if (ident := row_id(ref)) is not None:
+        user = s.get(User, ident) if ident else None
     else:
         user = s.scalar(select(User).where(User.username == ref))
     if user is None:
