@@ -22,10 +22,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from ferryman.app import create_app
 from ferryman.db.models import Deploy, Project, Ticket
 from ferryman.domain.statuses import DeployStatus, TicketStatus
-from tests.api.world import SPACE, World, build_world
+from tests.api.world import SPACE, World
+from tests.db.lock_crossing import Crossing, world_on_a_server_database
 
 P = "/api/v1"
 TRIALS = 6  # each forces the crossing; bounded by DEADLINE too
@@ -42,41 +42,12 @@ LOCKING = re.compile(
 
 @pytest.fixture
 def world(db_url: str, tmp_path: Path) -> Iterator[tuple[World, TestClient]]:
-    if db_url.startswith("sqlite"):
-        pytest.skip("SQLite takes one write lock: its writers queue, they never deadlock")
-    w = build_world(tmp_path, db_url)
-    with TestClient(create_app(w.settings, w.db, embedded_worker=False)) as client:
-        yield w, client
-    w.db.dispose()
-
-
-class Crossing:
-    """Holds each thread after its first locking statement until another thread has taken
-    its first one too (a barrier of two that gives up after ``HOLD``)."""
-
-    def __init__(self) -> None:
-        self.barrier = threading.Barrier(2, timeout=HOLD)
-        self.first: dict[int, str] = {}  # thread → the table it locked first
-        self.lock = threading.Lock()
-
-    def __call__(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        found = LOCKING.match(statement)
-        if found is None:
-            return
-        me = threading.get_ident()
-        with self.lock:
-            if me in self.first:
-                return
-            self.first[me] = found.group(1)
-        try:
-            self.barrier.wait()
-        except threading.BrokenBarrierError:
-            pass  # the other request waits for this one's row: go on
+    yield from world_on_a_server_database(db_url, tmp_path)
 
 
 def _race(w: World, *requests: Callable[[], Any]) -> list[Any]:
     """Run the requests at once, the crossing forced; their responses."""
-    crossing = Crossing()
+    crossing = Crossing(LOCKING, HOLD)
     event.listen(w.db.engine, "after_cursor_execute", crossing)
     start = threading.Barrier(len(requests))
     out: list[Any] = [None] * len(requests)
