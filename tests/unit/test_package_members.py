@@ -37,6 +37,18 @@ def test_members_are_owned_by_root_without_names_and_keep_only_their_rwx_bits(tm
     assert members["bin"].isdir() and members["bin"].mode == 0o777
 
 
+def test_a_member_with_a_short_name_has_one_header_and_whole_second_times(tmp_path):
+    # a fractional mtime made tarfile write an extended (pax) header before every member:
+    # twice the headers to build and to unpack, for sub-second times nobody reads
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "app.txt").write_text("x")
+    os.utime(tree / "app.txt", ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    member = _members(tree, tmp_path)["app.txt"]
+    assert member.pax_headers == {}
+    assert member.mtime == 1_700_000_000
+
+
 def test_a_symlink_is_a_symlink_member_with_its_target_and_is_never_followed(tmp_path):
     tree = tmp_path / "tree"
     tree.mkdir()
