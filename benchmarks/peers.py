@@ -59,12 +59,15 @@ from deploy_fleet import change_one_file, floor_ssh_true, floor_unpack, generate
 from ferryman.commands import integrity
 from ferryman.commands.remote import Layout
 from ferryman.remote.executor import Executor, Target, fan_out
-from ferryman.testing.fleet import Fleet, FleetHost, add_host, start_fleet
+from ferryman.testing.fleet import Fleet, FleetHost, add_host
+from ferryman.testing.relay_fleet import HOST_KEYS, start_relay_fleet
 
 FERRYMAN = shutil.which("ferryman", path=os.path.dirname(sys.executable)) or "ferryman"
 PASSWORD = "benchmark password 1"
 ENV = "staging"  # a seeded environment that needs no approval
 PEERS = ("ferryman", "capistrano", "ansible")
+PROJECTS = ("bench", "solo", "relay")  # the Ferryman projects: every host, one host, fan-out
+FANOUT = 4  # the relay project's transfer.fanout
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -78,6 +81,23 @@ def process_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
     return (utime + stime + cutime + cstime) / TICK
+
+
+def hosts_cpu(hosts: list[FleetHost]) -> float:
+    """User+system seconds the hosts have spent (each host's sshd and every session it ran),
+    once the sessions of the last command have ended: what the hosts' own CPUs would carry
+    on a real fleet, here taken from the deploy host's two cores."""
+    total = 0.0
+    for host in hosts:
+        pid = host.pid()
+        if pid is None:
+            continue
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        deadline = time.monotonic() + 10
+        while children.read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        total += process_cpu(pid)
+    return total
 
 
 def run(
@@ -204,25 +224,30 @@ def ferryman(
         run(
             [FERRYMAN, "login", "--server", url, "--username", "bench", "--password", PASSWORD], env
         )
-        config = {
-            "project": "bench",
-            "repo": f"ssh://root@{git_address}/srv/git/bench.git",
-            "environments": {
-                ENV: {
-                    "hosts": [h.address for h in hosts],
-                    "user": "root",
-                    "webroot": "/srv/www/bench",
-                    "releases": "/srv/releases/bench",
-                    "parallel": len(hosts),
-                }
-            },
-        }
-        project_file = base / "bench.yaml"
-        project_file.write_text(json.dumps(config))  # JSON is YAML
-        run([FERRYMAN, "apply", "--file", str(project_file)], env)
+
+        def apply(name: str, on: list[FleetHost], **more: Any) -> None:
+            config = {
+                "project": name,
+                "repo": f"ssh://root@{git_address}/srv/git/bench.git",
+                "environments": {
+                    ENV: {
+                        "hosts": [h.address for h in on],
+                        "user": "root",
+                        "webroot": f"/srv/www/{name}",
+                        "releases": f"/srv/releases/{name}",
+                        "parallel": len(on),
+                        **more,
+                    }
+                },
+            }
+            project_file = base / f"{name}.yaml"
+            project_file.write_text(json.dumps(config))  # JSON is YAML
+            run([FERRYMAN, "apply", "--file", str(project_file)], env)
+
+        apply("bench", hosts)
 
         def timed(*cli: str) -> dict[str, Any]:
-            before = process_cpu(server.pid)
+            before, hosts_before = process_cpu(server.pid), hosts_cpu(hosts)
             wall, cli_cpu, out = run([FERRYMAN, *cli, "--wait", "--json"], env)
             deploy = json.loads(out)
             if deploy["status"] != "success":
@@ -231,6 +256,7 @@ def ferryman(
                 "wall": wall,
                 "cpu": process_cpu(server.pid) - before + cli_cpu,
                 "cli_cpu": cli_cpu,
+                "hosts_cpu": hosts_cpu(hosts) - hosts_before,
                 "pickup": _seconds(deploy, "created_at", "started_at"),
                 "run": _seconds(deploy, "started_at", "finished_at"),
                 "stages": _stages(deploy),
@@ -254,6 +280,22 @@ def ferryman(
         # every host at once on this machine's cores (on a real fleet, each on its own)
         figures["hash_one"] = measure(lambda: asyncio.run(_hash(fleet, hosts[:1], release)))
         figures["hash_all"] = measure(lambda: asyncio.run(_hash(fleet, hosts, release)))
+        # the same deploys to one host: the deploy host's part with the host's work on a core
+        # of its own, in the same run
+        apply("solo", hosts[:1])
+        figures["solo_first"] = timed("deploy", "solo", "--env", ENV, "--ref", "master")
+        solo_redeploys, solo_rollbacks = [], []
+        for _ in range(args.rounds):
+            change_one_file(work, bare)
+            solo_redeploys.append(timed("deploy", "solo", "--env", ENV, "--ref", "master"))
+            solo_rollbacks.append(timed("rollback", "solo", "--env", ENV))
+        figures["solo_redeploy"] = median_of(solo_redeploys)
+        figures["solo_rollback"] = median_of(solo_rollbacks)
+        # a first deploy to every host with tiered fan-out: the deploy host streams the package
+        # to FANOUT hosts, which pass it on
+        if len(hosts) > 2 * FANOUT:
+            apply("relay", hosts, transfer={"fanout": FANOUT, "authorized_keys": HOST_KEYS})
+            figures["relay_first"] = timed("deploy", "relay", "--env", ENV, "--ref", "master")
         return figures
     finally:
         server.send_signal(signal.SIGTERM)
@@ -262,7 +304,7 @@ def ferryman(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(30)
-        remove(fleet, hosts, "/srv/www/bench", "/srv/releases/bench")
+        remove(fleet, hosts, *(f"/srv/{d}/{p}" for d in ("www", "releases") for p in PROJECTS))
         if args.home_on_tmpfs:
             subprocess.run(["umount", str(home)], check=False, timeout=60)
 
@@ -537,7 +579,8 @@ def main() -> None:
         parser.error(f"--only: unknown {sorted(unknown)}; choose from {', '.join(PEERS)}")
 
     base = Path(tempfile.mkdtemp(prefix="ferryman-peers-"))
-    fleet = start_fleet(base / "fleet", args.hosts, network=args.net, tmpfs=True)
+    # every host's sshd also reads a keys file of its own, for the relay project's deploy keys
+    fleet = start_relay_fleet(base / "fleet", args.hosts, args.net, 1, tmpfs=True)
     agent_pid: int | None = None
     figures: dict[str, Any] = {
         "hosts": args.hosts,
@@ -654,6 +697,29 @@ def report(f: dict[str, Any], chosen: list[str]) -> None:
             f"one host {fm['hash_one']['wall']:.2f} s"
             f", all {f['hosts']} hosts at once {fm['hash_all']['wall']:.2f} s"
         )
+        verified = fm["hash_all"]["wall"]
+        print(
+            f"a rollback against the floor of a verified one (connect and hash the target on "
+            f"every host): {fm['rollback']['wall'] / verified:.2f}×"
+            f"\nthe hosts' CPU (their sshd and sessions, on this machine's cores): "
+            + ", ".join(
+                f"{case} {fm[case]['hosts_cpu']:.2f} s"
+                for case in ("first", "redeploy", "rollback", "emergency")
+            )
+        )
+        if "solo_first" in fm:
+            solo = ", ".join(
+                f"{case} {fm['solo_' + case]['wall']:.2f} s (deploy-host CPU "
+                f"{fm['solo_' + case]['cpu']:.2f} s)"
+                for case in ("first", "redeploy", "rollback")
+            )
+            print(f"the same to one host: {solo}")
+        if "relay_first" in fm:
+            relay = fm["relay_first"]
+            print(
+                f"first deploy with transfer.fanout {FANOUT}: {relay['wall']:.2f} s, "
+                f"deploy-host CPU {relay['cpu']:.2f} s (without: {fm['first']['cpu']:.2f} s)"
+            )
         for case in ("first", "redeploy", "rollback", "emergency"):
             fig = f["ferryman"][case]
             stages = ", ".join(f"{k} {v:.2f}" for k, v in fig.get("stages", {}).items())
