@@ -100,6 +100,10 @@ class CsrfFailed(PermissionDenied):
     code = "csrf_failed"
 
 
+# A page's form posted with another session's token, a forged one or none at all.
+STALE_FORM = "the form is stale or was not sent by this site: reload the page"
+
+
 class ApprovalRequired(PermissionDenied):
     code = "approval_required"
 

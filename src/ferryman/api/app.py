@@ -38,7 +38,7 @@ from ferryman.api.routes import router
 from ferryman.config.settings import Settings
 from ferryman.db.outage import is_outage
 from ferryman.db.session import Database
-from ferryman.errors import FerrymanError, NotFound, ValidationError
+from ferryman.errors import STALE_FORM, CsrfFailed, FerrymanError, NotFound, ValidationError
 from ferryman.jobs.worker import Worker
 from ferryman.observability import health
 
@@ -274,6 +274,10 @@ def create_api(
     async def invalid_body(request: Request, exc: RequestValidationError) -> Response:
         errors = ["/".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()]
         if web.is_page(request):
+            if any(tuple(e["loc"]) == ("body", "csrf") for e in exc.errors()):
+                # a form without its token is refused as one with a wrong token: 403, before
+                # anything is said of its other fields
+                return web.error_page(request, CsrfFailed(STALE_FORM))
             return web.error_page(request, ValidationError("; ".join(errors)))
         items = envelope.from_validation(list(exc.errors()))  # objects: loc, code, message
         return _error(

@@ -14,7 +14,7 @@ from ferryman.db.models import User
 from ferryman.db.session import Database
 from ferryman.domain import display_name as display_names
 from ferryman.domain.permissions import Role, role_allows
-from ferryman.errors import AuthenticationFailed, CsrfFailed, FerrymanError
+from ferryman.errors import STALE_FORM, AuthenticationFailed, CsrfFailed, FerrymanError
 from ferryman.http_deps import SESSION_COOKIE, client_ip
 from ferryman.said import said
 from ferryman.services import spaces, users
@@ -133,4 +133,4 @@ def signed_in(request: Request, db: Database, space: str | None = None) -> Viewe
 def check_csrf(web: Web, sent: str | None) -> None:
     """Every form posts the session's CSRF token back."""
     if not sent or not web.csrf or not secrets.compare_digest(sent, web.csrf):
-        raise CsrfFailed("the form is stale or was not sent by this site: reload the page")
+        raise CsrfFailed(STALE_FORM)
