@@ -17,6 +17,7 @@ from jinja2.bccache import Bucket
 from markupsafe import Markup
 
 from ferryman import __version__
+from ferryman.domain import display_name
 from ferryman.web import i18n, paths
 from ferryman.web.session import FLASH_COOKIE, SPACE_COOKIE, Web
 
@@ -94,7 +95,10 @@ def environment(lang: str) -> Environment:
     env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(when=_when, seconds=_seconds, short=_short, json=_json)
     env.filters["label"] = lambda value: i18n.label(lang, str(value))
-    env.globals.update(version=__version__, languages=i18n.NAMES)
+    # the longest display name the services take: the inputs say so before a refusal does
+    env.globals.update(
+        version=__version__, languages=i18n.NAMES, display_name_limit=display_name.LIMIT
+    )
     return env
 
 
