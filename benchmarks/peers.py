@@ -263,16 +263,19 @@ def ferryman(
                 "release": deploy.get("release"),
             }
 
-        figures: dict[str, Any] = {
-            "first": timed("deploy", "bench", "--env", ENV, "--ref", "master")
-        }
-        redeploys, rollbacks = [], []
-        for _ in range(args.rounds):
-            change_one_file(work, bare)
-            redeploys.append(timed("deploy", "bench", "--env", ENV, "--ref", "master"))
-            rollbacks.append(timed("rollback", "bench", "--env", ENV))
-        figures["redeploy"] = median_of(redeploys)
-        figures["rollback"] = median_of(rollbacks)
+        def rounds(project: str, prefix: str = "") -> dict[str, Any]:
+            """A first deploy, then ``--rounds`` of one file changed, deployed, rolled back."""
+            out = {prefix + "first": timed("deploy", project, "--env", ENV, "--ref", "master")}
+            redeploys, rollbacks = [], []
+            for _ in range(args.rounds):
+                change_one_file(work, bare)
+                redeploys.append(timed("deploy", project, "--env", ENV, "--ref", "master"))
+                rollbacks.append(timed("rollback", project, "--env", ENV))
+            out[prefix + "redeploy"] = median_of(redeploys)
+            out[prefix + "rollback"] = median_of(rollbacks)
+            return out
+
+        figures = rounds("bench")
         change_one_file(work, bare)
         release = timed("deploy", "bench", "--env", ENV, "--ref", "master")["release"]
         figures["emergency"] = timed("rollback", "bench", "--env", ENV, "--emergency")
@@ -283,14 +286,7 @@ def ferryman(
         # the same deploys to one host: the deploy host's part with the host's work on a core
         # of its own, in the same run
         apply("solo", hosts[:1])
-        figures["solo_first"] = timed("deploy", "solo", "--env", ENV, "--ref", "master")
-        solo_redeploys, solo_rollbacks = [], []
-        for _ in range(args.rounds):
-            change_one_file(work, bare)
-            solo_redeploys.append(timed("deploy", "solo", "--env", ENV, "--ref", "master"))
-            solo_rollbacks.append(timed("rollback", "solo", "--env", ENV))
-        figures["solo_redeploy"] = median_of(solo_redeploys)
-        figures["solo_rollback"] = median_of(solo_rollbacks)
+        figures.update(rounds("solo", "solo_"))
         # a first deploy to every host with tiered fan-out: the deploy host streams the package
         # to FANOUT hosts, which pass it on
         if len(hosts) > 2 * FANOUT:
