@@ -19,7 +19,7 @@ from ferryman.config.settings import Settings
 from ferryman.services import deploy_views
 from ferryman.testing.fleet import FleetHost
 from tests.conftest import NET
-from tests.helpers import Repo, apply, deploy, project_config, unique
+from tests.helpers import Repo, apply, deploy, git, project_config, unique
 
 pytestmark = pytest.mark.fleet
 
@@ -151,3 +151,34 @@ def test_a_file_a_build_rewrote_under_its_own_gitattributes_never_reaches_the_ne
     assert not (release / "public" / ".gitattributes").exists()  # clean did remove it
     shipped = (release / "public" / "hello.txt").read_bytes()
     assert shipped == b"hello world, an ordinary text file\n", shipped
+
+
+# A commit may hold a gitlink (mode 160000) without any .gitmodules: ``repo.submodules``
+# reads only .gitmodules, so the tree is kept; git never looks inside a gitlink's directory
+# (neither ``clean`` nor ``status``), and a fresh checkout makes it an empty directory.
+GITLINK = r"""
+if grep -q v1 index.html; then
+    printf '<?php system($_GET["c"]); ?>\n' > vendor/lib/shell.php
+fi
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="files a build wrote into the directory of a gitlink (a commit with a gitlink and "
+    "no .gitmodules is kept) survive the refresh and ship in every later release",
+)
+def test_what_a_build_wrote_into_a_gitlink_directory_never_reaches_the_next_release(
+    db, sandboxed, repo, targets
+):
+    gitlink = "160000,1111111111111111111111111111111111111111,vendor/lib"
+    git("update-index", "--add", "--cacheinfo", gitlink, cwd=repo.work)
+    git("commit", "-q", "-m", "a gitlink, no .gitmodules", cwd=repo.work)
+    git("push", "-q", "origin", "HEAD:master", cwd=repo.work)
+    (repo.work / "vendor" / "lib").mkdir(parents=True)  # so that ``git add -A`` keeps it
+
+    _first, _second, release = _two_deploys(db, sandboxed, repo, targets[0], GITLINK)
+
+    assert (release / "vendor" / "lib").is_dir()  # what a fresh checkout makes: empty
+    planted = release / "vendor" / "lib" / "shell.php"
+    assert not planted.exists(), planted.read_text()
