@@ -2,15 +2,11 @@
 the database has wrong.
 
 A retry of the hosts a finished deploy missed (``failed_only``) ships them *the same release
-name* the others serve (``services/deploys._hosts_to_retry`` from ``host_state``;
-``pipeline/checkout.adopt`` takes ``options["release"]`` as it is). The transfer then starts
-with ``rm -rf releases/<name>`` on each host (``commands/remote.receive_release``) and a
-failure before the switch removes ``releases/<name>`` (``cleanup.remove_partial``) — even on
-a host whose probe, made by this very deploy, says its webroot points at that directory.
-
-The database and a host disagree after a switch that was made but whose answer was lost (a
-client-side timeout or a dropped connection after ``mv``: the host is not in
-``ctx.switched``, so nothing records or reverts it); the test sets that state directly.
+name* the others serve. The transfer starts with ``rm -rf releases/<name>`` on each host and
+a failure before the switch removes ``releases/<name>``: on a host whose switch was made but
+whose answer was lost (the records say it serves the old release), that deleted the site it
+serves. The retry now refuses, before any host changes, when its own probe sees a host
+already serving that release (``pipeline/checkout._refuse_replacing_a_served_release``).
 """
 
 from __future__ import annotations
@@ -27,11 +23,6 @@ from tests.helpers import ADMIN, Repo, apply, deploy, finish, live, project_conf
 pytestmark = pytest.mark.fleet
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a failed_only retry ships the same release name and removes releases/<name> on a "
-    "host whose webroot (as its probe says) points there: the live site is deleted",
-)
 def test_a_retry_never_removes_the_release_a_host_serves(db, settings, git_host, targets, tmp_path):
     repo = Repo(git_host, tmp_path, unique("s13retry"))
     repo.commit({"index.html": "v1\n"}, tag="v1")

@@ -113,6 +113,22 @@ async def adopt_live(ctx: Context) -> None:
     await adopt(ctx, Resolved(ref=ctx.ref, commit=ctx.pinned_commit))
 
 
+def _refuse_replacing_a_served_release(ctx: Context) -> None:
+    """A retry ships the release the other hosts serve under its name, replacing a leftover
+    dir of that name: never on a host whose webroot, as this deploy's probe saw it, points
+    there already (its switch was made but its answer lost, so the records say otherwise) —
+    that would delete the site it serves. Refused before any host changes."""
+    serving = sorted(
+        key for key, facts in ctx.facts.items() if facts.live_release(ctx.layout) == ctx.release
+    )
+    if serving:
+        raise Conflict(
+            f"{', '.join(serving)} already serve{'s' if len(serving) == 1 else ''} "
+            f"{ctx.release}, which the records do not show (a switch whose answer was lost): "
+            "nothing was changed; `ferryman releases --verify` shows what each host serves"
+        )
+
+
 async def adopt(ctx: Context, resolved: Resolved) -> None:
     """Take ``resolved`` as what this deploy ships: name the release (once the probe says
     which releases the hosts have), record both."""
@@ -123,6 +139,7 @@ async def adopt(ctx: Context, resolved: Resolved) -> None:
         # a retry of the hosts a finished deploy missed: the release the others serve, so
         # the environment ends on one (a leftover dir of that name here is replaced)
         ctx.release = same
+        _refuse_replacing_a_served_release(ctx)
     else:  # the environment's release_name template, or the default; never one taken
         ctx.release = await naming.name_release(ctx, resolved)
     ctx.recorder.log(f"{ctx.ref} is {resolved.commit}; release {ctx.release}", stage=STAGE)
