@@ -1,10 +1,11 @@
-"""Session 13 review: a retry ships the kept tree of a deploy whose *build* failed.
+"""Session 13 review: a retry never ships the tree of a deploy whose *build* failed.
 
-``runner.keep_build`` keeps the tree of every failed or cancelled deploy once the checkout
-resolved its commit (``ctx.resolved``), whatever stage failed; a retry then ships that tree
-"exactly as it was shipped" (``checkout.reuse_build``) with no build. When the failure was
-the build itself (``post_deploy`` failing half way: a crashed compiler, a timeout, a test
-gate, a cancel), the tree was never shipped — and the retry switches the hosts to it.
+``runner.keep_build`` kept the tree of every failed or cancelled deploy once the checkout
+resolved its commit, whatever stage failed, and a retry ships a kept tree with no build
+(``checkout.reuse_build``). When the failure was the build itself (``post_deploy`` failing
+half way: a crashed compiler, a timeout, a test gate, a cancel), the retry switched the hosts
+to a half-built tree. Only a whole build is kept now (``Context.built``); a retry of a
+failed build builds again (and fails again here).
 """
 
 from __future__ import annotations
@@ -25,11 +26,6 @@ printf ' and the rest\\n' >> bundle.js
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a retry of a deploy whose post_deploy (the build) failed ships the half-built "
-    "tree without building: the build's failure no longer gates the hosts",
-)
 def test_a_retry_never_ships_the_tree_of_a_build_that_failed(
     db, settings, git_host, targets, tmp_path
 ):

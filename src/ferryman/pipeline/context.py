@@ -105,6 +105,9 @@ class Context:
     limit: int | None = None  # hosts at once when not the environment's ``parallel``
     space: SpaceAccess = field(default_factory=SpaceAccess)
     resolved: Resolved | None = None
+    # the tree is a whole build (post_deploy finished, or a kept build was reused): only then
+    # is it kept for a retry, which ships it without building
+    built: bool = False
     release: str = ""
     facts: dict[str, HostFacts] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)  # hosts holding the new release dir

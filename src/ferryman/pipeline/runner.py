@@ -83,9 +83,13 @@ async def _deploy(ctx: Context) -> DeployStatus:
         elif kept is not None:
             with rec.stage(checkout.REUSE, 0):
                 await checkout.reuse_build(ctx, *kept)
+            ctx.built = True
         else:
             if ctx.retry_of:
-                rec.log(f"the build of deploy #{ctx.retry_of} is gone; building again")
+                rec.log(
+                    f"no whole build of deploy #{ctx.retry_of} is kept (its build failed, "
+                    "or it was removed); building again"
+                )
             with rec.stage("pre_deploy", 0):
                 await tasks.local_task(ctx, "pre_deploy", cwd=ctx.workspace)
             ctx.checkpoint()
@@ -94,6 +98,7 @@ async def _deploy(ctx: Context) -> DeployStatus:
             ctx.checkpoint()
             with rec.stage("post_deploy", 0):
                 await tasks.local_task(ctx, "post_deploy", cwd=ctx.tree)
+            ctx.built = True
         ctx.checkpoint()
         with rec.stage(transfer.STAGE, len(ctx.targets)):
             await transfer.run(ctx)
@@ -194,11 +199,17 @@ def error_record(exc: BaseException) -> dict[str, Any]:
 
 
 def keep_build(ctx: Context, status: str) -> None:
-    """A failed deploy's build is kept for retries (the newest few, see ``builds.KEEP``); a
-    successful one's tree is parked for the next checkout (``parked_trees``)."""
+    """A failed deploy's whole build is kept for retries (the newest few, see ``builds.KEEP``);
+    a build that itself failed or was stopped is not (a retry builds again); a successful
+    one's tree is parked for the next checkout (``parked_trees``)."""
     try:
         parked_trees.park(ctx, status)
-        if status != DeployStatus.SUCCESS and ctx.kind == "deploy" and ctx.resolved is not None:
+        if (
+            status != DeployStatus.SUCCESS
+            and ctx.kind == "deploy"
+            and ctx.resolved is not None
+            and ctx.built  # never a build that failed or was stopped half way
+        ):
             builds.keep(ctx.settings, ctx.deploy_id, ctx.tree, ctx.resolved)
     except OSError:
         log.warning("keeping the build of deploy %s failed", ctx.deploy_id, exc_info=True)
