@@ -105,16 +105,33 @@ def refresh_script(dest: Path, commit: str) -> str:
         f"export GIT_CONFIG_GLOBAL={GITCONFIG} GIT_CONFIG_NOSYSTEM=1",
         "export GIT_TERMINAL_PROMPT=0 LC_ALL=C GIT_ALLOW_PROTOCOL=none",
         f'g() {{ {git} "$@"; }}',
+        'refuse() { echo "not clean after the refresh: $1" >&2; exit 3; }',
+        # what the build left untracked goes first: a .gitattributes of its own would decide
+        # how the comparison below reads the tracked files (working-tree-encoding, filters)
+        "g clean -ffdxq",
         # a file whose stat changed (every one: the tree changed owner) is compared with the
         # trusted index by content, so that only files that differ are written again
         "g update-index -q --refresh >/dev/null || true",
         f"g checkout --quiet --force --detach {q(commit)}",
         "g clean -ffdxq",
+        # compared again, every file by content, under the commit's own attributes only
+        "g update-index -q --really-refresh >/dev/null || true",
         "left=$(g status --porcelain --ignored --untracked-files=all)",
         'if [ -n "$left" ]; then',
-        '  echo "not clean after the refresh:" >&2; printf "%s\\n" "$left" | head -5 >&2; exit 3',
+        '  printf "%s\\n" "$left" | head -5 >&2; refuse "git status lists the above"',
         "fi",
         f'test "$(g rev-parse HEAD)" = {q(commit)}',
+        # what git never looks at: a gitlink's directory (a fresh checkout leaves it empty),
+        # an entry named .git below the root, and modes other than a fresh checkout's (git
+        # keeps only a file's executable bit, nothing of a directory's)
+        "if g ls-files --stage | grep -q '^160000 '; then refuse 'the commit has a gitlink'; fi",
+        f"cd -- {q(str(dest))}",
+        "m=$(umask)",
+        "plain=$(printf '%04o' $((0666 & ~m))) exec=$(printf '%04o' $((0777 & ~m)))",
+        "odd=$(find . -mindepth 1 -path ./.git -prune -o \\( -name .git -o \\( -type f "
+        '! -perm "$plain" ! -perm "$exec" \\) -o \\( -type d ! -perm "$exec" \\) \\) -print '
+        "| head -5)",
+        'if [ -n "$odd" ]; then printf "%s\\n" "$odd" >&2; refuse "modes or .git entries"; fi',
     ]
     return "\n".join(lines) + "\n"
 
