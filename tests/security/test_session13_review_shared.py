@@ -23,12 +23,6 @@ from tests.helpers import Repo, apply, deploy, live, project_config, unique
 pytestmark = pytest.mark.fleet
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a delta package extracts files under a shared path through the release's link "
-    "into the shared dir: a deploy (even one that fails before its switch) overwrites and "
-    "adds to the live shared data",
-)
 def test_a_delta_never_writes_into_the_shared_dir(db, settings, git_host, targets, tmp_path):
     repo = Repo(git_host, tmp_path, unique("s13shared"))
     repo.commit(

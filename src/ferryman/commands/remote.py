@@ -121,6 +121,22 @@ def drop_config(new: str) -> str:
     )
 
 
+def drop_shared(new: str, shared: Sequence[str]) -> str:
+    """Shell lines removing, from a release dir copied from another, the links its shared
+    paths are (``link_shared`` made them there; it links the new release again after the
+    transfer): files the delta unpacks under a shared path must land in the release, never
+    through the link into the shared dir every release uses (``new`` is quoted). Only a link
+    at a path whose parents are real directories of the release is removed. Needs
+    ``SAFE_PATHS`` defined first."""
+    if not shared:
+        return ""
+    checks = "".join(
+        f"if fm_plain {q(p)} && fm_real_parents {q(p)} && [ -L {q(p)} ]; then rm -f -- {q(p)}; fi\n"
+        for p in shared
+    )
+    return f"(cd -- {new}\n{checks})\n"
+
+
 def _remove_listed(source: str = "") -> str:
     """Remove the NUL-separated paths on stdin (or piped from ``source``) from the release
     dir (the current directory), each only when it stays inside it."""
@@ -128,7 +144,9 @@ def _remove_listed(source: str = "") -> str:
     return f"{source} | {remove}" if source else remove
 
 
-def start_release(layout: Layout, name: str, base: str | None) -> Command:
+def start_release(
+    layout: Layout, name: str, base: str | None, shared: Sequence[str] = ()
+) -> Command:
     """Create the release dir: empty, or a hard-linked copy of ``base`` with the paths listed
     NUL-separated on stdin removed (they are gone or changed in the new release)."""
     new = q(layout.release(name))
@@ -136,7 +154,7 @@ def start_release(layout: Layout, name: str, base: str | None) -> Command:
         return bash(f"set -eu\nrm -rf -- {new}\nmkdir -p -- {new}\ncat >/dev/null\n")
     return bash(
         f"set -eu\n{SAFE_PATHS}rm -rf -- {new}\ncp -al -- {q(layout.release(base))} {new}\n"
-        f"{drop_config(new)}\ncd -- {new}\n{_remove_listed()}\n"
+        f"{drop_config(new)}\n{drop_shared(new, shared)}cd -- {new}\n{_remove_listed()}\n"
     )
 
 
@@ -149,13 +167,15 @@ def prelink(layout: Layout, base: str, deploy_id: int) -> Command:
     return bash(f"set -eu\nrm -rf -- {stale}\ncp -al -- {q(layout.release(base))} {staging}\n")
 
 
-def adopt_prelinked(layout: Layout, name: str, deploy_id: int) -> Command:
+def adopt_prelinked(
+    layout: Layout, name: str, deploy_id: int, shared: Sequence[str] = ()
+) -> Command:
     """Turn the staging copy into the release dir, then remove the paths listed NUL-separated
     on stdin (changed or gone) — the same result as ``start_release`` with a base."""
     new = q(layout.release(name))
     return bash(
         f"set -eu\n{SAFE_PATHS}rm -rf -- {new}\nmv -T -- {q(layout.staging(deploy_id))} {new}\n"
-        f"{drop_config(new)}\ncd -- {new}\n{_remove_listed()}\n"
+        f"{drop_config(new)}\n{drop_shared(new, shared)}cd -- {new}\n{_remove_listed()}\n"
     )
 
 
@@ -191,6 +211,7 @@ def receive_release(
     base: str | None = None,
     staged_by: int | None = None,
     delete: Sequence[str] = (),
+    shared: Sequence[str] = (),
 ) -> Command:
     """One command for the whole transfer on a host: make the release dir — empty, a
     hard-linked copy of ``base``, or the copy deploy ``staged_by`` linked early — remove the
@@ -201,9 +222,11 @@ def receive_release(
     if staged_by is not None:
         lines.append(f"mv -T -- {q(layout.staging(staged_by))} {new}")
         lines.append(drop_config(new))
+        lines.append(drop_shared(new, shared))
     elif base is not None:
         lines.append(f"cp -al -- {q(layout.release(base))} {new}")
         lines.append(drop_config(new))
+        lines.append(drop_shared(new, shared))
     else:
         lines.append(f"mkdir -p -- {new}")
     if delete:

@@ -253,12 +253,13 @@ async def run(ctx: Context) -> None:
                     base=base,
                     staged_by=staged_by,
                     delete=delete,
+                    shared=ctx.env.shared,
                 )
             else:
                 start = (
-                    cmd.adopt_prelinked(ctx.layout, ctx.release, ctx.deploy_id)
+                    cmd.adopt_prelinked(ctx.layout, ctx.release, ctx.deploy_id, ctx.env.shared)
                     if staged_by is not None
-                    else cmd.start_release(ctx.layout, ctx.release, base)
+                    else cmd.start_release(ctx.layout, ctx.release, base, ctx.env.shared)
                 )
                 await ctx.remote(
                     target, start, stage=STAGE, stdin=b"\0".join(p.encode() for p in delete)
