@@ -63,12 +63,6 @@ echo "2024_01_01_000000 reversible"
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the migrations listing on the deploy host (after a failure) replaces the tree with "
-    "a symlink; it is kept as the failed deploy's build and a retry ships the link's target "
-    "(the server's SSH keys) to the hosts",
-)
 def test_a_retry_never_ships_what_a_kept_build_s_symlink_points_to(
     db, sandboxed, git_host, targets, tmp_path
 ):

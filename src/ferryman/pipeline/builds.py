@@ -20,8 +20,10 @@ def kept_dir(settings: Settings, deploy_id: int) -> Path:
 
 
 def keep(settings: Settings, deploy_id: int, tree: Path, resolved: Resolved) -> None:
-    """Move the built tree aside (called before the workspace is removed)."""
-    if not tree.is_dir():
+    """Move the built tree aside (called before the workspace is removed). Only a real
+    directory: a step in the sandbox may have put a symlink in its place, and a retry copies
+    what the kept tree holds into the release it ships."""
+    if not _real_dir(tree):
         return
     dest = kept_dir(settings, deploy_id)
     settings.kept_builds.mkdir(parents=True, exist_ok=True)
@@ -50,9 +52,14 @@ def find(settings: Settings, deploy_id: int) -> tuple[Path, Resolved] | None:
         info = json.loads((dest / INFO).read_text())
     except (OSError, ValueError):
         return None
-    if not (dest / "tree").is_dir():
+    if not _real_dir(dest / "tree"):
         return None
     return dest / "tree", Resolved(**info)
+
+
+def _real_dir(path: Path) -> bool:
+    """A directory itself, never a symlink to one."""
+    return path.is_dir() and not path.is_symlink()
 
 
 def reuse(tree: Path, into: Path) -> None:
