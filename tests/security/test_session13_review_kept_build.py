@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from ferryman.config.settings import Settings
-from ferryman.services import deploys
+from ferryman.services import deploy_views, deploys
 from ferryman.testing.fleet import FleetHost
 from tests.conftest import NET
 from tests.helpers import ADMIN, Repo, apply, deploy, finish, project_config, unique
@@ -79,6 +79,8 @@ def test_a_retry_never_ships_what_a_kept_build_s_symlink_points_to(
     )
     failed = deploy(db, sandboxed, repo.name, "v1")
     assert failed["status"] == "failed"
+    log = "\n".join(x["text"] for x in deploy_views.logs_after(db, failed["id"], 0, 5000))
+    assert "replaced" in log and "refusing to ship it" in log, log  # seen after the listing
     kept = sandboxed.kept_builds / f"deploy-{failed['id']}" / "tree"
 
     apply(db, project_config(repo.name, repo.url, [host]))  # the operator fixes the start

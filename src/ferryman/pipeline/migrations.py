@@ -66,6 +66,9 @@ async def _on_deploy_host(ctx: Context, spec: Migrations) -> tuple[int, str, str
         what=f"task {STAGE}",
         stage=STAGE,
     )
+    # the repository's code ran in the sandbox with the tree as its cwd: the tree kept for a
+    # retry or the next checkout must still be the tree, not a link it put in its place
+    sandbox.check_workspace(ctx.workspace, ctx.tree, STAGE)
     return result.exit_status, "\n".join(lines), result.stderr
 
 
