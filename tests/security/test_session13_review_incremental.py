@@ -167,3 +167,27 @@ def test_what_a_build_wrote_into_a_gitlink_directory_never_reaches_the_next_rele
     assert (release / "vendor" / "lib").is_dir()  # what a fresh checkout makes: empty
     planted = release / "vendor" / "lib" / "shell.php"
     assert not planted.exists(), planted.read_text()
+
+
+# The same through the repository's own, tracked .gitattributes, which the build changes: the
+# comparison must read attributes as the commit has them, not as the build left them.
+TRACKED_ATTRIBUTES = r"""
+if grep -q v1 index.html; then
+    iconv -f UTF-8 -t IBM037 public/hello.txt > hello.tmp
+    cat hello.tmp > public/hello.txt && rm hello.tmp
+    touch -d '-1 minute' public/hello.txt
+    echo 'hello.txt working-tree-encoding=IBM037' >> public/.gitattributes
+    touch -d '-1 minute' public/.gitattributes
+fi
+"""
+
+
+def test_a_file_rewritten_under_a_changed_tracked_gitattributes_never_reaches_the_next_release(
+    db, sandboxed, repo, targets
+):
+    repo.commit({"public/.gitattributes": "*.js text\n"})
+    _first, _second, release = _two_deploys(db, sandboxed, repo, targets[0], TRACKED_ATTRIBUTES)
+
+    assert (release / "public" / ".gitattributes").read_text() == "*.js text\n"
+    shipped = (release / "public" / "hello.txt").read_bytes()
+    assert shipped == b"hello world, an ordinary text file\n", shipped

@@ -106,16 +106,17 @@ def refresh_script(dest: Path, commit: str) -> str:
         "export GIT_TERMINAL_PROMPT=0 LC_ALL=C GIT_ALLOW_PROTOCOL=none",
         f'g() {{ {git} "$@"; }}',
         'refuse() { echo "not clean after the refresh: $1" >&2; exit 3; }',
-        # what the build left untracked goes first: a .gitattributes of its own would decide
-        # how the comparison below reads the tracked files (working-tree-encoding, filters)
+        # the comparison below reads the tracked files through the attributes in the tree
+        # (working-tree-encoding, eol): a .gitattributes the build left goes first, and the
+        # tracked ones are written back as the trusted index has them
         "g clean -ffdxq",
+        "g ls-files -z | grep -z -e '^\\.gitattributes$' -e '/\\.gitattributes$' "
+        "| { g checkout-index -f -z --stdin || refuse 'its .gitattributes cannot be restored'; }",
         # a file whose stat changed (every one: the tree changed owner) is compared with the
         # trusted index by content, so that only files that differ are written again
         "g update-index -q --refresh >/dev/null || true",
         f"g checkout --quiet --force --detach {q(commit)}",
         "g clean -ffdxq",
-        # compared again, every file by content, under the commit's own attributes only
-        "g update-index -q --really-refresh >/dev/null || true",
         "left=$(g status --porcelain --ignored --untracked-files=all)",
         'if [ -n "$left" ]; then',
         '  printf "%s\\n" "$left" | head -5 >&2; refuse "git status lists the above"',
