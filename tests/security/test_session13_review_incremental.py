@@ -62,7 +62,7 @@ def _two_deploys(db, settings: Settings, repo: Repo, host: FleetHost, build: str
     # the kept tree was taken, or refused as not clean (then checked out afresh)
     assert (
         f"incremental checkout: the tree of deploy #{first['id']}" in log
-        or "not clean after the refresh" in log
+        or "checking out afresh" in log
     ), log
     release = host.path(f"/srv/releases/{repo.name}/{second['release']}")
     assert (release / "index.html").read_text() == "v2\n"
@@ -191,3 +191,27 @@ def test_a_file_rewritten_under_a_changed_tracked_gitattributes_never_reaches_th
     assert (release / "public" / ".gitattributes").read_text() == "*.js text\n"
     shipped = (release / "public" / "hello.txt").read_bytes()
     assert shipped == b"hello world, an ordinary text file\n", shipped
+
+
+# A default ACL on a directory (git records none, tar ships none) decides the modes of what
+# the next build writes there: world-writable output on the hosts.
+DEFAULT_ACL = r"""
+if grep -q v1 index.html; then
+    python3 -c '
+import os, struct
+acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, 7, 0xFFFFFFFF) for t in (1, 4, 32))
+os.setxattr("public", "system.posix_acl_default", acl)
+'
+fi
+printf 'generated\n' > public/generated.txt
+"""
+
+
+def test_a_default_acl_a_build_set_never_shapes_the_next_builds_output(
+    db, sandboxed, repo, targets
+):
+    _first, second, release = _two_deploys(db, sandboxed, repo, targets[0], DEFAULT_ACL)
+
+    assert "an ACL the build set" in _log(db, second["id"])  # refused: a fresh checkout
+    generated = release / "public" / "generated.txt"
+    assert stat.S_IMODE(generated.lstat().st_mode) == 0o644, oct(generated.lstat().st_mode)

@@ -77,7 +77,13 @@ async def check_out(
 async def _refresh(
     ctx: Context, repo: GitRepo, resolved: Resolved, sandboxed: SandboxRun | None
 ) -> bool:
-    parked = await asyncio.to_thread(_take, ctx, repo.mirror)
+    try:
+        parked = await asyncio.to_thread(_take, ctx, repo.mirror)
+    except Refused as exc:
+        ctx.recorder.log(
+            f"the kept tree was not taken ({exc}); checking out afresh", stage="checkout"
+        )
+        return False
     if parked is None:
         return False
     try:
@@ -96,10 +102,15 @@ async def _refresh(
     return True
 
 
+class Refused(Exception):
+    """The parked tree could not be taken as it is (moved, owned, checked): removed, and the
+    deploy checks out afresh, saying why."""
+
+
 def _take(ctx: Context, mirror: Path) -> str | None:
     """Move the parked tree into the workspace with its trusted ``.git``, owned by this
     deploy's sandbox uid; the parking deploy's id, or None (nothing usable: check out
-    afresh)."""
+    afresh); ``Refused`` when taking it failed."""
     root = slot(ctx)
     if not root.is_dir():
         return None
@@ -128,10 +139,10 @@ def _take(ctx: Context, mirror: Path) -> str | None:
         os.rename(git, ctx.tree / ".git")
         _own(ctx.tree, _sandbox_uid(ctx))
         _all_racy(ctx.tree / ".git" / "index")
-    except OSError:
+    except OSError as exc:
         _remove(ctx.tree)
         _remove(git)
-        return None
+        raise Refused(str(exc)) from None
     return parked or "?"
 
 
@@ -141,6 +152,9 @@ def _sandbox_uid(ctx: Context) -> int | None:
     return sandbox.uid_for(ctx.settings, ctx.deploy_id)
 
 
+ACL_XATTRS = ("system.posix_acl_access", "system.posix_acl_default")
+
+
 def _own(tree: Path, uid: int | None) -> None:
     """Every entry of ``tree`` owned by ``uid`` (None: its owner as it is), the symlinks
     themselves, never what they point to; every directory open to its owner, so the sandbox
@@ -148,7 +162,10 @@ def _own(tree: Path, uid: int | None) -> None:
 
     The chown also gives every entry a new ctime, so no file's status matches the trusted
     index any more and git compares each one with it by content: the proof of a clean tree
-    never rests on timestamps a build could have arranged."""
+    never rests on timestamps a build could have arranged.
+
+    An ACL a build set (a default one on a directory makes the next build's own files 0666
+    there, and git sees no ACL) refuses the tree: ``OSError``, a fresh checkout follows."""
 
     def chown(path: str) -> None:
         if uid is not None:
@@ -156,6 +173,10 @@ def _own(tree: Path, uid: int | None) -> None:
         else:
             st = os.lstat(path)
             os.lchown(path, st.st_uid, st.st_gid)
+        if not os.path.islink(path) and any(
+            name.startswith(ACL_XATTRS) for name in os.listxattr(path, follow_symlinks=False)
+        ):
+            raise OSError(f"{path}: an ACL the build set")
 
     for folder, dirs, files in os.walk(tree):
         chown(folder)
