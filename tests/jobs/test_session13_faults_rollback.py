@@ -7,7 +7,8 @@ the recovery (``pipeline/recover.py`` → ``domain/recovery.plan``) carries a ro
 its target whenever the target is "complete" on every host — and "complete" there is only
 "its ``.ferryman-manifest`` file exists" (the probe's ``release NAME SHA`` line), never the
 hash check the rollback was in the middle of. So the hosts are switched to the damaged
-release the rollback would have refused.
+release the rollback would have refused. The recovery now hashes the target first when the
+dead run had not finished its check (``pipeline/recover._target_checked``).
 """
 
 from __future__ import annotations
@@ -34,11 +35,6 @@ def _stage_running(db, deploy_id: int, name: str) -> bool:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recovery carries a rollback forward to a target that only has a manifest file; "
-    "the hash check the dead run was in is never done (domain/recovery.plan, pipeline/recover)",
-)
 def test_a_rollback_killed_while_verifying_a_damaged_target_never_switches_hosts_to_it(
     db, settings, git_host, targets, tmp_path
 ):

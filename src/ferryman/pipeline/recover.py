@@ -11,6 +11,7 @@ is cheap and safe, guessing what a dead process had half done is not.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,8 @@ from ferryman.commands import remote as cmd
 from ferryman.domain import recovery
 from ferryman.domain.statuses import DeployStatus, HostStatus, StageStatus
 from ferryman.errors import FerrymanError
-from ferryman.pipeline import prepare, pull, relay, rollout, stopping, tasks
+from ferryman.pipeline import integrity, prepare, pull, relay, rollout, stopping, tasks
+from ferryman.pipeline import rollback as rollback_stage
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target
 
@@ -95,6 +97,8 @@ async def _put_hosts_in_order(
         )
         for key, facts in ctx.facts.items()
     }
+    if abandoned.kind == "rollback" and abandoned.target and not abandoned.emergency:
+        views = await _target_checked(ctx, abandoned, views)
     decided = recovery.plan(
         abandoned.kind,
         ctx.layout.releases,
@@ -177,6 +181,30 @@ async def _put_hosts_in_order(
         rec.log("the emergency rollback was completed on every host by the recovery")
         return DeployStatus.SUCCESS, None
     return DeployStatus.FAILED, lost_error(worker, _summary(ctx, decided))
+
+
+async def _target_checked(
+    ctx: Context, abandoned: Abandoned, views: dict[str, recovery.HostView]
+) -> dict[str, recovery.HostView]:
+    """A rollback is only carried forward to a target that matches its manifest on every
+    host: when the dead run had not finished checking it (its ``verify`` stage), the hosts
+    that have the target hash it now, and a host where it does not match no longer counts
+    it as complete (the rollback is then undone, as it would have refused)."""
+    if abandoned.stages.get(rollback_stage.STAGE) == StageStatus.SUCCESS:
+        return views
+    target = abandoned.target
+    wanted = {key: [target] for key, view in views.items() if target in view.complete}
+    if not wanted:
+        return views
+    damaged = await integrity.damaged(ctx, {key: target for key in wanted}, STAGE)
+    for key, why in damaged.items():
+        ctx.recorder.log(f"{target} does not match its manifest here ({why})", host=key)
+    return {
+        key: (
+            dataclasses.replace(view, complete=view.complete - {target}) if key in damaged else view
+        )
+        for key, view in views.items()
+    }
 
 
 async def _back_into_load_balancer(
