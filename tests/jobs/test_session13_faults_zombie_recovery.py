@@ -73,11 +73,11 @@ def test_a_worker_paused_between_recovery_attempts_never_switches_a_later_deploy
         _wait(lambda: all(p.exists() and p.read_text().strip() for p in pids), 60, "the hooks")
         dead.send_signal(signal.SIGKILL)  # switched everywhere, in post_release
         dead.wait(10)
-        with db.transaction() as s:  # its lock outlives its lease a little
+        with db.transaction() as s:  # its lock outlives its lease (until the rescuer)
             s.execute(
                 update(Lock)
                 .where(Lock.key == key)
-                .values(expires_at=utcnow() + timedelta(seconds=PAUSED_LEASE * 2))
+                .values(expires_at=utcnow() + timedelta(seconds=60))
             )
         paused = _worker(settings, FERRYMAN_LOCK_LEASE=str(PAUSED_LEASE))
         prefix = f"{socket.gethostname()}:{paused.pid}:"
