@@ -7,8 +7,9 @@ later rollback knows which irreversible migrations it would cross. A run killed 
 in order by another worker (``pipeline/recover.py``): every host back on the release before
 (the record shows no ``cleanup``) — and nothing is listed. The newest listing is then the old
 release's, which does not hold the migration the dead run's ``post_release`` applied, so the
-rollback guard (``services/migrations.guard_rollback``) lets a rollback across an
-irreversible migration through unforced.
+rollback guard (``services/migrations.guard_rollback``) let a rollback across an
+irreversible migration through unforced. The recovery now lists them from a host that still
+holds the new release before removing it (``pipeline/recover._list_migrations``).
 """
 
 from __future__ import annotations
@@ -51,11 +52,6 @@ def _config(repo: Repo, hosts) -> dict:
     return config
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recovery of a deploy that had switched lists no migrations (pipeline/recover.py "
-    "never calls migrations.record_after_failure): the rollback guard misses what it applied",
-)
 def test_a_deploy_killed_in_its_migrations_listing_leaves_the_rollback_guard_knowing_them(
     db, settings, git_host, targets, tmp_path
 ):

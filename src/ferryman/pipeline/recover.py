@@ -19,7 +19,17 @@ from ferryman.commands import remote as cmd
 from ferryman.domain import recovery
 from ferryman.domain.statuses import DeployStatus, HostStatus, StageStatus
 from ferryman.errors import FerrymanError
-from ferryman.pipeline import integrity, prepare, pull, relay, rollout, stopping, tasks
+from ferryman.pipeline import (
+    integrity,
+    migrations,
+    prepare,
+    pull,
+    relay,
+    release,
+    rollout,
+    stopping,
+    tasks,
+)
 from ferryman.pipeline import rollback as rollback_stage
 from ferryman.pipeline.context import Context
 from ferryman.remote.executor import Target
@@ -107,6 +117,7 @@ async def _put_hosts_in_order(
         abandoned.committed(bool(ctx.env.tasks.restart_script.strip())),
         views,
     )
+    await _list_migrations(ctx, abandoned, views, decided)
     decided.problems.update(dict.fromkeys(unreachable, "could not be reached"))
     for key, why in stuck.items():
         decided.problems.setdefault(key, f"its running commands could not be stopped: {why}")
@@ -181,6 +192,34 @@ async def _put_hosts_in_order(
         rec.log("the emergency rollback was completed on every host by the recovery")
         return DeployStatus.SUCCESS, None
     return DeployStatus.FAILED, lost_error(worker, _summary(ctx, decided))
+
+
+async def _list_migrations(
+    ctx: Context,
+    abandoned: Abandoned,
+    views: dict[str, recovery.HostView],
+    decided: recovery.Plan,
+) -> None:
+    """A deploy undone after its hosts had switched may have migrated the database in its
+    ``post_release``: list what the new release's code sees, from a host that still holds
+    it, before the new release dir is removed — as a run that fails there does
+    (``migrations.record_after_failure``), so that a later rollback's guard knows what was
+    applied. A listing that cannot be made is recorded as failed: the guard then asks for
+    a forced rollback."""
+    new = abandoned.release_name
+    if (
+        ctx.env.migrations is None
+        or abandoned.kind == "rollback"
+        or decided.outcome == recovery.SUCCESS
+        or release.SWITCH not in abandoned.stages
+        or not new
+    ):
+        return
+    holding = sorted(key for key, view in views.items() if new in view.complete)
+    if not holding:
+        return
+    ctx.release = new
+    await migrations.record(ctx, hosts=holding)
 
 
 async def _target_checked(
