@@ -61,9 +61,9 @@ LINES = """cells => cells
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_tables_on_a_phone_scroll_and_keep_their_words_and_headings_whole(
     served,
-    chromium,
+    chromium,  # noqa: F811 - the fixture
     lang,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ):
     _, url = served
     page = phone(chromium, url, lang)
