@@ -134,11 +134,12 @@ def test_a_beat_in_flight_when_the_database_returns_keeps_the_deploy_from_the_fi
     rescuer_db = Database(wire.url(direct.url))  # the first worker back's
     try:
         name = _project(direct)
-        job = deploys.request_deploy(direct, ADMIN, name, "staging", "v1").id
+        requested = deploys.request_deploy(direct, ADMIN, name, "staging", "v1")
+        job = requested.id
         claim = queue.claim(db, "owner", None, LEASE)
         assert claim is not None and claim.id == job
         ctx = build_context(db, settings, job)
-        key = locks.deploy_key(name, "staging")
+        key = locks.deploy_key(requested.project_id, "staging")
         owner = f"owner:deploy-{job}"
         locks.acquire(db, key, owner=owner, deploy_id=job, holder="test", lease=LEASE)
         ctx.owned_until = time.monotonic() + LEASE

@@ -93,7 +93,7 @@ def test_a_stale_runs_pause_writes_nothing_and_keeps_the_new_owners_lock(
     old = me.holder(job)
     _expire(db, job)
     assert other.take_over_lost(LEASE) == [job]
-    key = locks.deploy_key("p", "staging")
+    key = locks.deploy_key(1, "staging")
     locks.acquire(
         db, key, owner=f"other:recover-{job}", deploy_id=job, holder="recovery", lease=60.0
     )

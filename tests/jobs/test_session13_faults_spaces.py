@@ -1,11 +1,10 @@
 """Session 13 fault review: two deploys at once, in two spaces, of projects with one name.
 
 Project names are unique per space (``UniqueConstraint("space_id", "name")``), and spaces are
-apart in everything (keys, mirrors, kept trees, servers). The deploy lock is not: its key is
-``deploy:<project name>:<env>`` (``services/locks.deploy_key``, taken by ``jobs/deploy_job``
-and ``jobs/recover_job`` with ``ctx.project.project``, the project's *name*). So while one
-space's ``web`` deploys to production, another space's ``web`` cannot: its deploy fails
-"locked by deploy #N (started by <user> ...)", naming the other space's deploy and user.
+apart in everything (keys, mirrors, kept trees, servers). The deploy lock was not: its key was
+``deploy:<project name>:<env>``, so while one space's ``web`` deployed to production another
+space's ``web`` could not: its deploy failed "locked by deploy #N (started by <user> ...)",
+naming the other space's deploy and user. The key is the project's id now.
 """
 
 from __future__ import annotations
@@ -27,11 +26,6 @@ from tests.jobs.test_worker_loss import _wait
 pytestmark = pytest.mark.fleet
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the deploy lock is keyed by project name and env (services/locks.deploy_key), "
-    "not by project id: a same-named project of another space holds it",
-)
 def test_a_deploy_in_one_space_never_waits_for_or_names_a_same_named_project_of_another(
     db, settings, git_host, targets, tmp_path
 ):
@@ -74,7 +68,7 @@ def test_a_deploy_in_one_space_never_waits_for_or_names_a_same_named_project_of_
         runner.join(60)
 
     assert deploy_views.get(db, busy.id)["status"] == "success"
-    assert held == [(f"deploy:{name}:production", busy.id)]
+    assert held == [(f"deploy:{busy.project_id}:production", busy.id)]
     assert "locked by" not in (result["error"] or {}).get("message", ""), result["error"]
     assert result["status"] == "success", result["error"]
     assert {live(h, name) for h in targets[2:4]} == {result["release"]}

@@ -64,7 +64,7 @@ def test_a_worker_paused_between_recovery_attempts_never_switches_a_later_deploy
     apply(db, project_config(repo.name, repo.url, hosts, tasks=slow))
     repo.commit({"index.html": "v2\n"}, tag="v2")
     doomed = deploys.request_deploy(db, ADMIN, repo.name, "production", "v2")
-    key = locks.deploy_key(repo.name, "production")
+    key = locks.deploy_key(doomed.project_id, "production")
 
     dead = _worker(settings)  # lease 4 s
     paused = None

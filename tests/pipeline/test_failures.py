@@ -212,10 +212,10 @@ def test_a_second_deploy_while_one_is_queued_or_running_is_refused(db, settings,
 
 def test_a_deploy_that_finds_the_lock_held_fails_naming_the_holder(db, settings, repo, targets):
     apply(db, project_config(repo.name, repo.url, targets))
-    key = locks.deploy_key(repo.name, "production")
+    d = deploys.request_deploy(db, ADMIN, repo.name, "production", "v1")
+    key = locks.deploy_key(d.project_id, "production")
     locks.acquire(db, key, owner="other-worker", deploy_id=999, holder="bob", lease=60)
     try:
-        d = deploys.request_deploy(db, ADMIN, repo.name, "production", "v1")
         result = finish(db, settings, d.id)
     finally:
         locks.release(db, key, owner="other-worker")

@@ -103,7 +103,7 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, holder: s
     wrote no outcome and left the hosts to it)."""
     ctx = await asyncio.to_thread(build_context, db, settings, deploy_id)
     rec = ctx.recorder
-    key = locks.deploy_key(ctx.project.project, ctx.env_name)
+    key = locks.deploy_key(ctx.project_id, ctx.env_name)
     owner = f"{worker_of(holder)}:deploy-{deploy_id}"
     hold = Ownership(db, ctx, key, owner, holder, settings.lock_lease_seconds)
     rec.owner = holder

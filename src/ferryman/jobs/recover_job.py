@@ -34,7 +34,7 @@ async def recover(db: Database, settings: Settings, deploy_id: int, holder: str)
     worker = worker_of(holder)
     ctx = await asyncio.to_thread(build_context, db, settings, deploy_id)
     deploy, _ = await asyncio.to_thread(deploys.load, db, deploy_id)
-    key = locks.deploy_key(ctx.project.project, ctx.env_name)
+    key = locks.deploy_key(ctx.project_id, ctx.env_name)
     owner = f"{worker}:recover-{deploy_id}"
     try:
         await asyncio.to_thread(

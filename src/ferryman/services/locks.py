@@ -18,8 +18,11 @@ from ferryman.db.session import Database, rowcount
 from ferryman.errors import LockHeld
 
 
-def deploy_key(project: str, env: str) -> str:
-    return f"deploy:{project}:{env}"
+def deploy_key(project_id: int, env: str) -> str:
+    """The lock one project environment's deploys take: by the project's id, never its name
+    (names are unique only within a space; two spaces' projects of one name never wait for
+    each other)."""
+    return f"deploy:{project_id}:{env}"
 
 
 def acquire(
