@@ -10,7 +10,8 @@ with the process; the lock files stay, and every later ``git fetch`` there fails
 ref ... File exists"): every deploy of the project fails at its checkout, on every
 environment, until someone removes the file by hand. Nothing in the checkout, the recovery
 or the worker's start (``housekeeping.sweep_workspaces``) clears them or falls back to a
-fresh mirror.
+fresh mirror. Now the update removes them while it holds the mirror's flock, and runs git's
+automatic gc in the foreground so that no git writes there once it lets go.
 
 Git is held in the middle of its ref update by a ``reference-transaction`` hook (test
 instrumentation, removed after the kill): at ``prepared`` git holds the ref locks.
@@ -55,11 +56,6 @@ def _worker(settings) -> subprocess.Popen[bytes]:
     return subprocess.Popen([exe, "worker"], env=env, stderr=subprocess.DEVNULL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a git lock file a killed fetch left in the mirror fails every later checkout "
-    "of the project (vcs/git.GitRepo.update neither clears it nor clones afresh)",
-)
 def test_a_fetch_killed_with_its_worker_does_not_fail_every_later_deploy_of_the_project(
     db, settings, git_host, targets, tmp_path
 ):

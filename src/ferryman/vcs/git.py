@@ -211,8 +211,22 @@ class GitRepo:
                 )
                 os.replace(tmp, self.mirror)
                 return
+            # a git killed with its worker leaves its lock files, and every later fetch fails
+            # on them; under this lock no git writes here (auto gc runs in the foreground)
+            await asyncio.to_thread(_clear_stale_locks, self.mirror)
             await self._git("-C", str(self.mirror), "remote", "set-url", "origin", self.url)
-            await self._git("-C", str(self.mirror), "fetch", "--prune", "--quiet", "origin")
+            await self._git(
+                "-C",
+                str(self.mirror),
+                "-c",
+                "gc.autoDetach=false",
+                "-c",
+                "maintenance.autoDetach=false",
+                "fetch",
+                "--prune",
+                "--quiet",
+                "origin",
+            )
 
     async def _commit_of(self, rev: str, missing: str) -> str:
         """The full commit id ``rev`` names in the mirror, or ``VcsError(missing)``."""
@@ -428,6 +442,21 @@ class GitRepo:
 
     async def reachable(self) -> None:
         await self._git("ls-remote", "--heads", "--", self.url)
+
+
+# The lock files git writes beside a bare repository's own files while it changes them
+_TOP_LOCKS = ("config.lock", "packed-refs.lock", "HEAD.lock", "shallow.lock", "FETCH_HEAD.lock")
+
+
+def _clear_stale_locks(mirror: Path) -> None:
+    """Remove the lock files a git that was killed left in ``mirror`` (only ever called
+    while holding the mirror's flock, when no git is writing there)."""
+    for name in _TOP_LOCKS:
+        (mirror / name).unlink(missing_ok=True)
+    for folder, _dirs, files in os.walk(mirror / "refs"):
+        for name in files:
+            if name.endswith(".lock"):
+                os.unlink(os.path.join(folder, name))
 
 
 class _file_lock:
