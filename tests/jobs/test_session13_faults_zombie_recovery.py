@@ -12,7 +12,8 @@ So a worker paused (SIGSTOP, a VM pause) in that sleep for longer than its lease
 and runs a whole recovery — stop the deploy's commands, probe, switch every host back to
 what it served before that deploy — for a deploy another worker recovered and ended while
 it slept, after which a new deploy succeeded: the fleet is switched back under that
-success; only the fenced writes that follow the switch are refused.
+success; only the fenced writes that follow the switch are refused. ``recover`` now renews
+the claim (and the lock) before it does anything, and stops when the claim is gone.
 
 The lock held at the first attempt is made here by keeping the dead run's lock row alive a
 little longer than its lease (in production: its heartbeat renews the lock just after the
@@ -47,11 +48,6 @@ def _worker_of(db, deploy_id: int) -> str:
         return s.scalar(select(Deploy.worker).where(Deploy.id == deploy_id)) or ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Worker._recover calls recover() again after its sleep without checking its claim; "
-    "recover() acts on hosts before its first heartbeat (jobs/worker.py, jobs/recover_job.py)",
-)
 def test_a_worker_paused_between_recovery_attempts_never_switches_a_later_deploys_hosts(
     db, settings, git_host, targets, tmp_path
 ):

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import time
 from typing import Any
 
 from ferryman.config.settings import Settings
@@ -56,8 +55,22 @@ async def recover(db: Database, settings: Settings, deploy_id: int, holder: str)
     # the same hold on the deploy as a run's: a recovery frozen past its lease stops before
     # its next host action or write once another worker has taken the deploy from it
     hold = Ownership(db, ctx, key, owner, holder, settings.lock_lease_seconds)
-    ctx.owned_until = time.monotonic() + settings.lock_lease_seconds
     ctx.confirm_owner = hold.confirm
+    # the claim is confirmed before anything is done: this worker may have been frozen since
+    # it took the deploy over (or since its last attempt), and another worker may have ended
+    # it and started the next deploy meanwhile
+    try:
+        await hold.beat()
+    except Exception:
+        await ctx.executor.close()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(locks.release, db, key, owner=owner)
+        raise
+    if ctx.lost:
+        log.warning("deploy %s is no longer this worker's to recover: %s", deploy_id, ctx.lost)
+        await ctx.executor.close()
+        await retried(locks.release, db, key, owner=owner)
+        return True
     heartbeat = asyncio.create_task(hold.run())
     rec.on_lost = lambda: hold.lose(f"deploy #{deploy_id} was taken over by another worker")
     # keep the dead worker's stage record; what it was in the middle of is marked lost
