@@ -3,6 +3,7 @@ bare repos over SSH, a real svnserve, and a Ferryman home with a migrated databa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -162,17 +163,24 @@ def cheap_password_hashes() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="session", autouse=True)
-def routes_built_once() -> Iterator[None]:
+_ROUTES_BUILT_ONCE = contextlib.ExitStack()
+
+
+def pytest_configure(config: pytest.Config) -> None:
     """FastAPI builds the models of an app's routes (a pydantic adapter per parameter, body
-    and response) on the app's first requests: ~0.6 s of CPU for each of the hundreds of apps
-    the tests make. In this process an app reuses what an earlier app built for the same route
-    (``testing/routes.built_once``): the same models, a handler of its own. Servers the tests
-    start as processes build their own."""
+    and response) on the app's first requests, or its first OpenAPI document: ~0.6 s of CPU
+    for each of the hundreds of apps the tests make. In this process an app reuses what an
+    earlier app built for the same route (``testing/routes.built_once``): the same models, a
+    handler of its own — from the start, so that the apps modules build at collection (to list
+    the routes, to read the document) share them too. Servers the tests start as processes
+    build their own."""
     from ferryman.testing.routes import built_once
 
-    with built_once():
-        yield
+    _ROUTES_BUILT_ONCE.enter_context(built_once())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _ROUTES_BUILT_ONCE.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from ferryman.config.project import parse_project
 from ferryman.config.settings import Settings
@@ -186,6 +188,18 @@ def allow_local_repos(db: Database, space: str = "default") -> None:
     with db.transaction() as s:
         row = s.scalars(select(Space).where(Space.name == space)).one()
         row.allow_local_repos = True
+
+
+@functools.cache
+def document_app() -> FastAPI:
+    """One app of this process to read the OpenAPI document from, and list the routes of, at
+    collection (the document depends on no data; no request reaches a database of it): FastAPI
+    builds a document once per app."""
+    from ferryman.app import create_app
+    from ferryman.config.settings import load_settings
+
+    home = Path(tempfile.mkdtemp(prefix="ferryman-openapi-"))
+    return create_app(load_settings({"FERRYMAN_HOME": str(home)}), embedded_worker=False)
 
 
 def create_admin(db: Database) -> None:

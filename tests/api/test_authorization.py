@@ -10,11 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ferryman.app import create_app
-from ferryman.config.settings import load_settings
-from ferryman.db.session import Database
 from ferryman.domain.permissions import ACTIONS, PUBLIC, SUPER, USER, Role, role_allows
 from ferryman.testing import databases
 from tests.api.world import RECIPES, ROLES, World, build_world
+from tests.helpers import document_app
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +31,24 @@ def world(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
 
 
 @pytest.fixture(scope="module")
-def client(world: World) -> Iterator[TestClient]:
+def served(world: World) -> Iterator[TestClient]:
     with TestClient(create_app(world.settings, world.db, embedded_worker=False)) as c:
         yield c
 
 
+@pytest.fixture
+def client(served: TestClient, world: World) -> TestClient:
+    """The module's client, on its world as ``build_world`` left it (SQLite; ``restore``)."""
+    world.restore()
+    return served
+
+
 def api_operations() -> list[tuple[str, str, str]]:
     """(method, path, action) of every /api/v1 operation, read from the OpenAPI document of an
-    app built only to be listed (no server runs)."""
-    settings = load_settings({"FERRYMAN_HOME": "/nonexistent"})
-    app = create_app(settings, db=Database("sqlite://"), embedded_worker=False)
+    app built only to be read (``document_app``: no server runs)."""
     return [
         (method.upper(), path, operation.get("x-permission", "?"))
-        for path, item in app.openapi()["paths"].items()
+        for path, item in document_app().openapi()["paths"].items()
         if path.startswith("/api/v1")
         for method, operation in item.items()
     ]
@@ -147,23 +151,28 @@ MUTATING = [(m, p, a) for m, p, a in ROUTES if m != "GET"]
 def test_every_mutating_endpoint_writes_an_audit_row_with_actor_and_address(
     client: TestClient, world: World, method: str, path: str, action: str
 ):
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from ferryman.db.models import AuditEntry
 
-    def entries() -> list[AuditEntry]:
+    def entries(after: int = 0) -> list[AuditEntry]:
         with world.db.read() as s:
-            return list(s.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+            query = select(AuditEntry).where(AuditEntry.id > after).order_by(AuditEntry.id)
+            return list(s.scalars(query))
+
+    def last() -> int:
+        with world.db.read() as s:
+            return int(s.scalar(select(func.max(AuditEntry.id))) or 0)
 
     verb, url, body = RECIPES[(method, path)](world, "super")  # setup may audit too
-    before = len(entries())
+    before = last()
     headers = {"Authorization": f"Bearer {world.tokens['super']}"}
     if action == "auth.login":
         headers = {}
     client.cookies.clear()
     response = client.request(verb, url, json=body, headers=headers)
     assert 200 <= response.status_code < 300, response.text[:300]
-    new = entries()[before:]
+    new = entries(after=before)
     assert new, f"{verb} {url} changed something without an audit row"
     who = "reporter-user" if action == "auth.login" else "super-user"
     assert any(e.actor == who and e.ip == "testclient" for e in new), [

@@ -12,23 +12,28 @@ the success answers of those are what the CLI tests validate against the same sc
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import jsonschema_rs
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from ferryman.app import create_app
+from ferryman.bootstrap import attach_key
 from ferryman.config.settings import load_settings
+from ferryman.db.session import Database
 from ferryman.errors import FerrymanError
+from ferryman.secretbox import SecretBox, load_key
 from ferryman.services import users
 from ferryman.services.audit import SYSTEM
-from tests.helpers import create_admin
+from ferryman.testing.databases import SqliteState
+from tests.conftest import SANDBOX_UID_BASE, set_approval
+from tests.helpers import create_admin, document_app
 
 # (method, path) of operations whose generated values would reach, or name, a destination
 REACHES_OUT = {
@@ -67,21 +72,60 @@ CHECKS = [
 ]
 
 
-@pytest.fixture
-def app(db, settings):
+@dataclass
+class Served:
+    """One app for the whole module, on one SQLite database that ``restore`` puts back to the
+    same first state (the conftest ``db`` fixture's, with alice, a superuser, signed in) before
+    each test: every test still starts from a fresh database, and the app — whose routes
+    FastAPI builds on its first requests — and its test client are made once."""
+
+    db: Database
+    app: FastAPI
+    client: TestClient
+    token: str
+    first: SqliteState
+
+    def restore(self) -> None:
+        self.first.restore()
+        _TOKENS[id(self.db)] = self.token
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    home = tmp_path_factory.mktemp("contract") / "home"
+    (home / "ssh").mkdir(parents=True)
+    config = load_settings(
+        {
+            "FERRYMAN_HOME": str(home),
+            "FERRYMAN_LOCK_LEASE": "30",
+            "FERRYMAN_SANDBOX_UID_BASE": str(SANDBOX_UID_BASE),
+        }
+    )
+    db = Database(config.database_url)
+    db.upgrade()
+    attach_key(db, SecretBox(load_key(config.home)))
+    set_approval(db, "production", False)
     create_admin(db)
-    return create_app(settings, db, embedded_worker=False)
+    token = users.login(db, "alice", PASSWORD, "contract")
+    first = SqliteState(db.url, home.parent / "first.db")
+    app = create_app(config, db, embedded_worker=False)
+    with TestClient(app) as client:
+        yield Served(db, app, client, token, first)
+    db.dispose()
 
 
-def _document_app() -> Any:
-    """An app to read the document from at collection time (the document does not depend on
-    any data; the requests go to the test's own app, ``app``)."""
-    home = Path(tempfile.mkdtemp(prefix="ferryman-openapi-"))
-    return create_app(load_settings({"FERRYMAN_HOME": str(home)}), embedded_worker=False)
+@pytest.fixture
+def fresh(served: Served) -> Served:
+    """The module's app and client on a database put back to its first state."""
+    served.restore()
+    served.client.cookies.clear()
+    return served
 
 
+# the document is read at collection from the process's document app; the requests go to the
+# module's own app (``served``)
 schema = (
-    schemathesis.openapi.from_asgi("/openapi.json", _document_app())
+    schemathesis.openapi.from_asgi("/openapi.json", document_app())
     .exclude(func=lambda ctx: (ctx.operation.method.upper(), ctx.operation.path) in REACHES_OUT)
     .exclude(path_regex=r"^/(healthz|readyz|metrics)")
 )
@@ -108,38 +152,39 @@ def _token(db) -> str:
 
 @schema.parametrize()
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-def test_every_generated_request_gets_an_answer_the_document_declares(case, app, db):
-    headers = {"Authorization": f"Bearer {_token(db)}"}
+def test_every_generated_request_gets_an_answer_the_document_declares(case, fresh):
+    headers = {"Authorization": f"Bearer {_token(fresh.db)}"}
     request = case.as_transport_kwargs(headers=headers)
-    with TestClient(app, cookies=request.get("cookies") or None) as client:
-        response = client.request(
-            request["method"],
-            request["url"],
-            params=request.get("params"),
-            headers=request.get("headers"),
-            json=request.get("json"),
-            content=request.get("data"),
-        )
+    client = fresh.client
+    client.cookies = request.get("cookies") or {}  # the case's own, none left from the last
+    response = client.request(
+        request["method"],
+        request["url"],
+        params=request.get("params"),
+        headers=request.get("headers"),
+        json=request.get("json"),
+        content=request.get("data"),
+    )
     case.validate_response(response, checks=CHECKS)
 
 
-def test_every_operation_refuses_in_the_declared_shape(app, db):
+def test_every_operation_refuses_in_the_declared_shape(fresh):
     """Every operation, without credentials and with a body that is not even JSON: 401 or
     422, as the declared error envelope — including the ones generation leaves out."""
-    with TestClient(app) as client:
-        doc = client.get("/openapi.json").json()
-        envelope = jsonschema_rs.validator_for(
-            {"$ref": "#/components/schemas/ErrorEnvelope", "components": doc["components"]}
-        )
-        seen = 0
-        for path, item in doc["paths"].items():
-            if not path.startswith("/api/v1/"):
-                continue
-            url = re.sub(r"\{[^}]+\}", "1", path)
-            for method, op in item.items():
-                r = client.request(method.upper(), url, content=b"{not json")
-                assert str(r.status_code) in op["responses"], (method, path, r.status_code)
-                assert r.status_code in (401, 422), (method, path, r.status_code, r.text)
-                envelope.validate(r.json())
-                seen += 1
+    client = fresh.client
+    doc = client.get("/openapi.json").json()
+    envelope = jsonschema_rs.validator_for(
+        {"$ref": "#/components/schemas/ErrorEnvelope", "components": doc["components"]}
+    )
+    seen = 0
+    for path, item in doc["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
+        url = re.sub(r"\{[^}]+\}", "1", path)
+        for method, op in item.items():
+            r = client.request(method.upper(), url, content=b"{not json")
+            assert str(r.status_code) in op["responses"], (method, path, r.status_code)
+            assert r.status_code in (401, 422), (method, path, r.status_code, r.text)
+            envelope.validate(r.json())
+            seen += 1
     assert seen > 80

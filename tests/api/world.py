@@ -30,6 +30,7 @@ from ferryman.services import (
     users,
 )
 from ferryman.services.audit import SYSTEM, Actor
+from ferryman.testing.databases import SqliteState
 from tests.api import release_and_group_recipes
 from tests.helpers import allow_local_repos
 
@@ -53,6 +54,15 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)
     project: str = "site"
     project_id: int = 0
+    first: SqliteState | None = None  # the rows build_world left (SQLite worlds)
+
+    def restore(self) -> None:
+        """Put back the rows ``build_world`` left, on a SQLite world (on the other backends
+        nothing is kept and the world keeps what tests add): a module's tests then share the
+        world and the app on it, and each test sees no row an earlier one made — nor pays for
+        them (a new project is checked against every project there is)."""
+        if self.first is not None:
+            self.first.restore()
 
     # --- building blocks ----------------------------------------------------------------
 
@@ -281,6 +291,7 @@ def build_world(base: Path, database_url: str | None = None) -> World:
         world.tokens[role] = users.create_token(db, actor, "test", ["read", "write"])["token"]
     project, _ = projects.apply_project(db, SYSTEM, parse_project(world.config("site")))
     world.project_id = project.id
+    world.first = SqliteState(db.url, base / "first.db")
     return world
 
 

@@ -7,9 +7,11 @@ ones, ``postgres`` and ``root`` with trust / an empty password).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -515,3 +517,32 @@ def _move_into(backend: str, ready: str, target: str) -> bool:
             return True
     finally:
         admin.dispose()
+
+
+class SqliteState:
+    """A SQLite database's state, kept once and put back on demand: a module's tests can share
+    what took long to build (a world of users, spaces and projects; an app with its routes
+    built) and still each start from the same rows. Both copies go through SQLite's backup
+    API, page by page under the database's own locks: consistent while the database's engine
+    stays open (its pooled connections see the rows put back), whatever its write-ahead log
+    holds. On any other backend it keeps nothing and ``restore`` does nothing."""
+
+    def __init__(self, url: str, keep: Path) -> None:
+        name = make_url(url).database if backend_of(url) == "sqlite" else None
+        self.file = Path(name) if name and name != ":memory:" and "file:" not in name else None
+        self.keep = keep
+        if self.file is not None:
+            _sqlite_copy(self.file, self.keep)
+
+    def restore(self) -> None:
+        if self.file is not None:
+            _sqlite_copy(self.keep, self.file)
+
+
+def _sqlite_copy(source: Path, target: Path) -> None:
+    with (
+        contextlib.closing(sqlite3.connect(source, timeout=30)) as src,
+        contextlib.closing(sqlite3.connect(target, timeout=30)) as dst,
+    ):
+        dst.execute("PRAGMA synchronous=OFF")  # a test's file: no wait on the disk to flush
+        src.backup(dst)
