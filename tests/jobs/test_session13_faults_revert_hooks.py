@@ -4,8 +4,9 @@ With ``post_release_on_revert: true`` a project says its hosts need ``post_relea
 in the release they are switched back to (a PHP-FPM reload or an opcache reset: without it
 the host keeps serving the new release's code through the old link). A run that fails after
 its switch does so (``release.revert``). A run SIGKILLed in ``post_release`` is put back by
-another worker (``pipeline/recover.py``), which only relinks: the hosts are recorded
-``reverted`` to the old release while what they run was last (re)started in the new one.
+another worker (``pipeline/recover.py``), which only relinked: the hosts were recorded
+``reverted`` to the old release while what they ran was last (re)started in the new one.
+The recovery now runs ``post_release`` again too (``recover._post_release_again``).
 """
 
 from __future__ import annotations
@@ -30,11 +31,6 @@ pytestmark = pytest.mark.fleet
 RELOAD = 'basename "$PWD" > /srv/{PROJECT}.serving\nif [ -f slow ]; then sleep 60; fi\n'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recovery switches hosts back without post_release_on_revert's post_release "
-    "(pipeline/recover._put_hosts_in_order relinks only)",
-)
 def test_a_deploy_killed_in_post_release_is_reverted_with_its_post_release_on_revert(
     db, settings, git_host, targets, tmp_path
 ):

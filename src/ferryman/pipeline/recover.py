@@ -180,6 +180,8 @@ async def _put_hosts_in_order(
     emergency = decided.outcome == recovery.FORWARD and abandoned.emergency
     try:
         await ctx.each_host(STAGE, one, reached)
+        if decided.outcome == recovery.REVERT and ctx.env.post_release_on_revert:
+            await _post_release_again(ctx, decided)
         if emergency:
             # the site is down and every host now serves the release it needs: restart it
             # there (the dead run may have stopped a restart half way), as the rollback would
@@ -192,6 +194,20 @@ async def _put_hosts_in_order(
         rec.log("the emergency rollback was completed on every host by the recovery")
         return DeployStatus.SUCCESS, None
     return DeployStatus.FAILED, lost_error(worker, _summary(ctx, decided))
+
+
+async def _post_release_again(ctx: Context, decided: recovery.Plan) -> None:
+    """``post_release_on_revert``: each host switched back runs ``post_release`` again in the
+    release it serves now (a PHP-FPM reload, an opcache reset), as a run that fails after its
+    switch does (``release.revert``); a host where it fails is named as not in order."""
+    for target in ctx.targets:
+        old = decided.live.get(target.key)
+        if target.key not in decided.switch or not old:
+            continue
+        try:
+            await tasks.remote_task(ctx, "post_release", [target], cwd=ctx.layout.release(old))
+        except FerrymanError as exc:
+            decided.problems.setdefault(target.key, f"post_release in {old}: {exc.message}")
 
 
 async def _list_migrations(
