@@ -39,11 +39,18 @@ MISSING = 987_654  # an id nobody has (below MAX_ID: a real lookup, not a 422)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, TestClient]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, TestClient]]:
     w = build_world(Path(tmp_path_factory.mktemp("hidden-ids")))
     with TestClient(create_app(w.settings, w.db, embedded_worker=False)) as client:
         yield w, client
     w.db.dispose()
+
+
+@pytest.fixture
+def world(served: tuple[World, TestClient]) -> tuple[World, TestClient]:
+    """The module's world and client, the world's rows as ``build_world`` left them."""
+    served[0].restore()
+    return served
 
 
 def _other_project(w: World) -> int:
