@@ -7,9 +7,9 @@ deploy (``build_context``) and takes the project lock (``locks.acquire``) withou
 ``retried``. A restart that begins between the claim and those calls makes the run raise; the
 worker recovers it as a crashed run (``Worker._recover_crashed``), and the deploy ends
 ``failed``/``worker_lost`` — nothing was wrong but a blip, no host was touched, and the
-worker that "was lost" is alive. Here the blip is placed there exactly: the private
-PostgreSQL is stopped when the worker hands the claimed deploy to its run, and started again
-three seconds later.
+worker that "was lost" is alive. Both calls now wait the outage out. Here the blip is
+placed there exactly: the private PostgreSQL is stopped when the worker hands the claimed
+deploy to its run, and started again three seconds later.
 """
 
 from __future__ import annotations
@@ -69,11 +69,6 @@ def _ended(db: Database, deploy_id: int) -> bool:
         return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run_deploy's first reads and its lock (build_context, locks.acquire) are not "
-    "retried through an outage: a blip right after the claim fails the deploy (jobs/deploy_job)",
-)
 def test_a_database_blip_just_after_the_claim_costs_the_deploy_time_not_its_outcome(
     pg, settings, git_host, targets, tmp_path
 ):

@@ -101,7 +101,8 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, holder: s
     """Run a deploy claimed by the claim ``holder`` (its token: ``queue.Claim.holder``) to its
     end; returns the final status (``lost`` when another claim took it over: then this run
     wrote no outcome and left the hosts to it)."""
-    ctx = await asyncio.to_thread(build_context, db, settings, deploy_id)
+    # an outage as the run starts is waited out, as every later call of the run does
+    ctx = await retried(build_context, db, settings, deploy_id)
     rec = ctx.recorder
     key = locks.deploy_key(ctx.project_id, ctx.env_name)
     owner = f"{worker_of(holder)}:deploy-{deploy_id}"
@@ -116,7 +117,7 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, holder: s
     locked = False
     try:
         started = time.monotonic()
-        await asyncio.to_thread(
+        await retried(
             locks.acquire,
             db,
             key,

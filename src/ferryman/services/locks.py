@@ -66,6 +66,8 @@ def acquire(
         current = s.scalar(select(Lock).where(Lock.key == key))
     if current is None:  # released in between: try once more from the top
         return acquire(db, key, owner=owner, deploy_id=deploy_id, holder=holder, lease=lease)
+    if current.owner == owner:  # taken by this owner's try whose answer an outage lost
+        return
     what = f"deploy #{current.deploy_id}" if current.deploy_id else current.owner
     raise LockHeld(
         f"{key.removeprefix('deploy:').replace(':', ' ')} is locked by {what} "
