@@ -39,7 +39,13 @@ done < migrations.txt
 """
 # the listing: what the host's "database" holds; v2's release takes its time (a slow
 # ``php artisan migrate:status``), and says when it started
-LIST = "cat /srv/appdb/{PROJECT}\nif [ -f slow ]; then touch /srv/{PROJECT}.listing; sleep 50; fi\n"
+# (only while the test holds it: the recovery's own listing answers at once)
+LIST = (
+    "cat /srv/appdb/{PROJECT}\n"
+    "if [ -f slow ] && [ -e /srv/{PROJECT}.hold ]; then\n"
+    "  touch /srv/{PROJECT}.listing; sleep 50\n"
+    "fi\n"
+)
 FIRST = "20240101_create_users reversible\n"
 SECOND = FIRST + "20240102_drop_legacy irreversible\n"
 
@@ -65,13 +71,23 @@ def test_a_deploy_killed_in_its_migrations_listing_leaves_the_rollback_guard_kno
     v1 = deploy(db, settings, repo.name, "v1")
     assert v1["status"] == "success", v1["error"]
     repo.commit({"index.html": "v2\n", "migrations.txt": SECOND, "slow": ""}, tag="v2")
+    for host in hosts:
+        host.path(f"/srv/{repo.name}.hold").write_text("")
     doomed = deploys.request_deploy(db, ADMIN, repo.name, "production", "v2")
     victim = _worker(settings)
     try:
         markers = [h.path(f"/srv/{repo.name}.listing") for h in hosts]
         _wait(lambda: any(m.exists() for m in markers), 90, "v2's migrations listing")
+        # the switch is on record (a kill before that flush: test_session13_faults_migrations_lag)
+        _wait(
+            lambda: any(st["name"] == "switch" for st in deploy_views.get(db, doomed.id)["stages"]),
+            10,
+            "the switch on record",
+        )
         victim.send_signal(signal.SIGKILL)  # post_release migrated everywhere; listing runs
         victim.wait(10)
+        for host in hosts:
+            host.path(f"/srv/{repo.name}.hold").unlink()
     finally:
         if victim.poll() is None:
             victim.kill()
