@@ -6,8 +6,9 @@ The recovery now lists the migrations of an undone deploy that "had reached its 
 (``pipeline/recorder.FLUSH_SECONDS``): a run killed in a fast ``post_release`` (a quick
 migration), or early in its listing, has switched every host and migrated the database
 while the record it left still ends at ``pre_release``. The hosts say it (their webroots
-point at the new release); the recovery does not look there, lists nothing, and the rollback
-guard misses the irreversible migration again. (``test_session13_faults_migrations.py``
+point at the new release); the recovery did not look there, listed nothing, and the rollback
+guard missed the irreversible migration again. It now takes a host serving the new release
+as proof of the switch too. (``test_session13_faults_migrations.py``
 meets this race about one run in three.)
 
 The state such a kill leaves is made from a real deploy, as ``test_recovery_kinds.py`` does:
@@ -50,11 +51,6 @@ def _config(repo: Repo, hosts) -> dict:
     return config
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recover._list_migrations reads 'had switched' from the batched stage record, "
-    "which lags the hosts by up to a flush: a kill just after the switch lists nothing",
-)
 def test_a_deploy_killed_before_its_switch_was_on_record_still_has_its_migrations_listed(
     db, settings, git_host, targets, tmp_path
 ):

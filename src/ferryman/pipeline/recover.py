@@ -227,9 +227,13 @@ async def _list_migrations(
         ctx.env.migrations is None
         or abandoned.kind == "rollback"
         or decided.outcome == recovery.SUCCESS
-        or release.SWITCH not in abandoned.stages
         or not new
     ):
+        return
+    # switched: as the record says, or as a host says (the record is written in batches and
+    # lags the hosts: a run killed just after its switch may have left none of it)
+    switched = release.SWITCH in abandoned.stages or any(v.live == new for v in views.values())
+    if not switched:
         return
     holding = sorted(key for key, view in views.items() if new in view.complete)
     if not holding:
