@@ -58,6 +58,15 @@ def test_a_deploy_killed_in_post_release_is_reverted_with_its_post_release_on_re
             return bool(new) and all(p.exists() and p.read_text().strip() == new for p in serving)
 
         _wait(reloaded_in_v2, 60, "v2's post_release on every host")
+        # its post_release stage is on record (a kill before that flush, or in the switch:
+        # test_session13_faults_revert_hooks_stage.py)
+        _wait(
+            lambda: any(
+                st["name"] == "post_release" for st in deploy_views.get(db, doomed.id)["stages"]
+            ),
+            10,
+            "post_release on record",
+        )
         v2 = deploy_views.get(db, doomed.id)["release"]
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
