@@ -31,11 +31,6 @@ pytestmark = pytest.mark.fleet
 __all__ = ["balancer"]  # the fixture, used by name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rollout.lb_in_again records into an lb_in stage the recovery never opens: "
-    "KeyError counts every successful lb_in as failed (pipeline/recover, pipeline/rollout)",
-)
 def test_a_recovered_gray_release_records_its_hosts_back_in_the_pool_as_they_are(
     db, settings, git_host, targets, tmp_path, balancer
 ):

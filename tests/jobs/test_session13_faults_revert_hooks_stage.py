@@ -34,11 +34,6 @@ pytestmark = pytest.mark.fleet
 RELOAD = 'basename "$PWD" > /srv/{PROJECT}.serving\n'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recover._post_release_again records into a post_release stage it never opens: "
-    "KeyError when the dead run's record has none (pipeline/recover.py, recorder._stage)",
-)
 def test_a_deploy_killed_in_its_switch_is_reverted_with_post_release_and_ends_in_order(
     db, settings, git_host, targets, tmp_path
 ):

@@ -37,11 +37,6 @@ if [ ! -f hold_here ] && [ -e /srv/{PROJECT}.fail ]; then exit 3; fi
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recover._post_release_again runs post_release only where the recovery itself "
-    "switches: hosts the dead run had already relinked back are left running the new code",
-)
 def test_a_run_killed_in_its_own_revert_leaves_no_host_running_the_new_release(
     db, settings, git_host, targets, tmp_path
 ):

@@ -181,7 +181,7 @@ async def _put_hosts_in_order(
     try:
         await ctx.each_host(STAGE, one, reached)
         if decided.outcome == recovery.REVERT and ctx.env.post_release_on_revert:
-            await _post_release_again(ctx, decided)
+            await _post_release_again(ctx, abandoned, decided)
         if emergency:
             # the site is down and every host now serves the release it needs: restart it
             # there (the dead run may have stopped a restart half way), as the rollback would
@@ -196,18 +196,27 @@ async def _put_hosts_in_order(
     return DeployStatus.FAILED, lost_error(worker, _summary(ctx, decided))
 
 
-async def _post_release_again(ctx: Context, decided: recovery.Plan) -> None:
-    """``post_release_on_revert``: each host switched back runs ``post_release`` again in the
-    release it serves now (a PHP-FPM reload, an opcache reset), as a run that fails after its
-    switch does (``release.revert``); a host where it fails is named as not in order."""
-    for target in ctx.targets:
-        old = decided.live.get(target.key)
-        if target.key not in decided.switch or not old:
-            continue
-        try:
-            await tasks.remote_task(ctx, "post_release", [target], cwd=ctx.layout.release(old))
-        except FerrymanError as exc:
-            decided.problems.setdefault(target.key, f"post_release in {old}: {exc.message}")
+async def _post_release_again(ctx: Context, abandoned: Abandoned, decided: recovery.Plan) -> None:
+    """``post_release_on_revert``: once the dead run had switched hosts (the recovery switches
+    some back, or the record shows the switch or the run's own revert — which it may have
+    been killed in before its hooks ran), every host on a release runs ``post_release`` again
+    there (a PHP-FPM reload, an opcache reset), as a run that fails after its switch does
+    (``release.revert``); a host where it fails is named as not in order."""
+    switched = (
+        bool(decided.switch)
+        or release.SWITCH in abandoned.stages
+        or release.REVERT in abandoned.stages
+    )
+    hosts = [t for t in ctx.targets if t.key in ctx.facts and decided.live.get(t.key)]
+    if not switched or not hosts:
+        return
+    with ctx.recorder.stage("post_release", len(hosts)):
+        for target in hosts:
+            old = str(decided.live[target.key])
+            try:
+                await tasks.remote_task(ctx, "post_release", [target], cwd=ctx.layout.release(old))
+            except FerrymanError as exc:
+                decided.problems.setdefault(target.key, f"post_release in {old}: {exc.message}")
 
 
 async def _list_migrations(
@@ -277,8 +286,11 @@ async def _back_into_load_balancer(
     for key in out:
         if key not in ready:
             ctx.recorder.log("left out of the load balancer: it is not in order", host=key)
-    for key, why in (await rollout.lb_in_again(ctx, ready)).items():
-        decided.problems.setdefault(key, f"lb_in failed: {why}")
+    if ready:
+        with ctx.recorder.stage("lb_in", len(ready)):  # the hosts' outcomes are kept in it
+            failed = await rollout.lb_in_again(ctx, ready)
+        for key, why in failed.items():
+            decided.problems.setdefault(key, f"lb_in failed: {why}")
     if ready:
         ctx.recorder.log(f"back into the load balancer: {', '.join(ready)}")
 
