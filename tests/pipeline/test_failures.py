@@ -222,4 +222,6 @@ def test_a_deploy_that_finds_the_lock_held_fails_naming_the_holder(db, settings,
     assert result["status"] == "failed"
     assert result["error"]["code"] == "lock_held"
     assert "deploy #999" in result["error"]["message"] and "bob" in result["error"]["message"]
+    # named as people call it (the lock's key holds the project's id)
+    assert result["error"]["message"].startswith(f"{repo.name} production is locked by")
     assert all(release_dirs(h, repo.name) == [] for h in targets)

@@ -125,6 +125,7 @@ async def run_deploy(db: Database, settings: Settings, deploy_id: int, holder: s
             deploy_id=deploy_id,
             holder=ctx.requested_by,
             lease=settings.lock_lease_seconds,
+            label=f"{ctx.project.project} {ctx.env_name}",
         )
         locked = True
         ctx.owned_until = started + settings.lock_lease_seconds

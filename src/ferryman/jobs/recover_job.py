@@ -44,6 +44,7 @@ async def recover(db: Database, settings: Settings, deploy_id: int, holder: str)
             deploy_id=deploy_id,
             holder="recovery",
             lease=settings.lock_lease_seconds,
+            label=f"{ctx.project.project} {ctx.env_name}",
         )
     except FerrymanError:
         await ctx.executor.close()

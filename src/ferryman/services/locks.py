@@ -26,8 +26,17 @@ def deploy_key(project_id: int, env: str) -> str:
 
 
 def acquire(
-    db: Database, key: str, *, owner: str, deploy_id: int | None, holder: str, lease: float
+    db: Database,
+    key: str,
+    *,
+    owner: str,
+    deploy_id: int | None,
+    holder: str,
+    lease: float,
+    label: str = "",
 ) -> None:
+    """Take the lock ``key`` for ``owner`` for ``lease`` seconds, or ``LockHeld`` naming its
+    holder (``label``: what the lock is of, as people call it; the key without it)."""
     try:
         with db.transaction() as s:
             now = db_now(s)
@@ -65,12 +74,14 @@ def acquire(
             return
         current = s.scalar(select(Lock).where(Lock.key == key))
     if current is None:  # released in between: try once more from the top
-        return acquire(db, key, owner=owner, deploy_id=deploy_id, holder=holder, lease=lease)
+        return acquire(
+            db, key, owner=owner, deploy_id=deploy_id, holder=holder, lease=lease, label=label
+        )
     if current.owner == owner:  # taken by this owner's try whose answer an outage lost
         return
     what = f"deploy #{current.deploy_id}" if current.deploy_id else current.owner
     raise LockHeld(
-        f"{key.removeprefix('deploy:').replace(':', ' ')} is locked by {what} "
+        f"{label or key.removeprefix('deploy:').replace(':', ' ')} is locked by {what} "
         f"(started by {current.holder or 'unknown'} "
         f"at {current.acquired_at:%Y-%m-%d %H:%M:%S} UTC)",
         deploy_id=current.deploy_id,
