@@ -181,7 +181,7 @@ async def _put_hosts_in_order(
     try:
         await ctx.each_host(STAGE, one, reached)
         if decided.outcome == recovery.REVERT and ctx.env.post_release_on_revert:
-            await _post_release_again(ctx, abandoned, decided)
+            await _post_release_again(ctx, decided)
         if emergency:
             # the site is down and every host now serves the release it needs: restart it
             # there (the dead run may have stopped a restart half way), as the rollback would
@@ -196,19 +196,27 @@ async def _put_hosts_in_order(
     return DeployStatus.FAILED, lost_error(worker, _summary(ctx, decided))
 
 
-async def _post_release_again(ctx: Context, abandoned: Abandoned, decided: recovery.Plan) -> None:
-    """``post_release_on_revert``: once the dead run had switched hosts (the recovery switches
-    some back, or the record shows the switch or the run's own revert — which it may have
-    been killed in before its hooks ran), every host on a release runs ``post_release`` again
-    there (a PHP-FPM reload, an opcache reset), as a run that fails after its switch does
-    (``release.revert``); a host where it fails is named as not in order."""
-    switched = (
-        bool(decided.switch)
-        or release.SWITCH in abandoned.stages
-        or release.REVERT in abandoned.stages
-    )
-    hosts = [t for t in ctx.targets if t.key in ctx.facts and decided.live.get(t.key)]
-    if not switched or not hosts:
+async def _post_release_again(ctx: Context, decided: recovery.Plan) -> None:
+    """``post_release_on_revert``: each host the dead run had switched — the recovery switches
+    it back now, or the run's record shows it in its switch or its own revert (which it may
+    have been killed in before its hooks ran) — runs ``post_release`` again in the release it
+    serves (a PHP-FPM reload, an opcache reset), as a run that fails after its switch does
+    (``release.revert``); a host where it fails is named as not in order. A host the run
+    never switched is left alone."""
+    touched = {
+        host
+        for stage in ctx.recorder.stages
+        if stage.get("name") in (release.SWITCH, release.REVERT)
+        for host in stage.get("hosts") or {}
+    }
+    hosts = [
+        t
+        for t in ctx.targets
+        if t.key in ctx.facts
+        and decided.live.get(t.key)
+        and (t.key in decided.switch or t.key in touched)
+    ]
+    if not hosts:
         return
     with ctx.recorder.stage("post_release", len(hosts)):
         for target in hosts:
