@@ -4,9 +4,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 
+from ferryman.config.settings import Settings
 from ferryman.db.session import Database
+from ferryman.jobs.recover_job import recover
 from ferryman.services import queue
 
 
@@ -38,3 +42,18 @@ class Claimer:
     def holder(self, deploy_id: int) -> str:
         """The token of this worker's last claim of ``deploy_id``."""
         return self.holders[deploy_id]
+
+
+def rescue(db: Database, settings: Settings, deploy_id: int, lease: float) -> None:
+    """As a worker named "rescuer" would: take ``deploy_id`` over once its lease has run out,
+    then recover it to its end (a recovery that finds the project lock still held is tried
+    again); each part within a minute."""
+    rescuer = Claimer(db, "rescuer")
+    deadline = time.monotonic() + 60
+    while rescuer.take_over_lost(lease) != [deploy_id]:
+        assert time.monotonic() < deadline, f"deploy #{deploy_id}'s lease never ran out"
+        time.sleep(0.2)
+    deadline = time.monotonic() + 60
+    while not asyncio.run(recover(db, settings, deploy_id, rescuer.holder(deploy_id))):
+        assert time.monotonic() < deadline, f"deploy #{deploy_id} was never recovered"
+        time.sleep(0.5)

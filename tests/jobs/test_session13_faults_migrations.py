@@ -14,19 +14,16 @@ holds the new release before removing it (``pipeline/recover._list_migrations``)
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 
 import pytest
 from sqlalchemy import select
 
 from ferryman.db.models import ReleaseMigrations
 from ferryman.errors import Conflict
-from ferryman.jobs.recover_job import recover
 from ferryman.services import deploy_views, deploys
 from tests.helpers import ADMIN, Repo, apply, deploy, live, project_config, unique
-from tests.jobs.claiming import Claimer
+from tests.jobs.claiming import rescue
 from tests.jobs.test_worker_loss import LEASE, _wait, _worker
 
 pytestmark = pytest.mark.fleet
@@ -92,10 +89,7 @@ def test_a_deploy_killed_in_its_migrations_listing_leaves_the_rollback_guard_kno
         if victim.poll() is None:
             victim.kill()
             victim.wait(10)
-    rescuer = Claimer(db, "rescuer")
-    _wait(lambda: rescuer.take_over_lost(float(LEASE)) == [doomed.id], 30, "the lease")
-    while not asyncio.run(recover(db, settings, doomed.id, rescuer.holder(doomed.id))):
-        time.sleep(0.5)
+    rescue(db, settings, doomed.id, float(LEASE))
 
     result = deploy_views.get(db, doomed.id)
     assert result["status"] == "failed" and result["error"]["code"] == "worker_lost"

@@ -19,22 +19,19 @@ instrumentation, removed after the kill): at ``prepared`` git holds the ref lock
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from ferryman.jobs.recover_job import recover
 from ferryman.services import deploy_views, deploys
 from ferryman.testing.fleet import _descendants
 from ferryman.vcs.factory import mirror_path
 from tests.helpers import ADMIN, Repo, apply, deploy, live, project_config, unique
-from tests.jobs.claiming import Claimer
+from tests.jobs.claiming import rescue
 from tests.jobs.test_worker_loss import LEASE, _wait
 
 pytestmark = pytest.mark.fleet
@@ -93,10 +90,7 @@ def test_a_fetch_killed_with_its_worker_does_not_fail_every_later_deploy_of_the_
     left = sorted(str(p.relative_to(mirror)) for p in mirror.rglob("*.lock"))
     assert "refs/heads/master.lock" in left, left
 
-    rescuer = Claimer(db, "rescuer")
-    _wait(lambda: rescuer.take_over_lost(float(LEASE)) == [doomed.id], 30, "the lease")
-    while not asyncio.run(recover(db, settings, doomed.id, rescuer.holder(doomed.id))):
-        time.sleep(0.5)
+    rescue(db, settings, doomed.id, float(LEASE))
     assert deploy_views.get(db, doomed.id)["status"] == "failed"
     assert {live(h, repo.name) for h in hosts} == {v1["release"]}
 

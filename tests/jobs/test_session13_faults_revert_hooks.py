@@ -11,18 +11,15 @@ The recovery now runs ``post_release`` again too (``recover._post_release_again`
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 
 import pytest
 from sqlalchemy import select
 
 from ferryman.db.models import DeployHost
-from ferryman.jobs.recover_job import recover
 from ferryman.services import deploy_views, deploys
 from tests.helpers import ADMIN, Repo, apply, deploy, live, project_config, unique
-from tests.jobs.claiming import Claimer
+from tests.jobs.claiming import rescue
 from tests.jobs.test_worker_loss import LEASE, _wait, _worker
 
 pytestmark = pytest.mark.fleet
@@ -74,10 +71,7 @@ def test_a_deploy_killed_in_post_release_is_reverted_with_its_post_release_on_re
         if victim.poll() is None:
             victim.kill()
             victim.wait(10)
-    rescuer = Claimer(db, "rescuer")
-    _wait(lambda: rescuer.take_over_lost(float(LEASE)) == [doomed.id], 30, "the lease")
-    while not asyncio.run(recover(db, settings, doomed.id, rescuer.holder(doomed.id))):
-        time.sleep(0.5)
+    rescue(db, settings, doomed.id, float(LEASE))
 
     result = deploy_views.get(db, doomed.id)
     assert result["status"] == "failed" and result["error"]["code"] == "worker_lost"

@@ -12,16 +12,13 @@ deploy, switches nothing — and so runs no ``post_release`` anywhere: hosts rec
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 
 import pytest
 
-from ferryman.jobs.recover_job import recover
 from ferryman.services import deploy_views, deploys
 from tests.helpers import ADMIN, Repo, apply, deploy, live, project_config, unique
-from tests.jobs.claiming import Claimer
+from tests.jobs.claiming import rescue
 from tests.jobs.test_worker_loss import LEASE, _wait, _worker
 
 pytestmark = pytest.mark.fleet
@@ -76,10 +73,7 @@ def test_a_run_killed_in_its_own_revert_leaves_no_host_running_the_new_release(
     assert {live(h, repo.name) for h in hosts} == {v1}
     assert v2 in {p.read_text().strip() for p in serving.values()}  # reloaded in v2 there
 
-    rescuer = Claimer(db, "rescuer")
-    _wait(lambda: rescuer.take_over_lost(float(LEASE)) == [doomed.id], 30, "the lease")
-    while not asyncio.run(recover(db, settings, doomed.id, rescuer.holder(doomed.id))):
-        time.sleep(0.5)
+    rescue(db, settings, doomed.id, float(LEASE))
 
     result = deploy_views.get(db, doomed.id)
     assert result["status"] == "failed"

@@ -13,16 +13,14 @@ dead run had not finished its check (``pipeline/recover._target_checked``).
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 
 import pytest
 
-from ferryman.jobs.recover_job import recover
 from ferryman.services import deploy_views, deploys
 from tests.helpers import ADMIN, Repo, apply, deploy, live, project_config, unique
-from tests.jobs.claiming import Claimer
+from tests.jobs.claiming import rescue
 from tests.jobs.test_worker_loss import LEASE, _wait, _worker
 
 pytestmark = pytest.mark.fleet
@@ -68,10 +66,7 @@ def test_a_rollback_killed_while_verifying_a_damaged_target_never_switches_hosts
             victim.wait(10)
     assert {live(h, repo.name) for h in hosts} == {v2}  # the dead run switched nothing
 
-    rescuer = Claimer(db, "rescuer")
-    _wait(lambda: rescuer.take_over_lost(float(LEASE)) == [back.id], 30, "the lease")
-    while not asyncio.run(recover(db, settings, back.id, rescuer.holder(back.id))):
-        time.sleep(0.5)
+    rescue(db, settings, back.id, float(LEASE))
 
     result = deploy_views.get(db, back.id)
     assert result["status"] != "running"
