@@ -3,7 +3,7 @@ and which releases it holds, what recovery does — every host on one release.""
 
 from __future__ import annotations
 
-from ferryman.domain.recovery import FORWARD, REVERT, SUCCESS, HostView, plan
+from ferryman.domain.recovery import FORWARD, REVERT, SUCCESS, HostView, describe, plan
 
 R = "/srv/releases/app"
 OLD, NEW = "20260101-000000_v1_aaaaaaa", "20260102-000000_v2_bbbbbbb"
@@ -81,3 +81,36 @@ def test_a_rollback_whose_target_is_missing_somewhere_is_undone_instead():
     decided = plan("rollback", R, "", OLD, False, hosts)
     assert decided.outcome == REVERT and decided.switch == {"a": f"{R}/{NEW}"}
     assert not decided.remove
+
+
+def test_the_summary_of_an_undone_deploy_says_every_host_went_back():
+    hosts = {"a": view(NEW, OLD, OLD, NEW), "b": view(OLD, OLD, OLD, NEW)}
+    decided = plan("deploy", R, NEW, "", False, hosts)
+    text = describe(decided)
+    assert text == f"; every host was put back on the release it served before (now: {OLD})"
+    decided.problems["c"] = "could not be reached"
+    assert describe(decided).startswith(
+        "; the other hosts were put back on the releases they served before"
+    )
+
+
+def test_the_summary_never_says_every_host_when_one_is_not_in_order():
+    # every reachable host had finished; one could not be reached: nothing was put back
+    decided = plan("deploy", R, NEW, "", True, {"a": view(NEW, OLD, OLD, NEW)})
+    decided.problems["b"] = "could not be reached"
+    text = describe(decided)
+    assert "put back" not in text and "every host" not in text
+    assert text == (
+        f"; the other hosts had finished this deploy (now: {NEW}); "
+        "not in order: b: could not be reached"
+    )
+
+
+def test_the_summary_of_a_rollback_carried_forward_names_what_is_not_in_order():
+    hosts = {"a": view(NEW, NEW, OLD, NEW), "b": view(OLD, NEW, OLD, NEW)}
+    decided = plan("rollback", R, "", OLD, False, hosts)
+    assert describe(decided) == (
+        f"; the rollback was completed on every host, without its hooks (now: {OLD})"
+    )
+    decided.problems["c"] = "could not be reached"
+    assert describe(decided).startswith("; the rollback was completed on the other hosts")

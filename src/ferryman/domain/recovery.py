@@ -102,3 +102,25 @@ def _revert(releases_dir: str, new: str, hosts: dict[str, HostView]) -> Plan:
         if new and (new in view.present or new in view.complete) and out.live.get(key) != new:
             out.remove[key] = new
     return out
+
+
+def describe(decided: Plan) -> str:
+    """What the hosts serve after the recovery, in a few words for the deploy's error (it
+    follows "the worker running this deploy stopped"). Hosts that are not in order (one could
+    not be reached, say) are named, and the rest is never said of "every host"."""
+    names = sorted({v or "no release" for v in decided.live.values()})
+    which = "the other hosts" if decided.problems else "every host"
+    if decided.outcome == FORWARD:
+        what = f"; the rollback was completed on {which}, without its hooks"
+    elif decided.outcome == SUCCESS:
+        what = f"; {which} had finished this deploy"
+    elif decided.problems:
+        what = "; the other hosts were put back on the releases they served before"
+    else:
+        what = "; every host was put back on the release it served before"
+    text = what + f" (now: {', '.join(names)})"
+    if decided.problems:
+        text += "; not in order: " + "; ".join(
+            f"{host}: {why}" for host, why in sorted(decided.problems.items())
+        )
+    return text

@@ -193,7 +193,7 @@ async def _put_hosts_in_order(
     if emergency and not decided.problems:
         rec.log("the emergency rollback was completed on every host by the recovery")
         return DeployStatus.SUCCESS, None
-    return DeployStatus.FAILED, lost_error(worker, _summary(ctx, decided))
+    return DeployStatus.FAILED, lost_error(worker, recovery.describe(decided))
 
 
 async def _post_release_again(ctx: Context, decided: recovery.Plan) -> None:
@@ -301,19 +301,3 @@ async def _back_into_load_balancer(
             decided.problems.setdefault(key, f"lb_in failed: {why}")
     if ready:
         ctx.recorder.log(f"back into the load balancer: {', '.join(ready)}")
-
-
-def _summary(ctx: Context, decided: recovery.Plan) -> str:
-    """What the hosts serve now, in a few words for the deploy's error."""
-    names = sorted({v or "no release" for v in decided.live.values()})
-    what = (
-        "; the rollback was completed on every host, without its hooks"
-        if decided.outcome == recovery.FORWARD
-        else "; every host was put back on the release it served before"
-    )
-    text = what + f" (now: {', '.join(names)})"
-    if decided.problems:
-        text += "; not in order: " + "; ".join(
-            f"{host}: {why}" for host, why in sorted(decided.problems.items())
-        )
-    return text
