@@ -181,7 +181,7 @@ async def _put_hosts_in_order(
     try:
         await ctx.each_host(STAGE, one, reached)
         if decided.outcome == recovery.REVERT and ctx.env.post_release_on_revert:
-            await _post_release_again(ctx, decided)
+            await _post_release_again(ctx, abandoned, decided, views)
         if emergency:
             # the site is down and every host now serves the release it needs: restart it
             # there (the dead run may have stopped a restart half way), as the rollback would
@@ -196,25 +196,23 @@ async def _put_hosts_in_order(
     return DeployStatus.FAILED, lost_error(worker, recovery.describe(decided))
 
 
-async def _post_release_again(ctx: Context, decided: recovery.Plan) -> None:
-    """``post_release_on_revert``: each host the dead run had switched — the recovery switches
-    it back now, or the run's record shows it in its switch or its own revert (which it may
-    have been killed in before its hooks ran) — runs ``post_release`` again in the release it
-    serves (a PHP-FPM reload, an opcache reset), as a run that fails after its switch does
-    (``release.revert``); a host where it fails is named as not in order. A host the run
-    never switched is left alone."""
-    touched = {
-        host
-        for stage in ctx.recorder.stages
-        if stage.get("name") in (release.SWITCH, release.REVERT)
-        for host in stage.get("hosts") or {}
-    }
+async def _post_release_again(
+    ctx: Context, abandoned: Abandoned, decided: recovery.Plan, views: dict[str, recovery.HostView]
+) -> None:
+    """``post_release_on_revert``: each host the dead run may have switched runs
+    ``post_release`` again in the release it serves (a PHP-FPM reload, an opcache reset), as a
+    run that fails after its switch does (``release.revert``): the hosts the recovery switches
+    back, and every host the new release reached complete — the run may have switched it and
+    put it back itself before its hooks ran, and its stage record (written in batches) cannot
+    tell. A host where it fails is named as not in order; one the new release never reached
+    is left alone."""
+    new = abandoned.release_name
     hosts = [
         t
         for t in ctx.targets
         if t.key in ctx.facts
         and decided.live.get(t.key)
-        and (t.key in decided.switch or t.key in touched)
+        and (t.key in decided.switch or (bool(new) and new in views[t.key].complete))
     ]
     if not hosts:
         return
