@@ -30,17 +30,9 @@ from ferryman.jobs.recover_job import recover
 from ferryman.services import deploy_views, deploys
 from tests.helpers import ADMIN, Repo, apply, deploy, live, project_config, unique
 from tests.jobs.claiming import Claimer
+from tests.jobs.test_session13_faults_migrations import FIRST, MIGRATE, SECOND
 
 pytestmark = pytest.mark.fleet
-
-MIGRATE = """mkdir -p /srv/appdb
-touch /srv/appdb/{PROJECT}
-while read -r line; do
-  grep -qxF -- "$line" /srv/appdb/{PROJECT} || printf '%s\\n' "$line" >> /srv/appdb/{PROJECT}
-done < migrations.txt
-"""
-FIRST = "20240101_create_users reversible\n"
-SECOND = FIRST + "20240102_drop_legacy irreversible\n"
 
 
 def _config(repo: Repo, hosts) -> dict:
